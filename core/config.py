@@ -1,0 +1,140 @@
+"""The one YAML configuration, validated strictly; a bad file stops start-up with the field and the reason."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from core.errors import ConfigError
+from core.models import Channel
+
+
+class Strict(BaseModel):
+    """Base for config sections: unknown keys are errors, as in Alertmanager's UnmarshalStrict."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class ServerConfig(Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+
+
+class StorageConfig(Strict):
+    backend: Literal["sqlite"] = "sqlite"
+    sqlite_path: Path = Path("var/yuqing.db")
+
+
+class IngestConfig(Strict):
+    """Limits that keep hostile input from hurting the store; over-limit input is quarantined."""
+
+    max_content_chars: int = Field(200_000, ge=1000)
+    max_title_chars: int = Field(1000, ge=10)
+    batch_size: int = Field(500, ge=1)
+    timezone: str = "Asia/Shanghai"
+
+
+class ImportSpec(Strict):
+    """How to read a file export of this source: file column name → item field (dotted for nested)."""
+
+    columns: dict[str, str] = Field(default_factory=dict)
+    sheet: str | None = None
+    encoding: str | None = None
+
+
+class SourceConfig(Strict):
+    """One configured site or account feed; its id is the key under `sources`."""
+
+    channel: Channel
+    name: str = ""
+    enabled: bool = True
+    region: str | None = None
+    import_: ImportSpec | None = Field(None, alias="import")
+
+
+class DemoConfig(Strict):
+    """Generated demo data so `make run` shows something with no internet."""
+
+    enabled: bool = False
+    items: int = Field(300, ge=0, le=100_000)
+    seed: int = 2026
+
+
+class Config(Strict):
+    """Root of yuqing.yaml."""
+
+    data_dir: Path = Path("../shared/data")
+    server: ServerConfig = Field(default_factory=ServerConfig)
+    storage: StorageConfig = Field(default_factory=StorageConfig)
+    ingest: IngestConfig = Field(default_factory=IngestConfig)
+    sources: dict[str, SourceConfig] = Field(default_factory=dict)
+    demo: DemoConfig = Field(default_factory=DemoConfig)
+
+    @model_validator(mode="after")
+    def _source_ids(self) -> Config:
+        for key in self.sources:
+            if not key.replace("_", "").isalnum() or not key.isascii():
+                raise ValueError(f"source id {key!r} must be ASCII letters, digits and underscores")
+        return self
+
+    def source(self, source_id: str) -> SourceConfig:
+        """The config of one source, or a clear error naming the known ones."""
+        try:
+            return self.sources[source_id]
+        except KeyError:
+            known = ", ".join(sorted(self.sources)) or "none"
+            raise ConfigError(f"unknown source {source_id!r}; configured sources: {known}") from None
+
+
+def _resolve_env(node: Any, path: str) -> Any:
+    """Replace `{"$env": NAME}` with the environment variable, so secrets never sit in the file."""
+    if isinstance(node, dict):
+        if set(node) == {"$env"}:
+            name = node["$env"]
+            if name not in os.environ:
+                raise ConfigError(f"{path or '<root>'}: environment variable {name} is not set")
+            return os.environ[name]
+        return {k: _resolve_env(v, f"{path}.{k}" if path else str(k)) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_resolve_env(v, f"{path}[{i}]") for i, v in enumerate(node)]
+    return node
+
+
+def format_validation_error(origin: str, exc: ValidationError) -> ConfigError:
+    """One line per problem: file, dotted field, reason."""
+    lines = []
+    errors = []
+    for err in exc.errors():
+        field = ".".join(str(p) for p in err["loc"]) or "<root>"
+        lines.append(f"{origin}: {field}: {err['msg']}")
+        errors.append({"loc": [str(p) for p in err["loc"]], "msg": err["msg"]})
+    return ConfigError("invalid configuration\n" + "\n".join(lines), errors=errors)
+
+
+def parse_config(data: dict[str, Any], origin: str = "<config>") -> Config:
+    """Validate an already-loaded mapping."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{origin}: the top level must be a mapping, got {type(data).__name__}")
+    resolved = _resolve_env(data, "")
+    try:
+        return Config.model_validate(resolved)
+    except ValidationError as exc:
+        raise format_validation_error(origin, exc) from exc
+
+
+def load_config(path: str | Path) -> Config:
+    """Read, resolve secrets and validate the YAML file at `path`."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read configuration: {exc.strerror}") from exc
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    return parse_config(data, str(path))

@@ -1,0 +1,181 @@
+"""Domain model shared by every stage.
+
+Glossary (English identifiers, Chinese for users): item 条目, channel 渠道, source 来源, reply 答复,
+jurisdiction 属地, scheme 监测方案, event 事件, risk grade 风险等级 (I–IV), alert 预警, playbook 预案.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+class Channel(StrEnum):
+    """Kinds of places citizens speak."""
+
+    hotline = "hotline"
+    mailbox = "mailbox"
+    board = "board"
+    weibo = "weibo"
+    wechat = "wechat"
+    news = "news"
+
+
+class RequestType(StrEnum):
+    """12345 诉求类型."""
+
+    consult = "consult"
+    help = "help"
+    suggest = "suggest"
+    complain = "complain"
+    report = "report"
+
+
+class Reply(BaseModel):
+    """An official reply (答复) to a letter, message or work order."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str
+    department: str | None = None
+    replied_at: datetime | None = None
+
+
+class Engagement(BaseModel):
+    """Counts that measure reach; absent counts are zero."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    likes: int = Field(0, ge=0)
+    dislikes: int = Field(0, ge=0)
+    reposts: int = Field(0, ge=0)
+    comments: int = Field(0, ge=0)
+    reads: int = Field(0, ge=0)
+
+    @property
+    def total(self) -> int:
+        return self.likes + self.dislikes + self.reposts + self.comments
+
+
+class RiskReason(BaseModel):
+    """One piece of evidence behind a risk score: which feature, how much it added, and where in the text."""
+
+    feature: str
+    weight: float
+    detail: str = ""
+    evidence: str | None = None
+    span: tuple[int, int] | None = None
+
+
+class Enrichment(BaseModel):
+    """What understanding adds to an item; every field is optional so stages can land one at a time."""
+
+    topic: str | None = None
+    topic_score: float | None = None
+    emotion: str | None = None
+    polarity: str | None = None
+    polarity_score: float | None = None
+    risk_score: float | None = None
+    risk_level: str | None = None
+    risk_reasons: list[RiskReason] = Field(default_factory=list)
+    keywords: list[str] = Field(default_factory=list)
+    entities: dict[str, list[str]] = Field(default_factory=dict)
+    schemes: list[str] = Field(default_factory=list)
+    event_id: str | None = None
+    near_duplicate_of: int | None = None
+
+
+class Item(BaseModel):
+    """One collected post, letter, message or work order, normalised."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: int | None = None
+    source: str = Field(min_length=1, max_length=100)
+    channel: Channel
+    source_id: str = Field(min_length=1, max_length=300)
+    url: str | None = None
+    title: str = ""
+    content: str = ""
+    author: str | None = None
+    published_at: datetime
+    fetched_at: datetime
+    region: str | None = None
+    engagement: Engagement = Field(default_factory=Engagement)
+    reply: Reply | None = None
+    extra: dict[str, Any] = Field(default_factory=dict)
+    enrichment: Enrichment = Field(default_factory=Enrichment)
+
+    @field_validator("published_at", "fetched_at")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            return value.replace(tzinfo=SHANGHAI)
+        return value
+
+    @property
+    def text(self) -> str:
+        """Title and content as one string, for understanding and search."""
+        return f"{self.title}\n{self.content}" if self.title else self.content
+
+    @property
+    def signature(self) -> str:
+        """Hash of what a collector saw; equal signatures mean a re-crawl brought nothing new."""
+        seen = self.model_dump_json(include={"url", "title", "content", "author", "published_at", "region",
+                                             "engagement", "reply", "extra", "channel"})
+        return hashlib.sha1(seen.encode("utf-8")).hexdigest()
+
+    @property
+    def content_hash(self) -> str:
+        """Exact-duplicate key: the same words from the same channel kind are one item."""
+        basis = " ".join(self.text.split())
+        return hashlib.sha1(basis.encode("utf-8")).hexdigest()
+
+
+class RawRecord(BaseModel):
+    """An input as it arrived (a crawled item, a file row, a pushed work order) before normalising."""
+
+    source: str
+    payload: dict[str, Any]
+    origin: str = ""
+
+
+class QuarantineRecord(BaseModel):
+    """A rejected input, kept with the reason so nothing is lost silently."""
+
+    id: int | None = None
+    source: str
+    reason: str
+    stage: str
+    payload: dict[str, Any] | str
+    origin: str = ""
+    created_at: datetime
+    times_seen: int = 1
+
+
+class IngestReport(BaseModel):
+    """What one ingest batch did: counts per outcome."""
+
+    received: int = 0
+    stored: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    duplicates: int = 0
+    quarantined: int = 0
+    item_ids: list[int] = Field(default_factory=list)
+
+    def merge(self, other: IngestReport) -> None:
+        self.received += other.received
+        self.stored += other.stored
+        self.updated += other.updated
+        self.unchanged += other.unchanged
+        self.duplicates += other.duplicates
+        self.quarantined += other.quarantined
+        self.item_ids.extend(other.item_ids)

@@ -1,0 +1,242 @@
+"""The spine's own stages: normalise raw input into items, drop exact duplicates, store."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from pydantic import ValidationError
+
+from core.config import Config
+from core.models import Channel, Engagement, Item, Reply
+from flow.stages import Batch
+from nlp.normalise import TimeParseError, clean_text, parse_time
+from storage.base import UpsertOutcome
+
+logger = logging.getLogger(__name__)
+
+# Clocks on crawled sites drift; a day of slack keeps honest items while rejecting absurd dates.
+_FUTURE_SLACK = timedelta(days=1)
+
+# Flat payload keys accepted besides the Item's own field names, so exports and spiders stay simple.
+_ENGAGEMENT_KEYS = ("likes", "dislikes", "reposts", "comments", "reads")
+_KNOWN = {"source_id", "url", "title", "content", "author", "published_at", "fetched_at", "region", "channel",
+          "reply", "reply_text", "reply_department", "replied_at", "engagement", "extra", *_ENGAGEMENT_KEYS}
+
+
+class RejectedInput(ValueError):
+    """A raw record that cannot become an item; the message is the quarantine reason."""
+
+
+def _count(value: Any, name: str) -> int:
+    if value is None or value == "":
+        return 0
+    try:
+        number = int(float(str(value).replace(",", "").strip()))
+    except ValueError:
+        raise RejectedInput(f"{name} is not a number: {str(value)[:50]!r}") from None
+    if number < 0:
+        raise RejectedInput(f"{name} is negative: {number}")
+    return number
+
+
+class NormaliseStage:
+    """Raw payload → validated Item: clean text, parse Chinese time formats, map flat keys, enforce limits."""
+
+    name = "normalise"
+
+    def __init__(self, config: Config, now: datetime | None = None) -> None:
+        self.config = config
+        self.tz = ZoneInfo(config.ingest.timezone)
+        self.now = now
+
+    def to_item(self, source: str, payload: dict[str, Any]) -> Item:
+        if not isinstance(payload, dict):
+            raise RejectedInput(f"payload must be an object, got {type(payload).__name__}")
+        source_cfg = self.config.sources.get(source)
+        channel_value = payload.get("channel") or (source_cfg.channel if source_cfg else None)
+        if channel_value is None:
+            raise RejectedInput(f"unknown source {source!r} and no channel given")
+        try:
+            channel = Channel(channel_value)
+        except ValueError:
+            raise RejectedInput(f"unknown channel {channel_value!r}") from None
+        limits = self.config.ingest
+        raw_title = payload.get("title")
+        raw_content = payload.get("content")
+        for name, raw in (("title", raw_title), ("content", raw_content)):
+            if raw is not None and not isinstance(raw, str | int | float):
+                raise RejectedInput(f"{name} must be text, got {type(raw).__name__}")
+        if raw_content is not None and len(str(raw_content)) > limits.max_content_chars * 4:
+            raise RejectedInput(f"content too large: {len(str(raw_content))} characters before cleaning")
+        title = clean_text(None if raw_title is None else str(raw_title))
+        content = clean_text(None if raw_content is None else str(raw_content))
+        if len(content) > limits.max_content_chars:
+            raise RejectedInput(f"content too large: {len(content)} characters, limit {limits.max_content_chars}")
+        if len(title) > limits.max_title_chars:
+            raise RejectedInput(f"title too long: {len(title)} characters, limit {limits.max_title_chars}")
+        if not title and not content:
+            raise RejectedInput("no text: title and content are both empty")
+        now = self.now or datetime.now(self.tz)
+        if payload.get("published_at") in (None, ""):
+            raise RejectedInput("published_at is missing")
+        try:
+            published_at = parse_time(payload["published_at"], now=now, tz=self.tz)
+            fetched_at = parse_time(payload["fetched_at"], now=now, tz=self.tz) if payload.get("fetched_at") else now
+        except TimeParseError as exc:
+            raise RejectedInput(f"bad time: {exc}") from exc
+        if published_at > now.astimezone(published_at.tzinfo) + _FUTURE_SLACK:
+            raise RejectedInput(f"published_at is in the future: {published_at.isoformat()}")
+        source_id = payload.get("source_id")
+        source_id = str(source_id).strip() if source_id not in (None, "") else ""
+        if not source_id:
+            # No id from the site: the text itself is the identity, so a re-import still adds nothing.
+            source_id = "h:" + hashlib.sha1(f"{title}\n{content}".encode()).hexdigest()[:20]
+        engagement = payload.get("engagement") or {}
+        if not isinstance(engagement, dict):
+            raise RejectedInput("engagement must be an object")
+        counts = {k: _count(payload.get(k, engagement.get(k)), k) for k in _ENGAGEMENT_KEYS}
+        reply = self._reply(payload, now)
+        extra = dict(payload.get("extra") or {})
+        extra.update({k: v for k, v in payload.items() if k not in _KNOWN and v not in (None, "")})
+        region = payload.get("region") or (source_cfg.region if source_cfg else None)
+        url = payload.get("url")
+        if url is not None and not isinstance(url, str):
+            raise RejectedInput("url must be text")
+        try:
+            return Item(
+                source=source,
+                channel=channel,
+                source_id=source_id,
+                url=url or None,
+                title=title,
+                content=content,
+                author=str(payload["author"]) if payload.get("author") not in (None, "") else None,
+                published_at=published_at,
+                fetched_at=fetched_at,
+                region=str(region) if region else None,
+                engagement=Engagement(**counts),
+                reply=reply,
+                extra={k: _jsonable(v) for k, v in extra.items()},
+            )
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            field = ".".join(str(p) for p in first["loc"])
+            raise RejectedInput(f"invalid {field}: {first['msg']}") from exc
+
+    def _reply(self, payload: dict[str, Any], now: datetime) -> Reply | None:
+        reply = payload.get("reply")
+        if isinstance(reply, dict):
+            text, department, replied = reply.get("text"), reply.get("department"), reply.get("replied_at")
+        else:
+            text = reply if isinstance(reply, str) else payload.get("reply_text")
+            department, replied = payload.get("reply_department"), payload.get("replied_at")
+        text = clean_text(str(text)) if text not in (None, "") else ""
+        if not text:
+            return None
+        try:
+            replied_at = parse_time(replied, now=now, tz=self.tz) if replied not in (None, "") else None
+        except TimeParseError as exc:
+            raise RejectedInput(f"bad reply time: {exc}") from exc
+        return Reply(text=text, department=clean_text(str(department)) or None if department else None, replied_at=replied_at)
+
+    def run(self, batch: Batch) -> None:
+        for raw in batch.raw:
+            batch.report.received += 1
+            try:
+                item = self.to_item(raw.source, raw.payload)
+            except RejectedInput as exc:
+                batch.reject(raw.source, self.name, str(exc), raw.payload, raw.origin)
+                continue
+            batch.origins[id(item)] = raw
+            batch.items.append(item)
+        batch.raw = []
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    return str(value)
+
+
+class DedupStage:
+    """Drop what the store already has before costly enrichment: unchanged re-crawls and exact content copies."""
+
+    name = "dedup"
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+
+    def run(self, batch: Batch) -> None:
+        by_key, by_hash = self.store.lookup(batch.items)
+        keep: list[Item] = []
+        seen_keys: dict[tuple[str, str], int] = {}
+        seen_hashes: set[str] = set()
+        duplicates: list[tuple[int, Item]] = []
+        for item in batch.items:
+            key = (item.source, item.source_id)
+            stored = by_key.get(key)
+            if stored is not None:
+                if stored[1] == item.signature:
+                    batch.report.unchanged += 1
+                    continue
+                keep_index = seen_keys.get(key)
+                if keep_index is not None:
+                    keep[keep_index] = item  # the later copy in a batch is the fresher one
+                    continue
+                seen_keys[key] = len(keep)
+                keep.append(item)
+                continue
+            if key in seen_keys:
+                keep[seen_keys[key]] = item
+                continue
+            digest = item.content_hash
+            if digest in by_hash:
+                duplicates.append((by_hash[digest], item))
+                batch.report.duplicates += 1
+                continue
+            if digest in seen_hashes:
+                batch.report.duplicates += 1
+                continue
+            seen_hashes.add(digest)
+            seen_keys[key] = len(keep)
+            keep.append(item)
+        self.store.record_duplicates(duplicates)
+        batch.items = keep
+
+
+class StoreStage:
+    """Upsert the surviving items and record what happened to each."""
+
+    name = "store"
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+
+    def run(self, batch: Batch) -> None:
+        results = self.store.upsert(batch.items)
+        for item, result in zip(batch.items, results, strict=True):
+            item.id = result.item_id
+            if result.outcome is UpsertOutcome.inserted:
+                batch.report.stored += 1
+                batch.stored.append(item)
+            elif result.outcome is UpsertOutcome.updated:
+                batch.report.updated += 1
+                batch.stored.append(item)
+            elif result.outcome is UpsertOutcome.unchanged:
+                batch.report.unchanged += 1
+            else:
+                batch.report.duplicates += 1
+            batch.report.item_ids.append(result.item_id)
+
+
+

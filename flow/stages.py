@@ -1,0 +1,85 @@
+"""Stage protocol and the chain that runs stages in order (after Alertmanager's MultiStage).
+
+A stage works on a whole batch so that models and the store can amortise their cost; a stage that fails on the
+batch is retried item by item, and only the items that still fail are quarantined with the stage and the reason.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Protocol
+
+from core.errors import StorageError
+from core.models import IngestReport, Item, QuarantineRecord, RawRecord
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Batch:
+    """What flows between stages: raw input first, then items; quarantine and report collect along the way."""
+
+    raw: list[RawRecord] = field(default_factory=list)
+    items: list[Item] = field(default_factory=list)
+    origins: dict[int, RawRecord] = field(default_factory=dict)
+    quarantined: list[QuarantineRecord] = field(default_factory=list)
+    report: IngestReport = field(default_factory=IngestReport)
+    stored: list[Item] = field(default_factory=list)
+
+    def reject(self, source: str, stage: str, reason: str, payload: dict | str, origin: str = "") -> None:
+        self.quarantined.append(
+            QuarantineRecord(source=source, stage=stage, reason=reason, payload=payload, origin=origin,
+                             created_at=datetime.now(UTC))
+        )
+        self.report.quarantined += 1
+
+    def reject_item(self, item: Item, stage: str, reason: str) -> None:
+        raw = self.origins.get(id(item))
+        payload = raw.payload if raw else item.model_dump(mode="json")
+        self.reject(item.source, stage, reason, payload, raw.origin if raw else "")
+
+
+class Stage(Protocol):
+    """One step of the flow; mutates the batch (drops items, adds fields), never reorders other stages."""
+
+    name: str
+
+    def run(self, batch: Batch) -> None: ...
+
+
+class Chain:
+    """Runs stages in order and isolates failures to the items that cause them."""
+
+    def __init__(self, stages: list[Stage]) -> None:
+        self.stages = stages
+
+    def run(self, batch: Batch) -> Batch:
+        for stage in self.stages:
+            try:
+                stage.run(batch)
+            except StorageError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - any stage bug must not lose the batch
+                logger.warning("stage=%s failed on batch of %d: %s; retrying item by item", stage.name, len(batch.items), exc)
+                self._isolate(stage, batch)
+        return batch
+
+    def _isolate(self, stage: Stage, batch: Batch) -> None:
+        survivors: list[Item] = []
+        stored: list[Item] = []
+        for item in batch.items:
+            single = Batch(items=[item], origins=batch.origins, report=batch.report)
+            try:
+                stage.run(single)
+            except StorageError:
+                raise
+            except Exception as exc:  # noqa: BLE001
+                batch.reject_item(item, stage.name, f"{exc.__class__.__name__}: {exc}")
+                continue
+            survivors.extend(single.items)
+            stored.extend(single.stored)
+            batch.quarantined.extend(single.quarantined)
+        batch.items = survivors
+        batch.stored.extend(stored)

@@ -1,0 +1,1 @@
+"""Understanding Chinese items: normalisation, segmentation, classification, risk, schemes, events."""

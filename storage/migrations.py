@@ -1,0 +1,72 @@
+"""Versioned schema changes, one ordered chain per component so packages evolve their tables independently.
+
+Each migration is (version, description, function(connection)). Applied versions are recorded in
+`schema_version`; running migrations again is a no-op.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import Connection, select, text
+
+from storage import schema
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    description: str
+    apply: Callable[[Connection], None]
+
+
+_CHAINS: dict[str, list[Migration]] = {}
+
+
+def register(component: str, version: int, description: str) -> Callable:
+    """Decorator adding a migration to a component's chain."""
+
+    def wrap(fn: Callable[[Connection], None]) -> Callable[[Connection], None]:
+        chain = _CHAINS.setdefault(component, [])
+        if any(m.version == version for m in chain):
+            raise ValueError(f"duplicate migration {component} v{version}")
+        chain.append(Migration(version, description, fn))
+        chain.sort(key=lambda m: m.version)
+        return fn
+
+    return wrap
+
+
+@register("core", 1, "items, duplicates, quarantine, inbox")
+def _core_v1(conn: Connection) -> None:
+    schema.metadata.create_all(conn, tables=[t for t in schema.CORE_TABLES if t is not schema.schema_version])
+
+
+@register("core", 2, "full-text index over segmented title and content")
+def _core_v2(conn: Connection) -> None:
+    if conn.dialect.name == "sqlite":
+        conn.execute(text("CREATE VIRTUAL TABLE IF NOT EXISTS items_fts USING fts5(title, content, tokenize='unicode61')"))
+
+
+def migrate(conn: Connection) -> dict[str, int]:
+    """Apply every pending migration of every registered component; returns the resulting versions."""
+    schema.metadata.create_all(conn, tables=[schema.schema_version])
+    current = {row.component: row.version for row in conn.execute(select(schema.schema_version))}
+    for component, chain in _CHAINS.items():
+        for migration in chain:
+            if migration.version <= current.get(component, 0):
+                continue
+            migration.apply(conn)
+            now = datetime.now(UTC).isoformat()
+            if component in current:
+                conn.execute(
+                    schema.schema_version.update()
+                    .where(schema.schema_version.c.component == component)
+                    .values(version=migration.version, applied_at=now)
+                )
+            else:
+                conn.execute(schema.schema_version.insert().values(component=component, version=migration.version, applied_at=now))
+            current[component] = migration.version
+    return current

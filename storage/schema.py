@@ -1,0 +1,115 @@
+"""Relational tables (SQLAlchemy Core) so state can move from SQLite to PostgreSQL unchanged."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+schema_version = Table(
+    "schema_version",
+    metadata,
+    Column("component", String(50), primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("applied_at", String(40), nullable=False),
+)
+
+items = Table(
+    "items",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("source", String(100), nullable=False),
+    Column("channel", String(20), nullable=False),
+    Column("source_id", String(300), nullable=False),
+    Column("url", Text),
+    Column("title", Text, nullable=False, default=""),
+    Column("content", Text, nullable=False, default=""),
+    Column("author", String(200)),
+    Column("published_at", String(40), nullable=False),
+    Column("published_ts", Float, nullable=False),
+    Column("fetched_at", String(40), nullable=False),
+    Column("region", String(100)),
+    Column("likes", Integer, nullable=False, default=0),
+    Column("reposts", Integer, nullable=False, default=0),
+    Column("comments", Integer, nullable=False, default=0),
+    Column("has_reply", Integer, nullable=False, default=0),
+    Column("content_hash", String(40), nullable=False),
+    Column("signature", String(40), nullable=False),
+    Column("topic", String(50)),
+    Column("emotion", String(20)),
+    Column("polarity", String(20)),
+    Column("risk_score", Float),
+    Column("risk_level", String(10)),
+    Column("event_id", String(64)),
+    Column("doc", Text, nullable=False),
+    Column("created_at", String(40), nullable=False),
+    Column("updated_at", String(40), nullable=False),
+    UniqueConstraint("source", "source_id", name="uq_items_source_sid"),
+    Index("ix_items_hash", "content_hash"),
+    Index("ix_items_time", "published_ts", "id"),
+    Index("ix_items_risk", "risk_score", "id"),
+    Index("ix_items_event", "event_id"),
+)
+
+item_schemes = Table(
+    "item_schemes",
+    metadata,
+    Column("item_id", Integer, ForeignKey("items.id", ondelete="CASCADE"), primary_key=True),
+    Column("scheme", String(100), primary_key=True),
+    Index("ix_item_schemes_scheme", "scheme"),
+)
+
+item_duplicates = Table(
+    "item_duplicates",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("item_id", Integer, ForeignKey("items.id", ondelete="CASCADE"), nullable=False),
+    Column("source", String(100), nullable=False),
+    Column("source_id", String(300), nullable=False),
+    Column("url", Text),
+    Column("seen_at", String(40), nullable=False),
+    UniqueConstraint("source", "source_id", name="uq_dups_source_sid"),
+    Index("ix_dups_item", "item_id"),
+)
+
+quarantine = Table(
+    "quarantine",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("source", String(100), nullable=False),
+    Column("stage", String(50), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("payload_hash", String(40), nullable=False),
+    Column("origin", Text, nullable=False, default=""),
+    Column("created_at", String(40), nullable=False),
+    Column("last_seen_at", String(40), nullable=False),
+    Column("times_seen", Integer, nullable=False, default=1),
+    Index("ix_quarantine_source", "source", "id"),
+    Index("ix_quarantine_hash", "source", "payload_hash"),
+)
+
+inbox = Table(
+    "inbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("source", String(100), nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("origin", Text, nullable=False, default=""),
+    Column("received_at", String(40), nullable=False),
+    Column("status", String(10), nullable=False, default="pending"),
+    Index("ix_inbox_status", "status", "id"),
+)
+
+CORE_TABLES = [schema_version, items, item_schemes, item_duplicates, quarantine, inbox]

@@ -1,0 +1,414 @@
+"""The embedded default store: SQLite in WAL mode, one writer at a time, FTS5 over segmented text."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import Connection, Engine, and_, create_engine, event, func, or_, select, text
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+
+from core.errors import InputError, NotFound, StorageError
+from core.models import Enrichment, Item, QuarantineRecord, RawRecord
+from storage import schema
+from storage.base import Cursor, ItemQuery, Page, StoreStats, UpsertOutcome, UpsertResult
+from storage.fts import compile_fts
+from storage.migrations import migrate
+
+logger = logging.getLogger(__name__)
+
+Segmenter = Callable[[str], list[str]]
+T = schema.items.c
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def create_sqlite_engine(path: Path | str) -> Engine:
+    """An engine with WAL, a busy timeout and foreign keys on every connection."""
+    if str(path) != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(f"sqlite:///{path}", connect_args={"check_same_thread": False, "timeout": 30})
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001 - DBAPI objects are untyped
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.close()
+
+    return engine
+
+
+class SqliteStore:
+    """Items, quarantine and inbox in one SQLite file.
+
+    Writes are serialised by a lock (as Datasette's single writer thread) because SQLite allows one writer;
+    readers run concurrently thanks to WAL.
+    """
+
+    def __init__(self, path: Path | str, *, segment: Segmenter, fts: bool = True) -> None:
+        self.path = path
+        self.engine = create_sqlite_engine(path)
+        self.segment = segment
+        self.fts = fts
+        self._write_lock = threading.RLock()
+        try:
+            with self.engine.begin() as conn:
+                self.versions = migrate(conn)
+        except SQLAlchemyError as exc:
+            raise StorageError(f"cannot open store at {path}: {exc}") from exc
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """One write transaction at a time; library errors become StorageError."""
+        with self._write_lock:
+            try:
+                with self.engine.begin() as conn:
+                    yield conn
+            except SQLAlchemyError as exc:
+                raise StorageError(f"write failed: {exc.__class__.__name__}: {exc.orig if hasattr(exc, 'orig') else exc}") from exc
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        try:
+            with self.engine.connect() as conn:
+                yield conn
+        except OperationalError as exc:
+            raise StorageError(f"read failed: {exc.orig}") from exc
+
+    # ---- items -------------------------------------------------------------------------------------------
+
+    def _row(self, item: Item, now: str) -> dict:
+        e = item.enrichment
+        return {
+            "source": item.source,
+            "channel": item.channel.value,
+            "source_id": item.source_id,
+            "url": item.url,
+            "title": item.title,
+            "content": item.content,
+            "author": item.author,
+            "published_at": item.published_at.isoformat(),
+            "published_ts": item.published_at.timestamp(),
+            "fetched_at": item.fetched_at.isoformat(),
+            "region": item.region,
+            "likes": item.engagement.likes,
+            "reposts": item.engagement.reposts,
+            "comments": item.engagement.comments,
+            "has_reply": int(item.reply is not None),
+            "content_hash": item.content_hash,
+            "signature": item.signature,
+            "topic": e.topic,
+            "emotion": e.emotion,
+            "polarity": e.polarity,
+            "risk_score": e.risk_score,
+            "risk_level": e.risk_level,
+            "event_id": e.event_id,
+            "doc": item.model_dump_json(exclude={"id"}),
+            "updated_at": now,
+        }
+
+    def _index(self, conn: Connection, item_id: int, item: Item, replace: bool) -> None:
+        if not self.fts:
+            return
+        if replace:
+            conn.execute(text("DELETE FROM items_fts WHERE rowid = :id"), {"id": item_id})
+        conn.execute(
+            text("INSERT INTO items_fts(rowid, title, content) VALUES (:id, :title, :content)"),
+            {
+                "id": item_id,
+                "title": " ".join(self.segment(item.title)).lower(),
+                "content": " ".join(self.segment(item.content)).lower(),
+            },
+        )
+
+    def _set_schemes(self, conn: Connection, item_id: int, schemes: list[str], replace: bool) -> None:
+        if replace:
+            conn.execute(schema.item_schemes.delete().where(schema.item_schemes.c.item_id == item_id))
+        if schemes:
+            conn.execute(schema.item_schemes.insert(), [{"item_id": item_id, "scheme": s} for s in sorted(set(schemes))])
+
+    def upsert(self, items: list[Item]) -> list[UpsertResult]:
+        """Insert new items, update changed ones by (source, source_id), and drop exact content duplicates.
+
+        A duplicate's source and id are kept in `item_duplicates` so reposts still count toward reach.
+        """
+        results: list[UpsertResult] = []
+        now = _now()
+        with self.write() as conn:
+            for item in items:
+                row = self._row(item, now)
+                existing = conn.execute(
+                    select(T.id, T.doc).where(T.source == item.source, T.source_id == item.source_id)
+                ).first()
+                if existing is not None:
+                    if existing.doc == row["doc"]:
+                        results.append(UpsertResult(existing.id, UpsertOutcome.unchanged))
+                        continue
+                    conn.execute(schema.items.update().where(T.id == existing.id).values(**row))
+                    self._index(conn, existing.id, item, replace=True)
+                    self._set_schemes(conn, existing.id, item.enrichment.schemes, replace=True)
+                    results.append(UpsertResult(existing.id, UpsertOutcome.updated))
+                    continue
+                same = conn.execute(select(T.id).where(T.content_hash == row["content_hash"]).limit(1)).first()
+                if same is not None:
+                    dup = schema.item_duplicates
+                    seen = conn.execute(
+                        select(dup.c.id).where(dup.c.source == item.source, dup.c.source_id == item.source_id)
+                    ).first()
+                    if seen is None:
+                        conn.execute(dup.insert().values(item_id=same.id, source=item.source,
+                                                         source_id=item.source_id, url=item.url, seen_at=now))
+                    results.append(UpsertResult(same.id, UpsertOutcome.duplicate))
+                    continue
+                new_id = conn.execute(schema.items.insert().values(created_at=now, **row)).inserted_primary_key[0]
+                self._index(conn, new_id, item, replace=False)
+                self._set_schemes(conn, new_id, item.enrichment.schemes, replace=False)
+                results.append(UpsertResult(new_id, UpsertOutcome.inserted))
+        return results
+
+    def _to_item(self, item_id: int, doc: str) -> Item:
+        item = Item.model_validate_json(doc)
+        item.id = item_id
+        return item
+
+    def get(self, item_id: int) -> Item:
+        with self.read() as conn:
+            row = conn.execute(select(T.id, T.doc).where(T.id == item_id)).first()
+        if row is None:
+            raise NotFound(f"item {item_id} not found")
+        return self._to_item(row.id, row.doc)
+
+    def get_many(self, item_ids: list[int]) -> list[Item]:
+        with self.read() as conn:
+            rows = conn.execute(select(T.id, T.doc).where(T.id.in_(item_ids))).all()
+        by_id = {r.id: self._to_item(r.id, r.doc) for r in rows}
+        return [by_id[i] for i in item_ids if i in by_id]
+
+    def duplicates_of(self, item_id: int) -> list[dict]:
+        dup = schema.item_duplicates
+        with self.read() as conn:
+            rows = conn.execute(select(dup.c.source, dup.c.source_id, dup.c.url, dup.c.seen_at)
+                                .where(dup.c.item_id == item_id).order_by(dup.c.id)).all()
+        return [dict(r._mapping) for r in rows]
+
+    def update_enrichment(self, item_id: int, enrichment: Enrichment) -> None:
+        item = self.get(item_id)
+        item.enrichment = enrichment
+        row = self._row(item, _now())
+        with self.write() as conn:
+            conn.execute(schema.items.update().where(T.id == item_id).values(**row))
+            self._set_schemes(conn, item_id, enrichment.schemes, replace=True)
+
+    def _filters(self, query: ItemQuery) -> list:
+        conds = []
+        if query.source:
+            conds.append(T.source == query.source)
+        if query.channel:
+            conds.append(T.channel == str(query.channel))
+        if query.since:
+            conds.append(T.published_ts >= query.since.timestamp())
+        if query.until:
+            conds.append(T.published_ts < query.until.timestamp())
+        if query.topic:
+            conds.append(T.topic == query.topic)
+        if query.emotion:
+            conds.append(T.emotion == query.emotion)
+        if query.risk_level:
+            conds.append(T.risk_level == query.risk_level)
+        if query.min_risk is not None:
+            conds.append(T.risk_score >= query.min_risk)
+        if query.event_id:
+            conds.append(T.event_id == query.event_id)
+        if query.region:
+            conds.append(T.region == query.region)
+        if query.scheme:
+            sub = select(schema.item_schemes.c.item_id).where(schema.item_schemes.c.scheme == query.scheme)
+            conds.append(T.id.in_(sub))
+        if query.q:
+            if not self.fts:
+                raise InputError("full-text search is disabled on this store")
+            match = compile_fts(query.q, self.segment)
+            conds.append(T.id.in_(text("SELECT rowid FROM items_fts WHERE items_fts MATCH :match").bindparams(match=match)))
+        return conds
+
+    def search(self, query: ItemQuery) -> Page[Item]:
+        """Filtered items newest first (or riskiest first), with an opaque cursor for the next page."""
+        if not 1 <= query.limit <= 500:
+            raise InputError("limit must be between 1 and 500")
+        conds = self._filters(query)
+        sort_key = T.published_ts if query.sort == "time" else func.coalesce(T.risk_score, -1.0)
+        page_conds = list(conds)
+        if query.cursor:
+            cur = Cursor.decode(query.cursor, query.sort)
+            page_conds.append(or_(sort_key < cur.key, and_(sort_key == cur.key, T.id < cur.item_id)))
+        stmt = (
+            select(T.id, T.doc, sort_key.label("k"))
+            .where(*page_conds)
+            .order_by(sort_key.desc(), T.id.desc())
+            .limit(query.limit + 1)
+        )
+        try:
+            with self.read() as conn:
+                rows = conn.execute(stmt).all()
+                count = conn.execute(select(func.count()).select_from(schema.items).where(*conds)).scalar_one()
+        except StorageError as exc:
+            if "fts5" in str(exc).lower() or "MATCH" in str(exc):
+                raise InputError(f"search query not understood: {exc}") from exc
+            raise
+        more = len(rows) > query.limit
+        rows = rows[: query.limit]
+        data = [self._to_item(r.id, r.doc) for r in rows]
+        next_cursor = Cursor(query.sort, float(rows[-1].k), rows[-1].id).encode() if more and rows else None
+        return Page(data=data, count=count, next_cursor=next_cursor)
+
+    def lookup(self, items: list[Item]) -> tuple[dict[tuple[str, str], tuple[int, str]], dict[str, int]]:
+        """For a batch: stored (id, signature) by (source, source_id), and stored item id by content hash."""
+        by_key: dict[tuple[str, str], tuple[int, str]] = {}
+        by_hash: dict[str, int] = {}
+        if not items:
+            return by_key, by_hash
+        with self.read() as conn:
+            by_source: dict[str, list[str]] = {}
+            for it in items:
+                by_source.setdefault(it.source, []).append(it.source_id)
+            for source, sids in by_source.items():
+                for start in range(0, len(sids), 500):
+                    chunk = sids[start : start + 500]
+                    rows = conn.execute(select(T.id, T.source_id, T.signature)
+                                        .where(T.source == source, T.source_id.in_(chunk))).all()
+                    by_key.update({(source, r.source_id): (r.id, r.signature) for r in rows})
+            hashes = list({it.content_hash for it in items})
+            for start in range(0, len(hashes), 500):
+                rows = conn.execute(select(T.id, T.content_hash).where(T.content_hash.in_(hashes[start : start + 500]))).all()
+                for r in rows:
+                    by_hash.setdefault(r.content_hash, r.id)
+        return by_key, by_hash
+
+    def record_duplicates(self, pairs: list[tuple[int, Item]]) -> None:
+        """Remember that `item` repeats stored item `item_id`, so its reach still counts."""
+        if not pairs:
+            return
+        dup = schema.item_duplicates
+        now = _now()
+        with self.write() as conn:
+            for item_id, item in pairs:
+                seen = conn.execute(select(dup.c.id).where(dup.c.source == item.source,
+                                                           dup.c.source_id == item.source_id)).first()
+                if seen is None:
+                    conn.execute(dup.insert().values(item_id=item_id, source=item.source, source_id=item.source_id,
+                                                     url=item.url, seen_at=now))
+
+    def existing_keys(self, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Which (source, source_id) pairs are already stored; used by collectors to stop early."""
+        if not keys:
+            return set()
+        found: set[tuple[str, str]] = set()
+        with self.read() as conn:
+            by_source: dict[str, list[str]] = {}
+            for source, sid in keys:
+                by_source.setdefault(source, []).append(sid)
+            for source, sids in by_source.items():
+                for start in range(0, len(sids), 500):
+                    chunk = sids[start : start + 500]
+                    rows = conn.execute(select(T.source_id).where(T.source == source, T.source_id.in_(chunk))).all()
+                    found.update((source, r.source_id) for r in rows)
+        return found
+
+    def stats(self) -> StoreStats:
+        with self.read() as conn:
+            by_channel = dict(conn.execute(select(T.channel, func.count()).group_by(T.channel)).all())
+            by_source = dict(conn.execute(select(T.source, func.count()).group_by(T.source)).all())
+            quarantined = conn.execute(select(func.count()).select_from(schema.quarantine)).scalar_one()
+        return StoreStats(items=sum(by_channel.values()), by_channel=by_channel, by_source=by_source, quarantined=quarantined)
+
+    # ---- quarantine ----------------------------------------------------------------------------------------
+
+    def quarantine(self, records: list[QuarantineRecord]) -> None:
+        """Keep rejected input; the same payload rejected again is counted, not stored twice."""
+        if not records:
+            return
+        q = schema.quarantine
+        now = _now()
+        with self.write() as conn:
+            for r in records:
+                payload = r.payload if isinstance(r.payload, str) else json.dumps(r.payload, ensure_ascii=False, default=str)
+                digest = hashlib.sha1(f"{r.stage}\n{r.reason}\n{payload}".encode()).hexdigest()
+                seen = conn.execute(select(q.c.id).where(q.c.source == r.source, q.c.payload_hash == digest)).first()
+                if seen is not None:
+                    conn.execute(q.update().where(q.c.id == seen.id).values(times_seen=q.c.times_seen + 1, last_seen_at=now))
+                    continue
+                conn.execute(q.insert().values(source=r.source, stage=r.stage, reason=r.reason, payload=payload,
+                                               payload_hash=digest, origin=r.origin,
+                                               created_at=r.created_at.isoformat(), last_seen_at=now, times_seen=1))
+
+    def list_quarantine(self, source: str | None = None, limit: int = 50, cursor: str | None = None) -> Page[QuarantineRecord]:
+        if not 1 <= limit <= 500:
+            raise InputError("limit must be between 1 and 500")
+        q = schema.quarantine
+        conds = [q.c.source == source] if source else []
+        page_conds = list(conds)
+        if cursor:
+            page_conds.append(q.c.id < Cursor.decode(cursor, "id").item_id)
+        with self.read() as conn:
+            rows = conn.execute(select(q).where(*page_conds).order_by(q.c.id.desc()).limit(limit + 1)).all()
+            count = conn.execute(select(func.count()).select_from(q).where(*conds)).scalar_one()
+        more = len(rows) > limit
+        rows = rows[:limit]
+        data = []
+        for r in rows:
+            try:
+                payload = json.loads(r.payload)
+            except ValueError:
+                payload = r.payload
+            data.append(QuarantineRecord(id=r.id, source=r.source, stage=r.stage, reason=r.reason, payload=payload,
+                                         origin=r.origin, created_at=datetime.fromisoformat(r.created_at),
+                                         times_seen=r.times_seen))
+        next_cursor = Cursor("id", 0, rows[-1].id).encode() if more and rows else None
+        return Page(data=data, count=count, next_cursor=next_cursor)
+
+    # ---- inbox ---------------------------------------------------------------------------------------------
+
+    def put(self, records: list[RawRecord]) -> int:
+        if not records:
+            return 0
+        now = _now()
+        rows = [{"source": r.source, "payload": json.dumps(r.payload, ensure_ascii=False, default=str),
+                 "origin": r.origin, "received_at": now, "status": "pending"} for r in records]
+        with self.write() as conn:
+            conn.execute(schema.inbox.insert(), rows)
+        return len(rows)
+
+    def take(self, limit: int) -> list[tuple[int, RawRecord]]:
+        ib = schema.inbox
+        with self.read() as conn:
+            rows = conn.execute(select(ib).where(ib.c.status == "pending").order_by(ib.c.id).limit(limit)).all()
+        out = []
+        for r in rows:
+            out.append((r.id, RawRecord(source=r.source, payload=json.loads(r.payload), origin=r.origin)))
+        return out
+
+    def done(self, ids: list[int]) -> None:
+        if not ids:
+            return
+        ib = schema.inbox
+        with self.write() as conn:
+            conn.execute(ib.delete().where(ib.c.id.in_(ids)))
+
+    def pending(self) -> int:
+        ib = schema.inbox
+        with self.read() as conn:
+            return conn.execute(select(func.count()).select_from(ib).where(ib.c.status == "pending")).scalar_one()
