@@ -108,7 +108,8 @@ def parse_time(value: object, *, now: datetime | None = None, tz: tzinfo = SHANG
         micro = int((frac or "0")[:6].ljust(6, "0"))
         zone = _offset(off) if off else tz
         try:
-            parsed = datetime(int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(second or 0), micro, tzinfo=zone)
+            parsed = datetime(int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(second or 0), micro,
+                              tzinfo=zone)
         except ValueError as exc:
             raise TimeParseError(f"invalid date {value!r}: {exc}") from exc
         return parsed

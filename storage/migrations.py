@@ -67,6 +67,7 @@ def migrate(conn: Connection) -> dict[str, int]:
                     .values(version=migration.version, applied_at=now)
                 )
             else:
-                conn.execute(schema.schema_version.insert().values(component=component, version=migration.version, applied_at=now))
+                conn.execute(schema.schema_version.insert().values(component=component, version=migration.version,
+                                                                   applied_at=now))
             current[component] = migration.version
     return current

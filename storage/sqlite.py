@@ -79,7 +79,8 @@ class SqliteStore:
                 with self.engine.begin() as conn:
                     yield conn
             except SQLAlchemyError as exc:
-                raise StorageError(f"write failed: {exc.__class__.__name__}: {exc.orig if hasattr(exc, 'orig') else exc}") from exc
+                detail = getattr(exc, "orig", exc)
+                raise StorageError(f"write failed: {exc.__class__.__name__}: {detail}") from exc
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
