@@ -27,6 +27,8 @@ class Batch:
     quarantined: list[QuarantineRecord] = field(default_factory=list)
     report: IngestReport = field(default_factory=IngestReport)
     stored: list[Item] = field(default_factory=list)
+    # Segmented words per item (keyed by id(item)), filled once by the segment stage and reused by later stages.
+    tokens: dict[int, list[str]] = field(default_factory=dict)
 
     def reject(self, source: str, stage: str, reason: str, payload: dict | str, origin: str = "") -> None:
         self.quarantined.append(
@@ -70,7 +72,7 @@ class Chain:
         survivors: list[Item] = []
         stored: list[Item] = []
         for item in batch.items:
-            single = Batch(items=[item], origins=batch.origins, report=batch.report)
+            single = Batch(items=[item], origins=batch.origins, report=batch.report, tokens=batch.tokens)
             try:
                 stage.run(single)
             except StorageError:

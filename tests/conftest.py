@@ -1,0 +1,22 @@
+"""Shared fixtures: a temporary store and config, and the shared data folder (skip locally, fail in CI)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from core.paths import data_dir
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The real data folder; tests that need it skip when it is missing, except under CI=true where they fail."""
+    path = data_dir()
+    if not path.is_dir():
+        message = f"shared data folder not found at {path}; set YUQING_DATA_DIR or place shared/data beside the repo"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
