@@ -12,7 +12,7 @@ from datetime import datetime
 from itertools import islice
 
 from core.config import Config
-from core.models import IngestReport, RawRecord
+from core.models import IngestReport, QuarantineRecord, RawRecord
 from flow.intake import DedupStage, NormaliseStage, StoreStage
 from flow.stages import Batch, Chain, Stage
 
@@ -37,14 +37,20 @@ class Ingestor:
                                *(after_store or [])]
         self.chain = Chain(stages)
 
-    def ingest(self, records: Iterable[RawRecord], batch_size: int | None = None) -> IngestReport:
+    def ingest(self, records: Iterable[RawRecord | QuarantineRecord], batch_size: int | None = None) -> IngestReport:
+        """Ingest in batches; QuarantineRecords (rows a reader could not parse) are kept and counted."""
         total = IngestReport()
         for chunk in _chunks(records, batch_size or self.config.ingest.batch_size):
             total.merge(self.ingest_batch(chunk))
         return total
 
-    def ingest_batch(self, records: list[RawRecord]) -> IngestReport:
-        batch = self.chain.run(Batch(raw=list(records)))
+    def ingest_batch(self, records: list[RawRecord | QuarantineRecord]) -> IngestReport:
+        raw = [r for r in records if isinstance(r, RawRecord)]
+        rejected = [r for r in records if isinstance(r, QuarantineRecord)]
+        batch = self.chain.run(Batch(raw=raw))
+        batch.quarantined.extend(rejected)
+        batch.report.received += len(rejected)
+        batch.report.quarantined += len(rejected)
         self.store.quarantine(batch.quarantined)
         report = batch.report
         logger.info("ingest received=%d stored=%d updated=%d unchanged=%d duplicates=%d quarantined=%d",
@@ -68,7 +74,7 @@ class Ingestor:
         return total
 
 
-def _chunks(records: Iterable[RawRecord], size: int) -> Iterator[list[RawRecord]]:
+def _chunks(records: Iterable, size: int) -> Iterator[list]:
     it = iter(records)
     while chunk := list(islice(it, size)):
         yield chunk

@@ -1,38 +1,155 @@
-"""Chinese segmentation. jieba is the reference implementation; everything that tokenises goes through here."""
+"""Chinese segmentation. jieba is the reference implementation; everything that tokenises goes through here.
+
+Both backends load the government user dictionary (`nlp/resources/gov_dict.txt`, explicit frequencies) into a
+private tokenizer instance, so the process-wide `jieba` dictionary other code may use is left untouched.
+`rjieba` (the Rust port) is used as the fast backend only because `tests/nlp/test_tokenize.py` proves it cuts real
+texts exactly as jieba does with the same dictionary; `backend="jieba"` forces the reference.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
 import re
 import threading
-
-import jieba
+from collections.abc import Callable, Iterable
+from functools import cache
+from pathlib import Path
 
 logger = logging.getLogger(__name__)
-jieba.setLogLevel(logging.WARNING)
+
+RESOURCES = Path(__file__).resolve().parent / "resources"
+GOV_DICT = RESOURCES / "gov_dict.txt"
+STOPWORDS_FILE = RESOURCES / "stopwords.txt"
+BACKENDS = ("auto", "jieba", "rjieba")
 
 _lock = threading.Lock()
-_ready = False
-_WORDLIKE = re.compile(r"\w", re.UNICODE)
+_cutters: dict[str, Callable[[str], list[str]]] = {}
+_default_backend = os.environ.get("YUQING_SEGMENTER", "auto")
+_WORDLIKE = re.compile(r"[^\W_]", re.UNICODE)
+# jieba and jieba-rs disagree on how to join ASCII runs with inner punctuation ("0731-0000", "baidu.com", "1.3km");
+# both backends therefore get the text pre-split at such punctuation, with decimal numbers kept whole.
+_PRESPLIT = re.compile(r"(\d+(?:\.\d+)+|[.\-_+#&%/:@]+)")
 
 
-def _ensure_ready() -> None:
-    """Load jieba's dictionary once, under a lock, so concurrent first calls do not race."""
-    global _ready
-    if _ready:
-        return
-    with _lock:
-        if not _ready:
-            jieba.initialize()
-            _ready = True
+def read_user_dict(path: Path = GOV_DICT) -> list[tuple[str, int, str | None]]:
+    """Entries `(word, freq, tag)` of a user dictionary file (`word freq [tag]`, `#` comments)."""
+    entries = []
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        parts = line.split()
+        word = parts[0]
+        freq = int(parts[1]) if len(parts) > 1 else 1000
+        tag = parts[2] if len(parts) > 2 else None
+        entries.append((word, freq, tag))
+    return entries
 
 
-def segment(text: str) -> list[str]:
+@cache
+def stopwords() -> frozenset[str]:
+    """The shipped, self-written stopword list (negations and degree words deliberately kept out)."""
+    words = (w.strip() for w in STOPWORDS_FILE.read_text(encoding="utf-8").splitlines())
+    return frozenset(w for w in words if w and not w.startswith("#"))
+
+
+def _presplit(text: str, cut: Callable[[str], list[str]]) -> list[str]:
+    """Cut `text` piece by piece around ASCII punctuation runs; the runs and decimal numbers are tokens themselves."""
+    if not _PRESPLIT.search(text):
+        return cut(text)
+    out: list[str] = []
+    for i, piece in enumerate(_PRESPLIT.split(text)):
+        if not piece:
+            continue
+        if i % 2:
+            out.append(piece)
+        else:
+            out.extend(cut(piece))
+    return out
+
+
+def _jieba_cutter() -> Callable[[str], list[str]]:
+    import jieba
+
+    jieba.setLogLevel(logging.WARNING)
+    tok = jieba.Tokenizer()
+    tok.initialize()
+    for word, freq, tag in read_user_dict():
+        tok.add_word(word, freq, tag)
+
+    def cut(text: str) -> list[str]:
+        return _presplit(text, lambda piece: tok.lcut(piece, HMM=True))
+
+    return cut
+
+
+def _rjieba_cutter() -> Callable[[str], list[str]]:
+    import rjieba
+
+    tok = rjieba.Jieba()
+    for word, freq, tag in read_user_dict():
+        tok.add_word(word, freq, tag)
+
+    def cut(text: str) -> list[str]:
+        return _presplit(text, lambda piece: tok.cut(piece, True))
+
+    return cut
+
+
+def resolve_backend(backend: str | None = None) -> str:
+    """`auto` means rjieba when it is installed, else jieba."""
+    backend = backend or _default_backend
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown segmenter backend {backend!r}; expected one of {', '.join(BACKENDS)}")
+    if backend == "auto":
+        try:
+            import rjieba  # noqa: F401
+        except ImportError:
+            return "jieba"
+        return "rjieba"
+    return backend
+
+
+def cutter(backend: str | None = None) -> Callable[[str], list[str]]:
+    """The raw cut function of a backend (all tokens, punctuation included); built once, under a lock."""
+    name = resolve_backend(backend)
+    fn = _cutters.get(name)
+    if fn is None:
+        with _lock:
+            fn = _cutters.get(name)
+            if fn is None:
+                fn = _jieba_cutter() if name == "jieba" else _rjieba_cutter()
+                _cutters[name] = fn
+    return fn
+
+
+def set_default_backend(backend: str) -> None:
+    """Choose the backend `segment` uses when none is given (from `nlp.segmenter` in the config)."""
+    global _default_backend
+    resolve_backend(backend)
+    _default_backend = backend
+
+
+def segment(text: str, backend: str | None = None) -> list[str]:
     """Words of `text` in order, without whitespace and punctuation tokens."""
     if not text:
         return []
-    _ensure_ready()
-    return [tok for tok in jieba.lcut(text) if _WORDLIKE.search(tok)]
+    cut = cutter(backend)
+    return [tok for tok in cut(text) if _WORDLIKE.search(tok)]
+
+
+def segment_many(texts: Iterable[str], backend: str | None = None) -> list[list[str]]:
+    """`segment` over many texts, resolving the backend once."""
+    cut = cutter(backend)
+    search = _WORDLIKE.search
+    return [[tok for tok in cut(t) if search(tok)] if t else [] for t in texts]
+
+
+def content_words(tokens: Iterable[str]) -> list[str]:
+    """Tokens minus stopwords, lower-cased: what keyword and topic features look at."""
+    stop = stopwords()
+    return [t for t in (tok.lower() for tok in tokens) if t not in stop]
 
 
 def segment_for_index(text: str) -> str:

@@ -1,0 +1,1 @@
+"""HTTP API (FastAPI): routers per noun, typed dependencies, one error shape."""

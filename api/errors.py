@@ -1,0 +1,43 @@
+"""One JSON error shape everywhere (after Datasette): {"ok": false, "status", "error", "errors"}."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from core.errors import YuqingError
+
+logger = logging.getLogger(__name__)
+
+
+def error_body(status: int, message: str, errors: list | None = None) -> dict:
+    return {"ok": False, "status": status, "error": message, "errors": errors or []}
+
+
+def error_response(status: int, message: str, errors: list | None = None) -> JSONResponse:
+    return JSONResponse(error_body(status, message, errors), status_code=status)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(YuqingError)
+    async def _yuqing(_request: Request, exc: YuqingError) -> JSONResponse:
+        return error_response(exc.status, exc.message, exc.errors)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [{"loc": [str(p) for p in e.get("loc", ())], "msg": e.get("msg", "")} for e in exc.errors()]
+        summary = "; ".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in errors[:5])
+        return error_response(422, f"invalid request: {summary}", errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return error_response(exc.status_code, str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        logger.exception("unhandled error path=%s", request.url.path)
+        return error_response(500, f"internal error: {exc.__class__.__name__}")

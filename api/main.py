@@ -1,0 +1,19 @@
+"""The FastAPI application, built from an explicit Service so tests can build as many as they like."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from api.errors import install_error_handlers
+from api.routes import health, ingest, items, quarantine
+from yuqing.service import Service
+
+
+def create_app(service: Service) -> FastAPI:
+    app = FastAPI(title="yuqing 舆情", version="0.1.0",
+                  description="Risk feed, search, events, alerts and response plans for government public-opinion work.")
+    app.state.service = service
+    install_error_handlers(app)
+    for module in (health, items, quarantine, ingest):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,58 @@
+"""The item feed: filters, full-text search and cursor paging."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+
+from api.deps import StoreDep
+from api.schemas import ItemDetail, ItemsPublic
+from core.errors import InputError
+from core.models import Channel
+from nlp.normalise import SHANGHAI, TimeParseError, parse_time
+from storage.base import ItemQuery
+
+router = APIRouter(prefix="/api/items", tags=["items"])
+
+
+def _time(name: str, value: str | None) -> datetime | None:
+    if value is None or value == "":
+        return None
+    try:
+        return parse_time(value, tz=SHANGHAI)
+    except TimeParseError as exc:
+        raise InputError(f"{name}: {exc}", errors=[{"loc": ["query", name], "msg": str(exc)}]) from exc
+
+
+@router.get("", response_model=ItemsPublic)
+def list_items(
+    store: StoreDep,
+    source: str | None = None,
+    channel: Channel | None = None,
+    since: Annotated[str | None, Query(description="ISO time or 2小时前 / 昨天 12:30; Asia/Shanghai if no offset")] = None,
+    until: str | None = None,
+    q: Annotated[str | None, Query(max_length=500, description="full text: words, \"phrases\", AND OR NOT ( ) NEAR/n")] = None,
+    topic: str | None = None,
+    emotion: str | None = None,
+    risk_level: str | None = None,
+    min_risk: Annotated[float | None, Query(ge=0, le=100)] = None,
+    scheme: str | None = None,
+    event: str | None = None,
+    region: str | None = None,
+    sort: Literal["time", "risk"] = "time",
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: str | None = None,
+) -> ItemsPublic:
+    query = ItemQuery(source=source, channel=channel, since=_time("since", since), until=_time("until", until),
+                      q=q or None, topic=topic, emotion=emotion, risk_level=risk_level, min_risk=min_risk, scheme=scheme,
+                      event_id=event, region=region, sort=sort, limit=limit, cursor=cursor)
+    page = store.search(query)
+    return ItemsPublic(data=page.data, count=page.count, next_cursor=page.next_cursor)
+
+
+@router.get("/{item_id}", response_model=ItemDetail)
+def get_item(item_id: int, store: StoreDep) -> ItemDetail:
+    item = store.get(item_id)
+    return ItemDetail(**item.model_dump(), duplicates=store.duplicates_of(item_id))

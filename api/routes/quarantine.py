@@ -1,0 +1,23 @@
+"""Rejected input, with reasons, so nothing is lost silently."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from api.deps import StoreDep
+from api.schemas import QuarantinePublic
+
+router = APIRouter(prefix="/api/quarantine", tags=["quarantine"])
+
+
+@router.get("", response_model=QuarantinePublic)
+def list_quarantine(
+    store: StoreDep,
+    source: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: str | None = None,
+) -> QuarantinePublic:
+    page = store.list_quarantine(source=source, limit=limit, cursor=cursor)
+    return QuarantinePublic(data=page.data, count=page.count, next_cursor=page.next_cursor)

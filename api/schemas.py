@@ -1,0 +1,44 @@
+"""Public API models: lists are {data, count, next_cursor}."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from core.models import IngestReport, Item, QuarantineRecord
+
+
+class ItemsPublic(BaseModel):
+    data: list[Item]
+    count: int
+    next_cursor: str | None = None
+
+
+class QuarantinePublic(BaseModel):
+    data: list[QuarantineRecord]
+    count: int
+    next_cursor: str | None = None
+
+
+class ItemDetail(Item):
+    duplicates: list[dict] = []
+
+
+class IngestCreate(BaseModel):
+    """Records pushed by a collector (e.g. a 12345 platform); each is an item-shaped object."""
+
+    records: list[dict]
+
+
+class IngestPublic(BaseModel):
+    ok: bool = True
+    report: IngestReport
+
+
+class HealthPublic(BaseModel):
+    ok: bool
+    status: str
+    version: str
+    items: int
+    quarantined: int
+    inbox_pending: int
+    schema_versions: dict[str, int]

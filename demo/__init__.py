@@ -1,0 +1,1 @@
+"""A seeded generator of realistic Chinese items, so the service shows data with no internet."""

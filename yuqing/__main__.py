@@ -1,0 +1,3 @@
+from yuqing.cli import app
+
+app()
