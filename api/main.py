@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 
 from api.errors import install_error_handlers
@@ -9,11 +12,22 @@ from api.routes import health, ingest, items, quarantine
 from yuqing.service import Service
 
 
-def create_app(service: Service) -> FastAPI:
-    app = FastAPI(title="yuqing 舆情", version="0.1.0",
+def create_app(service: Service, *, start_workers: bool = True) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if start_workers:
+            service.start()
+        try:
+            yield
+        finally:
+            service.stop()
+
+    app = FastAPI(title="yuqing 舆情", version="0.1.0", lifespan=lifespan,
                   description="Risk feed, search, events, alerts and response plans for government public-opinion work.")
     app.state.service = service
     install_error_handlers(app)
     for module in (health, items, quarantine, ingest):
         app.include_router(module.router)
+    for router in service.routers:
+        app.include_router(router)
     return app

@@ -5,9 +5,11 @@ This is the only module that knows every package; packages talk through the doma
 
 from __future__ import annotations
 
+import importlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Protocol
 
 from core.config import Config
 from flow.ingest import Ingestor
@@ -26,6 +28,19 @@ def _enrich_stages(config: Config, store: SqliteStore) -> list[Stage]:
     return build_enrich_stages(config, store=store)
 
 
+class Worker(Protocol):
+    """A background job that lives as long as the served process (scheduler, alert dispatcher)."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+# Packages that extend the service: each module has `attach(service)` adding stages, workers or API routers.
+# Listed here, in flow order, because this module is the one place that knows every package.
+EXTENSIONS = ["crawlers.service", "alerts.service", "playbooks.service"]
+
+
 @dataclass
 class Service:
     """Everything a running yuqing needs, built once per process from the config."""
@@ -33,19 +48,53 @@ class Service:
     config: Config
     store: SqliteStore
     ingestor: Ingestor
-    after_store: list[Stage] = field(default_factory=list)
+    workers: list[Worker] = field(default_factory=list)
+    routers: list[Any] = field(default_factory=list)
+    components: dict[str, Any] = field(default_factory=dict)
+    _started: bool = False
+
+    def add_after_store(self, stage: Stage) -> None:
+        """Append a stage that runs on stored items (alert rules, plan triggers), in attach order."""
+        self.ingestor.chain.stages.append(stage)
+
+    def start(self) -> None:
+        """Start background workers (called by the API's lifespan, not by tests that only ingest)."""
+        if self._started:
+            return
+        for worker in self.workers:
+            worker.start()
+        self._started = True
+
+    def stop(self) -> None:
+        for worker in reversed(self.workers):
+            try:
+                worker.stop()
+            except Exception:  # noqa: BLE001 - one worker failing to stop must not keep others running
+                logger.exception("worker stop failed worker=%s", type(worker).__name__)
+        self._started = False
 
     def close(self) -> None:
+        self.stop()
         self.store.close()
 
 
 def build_service(config: Config, *, db_path: Path | None = None, enrich: bool = True,
-                  after_store: list[Stage] | None = None) -> Service:
+                  after_store: list[Stage] | None = None, extensions: bool = True) -> Service:
     """Open the store (running migrations) and assemble the ingest chain."""
     store = SqliteStore(db_path or config.storage.sqlite_path, segment=segment)
     stages = _enrich_stages(config, store) if enrich else []
     ingestor = Ingestor(config, store, enrich=stages, after_store=after_store or [])
-    return Service(config=config, store=store, ingestor=ingestor, after_store=after_store or [])
+    service = Service(config=config, store=store, ingestor=ingestor)
+    if extensions:
+        for name in EXTENSIONS:
+            try:
+                module = importlib.import_module(name)
+            except ModuleNotFoundError as exc:
+                if exc.name != name:
+                    raise
+                continue
+            module.attach(service)
+    return service
 
 
 DEMO_SOURCES = {"hotline": "demo_hotline", "mailbox": "demo_mailbox", "board": "demo_board",
