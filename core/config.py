@@ -9,7 +9,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from core.errors import ConfigError
+from core.errors import ConfigError, SourceError
 from core.models import Channel
 
 
@@ -87,7 +87,7 @@ class Config(Strict):
             return self.sources[source_id]
         except KeyError:
             known = ", ".join(sorted(self.sources)) or "none"
-            raise ConfigError(f"unknown source {source_id!r}; configured sources: {known}") from None
+            raise SourceError(f"unknown source {source_id!r}; configured sources: {known}") from None
 
 
 def _resolve_env(node: Any, path: str) -> Any:

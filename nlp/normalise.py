@@ -87,7 +87,7 @@ def parse_time(value: object, *, now: datetime | None = None, tz: tzinfo = SHANG
         return _from_epoch(float(value), tz)
     if not isinstance(value, str):
         raise TimeParseError(f"cannot read a time from {type(value).__name__}")
-    text = to_halfwidth(value).strip()
+    text = unicodedata.normalize("NFKC", value).strip()
     if not text:
         raise TimeParseError("empty time")
     if text in ("刚刚", "刚才"):

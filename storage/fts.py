@@ -14,18 +14,31 @@ from core.query import And, Near, Node, Not, Or, Term, parse_query
 Segmenter = Callable[[str], list[str]]
 
 
-def _phrase(term: Term, segment: Segmenter) -> str:
-    tokens = [t.lower() for t in segment(term.text)]
+def _tokens(term: Term, segment: Segmenter) -> list[str]:
+    tokens = [t.lower().replace('"', '""') for t in segment(term.text)]
     if not tokens:
         raise QuerySyntaxError(f"{term.text!r} has no searchable characters")
-    return '"' + " ".join(tok.replace('"', '""') for tok in tokens) + '"'
+    return tokens
+
+
+def _phrase(term: Term, segment: Segmenter) -> str:
+    """One word → an FTS5 string; several → those words close together.
+
+    The index holds search-mode segmentation (sub-words added), so exact adjacency of query words is not
+    guaranteed; NEAR with a small window keeps the meaning of a phrase without depending on it.
+    """
+    tokens = _tokens(term, segment)
+    if len(tokens) == 1:
+        return f'"{tokens[0]}"'
+    return "NEAR(" + " ".join(f'"{t}"' for t in tokens) + f", {2 * len(tokens)})"
 
 
 def _compile(node: Node, segment: Segmenter) -> str:
     if isinstance(node, Term):
         return _phrase(node, segment)
     if isinstance(node, Near):
-        return f"NEAR({_phrase(node.left, segment)} {_phrase(node.right, segment)}, {node.distance})"
+        tokens = _tokens(node.left, segment) + _tokens(node.right, segment)
+        return "NEAR(" + " ".join(f'"{t}"' for t in tokens) + f", {node.distance + len(tokens)})"
     if isinstance(node, Or):
         if any(isinstance(c, Not) for c in node.children):
             raise QuerySyntaxError("NOT cannot be an alternative of OR; write 'a OR b NOT c' as '(a OR b) NOT c'")

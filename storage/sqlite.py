@@ -56,10 +56,12 @@ class SqliteStore:
     readers run concurrently thanks to WAL.
     """
 
-    def __init__(self, path: Path | str, *, segment: Segmenter, fts: bool = True) -> None:
+    def __init__(self, path: Path | str, *, segment: Segmenter, index_segment: Segmenter | None = None,
+                 fts: bool = True) -> None:
         self.path = path
         self.engine = create_sqlite_engine(path)
         self.segment = segment
+        self.index_segment = index_segment or segment
         self.fts = fts
         self._write_lock = threading.RLock()
         try:
@@ -131,8 +133,8 @@ class SqliteStore:
             text("INSERT INTO items_fts(rowid, title, content) VALUES (:id, :title, :content)"),
             {
                 "id": item_id,
-                "title": " ".join(self.segment(item.title)).lower(),
-                "content": " ".join(self.segment(item.content)).lower(),
+                "title": " ".join(self.index_segment(item.title)).lower(),
+                "content": " ".join(self.index_segment(item.content)).lower(),
             },
         )
 

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from core.config import Config
 from flow.ingest import Ingestor
 from flow.stages import Stage
+from nlp.search_tokens import index_tokens
 from nlp.tokenize import segment
 from storage.sqlite import SqliteStore
 
@@ -81,7 +82,7 @@ class Service:
 def build_service(config: Config, *, db_path: Path | None = None, enrich: bool = True,
                   after_store: list[Stage] | None = None, extensions: bool = True) -> Service:
     """Open the store (running migrations) and assemble the ingest chain."""
-    store = SqliteStore(db_path or config.storage.sqlite_path, segment=segment)
+    store = SqliteStore(db_path or config.storage.sqlite_path, segment=segment, index_segment=index_tokens)
     stages = _enrich_stages(config, store) if enrich else []
     ingestor = Ingestor(config, store, enrich=stages, after_store=after_store or [])
     service = Service(config=config, store=store, ingestor=ingestor)

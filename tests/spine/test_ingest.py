@@ -1,0 +1,112 @@
+"""The ingest flow: exact dedup, updates, quarantine of bad input, nothing else lost."""
+
+from __future__ import annotations
+
+from core.models import RawRecord
+from storage.base import ItemQuery
+from yuqing.service import Service
+
+
+def rec(source: str = "board_a", **payload) -> RawRecord:
+    base = {"source_id": "1", "title": "小区油烟扰民", "content": "楼下烧烤店油烟扰民严重，请环保部门处理。",
+            "published_at": "2026-11-20 10:00:00"}
+    return RawRecord(source=source, payload={**base, **payload})
+
+
+def test_item_is_normalised_and_stored(service: Service) -> None:
+    report = service.ingestor.ingest([rec(content="<p>楼下烧烤店&nbsp;油烟扰民</p>", likes="12", reply={
+        "text": "已责成执法队处理", "department": "东湖区城管局", "replied_at": "2026-11-21 09:00"})])
+    assert (report.received, report.stored, report.quarantined) == (1, 1, 0)
+    item = service.store.get(report.item_ids[0])
+    assert item.content == "楼下烧烤店 油烟扰民"
+    assert item.channel == "board"
+    assert item.region == "江城市"  # from the source's config
+    assert item.engagement.likes == 12
+    assert item.reply and item.reply.department == "东湖区城管局"
+    assert item.published_at.utcoffset().total_seconds() == 8 * 3600
+
+
+def test_exact_dedup_by_key_and_by_content(service: Service) -> None:
+    first = service.ingestor.ingest([rec()])
+    assert first.stored == 1
+    again = service.ingestor.ingest([rec()])
+    assert (again.stored, again.unchanged) == (0, 1)
+    copy = service.ingestor.ingest([rec(source="weibo_a", source_id="w9")])
+    assert (copy.stored, copy.duplicates) == (0, 1)
+    assert service.store.duplicates_of(first.item_ids[0])[0]["source"] == "weibo_a"
+    in_batch = service.ingestor.ingest([rec(source_id="2", content="同一批次里的重复内容"),
+                                        rec(source_id="3", content="同一批次里的重复内容")])
+    assert (in_batch.stored, in_batch.duplicates) == (1, 1)
+    assert service.store.stats().items == 2
+
+
+def test_changed_item_is_updated_not_duplicated(service: Service) -> None:
+    service.ingestor.ingest([rec()])
+    report = service.ingestor.ingest([rec(likes=40)])
+    assert (report.stored, report.updated) == (0, 1)
+    page = service.store.search(ItemQuery())
+    assert page.count == 1 and page.data[0].engagement.likes == 40
+
+
+def test_bad_records_are_quarantined_and_the_rest_is_kept(service: Service) -> None:
+    records = [
+        rec(source_id="ok1", content="第一条正常内容"),
+        rec(source_id="bad-time", published_at="下周三"),
+        rec(source_id="no-time", published_at=None),
+        rec(source_id="empty", title="", content="  "),
+        rec(source_id="huge", content="长" * 2_000_001),
+        rec(source_id="neg", likes=-3),
+        rec(source_id="nan", likes="很多"),
+        rec(source_id="future", published_at="2099-01-01 00:00"),
+        RawRecord(source="nowhere", payload={"title": "未知来源", "published_at": "2026-01-01"}),
+        rec(source_id="ok2", content="第二条正常内容"),
+    ]
+    report = service.ingestor.ingest(records)
+    assert report.received == 10
+    assert report.stored == 2
+    assert report.quarantined == 8
+    reasons = {r.payload.get("source_id", r.source): r.reason for r in service.store.list_quarantine(limit=50).data}
+    assert "unrecognised time format" in reasons["bad-time"]
+    assert "published_at is missing" in reasons["no-time"]
+    assert "no text" in reasons["empty"]
+    assert "content too large" in reasons["huge"]
+    assert "negative" in reasons["neg"]
+    assert "not a number" in reasons["nan"]
+    assert "future" in reasons["future"]
+    assert "unknown source" in reasons["nowhere"]
+
+
+def test_requarantining_the_same_input_counts_it_once(service: Service) -> None:
+    bad = rec(source_id="bad", published_at="???")
+    service.ingestor.ingest([bad])
+    service.ingestor.ingest([bad])
+    page = service.store.list_quarantine()
+    assert page.count == 1 and page.data[0].times_seen == 2
+
+
+def test_a_stage_that_crashes_on_one_item_quarantines_only_that_item(config) -> None:
+    from yuqing.service import build_service
+
+    class Fragile:
+        name = "fragile"
+
+        def run(self, batch) -> None:
+            for item in batch.items:
+                if "炸" in item.content:
+                    raise RuntimeError("model exploded")
+
+    svc = build_service(config, enrich=False, extensions=False)
+    svc.ingestor.chain.stages.insert(2, Fragile())
+    report = svc.ingestor.ingest([rec(source_id="a", content="正常"), rec(source_id="b", content="炸了"),
+                                  rec(source_id="c", content="也正常")])
+    assert (report.stored, report.quarantined) == (2, 1)
+    assert "model exploded" in svc.store.list_quarantine().data[0].reason
+    svc.close()
+
+
+def test_inbox_drain_ingests_and_empties(service: Service) -> None:
+    service.store.put([rec(source_id=str(i), content=f"收件箱内容{i}") for i in range(7)])
+    assert service.store.pending() == 7
+    report = service.ingestor.drain()
+    assert report.stored == 7
+    assert service.store.pending() == 0
