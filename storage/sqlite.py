@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import Connection, Engine, and_, create_engine, event, func, or_, select, text
+from sqlalchemy import Connection, Engine, and_, bindparam, create_engine, event, func, or_, select, text
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from core.errors import InputError, NotFound, StorageError
@@ -124,64 +124,109 @@ class SqliteStore:
             "updated_at": now,
         }
 
-    def _index(self, conn: Connection, item_id: int, item: Item, replace: bool) -> None:
-        if not self.fts:
+    def _fts_rows(self, pairs: list[tuple[int, Item]]) -> list[tuple[int, str, str]]:
+        return [(item_id, " ".join(self.index_segment(item.title)), " ".join(self.index_segment(item.content)))
+                for item_id, item in pairs]
+
+    def _index(self, conn: Connection, pairs: list[tuple[int, Item]], replace: bool) -> None:
+        if not self.fts or not pairs:
             return
         if replace:
-            conn.execute(text("DELETE FROM items_fts WHERE rowid = :id"), {"id": item_id})
-        conn.execute(
-            text("INSERT INTO items_fts(rowid, title, content) VALUES (:id, :title, :content)"),
-            {
-                "id": item_id,
-                "title": " ".join(self.index_segment(item.title)).lower(),
-                "content": " ".join(self.index_segment(item.content)).lower(),
-            },
-        )
+            conn.exec_driver_sql("DELETE FROM items_fts WHERE rowid = ?", [(item_id,) for item_id, _ in pairs])
+        conn.exec_driver_sql("INSERT INTO items_fts(rowid, title, content) VALUES (?, ?, ?)", self._fts_rows(pairs))
 
-    def _set_schemes(self, conn: Connection, item_id: int, schemes: list[str], replace: bool) -> None:
-        if replace:
-            conn.execute(schema.item_schemes.delete().where(schema.item_schemes.c.item_id == item_id))
-        if schemes:
-            conn.execute(schema.item_schemes.insert(), [{"item_id": item_id, "scheme": s} for s in sorted(set(schemes))])
+    def _set_schemes(self, conn: Connection, pairs: list[tuple[int, Item]], replace: bool) -> None:
+        if replace and pairs:
+            conn.exec_driver_sql("DELETE FROM item_schemes WHERE item_id = ?", [(item_id,) for item_id, _ in pairs])
+        rows = [{"item_id": item_id, "scheme": s} for item_id, item in pairs for s in sorted(set(item.enrichment.schemes))]
+        if rows:
+            conn.execute(schema.item_schemes.insert(), rows)
 
     def upsert(self, items: list[Item]) -> list[UpsertResult]:
         """Insert new items, update changed ones by (source, source_id), and drop exact content duplicates.
 
+        Works in bulk (one lookup, one executemany per kind) because per-row statements dominate ingest time.
         A duplicate's source and id are kept in `item_duplicates` so reposts still count toward reach.
         """
-        results: list[UpsertResult] = []
+        if not items:
+            return []
         now = _now()
+        rows = [self._row(item, now) for item in items]
         with self.write() as conn:
-            for item in items:
-                row = self._row(item, now)
-                existing = conn.execute(
-                    select(T.id, T.doc).where(T.source == item.source, T.source_id == item.source_id)
-                ).first()
+            by_key, by_hash = self._lookup(conn, items)
+            outcomes: list[UpsertResult | None] = [None] * len(items)
+            inserts: list[int] = []
+            updates: list[tuple[int, int]] = []
+            dups: list[tuple[int, Item]] = []
+            new_hashes: dict[str, int] = {}
+            for index, (item, row) in enumerate(zip(items, rows, strict=True)):
+                existing = by_key.get((item.source, item.source_id))
                 if existing is not None:
-                    if existing.doc == row["doc"]:
-                        results.append(UpsertResult(existing.id, UpsertOutcome.unchanged))
-                        continue
-                    conn.execute(schema.items.update().where(T.id == existing.id).values(**row))
-                    self._index(conn, existing.id, item, replace=True)
-                    self._set_schemes(conn, existing.id, item.enrichment.schemes, replace=True)
-                    results.append(UpsertResult(existing.id, UpsertOutcome.updated))
+                    item_id, _signature, doc = existing
+                    if doc == row["doc"]:
+                        outcomes[index] = UpsertResult(item_id, UpsertOutcome.unchanged)
+                    else:
+                        updates.append((index, item_id))
+                        outcomes[index] = UpsertResult(item_id, UpsertOutcome.updated)
                     continue
-                same = conn.execute(select(T.id).where(T.content_hash == row["content_hash"]).limit(1)).first()
+                same = by_hash.get(row["content_hash"])
                 if same is not None:
-                    dup = schema.item_duplicates
-                    seen = conn.execute(
-                        select(dup.c.id).where(dup.c.source == item.source, dup.c.source_id == item.source_id)
-                    ).first()
-                    if seen is None:
-                        conn.execute(dup.insert().values(item_id=same.id, source=item.source,
-                                                         source_id=item.source_id, url=item.url, seen_at=now))
-                    results.append(UpsertResult(same.id, UpsertOutcome.duplicate))
+                    dups.append((same, item))
+                    outcomes[index] = UpsertResult(same, UpsertOutcome.duplicate)
                     continue
-                new_id = conn.execute(schema.items.insert().values(created_at=now, **row)).inserted_primary_key[0]
-                self._index(conn, new_id, item, replace=False)
-                self._set_schemes(conn, new_id, item.enrichment.schemes, replace=False)
-                results.append(UpsertResult(new_id, UpsertOutcome.inserted))
-        return results
+                if row["content_hash"] in new_hashes:
+                    outcomes[index] = UpsertResult(-1, UpsertOutcome.duplicate)  # id filled after insert
+                    continue
+                new_hashes[row["content_hash"]] = index
+                inserts.append(index)
+            if inserts:
+                stmt = schema.items.insert().returning(T.id, sort_by_parameter_order=True)
+                ids = conn.execute(stmt, [{**rows[i], "created_at": now} for i in inserts]).scalars().all()
+                for index, new_id in zip(inserts, ids, strict=True):
+                    outcomes[index] = UpsertResult(new_id, UpsertOutcome.inserted)
+                pairs = [(outcomes[i].item_id, items[i]) for i in inserts]
+                self._index(conn, pairs, replace=False)
+                self._set_schemes(conn, pairs, replace=False)
+            for index, result in enumerate(outcomes):
+                if result is not None and result.item_id == -1:
+                    first = outcomes[new_hashes[rows[index]["content_hash"]]]
+                    outcomes[index] = UpsertResult(first.item_id, UpsertOutcome.duplicate)
+                    dups.append((first.item_id, items[index]))
+            if updates:
+                for index, item_id in updates:
+                    conn.execute(schema.items.update().where(T.id == bindparam("_id")), {**rows[index], "_id": item_id})
+                pairs = [(item_id, items[index]) for index, item_id in updates]
+                self._index(conn, pairs, replace=True)
+                self._set_schemes(conn, pairs, replace=True)
+            self._record_duplicates(conn, dups, now)
+        return [o for o in outcomes if o is not None]
+
+    def _lookup(self, conn: Connection, items: list[Item]) -> tuple[dict[tuple[str, str], tuple[int, str, str]], dict[str, int]]:
+        by_key: dict[tuple[str, str], tuple[int, str, str]] = {}
+        by_hash: dict[str, int] = {}
+        by_source: dict[str, list[str]] = {}
+        for it in items:
+            by_source.setdefault(it.source, []).append(it.source_id)
+        for source, sids in by_source.items():
+            for start in range(0, len(sids), 500):
+                chunk = sids[start : start + 500]
+                found = conn.execute(select(T.id, T.source_id, T.signature, T.doc)
+                                     .where(T.source == source, T.source_id.in_(chunk))).all()
+                by_key.update({(source, r.source_id): (r.id, r.signature, r.doc) for r in found})
+        hashes = list({it.content_hash for it in items})
+        for start in range(0, len(hashes), 500):
+            found = conn.execute(select(T.id, T.content_hash).where(T.content_hash.in_(hashes[start : start + 500]))).all()
+            for r in found:
+                by_hash.setdefault(r.content_hash, r.id)
+        return by_key, by_hash
+
+    def _record_duplicates(self, conn: Connection, pairs: list[tuple[int, Item]], now: str) -> None:
+        if not pairs:
+            return
+        conn.exec_driver_sql(
+            "INSERT OR IGNORE INTO item_duplicates(item_id, source, source_id, url, seen_at) VALUES (?, ?, ?, ?, ?)",
+            [(item_id, item.source, item.source_id, item.url, now) for item_id, item in pairs],
+        )
 
     def _to_item(self, item_id: int, doc: str) -> Item:
         item = Item.model_validate_json(doc)
@@ -213,8 +258,8 @@ class SqliteStore:
         item.enrichment = enrichment
         row = self._row(item, _now())
         with self.write() as conn:
-            conn.execute(schema.items.update().where(T.id == item_id).values(**row))
-            self._set_schemes(conn, item_id, enrichment.schemes, replace=True)
+            conn.execute(schema.items.update().where(T.id == bindparam("_id")), {**row, "_id": item_id})
+            self._set_schemes(conn, [(item_id, item)], replace=True)
 
     def _filters(self, query: ItemQuery) -> list:
         conds = []
@@ -280,40 +325,18 @@ class SqliteStore:
 
     def lookup(self, items: list[Item]) -> tuple[dict[tuple[str, str], tuple[int, str]], dict[str, int]]:
         """For a batch: stored (id, signature) by (source, source_id), and stored item id by content hash."""
-        by_key: dict[tuple[str, str], tuple[int, str]] = {}
-        by_hash: dict[str, int] = {}
         if not items:
-            return by_key, by_hash
+            return {}, {}
         with self.read() as conn:
-            by_source: dict[str, list[str]] = {}
-            for it in items:
-                by_source.setdefault(it.source, []).append(it.source_id)
-            for source, sids in by_source.items():
-                for start in range(0, len(sids), 500):
-                    chunk = sids[start : start + 500]
-                    rows = conn.execute(select(T.id, T.source_id, T.signature)
-                                        .where(T.source == source, T.source_id.in_(chunk))).all()
-                    by_key.update({(source, r.source_id): (r.id, r.signature) for r in rows})
-            hashes = list({it.content_hash for it in items})
-            for start in range(0, len(hashes), 500):
-                rows = conn.execute(select(T.id, T.content_hash).where(T.content_hash.in_(hashes[start : start + 500]))).all()
-                for r in rows:
-                    by_hash.setdefault(r.content_hash, r.id)
-        return by_key, by_hash
+            by_key, by_hash = self._lookup(conn, items)
+        return {k: (v[0], v[1]) for k, v in by_key.items()}, by_hash
 
     def record_duplicates(self, pairs: list[tuple[int, Item]]) -> None:
         """Remember that `item` repeats stored item `item_id`, so its reach still counts."""
         if not pairs:
             return
-        dup = schema.item_duplicates
-        now = _now()
         with self.write() as conn:
-            for item_id, item in pairs:
-                seen = conn.execute(select(dup.c.id).where(dup.c.source == item.source,
-                                                           dup.c.source_id == item.source_id)).first()
-                if seen is None:
-                    conn.execute(dup.insert().values(item_id=item_id, source=item.source, source_id=item.source_id,
-                                                     url=item.url, seen_at=now))
+            self._record_duplicates(conn, pairs, _now())
 
     def existing_keys(self, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:
         """Which (source, source_id) pairs are already stored; used by collectors to stop early."""
