@@ -91,8 +91,8 @@ def build_service(config: Config, *, db_path: Path | None = None, enrich: bool =
             try:
                 module = importlib.import_module(name)
             except ModuleNotFoundError as exc:
-                if exc.name != name:
-                    raise
+                if exc.name is None or not (name == exc.name or name.startswith(exc.name + ".")):
+                    raise  # a missing dependency inside an extension is a real error
                 continue
             module.attach(service)
     return service
