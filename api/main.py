@@ -6,9 +6,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
 from api.errors import install_error_handlers
-from api.routes import health, ingest, items, quarantine
+from api.routes import health, ingest, items, quarantine, web
 from yuqing.service import Service
 
 
@@ -26,8 +27,9 @@ def create_app(service: Service, *, start_workers: bool = True) -> FastAPI:
                   description="Risk feed, search, events, alerts and response plans for government public-opinion work.")
     app.state.service = service
     install_error_handlers(app)
-    for module in (health, items, quarantine, ingest):
+    for module in (health, items, quarantine, ingest, web):
         app.include_router(module.router)
     for router in service.routers:
         app.include_router(router)
+    app.mount("/static", StaticFiles(directory=web.WEB_DIR), name="static")
     return app
