@@ -29,6 +29,9 @@ _default_backend = os.environ.get("YUQING_SEGMENTER", "auto")
 _WORDLIKE = re.compile(r"[^\W_]", re.UNICODE)
 # jieba and jieba-rs disagree on how to join ASCII runs with inner punctuation ("0731-0000", "baidu.com", "1.3km");
 # both backends therefore get the text pre-split at such punctuation, with decimal numbers kept whole.
+# Long runs of one character (啊啊啊啊啊啊) make the two HMM decoders break ties differently; runs of more than two
+# identical non-ASCII characters are shortened to two before cutting (digit runs are left alone).
+_REPEATS = re.compile(r"([^\x00-\x7f])\1{2,}")
 _PRESPLIT = re.compile(r"(\d+(?:\.\d+)+|[.\-_+#&%/:@]+)")
 
 
@@ -56,6 +59,7 @@ def stopwords() -> frozenset[str]:
 
 def _presplit(text: str, cut: Callable[[str], list[str]]) -> list[str]:
     """Cut `text` piece by piece around ASCII punctuation runs; the runs and decimal numbers are tokens themselves."""
+    text = _REPEATS.sub(r"\1\1", text)
     if not _PRESPLIT.search(text):
         return cut(text)
     out: list[str] = []
