@@ -54,6 +54,7 @@ class SourceConfig(Strict):
     enabled: bool = True
     region: str | None = None
     import_: ImportSpec | None = Field(None, alias="import")
+    crawl: CrawlSpec | None = None  # how the source is crawled (core/config_crawl.py)
 
 
 class DemoConfig(Strict):
@@ -73,6 +74,10 @@ class Config(Strict):
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     sources: dict[str, SourceConfig] = Field(default_factory=dict)
     demo: DemoConfig = Field(default_factory=DemoConfig)
+    crawling: CrawlingConfig = Field(default_factory=lambda: CrawlingConfig())
+    analysis: AnalysisConfig = Field(default_factory=lambda: AnalysisConfig())
+    alerts: AlertsConfig = Field(default_factory=lambda: AlertsConfig())  # core/config_alerts.py
+    nlp: NlpConfig = Field(default_factory=lambda: NlpConfig())  # core/config_nlp.py
 
     @model_validator(mode="after")
     def _source_ids(self) -> Config:
@@ -138,3 +143,13 @@ def load_config(path: str | Path) -> Config:
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
     return parse_config(data, str(path))
+
+
+# Section models live in their own files and subclass Strict, so they are imported after it exists.
+from core.config_alerts import AlertsConfig  # noqa: E402
+from core.config_analysis import AnalysisConfig  # noqa: E402
+from core.config_crawl import CrawlingConfig, CrawlSpec  # noqa: E402
+from core.config_nlp import NlpConfig  # noqa: E402
+
+SourceConfig.model_rebuild()
+Config.model_rebuild()
