@@ -1,0 +1,1 @@
+"""Alerts: rules turn stored items into labelled alerts; routing, muting, grouping and durable delivery follow."""

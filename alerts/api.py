@@ -1,0 +1,215 @@
+"""Alerts API: list and filter, acknowledge/resolve, silences, audit trail, outbox, test a receiver, dry run,
+reload, and the live SSE stream. Errors are core.errors subclasses, mapped to the one JSON error shape."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+from pydantic import BaseModel, Field
+from sse_starlette.sse import EventSourceResponse
+
+from alerts.engine import AlertEngine
+from core.errors import InputError, NotFound
+
+router = APIRouter(prefix="/api/alerts", tags=["alerts"])
+
+
+def get_engine(request: Request) -> AlertEngine:
+    engine = request.app.state.service.components.get("alerts")
+    if engine is None:
+        raise NotFound("alerts are not enabled in this service")
+    return engine
+
+
+EngineDep = Annotated[AlertEngine, Depends(get_engine)]
+
+
+class ListPublic(BaseModel):
+    data: list[dict[str, Any]]
+    count: int
+    next_before_id: int | None = None
+
+
+class StateChange(BaseModel):
+    owner: str = Field(min_length=1, max_length=100)
+    comment: str = Field("", max_length=2000)
+
+
+class SilenceCreate(BaseModel):
+    matchers: list[str] | dict[str, str]
+    reason: str = Field(min_length=1, max_length=2000)
+    owner: str = Field(min_length=1, max_length=100)
+    ends_at: datetime | None = None
+    duration: str | None = None  # "2h", "3d": alternative to ends_at
+    starts_at: datetime | None = None
+
+
+class DryRunRequest(BaseModel):
+    rule: str | dict[str, Any]
+    since: datetime | None = None
+    until: datetime | None = None
+    days: float = Field(7, gt=0, le=3650)  # window when since is not given
+
+
+class ReloadRequest(BaseModel):
+    path: str | None = None  # re-read this file's `alerts:` section
+    alerts: dict[str, Any] | None = None  # or apply this section directly
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    if moment is not None and moment.tzinfo is None:
+        from core.models import SHANGHAI
+
+        return moment.replace(tzinfo=SHANGHAI)
+    return moment
+
+
+def _labels(label: list[str]) -> dict[str, str]:
+    out = {}
+    for entry in label:
+        name, sep, value = entry.partition("=")
+        if not sep or not name:
+            raise InputError(f"label filter {entry!r} must look like name=value")
+        out[name] = value
+    return out
+
+
+def _page(data: list[dict[str, Any]], count: int, limit: int) -> ListPublic:
+    return ListPublic(data=data, count=count, next_before_id=data[-1]["id"] if len(data) == limit and data else None)
+
+
+@router.get("", response_model=ListPublic)
+def list_alerts(engine: EngineDep, state: str | None = None, severity: str | None = None, rule: str | None = None,
+                item_id: int | None = None, event_id: str | None = None,
+                label: Annotated[list[str], Query(description="name=value, repeatable")] = [],  # noqa: B006
+                limit: Annotated[int, Query(ge=1, le=500)] = 50, before_id: int | None = None) -> ListPublic:
+    data, count = engine.reader.list(state=state, severity=severity, rule=rule, item_id=item_id, event_id=event_id,
+                                     labels=_labels(label), limit=limit, before_id=before_id)
+    return _page(data, count, limit)
+
+
+@router.get("/audit", response_model=ListPublic)
+def audit_trail(engine: EngineDep, alert_id: int | None = None, decision: str | None = None,
+                receiver: str | None = None, limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+                before_id: int | None = None) -> ListPublic:
+    data, count = engine.reader.audit(alert_id=alert_id, decision=decision, receiver=receiver, limit=limit,
+                                      before_id=before_id)
+    return _page(data, count, limit)
+
+
+@router.get("/outbox", response_model=ListPublic)
+def outbox(engine: EngineDep, status: str | None = None, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> ListPublic:
+    data, count = engine.reader.outbox(status=status, limit=limit)
+    return ListPublic(data=data, count=count)
+
+
+@router.get("/silences")
+def list_silences(engine: EngineDep, include_expired: bool = False) -> dict[str, Any]:
+    data = engine.silencer.list(engine.clock.now(), include_expired=include_expired)
+    return {"data": data, "count": len(data)}
+
+
+@router.post("/silences", status_code=201)
+def create_silence(engine: EngineDep, body: SilenceCreate) -> dict[str, Any]:
+    from core.config_alerts import parse_duration
+
+    now = engine.clock.now()
+    if body.ends_at is None and body.duration is None:
+        raise InputError("give ends_at or duration (e.g. \"2h\"): a silence always expires")
+    try:
+        ends_at = _aware(body.ends_at) or now + parse_duration(body.duration)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    return engine.create_silence(matchers=body.matchers, reason=body.reason, owner=body.owner, ends_at=ends_at,
+                                 starts_at=_aware(body.starts_at))
+
+
+@router.get("/silences/{silence_id}")
+def get_silence(engine: EngineDep, silence_id: int) -> dict[str, Any]:
+    return engine.silencer.get(silence_id, engine.clock.now())
+
+
+@router.delete("/silences/{silence_id}")
+def expire_silence(engine: EngineDep, silence_id: int, by: str = "") -> dict[str, Any]:
+    return engine.expire_silence(silence_id, by=by)
+
+
+@router.post("/receivers/{name}/test")
+def test_receiver(engine: EngineDep, name: str, by: str = "") -> dict[str, Any]:
+    return engine.test_receiver(name, by=by)
+
+
+@router.post("/dry-run")
+def dry_run(engine: EngineDep, body: DryRunRequest) -> dict[str, Any]:
+    until = _aware(body.until) or datetime.now(UTC)
+    since = _aware(body.since) or until - timedelta(days=body.days)
+    return engine.dry_run(body.rule, since, until)
+
+
+@router.post("/reload")
+def reload(request: Request, engine: EngineDep, body: ReloadRequest | None = None) -> dict[str, Any]:
+    if body is not None and body.alerts is not None:
+        return {"ok": True, **engine.reload(body.alerts)}
+    worker = request.app.state.service.components.get("alerts_worker")
+    if worker is None:
+        raise NotFound("no alerts worker to reload")
+    if body is not None and body.path:
+        from pathlib import Path
+
+        worker.config_path = Path(body.path)
+    return {"ok": True, **worker.reload_from_file()}
+
+
+@router.get("/status")
+def status(engine: EngineDep) -> dict[str, Any]:
+    from alerts.timewindows import fallback_years
+
+    cfg = engine.config
+    return {"enabled": cfg.enabled, "rules": [r.name for r in cfg.rules], "receivers": [r.name for r in cfg.receivers],
+            "source_health_hook": engine.source_health is not None, "stream_subscribers": engine.broadcaster.subscribers,
+            "calendar_fallback_years": sorted(fallback_years)}
+
+
+@router.get("/stream")
+async def stream(request: Request, engine: EngineDep,
+                 last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None) -> EventSourceResponse:
+    """Server-sent events: `notification` (in-app deliveries) and `alert_state` (ack/resolve)."""
+    try:
+        resume = int(last_event_id) if last_event_id else None
+    except ValueError:
+        resume = None
+    queue = engine.broadcaster.subscribe(resume)
+
+    async def events():  # noqa: ANN202 - async generator of SSE dicts
+        try:
+            while True:
+                if await request.is_disconnected():
+                    break
+                try:
+                    item = await asyncio.wait_for(queue.get(), timeout=15)
+                except TimeoutError:
+                    continue  # sse-starlette sends its own keep-alive pings
+                yield {"id": str(item.id), "event": item.event, "data": json.dumps(item.data, ensure_ascii=False)}
+        finally:
+            engine.broadcaster.unsubscribe(queue)
+
+    return EventSourceResponse(events(), ping=10)
+
+
+@router.get("/{alert_id}")
+def get_alert(engine: EngineDep, alert_id: int) -> dict[str, Any]:
+    return engine.reader.get(alert_id)
+
+
+@router.post("/{alert_id}/ack")
+def acknowledge(engine: EngineDep, alert_id: int, body: StateChange) -> dict[str, Any]:
+    return engine.acknowledge(alert_id, body.owner, body.comment)
+
+
+@router.post("/{alert_id}/resolve")
+def resolve(engine: EngineDep, alert_id: int, body: StateChange) -> dict[str, Any]:
+    return engine.resolve(alert_id, body.owner, body.comment)

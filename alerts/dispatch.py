@@ -1,0 +1,389 @@
+"""Grouping, muting, the durable outbox, retries with backoff, and an audit record for every decision.
+
+Pipeline per alert (after Alertmanager's notify stages): inhibit → silence → route → group (wait) → time window →
+dedup (group sequence) → outbox → send → retry/backoff. It never formats messages: notifiers do.
+
+Durability: raising an alert, grouping it and enqueueing its notification are database writes; a notification is
+marked `sending` before the network call and `sent` after it. A process that dies in between leaves `sending`
+rows, which the next start puts back to `pending` — so delivery is at least once, and every re-send carries the
+same dedup key (the e-mail Message-ID, the webhook Idempotency-Key) so receivers can fold the rare duplicate.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, and_, select, update
+
+from alerts import route as routing
+from alerts.inhibit import Inhibitor
+from alerts.notify.base import Message, Notifier, PartialNotifyError
+from alerts.route import Route
+from alerts.rules import AlertDraft, RuleEvaluator
+from alerts.silence import Silencer
+from alerts.store import alert_audit, alert_groups, alert_members, alert_outbox, alert_public, alerts, dumps, ts
+from alerts.timewindows import in_interval, next_change
+from core.config_alerts import AlertsConfig, ReceiverConfig, TimeInterval
+from core.errors import NotifyError
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    """One validated alerts config turned into objects; swapped whole on reload so a failed reload changes nothing."""
+
+    config: AlertsConfig
+    root: Route | None
+    evaluator: RuleEvaluator
+    inhibitor: Inhibitor
+    intervals: dict[str, TimeInterval]
+    notifiers: dict[tuple[str, str], Notifier] = field(default_factory=dict)
+
+    def receiver(self, name: str) -> ReceiverConfig | None:
+        return self.config.receiver(name)
+
+
+def audit(conn: Connection, now: float, decision: str, reason: str, *, alert_id: int | None = None,
+          group_key: str | None = None, receiver: str | None = None, outbox_id: int | None = None,
+          detail: dict | None = None) -> None:
+    conn.execute(alert_audit.insert().values(ts=now, decision=decision, reason=reason, alert_id=alert_id,
+                                             group_key=group_key, receiver=receiver, outbox_id=outbox_id,
+                                             detail=dumps(detail) if detail is not None else None))
+
+
+def resolve_rota(receiver: ReceiverConfig, now: datetime) -> str:
+    """The member on duty now: shifts of `rota.shift` counted from `rota.start` at `rota.handover` (local time)."""
+    from zoneinfo import ZoneInfo
+
+    rota = receiver.rota
+    assert rota is not None
+    zone = ZoneInfo(rota.timezone)
+    origin = datetime.combine(rota.start, rota.handover, tzinfo=zone)
+    shifts = int((now - origin) // rota.shift) if now >= origin else 0
+    return rota.members[shifts % len(rota.members)]
+
+
+class Dispatcher:
+    """Owns the group, member and outbox tables; the engine calls it with the current runtime and time."""
+
+    def __init__(self, store: Any, silencer: Silencer, runtime: Callable[[], Runtime],
+                 wake: Callable[[], None] = lambda: None) -> None:
+        self.store = store
+        self.silencer = silencer
+        self.runtime = runtime
+        self.wake = wake
+
+    # ---- muting ------------------------------------------------------------------------------------------
+
+    def mute_reason(self, labels: dict[str, str], now: datetime) -> str | None:
+        rt = self.runtime()
+        return rt.inhibitor.mutes(labels, now) or self.silencer.mutes(labels, now)
+
+    # ---- raising and grouping ------------------------------------------------------------------------------
+
+    def raise_alerts(self, drafts: list[AlertDraft], now: datetime) -> list[int]:
+        """Store new alerts, mute or group them; known fingerprints only refresh their labels. No network."""
+        rt = self.runtime()
+        if not drafts or rt.root is None:
+            return []
+        moment = ts(now)
+        raised: list[int] = []
+        with self.store.write() as conn:
+            fps = [d.fingerprint for d in drafts]
+            known = {}
+            for start in range(0, len(fps), 500):
+                rows = conn.execute(select(alerts.c.id, alerts.c.fingerprint, alerts.c.state)
+                                    .where(alerts.c.fingerprint.in_(fps[start:start + 500]))).all()
+                known.update({r.fingerprint: r for r in rows})
+            for draft in drafts:
+                existing = known.get(draft.fingerprint)
+                if existing is not None:
+                    if existing.state != "resolved":
+                        conn.execute(alerts.update().where(alerts.c.id == existing.id).values(
+                            labels=dumps(draft.labels), annotations=dumps(draft.annotations), updated_ts=moment))
+                    continue
+                reason = self.mute_reason(draft.labels, now)
+                alert_id = conn.execute(alerts.insert().values(
+                    fingerprint=draft.fingerprint, rule=draft.rule, kind=draft.kind, severity=draft.severity,
+                    state="silenced" if reason else "firing", muted_by=reason, labels=dumps(draft.labels),
+                    annotations=dumps(draft.annotations), item_id=draft.item_id, event_id=draft.event_id,
+                    starts_ts=moment, updated_ts=moment)).inserted_primary_key[0]
+                known[draft.fingerprint] = None  # the same fingerprint twice in one batch raises once
+                raised.append(alert_id)
+                rt.inhibitor.note_active(draft.labels)
+                audit(conn, moment, "raise", f"rule {draft.rule} ({draft.kind}, {draft.severity})", alert_id=alert_id,
+                      detail={"item_id": draft.item_id, "event_id": draft.event_id})
+                if reason:
+                    decision = "inhibit" if reason.startswith("inhibit") else "silence"
+                    audit(conn, moment, decision, f"muted by {reason} when raised", alert_id=alert_id)
+                for matched in routing.match(rt.root, draft.labels):
+                    self._join_group(conn, matched, alert_id, draft.labels, moment)
+        if raised:
+            logger.info("alerts raised count=%d", len(raised))
+            self.wake()
+        return raised
+
+    def _join_group(self, conn: Connection, route: Route, alert_id: int, labels: dict[str, str], moment: float) -> None:
+        key = route.group_key(labels)
+        g = alert_groups.c
+        group = conn.execute(select(alert_groups).where(g.key == key)).first()
+        if group is None:
+            conn.execute(alert_groups.insert().values(key=key, route_path=route.path, receiver=route.receiver,
+                                                      labels=dumps(route.group_labels(labels)), created_ts=moment,
+                                                      next_flush_ts=moment + route.group_wait.total_seconds(), seq=0))
+            why = f"new group, first notification after group_wait {route.group_wait}"
+        elif group.next_flush_ts is None:
+            if group.last_notified_ts is None:
+                flush = moment + route.group_wait.total_seconds()
+            else:
+                flush = max(moment, group.last_notified_ts + route.group_interval.total_seconds())
+            conn.execute(alert_groups.update().where(g.key == key).values(next_flush_ts=flush))
+            why = f"joins notified group, next notification after group_interval {route.group_interval}"
+        else:
+            why = "joins a group already waiting to be notified"
+        first_step = route.escalation[0].after.total_seconds() if route.escalation else None
+        conn.execute(alert_members.insert().values(group_key=key, alert_id=alert_id, notified_seq=0, escalation_level=0,
+                                                   next_escalation_ts=None if first_step is None else moment + first_step))
+        audit(conn, moment, "group", f"route {route.path} → receiver {route.receiver}: {why}", alert_id=alert_id,
+              group_key=key, receiver=route.receiver)
+
+    def schedule_groups_of(self, conn: Connection, alert_ids: list[int], moment: float) -> None:
+        """Groups holding these alerts notify at their next chance (used when alerts are un-muted)."""
+        rt = self.runtime()
+        keys = {r.group_key for r in conn.execute(select(alert_members.c.group_key)
+                                                  .where(alert_members.c.alert_id.in_(alert_ids)))}
+        for key in keys:
+            group = conn.execute(select(alert_groups).where(alert_groups.c.key == key)).first()
+            if group is None or group.next_flush_ts is not None:
+                continue
+            route = routing.find(rt.root, group.route_path) if rt.root else None
+            interval = route.group_interval.total_seconds() if route else 0
+            flush = moment if group.last_notified_ts is None else max(moment, group.last_notified_ts + interval)
+            conn.execute(alert_groups.update().where(alert_groups.c.key == key).values(next_flush_ts=flush))
+
+    # ---- flushing groups -----------------------------------------------------------------------------------
+
+    def flush_due(self, now: datetime) -> int:
+        """Turn due groups (group_wait/group_interval passed, or repeat_interval passed) into outbox rows."""
+        moment = ts(now)
+        g = alert_groups.c
+        with self.store.read() as conn:
+            keys = [r.key for r in conn.execute(select(g.key).where(
+                (g.next_flush_ts <= moment) | (g.next_repeat_ts <= moment)).order_by(g.next_flush_ts).limit(1000))]
+        sent = 0
+        for key in keys:
+            with self.store.write() as conn:
+                group = conn.execute(select(alert_groups).where(g.key == key)).first()
+                if group is not None:
+                    sent += self._flush(conn, group, now)
+        return sent
+
+    def _flush(self, conn: Connection, group: Any, now: datetime) -> int:
+        rt = self.runtime()
+        moment = ts(now)
+        g = alert_groups.c
+        repeat_due = group.next_repeat_ts is not None and group.next_repeat_ts <= moment
+        flush_due = group.next_flush_ts is not None and group.next_flush_ts <= moment
+        route = routing.find(rt.root, group.route_path) if rt.root else None
+        if route is None or route.receiver != group.receiver:
+            conn.execute(alert_groups.update().where(g.key == group.key).values(next_flush_ts=None, next_repeat_ts=None))
+            audit(conn, moment, "skip", f"route {group.route_path} → {group.receiver} no longer exists after a reload; "
+                  "its alerts stay listed in the API", group_key=group.key, receiver=group.receiver)
+            return 0
+        rows = conn.execute(
+            select(alerts, alert_members.c.notified_seq)
+            .join(alert_members, alert_members.c.alert_id == alerts.c.id)
+            .where(alert_members.c.group_key == group.key, alerts.c.state == "firing")
+            .order_by(alerts.c.id)
+        ).all()
+        firing, newly_muted = [], []
+        for row in rows:
+            reason = self.mute_reason(json.loads(row.labels), now)
+            if reason:
+                newly_muted.append(row.id)
+                conn.execute(alerts.update().where(alerts.c.id == row.id).values(state="silenced", muted_by=reason,
+                                                                                 updated_ts=moment))
+                decision = "inhibit" if reason.startswith("inhibit") else "silence"
+                audit(conn, moment, decision, f"muted by {reason} before notifying", alert_id=row.id, group_key=group.key,
+                      receiver=group.receiver)
+            else:
+                firing.append(row)
+        if newly_muted:
+            rt.inhibitor.invalidate()
+        new = [r for r in firing if r.notified_seq == 0]
+        if not new and not (repeat_due and firing):
+            conn.execute(alert_groups.update().where(g.key == group.key).values(
+                next_flush_ts=None, next_repeat_ts=group.next_repeat_ts if firing and not repeat_due else None))
+            if flush_due or repeat_due:
+                audit(conn, moment, "skip", "nothing to notify: no new firing alerts and nothing left to repeat "
+                      "(acknowledged, resolved or muted)", group_key=group.key, receiver=group.receiver)
+            return 0
+        window_ok, why = self.window_allows(route, now)
+        critical = any(r.severity == "critical" for r in firing) and rt.config.critical_ignores_quiet_hours
+        if not window_ok and not critical:
+            resume = next_change(lambda t: self.window_allows(route, t)[0], now)
+            held = ts(resume) if resume else None
+            conn.execute(alert_groups.update().where(g.key == group.key).values(
+                next_flush_ts=held if new else None, next_repeat_ts=held if repeat_due else group.next_repeat_ts))
+            audit(conn, moment, "defer", f"{why}; held until {resume.isoformat() if resume else 'never (no window ahead)'}",
+                  group_key=group.key, receiver=group.receiver, detail={"alerts": len(firing)})
+            return 0
+        seq = group.seq + 1
+        kind = "alert" if new else "repeat"
+        ordered = new + [r for r in firing if r.notified_seq != 0]
+        cap = rt.config.max_alerts_per_message
+        snapshot = [alert_public(r) for r in ordered[:cap]]
+        base_key = hashlib.sha1(f"{group.key}\x1f{seq}".encode()).hexdigest()[:32]
+        message = Message(kind=kind, dedup_key=base_key, receiver=group.receiver, alerts=snapshot, total=len(firing),
+                          new=len(new), group_key=group.key, group_labels=json.loads(group.labels),
+                          public_url=rt.config.public_url)
+        rows_made = self.enqueue(conn, message, now)
+        new_ids = [r.id for r in new]
+        for start in range(0, len(new_ids), 500):
+            conn.execute(update(alert_members).where(and_(alert_members.c.group_key == group.key,
+                                                          alert_members.c.alert_id.in_(new_ids[start:start + 500])))
+                         .values(notified_seq=seq))
+        conn.execute(alert_groups.update().where(g.key == group.key).values(
+            seq=seq, last_notified_ts=moment, next_flush_ts=None,
+            next_repeat_ts=moment + route.repeat_interval.total_seconds()))
+        override = " (critical: quiet hours ignored)" if not window_ok else ""
+        audit(conn, moment, "send" if kind == "alert" else "repeat",
+              f"{len(new)} new, {len(firing)} firing in group → {rows_made} outbox row(s){override}",
+              group_key=group.key, receiver=group.receiver,
+              detail={"alert_ids": [r.id for r in ordered[:100]], "total": len(firing), "dedup_key": base_key})
+        return rows_made
+
+    def window_allows(self, route: Route, now: datetime) -> tuple[bool, str]:
+        rt = self.runtime()
+        for name in route.mute_time_intervals:
+            interval = rt.intervals.get(name)
+            if interval and in_interval(interval, now):
+                return False, f"inside mute window {name!r}"
+        active = [rt.intervals[n] for n in route.active_time_intervals if n in rt.intervals]
+        if route.active_time_intervals and not any(in_interval(i, now) for i in active):
+            return False, f"outside active windows {route.active_time_intervals}"
+        return True, ""
+
+    # ---- outbox ----------------------------------------------------------------------------------------------
+
+    def enqueue(self, conn: Connection, message: Message, now: datetime, receiver_name: str | None = None) -> int:
+        """One outbox row per channel of the receiver (a rota resolves to the member on duty). Returns rows made."""
+        rt = self.runtime()
+        moment = ts(now)
+        name = receiver_name or message.receiver
+        receiver = rt.receiver(name)
+        if receiver is not None and receiver.rota is not None:
+            member = resolve_rota(receiver, now)
+            audit(conn, moment, "route", f"rota {name!r} resolves to {member!r} on duty", receiver=name,
+                  group_key=message.group_key)
+            name = member
+            receiver = rt.receiver(member)
+        if receiver is None:
+            audit(conn, moment, "fail", f"receiver {name!r} is not configured; notification not sent",
+                  receiver=name, group_key=message.group_key)
+            return 0
+        message.receiver = name
+        made = 0
+        for integration in receiver.integrations():
+            key = f"{message.dedup_key}:{name}:{integration}"
+            exists = conn.execute(select(alert_outbox.c.id).where(alert_outbox.c.dedup_key == key)).first()
+            if exists is not None:
+                audit(conn, moment, "skip", "duplicate notification (same dedup key) not enqueued again",
+                      receiver=name, outbox_id=exists.id)
+                continue
+            conn.execute(alert_outbox.insert().values(dedup_key=key, kind=message.kind, receiver=name,
+                                                      integration=integration, group_key=message.group_key,
+                                                      payload=dumps({**message.payload(), "dedup_key": key}),
+                                                      status="pending", attempts=0, parts_done=0,
+                                                      next_attempt_ts=moment, created_ts=moment))
+            made += 1
+        if made:
+            self.wake()
+        return made
+
+    def resume_interrupted(self, now: datetime) -> int:
+        """Rows left `sending` by a process that died mid-send go back to `pending` (at-least-once)."""
+        moment = ts(now)
+        with self.store.write() as conn:
+            rows = conn.execute(select(alert_outbox.c.id, alert_outbox.c.receiver)
+                                .where(alert_outbox.c.status == "sending")).all()
+            for row in rows:
+                conn.execute(alert_outbox.update().where(alert_outbox.c.id == row.id).values(status="pending",
+                                                                                           next_attempt_ts=moment))
+                audit(conn, moment, "resume", "was being sent when the previous process stopped; sending again "
+                      "with the same dedup key", receiver=row.receiver, outbox_id=row.id)
+        return len(rows)
+
+    def claim_due(self, now: datetime, limit: int = 100) -> list[int]:
+        moment = ts(now)
+        o = alert_outbox.c
+        with self.store.write() as conn:
+            ids = [r.id for r in conn.execute(select(o.id).where(o.status == "pending", o.next_attempt_ts <= moment)
+                                              .order_by(o.next_attempt_ts, o.id).limit(limit))]
+            if ids:
+                conn.execute(alert_outbox.update().where(o.id.in_(ids)).values(status="sending"))
+        return ids
+
+    def deliver(self, outbox_id: int, clock: Callable[[], datetime]) -> str:
+        """Send one claimed row and record the outcome; returns the new status."""
+        rt = self.runtime()
+        with self.store.read() as conn:
+            row = conn.execute(select(alert_outbox).where(alert_outbox.c.id == outbox_id)).first()
+        if row is None:
+            return "missing"
+        notifier = rt.notifiers.get((row.receiver, row.integration))
+        error: NotifyError | None = None
+        parts_done = row.parts_done
+        if notifier is None:
+            error = NotifyError(f"receiver {row.receiver!r} has no {row.integration} channel in the current config",
+                                recoverable=False)
+        else:
+            message = Message.from_payload(json.loads(row.payload), parts_done=row.parts_done)
+            try:
+                notifier.send(message)
+            except PartialNotifyError as exc:
+                error, parts_done = exc, exc.parts_done
+            except NotifyError as exc:
+                error = exc
+            except Exception as exc:  # noqa: BLE001 - a notifier bug must be recorded, not crash the dispatcher
+                logger.exception("notifier crashed receiver=%s integration=%s", row.receiver, row.integration)
+                error = NotifyError(f"notifier error {exc.__class__.__name__}: {exc}", recoverable=False)
+        now = clock()
+        moment = ts(now)
+        o = alert_outbox.c
+        with self.store.write() as conn:
+            if error is None:
+                conn.execute(alert_outbox.update().where(o.id == outbox_id).values(
+                    status="sent", sent_ts=moment, attempts=row.attempts + 1, last_error=None))
+                audit(conn, moment, "sent", f"delivered by {row.integration} (attempt {row.attempts + 1})",
+                      receiver=row.receiver, outbox_id=outbox_id, group_key=row.group_key)
+                logger.info("alert sent receiver=%s integration=%s outbox=%d", row.receiver, row.integration, outbox_id)
+                return "sent"
+            attempts = row.attempts + 1
+            retry = rt.config.retry
+            if error.recoverable and attempts < retry.max_attempts:
+                delay = min(retry.initial.total_seconds() * retry.multiplier ** (attempts - 1),
+                            retry.max_delay.total_seconds())
+                conn.execute(alert_outbox.update().where(o.id == outbox_id).values(
+                    status="pending", attempts=attempts, parts_done=parts_done, last_error=error.message,
+                    next_attempt_ts=moment + delay))
+                audit(conn, moment, "retry", f"{error.message}; recoverable, attempt {attempts} of {retry.max_attempts}, "
+                      f"next in {timedelta(seconds=round(delay))}", receiver=row.receiver, outbox_id=outbox_id)
+                logger.warning("alert send failed, will retry receiver=%s integration=%s attempts=%d",
+                               row.receiver, row.integration, attempts)
+                return "pending"
+            status = "dead" if error.recoverable else "failed"
+            why = f"gave up after {attempts} attempts" if error.recoverable else "permanent failure, not retried"
+            conn.execute(alert_outbox.update().where(o.id == outbox_id).values(
+                status=status, attempts=attempts, parts_done=parts_done, last_error=error.message))
+            audit(conn, moment, "fail", f"{error.message}; {why}", receiver=row.receiver, outbox_id=outbox_id)
+            logger.error("alert send failed for good receiver=%s integration=%s status=%s", row.receiver,
+                         row.integration, status)
+            return status

@@ -1,0 +1,339 @@
+"""The alert engine: one object the service, the API and the dispatcher worker talk to.
+
+It holds the current `Runtime` (swapped whole on reload), the silencer, the dispatcher and the escalator, and runs
+one `tick(now)` of time-driven work: un-mute, source health, silence notices, group flushes, escalations, sends.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from alerts.clock import Clock, SystemClock
+from alerts.dispatch import Dispatcher, Runtime, audit
+from alerts.escalation import Escalator
+from alerts.inhibit import Inhibitor
+from alerts.notify.base import Message, Notifier
+from alerts.notify.dingtalk import DingTalkNotifier
+from alerts.notify.email import EmailNotifier
+from alerts.notify.inapp import Broadcaster, InAppNotifier
+from alerts.notify.webhook import WebhookNotifier
+from alerts.notify.wecom import WeComNotifier
+from alerts.route import build
+from alerts.rules import AlertDraft, RuleEvaluator, SourceHealth
+from alerts.silence import Silencer, silence_notice_text
+from alerts.store import AlertReader, alert_public, alert_silences, alerts, ts
+from core.config_alerts import AlertsConfig, RuleConfig
+from core.errors import ConfigError, InputError, NotFound, NotifyError
+
+logger = logging.getLogger(__name__)
+
+
+class AlertStateError(InputError):
+    """The alert cannot move to the requested state (e.g. acknowledging a resolved alert)."""
+
+    status = 409
+
+
+SourceHealthProvider = Callable[[], list[SourceHealth]]
+
+
+class AlertEngine:
+    def __init__(self, config: AlertsConfig, store: Any, *, clock: Clock | None = None,
+                 broadcaster: Broadcaster | None = None,
+                 source_health: SourceHealthProvider | None = None,
+                 event_heat: Callable[[str], float | None] | None = None) -> None:
+        self.store = store
+        self.clock = clock or SystemClock()
+        self.broadcaster = broadcaster or Broadcaster()
+        self.source_health = source_health  # hook: the crawler's per-source health; None until it is wired
+        self.event_heat = event_heat
+        self.source_health_interval = timedelta(minutes=1)
+        self._last_health_check: datetime | None = None
+        self.wakeup = threading.Event()
+        self._runtime = self.build_runtime(config)
+        self.silencer = Silencer(store)
+        self.dispatcher = Dispatcher(store, self.silencer, lambda: self._runtime, wake=self.wakeup.set)
+        self.escalator = Escalator(self.dispatcher)
+        self.reader = AlertReader(store)
+        self._tick_lock = threading.Lock()
+
+    # ---- config --------------------------------------------------------------------------------------------
+
+    @property
+    def runtime(self) -> Runtime:
+        return self._runtime
+
+    @property
+    def config(self) -> AlertsConfig:
+        return self._runtime.config
+
+    def build_runtime(self, config: AlertsConfig) -> Runtime:
+        """Objects for a validated config; anything that cannot be built is a ConfigError (and nothing changes)."""
+        notifiers: dict[tuple[str, str], Notifier] = {}
+        for receiver in config.receivers:
+            if receiver.email:
+                smtp = receiver.email.smtp or config.smtp
+                assert smtp is not None  # guaranteed by AlertsConfig validation
+                notifiers[(receiver.name, "email")] = EmailNotifier(receiver.email, smtp)
+            if receiver.webhook:
+                notifiers[(receiver.name, "webhook")] = WebhookNotifier(receiver.webhook)
+            if receiver.wecom:
+                notifiers[(receiver.name, "wecom")] = WeComNotifier(receiver.wecom)
+            if receiver.dingtalk:
+                notifiers[(receiver.name, "dingtalk")] = DingTalkNotifier(receiver.dingtalk)
+            if receiver.inapp:
+                notifiers[(receiver.name, "inapp")] = InAppNotifier(receiver.inapp, self.broadcaster)
+        return Runtime(
+            config=config,
+            root=build(config.route) if config.route else None,
+            evaluator=RuleEvaluator(config.rules, public_url=config.public_url, store=self.store,
+                                    event_heat=self.event_heat),
+            inhibitor=Inhibitor(config.inhibit_rules, self.store),
+            intervals={t.name: t for t in config.time_intervals},
+            notifiers=notifiers,
+        )
+
+    def reload(self, config: AlertsConfig | dict) -> dict[str, Any]:
+        """Swap in a new config; on any error the old rules, routes and receivers stay in force."""
+        from pydantic import ValidationError
+
+        from core.config import format_validation_error
+
+        try:
+            validated = config if isinstance(config, AlertsConfig) else AlertsConfig.model_validate(config)
+            runtime = self.build_runtime(validated)
+        except ValidationError as exc:
+            error = format_validation_error("alerts", exc)
+            self._audit("reload", f"rejected, old config kept: {error.message}")
+            raise error from exc
+        except ConfigError as exc:
+            self._audit("reload", f"rejected, old config kept: {exc.message}")
+            raise
+        self._runtime = runtime
+        self._audit("reload", f"applied: {len(validated.rules)} rules, {len(validated.receivers)} receivers")
+        self.wakeup.set()
+        return {"rules": len(validated.rules), "receivers": len(validated.receivers)}
+
+    def _audit(self, decision: str, reason: str, **kw: Any) -> None:
+        with self.store.write() as conn:
+            audit(conn, ts(self.clock.now()), decision, reason, **kw)
+
+    # ---- raising ---------------------------------------------------------------------------------------------
+
+    def evaluate(self, items: list) -> list[int]:
+        """Rules over stored items → alerts in the store (grouped, muted or queued). No network."""
+        if not self.config.enabled:
+            return []
+        now = self.clock.now()
+        drafts = self._runtime.evaluator.evaluate(items, now)
+        return self.dispatcher.raise_alerts(drafts, now)
+
+    def raise_drafts(self, drafts: list[AlertDraft]) -> list[int]:
+        return self.dispatcher.raise_alerts(drafts, self.clock.now())
+
+    def check_sources(self, health: list[SourceHealth]) -> None:
+        """Operations alerts for unhealthy sources; alerts of sources healthy again are resolved."""
+        drafts, healthy = self._runtime.evaluator.evaluate_sources(health)
+        self.raise_drafts(drafts)
+        if healthy:
+            now = self.clock.now()
+            with self.store.write() as conn:
+                rows = conn.execute(select(alerts.c.id).where(alerts.c.fingerprint.in_(healthy),
+                                                              alerts.c.state != "resolved")).all()
+                for row in rows:
+                    conn.execute(alerts.update().where(alerts.c.id == row.id).values(
+                        state="resolved", resolved_by="yuqing", resolved_ts=ts(now), updated_ts=ts(now)))
+                    audit(conn, ts(now), "resolve", "source healthy again", alert_id=row.id)
+
+    # ---- the time-driven work ----------------------------------------------------------------------------------
+
+    def tick(self, *, deliver: bool = True) -> dict[str, int]:
+        """One pass of everything that depends on time; `deliver` sends due outbox rows inline (tests, CLI)."""
+        with self._tick_lock:
+            now = self.clock.now()
+            counts = {"unmuted": self.unmute_expired(now)}
+            if self.source_health and (self._last_health_check is None
+                                       or now - self._last_health_check >= self.source_health_interval):
+                self._last_health_check = now
+                try:
+                    self.check_sources(self.source_health())
+                except Exception:  # noqa: BLE001 - a broken health hook must not stop alert delivery
+                    logger.exception("source health check failed")
+            counts["notices"] = self.send_silence_notices(now)
+            counts["queued"] = self.dispatcher.flush_due(now)
+            counts["escalated"] = self.escalator.escalate_due(now)
+            counts["sent"] = self.deliver_due() if deliver else 0
+            return counts
+
+    def deliver_due(self) -> int:
+        sent = 0
+        for outbox_id in self.dispatcher.claim_due(self.clock.now()):
+            sent += self.dispatcher.deliver(outbox_id, self.clock.now) == "sent"
+        return sent
+
+    def unmute_expired(self, now: datetime) -> int:
+        """Silenced alerts whose silence ended or whose inhibiting alert went away fire again."""
+        with self.store.read() as conn:
+            rows = conn.execute(select(alerts.c.id, alerts.c.labels, alerts.c.muted_by)
+                                .where(alerts.c.state == "silenced")).all()
+        freed = []
+        for row in rows:
+            if self.dispatcher.mute_reason(json.loads(row.labels), now) is None:
+                freed.append(row)
+        if not freed:
+            return 0
+        moment = ts(now)
+        with self.store.write() as conn:
+            for row in freed:
+                conn.execute(alerts.update().where(alerts.c.id == row.id, alerts.c.state == "silenced")
+                             .values(state="firing", muted_by=None, updated_ts=moment))
+                audit(conn, moment, "unmute", f"{row.muted_by} no longer applies; the alert fires again", alert_id=row.id)
+            self.dispatcher.schedule_groups_of(conn, [r.id for r in freed], moment)
+        self._runtime.inhibitor.invalidate()
+        return len(freed)
+
+    def send_silence_notices(self, now: datetime) -> int:
+        cfg = self.config.silence_notice
+        rows = self.silencer.expiring(now, cfg.before.total_seconds())
+        if not rows:
+            return 0
+        moment = ts(now)
+        with self.store.write() as conn:
+            for row in rows:
+                targets = [r for r in {cfg.receiver, row.owner} if r and self.config.receiver(r)]
+                message_text = silence_notice_text(row)
+                for target in sorted(targets):
+                    message = Message(kind="silence_notice", dedup_key=f"silence-{row.id}-notice", receiver=target,
+                                      text=message_text, public_url=self.config.public_url)
+                    self.dispatcher.enqueue(conn, message, now)
+                conn.execute(alert_silences.update().where(alert_silences.c.id == row.id).values(notice_sent_ts=moment))
+                reason = (f"silence #{row.id} ends at {datetime.fromtimestamp(row.ends_ts).isoformat()}; notice to "
+                          f"{', '.join(sorted(targets)) or 'nobody (no notice receiver and the owner is not a receiver)'}")
+                audit(conn, moment, "notice", reason, detail={"silence_id": row.id})
+        return len(rows)
+
+    # ---- acknowledge, resolve --------------------------------------------------------------------------------
+
+    def acknowledge(self, alert_id: int, owner: str, comment: str = "") -> dict[str, Any]:
+        if not owner.strip():
+            raise InputError("acknowledging needs an owner: who takes the alert on")
+        return self._transition(alert_id, "acknowledged", owner.strip(), comment, allowed=("firing", "silenced"))
+
+    def resolve(self, alert_id: int, owner: str, comment: str = "") -> dict[str, Any]:
+        if not owner.strip():
+            raise InputError("resolving needs an owner")
+        return self._transition(alert_id, "resolved", owner.strip(), comment,
+                                allowed=("firing", "acknowledged", "silenced"))
+
+    def _transition(self, alert_id: int, target: str, owner: str, comment: str, allowed: tuple[str, ...]) -> dict:
+        now = self.clock.now()
+        moment = ts(now)
+        with self.store.write() as conn:
+            row = conn.execute(select(alerts).where(alerts.c.id == alert_id)).first()
+            if row is None:
+                raise NotFound(f"alert {alert_id} not found")
+            if row.state not in allowed:
+                raise AlertStateError(f"alert {alert_id} is {row.state}; it cannot become {target}")
+            values: dict[str, Any] = {"state": target, "updated_ts": moment, "muted_by": None}
+            if comment:
+                values["comment"] = comment
+            if target == "acknowledged":
+                values.update(acked_by=owner, acked_ts=moment)
+            else:
+                values.update(resolved_by=owner, resolved_ts=moment)
+            conn.execute(alerts.update().where(alerts.c.id == alert_id).values(**values))
+            audit(conn, moment, "ack" if target == "acknowledged" else "resolve",
+                  f"{owner}: {comment}" if comment else owner, alert_id=alert_id)
+            updated = alert_public(conn.execute(select(alerts).where(alerts.c.id == alert_id)).first())
+        self._runtime.inhibitor.invalidate()
+        self.broadcaster.publish("alert_state", {"id": alert_id, "state": target, "by": owner})
+        return updated
+
+    # ---- silences ----------------------------------------------------------------------------------------------
+
+    def create_silence(self, *, matchers: Any, reason: str, owner: str, ends_at: datetime,
+                       starts_at: datetime | None = None) -> dict[str, Any]:
+        now = self.clock.now()
+        silence = self.silencer.create(matchers=matchers, reason=reason, owner=owner, starts_at=starts_at,
+                                       ends_at=ends_at, now=now)
+        self._audit("silence", f"silence #{silence['id']} created by {owner} until {silence['ends_at']}: {reason}",
+                    detail={"silence_id": silence["id"], "matchers": silence["matchers"]})
+        self._mute_firing(now)
+        return silence
+
+    def expire_silence(self, silence_id: int, by: str = "") -> dict[str, Any]:
+        silence = self.silencer.expire(silence_id, self.clock.now())
+        self._audit("silence", f"silence #{silence_id} ended early{' by ' + by if by else ''}",
+                    detail={"silence_id": silence_id})
+        self.wakeup.set()
+        return silence
+
+    def _mute_firing(self, now: datetime) -> None:
+        """Firing alerts a new silence covers become silenced at once (and stop repeating and escalating)."""
+        with self.store.read() as conn:
+            rows = conn.execute(select(alerts.c.id, alerts.c.labels).where(alerts.c.state == "firing")).all()
+        muted = [(r.id, reason) for r in rows if (reason := self.silencer.mutes(json.loads(r.labels), now))]
+        if not muted:
+            return
+        moment = ts(now)
+        with self.store.write() as conn:
+            for alert_id, reason in muted:
+                conn.execute(alerts.update().where(alerts.c.id == alert_id).values(state="silenced", muted_by=reason,
+                                                                                   updated_ts=moment))
+                audit(conn, moment, "silence", f"muted by {reason}", alert_id=alert_id)
+        self._runtime.inhibitor.invalidate()
+
+    # ---- receivers and rules -------------------------------------------------------------------------------------
+
+    def test_receiver(self, name: str, by: str = "") -> dict[str, Any]:
+        """Send a test message through every channel of a receiver now; report each channel's outcome."""
+        rt = self._runtime
+        receiver = rt.receiver(name)
+        if receiver is None:
+            known = ", ".join(r.name for r in rt.config.receivers) or "none"
+            raise NotFound(f"receiver {name!r} is not configured; configured receivers: {known}")
+        results = {}
+        now = self.clock.now()
+        stamp = int(ts(now) * 1000)
+        for integration in receiver.integrations():
+            message = Message(kind="test", dedup_key=f"test-{name}-{integration}-{stamp}", receiver=name,
+                              text=f"这是一条来自 yuqing 舆情系统的测试消息（接收人 {name}，渠道 {integration}）。"
+                                   f"{'发起人：' + by if by else ''}", public_url=rt.config.public_url)
+            try:
+                rt.notifiers[(name, integration)].send(message)
+                results[integration] = {"ok": True}
+                self._audit("test", f"test message delivered by {integration}", receiver=name)
+            except NotifyError as exc:
+                results[integration] = {"ok": False, "error": exc.message, "recoverable": exc.recoverable}
+                self._audit("test", f"test message failed on {integration}: {exc.message}", receiver=name)
+        if receiver.rota is not None:
+            from alerts.dispatch import resolve_rota
+
+            results["rota"] = {"ok": True, "on_duty": resolve_rota(receiver, now)}
+        return {"receiver": name, "results": results, "ok": all(r.get("ok") for r in results.values())}
+
+    def dry_run(self, rule: str | dict, since: datetime, until: datetime) -> dict[str, Any]:
+        """How many alerts a configured (by name) or proposed (inline) rule would have raised in [since, until)."""
+        from pydantic import ValidationError
+
+        if isinstance(rule, str):
+            found = next((r for r in self.config.rules if r.name == rule), None)
+            if found is None:
+                raise NotFound(f"rule {rule!r} is not configured")
+            parsed = found
+        else:
+            try:
+                parsed = RuleConfig.model_validate(rule)
+            except ValidationError as exc:
+                raise InputError(f"invalid rule: {exc.errors()[0]['msg']}",
+                                 errors=[{"loc": list(map(str, e["loc"])), "msg": e["msg"]} for e in exc.errors()]) from None
+        if until <= since:
+            raise InputError("until must be after since")
+        return self._runtime.evaluator.dry_run(parsed, since, until)

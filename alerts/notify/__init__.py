@@ -1,0 +1,1 @@
+"""One module per channel; each `send(message)` raises NotifyError(recoverable=...) and never retries."""

@@ -1,0 +1,51 @@
+"""Generic JSON webhook: one POST per notification carrying the dedup key (also as Idempotency-Key)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from alerts.notify.base import Message, http_failure, intro, title
+from core.config_alerts import WebhookIntegration
+from core.errors import NotifyError
+
+
+def redact(url: str) -> str:
+    """Scheme, host and path only: tokens in query strings never reach logs or the audit trail."""
+    return str(httpx.URL(url).copy_with(query=None, fragment=None))
+
+
+def post_json(url: str, body: dict[str, Any], *, timeout: float, channel: str,
+              headers: dict[str, str] | None = None) -> httpx.Response:
+    """POST and map transport failures: timeouts and refused connections are recoverable."""
+    try:
+        response = httpx.post(url, json=body, timeout=timeout, headers=headers or {})
+    except httpx.TimeoutException as exc:
+        raise NotifyError(f"{channel} {redact(url)} timed out after {timeout:g}s", recoverable=True) from exc
+    except httpx.TransportError as exc:
+        raise NotifyError(f"{channel} {redact(url)} unreachable: {exc.__class__.__name__}", recoverable=True) from exc
+    if response.status_code >= 300:
+        raise http_failure(response.status_code, response.text, channel)
+    return response
+
+
+def webhook_body(message: Message, max_alerts: int) -> dict[str, Any]:
+    alerts = message.alerts[:max_alerts]
+    return {
+        "version": "1", "kind": message.kind, "dedup_key": message.dedup_key, "receiver": message.receiver,
+        "title": title(message), "summary": intro(message), "severity": message.severity,
+        "group_key": message.group_key, "group_labels": message.group_labels, "escalation_level": message.escalation_level,
+        "total": message.total, "truncated_alerts": max(message.total - len(alerts), 0), "alerts": alerts,
+    }
+
+
+class WebhookNotifier:
+    def __init__(self, integration: WebhookIntegration) -> None:
+        self.integration = integration
+
+    def send(self, message: Message) -> None:
+        cfg = self.integration
+        headers = {**cfg.headers, "Idempotency-Key": message.dedup_key}
+        post_json(cfg.url.get_secret_value(), webhook_body(message, cfg.max_alerts), timeout=cfg.timeout,
+                  channel="webhook", headers=headers)

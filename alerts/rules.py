@@ -1,0 +1,344 @@
+"""Rules: a stored item (its event, its topic's volume, its source's health) → labelled alert drafts. Sends nothing.
+
+Labels are plain strings so routing, silences and inhibition use one matcher language. They come from the item
+and the NLP enrichment as it lands (risk_level I–IV, risk_score 0–100, topic, emotion, schemes, event_id), so
+real values plug in unchanged once the classifiers fill them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import distinct, func, select
+
+from core.config_alerts import RISK_LEVELS, RuleConfig, all_match
+from core.models import Item
+from storage import schema
+
+logger = logging.getLogger(__name__)
+
+T = schema.items.c
+
+# Which label a spike may be split by, and the items column holding it.
+SPIKE_COLUMNS = {"topic": T.topic, "region": T.region, "source": T.source, "channel": T.channel,
+                 "emotion": T.emotion, "event_id": T.event_id, "risk_level": T.risk_level}
+
+
+@dataclass
+class AlertDraft:
+    """An alert a rule wants raised; the fingerprint makes raising it again a no-op."""
+
+    fingerprint: str
+    rule: str
+    kind: str
+    severity: str
+    labels: dict[str, str]
+    annotations: dict[str, Any] = field(default_factory=dict)
+    item_id: int | None = None
+    event_id: str | None = None
+
+
+@dataclass
+class SourceHealth:
+    """What the crawler reports about one source; `status` ok | degraded | failing."""
+
+    source: str
+    status: str
+    reason: str = ""
+    last_success: datetime | None = None
+
+
+@dataclass
+class EventStats:
+    """The size and reach of an event (a cluster of items about one matter)."""
+
+    event_id: str
+    items: int
+    channels: int
+    engagement: int
+    max_risk: float
+
+    @property
+    def heat(self) -> float:
+        """Items, plus reach (engagement/100), plus 5 per extra channel: a matter spreading across channels is hotter."""
+        return round(self.items + self.engagement / 100 + 5 * max(self.channels - 1, 0), 2)
+
+
+def fingerprint(*parts: object) -> str:
+    return hashlib.sha1("\x1f".join(str(p) for p in parts).encode("utf-8")).hexdigest()
+
+
+def item_labels(item: Item) -> dict[str, str]:
+    """The labels every rule, route and silence sees for an item; absent values are empty strings."""
+    e = item.enrichment
+    department = item.extra.get("handling_unit") or (item.reply.department if item.reply else None) or ""
+    return {
+        "item_id": str(item.id or ""),
+        "source": item.source,
+        "channel": str(item.channel),
+        "region": item.region or "",
+        "department": str(department),
+        "request_type": str(item.extra.get("request_type") or ""),
+        "topic": e.topic or "",
+        "emotion": e.emotion or "",
+        "polarity": e.polarity or "",
+        "risk_level": e.risk_level or "",
+        "risk_score": "" if e.risk_score is None else str(int(round(e.risk_score))),
+        "schemes": ",".join(sorted(set(e.schemes))),
+        "event_id": e.event_id or "",
+    }
+
+
+def _level_at_least(actual: str | None, minimum: str) -> bool:
+    """I is the most severe: at least II means I or II."""
+    if actual not in RISK_LEVELS:
+        return False
+    return RISK_LEVELS.index(actual) <= RISK_LEVELS.index(minimum)
+
+
+def item_matches(rule: RuleConfig, item: Item, labels: dict[str, str]) -> bool:
+    """Every condition the rule gives holds for the item (list conditions mean any of)."""
+    e = item.enrichment
+    if rule.min_risk_score is not None and (e.risk_score is None or e.risk_score < rule.min_risk_score):
+        return False
+    if rule.min_risk_level is not None and not _level_at_least(e.risk_level, rule.min_risk_level):
+        return False
+    checks = ((rule.topics, e.topic), (rule.emotions, e.emotion), (rule.channels, str(item.channel)),
+              (rule.sources, item.source), (rule.regions, item.region))
+    if any(allowed is not None and value not in allowed for allowed, value in checks):
+        return False
+    if rule.schemes is not None and not set(rule.schemes) & set(e.schemes):
+        return False
+    return all_match(rule.matchers, labels)
+
+
+def item_annotations(item: Item, public_url: str) -> dict[str, Any]:
+    """What a person needs to judge the alert: the title, an excerpt, the link and the reasons behind the risk."""
+    e = item.enrichment
+    excerpt = " ".join(item.content.split())
+    return {
+        "title": item.title or excerpt[:40],
+        "summary": excerpt[:200] + ("…" if len(excerpt) > 200 else ""),
+        "link": f"{public_url.rstrip('/')}/items/{item.id}",
+        "url": item.url or "",
+        "published_at": item.published_at.isoformat(),
+        "risk_score": e.risk_score,
+        "risk_level": e.risk_level,
+        "reasons": [{"feature": r.feature, "weight": r.weight, "detail": r.detail, "evidence": r.evidence}
+                    for r in sorted(e.risk_reasons, key=lambda r: -abs(r.weight))[:8]],
+    }
+
+
+class RuleEvaluator:
+    """Evaluates the configured rules; event, spike and dry-run queries read the items table."""
+
+    def __init__(self, rules: list[RuleConfig], *, public_url: str, store: Any = None,
+                 event_heat: Callable[[str], float | None] | None = None) -> None:
+        self.rules = rules
+        self.public_url = public_url
+        self.store = store
+        self.event_heat = event_heat  # hook for the NLP events component; falls back to EventStats.heat
+
+    # ---- items and events ------------------------------------------------------------------------------
+
+    def evaluate(self, items: Iterable[Item], now: datetime) -> list[AlertDraft]:
+        """Drafts for stored items: event-level first, so inhibition already sees them when item alerts arrive."""
+        items = [i for i in items if i.id is not None]
+        drafts: list[AlertDraft] = []
+        event_cache: dict[str, EventStats | None] = {}
+        for rule in self.rules:
+            if rule.kind == "event":
+                drafts.extend(self._event_drafts(rule, items, event_cache))
+        for rule in self.rules:
+            if rule.kind == "item":
+                for item in items:
+                    labels = item_labels(item)
+                    if item_matches(rule, item, labels):
+                        drafts.append(self._item_draft(rule, item, labels))
+        for rule in self.rules:
+            if rule.kind == "spike":
+                drafts.extend(self._spike_drafts(rule, items, now))
+        return drafts
+
+    def _item_draft(self, rule: RuleConfig, item: Item, labels: dict[str, str]) -> AlertDraft:
+        full = {**labels, **rule.labels, "rule": rule.name, "severity": rule.severity, "kind": "item"}
+        return AlertDraft(fingerprint=fingerprint(rule.name, "item", item.id), rule=rule.name, kind="item",
+                          severity=rule.severity, labels=full, annotations=item_annotations(item, self.public_url),
+                          item_id=item.id, event_id=item.enrichment.event_id)
+
+    def event_stats(self, event_id: str) -> EventStats | None:
+        if self.store is None:
+            return None
+        with self.store.read() as conn:
+            row = conn.execute(
+                select(func.count(), func.count(distinct(T.channel)),
+                       func.coalesce(func.sum(T.likes + T.reposts + T.comments), 0), func.max(T.risk_score))
+                .where(T.event_id == event_id)
+            ).first()
+        if row is None or not row[0]:
+            return None
+        return EventStats(event_id, int(row[0]), int(row[1]), int(row[2]), float(row[3] or 0))
+
+    def _event_drafts(self, rule: RuleConfig, items: list[Item], cache: dict[str, EventStats | None]) -> list[AlertDraft]:
+        drafts = []
+        seen: set[str] = set()
+        for item in items:
+            event_id = item.enrichment.event_id
+            if not event_id or event_id in seen:
+                continue
+            labels = item_labels(item)
+            # The item's own conditions (topic, region, scheme...) say which events the rule is about.
+            if not item_matches(rule, item, labels):
+                continue
+            seen.add(event_id)
+            if event_id not in cache:
+                cache[event_id] = self.event_stats(event_id)
+            stats = cache[event_id]
+            if stats is None:
+                continue
+            heat = self.event_heat(event_id) if self.event_heat else None
+            heat = stats.heat if heat is None else heat
+            if rule.min_event_items is not None and stats.items < rule.min_event_items:
+                continue
+            if rule.min_event_heat is not None and heat < rule.min_event_heat:
+                continue
+            event_labels = {k: labels[k] for k in ("source", "channel", "region", "department", "topic", "event_id")}
+            full = {**event_labels, **rule.labels, "rule": rule.name, "severity": rule.severity, "kind": "event",
+                    "event_items": str(stats.items), "event_heat": str(int(heat))}
+            annotations = {
+                "title": f"事件 {event_id}：{item.title or item.content[:30]}",
+                "summary": f"同一事件已有 {stats.items} 条信息，涉及 {stats.channels} 个渠道，互动量 {stats.engagement}，"
+                           f"热度 {heat:g}，最高风险分 {stats.max_risk:g}",
+                "link": f"{self.public_url.rstrip('/')}/events/{event_id}",
+                "reasons": [{"feature": "event_heat", "weight": heat, "detail": f"{stats.items} 条 / {stats.channels} 个渠道",
+                             "evidence": None}],
+            }
+            drafts.append(AlertDraft(fingerprint=fingerprint(rule.name, "event", event_id), rule=rule.name, kind="event",
+                                     severity=rule.severity, labels=full, annotations=annotations, event_id=event_id))
+        return drafts
+
+    # ---- spikes ----------------------------------------------------------------------------------------
+
+    def _spike_drafts(self, rule: RuleConfig, items: list[Item], now: datetime) -> list[AlertDraft]:
+        """For each split value touched by this batch: count in the last window vs the mean of earlier windows."""
+        spec = rule.spike
+        assert spec is not None
+        if self.store is None:
+            return []
+        values: dict[str, Item] = {}
+        for item in items:
+            labels = item_labels(item)
+            if item_matches(rule, item, labels):
+                values.setdefault(labels[spec.by] if spec.by else "", item)
+        drafts = []
+        window = spec.window.total_seconds()
+        end = now.timestamp()
+        bucket = int(end // window)
+        for value, sample in values.items():
+            current, baseline = self._counts(rule, spec.by, value, end, window, spec.baseline_windows)
+            if current < spec.min_count or current < spec.factor * max(baseline, 1e-9):
+                continue
+            labels = {**rule.labels, "rule": rule.name, "severity": rule.severity, "kind": "spike",
+                      "spike_count": str(current)}
+            if spec.by:
+                labels[spec.by] = value
+            ratio = f"{current / baseline:.1f} 倍" if baseline else "此前几乎为零"
+            annotations = {
+                "title": f"信息量激增：{spec.by or '全部'} {value}".strip(),
+                "summary": f"最近 {spec.window} 内 {current} 条，基线每窗口 {baseline:.1f} 条（{ratio}）",
+                "link": f"{self.public_url.rstrip('/')}/items/{sample.id}",
+                "reasons": [{"feature": "spike", "weight": current, "detail": f"baseline {baseline:.1f}", "evidence": None}],
+            }
+            drafts.append(AlertDraft(fingerprint=fingerprint(rule.name, "spike", value, bucket), rule=rule.name,
+                                     kind="spike", severity=rule.severity, labels=labels, annotations=annotations))
+        return drafts
+
+    def _counts(self, rule: RuleConfig, by: str | None, value: str, end: float, window: float,
+                windows: int) -> tuple[int, float]:
+        conds = [T.published_ts >= end - window * (windows + 1), T.published_ts < end + 1]
+        if by:
+            column = SPIKE_COLUMNS[by]
+            conds.append(column == value if value else column.is_(None))
+        for attr, column in (("topics", T.topic), ("emotions", T.emotion), ("channels", T.channel),
+                             ("sources", T.source), ("regions", T.region)):
+            allowed = getattr(rule, attr)
+            if allowed is not None:
+                conds.append(column.in_(allowed))
+        if rule.min_risk_score is not None:
+            conds.append(T.risk_score >= rule.min_risk_score)
+        with self.store.read() as conn:
+            stamps = [r[0] for r in conn.execute(select(T.published_ts).where(*conds))]
+        current = sum(1 for ts in stamps if ts >= end - window)
+        earlier = len(stamps) - current
+        return current, earlier / windows
+
+    # ---- source health -----------------------------------------------------------------------------------
+
+    def evaluate_sources(self, health: Iterable[SourceHealth]) -> tuple[list[AlertDraft], list[str]]:
+        """Operations alerts for degraded/failing sources, and the fingerprints of healthy ones (to resolve)."""
+        drafts, healthy = [], []
+        for rule in self.rules:
+            if rule.kind != "source_health":
+                continue
+            for h in health:
+                fp = fingerprint(rule.name, "source", h.source)
+                labels = {"source": h.source, "source_status": h.status, **rule.labels, "rule": rule.name,
+                          "severity": rule.severity, "kind": "source_health", "category": "operations"}
+                if h.status not in rule.source_statuses or not all_match(rule.matchers, labels):
+                    healthy.append(fp)
+                    continue
+                last = h.last_success.isoformat() if h.last_success else "从未成功"
+                annotations = {"title": f"采集来源异常：{h.source}（{h.status}）",
+                               "summary": f"{h.reason or '无详细原因'}；最近一次成功：{last}。采集中断时“没有舆情”不代表平静。",
+                               "link": f"{self.public_url.rstrip('/')}/sources/{h.source}",
+                               "reasons": [{"feature": "source_health", "weight": 1, "detail": h.reason, "evidence": None}]}
+                drafts.append(AlertDraft(fingerprint=fp, rule=rule.name, kind="source_health", severity=rule.severity,
+                                         labels=labels, annotations=annotations))
+        return drafts, healthy
+
+    # ---- dry run -----------------------------------------------------------------------------------------
+
+    def dry_run(self, rule: RuleConfig, since: datetime, until: datetime, *, sample: int = 20) -> dict[str, Any]:
+        """How many alerts `rule` would have raised over items published in [since, until)."""
+        if rule.kind not in ("item", "event"):
+            from core.errors import InputError
+
+            raise InputError(f"dry run covers item and event rules; rule {rule.name!r} is of kind {rule.kind}")
+        if self.store is None:
+            raise RuntimeError("dry run needs a store")
+        scanned = 0
+        hits: list[int] = []
+        events: set[str] = set()
+        last_id = 0
+        cache: dict[str, EventStats | None] = {}
+        while True:
+            with self.store.read() as conn:
+                rows = conn.execute(select(T.id, T.doc).where(T.published_ts >= since.timestamp(),
+                                                             T.published_ts < until.timestamp(), T.id > last_id)
+                                    .order_by(T.id).limit(1000)).all()
+            if not rows:
+                break
+            last_id = rows[-1].id
+            batch = []
+            for row in rows:
+                item = Item.model_validate_json(row.doc)
+                item.id = row.id
+                batch.append(item)
+            scanned += len(batch)
+            if rule.kind == "item":
+                hits.extend(i.id for i in batch if item_matches(rule, i, item_labels(i)))
+            else:
+                events.update(d.event_id for d in self._event_drafts(rule, batch, cache) if d.event_id)
+        would = len(hits) if rule.kind == "item" else len(events)
+        return {"rule": rule.name, "kind": rule.kind, "since": since.isoformat(), "until": until.isoformat(),
+                "items_scanned": scanned, "would_alert": would,
+                "sample": hits[:sample] if rule.kind == "item" else sorted(events)[:sample]}
+
+
+def window_start(now: datetime, days: int) -> datetime:
+    return now - timedelta(days=days)

@@ -1,0 +1,165 @@
+"""Wires alerts into the service: an after-store stage (rules → outbox, no network), the dispatcher worker and the
+API router. `attach(service)` is called by `yuqing.service.build_service`.
+
+Source health hook: if the crawler package puts a callable returning `list[alerts.rules.SourceHealth]` into
+`service.components["source_health"]` (its attach runs before ours), `source_health` rules use it; otherwise
+those rules stay idle and `GET /api/alerts/health` says so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from alerts import store as _tables  # noqa: F401 - registers the "alerts" migration chain
+from alerts.engine import AlertEngine
+from core.errors import StorageError, YuqingError
+from flow.stages import Batch
+from storage.migrations import migrate
+
+logger = logging.getLogger(__name__)
+
+
+class AlertStage:
+    """After-store stage: evaluates rules on the items just stored or updated and records alerts.
+
+    It never raises for a rule problem: the items are already stored, and a failing stage would make the chain
+    quarantine them. Storage failures do propagate, as for every stage.
+    """
+
+    name = "alerts"
+
+    def __init__(self, engine: AlertEngine) -> None:
+        self.engine = engine
+
+    def run(self, batch: Batch) -> None:
+        if not batch.stored:
+            return
+        try:
+            self.engine.evaluate(batch.stored)
+        except StorageError:
+            raise
+        except Exception:  # noqa: BLE001 - see class docstring
+            logger.exception("alert rules failed on a batch of %d stored items; continuing item by item", len(batch.stored))
+            for item in batch.stored:
+                try:
+                    self.engine.evaluate([item])
+                except StorageError:
+                    raise
+                except Exception as exc:  # noqa: BLE001
+                    self.engine._audit("fail", f"rules failed on item {item.id}: {exc.__class__.__name__}: {exc}",
+                                       detail={"item_id": item.id})
+
+
+class AlertWorker:
+    """Background dispatcher: ticks on every wake-up (an alert raised) or every poll interval, and sends in a small
+    thread pool so one hanging webhook does not hold the other receivers."""
+
+    def __init__(self, engine: AlertEngine, *, config_path: Path | None = None) -> None:
+        self.engine = engine
+        self.config_path = config_path
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._pool: ThreadPoolExecutor | None = None
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        resumed = self.engine.dispatcher.resume_interrupted(self.engine.clock.now())
+        if resumed:
+            logger.warning("alert outbox rows interrupted by the previous process resumed count=%d", resumed)
+        self._stop.clear()
+        self._pool = ThreadPoolExecutor(max_workers=self.engine.config.send_workers, thread_name_prefix="alert-send")
+        self._thread = threading.Thread(target=self._loop, name="alert-dispatcher", daemon=True)
+        self._thread.start()
+        if threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGHUP"):
+            with contextlib.suppress(ValueError):  # not in the main interpreter thread after all
+                signal.signal(signal.SIGHUP, lambda *_: threading.Thread(target=self._reload_quietly, daemon=True).start())
+
+    def stop(self) -> None:
+        if self._thread is None:
+            return
+        self._stop.set()
+        self.engine.wakeup.set()
+        self._thread.join(timeout=30)
+        self._thread = None
+        if self._pool is not None:
+            # Sends in flight finish (bounded by channel timeouts); rows never started stay claimed and are
+            # resumed on the next start.
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def _loop(self) -> None:
+        engine = self.engine
+        while not self._stop.is_set():
+            engine.wakeup.clear()
+            try:
+                engine.tick(deliver=False)
+                for outbox_id in engine.dispatcher.claim_due(engine.clock.now()):
+                    assert self._pool is not None
+                    self._pool.submit(self._deliver, outbox_id)
+            except Exception:  # noqa: BLE001 - the dispatcher must outlive any single failure
+                logger.exception("alert dispatcher pass failed; retrying next poll")
+            engine.wakeup.wait(engine.config.poll_interval.total_seconds())
+
+    def _deliver(self, outbox_id: int) -> None:
+        try:
+            self.engine.dispatcher.deliver(outbox_id, self.engine.clock.now)
+        except Exception:  # noqa: BLE001 - recorded by the next resume; never kill the pool thread
+            logger.exception("delivery of outbox row %d failed unexpectedly", outbox_id)
+
+    def _reload_quietly(self) -> None:
+        with contextlib.suppress(YuqingError):  # logged and audited by reload_from_file
+            self.reload_from_file()
+
+    def reload_from_file(self) -> dict[str, Any]:
+        """Re-read the config file's `alerts:` section (SIGHUP, POST /api/alerts/reload)."""
+        from core.config import load_config
+
+        path = self.config_path or guess_config_path()
+        config = load_config(path)
+        try:
+            result = self.engine.reload(config.alerts)
+        except YuqingError:
+            logger.exception("alerts reload from %s failed; old config kept", path)
+            raise
+        logger.info("alerts config reloaded from %s", path)
+        return {**result, "path": str(path)}
+
+
+def guess_config_path() -> Path:
+    """The file the process was started with: $YUQING_CONFIG, `--config/-c` on the command line, then the defaults."""
+    if env := os.environ.get("YUQING_CONFIG"):
+        return Path(env)
+    argv = sys.argv
+    for i, arg in enumerate(argv):
+        if arg in ("--config", "-c") and i + 1 < len(argv):
+            return Path(argv[i + 1])
+        if arg.startswith("--config="):
+            return Path(arg.split("=", 1)[1])
+    return Path("yuqing.yaml") if Path("yuqing.yaml").exists() else Path("yuqing.example.yaml")
+
+
+def attach(service: Any) -> None:
+    """Add the alert stage, the dispatcher worker and the API router; the engine is `service.components["alerts"]`."""
+    with service.store.write() as conn:
+        service.store.versions = migrate(conn)  # our tables register after the store opened
+    health = service.components.get("source_health")
+    heat = service.components.get("event_heat")
+    engine = AlertEngine(service.config.alerts, service.store, source_health=health if callable(health) else None,
+                         event_heat=heat if callable(heat) else None)
+    service.components["alerts"] = engine
+    service.add_after_store(AlertStage(engine))
+    worker = AlertWorker(engine)
+    service.components["alerts_worker"] = worker
+    service.workers.append(worker)
+    from alerts.api import router
+
+    service.routers.append(router)

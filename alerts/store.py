@@ -1,0 +1,236 @@
+"""Alert tables (SQLAlchemy Core on the shared metadata, so they move to PostgreSQL with the rest) and reads.
+
+Times are stored as UTC epoch seconds (floats): comparisons in SQL stay simple and portable.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Column, Connection, Float, Index, Integer, String, Table, Text, func, select
+
+from core.errors import InputError, NotFound
+from storage.migrations import register
+from storage.schema import metadata
+
+ALERT_STATES = ("firing", "acknowledged", "resolved", "silenced")
+
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("fingerprint", String(40), nullable=False, unique=True),
+    Column("rule", String(100), nullable=False),
+    Column("kind", String(20), nullable=False),
+    Column("severity", String(10), nullable=False),
+    Column("state", String(15), nullable=False),
+    Column("muted_by", String(100)),  # "silence:<id>" or "inhibit:<n>" while silenced
+    Column("labels", Text, nullable=False),
+    Column("annotations", Text, nullable=False),
+    Column("item_id", Integer),
+    Column("event_id", String(64)),
+    Column("starts_ts", Float, nullable=False),
+    Column("updated_ts", Float, nullable=False),
+    Column("acked_by", String(100)),
+    Column("acked_ts", Float),
+    Column("resolved_by", String(100)),
+    Column("resolved_ts", Float),
+    Column("comment", Text),
+    Index("ix_alerts_state", "state", "id"),
+    Index("ix_alerts_event", "event_id"),
+    Index("ix_alerts_item", "item_id"),
+)
+
+alert_groups = Table(
+    "alert_groups",
+    metadata,
+    Column("key", String(600), primary_key=True),
+    Column("route_path", String(100), nullable=False),
+    Column("receiver", String(100), nullable=False),
+    Column("labels", Text, nullable=False),
+    Column("created_ts", Float, nullable=False),
+    Column("next_flush_ts", Float),
+    Column("last_notified_ts", Float),
+    Column("next_repeat_ts", Float),
+    Column("seq", Integer, nullable=False, default=0),
+    Index("ix_alert_groups_flush", "next_flush_ts"),
+    Index("ix_alert_groups_repeat", "next_repeat_ts"),
+)
+
+alert_members = Table(
+    "alert_group_members",
+    metadata,
+    Column("group_key", String(600), primary_key=True),
+    Column("alert_id", Integer, primary_key=True),
+    Column("notified_seq", Integer, nullable=False, default=0),
+    Column("escalation_level", Integer, nullable=False, default=0),
+    Column("next_escalation_ts", Float),
+    Index("ix_alert_members_alert", "alert_id"),
+    Index("ix_alert_members_escalation", "next_escalation_ts"),
+)
+
+alert_outbox = Table(
+    "alert_outbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("dedup_key", String(100), nullable=False, unique=True),
+    Column("kind", String(30), nullable=False),
+    Column("receiver", String(100), nullable=False),
+    Column("integration", String(20), nullable=False),
+    Column("group_key", String(600)),
+    Column("payload", Text, nullable=False),
+    Column("status", String(10), nullable=False),  # pending | sending | sent | failed | dead
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("parts_done", Integer, nullable=False, default=0),
+    Column("next_attempt_ts", Float, nullable=False),
+    Column("last_error", Text),
+    Column("created_ts", Float, nullable=False),
+    Column("sent_ts", Float),
+    Index("ix_alert_outbox_due", "status", "next_attempt_ts"),
+)
+
+alert_silences = Table(
+    "alert_silences",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("matchers", Text, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("owner", String(100), nullable=False),
+    Column("starts_ts", Float, nullable=False),
+    Column("ends_ts", Float, nullable=False),
+    Column("created_ts", Float, nullable=False),
+    Column("notice_sent_ts", Float),
+    Column("expired_ts", Float),
+    Column("deleted_ts", Float),
+    Index("ix_alert_silences_ends", "ends_ts"),
+)
+
+alert_audit = Table(
+    "alert_audit",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("ts", Float, nullable=False),
+    Column("decision", String(20), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("alert_id", Integer),
+    Column("group_key", String(600)),
+    Column("receiver", String(100)),
+    Column("outbox_id", Integer),
+    Column("detail", Text),
+    Index("ix_alert_audit_alert", "alert_id", "id"),
+    Index("ix_alert_audit_decision", "decision", "id"),
+)
+
+ALERT_TABLES = [alerts, alert_groups, alert_members, alert_outbox, alert_silences, alert_audit]
+
+
+@register("alerts", 1, "alerts, groups, members, outbox, silences, audit")
+def _alerts_v1(conn: Connection) -> None:
+    metadata.create_all(conn, tables=ALERT_TABLES)
+
+
+def ts(moment: datetime) -> float:
+    return moment.timestamp()
+
+
+def from_ts(value: float | None) -> str | None:
+    return None if value is None else datetime.fromtimestamp(value, UTC).isoformat()
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+
+
+def alert_public(row: Any) -> dict[str, Any]:
+    """A stored alert as the API and the messages show it."""
+    return {
+        "id": row.id, "fingerprint": row.fingerprint, "rule": row.rule, "kind": row.kind, "severity": row.severity,
+        "state": row.state, "muted_by": row.muted_by, "labels": json.loads(row.labels),
+        "annotations": json.loads(row.annotations), "item_id": row.item_id, "event_id": row.event_id,
+        "starts_at": from_ts(row.starts_ts), "updated_at": from_ts(row.updated_ts), "acked_by": row.acked_by,
+        "acked_at": from_ts(row.acked_ts), "resolved_by": row.resolved_by, "resolved_at": from_ts(row.resolved_ts),
+        "comment": row.comment,
+    }
+
+
+def silence_public(row: Any, now: float) -> dict[str, Any]:
+    if row.deleted_ts is not None:
+        status = "deleted"
+    elif row.ends_ts <= now:
+        status = "expired"
+    elif row.starts_ts > now:
+        status = "pending"
+    else:
+        status = "active"
+    return {"id": row.id, "matchers": json.loads(row.matchers), "reason": row.reason, "owner": row.owner,
+            "starts_at": from_ts(row.starts_ts), "ends_at": from_ts(row.ends_ts), "created_at": from_ts(row.created_ts),
+            "notice_sent_at": from_ts(row.notice_sent_ts), "status": status}
+
+
+def audit_public(row: Any) -> dict[str, Any]:
+    return {"id": row.id, "at": from_ts(row.ts), "decision": row.decision, "reason": row.reason,
+            "alert_id": row.alert_id, "group_key": row.group_key, "receiver": row.receiver, "outbox_id": row.outbox_id,
+            "detail": json.loads(row.detail) if row.detail else None}
+
+
+def outbox_public(row: Any) -> dict[str, Any]:
+    return {"id": row.id, "dedup_key": row.dedup_key, "kind": row.kind, "receiver": row.receiver,
+            "integration": row.integration, "group_key": row.group_key, "status": row.status, "attempts": row.attempts,
+            "parts_done": row.parts_done, "next_attempt_at": from_ts(row.next_attempt_ts), "last_error": row.last_error,
+            "created_at": from_ts(row.created_ts), "sent_at": from_ts(row.sent_ts)}
+
+
+class AlertReader:
+    """Read-side queries for the API (lists with filters and id cursors)."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+
+    def get(self, alert_id: int) -> dict[str, Any]:
+        with self.store.read() as conn:
+            row = conn.execute(select(alerts).where(alerts.c.id == alert_id)).first()
+        if row is None:
+            raise NotFound(f"alert {alert_id} not found")
+        return alert_public(row)
+
+    def list(self, *, state: str | None = None, severity: str | None = None, rule: str | None = None,
+             item_id: int | None = None, event_id: str | None = None, labels: dict[str, str] | None = None,
+             limit: int = 50, before_id: int | None = None) -> tuple[list[dict[str, Any]], int]:
+        if state is not None and state not in ALERT_STATES:
+            raise InputError(f"unknown state {state!r}; states: {', '.join(ALERT_STATES)}")
+        conds = []
+        for column, value in ((alerts.c.state, state), (alerts.c.severity, severity), (alerts.c.rule, rule),
+                              (alerts.c.item_id, item_id), (alerts.c.event_id, event_id)):
+            if value is not None:
+                conds.append(column == value)
+        for name, value in (labels or {}).items():
+            conds.append(func.json_extract(alerts.c.labels, f'$."{name}"') == value)
+        page = [*conds, alerts.c.id < before_id] if before_id else conds
+        with self.store.read() as conn:
+            rows = conn.execute(select(alerts).where(*page).order_by(alerts.c.id.desc()).limit(limit)).all()
+            count = conn.execute(select(func.count()).select_from(alerts).where(*conds)).scalar_one()
+        return [alert_public(r) for r in rows], count
+
+    def audit(self, *, alert_id: int | None = None, decision: str | None = None, receiver: str | None = None,
+              limit: int = 100, before_id: int | None = None) -> tuple[list[dict[str, Any]], int]:
+        conds = []
+        if alert_id is not None:
+            conds.append(alert_audit.c.alert_id == alert_id)
+        if decision is not None:
+            conds.append(alert_audit.c.decision == decision)
+        if receiver is not None:
+            conds.append(alert_audit.c.receiver == receiver)
+        page = [*conds, alert_audit.c.id < before_id] if before_id else conds
+        with self.store.read() as conn:
+            rows = conn.execute(select(alert_audit).where(*page).order_by(alert_audit.c.id.desc()).limit(limit)).all()
+            count = conn.execute(select(func.count()).select_from(alert_audit).where(*conds)).scalar_one()
+        return [audit_public(r) for r in rows], count
+
+    def outbox(self, *, status: str | None = None, limit: int = 100) -> tuple[list[dict[str, Any]], int]:
+        conds = [alert_outbox.c.status == status] if status else []
+        with self.store.read() as conn:
+            rows = conn.execute(select(alert_outbox).where(*conds).order_by(alert_outbox.c.id.desc()).limit(limit)).all()
+            count = conn.execute(select(func.count()).select_from(alert_outbox).where(*conds)).scalar_one()
+        return [outbox_public(r) for r in rows], count
