@@ -14,13 +14,16 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from alerts import store as _tables  # noqa: F401 - registers the "alerts" migration chain
 from alerts.engine import AlertEngine
-from core.errors import StorageError, YuqingError
+from alerts.rules import SourceHealth
+from core.errors import NotFound, StorageError, YuqingError
 from flow.stages import Batch
 from storage.migrations import migrate
 
@@ -147,14 +150,49 @@ def guess_config_path() -> Path:
     return Path("yuqing.yaml") if Path("yuqing.yaml").exists() else Path("yuqing.example.yaml")
 
 
+def crawler_health_provider(store: Any) -> Callable[[], list[SourceHealth]] | None:
+    """Per-source health from the crawler package's table, when that package is installed."""
+    try:
+        from crawlers.health import source_health
+    except ImportError:
+        return None
+
+    def provide() -> list[SourceHealth]:
+        out = []
+        for h in source_health(store).values():
+            if h.state in ("degraded", "failing", "ok"):
+                last = datetime.fromisoformat(h.last_success_at) if h.last_success_at else None
+                out.append(SourceHealth(source=h.source, status=h.state, reason=h.reason, last_success=last))
+        return out
+
+    return provide
+
+
+def event_heat_provider(store: Any) -> Callable[[str], float | None] | None:
+    """An event's heat as the NLP event store computes it, when that package is installed."""
+    try:
+        from nlp.event_store import get_event
+    except ImportError:
+        return None
+
+    def heat(event_id: str) -> float | None:
+        try:
+            return float(get_event(store, event_id)["heat"])
+        except (NotFound, StorageError, KeyError):
+            return None
+
+    return heat
+
+
 def attach(service: Any) -> None:
     """Add the alert stage, the dispatcher worker and the API router; the engine is `service.components["alerts"]`."""
     with service.store.write() as conn:
         service.store.versions = migrate(conn)  # our tables register after the store opened
     health = service.components.get("source_health")
     heat = service.components.get("event_heat")
-    engine = AlertEngine(service.config.alerts, service.store, source_health=health if callable(health) else None,
-                         event_heat=heat if callable(heat) else None)
+    engine = AlertEngine(service.config.alerts, service.store,
+                         source_health=health if callable(health) else crawler_health_provider(service.store),
+                         event_heat=heat if callable(heat) else event_heat_provider(service.store))
     service.components["alerts"] = engine
     service.add_after_store(AlertStage(engine))
     worker = AlertWorker(engine)
