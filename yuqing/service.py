@@ -39,7 +39,7 @@ class Worker(Protocol):
 
 # Packages that extend the service: each module has `attach(service)` adding stages, workers or API routers.
 # Listed here, in flow order, because this module is the one place that knows every package.
-EXTENSIONS = ["crawlers.service", "alerts.service", "playbooks.service"]
+EXTENSIONS = ["crawlers.service", "nlp.service", "alerts.service", "playbooks.service"]
 
 
 @dataclass

@@ -1,0 +1,153 @@
+"""Tables for events and near-duplicate signatures (migration component "events"), and their reads and writes.
+
+The clusterer and the near-duplicate index live in memory; this module persists them after each stored batch and
+rebuilds them when the service starts, so restarts neither split events nor forget repost chains.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Column, Float, Index, Integer, LargeBinary, String, Table, Text, func, select
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from core.errors import NotFound
+from nlp.cluster import EventClusterer, EventState, heat_index
+from nlp.dedup import NUM_PERM, NearDuplicateIndex
+from storage.migrations import migrate, register
+from storage.schema import metadata
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("title", Text, nullable=False),
+    Column("keywords", Text, nullable=False),
+    Column("first_seen_ts", Float, nullable=False),
+    Column("last_seen_ts", Float, nullable=False),
+    Column("volume", Integer, nullable=False),
+    Column("engagement", Integer, nullable=False),
+    Column("heat", Float, nullable=False),
+    Column("sources", Text, nullable=False),
+    Column("channels", Text, nullable=False),
+    Column("regions", Text, nullable=False),
+    Column("centroid", Text, nullable=False),
+    Column("updated_at", String(40), nullable=False),
+    Index("ix_events_heat", "heat"),
+    Index("ix_events_last_seen", "last_seen_ts"),
+)
+
+dedup_signatures = Table(
+    "dedup_signatures",
+    metadata,
+    Column("item_id", Integer, primary_key=True),
+    Column("root_id", Integer, nullable=False),
+    Column("signature", LargeBinary, nullable=False),
+)
+
+
+@register("events", 1, "events and near-duplicate signatures")
+def _events_v1(conn) -> None:  # noqa: ANN001 - SQLAlchemy Connection
+    metadata.create_all(conn, tables=[events, dedup_signatures])
+
+
+def ensure_schema(store: Any) -> None:
+    """Apply this component's migrations even when the store was opened before this module was imported."""
+    with store.write() as conn:
+        migrate(conn)
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat()
+
+
+def _row(event: EventState, now: str) -> dict[str, Any]:
+    return {"id": event.id, "title": event.title, "keywords": json.dumps(event.keywords, ensure_ascii=False),
+            "first_seen_ts": event.first_seen, "last_seen_ts": event.last_seen, "volume": event.volume,
+            "engagement": event.engagement, "heat": event.heat,
+            "sources": json.dumps(dict(event.sources), ensure_ascii=False),
+            "channels": json.dumps(dict(event.channels), ensure_ascii=False),
+            "regions": json.dumps(dict(event.regions), ensure_ascii=False),
+            "centroid": json.dumps({k: round(v, 5) for k, v in event.centroid.items()}, ensure_ascii=False),
+            "updated_at": now}
+
+
+def save(conn, changed: list[EventState], signatures: list[tuple[int, int, np.ndarray]]) -> None:  # noqa: ANN001
+    """Upsert changed events and insert new signatures (item id, chain root id, signature)."""
+    now = datetime.now(UTC).isoformat()
+    for event in changed:
+        row = _row(event, now)
+        stmt = sqlite_insert(events).values(**row)
+        conn.execute(stmt.on_conflict_do_update(index_elements=["id"], set_={k: v for k, v in row.items() if k != "id"}))
+    if signatures:
+        stmt = sqlite_insert(dedup_signatures).on_conflict_do_nothing(index_elements=["item_id"])
+        conn.execute(stmt, [{"item_id": i, "root_id": r, "signature": s.astype(np.uint32).tobytes()}
+                            for i, r, s in signatures])
+
+
+def _state(row: Any) -> EventState:
+    from collections import Counter
+
+    return EventState(id=row.id, title=row.title, first_seen=row.first_seen_ts, last_seen=row.last_seen_ts,
+                      centroid=json.loads(row.centroid), volume=row.volume, engagement=row.engagement,
+                      sources=Counter(json.loads(row.sources)), channels=Counter(json.loads(row.channels)),
+                      regions=Counter(json.loads(row.regions)))
+
+
+def load(store: Any, clusterer: EventClusterer | None, index: NearDuplicateIndex | None) -> None:
+    """Rebuild the in-memory clusterer and near-duplicate index from the store (most recent first, up to their caps)."""
+    with store.read() as conn:
+        if clusterer is not None:
+            rows = conn.execute(select(events).order_by(events.c.last_seen_ts.desc())
+                                .limit(clusterer.config.max_active)).all()
+            for row in rows:
+                clusterer.load(_state(row))
+        if index is not None:
+            rows = conn.execute(select(dedup_signatures).order_by(dedup_signatures.c.item_id.desc())
+                                .limit(index.max_entries)).all()
+            for row in reversed(rows):
+                sig = np.frombuffer(row.signature, dtype=np.uint32)
+                if sig.size == NUM_PERM:
+                    index.add(row.item_id, sig, None if row.root_id == row.item_id else row.root_id)
+
+
+def public(row: Any) -> dict[str, Any]:
+    sources = json.loads(row.sources)
+    channels = json.loads(row.channels)
+    return {"id": row.id, "title": row.title, "keywords": json.loads(row.keywords),
+            "first_seen": _iso(row.first_seen_ts), "last_seen": _iso(row.last_seen_ts), "volume": row.volume,
+            "engagement": row.engagement, "heat": row.heat,
+            "heat_check": heat_index(row.volume, row.engagement, len(channels), len(sources)),
+            "sources": sources, "channels": channels, "regions": json.loads(row.regions)}
+
+
+def list_events(store: Any, *, limit: int = 50, offset: int = 0, since: datetime | None = None,
+                min_volume: int = 1) -> tuple[list[dict[str, Any]], int]:
+    """Events ranked by heat (then most recent), with the total count under the same filters."""
+    conds = [events.c.volume >= min_volume]
+    if since is not None:
+        conds.append(events.c.last_seen_ts >= since.timestamp())
+    with store.read() as conn:
+        rows = conn.execute(select(events).where(*conds)
+                            .order_by(events.c.heat.desc(), events.c.last_seen_ts.desc(), events.c.id)
+                            .limit(limit).offset(offset)).all()
+        count = conn.execute(select(func.count()).select_from(events).where(*conds)).scalar_one()
+    out = []
+    for row in rows:
+        data = public(row)
+        data.pop("heat_check")
+        out.append(data)
+    return out, count
+
+
+def get_event(store: Any, event_id: str) -> dict[str, Any]:
+    with store.read() as conn:
+        row = conn.execute(select(events).where(events.c.id == event_id)).first()
+    if row is None:
+        raise NotFound(f"event {event_id} not found")
+    data = public(row)
+    data.pop("heat_check")
+    return data

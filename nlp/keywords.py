@@ -1,0 +1,115 @@
+"""Top keywords of an item by TF-IDF, with an idf table built from the shared real data (`resources/idf.txt`).
+
+Rebuild the table with `python -m nlp.keywords build OUT` (reads the 泰迪杯 messages and the Weibo sample under
+`data_dir()`); words seen in fewer than 3 documents are left out, and unknown words get the median idf (as jieba's
+analyse does) so a new place or company name can still rank.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import sys
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from functools import cache
+from pathlib import Path
+
+from nlp.tokenize import segment_many, stopwords
+
+IDF_FILE = Path(__file__).resolve().parent / "resources" / "idf.txt"
+_MIN_DF = 3
+
+
+def _useful(word: str, stop: frozenset[str]) -> bool:
+    """Keywords are words of two or more characters (three for Latin), not stopwords or numbers."""
+    if word in stop or word.isdigit():
+        return False
+    if word.isascii():
+        return len(word) >= 3 and word.isalpha()
+    return len(word) >= 2
+
+
+@cache
+def load_idf(path: Path = IDF_FILE) -> tuple[dict[str, float], float]:
+    """(idf by word, idf for unknown words) from the shipped table."""
+    table: dict[str, float] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line or line.startswith("#"):
+            continue
+        word, _, value = line.rpartition(" ")
+        table[word] = float(value)
+    values = sorted(table.values())
+    median = values[len(values) // 2] if values else 10.0
+    return table, median
+
+
+class KeywordExtractor:
+    """`extract(tokens)` → the top-k words by term frequency × idf."""
+
+    def __init__(self, top_k: int = 8, path: Path = IDF_FILE) -> None:
+        self.top_k = top_k
+        self.idf, self.default_idf = load_idf(path)
+        self.stop = stopwords()
+
+    def weights(self, tokens: Sequence[str], limit: int = 3000) -> dict[str, float]:
+        """tf × idf of the useful words among the first `limit` tokens."""
+        counts = Counter(t.lower() for t in tokens[:limit])
+        idf, default, stop = self.idf, self.default_idf, self.stop
+        return {w: c * idf.get(w, default) for w, c in counts.items() if _useful(w, stop)}
+
+    def extract(self, tokens: Sequence[str]) -> list[str]:
+        scored = self.weights(tokens)
+        return [w for w, _ in heapq.nlargest(self.top_k, scored.items(), key=lambda kv: kv[1])]
+
+
+def build_idf(texts: Iterable[str], min_df: int = _MIN_DF) -> dict[str, float]:
+    """Smoothed idf, ln((1+N)/(1+df)) + 1, of words in at least `min_df` documents."""
+    df: Counter[str] = Counter()
+    n = 0
+    stop = stopwords()
+    batch: list[str] = []
+
+    def flush() -> None:
+        nonlocal n
+        for toks in segment_many(batch):
+            n += 1
+            df.update({t.lower() for t in toks if _useful(t.lower(), stop)})
+        batch.clear()
+
+    for text in texts:
+        batch.append(text)
+        if len(batch) >= 2000:
+            flush()
+    flush()
+    return {w: math.log((1 + n) / (1 + c)) + 1 for w, c in df.items() if c >= min_df}
+
+
+def _shared_texts() -> Iterable[str]:
+    import pandas as pd
+
+    from core.paths import data_dir
+
+    root = data_dir()
+    for rel in ("tipdm2020c_messages_labeled/messages.csv", "tipdm2020c_hot_issue_messages/messages.csv",
+                "tipdm2020c_replies/replies.csv"):
+        frame = pd.read_csv(root / rel)
+        for title, body in zip(frame["title"].fillna(""), frame["body"].fillna(""), strict=True):
+            yield f"{title}\n{' '.join(str(body).split())}"
+    yield from pd.read_csv(root / "weibo_covid19_unlabeled_sample" / "posts.csv")["text"].fillna("").astype(str)
+
+
+def write_idf(out: Path) -> int:
+    table = build_idf(_shared_texts())
+    lines = ["# idf table for nlp.keywords, built by `python -m nlp.keywords build` from the shared 泰迪杯 2020C",
+             "# messages and replies and the COVID-19 Weibo sample (words in >= 3 documents)."]
+    lines.extend(f"{w} {v:.4f}" for w, v in sorted(table.items(), key=lambda kv: (kv[1], kv[0])))
+    out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return len(table)
+
+
+if __name__ == "__main__":  # pragma: no cover - maintenance command
+    if len(sys.argv) != 3 or sys.argv[1] != "build":
+        sys.exit("usage: python -m nlp.keywords build OUT")
+    count = write_idf(Path(sys.argv[2]))
+    sys.stdout.write(f"{count} words\n")

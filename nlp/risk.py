@@ -1,0 +1,174 @@
+"""Risk score (0–100) and grade (I–IV) with the evidence behind every point.
+
+Features, each a configured weight in points: anger/fear and negative polarity, sensitive-term categories (one
+Aho-Corasick pass finds every term of every category with its offsets), engagement and its velocity (log-scaled),
+channel, repeated complaints (near-duplicates and the size of the item's event), and an official reply that is missing
+or came after its deadline. The score is the sum, capped at 100; every addition is a `RiskReason`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import ahocorasick
+import yaml
+
+import core.config  # noqa: F401 - loaded first: it imports core.config_analysis at its end
+from core.config_analysis import RiskCategory, RiskConfig
+from core.errors import ConfigError
+from core.models import Item, RiskReason
+from flow.stages import Batch
+
+TERMS_FILE = Path(__file__).resolve().parent / "resources" / "risk_terms.yaml"
+_MAX_SCAN = 20_000
+_REPLY_CHANNELS = ("hotline", "mailbox", "board")
+
+
+def load_categories(config: RiskConfig) -> dict[str, RiskCategory]:
+    """Shipped (or configured file) categories, then the config's own categories on top."""
+    path = config.terms_file or TERMS_FILE
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        categories = {name: RiskCategory.model_validate(spec) for name, spec in raw.items()}
+    except (OSError, yaml.YAMLError, ValueError, AttributeError) as exc:
+        raise ConfigError(f"{path}: cannot load risk terms: {exc}") from exc
+    categories.update(config.categories)
+    return categories
+
+
+def grade(score: float, config: RiskConfig) -> str:
+    levels = config.levels
+    if score >= levels.I:
+        return "I"
+    if score >= levels.II:
+        return "II"
+    if score >= levels.III:
+        return "III"
+    return "IV"
+
+
+@dataclass
+class RiskContext:
+    """What the risk model knows beyond the item: how many items repeat it (near-duplicates, its event)."""
+
+    repeats: int = 0
+    event_volume: int = 1
+
+
+class RiskScorer:
+    """`score(item, now, context)` → (score, grade, reasons)."""
+
+    def __init__(self, config: RiskConfig) -> None:
+        self.config = config
+        self.categories = load_categories(config)
+        self._automaton = ahocorasick.Automaton()
+        by_term: dict[str, list[str]] = {}
+        for name, cat in self.categories.items():
+            for term in cat.terms:
+                if term.strip():
+                    by_term.setdefault(term.strip().lower(), []).append(name)
+        for term, names in by_term.items():
+            self._automaton.add_word(term, (term, tuple(names)))
+        self._has_terms = bool(by_term)
+        if self._has_terms:
+            self._automaton.make_automaton()
+        self._log_eng = math.log1p(config.engagement_saturation)
+        self._log_vel = math.log1p(config.velocity_saturation)
+
+    def _terms(self, text: str) -> list[RiskReason]:
+        if not self._has_terms or not text:
+            return []
+        found: dict[str, list[tuple[str, int, int]]] = {}
+        for end, (term, names) in self._automaton.iter(text[:_MAX_SCAN].lower()):
+            for name in names:
+                found.setdefault(name, []).append((term, end - len(term) + 1, end + 1))
+        reasons = []
+        for name, hits in found.items():
+            cat = self.categories[name]
+            distinct = sorted({t for t, _, _ in hits})
+            weight = cat.weight * min(1.5, 1 + 0.25 * (len(distinct) - 1))
+            term, start, end = hits[0]
+            reasons.append(RiskReason(feature=f"terms:{name}", weight=round(weight, 2),
+                                      detail=f"{cat.label or name}: {'、'.join(distinct[:8])}",
+                                      evidence=text[start:end], span=(start, end)))
+        return reasons
+
+    def _reply(self, item: Item, now: datetime) -> RiskReason | None:
+        cfg = self.config
+        channel = item.channel.value
+        if channel not in _REPLY_CHANNELS:
+            return None
+        days = cfg.reply_deadline_days.get(channel)
+        if channel == "hotline":
+            kind = str(item.extra.get("request_type", "")).lower()
+            days = cfg.hotline_deadline_days.get(kind, days)
+        if days is None:
+            return None
+        deadline = item.published_at.timestamp() + days * 86400
+        if item.reply is None:
+            if now.timestamp() > deadline and cfg.reply_missing_weight:
+                overdue = (now.timestamp() - deadline) / 86400
+                return RiskReason(feature="reply_missing", weight=cfg.reply_missing_weight,
+                                  detail=f"no official reply {overdue:.0f} days after the {days:g}-day deadline")
+            return None
+        replied = item.reply.replied_at
+        if replied is not None and replied.timestamp() > deadline and cfg.reply_late_weight:
+            late = (replied.timestamp() - deadline) / 86400
+            return RiskReason(feature="reply_late", weight=cfg.reply_late_weight,
+                              detail=f"reply came {late:.0f} days after the {days:g}-day deadline")
+        return None
+
+    def score(self, item: Item, now: datetime, context: RiskContext | None = None) -> tuple[float, str, list[RiskReason]]:
+        cfg = self.config
+        context = context or RiskContext()
+        reasons: list[RiskReason] = []
+        e = item.enrichment
+        if e.emotion and (w := cfg.emotion_weights.get(e.emotion.lower(), 0)):
+            reasons.append(RiskReason(feature="emotion", weight=w, detail=f"emotion {e.emotion}"))
+        if e.polarity and e.polarity.lower() in ("negative", "neg", "负面") and cfg.negative_weight:
+            strength = e.polarity_score if e.polarity_score is not None else 1.0
+            w = round(cfg.negative_weight * max(0.0, min(1.0, strength)), 2)
+            if w:
+                reasons.append(RiskReason(feature="polarity", weight=w, detail=f"negative ({strength:.2f})"))
+        reasons.extend(self._terms(item.text))
+        eng = item.engagement.total + item.engagement.reads // 100
+        if eng and cfg.engagement_weight:
+            w = round(cfg.engagement_weight * min(1.0, math.log1p(eng) / self._log_eng), 2)
+            reasons.append(RiskReason(feature="engagement", weight=w, detail=f"{eng} likes, reposts and comments"))
+            hours = max(1.0, (now.timestamp() - item.published_at.timestamp()) / 3600)
+            per_hour = eng / hours
+            if cfg.velocity_weight and per_hour >= 1:
+                w = round(cfg.velocity_weight * min(1.0, math.log1p(per_hour) / self._log_vel), 2)
+                reasons.append(RiskReason(feature="velocity", weight=w, detail=f"{per_hour:.1f} interactions per hour"))
+        if (w := cfg.channel_weights.get(item.channel.value, 0)):
+            reasons.append(RiskReason(feature="channel", weight=w, detail=f"channel {item.channel.value}"))
+        repeats = context.repeats + max(0, context.event_volume - 1)
+        if repeats and cfg.repeat_weight:
+            w = round(cfg.repeat_weight * min(1.0, repeats / cfg.repeat_saturation), 2)
+            reasons.append(RiskReason(feature="repeated", weight=w,
+                                      detail=f"{context.repeats} near-duplicates, {context.event_volume} items in its event"))
+        if (reply := self._reply(item, now)) is not None:
+            reasons.append(reply)
+        total = round(min(100.0, sum(r.weight for r in reasons)), 2)
+        return total, grade(total, cfg), reasons
+
+
+class RiskStage:
+    """Sets risk_score, risk_level and risk_reasons; context (repeats, event size) comes from earlier stages."""
+
+    name = "risk"
+
+    def __init__(self, scorer: RiskScorer, context_of: Callable[[Item], RiskContext], now: Callable[[], datetime]) -> None:
+        self.scorer = scorer
+        self.context_of = context_of
+        self.now = now
+
+    def run(self, batch: Batch) -> None:
+        now = self.now()
+        for item in batch.items:
+            e = item.enrichment
+            e.risk_score, e.risk_level, e.risk_reasons = self.scorer.score(item, now, self.context_of(item))

@@ -1,0 +1,236 @@
+"""Monitoring schemes (监测方案): 地域词 AND 主体词 AND 事件词 NOT 排除词, or a full boolean expression.
+
+Expressions are parsed by `core.query` (the same language as search). All terms of all schemes go into one
+Aho-Corasick automaton, so an item costs one pass over its lower-cased text; each scheme's tree is then evaluated on
+the set of terms found, and only schemes with at least one term present are evaluated at all. NEAR/n counts words
+(segmentation tokens), computed only when a NEAR needs it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import ahocorasick
+import yaml
+from pydantic import ValidationError
+from sqlalchemy import select
+
+import core.config  # noqa: F401 - loaded first: it imports core.config_analysis at its end
+from core.config_analysis import SchemeSpec
+from core.errors import ConfigError, InputError, QuerySyntaxError
+from core.query import And, Near, Node, Not, Or, Term, has_positive, parse_query, positive_terms
+from flow.stages import Batch
+
+EXAMPLES_FILE = Path(__file__).resolve().parent / "resources" / "schemes.yaml"
+_MAX_SCAN = 20_000  # characters of an item matched against schemes; a 100,000-character post is cut, not choked on
+
+
+class SchemeError(InputError):
+    """A scheme is invalid; `errors` name the field (and the position inside an expression)."""
+
+
+@dataclass(frozen=True)
+class CompiledScheme:
+    name: str
+    tree: Node
+    terms: frozenset[str]
+
+
+def _terms_node(words: Sequence[str], loc: list[Any]) -> Node | None:
+    terms = []
+    for j, word in enumerate(words):
+        word = (word or "").strip()
+        if not word:
+            raise SchemeError(f"{'.'.join(map(str, loc))}[{j}]: empty word", errors=[{"loc": [*loc, j], "msg": "empty word"}])
+        terms.append(Term(word))
+    if not terms:
+        return None
+    return terms[0] if len(terms) == 1 else Or(tuple(terms))
+
+
+def _all_terms(node: Node) -> set[str]:
+    if isinstance(node, Term):
+        return {node.text.lower()}
+    if isinstance(node, Near):
+        return {node.left.text.lower(), node.right.text.lower()}
+    if isinstance(node, Not):
+        return _all_terms(node.child)
+    return set().union(*(_all_terms(c) for c in node.children))
+
+
+def compile_scheme(spec: SchemeSpec, loc: list[Any] | None = None) -> CompiledScheme:
+    """Validate and build one scheme's tree; errors name the field and, for expressions, the position."""
+    loc = loc or ["schemes", spec.name]
+    parts: list[Node] = []
+    for field in ("region", "subject", "event"):
+        node = _terms_node(getattr(spec, field), [*loc, field])
+        if node is not None:
+            parts.append(node)
+    if spec.expression:
+        try:
+            parts.append(parse_query(spec.expression))
+        except QuerySyntaxError as exc:
+            where = ".".join(map(str, [*loc, "expression"]))
+            raise SchemeError(f"{where}: {exc.message}",
+                              errors=[{"loc": [*loc, "expression"], "msg": exc.message, "position": exc.position}]) from exc
+    exclude = _terms_node(spec.exclude, [*loc, "exclude"])
+    if not parts:
+        raise SchemeError(f"{'.'.join(map(str, loc))}: a scheme needs region, subject or event words, or an expression",
+                          errors=[{"loc": loc, "msg": "no positive condition"}])
+    if exclude is not None:
+        parts.append(Not(exclude))
+    tree = parts[0] if len(parts) == 1 else And(tuple(parts))
+    if not has_positive(tree) or not positive_terms(tree):
+        raise SchemeError(f"{'.'.join(map(str, loc))}: the scheme only excludes; it can never match",
+                          errors=[{"loc": loc, "msg": "only exclusions"}])
+    return CompiledScheme(spec.name, tree, frozenset(_all_terms(tree)))
+
+
+def load_specs(path: Path) -> list[SchemeSpec]:
+    """Scheme specs from a YAML list; a bad entry is a ConfigError naming the file, entry and field."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or []
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot read schemes: {exc}") from exc
+    if not isinstance(data, list):
+        raise ConfigError(f"{path}: schemes must be a list")
+    specs = []
+    for i, entry in enumerate(data):
+        try:
+            specs.append(SchemeSpec.model_validate(entry))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            field = ".".join(str(p) for p in first["loc"])
+            raise ConfigError(f"{path}: scheme {i}: {field}: {first['msg']}") from exc
+    return specs
+
+
+def _token_starts(text: str, tokens: Sequence[str]) -> list[int]:
+    starts, pos = [], 0
+    for tok in tokens:
+        found = text.find(tok.lower(), pos)
+        if found < 0:
+            starts.append(pos)
+            continue
+        starts.append(found)
+        pos = found + len(tok)
+    return starts
+
+
+class SchemeMatcher:
+    """All schemes compiled into one automaton; `match(text, tokens)` returns the names of matching schemes."""
+
+    def __init__(self, specs: Iterable[SchemeSpec]) -> None:
+        self.schemes: list[CompiledScheme] = []
+        seen: set[str] = set()
+        for i, spec in enumerate(specs):
+            if spec.name in seen:
+                raise SchemeError(f"schemes[{i}].name: duplicate scheme name {spec.name!r}",
+                                  errors=[{"loc": ["schemes", i, "name"], "msg": "duplicate name"}])
+            seen.add(spec.name)
+            self.schemes.append(compile_scheme(spec, ["schemes", i]))
+        self._by_term: dict[str, list[int]] = {}
+        for index, scheme in enumerate(self.schemes):
+            for term in scheme.terms:
+                self._by_term.setdefault(term, []).append(index)
+        self._automaton = ahocorasick.Automaton()
+        for term in self._by_term:
+            self._automaton.add_word(term, term)
+        if self._by_term:
+            self._automaton.make_automaton()
+
+    @property
+    def names(self) -> list[str]:
+        return [s.name for s in self.schemes]
+
+    def hits(self, text: str) -> dict[str, list[int]]:
+        """Start offsets of every scheme term in the lower-cased text."""
+        if not self._by_term or not text:
+            return {}
+        found: dict[str, list[int]] = {}
+        for end, term in self._automaton.iter(text[:_MAX_SCAN].lower()):
+            found.setdefault(term, []).append(end - len(term) + 1)
+        return found
+
+    def match(self, text: str, tokens: Sequence[str] | Callable[[], Sequence[str]] = ()) -> list[str]:
+        found = self.hits(text)
+        if not found:
+            return []
+        candidates = sorted({i for term in found for i in self._by_term[term]})
+        lowered = text[:_MAX_SCAN].lower()
+        cache: dict[str, list[int]] = {}
+
+        def token_starts() -> list[int]:
+            if "s" not in cache:
+                toks = tokens() if callable(tokens) else tokens
+                cache["s"] = _token_starts(lowered, toks)
+            return cache["s"]
+
+        return [self.schemes[i].name for i in candidates if _evaluate(self.schemes[i].tree, found, token_starts)]
+
+
+def _word_index(starts: list[int], offset: int) -> int:
+    from bisect import bisect_right
+
+    return max(0, bisect_right(starts, offset) - 1)
+
+
+def _evaluate(node: Node, found: dict[str, list[int]], token_starts: Callable[[], list[int]]) -> bool:
+    if isinstance(node, Term):
+        return node.text.lower() in found
+    if isinstance(node, And):
+        return all(_evaluate(c, found, token_starts) for c in node.children)
+    if isinstance(node, Or):
+        return any(_evaluate(c, found, token_starts) for c in node.children)
+    if isinstance(node, Not):
+        return not _evaluate(node.child, found, token_starts)
+    left, right = found.get(node.left.text.lower()), found.get(node.right.text.lower())
+    if not left or not right:
+        return False
+    starts = token_starts()
+    lw = [_word_index(starts, o) for o in left]
+    rw = [_word_index(starts, o) for o in right]
+    return any(abs(a - b) <= node.distance for a in lw for b in rw)
+
+
+class SchemeStage:
+    """Fills enrichment.schemes with the names of matching schemes (the store indexes them for `scheme=`)."""
+
+    name = "schemes"
+
+    def __init__(self, matcher: SchemeMatcher, tokens_of: Callable[[Batch, Any], list[str]]) -> None:
+        self.matcher = matcher
+        self.tokens_of = tokens_of
+
+    def run(self, batch: Batch) -> None:
+        for item in batch.items:
+            item.enrichment.schemes = self.matcher.match(item.text, lambda it=item: self.tokens_of(batch, it))
+
+
+def dry_run(store: Any, spec: SchemeSpec, since: datetime, until: datetime, examples: int = 10) -> dict[str, Any]:
+    """How many stored items published in [since, until) the scheme would have matched, with a few example ids."""
+    from nlp.tokenize import segment
+    from storage.schema import items
+
+    if until <= since:
+        raise InputError("until must be after since", errors=[{"loc": ["until"], "msg": "until must be after since"}])
+    matcher = SchemeMatcher([spec])
+    scanned = matched = 0
+    example_ids: list[int] = []
+    stmt = (select(items.c.id, items.c.title, items.c.content)
+            .where(items.c.published_ts >= since.timestamp(), items.c.published_ts < until.timestamp())
+            .order_by(items.c.published_ts.desc(), items.c.id.desc()))
+    with store.read() as conn:
+        for row in conn.execute(stmt):
+            scanned += 1
+            text = f"{row.title}\n{row.content}" if row.title else row.content
+            if matcher.match(text, lambda t=text: segment(t)):
+                matched += 1
+                if len(example_ids) < examples:
+                    example_ids.append(row.id)
+    return {"scheme": spec.name, "matched": matched, "scanned": scanned, "since": since.isoformat(),
+            "until": until.isoformat(), "example_ids": example_ids}

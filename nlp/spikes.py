@@ -1,0 +1,96 @@
+"""Spikes: per topic, scheme, region and source, the volume of the last hours against its own baseline.
+
+Test: given n items of a group in the recent and baseline windows together, the recent count is Binomial(n, p0) with
+p0 = recent / (recent + baseline) hours when nothing changed; a spike is a one-sided p-value below `alpha`, at least
+`min_count` recent items and a rate ratio of at least `min_ratio`. Each spike is explained by the keywords that grew
+most (recent share vs baseline share) and the sources and regions of its recent items.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from datetime import datetime, timedelta
+from typing import Any
+
+from scipy.stats import binomtest
+from sqlalchemy import select
+
+import core.config  # noqa: F401 - loaded first: it imports core.config_analysis at its end
+from core.config_analysis import SpikesConfig
+from storage.schema import item_schemes, items
+
+DIMENSIONS = ("topic", "scheme", "region", "source")
+
+
+def _rows(store: Any, since: float, until: float) -> list[dict[str, Any]]:
+    T = items.c
+    with store.read() as conn:
+        rows = conn.execute(select(T.id, T.published_ts, T.topic, T.region, T.source, T.doc)
+                            .where(T.published_ts >= since, T.published_ts < until)).all()
+        ids = [r.id for r in rows]
+        schemes: dict[int, list[str]] = defaultdict(list)
+        for start in range(0, len(ids), 500):
+            for r in conn.execute(select(item_schemes.c.item_id, item_schemes.c.scheme)
+                                  .where(item_schemes.c.item_id.in_(ids[start:start + 500]))):
+                schemes[r.item_id].append(r.scheme)
+    out = []
+    for r in rows:
+        keywords = json.loads(r.doc).get("enrichment", {}).get("keywords", [])
+        out.append({"id": r.id, "ts": r.published_ts, "topic": r.topic, "region": r.region, "source": r.source,
+                    "scheme": schemes.get(r.id, []), "keywords": keywords})
+    return out
+
+
+def _values(row: dict[str, Any], dimension: str) -> list[str]:
+    value = row[dimension]
+    if isinstance(value, list):
+        return value
+    return [value] if value else []
+
+
+def detect_spikes(store: Any, config: SpikesConfig, now: datetime, dimensions: tuple[str, ...] = DIMENSIONS) -> list[dict]:
+    """Spikes at `now`, strongest (smallest p-value) first, each with its explanation."""
+    recent_start = (now - timedelta(hours=config.recent_hours)).timestamp()
+    base_start = recent_start - config.baseline_hours * 3600
+    rows = _rows(store, base_start, now.timestamp())
+    p0 = config.recent_hours / (config.recent_hours + config.baseline_hours)
+    spikes = []
+    for dimension in dimensions:
+        groups: dict[str, dict[str, list]] = defaultdict(lambda: {"recent": [], "base": []})
+        for row in rows:
+            window = "recent" if row["ts"] >= recent_start else "base"
+            for value in _values(row, dimension):
+                groups[value][window].append(row)
+        for value, parts in groups.items():
+            recent, base = parts["recent"], parts["base"]
+            r, b = len(recent), len(base)
+            if r < config.min_count:
+                continue
+            expected = (b + 1) * config.recent_hours / config.baseline_hours  # +1: a group new this hour still has a rate
+            ratio = r / expected
+            if ratio < config.min_ratio:
+                continue
+            p_value = binomtest(r, r + b, p0, alternative="greater").pvalue
+            if p_value >= config.alpha:
+                continue
+            spikes.append({"dimension": dimension, "value": value, "recent": r, "baseline": b,
+                           "expected": round(expected, 2), "ratio": round(ratio, 2), "p_value": float(p_value),
+                           "explanation": explain(recent, base),
+                           "item_ids": [row["id"] for row in sorted(recent, key=lambda x: -x["ts"])[:20]]})
+    spikes.sort(key=lambda s: (s["p_value"], -s["recent"]))
+    return spikes
+
+
+def explain(recent: list[dict[str, Any]], base: list[dict[str, Any]], top: int = 5) -> dict[str, Any]:
+    """Terms whose share of items grew most, and where the recent items come from."""
+    rc = Counter(k for row in recent for k in set(row["keywords"]))
+    bc = Counter(k for row in base for k in set(row["keywords"]))
+    n_r, n_b = max(1, len(recent)), max(1, len(base))
+    lift = {k: (c / n_r) / ((bc.get(k, 0) + 0.5) / (n_b + 0.5)) for k, c in rc.items() if c >= 2}
+    terms = [{"term": k, "recent": rc[k], "baseline": bc.get(k, 0)}
+             for k, _ in sorted(lift.items(), key=lambda kv: (-kv[1], kv[0]))[:top]]
+    sources = Counter(row["source"] for row in recent).most_common(top)
+    regions = Counter(row["region"] for row in recent if row["region"]).most_common(top)
+    return {"terms": terms, "sources": [{"source": s, "count": c} for s, c in sources],
+            "regions": [{"region": s, "count": c} for s, c in regions]}
