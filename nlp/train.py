@@ -73,7 +73,7 @@ def topic_data(data_dir: Path, limit: int | None = None) -> Dataset:
     df = _read(data_dir, "tipdm2020c_messages_labeled/messages.csv")
     df = df[~df["label_conflict"].astype(str).str.lower().eq("true")]
     if limit:
-        df = df.groupby("label_l1", group_keys=False).apply(lambda g: g.head(max(2, limit // 7)))
+        df = df.groupby("label_l1").head(max(2, limit // 7))
     titles = [clean_padding(t) for t in df["title"]]
     texts = [f"{t}\n{clean_padding(b)}" for t, b in zip(titles, df["body"], strict=True)]
     return Dataset(make_docs(texts, titles), df["label_l1"].to_numpy(), df["near_dup_group"].to_numpy(),

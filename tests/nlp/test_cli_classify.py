@@ -1,0 +1,54 @@
+"""The stable batch interface: `python -m nlp.cli classify` on the committed artifacts, bad lines included."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from core.paths import REPO_ROOT
+
+FIELDS = {"id", "topic", "topic_score", "emotion", "polarity", "polarity_score", "risk_score", "risk_level",
+          "risk_reasons", "keywords", "schemes"}
+
+
+def run(lines: list[str], *args: str) -> list[dict]:
+    proc = subprocess.run([sys.executable, "-m", "nlp.cli", "classify", *args], input="\n".join(lines) + "\n",
+                          capture_output=True, text=True, encoding="utf-8", cwd=REPO_ROOT, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return [json.loads(x) for x in proc.stdout.splitlines()]
+
+
+def test_classify_good_and_bad_lines():
+    lines = [
+        json.dumps({"id": 1, "title": "小区噪音扰民", "content": "工地夜间施工，住建局不作为，投诉无门，非常愤怒！",
+                    "channel": "board", "likes": 3, "published_at": "2026-11-20 10:00"}, ensure_ascii=False),
+        "{not json",
+        json.dumps({"id": "e", "title": "", "content": ""}),
+        json.dumps({"id": "emoji", "content": "😀😀😀🎉"}),
+        json.dumps({"id": "big", "content": "反映问题" * 25_000}, ensure_ascii=False),
+        json.dumps({"id": "trad", "content": "學校門口交通擁堵，請交警處理 traffic jam <br/>&nbsp;"}, ensure_ascii=False),
+        json.dumps({"id": "badchan", "content": "x", "channel": "tv"}),
+        json.dumps({"id": "badlikes", "content": "x", "likes": -1}),
+        "[1, 2]",
+        json.dumps({"id": 9, "content": "感谢政府，复工复产做得很好，点赞！"}, ensure_ascii=False),
+    ]
+    out = run(lines)
+    assert len(out) == len(lines)
+    ids = [o.get("id") for o in out]
+    assert ids == [1, None, "e", "emoji", "big", "trad", "badchan", "badlikes", None, 9]
+    errors = {i for i, o in enumerate(out) if "error" in o}
+    assert errors == {1, 6, 7, 8}
+    for i, o in enumerate(out):
+        if i in errors:
+            continue
+        assert set(o) >= FIELDS
+        assert o["emotion"] in {"anger", "fear", "sadness", "disgust", "happiness", "surprise", "neutral"}
+        assert -1 <= o["polarity_score"] <= 1 and o["polarity"] in {"negative", "neutral", "positive"}
+    assert out[0]["topic"] == "城乡建设" and out[0]["polarity"] == "negative"
+    assert out[9]["polarity"] == "positive"
+
+
+def test_events_flag_adds_event_id():
+    out = run([json.dumps({"id": 1, "content": "地铁站附近占道经营"}, ensure_ascii=False)], "--events")
+    assert "event_id" in out[0]

@@ -1,0 +1,63 @@
+"""Enrichment stages: order, one segmentation per item, batched classification into item.enrichment."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from core.config import Config
+from core.models import Channel, Item
+from flow.stages import Batch, Chain
+from nlp import pipeline
+from nlp.pipeline import ClassifyStage, SegmentStage, build_enrich_stages
+
+
+def item(title: str, content: str) -> Item:
+    now = datetime.now(UTC)
+    return Item(source="test", channel=Channel.board, source_id=title or content[:20] or "empty", title=title, content=content,
+                published_at=now, fetched_at=now)
+
+
+def test_build_order_and_enrichment():
+    stages = build_enrich_stages(Config())
+    names = [s.name for s in stages]
+    assert names.index("segment") < names.index("classify")
+    seg_at = names.index("segment")
+    assert all(n != "classify" for n in names[:seg_at])
+    items = [item("小区噪音扰民", "工地夜间施工，住建局不作为，居民非常愤怒"), item("", "感谢社区工作人员，点赞！"), item("", "")]
+    batch = Chain(stages).run(Batch(items=list(items)))
+    assert len(batch.items) == 3 and not batch.quarantined
+    first = items[0].enrichment
+    assert first.topic == "城乡建设" and first.polarity == "negative" and first.polarity_score < 0
+    assert items[1].enrichment.polarity == "positive"
+    assert items[2].enrichment.emotion == "neutral"
+    assert set(batch.tokens) == {id(i) for i in items}
+
+
+def test_segment_stage_segments_once():
+    it = item("标题", "内容正文")
+    batch = Batch(items=[it], tokens={id(it): ["预先", "分好"]})
+    SegmentStage().run(batch)
+    assert batch.tokens[id(it)] == ["预先", "分好"]
+
+
+def test_classify_stage_segments_when_no_segment_stage_ran():
+    it = item("学校乱收费", "教育局请查处学校违规收取补课费")
+    stage = next(s for s in build_enrich_stages(Config()) if isinstance(s, ClassifyStage))
+    batch = Batch(items=[it])
+    stage.run(batch)
+    assert it.enrichment.topic == "教育文体" and id(it) in batch.tokens
+
+
+def test_missing_analysis_module_means_no_stages(monkeypatch):
+    import importlib
+
+    real = importlib.import_module
+
+    def fake(name, *a, **k):
+        if name == "nlp.analysis":
+            raise ModuleNotFoundError("No module named 'nlp.analysis'", name="nlp.analysis")
+        return real(name, *a, **k)
+
+    monkeypatch.setattr(pipeline.importlib, "import_module", fake)
+    names = [s.name for s in build_enrich_stages(Config())]
+    assert names == ["segment", "classify"]

@@ -1,0 +1,53 @@
+"""Segmentation: the government dictionary is used, and rjieba cuts real texts exactly as jieba (the reference)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from nlp import tokenize
+
+
+def test_gov_dict_words_stay_whole():
+    words = tokenize.segment("市民反映住建局不作为，已拨打12345热线，要求复工复产、接诉即办。", backend="jieba")
+    for word in ("住建局", "不作为", "12345热线", "复工复产", "接诉即办"):
+        assert word in words
+
+
+def test_punctuation_dropped_and_index_lowercased():
+    assert tokenize.segment("") == []
+    assert "，" not in tokenize.segment("你好，世界")
+    assert tokenize.segment_for_index("WiFi信号差") == tokenize.segment_for_index("wifi信号差")
+
+
+def test_stopwords_keep_negations():
+    words = tokenize.content_words(tokenize.segment("我们的小区没有物业，不是很满意"))
+    assert "的" not in words and "我们" not in words
+    assert "没有" in words and "不是" in words
+
+
+@pytest.mark.parametrize("text", ["", "😀😀😀", "學校老師很好", "<p>hello&amp;世界</p>", "啊" * 1000, "x" * 100_000])
+def test_odd_text_does_not_crash(text):
+    for backend in ("jieba", "rjieba"):
+        assert isinstance(tokenize.segment(text, backend=backend), list)
+
+
+def test_unknown_backend_is_refused():
+    with pytest.raises(ValueError):
+        tokenize.segment("测试", backend="nope")
+
+
+@pytest.mark.data
+def test_rjieba_identical_to_jieba_on_real_texts(shared_data):
+    """The fast backend may only be used because this holds on real posts, letters, replies and Weibo."""
+    texts: list[str] = []
+    replies = pd.read_csv(shared_data / "tipdm2020c_replies/replies.csv", keep_default_na=False).head(300)
+    texts += (replies["title"] + "\n" + replies["body"] + "\n" + replies["reply"]).tolist()
+    for rel, col in (("smp2020_ewect_virus_weibo/data.csv", "text"), ("weibo_covid19_emotion7/data.csv", "text"),
+                     ("chnsenticorp_htl_all/data.csv", "review")):
+        texts += pd.read_csv(shared_data / rel, keep_default_na=False)[col].astype(str).head(700).tolist()
+    reference = tokenize.segment_many(texts, backend="jieba")
+    fast = tokenize.segment_many(texts, backend="rjieba")
+    diffs = [i for i, (a, b) in enumerate(zip(reference, fast, strict=True)) if a != b]
+    assert not diffs, f"{len(diffs)} of {len(texts)} differ, first: {texts[diffs[0]][:80]!r}"
+    assert sum(len(t) for t in reference) > 50_000
