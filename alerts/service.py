@@ -158,8 +158,12 @@ def crawler_health_provider(store: Any) -> Callable[[], list[SourceHealth]] | No
         return None
 
     def provide() -> list[SourceHealth]:
+        try:
+            current = source_health(store)
+        except StorageError:  # the crawler's tables are not there (crawling not attached to this service)
+            return []
         out = []
-        for h in source_health(store).values():
+        for h in current.values():
             if h.state in ("degraded", "failing", "ok"):
                 last = datetime.fromisoformat(h.last_success_at) if h.last_success_at else None
                 out.append(SourceHealth(source=h.source, status=h.state, reason=h.reason, last_success=last))

@@ -35,6 +35,15 @@ def parse_duration(value: Any) -> timedelta:
         match = _DURATION.match(value)
         if match:
             return timedelta(seconds=float(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+        if value.startswith(("P", "-P")):  # ISO 8601, as pydantic writes timedeltas back out
+            from pydantic import TypeAdapter, ValidationError
+
+            try:
+                parsed = TypeAdapter(timedelta).validate_python(value)
+            except ValidationError:
+                parsed = None
+            if parsed is not None and parsed >= timedelta(0):
+                return parsed
     raise ValueError(f"not a duration: {value!r} (use e.g. 30s, 5m, 4h, 1d)")
 
 

@@ -163,8 +163,8 @@ class RiskFromPayload:
                 item.enrichment = Enrichment(**data, risk_reasons=reasons)
 
 
-def alerts_config(tmp_path: Path, alerts: dict[str, Any]) -> Config:
-    return parse_config({"sources": SOURCES, "storage": {"sqlite_path": str(tmp_path / "alerts.db")}, "alerts": alerts})
+def alerts_config(db_path: Path, alerts: dict[str, Any]) -> Config:
+    return parse_config({"sources": SOURCES, "storage": {"sqlite_path": str(db_path)}, "alerts": alerts})
 
 
 @dataclass
@@ -200,11 +200,11 @@ class Harness:
 def make_harness(tmp_path: Path) -> Iterator[Callable[[dict[str, Any]], Harness]]:
     made: list[Any] = []
 
-    def build(alerts: dict[str, Any], start: datetime = T0) -> Harness:
+    def build(alerts: dict[str, Any], start: datetime = T0, db_path: Path | None = None) -> Harness:
         from alerts.service import attach
         from yuqing.service import build_service
 
-        config = alerts_config(tmp_path / f"h{len(made)}", alerts)
+        config = alerts_config(db_path or tmp_path / f"h{len(made)}" / "alerts.db", alerts)
         service = build_service(config, enrich=False, extensions=False)
         stages = service.ingestor.chain.stages
         stages.insert(next(i for i, s in enumerate(stages) if s.name == "store"), RiskFromPayload())
