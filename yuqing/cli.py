@@ -19,6 +19,7 @@ from core.logging import setup_logging
 app = typer.Typer(help="yuqing 舆情: collect, understand, alert and respond.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
 console = Console(stderr=True)
+app.add_typer(__import__("nlp.cli", fromlist=["nlp_app"]).nlp_app, name="nlp")  # yuqing nlp train|classify
 
 ConfigOption = Annotated[
     Path | None,
@@ -135,6 +136,12 @@ def demo_data(config: ConfigOption = None, count: int = 300, seed: int = 2026) -
     service = build_service(cfg)
     report = ingest_demo(service, count=count, seed=seed)
     typer.echo(json.dumps(report.model_dump(exclude={"item_ids"}), ensure_ascii=False))
+
+
+from crawlers.cli import crawl_command, demo_site_command  # noqa: E402 - sub-commands live with their package
+
+app.command("crawl")(crawl_command)
+app.command("demo-site")(demo_site_command)
 
 
 def main() -> None:

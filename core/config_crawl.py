@@ -1,0 +1,189 @@
+"""Crawl configuration: how each source is fetched, how often, and the demo site that imitates the five channels.
+
+Pointing a spider at a real government site is configuration only: URLs, selectors, date format, encoding and
+secrets (cookies, tokens) read from the environment through `{"$env": NAME}`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+
+from core.config import Strict
+
+DEFAULT_LOGIN_MARKERS = ["请登录", "登录后", "访问过于频繁", "验证身份", "passport.weibo", "/login", "/signin"]
+
+
+class FieldRule(Strict):
+    """Where one field is on a page: a CSS (default) or XPath (`xpath:` prefix) selector, an optional regex."""
+
+    select: str
+    regex: str | None = None  # first group (or whole match) of this pattern is the value
+    join: str = "\n"  # how several matched text nodes are joined
+    attr: str | None = None  # read this attribute instead of the text
+
+
+class PagingSpec(Strict):
+    """How to reach the next list page: follow a link, or count a URL parameter up."""
+
+    mode: Literal["next_link", "param"] = "next_link"
+    next_selector: str = "a.next::attr(href)"  # for next_link
+    param: str = "page"  # for param: the query parameter to set
+    start: int = 1
+    step: int = 1  # 1 for page numbers, page size for offset paging (`start=0,20,40`)
+
+
+class HtmlSpec(Strict):
+    """A list page of links plus a detail page per item: 领导信箱 and 留言板 sites of every shape."""
+
+    list_url: str
+    row: str  # selector of one entry on the list page (CSS, or `xpath:...`)
+    link: str = "a::attr(href)"  # selector, relative to the row, of the detail link
+    row_fields: dict[str, str | FieldRule] = Field(default_factory=dict)  # fields read on the list page
+    detail_fields: dict[str, str | FieldRule] = Field(default_factory=dict)  # fields read on the detail page
+    id_pattern: str | None = None  # regex on the detail URL whose first group is the item id (default: the URL)
+    paging: PagingSpec = Field(default_factory=PagingSpec)
+    date_format: str | None = None  # strptime format when the site's dates are unusual; else the normaliser guesses
+    required: list[str] = Field(default_factory=lambda: ["title", "content", "published_at"])
+
+
+class HotlineSpec(Strict):
+    """A 12345 work-order platform's JSON API; `fields` maps item fields to (dotted) keys of one record."""
+
+    records_path: str = "data.records"
+    page_param: str = "page"
+    page_size_param: str = "page_size"
+    page_size: int = Field(50, ge=1, le=1000)
+    updated_since_param: str = "updated_since"
+    updated_field: str = "updateTime"
+    auth_header: str = "Authorization"
+    auth_scheme: str = "Bearer"
+    fields: dict[str, str] = Field(default_factory=lambda: {
+        "source_id": "orderNo", "title": "title", "content": "content", "region": "area", "published_at": "acceptTime",
+        "request_type": "requestType", "handling_unit": "handleUnit", "deadline": "timeLimit", "status": "status",
+        "closed_at": "finishTime", "satisfaction": "satisfaction", "author": "citizenName",
+        "reply.text": "replyContent", "reply.department": "handleUnit", "reply.replied_at": "finishTime",
+    })
+
+
+class WeiboSpec(Strict):
+    """The mobile Weibo API (`/api/container/getIndex`): keyword searches and account timelines."""
+
+    base_url: str = "https://m.weibo.cn"
+    keywords: list[str] = Field(default_factory=list)
+    accounts: list[str] = Field(default_factory=list)  # numeric user ids (uid)
+    max_pages: int = Field(10, ge=1, le=1000)
+    fetch_long_text: bool = True
+
+    @model_validator(mode="after")
+    def _something(self) -> WeiboSpec:
+        if not self.keywords and not self.accounts:
+            raise ValueError("weibo needs at least one keyword or account")
+        return self
+
+
+class WechatSpec(Strict):
+    """公众号 profile (history) pages listing articles, each article a `rich_media_content` page."""
+
+    profile_urls: list[str] = Field(min_length=1)
+
+
+class ScheduleSpec(Strict):
+    """When a source runs: every `interval_seconds`, or on a crontab line (minute hour day month weekday)."""
+
+    interval_seconds: int | None = Field(None, ge=5)
+    cron: str | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> ScheduleSpec:
+        if (self.interval_seconds is None) == (self.cron is None):
+            raise ValueError("give exactly one of interval_seconds or cron")
+        if self.cron is not None and len(self.cron.split()) != 5:
+            raise ValueError(f"cron must have five fields (minute hour day month weekday), got {self.cron!r}")
+        return self
+
+
+class CrawlSpec(Strict):
+    """How one source is crawled: the kind of spider, its site description, politeness and caps."""
+
+    kind: Literal["html", "hotline_api", "weibo_api", "wechat"]
+    start_url: str | None = None  # hotline: the work-order API URL
+    schedule: ScheduleSpec = Field(default_factory=lambda: ScheduleSpec(interval_seconds=600))
+    robots: bool = True  # obey robots.txt
+    max_pages: int = Field(300, ge=1)  # pages fetched per run; the rest waits for the next run (resumable)
+    max_list_pages: int = Field(50, ge=1)  # list pages followed per run: stops infinite pagination
+    max_page_bytes: int = Field(5_000_000, ge=10_000)  # bigger responses are cancelled and recorded
+    timeout_seconds: float = Field(20, gt=0)
+    retries: int = Field(2, ge=0, le=10)
+    concurrency: int = Field(2, ge=1, le=32)  # concurrent requests per domain
+    download_delay: float = Field(0.0, ge=0)
+    autothrottle: bool = True
+    user_agent: str = "Mozilla/5.0 (compatible; yuqing-crawler/0.1; +https://github.com/yuqing)"
+    encoding: str | None = None  # force a page encoding (e.g. gb18030) when a site declares the wrong one
+    login_markers: list[str] = Field(default_factory=lambda: list(DEFAULT_LOGIN_MARKERS))
+    headers: dict[str, str] = Field(default_factory=dict)
+    cookies: dict[str, SecretStr] = Field(default_factory=dict)
+    token: SecretStr | None = None
+    html: HtmlSpec | None = None
+    hotline: HotlineSpec | None = None
+    weibo: WeiboSpec | None = None
+    wechat: WechatSpec | None = None
+
+    @model_validator(mode="after")
+    def _kind_section(self) -> CrawlSpec:
+        needed = {"html": "html", "hotline_api": "hotline", "weibo_api": "weibo", "wechat": "wechat"}[self.kind]
+        if needed == "hotline":
+            if self.hotline is None:
+                self.hotline = HotlineSpec()
+            if not self.start_url:
+                raise ValueError("kind hotline_api needs start_url (the work-order API URL)")
+        elif getattr(self, needed) is None:
+            raise ValueError(f"kind {self.kind} needs a `{needed}` section")
+        return self
+
+
+class ReplaySpec(Strict):
+    """Serve a real CSV export through the demo site as one more message board."""
+
+    path: Path
+    path_prefix: str = "replay"  # served under /<path_prefix>/list
+    columns: dict[str, str] = Field(default_factory=lambda: {
+        "message_id": "source_id", "user_id": "author", "title": "title", "created_at": "published_at",
+        "body": "content", "likes": "likes", "dislikes": "dislikes"})
+    limit: int = Field(2000, ge=1)
+
+
+class DemoSiteConfig(Strict):
+    """The local site imitating the five channels; `yuqing serve` runs it when enabled."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = Field(8765, ge=0, le=65535)
+    seed: int = 2026
+    history_items: int = Field(60, ge=0, le=20_000)  # per channel, spread over the past week
+    new_item_seconds: float = Field(30, gt=0)  # a new item per channel this often while running
+    incident_after_minutes: float = Field(2, ge=0)  # the incident starts this long after start-up and builds for an hour
+    hotline_token: SecretStr = SecretStr("demo-token")
+    weibo_cookie: SecretStr = SecretStr("demo-sub")  # the `SUB` cookie value the Weibo imitation accepts
+    replay: list[ReplaySpec] = Field(default_factory=list)
+
+
+class HealthSpec(Strict):
+    """When a source is degraded or failing."""
+
+    failing_after: int = Field(3, ge=1)  # consecutive failed runs
+    error_jump_ratio: float = Field(0.3, gt=0, le=1)  # parse errors over this share of parsed entries → degraded
+
+
+class CrawlingConfig(Strict):
+    """Service-wide crawling: the scheduler, where crawl state lives, health rules and the demo site."""
+
+    scheduler: bool = True
+    max_parallel: int = Field(2, ge=1, le=16)  # crawls running at once (each a subprocess)
+    state_dir: Path = Path("var/crawl")
+    run_timeout_seconds: int = Field(900, ge=10)
+    health: HealthSpec = Field(default_factory=HealthSpec)
+    demo_site: DemoSiteConfig = Field(default_factory=DemoSiteConfig)
+

@@ -1,0 +1,89 @@
+"""`yuqing crawl SOURCE` (one run by hand, with progress) and `yuqing demo-site` (the imitation site alone)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+console = Console(stderr=True)
+ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="YAML config (default as for `yuqing serve`)")]
+
+
+def crawl_command(
+    source: Annotated[str, typer.Argument(help="configured source id with a `crawl` section")],
+    config: ConfigOption = None,
+    full: Annotated[bool, typer.Option("--full", help="forget what was seen and crawl everything again")] = False,
+) -> None:
+    """Crawl one source now, show progress, ingest what it found and print the run and the source's health."""
+    from core.logging import setup_logging
+    from crawlers.health import source_health
+    from crawlers.runner import job_dir
+    from crawlers.state import forget_source
+    from yuqing.cli import load
+    from yuqing.service import build_service
+
+    setup_logging("warning")
+    cfg = load(config)
+    cfg.crawling.scheduler = False
+    cfg.crawling.demo_site.enabled = False
+    service = build_service(cfg)
+    crawl = service.components["crawl"]
+    if source not in crawl.crawl_sources():
+        known = ", ".join(crawl.crawl_sources()) or "none"
+        console.print(f"[red]error[/red]: {source!r} is not a crawled source; crawled sources: {known}")
+        raise typer.Exit(2)
+    if full:
+        with service.store.write() as conn:
+            forget_source(conn, source)
+        import shutil
+
+        shutil.rmtree(job_dir(cfg, source), ignore_errors=True)
+    columns = [SpinnerColumn(), TextColumn("crawling {task.description}"), TextColumn("pages {task.fields[pages]}"),
+               TextColumn("entries {task.fields[entries]}"), TextColumn("new items {task.fields[items]}"), TimeElapsedColumn()]
+    with Progress(*columns, console=console, disable=not console.is_terminal) as progress:
+        task = progress.add_task(source, pages=0, entries=0, items=0)
+
+        def show(event: dict) -> None:
+            progress.update(task, pages=event.get("pages", 0), entries=event.get("entries", 0), items=event.get("items", 0))
+
+        result = crawl.run_source(source, on_progress=show)
+    health = source_health(service.store).get(source)
+    service.close()
+    if result is None:
+        console.print(f"{source} is already being crawled")
+        raise typer.Exit(1)
+    summary = {"source": source, "outcome": result.outcome, "finish_reason": result.finish_reason, "pages": result.pages,
+               "entries": result.entries, "new_items": result.items, "errors": result.errors,
+               "seconds": round(result.duration, 2), "health": health.state if health else "unknown",
+               "reason": health.reason if health else ""}
+    typer.echo(json.dumps(summary, ensure_ascii=False))
+    if result.outcome == "failed":
+        raise typer.Exit(1)
+
+
+def demo_site_command(
+    config: ConfigOption = None,
+    host: Annotated[str | None, typer.Option(help="default: crawling.demo_site.host")] = None,
+    port: Annotated[int | None, typer.Option(help="default: crawling.demo_site.port")] = None,
+) -> None:
+    """Serve the demo site imitating the five channels (12345 API, 信箱, 留言板 ×2, Weibo, WeChat) until Ctrl-C."""
+    from core.logging import setup_logging
+    from demo.site import site_from_config
+    from yuqing.cli import load
+
+    setup_logging("info")
+    cfg = load(config).crawling.demo_site
+    site = site_from_config(cfg)
+    url = site.start(host or cfg.host, cfg.port if port is None else port)
+    console.print(f"demo site at {url}  (robots: {url}/robots.txt)")
+    try:
+        assert site.thread is not None
+        while site.thread.is_alive():
+            site.thread.join(1)
+    except KeyboardInterrupt:
+        site.stop()

@@ -1,0 +1,88 @@
+"""One crawl of one source, in its own process: `python -m crawlers.run` with the job as JSON on stdin.
+
+Twisted's reactor cannot be restarted within a process, so the service runs every crawl as a subprocess.
+The job (including resolved secrets) comes on stdin, never on the command line. Stdout carries JSON lines:
+progress while running, then one `finished` line with the run's statistics.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from core.config import SourceConfig
+from crawlers import state as _state  # noqa: F401 - registers the `crawl` migration before the store opens
+from crawlers.settings import crawl_settings
+from crawlers.spiders.hotline import HotlineSpider
+from crawlers.spiders.html import HtmlSpider
+from crawlers.spiders.wechat import WechatSpider
+from crawlers.spiders.weibo import WeiboSpider
+from crawlers.state import CrawlState
+
+SPIDERS = {"html": HtmlSpider, "hotline_api": HotlineSpider, "weibo_api": WeiboSpider, "wechat": WechatSpider}
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, int | float | str | bool) or value is None:
+        return value
+    return str(value)
+
+
+def crawl(job: dict[str, Any]) -> dict[str, Any]:
+    from scrapy.crawler import CrawlerProcess
+
+    from storage.sqlite import SqliteStore
+
+    source = job["source"]
+    source_config = SourceConfig.model_validate(job["config"])
+    spec = source_config.crawl
+    if spec is None:
+        raise SystemExit(f"source {source} has no crawl section")
+    store = SqliteStore(job["db"], segment=str.split, fts=False)
+    crawl_state = CrawlState(store.engine, source)
+    job_dir = Path(job["job_dir"]) if job.get("job_dir") else None
+    resumed = bool(job_dir and job_dir.exists() and any(job_dir.iterdir()))
+    process = CrawlerProcess(crawl_settings(spec, job_dir, job.get("log_level", "WARNING")), install_root_handler=True)
+    crawler = process.create_crawler(SPIDERS[spec.kind])
+    process.crawl(crawler, source=source, spec=spec, crawl_state=crawl_state, store=store)
+    process.start()
+    stats = {k: _jsonable(v) for k, v in crawler.stats.get_stats().items()}
+    spider = crawler.spider
+    if spider is not None and spider.problems:  # failures recorded after the pipeline's last flush
+        store.quarantine(spider.problems)
+    finish_reason = stats.get("finish_reason", "")
+    errors = {k.removeprefix("yuqing/errors/"): v for k, v in stats.items() if k.startswith("yuqing/errors/")}
+    if finish_reason == "finished":
+        if job_dir is not None:
+            shutil.rmtree(job_dir, ignore_errors=True)
+        updated_max = getattr(spider, "updated_max", None)
+        # Advance the work-order cursor only after a clean run: a failed page must be fetched again next time.
+        if updated_max and not errors:
+            with store.write() as conn:
+                crawl_state.set_cursor(conn, "updated_since", updated_max)
+    store.close()
+    return {"event": "finished", "source": source, "finish_reason": finish_reason, "resumed": resumed,
+            "pages": stats.get("response_received_count", 0), "pages_ok": stats.get("yuqing/pages_ok", 0),
+            "entries": stats.get("yuqing/entries", 0), "entries_seen": stats.get("yuqing/entries_seen", 0),
+            "items": stats.get("item_scraped_count", 0), "errors": errors, "incremental": bool(stats.get("yuqing/incremental")),
+            "encoding_fixed": stats.get("yuqing/encoding_fixed", 0), "backoffs": stats.get("yuqing/backoffs", 0),
+            "robots_forbidden": stats.get("robotstxt/forbidden", 0), "elapsed": stats.get("elapsed_time_seconds", 0)}
+
+
+def main() -> None:
+    job = json.loads(sys.stdin.read())
+    logging.basicConfig(level=job.get("log_level", "WARNING"), stream=sys.stderr)
+    result = crawl(job)
+    sys.stdout.write(json.dumps(result, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

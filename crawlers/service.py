@@ -1,0 +1,137 @@
+"""Plugs collection into the service: the crawl scheduler, the demo site, `GET /api/sources`, and `components["crawl"]`."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from core.config import Config
+from core.errors import SourceError
+from core.models import SHANGHAI
+from crawlers import state as _state  # noqa: F401 - registers the `crawl` migration
+from crawlers.health import RunResult, record_run, source_health
+from crawlers.runner import ProgressCallback, run_crawl
+from storage.migrations import migrate
+
+logger = logging.getLogger(__name__)
+
+
+class CrawlService:
+    """Runs sources (never two runs of one source at once), records health and drains the inbox after each run."""
+
+    def __init__(self, config: Config, store: Any, drain: Callable[[], Any]) -> None:
+        self.config = config
+        self.store = store
+        self.drain = drain
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+        self._drain_lock = threading.Lock()
+        self.running: set[str] = set()
+
+    def crawl_sources(self) -> list[str]:
+        return [sid for sid, s in self.config.sources.items() if s.crawl is not None]
+
+    def _lock(self, source: str) -> threading.Lock:
+        with self._locks_guard:
+            return self._locks.setdefault(source, threading.Lock())
+
+    def run_source(self, source: str, on_progress: ProgressCallback | None = None) -> RunResult | None:
+        """One crawl of `source`; returns None when a run of it is already going on."""
+        source_config = self.config.source(source)
+        if source_config.crawl is None:
+            raise SourceError(f"source {source!r} has no crawl section")
+        lock = self._lock(source)
+        if not lock.acquire(blocking=False):
+            logger.info("crawl skipped source=%s reason=already_running", source)
+            return None
+        self.running.add(source)
+        try:
+            result = run_crawl(self.config, source, db_path=self.config.storage.sqlite_path, on_progress=on_progress)
+            health = record_run(self.store, result, self.config.crawling.health)
+            with self._drain_lock:
+                report = self.drain()
+            logger.info("crawl done source=%s outcome=%s pages=%d items=%d stored=%s state=%s", source, result.outcome,
+                        result.pages, result.items, getattr(report, "stored", "?"), health.state)
+            return result
+        finally:
+            self.running.discard(source)
+            lock.release()
+
+    def sources(self) -> list[dict[str, Any]]:
+        """Every crawled source with its schedule and health (unknown until its first run)."""
+        health = source_health(self.store)
+        out = []
+        for sid in self.crawl_sources():
+            cfg = self.config.sources[sid]
+            spec = cfg.crawl
+            entry = health[sid].to_dict() if sid in health else {"source": sid, "state": "unknown", "reason": "never run"}
+            entry.update({"name": cfg.name, "channel": cfg.channel.value, "enabled": cfg.enabled, "kind": spec.kind,
+                          "schedule": spec.schedule.model_dump(exclude_none=True), "running": sid in self.running})
+            out.append(entry)
+        return out
+
+
+class CrawlScheduler:
+    """APScheduler (3.x) jobs, one per enabled source; each job runs the crawl subprocess and waits for it."""
+
+    def __init__(self, crawl: CrawlService) -> None:
+        self.crawl = crawl
+        self.scheduler: Any = None
+
+    def start(self) -> None:
+        from apscheduler.executors.pool import ThreadPoolExecutor
+        from apscheduler.schedulers.background import BackgroundScheduler
+        from apscheduler.triggers.cron import CronTrigger
+        from apscheduler.triggers.interval import IntervalTrigger
+
+        config = self.crawl.config
+        self.scheduler = BackgroundScheduler(
+            executors={"default": ThreadPoolExecutor(config.crawling.max_parallel)},
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 300}, timezone=SHANGHAI)
+        for sid in self.crawl.crawl_sources():
+            source = config.sources[sid]
+            if not source.enabled:
+                continue
+            schedule = source.crawl.schedule
+            if schedule.cron:
+                trigger = CronTrigger.from_crontab(schedule.cron, timezone=SHANGHAI)
+                first = None
+            else:
+                trigger = IntervalTrigger(seconds=schedule.interval_seconds, timezone=SHANGHAI)
+                first = datetime.now(SHANGHAI)  # interval sources run at start-up, so a fresh install fills quickly
+            kwargs = {"next_run_time": first} if first else {}
+            self.scheduler.add_job(self._run, trigger, args=[sid], id=f"crawl:{sid}", name=f"crawl {sid}", **kwargs)
+        self.scheduler.start()
+        logger.info("crawl scheduler started jobs=%d", len(self.scheduler.get_jobs()))
+
+    def _run(self, source: str) -> None:
+        try:
+            self.crawl.run_source(source)
+        except Exception:  # noqa: BLE001 - one source's failure must never stop the scheduler
+            logger.exception("crawl job failed source=%s", source)
+
+    def stop(self) -> None:
+        if self.scheduler is not None and self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        self.scheduler = None
+
+
+def attach(service: Any) -> None:
+    """Called by yuqing.service.build_service: add crawl state tables, workers, the sources API and the component."""
+    with service.store.engine.begin() as conn:
+        migrate(conn)  # the `crawl` chain registers on import, after the store first opened
+    crawl = CrawlService(service.config, service.store, service.ingestor.drain)
+    service.components["crawl"] = crawl
+    crawling = service.config.crawling
+    if crawling.demo_site.enabled:
+        from demo.site import DemoSiteWorker
+
+        service.workers.append(DemoSiteWorker(crawling.demo_site))
+    if crawling.scheduler and crawl.crawl_sources():
+        service.workers.append(CrawlScheduler(crawl))
+    from crawlers.api import router
+
+    service.routers.append(router)
