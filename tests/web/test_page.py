@@ -87,7 +87,8 @@ def test_feed_search_and_error(browser, server: str, tmp_path: Path) -> None:
     page.select_option("#channel", "weibo")
     page.fill("#q", "")
     page.click("#search button")
-    page.wait_for_function("document.querySelectorAll('#feed > li').length === 1")
+    page.wait_for_function("document.querySelector('#feed').innerText.includes('公交线路')")
+    assert page.locator("#feed > li").count() == 1
     assert "微博" in page.inner_text("#feed")
     page.screenshot(path=str(tmp_path / "feed.png"), full_page=True)
     page.close()
