@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 from sse_starlette.sse import EventSourceResponse
 
 from alerts.engine import AlertEngine
-from core.errors import InputError, NotFound
+from core.errors import ConfigError, InputError, NotFound
 
 router = APIRouter(prefix="/api/alerts", tags=["alerts"])
 
@@ -152,16 +152,20 @@ def dry_run(engine: EngineDep, body: DryRunRequest) -> dict[str, Any]:
 
 @router.post("/reload")
 def reload(request: Request, engine: EngineDep, body: ReloadRequest | None = None) -> dict[str, Any]:
-    if body is not None and body.alerts is not None:
-        return {"ok": True, **engine.reload(body.alerts)}
-    worker = request.app.state.service.components.get("alerts_worker")
-    if worker is None:
-        raise NotFound("no alerts worker to reload")
-    if body is not None and body.path:
-        from pathlib import Path
+    """Apply a new `alerts:` section (inline, or re-read from the config file); a bad one keeps the old rules."""
+    try:
+        if body is not None and body.alerts is not None:
+            return {"ok": True, **engine.reload(body.alerts)}
+        worker = request.app.state.service.components.get("alerts_worker")
+        if worker is None:
+            raise NotFound("no alerts worker to reload")
+        if body is not None and body.path:
+            from pathlib import Path
 
-        worker.config_path = Path(body.path)
-    return {"ok": True, **worker.reload_from_file()}
+            worker.config_path = Path(body.path)
+        return {"ok": True, **worker.reload_from_file()}
+    except ConfigError as exc:
+        raise InputError(f"reload rejected, the old alert config stays in force: {exc.message}", errors=exc.errors) from exc
 
 
 @router.get("/status")
