@@ -104,8 +104,8 @@ class EventsConfig(Strict):
     """Incremental clustering of items into events (cosine of tf-idf keyword vectors)."""
 
     enabled: bool = True
-    threshold: float = Field(0.35, gt=0, le=1)  # joins an event active within window_days
-    strong_threshold: float = Field(0.55, gt=0, le=1)  # joins an event whatever its age (long-running grievances)
+    threshold: float = Field(0.3, gt=0, le=1)  # joins an event active within window_days
+    strong_threshold: float = Field(0.5, gt=0, le=1)  # joins an event whatever its age (long-running grievances)
     window_days: float = Field(30, gt=0)
     max_active: int = Field(200_000, ge=100)
 

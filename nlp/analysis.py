@@ -23,7 +23,7 @@ from core.models import Item
 from flow.stages import Batch, Stage
 from nlp.cluster import EventClusterer, item_vector
 from nlp.dedup import NearDuplicateIndex, signatures
-from nlp.gazetteer import Gazetteer
+from nlp.gazetteer import Gazetteer, find_names
 from nlp.keywords import KeywordExtractor
 from nlp.pii import PiiMaskStage
 from nlp.risk import RiskContext, RiskScorer, RiskStage
@@ -132,7 +132,7 @@ class KeywordStage:
             item.enrichment.entities = {"places": places[:10], "orgs": orgs}
             if fill and not item.region and places:
                 item.region = places[0]
-            state.scratch[id(item)] = {"weights": weights, "entities": places[:5] + orgs[:5]}
+            state.scratch[id(item)] = {"weights": weights, "entities": places[:5], "names": find_names(item.text)}
 
 
 class NearDuplicateStage:
@@ -195,7 +195,7 @@ class EventStage:
                 state.events.update_engagement(info[1], engagement - info[2])
             else:
                 weights = scratch.get("weights") or state.keywords.weights(tokens_of(batch, item))
-                vector = item_vector(weights, scratch.get("entities", []))
+                vector = item_vector(weights, scratch.get("entities", []), scratch.get("names", []))
                 item.enrichment.event_id = state.events.assign(
                     vector, item.published_at.timestamp(), title=item.title or item.content[:60], source=item.source,
                     channel=item.channel.value, region=item.region, engagement=engagement)

@@ -22,15 +22,22 @@ from core.config_analysis import EventsConfig
 _CENTROID_TERMS = 60
 _ITEM_TERMS = 20
 _ENTITY_BOOST = 1.5
+_MAX_POSTING = 300
+_LOOKUP_TERMS = 10
+_MAX_CANDIDATES = 12
+_NAME_WEIGHT = 2.0  # a named site or body (魅力之城小区) says more about "the same matter" than any word
 
 
-def item_vector(weights: dict[str, float], entities: list[str] = ()) -> dict[str, float]:
-    """The top tf-idf terms, entity terms boosted, L2-normalised."""
+def item_vector(weights: dict[str, float], entities: list[str] = (), names: list[str] = ()) -> dict[str, float]:
+    """The top tf-idf terms, place words boosted, named bodies and sites (经济学院, 魅力之城小区) added as terms."""
     boosted = dict(weights)
     for name in entities:
         key = name.lower()
         if key in boosted:  # only boost words the item has: a place every text names (A市) keeps its low idf
             boosted[key] *= _ENTITY_BOOST
+    top = max(weights.values(), default=1.0)
+    for name in names:
+        boosted["@" + name.lower()] = top * _NAME_WEIGHT
     top = heapq.nlargest(_ITEM_TERMS, boosted.items(), key=lambda kv: kv[1])
     norm = math.sqrt(sum(v * v for _, v in top)) or 1.0
     return {k: v / norm for k, v in top}
@@ -54,6 +61,7 @@ class EventState:
     sources: Counter = field(default_factory=Counter)
     channels: Counter = field(default_factory=Counter)
     regions: Counter = field(default_factory=Counter)
+    _norm: float | None = field(default=None, repr=False, compare=False)
 
     @property
     def keywords(self) -> list[str]:
@@ -64,8 +72,10 @@ class EventState:
         return heat_index(self.volume, self.engagement, len(self.channels), len(self.sources))
 
     def cosine(self, vector: dict[str, float]) -> float:
-        norm = math.sqrt(sum(v * v for v in self.centroid.values())) or 1.0
-        return sum(w * self.centroid.get(t, 0.0) for t, w in vector.items()) / norm
+        if self._norm is None:
+            self._norm = math.sqrt(sum(v * v for v in self.centroid.values())) or 1.0
+        centroid = self.centroid
+        return sum(w * centroid.get(t, 0.0) for t, w in vector.items()) / self._norm
 
     def public(self) -> dict:
         return {"id": self.id, "title": self.title, "keywords": self.keywords, "first_seen": self.first_seen,
@@ -90,9 +100,13 @@ class EventClusterer:
             self._index.setdefault(term, set()).add(event.id)
 
     def best(self, vector: dict[str, float], ts: float) -> tuple[EventState | None, float]:
-        candidates: set[str] = set()
-        for term in vector:
-            candidates.update(self._index.get(term, ()))
+        # Candidates share the item's weightiest terms; only the few sharing most are compared in full.
+        shared: Counter[str] = Counter()
+        for term in heapq.nlargest(_LOOKUP_TERMS, vector, key=vector.__getitem__):
+            posting = self._index.get(term, ())
+            if len(posting) <= _MAX_POSTING:  # a word in hundreds of events (小区, 业主) finds nothing specific
+                shared.update(posting)
+        candidates = [event_id for event_id, _ in shared.most_common(_MAX_CANDIDATES)]
         window = self.config.window_days * 86400
         best, best_sim = None, 0.0
         for event_id in candidates:
@@ -127,6 +141,7 @@ class EventClusterer:
 
     def _add(self, event: EventState, vector: dict[str, float], ts: float, source: str, channel: str,
              region: str | None, engagement: int) -> None:
+        event._norm = None
         for term, w in vector.items():
             event.centroid[term] = event.centroid.get(term, 0.0) + w
         if len(event.centroid) > _CENTROID_TERMS:

@@ -1,0 +1,154 @@
+"""Events: incremental clustering across channels and batches, persistence across restarts, and the two hot issues
+the 泰迪杯 2020C problem statement names (ids 360100-360114 of 附件3)."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pandas as pd
+import pytest
+
+from core.config import parse_config
+from core.models import RawRecord
+from flow.ingest import Ingestor
+from flow.intake import NormaliseStage
+from flow.stages import Batch
+from nlp.analysis import AnalysisState, EventStage, KeywordStage, PersistStage, analysis_stages, state_for
+from nlp.event_store import get_event, list_events
+from nlp.tokenize import segment, segment_many
+from storage.sqlite import SqliteStore
+
+CONFIG = parse_config({"sources": {"hotline_a": {"channel": "hotline"}, "mailbox_a": {"channel": "mailbox"},
+                                   "weibo_a": {"channel": "weibo"}, "b": {"channel": "board"}}})
+
+GRIEVANCE = [
+    ("hotline_a", "市民来电反映：江城区幸福里小区楼下烧烤店每天营业到凌晨三点，油烟和噪音扰民，要求相关部门处理。"),
+    ("mailbox_a", "尊敬的领导：幸福里小区临街烧烤店深夜经营，油烟直排进居民家中，噪音让老人孩子无法休息，请求整治。"),
+    ("weibo_a", "#江城# 幸福里小区楼下的烧烤店又开到凌晨了，油烟呛得窗户都不敢开，噪音扰民谁来管管？"),
+]
+OTHER = [
+    ("weibo_a", "江城地铁3号线今天开通试运营，早高峰乘客很多，车站秩序良好。"),
+    ("hotline_a", "市民咨询：新生儿医保怎么办理，需要带哪些材料到社区服务中心？"),
+]
+
+
+def _records(pairs: list[tuple[str, str]], start: int = 0) -> list[RawRecord]:
+    return [RawRecord(source=s, payload={"source_id": str(start + i), "content": t, "published_at": "2026-01-05 10:00"})
+            for i, (s, t) in enumerate(pairs)]
+
+
+def _ingestor(store: SqliteStore) -> Ingestor:
+    return Ingestor(CONFIG, store, enrich=analysis_stages(CONFIG, store), after_store=[PersistStage(state_for(store))])
+
+
+def test_one_grievance_across_channels_is_one_event_built_incrementally(tmp_path) -> None:
+    store = SqliteStore(tmp_path / "e.db", segment=segment)
+    ingest = _ingestor(store)
+    ids = []
+    for i, pair in enumerate(GRIEVANCE + OTHER):  # one item per batch: clustering happens as items arrive
+        ids.extend(ingest.ingest(_records([pair], start=i)).item_ids)
+    events = [store.get(i).enrichment.event_id for i in ids]
+    assert len(set(events[:3])) == 1
+    assert len(set(events)) == 3
+    event = get_event(store, events[0])
+    assert event["volume"] == 3 and set(event["channels"]) == {"hotline", "mailbox", "weibo"}
+    assert "烧烤店" in event["keywords"] or "油烟" in event["keywords"]
+    ranked, count = list_events(store)
+    assert count == 3 and ranked[0]["id"] == events[0]
+    store.close()
+    # After a restart the event is rebuilt from the store and keeps growing instead of splitting.
+    reopened = SqliteStore(tmp_path / "e.db", segment=segment)
+    more = _ingestor(reopened).ingest(_records([("b", "幸福里小区烧烤店油烟噪音扰民问题仍未解决，居民再次投诉，希望彻底整治。")],
+                                               start=100))
+    assert reopened.get(more.item_ids[0]).enrichment.event_id == events[0]
+    assert get_event(reopened, events[0])["volume"] == 4
+
+
+def test_recrawl_does_not_double_count(tmp_path) -> None:
+    store = SqliteStore(tmp_path / "r.db", segment=segment)
+    ingest = _ingestor(store)
+    first = ingest.ingest(_records(GRIEVANCE[:1])).item_ids[0]
+    changed = _records(GRIEVANCE[:1])
+    changed[0].payload["likes"] = 50
+    ingest.ingest(changed)
+    event = get_event(store, store.get(first).enrichment.event_id)
+    assert event["volume"] == 1 and event["engagement"] == 50
+
+
+@pytest.mark.data
+def test_problem_statement_hot_issues_come_out_as_clean_events(shared_data) -> None:
+    frame = pd.read_csv(shared_data / "tipdm2020c_hot_issue_messages" / "messages.csv")
+    state = AnalysisState(CONFIG.analysis)
+    items = []
+    for start in range(0, len(frame), 500):  # incremental: batch after batch, as a drain would
+        chunk = frame.iloc[start:start + 500]
+        batch = Batch(raw=[RawRecord(source="b", payload={"source_id": str(r.message_id), "title": r.title,
+                                                          "content": r.body, "published_at": r.created_at,
+                                                          "likes": r.likes}) for r in chunk.itertuples()])
+        NormaliseStage(CONFIG).run(batch)
+        for item, words in zip(batch.items, segment_many([i.text for i in batch.items]), strict=True):
+            batch.tokens[id(item)] = words
+        KeywordStage(state).run(batch)
+        EventStage(state).run(batch)
+        items.extend(batch.items)
+    event_of = {int(i.source_id): i.enrichment.event_id for i in items}
+    members: dict[str, list] = {}
+    for item in items:
+        members.setdefault(item.enrichment.event_id, []).append(item)
+    for ids, marker, least in ((range(360100, 360110), "魅力之城", 8), (range(360110, 360115), "经济学院", 3)):
+        main_event, joined = Counter(event_of[i] for i in ids).most_common(1)[0]
+        assert joined >= least, (marker, joined)
+        # Clean: every item of the event is about that place or body.
+        assert all(marker in m.text for m in members[main_event]), [m.title for m in members[main_event]]
+
+
+@pytest.mark.data
+@pytest.mark.xfail(strict=True, reason="single-pass clustering: 360104/360105 join earlier copies' events and two "
+                                       "internship letters from 2017/2019 fall outside the window; see report")
+def test_problem_statement_hot_issues_are_complete(shared_data) -> None:
+    frame = pd.read_csv(shared_data / "tipdm2020c_hot_issue_messages" / "messages.csv").tail(15)
+    state = AnalysisState(CONFIG.analysis)
+    batch = Batch(raw=[RawRecord(source="b", payload={"source_id": str(r.message_id), "title": r.title,
+                                                      "content": r.body, "published_at": r.created_at})
+                       for r in frame.itertuples()])
+    NormaliseStage(CONFIG).run(batch)
+    KeywordStage(state).run(batch)
+    EventStage(state).run(batch)
+    events = [i.enrichment.event_id for i in batch.items]
+    assert len(set(events[:10])) == 1 and len(set(events[10:])) == 1
+
+
+def test_events_schemes_and_spikes_api(tmp_path) -> None:
+    from fastapi.testclient import TestClient
+
+    from api.main import create_app
+    from yuqing.service import build_service
+
+    config = parse_config({**CONFIG.model_dump(mode="json", by_alias=True, exclude_none=True),
+                           "storage": {"sqlite_path": str(tmp_path / "api.db")}})
+    service = build_service(config, enrich=False)
+    service.ingestor.chain.stages[2:2] = analysis_stages(config, service.store)  # after normalise and exact dedup
+    import nlp.service
+
+    if not any(isinstance(s, PersistStage) for s in service.ingestor.chain.stages):
+        nlp.service.attach(service)
+    service.ingestor.ingest(_records(GRIEVANCE + OTHER))
+    with TestClient(create_app(service, start_workers=False)) as client:
+        ranked = client.get("/api/events").json()
+        assert ranked["count"] == 3 and ranked["data"][0]["volume"] == 3
+        hot = client.get("/api/events/hot").json()
+        assert hot["count"] == 1 and hot["data"][0]["rank"] == 1
+        detail = client.get(f"/api/events/{hot['data'][0]['id']}").json()
+        assert len(detail["items"]) == 3
+        assert client.get("/api/events/ev-missing").status_code == 404
+        assert client.get("/api/schemes").json()["count"] == 15
+        bad = client.post("/api/schemes/dry-run", json={"scheme": {"name": "x", "expression": "烧烤 AND ("}})
+        assert bad.status_code == 400 and bad.json()["errors"][0]["position"] == 8
+        run = client.post("/api/schemes/dry-run", json={"scheme": {"name": "x", "subject": ["烧烤店"], "event": ["油烟"]},
+                                                        "since": "2026-01-01", "until": "2026-01-10"})
+        assert run.json()["matched"] == 3
+        assert client.get("/api/trends/spikes", params={"at": "2026-01-05 10:30"}).json()["count"] >= 0
+        assert client.get("/api/trends/spikes", params={"dimension": "colour"}).status_code == 400
+        risky = client.get("/api/items", params={"risk_level": "IV"}).json()
+        assert risky["count"] >= 1
+    service.close()

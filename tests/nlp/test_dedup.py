@@ -1,0 +1,78 @@
+"""Near-duplicates: the threshold is checked on the real near-duplicate groups of the shared Weibo set; the stage
+links repeats to the first stored item, within a batch and across batches and restarts."""
+
+from __future__ import annotations
+
+import itertools
+import random
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from core.config import parse_config
+from core.models import RawRecord
+from flow.ingest import Ingestor
+from nlp.analysis import PersistStage, analysis_stages, state_for
+from nlp.dedup import NearDuplicateIndex, signatures, similarity
+from nlp.tokenize import segment, segment_many
+from storage.sqlite import SqliteStore
+
+
+@pytest.mark.data
+def test_threshold_on_real_near_duplicate_groups(shared_data) -> None:
+    frames = []
+    for name in ("weibo_covid19_emotion7", "smp2020_ewect_virus_weibo"):
+        part = pd.read_csv(shared_data / name / "data.csv")
+        frames.append(pd.DataFrame({"text": part.text, "near_dup_group": name + part.near_dup_group.astype(str)}))
+    frame = pd.concat(frames, ignore_index=True)
+    frame = frame[frame.text.str.len() >= 30].reset_index(drop=True)
+    sigs = signatures(segment_many(frame.text.tolist()))
+    groups = [list(v) for v in frame.groupby("near_dup_group").indices.values() if len(v) > 1]
+    pairs = [p for g in groups for p in itertools.combinations(g, 2)][:3000]
+    assert len(pairs) > 1000
+    threshold = parse_config({}).analysis.dedup.threshold
+    recall = np.mean([similarity(sigs[a], sigs[b]) >= threshold for a, b in pairs])
+    rng = random.Random(7)
+    gid = frame.near_dup_group.tolist()
+    negatives = [(a, b) for a, b in (rng.sample(range(len(frame)), 2) for _ in range(20_000)) if gid[a] != gid[b]]
+    false_rate = np.mean([similarity(sigs[a], sigs[b]) >= threshold for a, b in negatives])
+    assert recall >= 0.75, recall
+    assert false_rate <= 0.001, false_rate
+
+
+def test_index_finds_edited_copy_and_not_other_text() -> None:
+    original = "关于A市经济学院强制学生外出实习的问题，学校要求学生必须去学校安排的几个点实习，不去就不能毕业，请领导关注。"
+    edited = "关于A市经济学院强制学生外出实习的问题！学校要求学生必须去学校安排的几个点实习，不去就不能毕业，请领导尽快关注。"
+    other = "小区楼下烧烤店深夜经营，噪音和油烟扰民，多次投诉无果，请相关部门处理。"
+    a, b, c = signatures([segment(original), segment(edited), segment(other)])
+    index = NearDuplicateIndex(threshold=0.6)
+    index.add(1, a)
+    assert index.query(b).item_id == 1
+    assert index.query(c) is None
+    assert index.query(signatures([[]])[0]) is None
+
+
+def _records(texts: list[str], start: int = 0) -> list[RawRecord]:
+    return [RawRecord(source="weibo_a", payload={"source_id": str(start + i), "content": t,
+                                                 "published_at": "2026-01-05 10:00:00"}) for i, t in enumerate(texts)]
+
+
+def test_stage_links_repeats_in_batch_and_after_restart(tmp_path) -> None:
+    config = parse_config({"sources": {"weibo_a": {"channel": "weibo"}}})
+    base = "转发：A市某化工厂夜间偷排废水，河里的鱼大量死亡，附近村民多次反映没人管，希望环保部门彻查此事"
+    texts = [base, base + "！！", "【扩散】" + base, "今天天气很好，去公园散步看到很多人在跳广场舞。"]
+
+    def ingestor(store: SqliteStore) -> Ingestor:
+        stages = analysis_stages(config, store)
+        return Ingestor(config, store, enrich=stages, after_store=[PersistStage(state_for(store))])
+
+    store = SqliteStore(tmp_path / "d.db", segment=segment)
+    report = ingestor(store).ingest(_records(texts))
+    first = report.item_ids[0]
+    got = [store.get(i).enrichment.near_duplicate_of for i in report.item_ids]
+    assert got == [None, first, first, None]
+    store.close()
+    reopened = SqliteStore(tmp_path / "d.db", segment=segment)
+    later = ingestor(reopened).ingest(_records(["扩散！" + base + "。"], start=10))
+    assert reopened.get(later.item_ids[0]).enrichment.near_duplicate_of == first

@@ -1,0 +1,47 @@
+"""Keywords from the shipped idf table, places from the gazetteer, organisations, and region filling."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from core.config import parse_config
+from core.models import SHANGHAI, Item
+from flow.stages import Batch
+from nlp.analysis import AnalysisState, KeywordStage
+from nlp.gazetteer import Gazetteer, find_names
+from nlp.keywords import KeywordExtractor, load_idf
+from nlp.tokenize import segment
+
+NOW = datetime(2026, 1, 5, tzinfo=SHANGHAI)
+
+
+def test_idf_table_is_real_and_ranks_specific_words_first() -> None:
+    idf, default = load_idf()
+    assert len(idf) > 10_000
+    assert idf["油烟"] > idf["问题"]
+    words = KeywordExtractor(top_k=4).extract(segment("小区楼下烧烤店油烟扰民，油烟直排，我们反映了很多次问题"))
+    assert "油烟" in words and "烧烤店" in words and "问题" not in words and "我们" not in words
+
+
+def test_places_orgs_and_names() -> None:
+    gaz = Gazetteer()
+    text = "上海市浦东新区某小区，A市经济学院的学生反映问题，市教育局尚未回复。"
+    places = gaz.find_places(text)
+    assert places[0] == "上海市浦东新区" and "A市" in places  # the longest gazetteer name wins
+    orgs = gaz.find_orgs(segment(text), places)
+    assert "教育局" in "".join(orgs)
+    assert find_names("我是万科魅力之城小区的业主") == ["魅力之城小区"]
+
+
+def test_stage_fills_keywords_entities_and_empty_region_only() -> None:
+    state = AnalysisState(parse_config({}).analysis)
+    empty = Item(source="s", channel="board", source_id="1", content="广州市天河区某工地夜间施工噪音扰民",
+                 published_at=NOW, fetched_at=NOW)
+    given = Item(source="s", channel="board", source_id="2", content="广州市天河区施工噪音", region="江城市",
+                 published_at=NOW, fetched_at=NOW)
+    odd = Item(source="s", channel="weibo", source_id="3", content="😀😀 <br> ok", published_at=NOW, fetched_at=NOW)
+    KeywordStage(state).run(Batch(items=[empty, given, odd]))
+    assert empty.region == "广州市" and given.region == "江城市"
+    assert empty.enrichment.entities["places"][:2] == ["广州市", "天河区"]
+    assert "噪音" in empty.enrichment.keywords or "施工" in empty.enrichment.keywords
+    assert odd.enrichment.keywords == [] and odd.region is None

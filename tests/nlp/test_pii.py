@@ -1,0 +1,58 @@
+"""PII masking: real-looking Chinese texts, checksums decide, raw kept only when configured."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from core.models import SHANGHAI, Item, Reply
+from flow.stages import Batch
+from nlp.pii import PiiMaskStage, id_card_valid, luhn_valid, mask_text
+
+VALID_ID = "11010519491231002X"  # the GB 11643 example number
+VALID_CARD = "6222021234567890128"  # 19 digits, Luhn-valid
+
+
+def test_checksums() -> None:
+    assert id_card_valid(VALID_ID)
+    assert not id_card_valid("110105194912310021")
+    assert luhn_valid(VALID_CARD)
+    assert not luhn_valid("6222021234567890123")
+
+
+def test_masks_every_kind_in_a_letter() -> None:
+    text = (f"我叫张三，电话13812345678，身份证号{VALID_ID}，工资卡{VALID_CARD}被冻结，"
+            "请回复到 zhangsan.hz@163.com 或 +86 139-1234-5678。")
+    result = mask_text(text)
+    assert result.counts == {"mobile": 2, "id_card": 1, "bank_card": 1, "email": 1}
+    for secret in ("13812345678", VALID_ID, VALID_CARD, "zhangsan.hz", "139-1234-5678"):
+        assert secret not in result.text
+    assert "138****5678" in result.text and "z***@163.com" in result.text
+    assert result.text.startswith("我叫张三，电话")
+
+
+def test_leaves_non_personal_numbers() -> None:
+    text = "工单号20190912123456，金额1234567.89元，2019年9月12日，订单6222021234567890123"
+    assert mask_text(text).text == text  # the 19-digit order number fails Luhn
+    assert mask_text("").text == ""
+    assert mask_text("😀😀😀").text == "😀😀😀"
+
+
+def _item(**kw) -> Item:
+    now = datetime(2026, 1, 10, tzinfo=SHANGHAI)
+    return Item(source="s", channel="mailbox", source_id="1", published_at=now, fetched_at=now, **kw)
+
+
+def test_stage_masks_title_content_reply_and_keeps_raw_only_when_allowed() -> None:
+    item = _item(title="联系13812345678", content=f"身份证{VALID_ID}", reply=Reply(text="已致电13912345678"))
+    PiiMaskStage(keep_raw=False).run(Batch(items=[item]))
+    assert "13812345678" not in item.title and VALID_ID not in item.content and "13912345678" not in item.reply.text
+    assert item.extra["pii_masked"] == {"mobile": 2, "id_card": 1}
+    assert "raw" not in item.extra
+    kept = _item(title="联系13812345678")
+    PiiMaskStage(keep_raw=True).run(Batch(items=[kept]))
+    assert kept.extra["raw"] == {"title": "联系13812345678"}
+
+
+def test_huge_text_is_masked_without_trouble() -> None:
+    text = ("市民反映噪音扰民问题。" * 10_000) + "电话13812345678"
+    assert mask_text(text).text.endswith("138****5678")

@@ -1,0 +1,83 @@
+"""Risk grading with reasons: terms with offsets, emotion, engagement, repeats, overdue replies, levels from config."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+
+from core.config import parse_config
+from core.errors import ConfigError
+from core.models import SHANGHAI, Engagement, Item, Reply
+from nlp.risk import RiskContext, RiskScorer
+
+NOW = datetime(2026, 1, 10, 12, tzinfo=SHANGHAI)
+
+
+def _item(text: str, channel: str = "board", days_old: float = 1, **kw) -> Item:
+    return Item(source="s", channel=channel, source_id="1", content=text, published_at=NOW - timedelta(days=days_old),
+                fetched_at=NOW, **kw)
+
+
+def _scorer(**risk) -> RiskScorer:
+    return RiskScorer(parse_config({"analysis": {"risk": risk}}).analysis.risk)
+
+
+def test_grave_petition_is_grade_one_with_evidence_spans() -> None:
+    text = "某建筑公司拖欠农民工工资半年，工人们准备集体上访，有人扬言要跳楼讨说法。"
+    item = _item(text, days_old=30)
+    item.enrichment.emotion = "angry"
+    score, level, reasons = _scorer().score(item, NOW)
+    assert level == "I" and score == 100
+    by_feature = {r.feature: r for r in reasons}
+    assert {"terms:group_incident", "terms:self_harm_violence", "terms:petition_protest", "emotion",
+            "reply_missing"} <= set(by_feature)
+    jump = by_feature["terms:self_harm_violence"]
+    assert jump.evidence == "跳楼" and item.text[jump.span[0]:jump.span[1]] == "跳楼"
+    assert "15-day deadline" in by_feature["reply_missing"].detail
+
+
+def test_routine_consultation_is_grade_four() -> None:
+    item = _item("请问公积金提取需要哪些材料？", channel="hotline", reply=Reply(text="您好，需要身份证。"))
+    score, level, reasons = _scorer().score(item, NOW)
+    assert level == "IV" and score < 40
+    assert [r.feature for r in reasons] == ["channel"]
+
+
+def test_engagement_velocity_and_repeats_add_up() -> None:
+    item = _item("小区门口道路塌陷，多次反映无人处理", channel="weibo", days_old=0.1,
+                 engagement=Engagement(likes=3000, reposts=1500, comments=800))
+    base, _, _ = _scorer().score(item, NOW)
+    more, _, reasons = _scorer().score(item, NOW, RiskContext(repeats=4, event_volume=8))
+    assert {"engagement", "velocity", "repeated", "terms:safety_accident"} <= {r.feature for r in reasons}
+    assert more > base
+
+
+def test_late_reply_and_thresholds_from_config() -> None:
+    item = _item("反映小区供暖不热", channel="mailbox", days_old=40,
+                 reply=Reply(text="已处理", replied_at=NOW - timedelta(days=2)))
+    score, level, reasons = _scorer(levels={"I": 95, "II": 90, "III": 5}).score(item, NOW)
+    assert any(r.feature == "reply_late" for r in reasons)
+    assert level == "III" and 5 <= score < 90
+
+
+def test_configured_category_adds_terms() -> None:
+    scorer = _scorer(categories={"flood": {"weight": 20, "label": "汛情", "terms": ["内涝", "决堤"]}})
+    _, _, reasons = scorer.score(_item("暴雨后地下车库严重内涝"), NOW)
+    assert any(r.feature == "terms:flood" and r.evidence == "内涝" for r in reasons)
+
+
+def test_bad_levels_and_bad_terms_file_are_clear_errors(tmp_path) -> None:
+    with pytest.raises(ConfigError, match="levels"):
+        parse_config({"analysis": {"risk": {"levels": {"I": 30, "II": 60}}}})
+    bad = tmp_path / "terms.yaml"
+    bad.write_text("group: {weight: lots}\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="cannot load risk terms"):
+        _scorer(terms_file=str(bad))
+
+
+@pytest.mark.parametrize("text", ["", "😡😡😡", "<p>&nbsp;</p>", "ABC test mixed 中文 English", "這裡發生爆炸，有人傷亡",
+                                  "扰民" * 50_000])
+def test_odd_texts_score_without_error(text: str) -> None:
+    score, level, _ = _scorer().score(_item(text or "-"), NOW)
+    assert 0 <= score <= 100 and level in {"I", "II", "III", "IV"}

@@ -1,0 +1,52 @@
+"""Spikes: a burst in one region and scheme is found against its own baseline, explained; steady volume is not."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from core.config import parse_config
+from core.models import SHANGHAI, Enrichment, Item
+from nlp.spikes import detect_spikes
+from nlp.tokenize import segment
+from storage.sqlite import SqliteStore
+
+NOW = datetime(2026, 2, 1, 12, tzinfo=SHANGHAI)
+
+
+def _item(i: int, minutes_ago: float, text: str, region: str, topic: str, schemes: list[str], keywords: list[str],
+          source: str = "weibo_a") -> Item:
+    return Item(source=source, channel="weibo", source_id=str(i), content=text, region=region,
+                published_at=NOW - timedelta(minutes=minutes_ago), fetched_at=NOW,
+                enrichment=Enrichment(topic=topic, schemes=schemes, keywords=keywords))
+
+
+def test_burst_is_detected_and_explained(tmp_path) -> None:
+    store = SqliteStore(tmp_path / "s.db", segment=segment)
+    items = []
+    # Steady background: one item an hour about traffic in 江城区 over the last 13 hours.
+    for h in range(13):
+        items.append(_item(len(items), h * 60 + 30, f"江城区早高峰道路拥堵{h}", "江城区", "交通运输", [], ["拥堵", "早高峰"]))
+    # Baseline of the burst group: two items in 12 hours.
+    for m in (300, 500):
+        items.append(_item(len(items), m, f"化工厂附近有异味{m}", "雨花区", "环境保护", ["节能减排与绿色制造"], ["异味", "化工厂"]))
+    # The burst: 12 items in the last hour about a leak at the same plant.
+    for k in range(12):
+        items.append(_item(len(items), k * 4 + 1, f"雨花区化工厂气体泄漏，刺鼻气味{k}", "雨花区", "环境保护",
+                           ["节能减排与绿色制造"], ["泄漏", "化工厂", "刺鼻"], source="weibo_b" if k % 3 else "weibo_a"))
+    store.upsert(items)
+    config = parse_config({}).analysis.spikes
+    spikes = detect_spikes(store, config, NOW)
+    found = {(s["dimension"], s["value"]) for s in spikes}
+    assert ("region", "雨花区") in found and ("scheme", "节能减排与绿色制造") in found and ("topic", "环境保护") in found
+    assert ("region", "江城区") not in found
+    region = next(s for s in spikes if s["dimension"] == "region")
+    assert region["recent"] == 12 and region["baseline"] == 2 and region["p_value"] < 0.001
+    terms = [t["term"] for t in region["explanation"]["terms"]]
+    assert terms[0] in ("泄漏", "刺鼻")
+    assert {s["source"] for s in region["explanation"]["sources"]} == {"weibo_a", "weibo_b"}
+    assert len(region["item_ids"]) == 12
+
+
+def test_no_spike_in_an_empty_or_quiet_store(tmp_path) -> None:
+    store = SqliteStore(tmp_path / "q.db", segment=segment)
+    assert detect_spikes(store, parse_config({}).analysis.spikes, NOW) == []
