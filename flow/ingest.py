@@ -1,6 +1,6 @@
 """The only place that knows the order of the ingest stages.
 
-normalise → dedup → [enrich] → store → [after-store stages: alert rules, plan triggers]
+normalise → [prepare: PII masking] → dedup → [enrich] → store → [after-store stages: alert rules, plan triggers]
 Later packages plug in by passing stages here, not by touching one another.
 """
 
@@ -27,14 +27,16 @@ class Ingestor:
         config: Config,
         store,  # noqa: ANN001 - any store offering lookup/upsert/quarantine
         *,
+        prepare: list[Stage] | None = None,
         enrich: list[Stage] | None = None,
         after_store: list[Stage] | None = None,
         now: datetime | None = None,
     ) -> None:
         self.config = config
         self.store = store
-        stages: list[Stage] = [NormaliseStage(config, now=now), DedupStage(store), *(enrich or []), StoreStage(store),
-                               *(after_store or [])]
+        # `prepare` stages change what an item *is* (e.g. PII masking), so they run before the duplicate check.
+        stages: list[Stage] = [NormaliseStage(config, now=now), *(prepare or []), DedupStage(store), *(enrich or []),
+                               StoreStage(store), *(after_store or [])]
         self.chain = Chain(stages)
 
     def ingest(self, records: Iterable[RawRecord | QuarantineRecord], batch_size: int | None = None) -> IngestReport:

@@ -84,7 +84,10 @@ def build_service(config: Config, *, db_path: Path | None = None, enrich: bool =
     """Open the store (running migrations) and assemble the ingest chain."""
     store = SqliteStore(db_path or config.storage.sqlite_path, segment=segment, index_segment=index_tokens)
     stages = _enrich_stages(config, store) if enrich else []
-    ingestor = Ingestor(config, store, enrich=stages, after_store=after_store or [])
+    # A stage that rewrites the text (`before_dedup = True`) must run before exact dedup sees the signature.
+    prepare = [s for s in stages if getattr(s, "before_dedup", False)]
+    enrich_stages = [s for s in stages if not getattr(s, "before_dedup", False)]
+    ingestor = Ingestor(config, store, prepare=prepare, enrich=enrich_stages, after_store=after_store or [])
     service = Service(config=config, store=store, ingestor=ingestor)
     if extensions:
         for name in EXTENSIONS:
