@@ -510,7 +510,10 @@ class _Handler(BaseHTTPRequestHandler):
     def fault_endless(self, query: dict[str, str]) -> None:
         """A list whose `下一页` never ends (every page links to the next)."""
         page = max(self._int(query, "page", 1), 1)
-        rows = f'<li class="msg-item"><h3><a href="/board/list?page={page}">第{page}页</a></h3></li>'
+        items = self.site.feed.visible("board")
+        item = items[(page - 1) % len(items)] if items else None
+        link = f"/board/thread/{item.key}" if item else "/board/thread/0"
+        rows = f'<li class="msg-item"><h3><a href="{link}">第{page}页</a></h3></li>'
         self._html(_page("endless", f'<ul>{rows}</ul><a class="next" href="/faults/endless?page={page + 1}">下一页</a>'))
 
     def fault_mislabelled(self, query: dict[str, str]) -> None:

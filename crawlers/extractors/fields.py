@@ -51,6 +51,12 @@ def extract_field(node: Selector, rule: str | FieldRule) -> str | None:
     return value or None
 
 
+def extract_first(node: Selector, expression: str) -> str | None:
+    """The first value a selector picks (a link: nested markup on broken pages must not merge several)."""
+    values = [v.strip() for v in _text_of(select(node, expression), expression, None) if v and v.strip()]
+    return values[0] if values else None
+
+
 def extract_fields(node: Selector, rules: dict[str, str | FieldRule]) -> dict[str, str]:
     out = {}
     for name, rule in rules.items():

@@ -12,7 +12,7 @@ from parsel import Selector
 from scrapy.http import Response
 
 from core.errors import ExtractionError
-from crawlers.extractors.fields import apply_date_format, extract_field, extract_fields, nest, select
+from crawlers.extractors.fields import apply_date_format, extract_fields, extract_first, nest, select
 from crawlers.spiders.base import YuqingSpider
 
 
@@ -55,7 +55,7 @@ class HtmlSpider(YuqingSpider):
         entries: list[tuple[str, str, dict[str, str]]] = []
         for row in rows:
             try:
-                link = extract_field(row, html.link)
+                link = extract_first(row, html.link)
                 fields = extract_fields(row, html.row_fields)
             except ExtractionError as exc:
                 self.extraction_failed(response, exc, "config_error")
