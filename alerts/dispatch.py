@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, select, update
+from sqlalchemy import Connection, and_, bindparam, select, update
 
 from alerts import route as routing
 from alerts.inhibit import Inhibitor
@@ -50,12 +50,15 @@ class Runtime:
         return self.config.receiver(name)
 
 
-def audit(conn: Connection, now: float, decision: str, reason: str, *, alert_id: int | None = None,
-          group_key: str | None = None, receiver: str | None = None, outbox_id: int | None = None,
-          detail: dict | None = None) -> None:
-    conn.execute(alert_audit.insert().values(ts=now, decision=decision, reason=reason, alert_id=alert_id,
-                                             group_key=group_key, receiver=receiver, outbox_id=outbox_id,
-                                             detail=dumps(detail) if detail is not None else None))
+def audit_row(now: float, decision: str, reason: str, *, alert_id: int | None = None, group_key: str | None = None,
+              receiver: str | None = None, outbox_id: int | None = None, detail: dict | None = None) -> dict[str, Any]:
+    return {"ts": now, "decision": decision, "reason": reason, "alert_id": alert_id, "group_key": group_key,
+            "receiver": receiver, "outbox_id": outbox_id, "detail": dumps(detail) if detail is not None else None}
+
+
+def audit(conn: Connection, now: float, decision: str, reason: str, **kw: Any) -> None:
+    """Record one decision with its reason (the trail a manager reads in GET /api/alerts/audit)."""
+    conn.execute(alert_audit.insert().values(**audit_row(now, decision, reason, **kw)))
 
 
 def resolve_rota(receiver: ReceiverConfig, now: datetime) -> str:
@@ -89,70 +92,97 @@ class Dispatcher:
     # ---- raising and grouping ------------------------------------------------------------------------------
 
     def raise_alerts(self, drafts: list[AlertDraft], now: datetime) -> list[int]:
-        """Store new alerts, mute or group them; known fingerprints only refresh their labels. No network."""
+        """Store new alerts, mute or group them; known fingerprints only refresh their labels. No network.
+
+        Statements are batched (executemany) because one burst can raise thousands of alerts at once.
+        """
         rt = self.runtime()
         if not drafts or rt.root is None:
             return []
         moment = ts(now)
-        raised: list[int] = []
         with self.store.write() as conn:
-            fps = [d.fingerprint for d in drafts]
-            known = {}
+            fps = list({d.fingerprint for d in drafts})
+            known: dict[str, Any] = {}
             for start in range(0, len(fps), 500):
                 rows = conn.execute(select(alerts.c.id, alerts.c.fingerprint, alerts.c.state)
                                     .where(alerts.c.fingerprint.in_(fps[start:start + 500]))).all()
                 known.update({r.fingerprint: r for r in rows})
+            refresh, fresh, reasons = [], [], {}
             for draft in drafts:
                 existing = known.get(draft.fingerprint)
                 if existing is not None:
                     if existing.state != "resolved":
-                        conn.execute(alerts.update().where(alerts.c.id == existing.id).values(
-                            labels=dumps(draft.labels), annotations=dumps(draft.annotations), updated_ts=moment))
+                        refresh.append({"b_id": existing.id, "labels": dumps(draft.labels),
+                                        "annotations": dumps(draft.annotations), "updated_ts": moment})
                     continue
-                reason = self.mute_reason(draft.labels, now)
-                alert_id = conn.execute(alerts.insert().values(
-                    fingerprint=draft.fingerprint, rule=draft.rule, kind=draft.kind, severity=draft.severity,
-                    state="silenced" if reason else "firing", muted_by=reason, labels=dumps(draft.labels),
-                    annotations=dumps(draft.annotations), item_id=draft.item_id, event_id=draft.event_id,
-                    starts_ts=moment, updated_ts=moment)).inserted_primary_key[0]
-                known[draft.fingerprint] = None  # the same fingerprint twice in one batch raises once
-                raised.append(alert_id)
+                if draft.fingerprint in reasons:
+                    continue  # the same fingerprint twice in one batch raises once
+                reasons[draft.fingerprint] = self.mute_reason(draft.labels, now)
                 rt.inhibitor.note_active(draft.labels)
-                audit(conn, moment, "raise", f"rule {draft.rule} ({draft.kind}, {draft.severity})", alert_id=alert_id,
-                      detail={"item_id": draft.item_id, "event_id": draft.event_id})
-                if reason:
+                fresh.append(draft)
+            if refresh:
+                conn.execute(alerts.update().where(alerts.c.id == bindparam("b_id"))
+                             .values(labels=bindparam("labels"), annotations=bindparam("annotations"),
+                                     updated_ts=bindparam("updated_ts")), refresh)
+            if not fresh:
+                return []
+            conn.execute(alerts.insert(), [{
+                "fingerprint": d.fingerprint, "rule": d.rule, "kind": d.kind, "severity": d.severity,
+                "state": "silenced" if reasons[d.fingerprint] else "firing", "muted_by": reasons[d.fingerprint],
+                "labels": dumps(d.labels), "annotations": dumps(d.annotations), "item_id": d.item_id,
+                "event_id": d.event_id, "starts_ts": moment, "updated_ts": moment} for d in fresh])
+            ids: dict[str, int] = {}
+            new_fps = [d.fingerprint for d in fresh]
+            for start in range(0, len(new_fps), 500):
+                ids.update({r.fingerprint: r.id for r in conn.execute(
+                    select(alerts.c.id, alerts.c.fingerprint).where(alerts.c.fingerprint.in_(new_fps[start:start + 500])))})
+            trail: list[dict[str, Any]] = []
+            members: list[dict[str, Any]] = []
+            groups: dict[str, Any] = {}
+            for draft in fresh:
+                alert_id = ids[draft.fingerprint]
+                trail.append(audit_row(moment, "raise", f"rule {draft.rule} ({draft.kind}, {draft.severity})",
+                                       alert_id=alert_id, detail={"item_id": draft.item_id, "event_id": draft.event_id}))
+                if reason := reasons[draft.fingerprint]:
                     decision = "inhibit" if reason.startswith("inhibit") else "silence"
-                    audit(conn, moment, decision, f"muted by {reason} when raised", alert_id=alert_id)
+                    trail.append(audit_row(moment, decision, f"muted by {reason} when raised", alert_id=alert_id))
                 for matched in routing.match(rt.root, draft.labels):
-                    self._join_group(conn, matched, alert_id, draft.labels, moment)
-        if raised:
-            logger.info("alerts raised count=%d", len(raised))
-            self.wake()
-        return raised
+                    members.append(self._join_group(conn, groups, matched, alert_id, draft.labels, moment, trail))
+            conn.execute(alert_members.insert(), members)
+            conn.execute(alert_audit.insert(), trail)
+        logger.info("alerts raised count=%d", len(fresh))
+        self.wake()
+        return [ids[d.fingerprint] for d in fresh]
 
-    def _join_group(self, conn: Connection, route: Route, alert_id: int, labels: dict[str, str], moment: float) -> None:
+    def _join_group(self, conn: Connection, groups: dict[str, Any], route: Route, alert_id: int,
+                    labels: dict[str, str], moment: float, trail: list[dict[str, Any]]) -> dict[str, Any]:
+        """Schedule the alert's group (creating it if new) and return the member row to insert."""
         key = route.group_key(labels)
         g = alert_groups.c
-        group = conn.execute(select(alert_groups).where(g.key == key)).first()
-        if group is None:
-            conn.execute(alert_groups.insert().values(key=key, route_path=route.path, receiver=route.receiver,
-                                                      labels=dumps(route.group_labels(labels)), created_ts=moment,
-                                                      next_flush_ts=moment + route.group_wait.total_seconds(), seq=0))
-            why = f"new group, first notification after group_wait {route.group_wait}"
-        elif group.next_flush_ts is None:
-            if group.last_notified_ts is None:
-                flush = moment + route.group_wait.total_seconds()
-            else:
-                flush = max(moment, group.last_notified_ts + route.group_interval.total_seconds())
-            conn.execute(alert_groups.update().where(g.key == key).values(next_flush_ts=flush))
-            why = f"joins notified group, next notification after group_interval {route.group_interval}"
-        else:
+        if key in groups:
             why = "joins a group already waiting to be notified"
+        else:
+            group = conn.execute(select(alert_groups).where(g.key == key)).first()
+            groups[key] = True
+            if group is None:
+                conn.execute(alert_groups.insert().values(key=key, route_path=route.path, receiver=route.receiver,
+                                                          labels=dumps(route.group_labels(labels)), created_ts=moment,
+                                                          next_flush_ts=moment + route.group_wait.total_seconds(), seq=0))
+                why = f"new group, first notification after group_wait {route.group_wait}"
+            elif group.next_flush_ts is None:
+                if group.last_notified_ts is None:
+                    flush = moment + route.group_wait.total_seconds()
+                else:
+                    flush = max(moment, group.last_notified_ts + route.group_interval.total_seconds())
+                conn.execute(alert_groups.update().where(g.key == key).values(next_flush_ts=flush))
+                why = f"joins notified group, next notification after group_interval {route.group_interval}"
+            else:
+                why = "joins a group already waiting to be notified"
+        trail.append(audit_row(moment, "group", f"route {route.path} → receiver {route.receiver}: {why}",
+                               alert_id=alert_id, group_key=key, receiver=route.receiver))
         first_step = route.escalation[0].after.total_seconds() if route.escalation else None
-        conn.execute(alert_members.insert().values(group_key=key, alert_id=alert_id, notified_seq=0, escalation_level=0,
-                                                   next_escalation_ts=None if first_step is None else moment + first_step))
-        audit(conn, moment, "group", f"route {route.path} → receiver {route.receiver}: {why}", alert_id=alert_id,
-              group_key=key, receiver=route.receiver)
+        return {"group_key": key, "alert_id": alert_id, "notified_seq": 0, "escalation_level": 0,
+                "next_escalation_ts": None if first_step is None else moment + first_step}
 
     def schedule_groups_of(self, conn: Connection, alert_ids: list[int], moment: float) -> None:
         """Groups holding these alerts notify at their next chance (used when alerts are un-muted)."""
