@@ -70,6 +70,8 @@ def demo_site_command(
     config: ConfigOption = None,
     host: Annotated[str | None, typer.Option(help="default: crawling.demo_site.host")] = None,
     port: Annotated[int | None, typer.Option(help="default: crawling.demo_site.port")] = None,
+    replay: Annotated[list[Path] | None, typer.Option(help="CSV export to serve as a message board at /replay/list "
+                                                           "(columns as 泰迪杯 messages.csv); repeatable")] = None,
 ) -> None:
     """Serve the demo site imitating the five channels (12345 API, 信箱, 留言板 ×2, Weibo, WeChat) until Ctrl-C."""
     from core.logging import setup_logging
@@ -78,9 +80,15 @@ def demo_site_command(
 
     setup_logging("info")
     cfg = load(config).crawling.demo_site
+    if replay:
+        from core.config_crawl import ReplaySpec
+
+        cfg.replay = [*cfg.replay, *(ReplaySpec(path=p, path_prefix=f"replay{i or ''}") for i, p in enumerate(replay))]
     site = site_from_config(cfg)
     url = site.start(host or cfg.host, cfg.port if port is None else port)
     console.print(f"demo site at {url}  (robots: {url}/robots.txt)")
+    for spec in cfg.replay:
+        console.print(f"replaying {spec.path} at {url}/{spec.path_prefix}/list")
     try:
         assert site.thread is not None
         while site.thread.is_alive():

@@ -170,3 +170,29 @@ def test_wechat_fields(crawled, site):
         assert item.title == p["title"] and item.content == p["content"] and item.published_at == site_item.published_at
         assert item.author in ("江城发布", "江城生态环境") and item.engagement.reads == p["reposts"] * 37 + 100
     assert len(items) >= 30
+
+
+@pytest.mark.data
+def test_replayed_csv_is_crawled_as_a_board(shared_data, tmp_path):
+    """The site serves a real export (泰迪杯 hot-issue messages) as a board; the board spider reads it back."""
+    from core.config_crawl import DemoSiteConfig
+    from demo.site import site_from_config
+    from tests.crawlers.conftest import board_source
+
+    csv = shared_data / "tipdm2020c_hot_issue_messages" / "messages.csv"
+    demo: DemoSite = site_from_config(DemoSiteConfig(history_items=0, replay=[{"path": csv, "limit": 20}]))
+    base = demo.start("127.0.0.1", 0)
+    try:
+        service = make_service(make_config(tmp_path, {"replay": board_source(f"{base}/replay/list")}))
+        run = service.components["crawl"].run_source("replay")
+        items = service.store.search(ItemQuery(source="replay", limit=50)).data
+    finally:
+        demo.stop()
+    rows = {i.key: i for i in demo.replays["replay"].visible()}
+    assert run.errors == {} and run.items == 20 and len(items) >= 18
+    for item in items:
+        row = rows[item.source_id]
+        assert item.title == row.payload["title"] and item.published_at == row.published_at
+        assert _same_text(item.content, row.payload["content"])
+        assert item.engagement.likes == int(row.payload["likes"])
+    service.close()
