@@ -82,3 +82,17 @@ def test_example_config_is_valid():
     example = Path(__file__).resolve().parents[2] / "yuqing.example.yaml"
     cfg = load_config(example)
     assert cfg.alerts is not None
+
+
+def test_full_example_with_every_option_is_valid(monkeypatch):
+    from pathlib import Path
+
+    import yaml
+
+    for name in ("YUQING_SMTP_PASSWORD", "YUQING_DINGTALK_URL", "YUQING_DINGTALK_SECRET", "YUQING_WECOM_URL",
+                 "YUQING_HOUSING_WEBHOOK"):
+        monkeypatch.setenv(name, "https://example.invalid/x?token=secret")
+    example = Path(__file__).resolve().parents[2] / "alerts" / "example.yaml"
+    cfg = parse_config(yaml.safe_load(example.read_text(encoding="utf-8"))).alerts
+    assert len(cfg.rules) == 5 and cfg.receiver("leader_on_duty").rota.members == ["leader_a", "leader_b"]
+    assert {r.kind for r in cfg.rules} == {"item", "event", "spike", "source_health"}
