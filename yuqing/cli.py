@@ -20,6 +20,7 @@ app = typer.Typer(help="yuqing 舆情: collect, understand, alert and respond.",
                   pretty_exceptions_enable=False)
 console = Console(stderr=True)
 app.add_typer(__import__("nlp.cli", fromlist=["nlp_app"]).nlp_app, name="nlp")  # yuqing nlp train|classify
+app.add_typer(__import__("alerts.cli", fromlist=["alerts_app"]).alerts_app, name="alerts")  # dry-run|test-receiver|audit
 
 ConfigOption = Annotated[
     Path | None,

@@ -1,0 +1,60 @@
+"""`yuqing alerts …`: dry-run a rule, send a test message, read the audit trail — the same engine the API uses."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+import typer
+
+alerts_app = typer.Typer(help="Alerts: dry-run rules, test receivers, read the audit trail.", no_args_is_help=True)
+
+
+def _engine(config):  # noqa: ANN001, ANN202 - Path | None → (Service, AlertEngine)
+    from yuqing.cli import load
+    from yuqing.service import build_service
+
+    service = build_service(load(config), enrich=False)
+    engine = service.components.get("alerts")
+    if engine is None:
+        raise typer.BadParameter("the alerts extension is not attached")
+    return service, engine
+
+
+@alerts_app.command("dry-run")
+def dry_run(rule: Annotated[str, typer.Argument(help="a configured rule name")], days: float = 7.0,
+            config: Annotated[str | None, typer.Option("--config", "-c")] = None) -> None:
+    """How many alerts RULE would have raised over items published in the last DAYS days."""
+    from pathlib import Path
+
+    service, engine = _engine(Path(config) if config else None)
+    until = datetime.now(UTC)
+    typer.echo(json.dumps(engine.dry_run(rule, until - timedelta(days=days), until), ensure_ascii=False))
+    service.close()
+
+
+@alerts_app.command("test-receiver")
+def test_receiver(name: str, config: Annotated[str | None, typer.Option("--config", "-c")] = None) -> None:
+    """Send a test message through every channel of receiver NAME and report each outcome."""
+    from pathlib import Path
+
+    service, engine = _engine(Path(config) if config else None)
+    result = engine.test_receiver(name, by="cli")
+    typer.echo(json.dumps(result, ensure_ascii=False))
+    service.close()
+    if not result["ok"]:
+        raise typer.Exit(1)
+
+
+@alerts_app.command("audit")
+def audit(limit: int = 20, decision: str | None = None, alert_id: int | None = None,
+          config: Annotated[str | None, typer.Option("--config", "-c")] = None) -> None:
+    """The newest decisions (send, skip, group, silence, inhibit, escalate, retry, fail…) with their reasons."""
+    from pathlib import Path
+
+    service, engine = _engine(Path(config) if config else None)
+    rows, _ = engine.reader.audit(limit=limit, decision=decision, alert_id=alert_id)
+    for row in rows:
+        typer.echo(json.dumps(row, ensure_ascii=False))
+    service.close()
