@@ -11,7 +11,7 @@ import hashlib
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import distinct, func, select
@@ -338,7 +338,3 @@ class RuleEvaluator:
         return {"rule": rule.name, "kind": rule.kind, "since": since.isoformat(), "until": until.isoformat(),
                 "items_scanned": scanned, "would_alert": would,
                 "sample": hits[:sample] if rule.kind == "item" else sorted(events)[:sample]}
-
-
-def window_start(now: datetime, days: int) -> datetime:
-    return now - timedelta(days=days)

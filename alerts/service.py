@@ -3,7 +3,7 @@ API router. `attach(service)` is called by `yuqing.service.build_service`.
 
 Source health hook: if the crawler package puts a callable returning `list[alerts.rules.SourceHealth]` into
 `service.components["source_health"]` (its attach runs before ours), `source_health` rules use it; otherwise
-those rules stay idle and `GET /api/alerts/health` says so.
+those rules stay idle and `GET /api/alerts/status` says so.
 """
 
 from __future__ import annotations
