@@ -106,6 +106,7 @@ class EventsConfig(Strict):
     enabled: bool = True
     threshold: float = Field(0.3, gt=0, le=1)  # joins an event active within window_days
     strong_threshold: float = Field(0.5, gt=0, le=1)  # joins an event whatever its age (long-running grievances)
+    name_threshold: float = Field(0.2, gt=0, le=1)  # joins an event naming the same site or body, whatever its age
     window_days: float = Field(30, gt=0)
     max_active: int = Field(200_000, ge=100)
 

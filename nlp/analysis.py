@@ -1,10 +1,13 @@
 """The analysis half of enrichment: what runs before segmentation and what runs after classification.
 
 `nlp.pipeline.build_enrich_stages` calls `pre_stages(config)` + [segment, classify] + `analysis_stages(config, store)`.
-The analysis stages share one `AnalysisState` (keyword table, gazetteer, scheme automaton, near-duplicate index,
-event clusterer). Each reads `batch.tokens.get(id(item))`, falling back to segmenting itself. With a store, events
-and signatures are rebuilt from it on start and saved by `PersistStage` after each stored batch (added by
-`nlp.service.attach`); without one (the batch CLI) state lives in memory.
+The analysis stages share one `AnalysisState` and work per batch, not per item: the batch's words become one id
+array (`nlp.lexicon`) from which keywords, organisation positions and near-duplicate signatures are computed with
+numpy; one Aho-Corasick pass per item (`nlp.termscan`) finds places, scheme terms and risk terms at once. Each stage
+reads the segment stage's `batch.tokens`, falling back to segmenting itself, and prepares what it needs when an
+earlier stage did not (a stage run alone, or item by item after a failure). With a store, events and signatures are
+rebuilt from it on start and saved by `PersistStage` after each stored batch (added by `nlp.service.attach`);
+without one (the batch CLI) state lives in memory.
 """
 
 from __future__ import annotations
@@ -12,25 +15,34 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
+from pydantic import BaseModel
 from sqlalchemy import select
 
 from core.config import Config
 from core.config_analysis import AnalysisConfig
 from core.models import Item
 from flow.stages import Batch, Stage
-from nlp.cluster import EventClusterer, item_vector
-from nlp.dedup import NearDuplicateIndex, signatures
-from nlp.gazetteer import Gazetteer, find_names
-from nlp.keywords import KeywordExtractor
+from nlp.cluster import ITEM_TERMS, EventClusterer, item_vector, load_matters
+from nlp.dedup import NearDuplicateIndex, band_keys, signatures_from_hashes
+from nlp.gazetteer import HEAD_WORDS, Gazetteer, names_at, ordered_places, orgs_at
+from nlp.keywords import KeywordExtractor, batch_top_terms, useful
+from nlp.lexicon import Encoded, Lexicon
 from nlp.pii import PiiMaskStage
 from nlp.risk import RiskContext, RiskScorer, RiskStage
 from nlp.schemes import EXAMPLES_FILE, SchemeMatcher, SchemeStage, load_specs
+from nlp.termscan import Hits, TermScanner
 from nlp.tokenize import segment
 
 logger = logging.getLogger(__name__)
+
+_ORG_SCAN = 2000  # tokens looked at for organisations
+_UNKNOWN = object()
+_MAX_PREPARED = 50_000
 
 
 def analysis_config(config: Config) -> AnalysisConfig:
@@ -46,12 +58,35 @@ def tokens_of(batch: Batch, item: Item) -> list[str]:
     return tokens
 
 
+def assign(model: BaseModel, **values: Any) -> None:
+    """Set several fields of a pydantic model at once, as its own __setattr__ does for plain fields (no validation
+    on assignment), without paying that call per field: the analysis stages set ten fields on every item."""
+    model.__dict__.update(values)
+    model.__pydantic_fields_set__.update(values)
+
+
 def scheme_specs(cfg: AnalysisConfig) -> list:
     specs = load_specs(EXAMPLES_FILE) if cfg.schemes.examples else []
     if cfg.schemes.file is not None:
         specs.extend(load_specs(cfg.schemes.file))
     specs.extend(cfg.schemes.items)
     return specs
+
+
+@dataclass(slots=True)
+class Prepared:
+    """What the stages share about one item of the current batch."""
+
+    item: Item  # held so that id(item) cannot be reused by another object while this entry exists
+    terms: list[tuple[str, float]]  # best words by tf-idf, best first
+    places: list[str]
+    orgs: list[str]
+    names: list[str]  # named sites and bodies (魅力之城小区), for events
+    hits: Hits
+    signature: np.ndarray | None = None
+    keys: list[int] | None = None
+    known: Any = _UNKNOWN  # (id, event id, engagement) of a re-crawled item, None when new
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class AnalysisState:
@@ -64,11 +99,19 @@ class AnalysisState:
         self.keywords = KeywordExtractor(top_k=config.keywords.top_k)
         self.gazetteer = Gazetteer(extra_places=config.keywords.places)
         self.schemes = SchemeMatcher(scheme_specs(config))
+        self.risk = RiskScorer(config.risk)
+        stop = self.keywords.stop
+        self.lexicon = Lexicon(self.keywords.idf, self.keywords.default_idf, lambda w: useful(w, stop),
+                               self.gazetteer.org_flag)
+        self.scanner = TermScanner(self.gazetteer.places, HEAD_WORDS, self.schemes.terms, self.risk.term_categories,
+                                   load_matters())
+        self.term_count = max(config.keywords.top_k, ITEM_TERMS + 2)
         self.dedup = NearDuplicateIndex(threshold=config.dedup.threshold, max_entries=config.dedup.max_entries)
         self.events = EventClusterer(config.events)
         self.dup_counts: Counter[int] = Counter()  # repeats per chain root, for the risk feature
         self.known: dict[tuple[str, str], tuple[int | None, str | None, int]] = {}  # memory mode: key → (id, event, eng)
-        self.scratch: dict[int, dict[str, Any]] = {}
+        self.prepared: dict[int, Prepared] = {}  # id(item) → shared facts, for the current batch
+        self._encoded: tuple[list[int], Encoded] | None = None
         self.pending: dict[int, list[Item]] = {}  # temporary id → items in this batch that repeat it
         self.temp_ids: dict[int, int] = {}  # id(item) → temporary id until the store gives a real one
         self._next_temp = -1
@@ -83,11 +126,74 @@ class AnalysisState:
         self._next_temp -= 1
         return self._next_temp
 
+    def encode(self, batch: Batch, items: list[Item]) -> Encoded:
+        """The batch's words as ids (once per batch: the stages after the first reuse it)."""
+        key = [id(it) for it in items]
+        if self._encoded is not None and self._encoded[0] == key:
+            return self._encoded[1]
+        encoded = self.lexicon.encode([tokens_of(batch, it) for it in items])
+        self._encoded = (key, encoded)
+        return encoded
+
+    def prepare(self, batch: Batch) -> list[Prepared]:
+        """Keywords, places, organisations, names and term hits of every item of the batch, computed once."""
+        prepared = self.prepared
+        todo = [it for it in batch.items if id(it) not in prepared]
+        if todo:
+            if len(prepared) > _MAX_PREPARED:  # no PersistStage clears it (a flow built without nlp.service.attach)
+                prepared.clear()
+            self._prepare(batch, todo)
+        return [prepared[id(it)] for it in batch.items]
+
+    def _prepare(self, batch: Batch, items: list[Item]) -> None:
+        enc = self.encode(batch, items)
+        terms = batch_top_terms(enc, self.lexicon, self.term_count)
+        flagged = np.flatnonzero((self.lexicon.flag[enc.ids] > 0) & (enc.position < _ORG_SCAN))
+        flag_owner = enc.owner[flagged]
+        bounds = np.searchsorted(flag_owner, np.arange(len(items) + 1)).tolist()
+        flagged_list = flagged.tolist()
+        starts = enc.starts.tolist()
+        tags = self.gazetteer.org_tags
+        token_lists = enc.token_lists
+        texts = [it.text for it in items]
+        all_hits = self.scanner.scan_many(texts)
+        for i, item in enumerate(items):
+            text = texts[i]
+            hits = all_hits[i]
+            places = ordered_places(hits.places, text)
+            lo, hi = bounds[i], bounds[i + 1]
+            if hi > lo:
+                offset = starts[i]
+                orgs = orgs_at(token_lists[i], [f - offset for f in flagged_list[lo:hi]], 0, set(places), tags)
+            else:
+                orgs = []
+            names = names_at(text, hits.heads) if hits.heads else []
+            self.prepared[id(item)] = Prepared(item, terms[i], places, orgs, names, hits)
+
+    def hits_of(self, kind: str) -> Callable[[Batch], list[Any]]:
+        def get(batch: Batch) -> list[Any]:
+            return [getattr(p.hits, kind) for p in self.prepare(batch)]
+
+        return get
+
+    def signatures(self, batch: Batch, prepared: list[Prepared]) -> None:
+        """Near-duplicate signatures and LSH keys of the items that have none yet, in one vectorised pass."""
+        todo = [(it, p) for it, p in zip(batch.items, prepared, strict=True) if p.signature is None]
+        if not todo:
+            return
+        items = [it for it, _ in todo]
+        enc = self.encode(batch, items)
+        sigs = signatures_from_hashes(self.lexicon.hash[enc.ids], enc.owner, enc.position, len(items))
+        keys = band_keys(sigs, self.dedup.bands)
+        for (_, p), sig, k in zip(todo, sigs, keys, strict=True):
+            p.signature, p.keys = sig, k
+
     def lookup_known(self, items: list[Item]) -> dict[tuple[str, str], tuple[int | None, str | None, int]]:
         """Items seen before (re-crawls): their id, event and engagement, from the store or from memory."""
         keys = [(it.source, it.source_id) for it in items]
         if self.store is None:
-            return {k: self.known[k] for k in keys if k in self.known}
+            known = self.known
+            return {k: known[k] for k in keys if k in known}
         from storage.schema import items as table
 
         T = table.c
@@ -104,12 +210,26 @@ class AnalysisState:
                         found[(source, r.source_id)] = (r.id, r.event_id, r.likes + r.reposts + r.comments)
         return found
 
+    def fill_known(self, items: list[Item], prepared: list[Prepared]) -> None:
+        if all(p.known is not _UNKNOWN for p in prepared):
+            return
+        known = self.lookup_known(items)
+        for item, p in zip(items, prepared, strict=True):
+            if p.known is _UNKNOWN:
+                p.known = known.get((item.source, item.source_id))
+
     def risk_context(self, item: Item) -> RiskContext:
         e = item.enrichment
         root = e.near_duplicate_of
         repeats = self.dup_counts.get(self.dedup.root(root), 0) if root else 0
         event = self.events.events.get(e.event_id) if e.event_id else None
         return RiskContext(repeats=repeats, event_volume=event.volume if event else 1)
+
+    def end_batch(self) -> None:
+        self.prepared.clear()
+        self._encoded = None
+        self.temp_ids.clear()
+        self.pending.clear()
 
 
 class KeywordStage:
@@ -123,16 +243,13 @@ class KeywordStage:
     def run(self, batch: Batch) -> None:
         state = self.state
         fill = state.config.keywords.fill_region
-        for item in batch.items:
-            tokens = tokens_of(batch, item)
-            weights = state.keywords.weights(tokens)
-            item.enrichment.keywords = [w for w, _ in sorted(weights.items(), key=lambda kv: -kv[1])[:state.keywords.top_k]]
-            places = state.gazetteer.find_places(item.text)
-            orgs = state.gazetteer.find_orgs(tokens, places)
-            item.enrichment.entities = {"places": places[:10], "orgs": orgs}
-            if fill and not item.region and places:
+        top_k = state.keywords.top_k
+        for item, p in zip(batch.items, state.prepare(batch), strict=True):
+            places = p.places
+            assign(item.enrichment, keywords=[w for w, _ in p.terms[:top_k]],
+                   entities={"places": places[:10], "orgs": p.orgs})
+            if fill and places and not item.region:
                 item.region = places[0]
-            state.scratch[id(item)] = {"weights": weights, "entities": places[:5], "names": find_names(item.text)}
 
 
 class NearDuplicateStage:
@@ -147,26 +264,29 @@ class NearDuplicateStage:
         state = self.state
         if not batch.items:
             return
-        known = state.lookup_known(batch.items)
-        sigs = signatures([tokens_of(batch, it) for it in batch.items])
-        for item, sig in zip(batch.items, sigs, strict=True):
-            info = known.get((item.source, item.source_id))
+        prepared = state.prepare(batch)
+        state.fill_known(batch.items, prepared)
+        state.signatures(batch, prepared)
+        index = state.dedup
+        memory = state.store is None
+        for item, p in zip(batch.items, prepared, strict=True):
+            info = p.known
             own = item.id if item.id is not None else (info[0] if info else None)
-            state.scratch.setdefault(id(item), {})["known"] = info
-            match = state.dedup.query(sig, exclude=own)
+            match = index.query(p.signature, exclude=own, keys=p.keys)
             if match is not None and own is not None and match.item_id > own:
                 match = None  # a re-crawled item is never a copy of something that came after it
-            root = state.dedup.root(match.item_id) if match else None
+            root = index.root(match.item_id) if match else None
             if own is None:
                 temp = state.new_temp_id()
                 state.temp_ids[id(item)] = temp
-                state.dedup.add(temp, sig, root)
+                index.add(temp, p.signature, root, keys=p.keys)
             if root is None:
-                item.enrichment.near_duplicate_of = None
+                if item.enrichment.near_duplicate_of is not None:
+                    item.enrichment.near_duplicate_of = None
                 continue
             state.dup_counts[root] += 1 if own is None else 0
             if root < 0:
-                if state.store is None:
+                if memory:
                     continue  # memory mode: the item it repeats has no id to point at
                 state.pending.setdefault(root, []).append(item)
             item.enrichment.near_duplicate_of = root
@@ -182,25 +302,24 @@ class EventStage:
 
     def run(self, batch: Batch) -> None:
         state = self.state
-        known = None
-        for item in batch.items:
-            scratch = state.scratch.setdefault(id(item), {})
-            if "known" not in scratch:
-                known = known if known is not None else state.lookup_known(batch.items)
-                scratch["known"] = known.get((item.source, item.source_id))
-            info = scratch["known"]
+        prepared = state.prepare(batch)
+        state.fill_known(batch.items, prepared)
+        events = state.events
+        memory = state.store is None
+        for item, p in zip(batch.items, prepared, strict=True):
+            info = p.known
             engagement = item.engagement.total
             if info is not None and info[1] is not None:
-                item.enrichment.event_id = info[1]
-                state.events.update_engagement(info[1], engagement - info[2])
+                event_id = events.resolve(info[1])
+                events.update_engagement(event_id, engagement - info[2])
             else:
-                weights = scratch.get("weights") or state.keywords.weights(tokens_of(batch, item))
-                vector = item_vector(weights, scratch.get("entities", []), scratch.get("names", []))
-                item.enrichment.event_id = state.events.assign(
-                    vector, item.published_at.timestamp(), title=item.title or item.content[:60], source=item.source,
-                    channel=item.channel.value, region=item.region, engagement=engagement)
-            if state.store is None:
-                state.known[(item.source, item.source_id)] = (item.id, item.enrichment.event_id, engagement)
+                vector = item_vector(p.terms, p.places[:5], p.names, p.hits.matters)
+                event_id = events.assign(vector, item.published_at.timestamp(), title=item.title or item.content[:60],
+                                         source=item.source, channel=item.channel.value, region=item.region,
+                                         engagement=engagement, names=p.names)
+            item.enrichment.event_id = event_id
+            if memory:
+                state.known[(item.source, item.source_id)] = (item.id, event_id, engagement)
 
 
 class PersistStage:
@@ -230,17 +349,22 @@ class PersistStage:
                 fixups.append(repeat)
             if sig is not None:
                 new_sigs.append((item.id, state.dedup.root(item.id), sig))
-        changed = [state.events.events[e] for e in state.events.dirty if e in state.events.events]
-        state.events.dirty.clear()
+        clusterer = state.events
+        clusterer.consolidate()
+        merged, clusterer.merged = clusterer.merged, {}
+        if merged and store is None:
+            for key, (item_id, event_id, engagement) in list(state.known.items()):
+                if event_id in merged:
+                    state.known[key] = (item_id, clusterer.resolve(event_id), engagement)
+        changed = [clusterer.events[e] for e in clusterer.dirty if e in clusterer.events]
+        clusterer.dirty.clear()
         if store is not None:
             with store.write() as conn:
-                event_store.save(conn, changed, new_sigs)
+                event_store.save(conn, changed, new_sigs, {a: clusterer.resolve(t) for a, t in merged.items()})
             for item in fixups:
                 if item.id is not None:
                     store.update_enrichment(item.id, item.enrichment)
-        state.scratch.clear()
-        state.temp_ids.clear()
-        state.pending.clear()
+        state.end_batch()
 
 
 def pre_stages(config: Config) -> list[Stage]:
@@ -263,12 +387,12 @@ def analysis_stages(config: Config, store=None, now: Callable[[], datetime] | No
     state = AnalysisState(cfg, store, now=now)
     if store is not None:
         _STATES[id(store)] = state
-    stages: list[Stage] = [KeywordStage(state), SchemeStage(state.schemes, tokens_of)]
+    stages: list[Stage] = [KeywordStage(state), SchemeStage(state.schemes, tokens_of, state.hits_of("scheme"))]
     if cfg.dedup.enabled:
         stages.append(NearDuplicateStage(state))
     if cfg.events.enabled:
         stages.append(EventStage(state))
-    stages.append(RiskStage(RiskScorer(cfg.risk), state.risk_context, state.now))
+    stages.append(RiskStage(state.risk, state.risk_context, state.now, state.hits_of("risk")))
     if store is None:
         stages.append(PersistStage(state))  # memory mode: only clears per-batch scratch
     return stages

@@ -1,10 +1,17 @@
 """Incremental event clustering: each arriving item joins the most similar live event or starts a new one.
 
-Items are tf-idf keyword vectors (places and organisations weigh more, because a grievance is tied to a place or a
-body); an event keeps the sum of its items' vectors (top terms only) and an inverted index from terms to events, so
-finding candidates costs a few dictionary look-ups. Channels do not matter: a 12345 work order, a mailbox letter and
-Weibo posts about the same matter join one event. A match within `window_days` of the event needs cosine ≥
-`threshold`; a very close match (≥ `strong_threshold`) joins whatever the age, for grievances repeated over years.
+Items are tf-idf keyword vectors (place words weigh more, because a grievance is tied to a place or a body); an
+event keeps the sum of its items' vectors (top terms only), the named sites and bodies its items mention
+(魅力之城小区, 经济学院) and an inverted index from terms and names to events, most recently active last, so finding
+candidates costs a few dictionary look-ups over the recent events of the item's weightiest terms. Channels do not
+matter: a 12345 work order, a mailbox letter and Weibo posts about the same matter join one event.
+
+Joining rules (cosine of the item against the event's term centroid, names left out of the cosine):
+- the item names a site or body the event names and cosine ≥ `name_threshold`: joins whatever the age — a grievance
+  about one place or body is raised again for months or years until it is solved, and the shared name already says
+  "same matter" (the term cosine only has to say "same problem": 油烟 rather than 楼板开裂 at 魅力之城小区);
+- cosine ≥ `threshold` and the item falls within `window_days` of the event's activity (first to last item);
+- cosine ≥ `strong_threshold`, whatever the age.
 The clusterer returns ids and keeps state; it never writes (see `nlp.event_store`).
 """
 
@@ -14,33 +21,80 @@ import heapq
 import math
 import uuid
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import islice
+from operator import itemgetter
+from pathlib import Path
+
+import yaml
 
 import core.config  # noqa: F401 - loaded first: it imports core.config_analysis at its end
 from core.config_analysis import EventsConfig
 
+ITEM_TERMS = 12  # a 150-character post rarely has more than a dozen telling words
 _CENTROID_TERMS = 60
-_ITEM_TERMS = 20
+_TRIM_AT = 90  # the centroid is cut back to 60 terms only when it reaches 90: trimming is amortised
 _ENTITY_BOOST = 1.5
-_MAX_POSTING = 300
-_LOOKUP_TERMS = 10
-_MAX_CANDIDATES = 12
-_NAME_WEIGHT = 2.0  # a named site or body (魅力之城小区) says more about "the same matter" than any word
+_LOOKUP_TERMS = 4  # the item's weightiest terms that find candidate events
+_RECENT_PER_TERM = 8  # the latest events per term that are looked at
+_RECENT_PER_NAME = 16  # the latest events per named site or body, all compared
+_GENERIC_NAME = 24  # a name found in more events than this (物业公司) names no particular site or body
+_POSTING_CAP = 512  # events remembered per term (the oldest half is dropped past this)
+_MAX_CANDIDATES = 4
+_NAME = "@"  # index keys of named sites and bodies
+_MATTER = "%"  # vector keys of kinds of matter
+_MATTER_WEIGHT = 0.7
+_MAX_MATTERS = 3
+MATTERS_FILE = Path(__file__).resolve().parent / "resources" / "matters.yaml"
 
 
-def item_vector(weights: dict[str, float], entities: list[str] = (), names: list[str] = ()) -> dict[str, float]:
-    """The top tf-idf terms, place words boosted, named bodies and sites (经济学院, 魅力之城小区) added as terms."""
-    boosted = dict(weights)
-    for name in entities:
-        key = name.lower()
-        if key in boosted:  # only boost words the item has: a place every text names (A市) keeps its low idf
-            boosted[key] *= _ENTITY_BOOST
-    top = max(weights.values(), default=1.0)
-    for name in names:
-        boosted["@" + name.lower()] = top * _NAME_WEIGHT
-    top = heapq.nlargest(_ITEM_TERMS, boosted.items(), key=lambda kv: kv[1])
-    norm = math.sqrt(sum(v * v for _, v in top)) or 1.0
-    return {k: v / norm for k, v in top}
+def load_matters(path: Path = MATTERS_FILE) -> dict[str, tuple[str, ...]]:
+    """word → kinds of matter it names, from `resources/matters.yaml`."""
+    raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    out: dict[str, list[str]] = {}
+    for kind, words in raw.items():
+        for word in words or ():
+            out.setdefault(str(word).strip(), []).append(str(kind))
+    return {w: tuple(k) for w, k in out.items() if w}
+
+
+def item_vector(terms: Sequence[tuple[str, float]], entities: Sequence[str] = (),
+                names: Sequence[str] = (), matters: Sequence[str] = ()) -> dict[str, float]:
+    """The top tf-idf terms (best first), place words boosted, unit length. Words inside the item's named sites and
+    bodies (魅力, 之城 of 魅力之城小区) are left out: the name itself is matched separately, and the terms should say
+    what the matter is (油烟, 噪音), so that two different matters at one place do not look alike."""
+    if not terms:
+        return {}
+    if names:
+        terms = [(w, v) for w, v in terms if not any(w in name for name in names)] or list(terms)
+    top = terms[:ITEM_TERMS]
+    if entities:
+        weights = dict(terms)
+        boosted = False
+        for name in entities:
+            key = name.lower()
+            if key in weights:  # only boost words the item has: a place every text names (A市) keeps its low idf
+                weights[key] *= _ENTITY_BOOST
+                boosted = True
+        if boosted:
+            top = heapq.nlargest(ITEM_TERMS, weights.items(), key=lambda kv: kv[1])
+    vector = dict(top)
+    if matters:  # the kinds of matter named weigh like the best word: they are what the grievance is about
+        weight = top[0][1] * _MATTER_WEIGHT if top else 1.0
+        for kind in matters[:_MAX_MATTERS]:
+            vector[_MATTER + kind] = weight
+    norm = math.sqrt(sum(v * v for v in vector.values())) or 1.0
+    return {k: v / norm for k, v in vector.items()}
+
+
+def _centroid_cosine(a: EventState, b: EventState) -> float:
+    small, large = (a, b) if len(a.centroid) <= len(b.centroid) else (b, a)
+    get = large.centroid.get
+    dot = sum(w * get(t, 0.0) for t, w in small.centroid.items())
+    if not dot:
+        return 0.0
+    return dot / math.sqrt(sum(v * v for v in a.centroid.values()) * sum(v * v for v in b.centroid.values()))
 
 
 def heat_index(volume: int, engagement: int, channels: int, sources: int) -> float:
@@ -61,7 +115,8 @@ class EventState:
     sources: Counter = field(default_factory=Counter)
     channels: Counter = field(default_factory=Counter)
     regions: Counter = field(default_factory=Counter)
-    _norm: float | None = field(default=None, repr=False, compare=False)
+    names: Counter = field(default_factory=Counter)
+    _norm2: float | None = field(default=None, repr=False, compare=False)
 
     @property
     def keywords(self) -> list[str]:
@@ -72,16 +127,18 @@ class EventState:
         return heat_index(self.volume, self.engagement, len(self.channels), len(self.sources))
 
     def cosine(self, vector: dict[str, float]) -> float:
-        if self._norm is None:
-            self._norm = math.sqrt(sum(v * v for v in self.centroid.values())) or 1.0
-        centroid = self.centroid
-        return sum(w * centroid.get(t, 0.0) for t, w in vector.items()) / self._norm
+        if self._norm2 is None:
+            self._norm2 = sum(v * v for v in self.centroid.values())
+        if not self._norm2:
+            return 0.0
+        get = self.centroid.get
+        return sum(w * get(t, 0.0) for t, w in vector.items()) / math.sqrt(self._norm2)
 
     def public(self) -> dict:
         return {"id": self.id, "title": self.title, "keywords": self.keywords, "first_seen": self.first_seen,
                 "last_seen": self.last_seen, "volume": self.volume, "engagement": self.engagement,
                 "sources": dict(self.sources), "channels": dict(self.channels), "regions": dict(self.regions),
-                "heat": self.heat}
+                "names": dict(self.names), "heat": self.heat}
 
 
 class EventClusterer:
@@ -90,46 +147,100 @@ class EventClusterer:
     def __init__(self, config: EventsConfig) -> None:
         self.config = config
         self.events: dict[str, EventState] = {}
-        self._index: dict[str, set[str]] = {}
+        self._index: dict[str, list[str]] = {}  # term or @name → events that have it, in the order they got it
         self.dirty: set[str] = set()
+        self.touched_names: set[str] = set()  # names whose events changed since the last `consolidate`
+        self.merged: dict[str, str] = {}  # absorbed event id → the event it was merged into (not yet saved)
+        self.aliases: dict[str, str] = {}  # every absorbed id seen by this process → its surviving event
 
     def load(self, event: EventState) -> None:
-        """Put a persisted event back (on start)."""
+        """Put a persisted event back (on start; load the least recently active first)."""
         self.events[event.id] = event
         for term in event.centroid:
-            self._index.setdefault(term, set()).add(event.id)
+            self._post(term, event.id)
+        for name in event.names:
+            self._post(_NAME + name, event.id)
 
-    def best(self, vector: dict[str, float], ts: float) -> tuple[EventState | None, float]:
-        # Candidates share the item's weightiest terms; only the few sharing most are compared in full.
-        shared: Counter[str] = Counter()
-        for term in heapq.nlargest(_LOOKUP_TERMS, vector, key=vector.__getitem__):
-            posting = self._index.get(term, ())
-            if len(posting) <= _MAX_POSTING:  # a word in hundreds of events (小区, 业主) finds nothing specific
-                shared.update(posting)
-        candidates = [event_id for event_id, _ in shared.most_common(_MAX_CANDIDATES)]
-        window = self.config.window_days * 86400
+    def _post(self, key: str, event_id: str) -> None:
+        posting = self._index.get(key)
+        if posting is None:
+            self._index[key] = [event_id]
+            return
+        posting.append(event_id)
+        if len(posting) > _POSTING_CAP:
+            del posting[: _POSTING_CAP // 2]  # the oldest half: a word in hundreds of events says little
+
+    def best(self, vector: dict[str, float], ts: float, names: Sequence[str] = ()) -> tuple[EventState | None, float]:
+        """The event the item joins, and its cosine; (None, 0) when it starts a new one.
+
+        Candidates are the latest events of each of the item's names (all compared) and of its weightiest terms
+        (only those sharing two or more of these terms are compared). An event naming other sites or bodies than
+        the item does is never joined: 油烟扰民 at 润芳园小区 is not the 油烟扰民 of 魅力之城小区."""
+        index = self._index
+        cfg = self.config
+        events = self.events
         best, best_sim = None, 0.0
-        for event_id in candidates:
-            event = self.events.get(event_id)
+        named: set[str] = set()
+        names = self.specific(names)
+        for name in names:
+            posting = index.get(_NAME + name)
+            if posting:
+                named.update(posting[-_RECENT_PER_NAME:])
+        for event_id in named:
+            event = events.get(event_id)
             if event is None:
                 continue
             sim = event.cosine(vector)
+            if sim >= cfg.name_threshold and sim > best_sim:
+                best, best_sim = event, sim
+        if best is not None:
+            return best, best_sim
+        shared: Counter[str] = Counter()
+        for term in islice(vector, _LOOKUP_TERMS):  # the vector is ordered best first
+            posting = index.get(term)
+            if posting:
+                shared.update(posting[-_RECENT_PER_TERM:])
+        if not shared:
+            return None, 0.0
+        candidates = sorted(shared.items(), key=itemgetter(1), reverse=True)[:_MAX_CANDIDATES]
+        matter_keys = [k for k in vector if k.startswith(_MATTER)]
+        window = cfg.window_days * 86400
+        for event_id, count in candidates:
+            if count < 2:
+                break
+            event = events.get(event_id)
+            if event is None or event_id in named:
+                continue  # named events were judged above
+            event_named = bool(event.names) and bool(self.specific(event.names))
+            if names and event_named:
+                continue  # other names mean another site or body
+            sim = event.cosine(vector)
+            if matter_keys:  # without a shared name, the kinds of matter alone must not make two reports alike
+                sim -= sum(vector[k] * event.centroid.get(k, 0.0) for k in matter_keys) / math.sqrt(event._norm2 or 1.0)
+            if sim <= best_sim:
+                continue
             recent = event.first_seen - window <= ts <= event.last_seen + window
-            if (sim >= self.config.strong_threshold or (recent and sim >= self.config.threshold)) and sim > best_sim:
+            # An event about a named site takes a report naming none only when it is very close.
+            if sim >= cfg.strong_threshold or (sim >= cfg.threshold and recent and not event_named):
                 best, best_sim = event, sim
         return best, best_sim
 
+    def specific(self, names: Iterable[str]) -> list[str]:
+        """The names that point at one site or body: those not already found in many events."""
+        index = self._index
+        return [n for n in names if len(index.get(_NAME + n, ())) <= _GENERIC_NAME]
+
     def assign(self, vector: dict[str, float], ts: float, *, title: str, source: str, channel: str,
-               region: str | None, engagement: int) -> str:
+               region: str | None, engagement: int, names: Sequence[str] = ()) -> str:
         if not vector:
             vector = {f"#{title[:20]}": 1.0}
-        event, _ = self.best(vector, ts)
+        event, _ = self.best(vector, ts, names)
         if event is None:
             event = EventState(id=f"ev-{uuid.uuid4().hex[:16]}", title=title[:120], first_seen=ts, last_seen=ts)
             self.events[event.id] = event
             if len(self.events) > self.config.max_active:
                 self._forget_oldest()
-        self._add(event, vector, ts, source, channel, region, engagement)
+        self._add(event, vector, ts, source, channel, region, engagement, names)
         return event.id
 
     def update_engagement(self, event_id: str, delta: int) -> None:
@@ -140,31 +251,116 @@ class EventClusterer:
             self.dirty.add(event_id)
 
     def _add(self, event: EventState, vector: dict[str, float], ts: float, source: str, channel: str,
-             region: str | None, engagement: int) -> None:
-        event._norm = None
+             region: str | None, engagement: int, names: Sequence[str] = ()) -> None:
+        centroid = event.centroid
+        norm2 = event._norm2
+        dot = 0.0
+        event_id = event.id
+        post = self._post
         for term, w in vector.items():
-            event.centroid[term] = event.centroid.get(term, 0.0) + w
-        if len(event.centroid) > _CENTROID_TERMS:
-            event.centroid = dict(heapq.nlargest(_CENTROID_TERMS, event.centroid.items(), key=lambda kv: kv[1]))
-        for term in event.centroid:
-            self._index.setdefault(term, set()).add(event.id)
-        event.first_seen = min(event.first_seen, ts)
-        event.last_seen = max(event.last_seen, ts)
+            old = centroid.get(term)
+            if old is None:
+                centroid[term] = w
+                post(term, event_id)
+            else:
+                dot += old * w
+                centroid[term] = old + w
+        if norm2 is not None:  # |c + v|² = |c|² + 2 c·v + |v|²
+            norm2 += 2 * dot + sum(w * w for w in vector.values())
+        if len(centroid) >= _TRIM_AT:
+            event.centroid = dict(sorted(centroid.items(), key=itemgetter(1), reverse=True)[:_CENTROID_TERMS])
+            norm2 = None
+        event._norm2 = norm2
+        for name in names:
+            if name not in event.names:
+                post(_NAME + name, event_id)
+            event.names[name] += 1
+            self.touched_names.add(name)
+        if ts < event.first_seen:
+            event.first_seen = ts
+        if ts > event.last_seen:
+            event.last_seen = ts
         event.volume += 1
         event.engagement += engagement
         event.sources[source] += 1
         event.channels[channel] += 1
         if region:
             event.regions[region] += 1
-        self.dirty.add(event.id)
+        self.dirty.add(event_id)
+
+    def resolve(self, event_id: str) -> str:
+        """The surviving event of an id that may have been merged into another."""
+        seen = 0
+        while event_id in self.aliases and seen < 100:
+            event_id = self.aliases[event_id]
+            seen += 1
+        return event_id
+
+    def consolidate(self) -> dict[str, str]:
+        """Merge events that name the same site or body and whose term centroids agree (cosine ≥ name_threshold).
+
+        Why: one pass decides each item on what it has seen so far; early reports of one matter in different words
+        (油烟 here, 噪音 there, both at 魅力之城小区) start separate events before the centroid that joins them exists.
+        Run once per batch over the names touched in it; returns {absorbed id: surviving id} merged this time."""
+        merged: dict[str, str] = {}
+        names, self.touched_names = self.touched_names, set()
+        threshold = self.config.name_threshold
+        for name in names:
+            posting = self._index.get(_NAME + name)
+            if not posting or len(posting) < 2 or len(posting) > _GENERIC_NAME:
+                continue
+            group = [self.events[e] for e in dict.fromkeys(posting[-_RECENT_PER_NAME:]) if e in self.events]
+            group.sort(key=lambda e: (-e.volume, e.first_seen))  # the largest (then oldest) absorbs the others
+            alive = [True] * len(group)
+            for i, keep in enumerate(group):
+                if not alive[i]:
+                    continue
+                for j in range(i + 1, len(group)):
+                    other = group[j]
+                    if alive[j] and _centroid_cosine(keep, other) >= threshold:
+                        self._absorb(keep, other)
+                        alive[j] = False
+                        merged[other.id] = keep.id
+        self.merged.update(merged)
+        return merged
+
+    def _absorb(self, keep: EventState, other: EventState) -> None:
+        centroid = keep.centroid
+        for term, w in other.centroid.items():
+            if term not in centroid:
+                self._post(term, keep.id)
+            centroid[term] = centroid.get(term, 0.0) + w
+        if len(centroid) >= _TRIM_AT:
+            keep.centroid = dict(sorted(centroid.items(), key=itemgetter(1), reverse=True)[:_CENTROID_TERMS])
+        keep._norm2 = None
+        for name, count in other.names.items():
+            if name not in keep.names:
+                self._post(_NAME + name, keep.id)
+            keep.names[name] += count
+        keep.first_seen = min(keep.first_seen, other.first_seen)
+        keep.last_seen = max(keep.last_seen, other.last_seen)
+        keep.volume += other.volume
+        keep.engagement += other.engagement
+        keep.sources.update(other.sources)
+        keep.channels.update(other.channels)
+        keep.regions.update(other.regions)
+        del self.events[other.id]
+        self.aliases[other.id] = keep.id
+        for absorbed, target in list(self.aliases.items()):
+            if target == other.id:
+                self.aliases[absorbed] = keep.id
+        self.dirty.add(keep.id)
+        self.dirty.discard(other.id)
 
     def _forget_oldest(self) -> None:
         keep = heapq.nlargest(int(self.config.max_active * 0.9), self.events.values(), key=lambda e: e.last_seen)
         kept = {e.id for e in keep}
         self.events = {e.id: e for e in keep}
         for term in list(self._index):
-            self._index[term] &= kept
-            if not self._index[term]:
+            posting = [e for e in self._index[term] if e in kept]
+            if posting:
+                self._index[term] = posting
+            else:
                 del self._index[term]
 
     def hot(self, limit: int = 10) -> list[EventState]:

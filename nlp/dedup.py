@@ -1,10 +1,16 @@
-"""Near-duplicate detection: MinHash signatures over words and word pairs, banded LSH, verified by estimated Jaccard.
+"""Near-duplicate detection: one-permutation MinHash over words and word pairs, banded LSH, verified by estimated
+Jaccard.
 
-Why MinHash rather than SimHash: on the real near-duplicate groups of the shared Weibo sets (cosine ≥ 0.8 on
-character 3-grams), SimHash needed a Hamming radius of 12 bits for 83 % recall, which also matched about one random
-pair in 10,000; word-and-pair Jaccard of the same pairs is ≥ 0.68 in 90 % of cases while random pairs sit near 0.02.
-Signatures of a whole batch are computed in one numpy pass (multiply-shift hashing in uint32), so the per-item cost
-is a few microseconds. The index knows nothing about the store; `DedupStage` and `event_store` persist it.
+Why MinHash rather than SimHash: on the real near-duplicate groups of the shared Weibo sets, SimHash needed a Hamming
+radius of 12 bits for 83 % recall, which also matched about one random pair in 10,000; word-and-pair Jaccard of the
+same pairs is ≥ 0.68 in 90 % of cases while random pairs sit near 0.02.
+
+Why one-permutation hashing (Li et al. 2012, densified by rotation as in Shrivastava & Li 2014): classic MinHash
+costs features × 64 hash evaluations per item (about 30 µs for a 150-character post even in numpy); here each
+feature is hashed once, its top 6 bits choose one of 64 bins and the bin keeps the smallest remaining 26 bits. A whole
+batch is one `np.minimum.at`, a few microseconds per item. Empty bins borrow the next non-empty bin's value plus an
+offset per step, so short texts still compare bin by bin. The index knows nothing about the store; `nlp.event_store`
+persists it.
 """
 
 from __future__ import annotations
@@ -15,45 +21,105 @@ from dataclasses import dataclass
 
 import numpy as np
 
-NUM_PERM = 64
+NUM_PERM = 64  # bins of the signature (the name is kept: it is what a stored signature's length means)
+SCHEME = "oph64-v1"  # stored signatures of another scheme cannot be compared with these
+_BIN_BITS = 6
+_VALUE_BITS = 32 - _BIN_BITS
+_VALUE_MASK = np.uint32((1 << _VALUE_BITS) - 1)
 _MAX_FEATURES = 400  # long texts: the first 400 words decide; a 100,000-character post costs like a long one
-_rng = np.random.default_rng(20260101)
-_A = (_rng.integers(1, 2**31, NUM_PERM, dtype=np.uint64) * 2 + 1).astype(np.uint32)  # odd multipliers
-_B = _rng.integers(0, 2**32, NUM_PERM, dtype=np.uint64).astype(np.uint32)
-_EMPTY = np.full(NUM_PERM, np.iinfo(np.uint32).max, dtype=np.uint32)
+_BUCKET_CAP = 16  # items kept per LSH bucket (the earliest: repost chains point at their first item)
+_MAX_CHECKS = 48  # candidates verified per query; a flood of copies of one text must not make queries quadratic
+_MAXV = np.uint32(0xFFFFFFFF)
+_EMPTY = np.full(NUM_PERM, _MAXV, dtype=np.uint32)
+_PAIR_MIX = np.uint32(0x9E3779B1)
+_SEED = np.uint32(0x5BD1E995)
+_BAND_MIX = np.uint64(0x100000001B3)
 
 
-def _feature_hashes(tokens: Sequence[str]) -> np.ndarray:
-    """crc32 of each lower-cased word plus a hash of each adjacent word pair."""
-    words = [t.lower() for t in tokens[:_MAX_FEATURES]]
-    if not words:
-        return np.zeros(0, dtype=np.uint32)
-    uni = np.fromiter((zlib.crc32(w.encode("utf-8")) for w in words), dtype=np.uint32, count=len(words))
-    pairs = (uni[:-1] * np.uint32(0x9E3779B1)) ^ uni[1:]
-    return np.unique(np.concatenate([uni, pairs]))
+def _fmix32(x: np.ndarray) -> np.ndarray:
+    """MurmurHash3's finaliser: spreads crc32 values so every bit (the bin bits too) is uniform."""
+    x = x ^ (x >> np.uint32(16))
+    x *= np.uint32(0x85EBCA6B)
+    x ^= x >> np.uint32(13)
+    x *= np.uint32(0xC2B2AE35)
+    x ^= x >> np.uint32(16)
+    return x
+
+
+def signatures_from_hashes(hashes: np.ndarray, owner: np.ndarray, position: np.ndarray, n: int) -> np.ndarray:
+    """Signatures (n × NUM_PERM, uint32) from per-token word hashes, the item index and position of each token."""
+    keep = position < _MAX_FEATURES
+    uni = hashes[keep].astype(np.uint32, copy=False)
+    own = owner[keep]
+    same = own[1:] == own[:-1]  # adjacent words of one item form a pair feature
+    with np.errstate(over="ignore"):
+        pairs = (uni[:-1] * _PAIR_MIX) ^ uni[1:]
+        features = np.concatenate([uni, pairs[same]]) ^ _SEED
+        mixed = _fmix32(features)
+    feature_owner = np.concatenate([own, own[1:][same]])
+    flat = np.full(n * NUM_PERM, _MAXV, dtype=np.uint32)
+    if mixed.size:
+        np.minimum.at(flat, feature_owner * NUM_PERM + (mixed >> np.uint32(_VALUE_BITS)), mixed & _VALUE_MASK)
+    sig = flat.reshape(n, NUM_PERM)
+    _densify(sig)
+    return sig
+
+
+def _densify(sig: np.ndarray) -> None:
+    """Fill each empty bin from the next non-empty bin (circularly), adding 2^26 per step; all-empty rows stay empty."""
+    empty = sig == _MAXV
+    partial = np.flatnonzero(empty.any(axis=1) & ~empty.all(axis=1))
+    if not partial.size:
+        return
+    rows, holes = sig[partial], empty[partial]
+    idx = np.arange(NUM_PERM)
+    far = 4 * NUM_PERM
+    pos = np.concatenate([np.where(holes, far, idx), np.where(holes, far, idx + NUM_PERM)], axis=1)
+    nearest = np.minimum.accumulate(pos[:, ::-1], axis=1)[:, ::-1][:, :NUM_PERM]
+    steps = (nearest - idx).astype(np.uint32)
+    with np.errstate(over="ignore"):
+        sig[partial] = np.take_along_axis(rows, nearest % NUM_PERM, axis=1) + steps * np.uint32(1 << _VALUE_BITS)
+
+
+def word_hashes(tokens: Sequence[str]) -> list[int]:
+    """crc32 of each lower-cased word (what `nlp.lexicon` stores per word)."""
+    return [zlib.crc32(t.lower().encode("utf-8")) for t in tokens]
 
 
 def signatures(token_lists: Sequence[Sequence[str]]) -> np.ndarray:
-    """MinHash signatures (n × NUM_PERM, uint32) of many token lists in one vectorised pass."""
-    feats = [_feature_hashes(t) for t in token_lists]
-    out = np.empty((len(feats), NUM_PERM), dtype=np.uint32)
-    if not feats:
-        return out
-    lengths = np.array([len(f) for f in feats])
-    nonempty = lengths > 0
-    out[~nonempty] = _EMPTY
-    if nonempty.any():
-        flat = np.concatenate([f for f in feats if len(f)])
-        with np.errstate(over="ignore"):
-            hashed = flat[:, None] * _A[None, :] + _B[None, :]
-        starts = np.concatenate([[0], np.cumsum(lengths[nonempty])[:-1]])
-        out[nonempty] = np.minimum.reduceat(hashed, starts, axis=0)
-    return out
+    """Signatures (n × NUM_PERM, uint32) of many token lists in one vectorised pass."""
+    lengths = np.array([len(t) for t in token_lists], dtype=np.int64)
+    hashes = np.array([h for tokens in token_lists for h in word_hashes(tokens)], dtype=np.uint32)
+    n = len(token_lists)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64) if n else np.zeros(0, dtype=np.int64)
+    owner = np.repeat(np.arange(n, dtype=np.int64), lengths)
+    position = np.arange(len(hashes), dtype=np.int64) - np.repeat(starts, lengths)
+    return signatures_from_hashes(hashes, owner, position, n)
+
+
+def band_keys(sigs: np.ndarray, bands: int = 16) -> list[list[int]]:
+    """One integer key per band per signature (the band's rows hashed together), as Python ints for dict look-ups."""
+    rows = NUM_PERM // bands
+    parts = sigs.reshape(len(sigs), bands, rows).astype(np.uint64)
+    with np.errstate(over="ignore"):
+        key = parts[:, :, 0].copy()
+        for r in range(1, rows):
+            key = key * _BAND_MIX + parts[:, :, r]
+    return key.tolist()
 
 
 def similarity(a: np.ndarray, b: np.ndarray) -> float:
     """Estimated Jaccard similarity of two signatures."""
     return float(np.count_nonzero(a == b)) / NUM_PERM
+
+
+def _age(item_id: int) -> tuple[bool, int]:
+    """Stored ids first (ascending), then this batch's temporary ids (-2, -3, ...) in arrival order."""
+    return item_id < 0, abs(item_id)
+
+
+def is_empty(signature: np.ndarray) -> bool:
+    return bool(signature[0] == _MAXV) and np.array_equal(signature, _EMPTY)
 
 
 @dataclass
@@ -63,7 +129,11 @@ class Match:
 
 
 class NearDuplicateIndex:
-    """Banded LSH over MinHash signatures: `query` finds earlier items whose estimated Jaccard ≥ threshold."""
+    """Banded LSH over signatures: `query` finds earlier items whose estimated Jaccard ≥ threshold.
+
+    Entries may be indexed under a temporary (negative) id before the store gives the real one; `rekey` records an
+    alias instead of rewriting the buckets, so giving ids costs a dictionary write per item.
+    """
 
     def __init__(self, threshold: float = 0.6, bands: int = 16, max_entries: int = 1_000_000) -> None:
         if NUM_PERM % bands:
@@ -72,10 +142,12 @@ class NearDuplicateIndex:
         self.bands = bands
         self.rows = NUM_PERM // bands
         self.max_entries = max_entries
-        self._buckets: list[dict[bytes, list[int]]] = [{} for _ in range(bands)]
+        self._buckets: list[dict[int, list[int]]] = [{} for _ in range(bands)]
         self._signatures: dict[int, np.ndarray] = {}
+        self._keys: dict[int, list[int]] = {}
         self._roots: dict[int, int] = {}
         self._children: dict[int, list[int]] = {}  # temporary (negative) root → items pointing at it
+        self._alias: dict[int, int] = {}  # temporary id → real id, for ids still held in buckets
 
     def __len__(self) -> int:
         return len(self._signatures)
@@ -83,42 +155,59 @@ class NearDuplicateIndex:
     def __contains__(self, item_id: int) -> bool:
         return item_id in self._signatures
 
-    def _keys(self, signature: np.ndarray) -> list[bytes]:
-        raw = signature.tobytes()
-        step = self.rows * 4
-        return [raw[i * step : (i + 1) * step] for i in range(self.bands)]
+    def keys_of(self, signature: np.ndarray) -> list[int]:
+        return band_keys(signature.reshape(1, NUM_PERM), self.bands)[0]
 
-    def query(self, signature: np.ndarray, exclude: int | None = None) -> Match | None:
+    def query(self, signature: np.ndarray, exclude: int | None = None, keys: list[int] | None = None) -> Match | None:
         """The most similar indexed item at or above the threshold (ties: the earliest), or None."""
-        if np.array_equal(signature, _EMPTY):
+        if is_empty(signature):
             return None
+        keys = keys if keys is not None else self.keys_of(signature)
+        alias = self._alias
         seen: set[int] = set()
+        for band, key in zip(self._buckets, keys, strict=True):
+            found = band.get(key)
+            if found:
+                seen.update(found)
+        if not seen:
+            return None
         best: Match | None = None
-        for band, key in zip(self._buckets, self._keys(signature), strict=True):
-            for cand in band.get(key, ()):
-                if cand in seen or cand == exclude:
-                    continue
-                seen.add(cand)
-                sim = similarity(signature, self._signatures[cand])
-                if sim >= self.threshold and (best is None or sim > best.similarity
-                                               or (sim == best.similarity and cand < best.item_id)):
-                    best = Match(cand, sim)
+        checks = 0
+        for cand in sorted({alias.get(c, c) for c in seen}, key=_age):
+            if cand == exclude:
+                continue
+            other = self._signatures.get(cand)
+            if other is None:
+                continue
+            checks += 1
+            sim = float(np.count_nonzero(signature == other)) / NUM_PERM
+            if sim >= self.threshold and (best is None or sim > best.similarity):
+                best = Match(cand, sim)
+            if checks >= _MAX_CHECKS:
+                break
         return best
 
-    def add(self, item_id: int, signature: np.ndarray, duplicate_of: int | None = None) -> None:
+    def add(self, item_id: int, signature: np.ndarray, duplicate_of: int | None = None,
+            keys: list[int] | None = None) -> None:
         """Index an item; a duplicate points at the root of its chain so repost chains collapse onto the first."""
-        if item_id in self._signatures or np.array_equal(signature, _EMPTY):
+        if item_id in self._signatures or is_empty(signature):
             return
         if len(self._signatures) >= self.max_entries:
             self._evict_oldest(len(self._signatures) // 10)
+        keys = keys if keys is not None else self.keys_of(signature)
         self._signatures[item_id] = signature
+        self._keys[item_id] = keys
         if duplicate_of is not None:
             root = self._roots.get(duplicate_of, duplicate_of)
             self._roots[item_id] = root
             if root < 0:
                 self._children.setdefault(root, []).append(item_id)
-        for band, key in zip(self._buckets, self._keys(signature), strict=True):
-            band.setdefault(key, []).append(item_id)
+        for band, key in zip(self._buckets, keys, strict=True):
+            found = band.get(key)
+            if found is None:
+                band[key] = [item_id]
+            elif len(found) < _BUCKET_CAP:
+                found.append(item_id)
 
     def rekey(self, old: int, new: int) -> np.ndarray | None:
         """Give an entry indexed under a temporary id (before the store assigned one) its real id."""
@@ -126,12 +215,12 @@ class NearDuplicateIndex:
         if signature is None:
             return None
         self._signatures[new] = signature
+        self._keys[new] = self._keys.pop(old)
+        self._alias[old] = new
         if old in self._roots:
             self._roots[new] = self._roots.pop(old)
         for child in self._children.pop(old, []):
             self._roots[child] = new
-        for band, key in zip(self._buckets, self._keys(signature), strict=True):
-            band[key] = [new if i == old else i for i in band.get(key, [])]
         return signature
 
     def root(self, item_id: int) -> int:
@@ -139,15 +228,16 @@ class NearDuplicateIndex:
         return self._roots.get(item_id, item_id)
 
     def _evict_oldest(self, count: int) -> None:
-        """Forget the lowest ids (oldest items): repost chains are recent, memory is not free."""
+        """Forget the lowest ids (oldest items) and rebuild the buckets: repost chains are recent, memory is not free."""
         drop = set(sorted(self._signatures)[:count])
         for item_id in drop:
             self._signatures.pop(item_id, None)
+            self._keys.pop(item_id, None)
             self._roots.pop(item_id, None)
-        for band in self._buckets:
-            for key in list(band):
-                kept = [i for i in band[key] if i not in drop]
-                if kept:
-                    band[key] = kept
-                else:
-                    del band[key]
+        self._alias.clear()
+        self._buckets = [{} for _ in range(self.bands)]
+        for item_id in sorted(self._signatures):
+            for band, key in zip(self._buckets, self._keys[item_id], strict=True):
+                found = band.setdefault(key, [])
+                if len(found) < _BUCKET_CAP:
+                    found.append(item_id)

@@ -18,6 +18,7 @@ from core.errors import NotFound
 from nlp.cluster import EventClusterer, EventState, heat_index
 from nlp.dedup import NUM_PERM, NearDuplicateIndex
 from storage.migrations import migrate, register
+from storage.schema import items as items_table
 from storage.schema import metadata
 
 events = Table(
@@ -35,6 +36,7 @@ events = Table(
     Column("channels", Text, nullable=False),
     Column("regions", Text, nullable=False),
     Column("centroid", Text, nullable=False),
+    Column("names", Text, nullable=False, server_default="{}"),
     Column("updated_at", String(40), nullable=False),
     Index("ix_events_heat", "heat"),
     Index("ix_events_last_seen", "last_seen_ts"),
@@ -52,6 +54,14 @@ dedup_signatures = Table(
 @register("events", 1, "events and near-duplicate signatures")
 def _events_v1(conn) -> None:  # noqa: ANN001 - SQLAlchemy Connection
     metadata.create_all(conn, tables=[events, dedup_signatures])
+
+
+@register("events", 2, "named sites and bodies of events; one-permutation near-duplicate signatures")
+def _events_v2(conn) -> None:  # noqa: ANN001 - SQLAlchemy Connection
+    columns = {row[1] for row in conn.exec_driver_sql("PRAGMA table_info(events)")}
+    if "names" not in columns:
+        conn.exec_driver_sql("ALTER TABLE events ADD COLUMN names TEXT NOT NULL DEFAULT '{}'")
+    conn.execute(dedup_signatures.delete())  # signatures of the old MinHash scheme do not compare with new ones
 
 
 def ensure_schema(store: Any) -> None:
@@ -72,12 +82,19 @@ def _row(event: EventState, now: str) -> dict[str, Any]:
             "channels": json.dumps(dict(event.channels), ensure_ascii=False),
             "regions": json.dumps(dict(event.regions), ensure_ascii=False),
             "centroid": json.dumps({k: round(v, 5) for k, v in event.centroid.items()}, ensure_ascii=False),
+            "names": json.dumps(dict(event.names), ensure_ascii=False),
             "updated_at": now}
 
 
-def save(conn, changed: list[EventState], signatures: list[tuple[int, int, np.ndarray]]) -> None:  # noqa: ANN001
-    """Upsert changed events and insert new signatures (item id, chain root id, signature)."""
+def save(conn, changed: list[EventState], signatures: list[tuple[int, int, np.ndarray]],  # noqa: ANN001
+         merged: dict[str, str] | None = None) -> None:
+    """Upsert changed events, insert new signatures (item id, chain root id, signature), and apply merges: the
+    absorbed event's row goes and its items point at the surviving event (column and stored document)."""
     now = datetime.now(UTC).isoformat()
+    for absorbed, target in (merged or {}).items():
+        conn.execute(events.delete().where(events.c.id == absorbed))
+        conn.execute(items_table.update().where(items_table.c.event_id == absorbed)
+                     .values(event_id=target, doc=func.json_set(items_table.c.doc, "$.enrichment.event_id", target)))
     for event in changed:
         row = _row(event, now)
         stmt = sqlite_insert(events).values(**row)
@@ -94,7 +111,7 @@ def _state(row: Any) -> EventState:
     return EventState(id=row.id, title=row.title, first_seen=row.first_seen_ts, last_seen=row.last_seen_ts,
                       centroid=json.loads(row.centroid), volume=row.volume, engagement=row.engagement,
                       sources=Counter(json.loads(row.sources)), channels=Counter(json.loads(row.channels)),
-                      regions=Counter(json.loads(row.regions)))
+                      regions=Counter(json.loads(row.regions)), names=Counter(json.loads(row.names or "{}")))
 
 
 def load(store: Any, clusterer: EventClusterer | None, index: NearDuplicateIndex | None) -> None:
@@ -103,7 +120,7 @@ def load(store: Any, clusterer: EventClusterer | None, index: NearDuplicateIndex
         if clusterer is not None:
             rows = conn.execute(select(events).order_by(events.c.last_seen_ts.desc())
                                 .limit(clusterer.config.max_active)).all()
-            for row in rows:
+            for row in reversed(rows):  # least recently active first: the index keeps the most recent last
                 clusterer.load(_state(row))
         if index is not None:
             rows = conn.execute(select(dedup_signatures).order_by(dedup_signatures.c.item_id.desc())

@@ -12,12 +12,14 @@ from collections.abc import Iterable, Sequence
 from functools import cache
 from pathlib import Path
 
-import ahocorasick
+from nlp.lexicon import ORG_HEAD, ORG_WORD
+from nlp.termscan import TermScanner
 
 RESOURCES = Path(__file__).resolve().parent / "resources"
 REGIONS_FILE = RESOURCES / "regions.txt"
 
-_ANON_PLACE = re.compile(r"(?<![A-Za-z0-9])[A-Z][0-9]{0,2}(?:省|市|区|县)")
+# The capital first (not the look-behind) so the regex engine can skip ahead to capitals.
+_ANON_PLACE = re.compile(r"[A-Z](?<![A-Za-z0-9][A-Z])[0-9]{0,2}[省市区县]")
 _ORG_SUFFIXES = ("委员会", "管理局", "人民政府", "政府", "学院", "大学", "中学", "小学", "医院", "公司", "集团", "银行",
                  "派出所", "公安局", "法院", "检察院", "街道办", "居委会", "村委会", "物业", "局", "委", "厅", "办", "院",
                  "中心", "所", "站", "校")
@@ -51,8 +53,41 @@ def _jieba_tags() -> dict[str, str]:
     return tags
 
 
-_NAMED = re.compile(r"([\u4e00-\u9fff]{2,8}?)(小区|花园|新村|家园|公寓|学院|大学|医院|公司|中学|小学|集团|幼儿园)")
-_NAME_CUT = re.compile(r".*[路街道区县市镇省村的在和与了是对个号栋楼家]")
+HEAD_WORDS = ("小区", "花园", "新村", "家园", "公寓", "学院", "大学", "医院", "公司", "中学", "小学", "集团", "幼儿园")
+_NAMED = re.compile(r"([\u4e00-\u9fff]{2,8}?)(" + "|".join(HEAD_WORDS) + ")")
+# Everything up to the last of these characters is not part of a name: places (路, 区), and function words and verbs
+# that glue a generic phrase to a head word (学生必须去学校, 不同公司, 据说学校).
+_NAME_CUT = re.compile(r".*[路街道区县市镇省村的在和与了是对个号栋楼家"
+                       r"去到向从给被把让说同据其该这那各些本我你他们有无不等好要为入出上下内能及近]")
+
+
+_CJK_TAIL = re.compile(r"[\u4e00-\u9fff]{2,8}$")
+# Name parts that say what kind of body it is, not which one (物业公司, 开发公司): not names of a site or body.
+_GENERIC_PARTS = frozenset({"物业", "开发", "房地产", "地产", "建筑", "建设", "保安", "家政", "快递", "物流", "供水", "供电",
+                            "燃气", "自来水", "有限", "责任", "投资", "管理", "服务", "培训", "附属", "配套", "公办", "民办",
+                            "普惠", "私立", "公立", "职业", "高中", "初中", "全资子", "子公司"})
+
+
+def names_at(text: str, heads: list[tuple[int, str]], limit: int = 5) -> list[str]:
+    """`find_names` given where the head words are (from the shared scan): only the few characters before each head
+    are looked at, instead of trying the pattern at every position of the text."""
+    out: list[str] = []
+    covered = 0
+    for start, head in heads:
+        if start < covered or start < 2:
+            continue
+        m = _CJK_TAIL.search(text, max(covered, start - 8), start)
+        if m is None:
+            continue
+        covered = start + len(head)
+        name = _NAME_CUT.sub("", m.group(0))[-4:]
+        if len(name) >= 2 and name not in _GENERIC_PARTS and name[-2:] not in _GENERIC_PARTS:
+            key = name + head
+            if key not in out:
+                out.append(key)
+                if len(out) >= limit:
+                    break
+    return out
 
 
 def find_names(text: str, limit: int = 5) -> list[str]:
@@ -61,7 +96,7 @@ def find_names(text: str, limit: int = 5) -> list[str]:
     out: list[str] = []
     for m in _NAMED.finditer(text[:_MAX_SCAN]):
         name = _NAME_CUT.sub("", m.group(1))[-4:]
-        if len(name) >= 2:
+        if len(name) >= 2 and name not in _GENERIC_PARTS and name[-2:] not in _GENERIC_PARTS:
             key = name + m.group(2)
             if key not in out:
                 out.append(key)
@@ -70,55 +105,86 @@ def find_names(text: str, limit: int = 5) -> list[str]:
     return out
 
 
+_ANON_HINT = re.compile(r"[A-Z]")
+
+
+def ordered_places(hits: list[tuple[int, int, str]], text: str) -> list[str]:
+    """Gazetteer hits (start, end, name) plus anonymised names (A市) in order of first mention, the longest at
+    each position, no repeats."""
+    head = text[:_MAX_SCAN]
+    if _ANON_HINT.search(head):
+        hits = hits + [(m.start(), m.end(), m.group(0)) for m in _ANON_PLACE.finditer(head)]
+    if not hits:
+        return []
+    if len(hits) > 1:
+        hits = sorted(hits, key=lambda h: (h[0], h[0] - h[1]))
+    out: list[str] = []
+    covered = -1
+    for start, end, name in hits:
+        if start < covered:
+            continue
+        covered = end
+        if name not in out:
+            out.append(name)
+    return out
+
+
 class Gazetteer:
     """Finds places (gazetteer + pattern) and organisations (dictionary tag + suffix rules)."""
 
     def __init__(self, extra_places: Iterable[str] = (), path: Path = REGIONS_FILE) -> None:
         self.places = set(read_names(path)) | {p for p in extra_places if p}
-        self._automaton = ahocorasick.Automaton()
-        for name in self.places:
-            self._automaton.add_word(name, name)
-        self._automaton.make_automaton()
-        self._org_tags = _jieba_tags()
+        self._scanner = TermScanner(places=self.places)
+        self.org_tags = _jieba_tags()
 
     def find_places(self, text: str) -> list[str]:
         """Places in order of first mention, longest match at each position, no repeats."""
-        text = text[:_MAX_SCAN]
-        hits: list[tuple[int, int, str]] = [(end - len(name) + 1, end + 1, name)
-                                            for end, name in self._automaton.iter(text)]
-        hits.extend((m.start(), m.end(), m.group(0)) for m in _ANON_PLACE.finditer(text))
-        hits.sort(key=lambda h: (h[0], -(h[1] - h[0])))
-        out: list[str] = []
-        covered = -1
-        for start, end, name in hits:
-            if start < covered:
-                continue
-            covered = end
-            if name not in out:
-                out.append(name)
-        return out
+        return ordered_places(self._scanner.scan(text[:_MAX_SCAN]).places, text)
 
     def find_orgs(self, tokens: Sequence[str], places: Iterable[str] = ()) -> list[str]:
         """Organisations among the words; a place word right before one is joined to it (A市 + 经济学院)."""
-        place_set = set(places)
-        out: list[str] = []
         window = list(tokens[:2000])
-        for i, tok in enumerate(window):
-            prev = window[i - 1] if i else ""
-            if tok in _SITE_HEADS or tok in _ORG_HEADS:
-                if not prev or len(prev) < 2 or prev.isascii() or prev in place_set or _ANON_PLACE.fullmatch(prev):
-                    continue
-                name = prev + tok
-                before = window[i - 2] if i > 1 else ""
-                is_place = before in place_set or bool(_ANON_PLACE.fullmatch(before or "-"))
-                name_part = tok in _SITE_HEADS and len(before) >= 2 and not before.isascii() and len(prev) == 2
-                if is_place or name_part:
-                    name = before + name
-            elif self._org_tags.get(tok) == "nt" or (
-                    len(tok) >= _ORG_MIN_CHARS and tok.endswith(_ORG_SUFFIXES) and not tok.endswith(("市", "区", "县"))):
-                name = prev + tok if prev in place_set or _ANON_PLACE.fullmatch(prev or "-") else tok
-            else:
+        positions = [i for i, tok in enumerate(window) if org_flag(tok, self.org_tags)]
+        return orgs_at(window, positions, 0, set(places), self.org_tags)
+
+    def org_flag(self, token: str) -> int:
+        return org_flag(token, self.org_tags)
+
+
+def org_flag(token: str, tags: dict[str, str]) -> int:
+    """ORG_HEAD for a head word (学院, 小区) that names something with the word before it, ORG_WORD for a word that is
+    an organisation by itself (dictionary tag nt, or a suffix such as 局/医院 on three or more characters), else 0."""
+    if token in _SITE_HEADS or token in _ORG_HEADS:
+        return ORG_HEAD
+    if tags.get(token) == "nt" or (len(token) >= _ORG_MIN_CHARS and token.endswith(_ORG_SUFFIXES)
+                                   and not token.endswith(("市", "区", "县"))):
+        return ORG_WORD
+    return 0
+
+
+def _is_place(word: str, place_set: set[str]) -> bool:
+    return word in place_set or bool(_ANON_PLACE.fullmatch(word or "-"))
+
+
+def orgs_at(tokens: Sequence[str], positions: Iterable[int], offset: int, place_set: set[str],
+            tags: dict[str, str], limit: int = 10) -> list[str]:
+    """Organisation names at the flagged token positions (absolute, item's first token at `offset`)."""
+    out: list[str] = []
+    for i in positions:
+        tok = tokens[i]
+        prev = tokens[i - 1] if i > offset else ""
+        if tok in _SITE_HEADS or tok in _ORG_HEADS:
+            if not prev or len(prev) < 2 or prev.isascii() or _is_place(prev, place_set):
                 continue
-            if name not in out:
-                out.append(name)
-        return out[:10]
+            name = prev + tok
+            before = tokens[i - 2] if i > offset + 1 else ""
+            name_part = tok in _SITE_HEADS and len(before) >= 2 and not before.isascii() and len(prev) == 2
+            if (before and _is_place(before, place_set)) or name_part:
+                name = before + name
+        else:
+            name = prev + tok if prev and _is_place(prev, place_set) else tok
+        if name not in out:
+            out.append(name)
+            if len(out) >= limit:
+                break
+    return out

@@ -28,6 +28,24 @@ _MAX_SCAN = 20_000
 _REPLY_CHANNELS = ("hotline", "mailbox", "board")
 
 
+_REASONS: dict[tuple, RiskReason] = {}
+_MAX_REASONS = 100_000
+
+
+def reason(*, feature: str, weight: float, detail: str = "", evidence: str | None = None,
+           span: tuple[int, int] | None = None) -> RiskReason:
+    """A RiskReason, shared with earlier items that had exactly the same one (channel, emotion, reply overdue by N
+    days...): validating a pydantic model per reason per item was most of the risk stage's cost. Reasons are
+    never mutated after scoring."""
+    key = (feature, weight, detail, evidence, span)
+    found = _REASONS.get(key)
+    if found is None:
+        if len(_REASONS) >= _MAX_REASONS:
+            _REASONS.clear()
+        found = _REASONS[key] = RiskReason(feature=feature, weight=weight, detail=detail, evidence=evidence, span=span)
+    return found
+
+
 def load_categories(config: RiskConfig) -> dict[str, RiskCategory]:
     """Shipped (or configured file) categories, then the config's own categories on top."""
     path = config.terms_file or TERMS_FILE
@@ -71,28 +89,35 @@ class RiskScorer:
             for term in cat.terms:
                 if term.strip():
                     by_term.setdefault(term.strip().lower(), []).append(name)
-        for term, names in by_term.items():
-            self._automaton.add_word(term, (term, tuple(names)))
+        self.term_categories = {term: tuple(names) for term, names in by_term.items()}
+        for term, names in self.term_categories.items():
+            self._automaton.add_word(term, (term, names))
         self._has_terms = bool(by_term)
         if self._has_terms:
             self._automaton.make_automaton()
         self._log_eng = math.log1p(config.engagement_saturation)
         self._log_vel = math.log1p(config.velocity_saturation)
 
-    def _terms(self, text: str) -> list[RiskReason]:
-        if not self._has_terms or not text:
-            return []
+    def term_hits(self, text: str) -> dict[str, list[tuple[str, int, int]]]:
+        """(term, start, end) of every risk term in the text, per category."""
         found: dict[str, list[tuple[str, int, int]]] = {}
+        if not self._has_terms or not text:
+            return found
         for end, (term, names) in self._automaton.iter(text[:_MAX_SCAN].lower()):
             for name in names:
                 found.setdefault(name, []).append((term, end - len(term) + 1, end + 1))
+        return found
+
+    def _terms(self, text: str, found: dict[str, list[tuple[str, int, int]]] | None = None) -> list[RiskReason]:
+        if found is None:
+            found = self.term_hits(text)
         reasons = []
         for name, hits in found.items():
             cat = self.categories[name]
             distinct = sorted({t for t, _, _ in hits})
             weight = cat.weight * min(1.5, 1 + 0.25 * (len(distinct) - 1))
             term, start, end = hits[0]
-            reasons.append(RiskReason(feature=f"terms:{name}", weight=round(weight, 2),
+            reasons.append(reason(feature=f"terms:{name}", weight=round(weight, 2),
                                       detail=f"{cat.label or name}: {'、'.join(distinct[:8])}",
                                       evidence=text[start:end], span=(start, end)))
         return reasons
@@ -112,44 +137,47 @@ class RiskScorer:
         if item.reply is None:
             if now.timestamp() > deadline and cfg.reply_missing_weight:
                 overdue = (now.timestamp() - deadline) / 86400
-                return RiskReason(feature="reply_missing", weight=cfg.reply_missing_weight,
+                return reason(feature="reply_missing", weight=cfg.reply_missing_weight,
                                   detail=f"no official reply {overdue:.0f} days after the {days:g}-day deadline")
             return None
         replied = item.reply.replied_at
         if replied is not None and replied.timestamp() > deadline and cfg.reply_late_weight:
             late = (replied.timestamp() - deadline) / 86400
-            return RiskReason(feature="reply_late", weight=cfg.reply_late_weight,
+            return reason(feature="reply_late", weight=cfg.reply_late_weight,
                               detail=f"reply came {late:.0f} days after the {days:g}-day deadline")
         return None
 
-    def score(self, item: Item, now: datetime, context: RiskContext | None = None) -> tuple[float, str, list[RiskReason]]:
+    def score(self, item: Item, now: datetime, context: RiskContext | None = None,
+              term_hits: dict[str, list[tuple[str, int, int]]] | None = None) -> tuple[float, str, list[RiskReason]]:
+        """Score, grade and reasons; `term_hits` are the risk terms already found by a shared scan (else scanned here)."""
         cfg = self.config
         context = context or RiskContext()
         reasons: list[RiskReason] = []
         e = item.enrichment
         if e.emotion and (w := cfg.emotion_weights.get(e.emotion.lower(), 0)):
-            reasons.append(RiskReason(feature="emotion", weight=w, detail=f"emotion {e.emotion}"))
+            reasons.append(reason(feature="emotion", weight=w, detail=f"emotion {e.emotion}"))
         if e.polarity and e.polarity.lower() in ("negative", "neg", "负面") and cfg.negative_weight:
             strength = e.polarity_score if e.polarity_score is not None else 1.0
             w = round(cfg.negative_weight * max(0.0, min(1.0, strength)), 2)
             if w:
-                reasons.append(RiskReason(feature="polarity", weight=w, detail=f"negative ({strength:.2f})"))
-        reasons.extend(self._terms(item.text))
+                reasons.append(reason(feature="polarity", weight=w, detail=f"negative ({strength:.2f})"))
+        if term_hits is None or term_hits:
+            reasons.extend(self._terms(item.text, term_hits))
         eng = item.engagement.total + item.engagement.reads // 100
         if eng and cfg.engagement_weight:
             w = round(cfg.engagement_weight * min(1.0, math.log1p(eng) / self._log_eng), 2)
-            reasons.append(RiskReason(feature="engagement", weight=w, detail=f"{eng} likes, reposts and comments"))
+            reasons.append(reason(feature="engagement", weight=w, detail=f"{eng} likes, reposts and comments"))
             hours = max(1.0, (now.timestamp() - item.published_at.timestamp()) / 3600)
             per_hour = eng / hours
             if cfg.velocity_weight and per_hour >= 1:
                 w = round(cfg.velocity_weight * min(1.0, math.log1p(per_hour) / self._log_vel), 2)
-                reasons.append(RiskReason(feature="velocity", weight=w, detail=f"{per_hour:.1f} interactions per hour"))
+                reasons.append(reason(feature="velocity", weight=w, detail=f"{per_hour:.1f} interactions per hour"))
         if (w := cfg.channel_weights.get(item.channel.value, 0)):
-            reasons.append(RiskReason(feature="channel", weight=w, detail=f"channel {item.channel.value}"))
+            reasons.append(reason(feature="channel", weight=w, detail=f"channel {item.channel.value}"))
         repeats = context.repeats + max(0, context.event_volume - 1)
         if repeats and cfg.repeat_weight:
             w = round(cfg.repeat_weight * min(1.0, repeats / cfg.repeat_saturation), 2)
-            reasons.append(RiskReason(feature="repeated", weight=w,
+            reasons.append(reason(feature="repeated", weight=w,
                                       detail=f"{context.repeats} near-duplicates, {context.event_volume} items in its event"))
         if (reply := self._reply(item, now)) is not None:
             reasons.append(reply)
@@ -158,17 +186,23 @@ class RiskScorer:
 
 
 class RiskStage:
-    """Sets risk_score, risk_level and risk_reasons; context (repeats, event size) comes from earlier stages."""
+    """Sets risk_score, risk_level and risk_reasons; context (repeats, event size) and, when given, the risk terms
+    found by the shared scan (`hits_of`) come from earlier stages."""
 
     name = "risk"
 
-    def __init__(self, scorer: RiskScorer, context_of: Callable[[Item], RiskContext], now: Callable[[], datetime]) -> None:
+    def __init__(self, scorer: RiskScorer, context_of: Callable[[Item], RiskContext], now: Callable[[], datetime],
+                 hits_of: Callable[[Batch], list[dict | None]] | None = None) -> None:
         self.scorer = scorer
         self.context_of = context_of
         self.now = now
+        self.hits_of = hits_of
 
     def run(self, batch: Batch) -> None:
         now = self.now()
-        for item in batch.items:
+        score = self.scorer.score
+        context_of = self.context_of
+        found_all = self.hits_of(batch) if self.hits_of is not None else [None] * len(batch.items)
+        for item, found in zip(batch.items, found_all, strict=True):
             e = item.enrichment
-            e.risk_score, e.risk_level, e.risk_reasons = self.scorer.score(item, now, self.context_of(item))
+            e.risk_score, e.risk_level, e.risk_reasons = score(item, now, context_of(item), found)

@@ -156,21 +156,32 @@ class SchemeMatcher:
             found.setdefault(term, []).append(end - len(term) + 1)
         return found
 
+    @property
+    def terms(self) -> list[str]:
+        """Every lower-cased term of every scheme (for a shared automaton, see `nlp.termscan`)."""
+        return list(self._by_term)
+
     def match(self, text: str, tokens: Sequence[str] | Callable[[], Sequence[str]] = ()) -> list[str]:
-        found = self.hits(text)
+        return self.match_found(self.hits(text), text, tokens)
+
+    def match_found(self, found: dict[str, list[int]], text: str,
+                    tokens: Sequence[str] | Callable[[], Sequence[str]] = ()) -> list[str]:
+        """Schemes matching, given the start offsets of scheme terms already found in the lower-cased text."""
         if not found:
             return []
-        candidates = sorted({i for term in found for i in self._by_term[term]})
-        lowered = text[:_MAX_SCAN].lower()
+        by_term = self._by_term
+        candidates = {i for term in found for i in by_term.get(term, ())}
+        if not candidates:
+            return []
         cache: dict[str, list[int]] = {}
 
         def token_starts() -> list[int]:
             if "s" not in cache:
                 toks = tokens() if callable(tokens) else tokens
-                cache["s"] = _token_starts(lowered, toks)
+                cache["s"] = _token_starts(text[:_MAX_SCAN].lower(), toks)
             return cache["s"]
 
-        return [self.schemes[i].name for i in candidates if _evaluate(self.schemes[i].tree, found, token_starts)]
+        return [self.schemes[i].name for i in sorted(candidates) if _evaluate(self.schemes[i].tree, found, token_starts)]
 
 
 def _word_index(starts: list[int], offset: int) -> int:
@@ -198,17 +209,28 @@ def _evaluate(node: Node, found: dict[str, list[int]], token_starts: Callable[[]
 
 
 class SchemeStage:
-    """Fills enrichment.schemes with the names of matching schemes (the store indexes them for `scheme=`)."""
+    """Fills enrichment.schemes with the names of matching schemes (the store indexes them for `scheme=`).
+
+    With `hits_of` (the shared automaton's scheme hits of an item, or None) no text is scanned here."""
 
     name = "schemes"
 
-    def __init__(self, matcher: SchemeMatcher, tokens_of: Callable[[Batch, Any], list[str]]) -> None:
+    def __init__(self, matcher: SchemeMatcher, tokens_of: Callable[[Batch, Any], list[str]],
+                 hits_of: Callable[[Batch], list[dict[str, list[int]] | None]] | None = None) -> None:
         self.matcher = matcher
         self.tokens_of = tokens_of
+        self.hits_of = hits_of
 
     def run(self, batch: Batch) -> None:
-        for item in batch.items:
-            item.enrichment.schemes = self.matcher.match(item.text, lambda it=item: self.tokens_of(batch, it))
+        matcher = self.matcher
+        found_all = self.hits_of(batch) if self.hits_of is not None else [None] * len(batch.items)
+        for item, found in zip(batch.items, found_all, strict=True):
+            if found is None:
+                item.enrichment.schemes = matcher.match(item.text, lambda it=item: self.tokens_of(batch, it))
+            elif found:
+                item.enrichment.schemes = matcher.match_found(found, item.text, lambda it=item: self.tokens_of(batch, it))
+            else:
+                item.enrichment.schemes = []
 
 
 def dry_run(store: Any, spec: SchemeSpec, since: datetime, until: datetime, examples: int = 10) -> dict[str, Any]:
