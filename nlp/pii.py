@@ -18,7 +18,9 @@ _CANDIDATE = re.compile(
     r"(?P<email>[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,})"
     r"|(?<![0-9A-Za-z])(?P<digits>(?:\+?86[ \-]?)?[0-9](?:[ \-]?[0-9]){10,22}[Xx]?)(?![0-9A-Za-z])"
 )
-_QUICK = re.compile(r"[0-9]{4}|@")
+# Every candidate has 7 digits in a row, two digits around a separator, or an '@': texts with only dates and short
+# numbers (2019年9月12日) skip the full pattern.
+_QUICK = re.compile(r"[0-9]{7}|[0-9][ \-][0-9]|@")
 _SEPARATORS = re.compile(r"[ \-]")
 _MOBILE = re.compile(r"1[3-9][0-9]{9}")
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
@@ -150,9 +152,13 @@ def mask_item(item: Item, keep_raw: bool = False) -> dict[str, int]:
 
 
 class PiiMaskStage:
-    """First enrichment stage: personal numbers never reach the index, the API or a notification."""
+    """First enrichment stage: personal numbers never reach the index, the API or a notification.
+
+    `before_dedup`: the flow runs it before the exact-duplicate check, so a re-crawl is compared masked to masked
+    (the stored copy is masked; comparing the raw re-crawl would see a change every time)."""
 
     name = "pii_mask"
+    before_dedup = True
 
     def __init__(self, keep_raw: bool = False) -> None:
         self.keep_raw = keep_raw

@@ -56,3 +56,32 @@ def test_stage_masks_title_content_reply_and_keeps_raw_only_when_allowed() -> No
 def test_huge_text_is_masked_without_trouble() -> None:
     text = ("市民反映噪音扰民问题。" * 10_000) + "电话13812345678"
     assert mask_text(text).text.endswith("138****5678")
+
+
+def test_recrawl_with_a_phone_number_is_unchanged(tmp_path) -> None:
+    """The flow masks before the exact-duplicate check (before_dedup), so the same letter crawled again is
+    'unchanged', not 'updated' because the raw number differs from the stored masked one."""
+    from core.config import parse_config
+    from core.models import RawRecord
+    from flow.ingest import Ingestor
+    from nlp.analysis import pre_stages
+    from nlp.tokenize import segment
+    from storage.sqlite import SqliteStore
+
+    config = parse_config({"sources": {"mailbox_a": {"channel": "mailbox"}}})
+    stages = pre_stages(config)
+    assert stages and all(getattr(s, "before_dedup", False) for s in stages)
+    store = SqliteStore(tmp_path / "p.db", segment=segment)
+    ingest = Ingestor(config, store, prepare=[s for s in stages if s.before_dedup])
+
+    def record() -> RawRecord:
+        return RawRecord(source="mailbox_a", payload={"source_id": "42", "published_at": "2026-01-05 10:00",
+                                                       "content": "小区停水三天，请联系我13812345678，身份证" + VALID_ID})
+
+    first = ingest.ingest([record()])
+    assert first.stored == 1
+    stored = store.get(first.item_ids[0])
+    assert "13812345678" not in stored.content and "138****5678" in stored.content
+    again = ingest.ingest([record()])
+    assert (again.unchanged, again.updated, again.stored) == (1, 0, 0)
+    store.close()
