@@ -143,12 +143,13 @@ def test_events_schemes_and_spikes_api(tmp_path) -> None:
 
     config = parse_config({**CONFIG.model_dump(mode="json", by_alias=True, exclude_none=True),
                            "storage": {"sqlite_path": str(tmp_path / "api.db")}})
-    service = build_service(config, enrich=False)
-    service.ingestor.chain.stages[2:2] = analysis_stages(config, service.store)  # after normalise and exact dedup
-    import nlp.service
+    service = build_service(config)  # the real flow: PII → segment → classify → analysis → store → persist
+    names = [s.name for s in service.ingestor.chain.stages]
+    assert names.index("pii_mask") < names.index("dedup") < names.index("events") < names.index("store")
+    assert names.count("analysis_persist") == 1 and service.components["analysis"] is state_for(service.store)
+    from api.routes import events as event_routes
 
-    if not any(isinstance(s, PersistStage) for s in service.ingestor.chain.stages):
-        nlp.service.attach(service)
+    assert sum(r is event_routes.router for r in service.routers) == 1
     service.ingestor.ingest(_records(GRIEVANCE + OTHER))
     with TestClient(create_app(service, start_workers=False)) as client:
         ranked = client.get("/api/events").json()
@@ -168,4 +169,6 @@ def test_events_schemes_and_spikes_api(tmp_path) -> None:
         assert client.get("/api/trends/spikes", params={"dimension": "colour"}).status_code == 400
         risky = client.get("/api/items", params={"risk_level": "IV"}).json()
         assert risky["count"] >= 1
+        item = client.get("/api/items").json()["data"][0]
+        assert item["enrichment"]["topic"] and item["enrichment"]["keywords"] and item["enrichment"]["event_id"]
     service.close()
