@@ -188,3 +188,57 @@ def orgs_at(tokens: Sequence[str], positions: Iterable[int], offset: int, place_
             if len(out) >= limit:
                 break
     return out
+
+
+_CJK = re.compile(r"[\u4e00-\u9fff]")
+_PROVINCE_SUFFIXES = ("维吾尔自治区", "壮族自治区", "回族自治区", "特别行政区", "自治区", "省", "市")
+_SOURCE = ("addressparser 0.2.4 (PyPI, https://github.com/shibing624/addressparser, MIT licence in its setup.py), "
+           "file addressparser/pca.csv: province, city, district/county of the People's Republic of China")
+
+
+# Short city names that are also ordinary words or names of other things (东方红, 中山路, 大同小异, 长治久安, 普洱茶).
+_AMBIGUOUS_SHORT = frozenset({"东方", "中山", "大同", "安康", "长治", "普洱", "吉安", "永康", "和田", "阿里"})
+
+
+def build_regions(pca_rows: Iterable[Sequence[str]]) -> list[str]:
+    """Gazetteer names from (country, province, city, district, ...) rows: every province, city and district or
+    county by its full name, and short forms of provinces (湖南) and cities (长沙) unless the short form is also an
+    ordinary word. Districts keep their full name only: 雨花 alone is not a place, 雨花区 is."""
+    names: set[str] = set()
+    for row in pca_rows:
+        if len(row) < 4:
+            continue
+        province, city, district = row[1].strip(), row[2].strip(), row[3].strip()
+        for full in (province, city, district):
+            if len(full) >= 2 and _CJK.search(full):
+                names.add(full)
+        for full, suffixes in ((province, _PROVINCE_SUFFIXES), (city, ("市",))):
+            for suffix in suffixes:
+                short = full.removesuffix(suffix)
+                if short != full:
+                    if len(short) >= 2 and short not in _AMBIGUOUS_SHORT:
+                        names.add(short)
+                    break
+    return sorted(names, key=lambda n: (len(n), n))
+
+
+def write_regions(pca_csv: Path, out: Path) -> int:
+    import csv
+
+    with pca_csv.open(encoding="utf-8") as fh:
+        names = build_regions(csv.reader(fh))
+    header = ["# Region gazetteer: China's administrative divisions (province, city, district/county) by full name, and",
+              "# short forms of provinces and cities that are not common words. Built by",
+              "# `python -m nlp.gazetteer build PCA_CSV nlp/resources/regions.txt` from",
+              f"# {_SOURCE}.",
+              "# One name per line; '#' starts a comment. Local names (街道, 乡镇, 社区) go in config: analysis.keywords.places."]
+    out.write_text("\n".join(header + names) + "\n", encoding="utf-8")
+    return len(names)
+
+
+if __name__ == "__main__":  # pragma: no cover - maintenance command
+    import sys
+
+    if len(sys.argv) != 4 or sys.argv[1] != "build":
+        sys.exit("usage: python -m nlp.gazetteer build PCA_CSV OUT")
+    sys.stdout.write(f"{write_regions(Path(sys.argv[2]), Path(sys.argv[3]))} names\n")

@@ -27,7 +27,10 @@ def test_places_orgs_and_names() -> None:
     gaz = Gazetteer()
     text = "上海市浦东新区某小区，A市经济学院的学生反映问题，市教育局尚未回复。"
     places = gaz.find_places(text)
-    assert places[0] == "上海市浦东新区" and "A市" in places  # the longest gazetteer name wins
+    assert places[:2] == ["上海市", "浦东新区"] and "A市" in places
+    # Districts from the administrative-division list, the longest name at each position (长沙市, not 长沙).
+    assert gaz.find_places("长沙市雨花区和武汉市洪山区的居民反映") == ["长沙市", "雨花区", "武汉市", "洪山区"]
+    assert gaz.find_places("湖南长沙东方红广场") == ["湖南", "长沙"]  # 东方 is no city here
     orgs = gaz.find_orgs(segment(text), places)
     assert "教育局" in "".join(orgs)
     assert find_names("我是万科魅力之城小区的业主") == ["魅力之城小区"]
@@ -45,3 +48,13 @@ def test_stage_fills_keywords_entities_and_empty_region_only() -> None:
     assert empty.enrichment.entities["places"][:2] == ["广州市", "天河区"]
     assert "噪音" in empty.enrichment.keywords or "施工" in empty.enrichment.keywords
     assert odd.enrichment.keywords == [] and odd.region is None
+
+
+def test_region_list_is_built_from_administrative_divisions() -> None:
+    from nlp.gazetteer import build_regions
+
+    rows = [("中国", "湖南省", "长沙市", "雨花区", "", ""), ("中国", "海南省", "东方市", "", "", ""),
+            ("中国", "广西壮族自治区", "南宁市", "青秀区", "", ""), ("中国", "x"), ("中国", "上海市", "上海市", "浦东新区")]
+    names = set(build_regions(rows))
+    assert {"湖南省", "湖南", "长沙市", "长沙", "雨花区", "东方市", "广西", "南宁", "青秀区", "上海", "浦东新区"} <= names
+    assert not {"雨花", "东方", "青秀", "x"} & names  # districts by full name only; 东方 is an ordinary word
