@@ -17,5 +17,5 @@ class NlpConfig(Strict):
     models_dir: Path = Path("models")
     segmenter: Literal["auto", "jieba", "rjieba"] = "auto"
     neutral_band: float = Field(0.2, ge=0.0, lt=1.0)
-    emotion_weight: float = Field(0.3, ge=0.0, le=1.0)
+    emotion_weight: float = Field(0.0, ge=0.0, le=1.0)
     max_chars: int = Field(2000, ge=100, le=200_000)

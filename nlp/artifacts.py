@@ -1,11 +1,16 @@
 """Versioned model artifacts in a safe format: JSON metadata + a NumPy .npz of arrays (no pickle anywhere).
 
 An artifact is a folder `models/<name>/` with
-  - `model.json`: format version, task, classes, feature spec, sklearn version, training date, the model card;
-  - `weights.npz`: idf values and coefficients, stored sparse (only hashed columns that training saw);
+  - `model.json`: format version, task, classes, feature spec (column blocks, lexicon), per-class decision offsets,
+    scikit-learn version, training date and the model card;
+  - `weights.npz`: for the hashed columns training kept, their weight (idf or another column weighting) and the
+    coefficients of every class row;
   - `card.md`: the model card for humans (data, date, cross-validated per-class and macro F1).
-Loading rebuilds a scikit-learn Pipeline (`features` → `tfidf` → `clf`) and refuses, with `ModelError`, any
-artifact whose format version, shapes or classes do not match what this code expects.
+
+The model is linear over the shared hashed features of `nlp.features`: for a document with feature counts x,
+  z = x·w (column weights), decision_k = (z · coef_k) / sqrt(x · w²) + intercept_k + offset_k.
+Duplicate entries in x simply add up, so serving needs no sorting or de-duplication. `load` refuses, with
+`ModelError`, any artifact whose format version, shapes or classes do not match what this code expects.
 """
 
 from __future__ import annotations
@@ -19,98 +24,103 @@ from typing import Any
 import numpy as np
 import sklearn
 from scipy import sparse
-from sklearn.feature_extraction.text import TfidfTransformer
-from sklearn.pipeline import Pipeline
-from sklearn.svm import LinearSVC
 
 from core.errors import ModelError
-from nlp.features import FeatureSpec, vectorizer
+from nlp.features import Doc, FeatureBatch, FeatureSpec, Featurizer
 
 FORMAT = "yuqing-linear"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 TASKS = ("topic", "emotion", "polarity")
-MARGIN_SCALE = 3.0  # SVM margins are about ±1; ×3 before the softmax gives usable confidence values
+MARGIN_SCALE = 3.0  # margins are about ±1; ×3 before the softmax gives usable confidence values
 
 
 @dataclass
 class LinearArtifact:
-    """A trained linear text model: feature spec, idf, coefficients, classes and its card."""
+    """A trained linear text model over the shared hashed features: kept columns, their weights, coefficients."""
 
     name: str
     spec: FeatureSpec
     classes: list[str]
-    idf: np.ndarray            # (n_features,) float
-    coef: np.ndarray           # (n_rows, n_features) float; n_rows 1 for binary
+    used: np.ndarray           # (n_used,) int: hashed columns the model reads
+    col_weight: np.ndarray     # (n_used,) float: idf-like weight of each kept column
+    coef: np.ndarray           # (n_rows, n_used) float; n_rows 1 for two classes (positive = classes[1])
     intercept: np.ndarray      # (n_rows,)
-    n_features: int
+    offsets: np.ndarray | None = None  # (n_classes,) added to decisions (tuned on inner CV); zeros if None
     card: dict[str, Any] = field(default_factory=dict)
-    sublinear_tf: bool = True
     scale: float = MARGIN_SCALE
-    _pipeline: Pipeline | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self.used = np.asarray(self.used, dtype=np.int64)
+        n_cls = len(self.classes)
+        if self.offsets is None:
+            self.offsets = np.zeros(n_cls)
+        self.offsets = np.asarray(self.offsets, dtype=float)
 
     @property
-    def pipeline(self) -> Pipeline:
-        """The serving Pipeline with named steps, rebuilt from the stored arrays."""
-        if self._pipeline is None:
-            self._pipeline = build_pipeline(self)
-        return self._pipeline
+    def n_rows(self) -> int:
+        return int(self.coef.shape[0])
 
-    def transform_counts(self, counts: sparse.csr_matrix) -> sparse.csr_matrix:
-        return self.pipeline.named_steps["tfidf"].transform(counts)
+    def weight_columns(self) -> np.ndarray:
+        """(n_used, n_rows + 1): w·coef for every row, then w² (the norm column)."""
+        w = self.col_weight.astype(np.float64)
+        return np.column_stack([(self.coef.astype(np.float64) * w).T, w * w])
 
-    def scores(self, docs: list) -> np.ndarray:
-        """Class scores in [0, 1] (rows sum to 1), columns in `classes` order: softmax of scaled SVM margins."""
-        return margins_to_proba(self.pipeline.decision_function(docs), self.scale)
+    def decisions_from(self, products: np.ndarray) -> np.ndarray:
+        """Class decisions (n_docs × n_classes, offsets included) from `x @ weight_columns()`."""
+        norm = np.sqrt(np.maximum(products[:, -1], 1e-12))
+        raw = products[:, :-1] / norm[:, None] + self.intercept
+        if raw.shape[1] == 1:
+            raw = np.column_stack([-raw[:, 0], raw[:, 0]]) / 2.0
+        return raw + self.offsets
+
+    def decisions(self, docs: list[Doc]) -> np.ndarray:
+        """Decisions for docs, featurising them on their own (tests, training); serving shares one FeatureBatch."""
+        fb = Featurizer(self.spec)(docs)
+        return self.decisions_from(compact_dot(fb, self.used, self.weight_columns()))
+
+    def scores(self, docs: list[Doc]) -> np.ndarray:
+        """Class scores in [0, 1] (rows sum to 1), columns in `classes` order."""
+        return margins_to_proba(self.decisions(docs), self.scale)
+
+
+def compact_dot(fb: FeatureBatch, used: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """fb @ W where W has rows only for the `used` columns (others weigh 0): remap columns, then one product per part."""
+    remap = column_remap(used, fb.shape[1])
+    padded = np.vstack([weights, np.zeros((1, weights.shape[1]), dtype=weights.dtype)])
+    return fb.dot(padded, remap)
+
+
+def column_remap(used: np.ndarray, n_features: int) -> np.ndarray:
+    """hashed column → row of a compact weight matrix; unused columns → the last (all-zero) row."""
+    remap = np.full(n_features, len(used), dtype=np.int32)
+    remap[used] = np.arange(len(used), dtype=np.int32)
+    return remap
 
 
 def margins_to_proba(margins: np.ndarray, scale: float = MARGIN_SCALE) -> np.ndarray:
-    """Linear-SVM margins to scores: a sigmoid for two classes, a softmax otherwise (argmax unchanged)."""
+    """Decisions to scores: a softmax of scaled margins (argmax unchanged; two classes → a sigmoid of the margin)."""
     margins = np.asarray(margins, dtype=float) * scale
     if margins.ndim == 1:
-        pos = 1.0 / (1.0 + np.exp(-margins))
-        return np.column_stack([1.0 - pos, pos])
+        margins = np.column_stack([-margins / 2.0, margins / 2.0])
     margins = margins - margins.max(axis=1, keepdims=True)
     e = np.exp(margins)
     return e / e.sum(axis=1, keepdims=True)
 
 
-def build_pipeline(art: LinearArtifact) -> Pipeline:
-    tfidf = TfidfTransformer(sublinear_tf=art.sublinear_tf)
-    tfidf.idf_ = art.idf.astype(np.float64)
-    clf = LinearSVC()
-    clf.classes_ = np.array(art.classes, dtype=object)
-    clf.coef_ = art.coef.astype(np.float64)
-    clf.intercept_ = art.intercept.astype(np.float64)
-    clf.n_features_in_ = art.n_features
-    return Pipeline([("features", vectorizer(art.spec, art.n_features)), ("tfidf", tfidf), ("clf", clf)])
-
-
-def from_pipeline(name: str, pipe: Pipeline, card: dict[str, Any]) -> LinearArtifact:
-    """Take the learned state out of a fitted Pipeline(features, tfidf, clf=LinearSVC)."""
-    feats, tfidf, clf = (pipe.named_steps[k] for k in ("features", "tfidf", "clf"))
-    return LinearArtifact(
-        name=name, spec=feats.analyzer.spec, classes=[str(c) for c in clf.classes_], idf=np.asarray(tfidf.idf_),
-        coef=np.asarray(clf.coef_), intercept=np.asarray(clf.intercept_), n_features=feats.n_features, card=card,
-        sublinear_tf=tfidf.sublinear_tf, _pipeline=pipe,
-    )
-
-
-def save(art: LinearArtifact, models_dir: Path, prune: float = 1e-4) -> Path:
-    """Write `models_dir/<name>/`; coefficients with |w| < prune are dropped (they change no decision)."""
+def save(art: LinearArtifact, models_dir: Path) -> Path:
+    """Write `models_dir/<name>/` (coefficients as float32, the card as JSON and Markdown)."""
     folder = Path(models_dir) / art.name
     folder.mkdir(parents=True, exist_ok=True)
-    coef = np.where(np.abs(art.coef) >= prune, art.coef, 0.0).astype(np.float32)
-    used = np.flatnonzero(np.abs(coef).sum(axis=0))
-    sp = sparse.csr_matrix(coef[:, used])
     np.savez_compressed(
-        folder / "weights.npz", used=used.astype(np.int32), idf=art.idf[used].astype(np.float32),
-        coef_data=sp.data, coef_indices=sp.indices.astype(np.int32), coef_indptr=sp.indptr.astype(np.int32),
-        intercept=art.intercept.astype(np.float64),
+        folder / "weights.npz", used=art.used.astype(np.int32), col_weight=art.col_weight.astype(np.float32),
+        coef=art.coef.astype(np.float32), intercept=art.intercept.astype(np.float64),
     )
+    assert art.offsets is not None
     meta = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "name": art.name, "classes": art.classes,
-        "n_features": art.n_features, "n_rows": int(coef.shape[0]), "sublinear_tf": art.sublinear_tf,
-        "spec": art.spec.to_json(), "scale": art.scale, "sklearn_version": sklearn.__version__,
+        "n_features": art.spec.n_features, "n_rows": art.n_rows, "n_used": int(len(art.used)),
+        "spec": art.spec.to_json(), "offsets": [float(x) for x in art.offsets], "scale": art.scale,
+        "sklearn_version": sklearn.__version__,
         "created_at": art.card.get("created_at") or datetime.now(UTC).isoformat(timespec="seconds"),
         "card": art.card,
     }
@@ -138,27 +148,22 @@ def load(models_dir: Path, name: str) -> LinearArtifact:
                          f"(expects {FORMAT_VERSION}); retrain with `yuqing nlp train`")
     try:
         with np.load(weights_path, allow_pickle=False) as z:
-            used, idf_used = z["used"], z["idf"]
-            coef_used = sparse.csr_matrix((z["coef_data"], z["coef_indices"], z["coef_indptr"]),
-                                          shape=(int(meta["n_rows"]), len(used)))
-            intercept = z["intercept"]
-        n_features = int(meta["n_features"])
+            used, col_weight, coef, intercept = z["used"], z["col_weight"], z["coef"], z["intercept"]
         classes = [str(c) for c in meta["classes"]]
         spec = FeatureSpec.from_json(meta["spec"])
+        offsets = np.asarray(meta.get("offsets") or np.zeros(len(classes)), dtype=float)
     except (OSError, KeyError, ValueError, TypeError) as exc:
         raise ModelError(f"{weights_path}: damaged or incompatible artifact: {exc}") from exc
     n_rows = 1 if len(classes) == 2 else len(classes)
-    if len(classes) < 2 or int(meta["n_rows"]) != n_rows or intercept.shape != (n_rows,):
-        raise ModelError(f"{folder}: coefficient rows ({meta['n_rows']}) do not match {len(classes)} classes")
-    if used.size and (used.min() < 0 or used.max() >= n_features):
-        raise ModelError(f"{weights_path}: feature index out of range for n_features={n_features}")
-    # Columns never seen in training keep idf 1 and weight 0: they cannot move a decision.
-    idf = np.ones(n_features, dtype=np.float64)
-    idf[used] = idf_used
-    coef = np.zeros((n_rows, n_features), dtype=np.float64)
-    coef[:, used] = coef_used.toarray()
-    return LinearArtifact(name=meta["name"], spec=spec, classes=classes, idf=idf, coef=coef, intercept=intercept,
-                          n_features=n_features, card=meta.get("card", {}), sublinear_tf=bool(meta["sublinear_tf"]),
+    if len(classes) < 2 or coef.ndim != 2 or coef.shape[0] != n_rows or intercept.shape != (n_rows,):
+        raise ModelError(f"{folder}: coefficient rows ({coef.shape}) do not match {len(classes)} classes")
+    if coef.shape[1] != len(used) or col_weight.shape != used.shape or offsets.shape != (len(classes),):
+        raise ModelError(f"{weights_path}: arrays disagree in length (used {used.shape}, weights {col_weight.shape}, "
+                         f"coef {coef.shape}, offsets {offsets.shape})")
+    if used.size and (used.min() < 0 or used.max() >= spec.n_features):
+        raise ModelError(f"{weights_path}: feature index out of range for n_features={spec.n_features}")
+    return LinearArtifact(name=meta["name"], spec=spec, classes=classes, used=used, col_weight=col_weight,
+                          coef=coef, intercept=intercept, offsets=offsets, card=meta.get("card", {}),
                           scale=float(meta.get("scale", MARGIN_SCALE)))
 
 
@@ -167,7 +172,7 @@ def render_card(name: str, meta: dict[str, Any]) -> str:
     lines = [f"# Model card: {name}", "",
              f"- format: {meta['format']} v{meta['format_version']} (JSON + npz, no pickle)",
              f"- created: {meta['created_at']}", f"- scikit-learn: {meta['sklearn_version']}",
-             f"- classes: {', '.join(meta['classes'])}", ""]
+             f"- classes: {', '.join(meta['classes'])}", f"- columns kept: {meta.get('n_used', '?')}", ""]
     if card.get("description"):
         lines += [card["description"], ""]
     if card.get("data"):
@@ -181,3 +186,8 @@ def render_card(name: str, meta: dict[str, Any]) -> str:
     if card.get("caveats"):
         lines += ["## Caveats", ""] + [f"- {c}" for c in card["caveats"]] + [""]
     return "\n".join(lines)
+
+
+def sparse_rows(matrix: sparse.csr_matrix, used: np.ndarray) -> sparse.csr_matrix:
+    """The columns `used` of a count matrix (training helper)."""
+    return matrix[:, used]

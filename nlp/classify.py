@@ -1,4 +1,8 @@
-"""Loads the trained topic, emotion and polarity artifacts and predicts in batches (never trains)."""
+"""Loads the trained topic, emotion and polarity artifacts and predicts in batches (never trains).
+
+The three models read the same hashed features (`nlp.features`), so a batch is featurised once and scored by one
+sparse × dense product against the stacked weights of all three models (`Classifier.predict`).
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ import numpy as np
 from core.errors import ModelError
 from core.paths import REPO_ROOT
 from nlp import artifacts
-from nlp.features import Doc
+from nlp.features import Doc, Featurizer
 from nlp.polarity import EMOTION_WEIGHT, NEUTRAL_BAND, combine_polarity, polarity_label
 
 EMOTIONS = ("anger", "fear", "sadness", "disgust", "happiness", "surprise", "neutral")
@@ -27,7 +31,7 @@ class Prediction:
 
 
 class Classifier:
-    """The three models together; `predict(docs)` runs each model once over the whole batch."""
+    """The three models together; `predict(docs)` featurises the batch once and scores all models in one product."""
 
     def __init__(self, topic: artifacts.LinearArtifact, emotion: artifacts.LinearArtifact,
                  polarity: artifacts.LinearArtifact, *, neutral_band: float = NEUTRAL_BAND,
@@ -35,12 +39,28 @@ class Classifier:
         unknown = set(emotion.classes) - set(EMOTIONS)
         if unknown:
             raise ModelError(f"emotion model has unknown classes {sorted(unknown)}")
-        if sorted(polarity.classes) != ["negative", "positive"]:
-            raise ModelError(f"polarity model classes must be negative/positive, got {polarity.classes}")
+        if polarity.classes != ["negative", "positive"]:
+            raise ModelError(f"polarity model classes must be negative, positive; got {polarity.classes}")
+        if not (topic.spec == emotion.spec == polarity.spec):
+            raise ModelError("topic, emotion and polarity models were trained on different feature specs; "
+                             "retrain them together with `yuqing nlp train`")
         self.topic, self.emotion, self.polarity = topic, emotion, polarity
         self.neutral_band = neutral_band
         self.emotion_weight = emotion_weight
-        self._pos = polarity.classes.index("positive")
+        self.featurizer = Featurizer(topic.spec)
+        models = (topic, emotion, polarity)
+        union = np.unique(np.concatenate([m.used for m in models]))
+        width = sum(m.n_rows + 1 for m in models)
+        weights = np.zeros((len(union) + 1, width), dtype=np.float32)  # last row: columns no model reads
+        self._slices: list[slice] = []
+        at = 0
+        for m in models:
+            cols = m.weight_columns()
+            weights[np.searchsorted(union, m.used), at:at + cols.shape[1]] = cols
+            self._slices.append(slice(at, at + cols.shape[1]))
+            at += cols.shape[1]
+        self._weights = weights
+        self._remap = artifacts.column_remap(union, topic.spec.n_features)
 
     @classmethod
     def load(cls, models_dir: Path | str, **kwargs: float) -> Classifier:
@@ -48,24 +68,34 @@ class Classifier:
         path = path if path.is_absolute() else REPO_ROOT / path
         return cls(*(artifacts.load(path, name) for name in artifacts.TASKS), **kwargs)
 
+    def decisions(self, docs: list[Doc]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Topic, emotion and polarity decisions (offsets included) for a batch, from one shared feature matrix."""
+        products = self.featurizer(docs).dot(self._weights, self._remap)
+        return tuple(m.decisions_from(products[:, s]) for m, s in  # type: ignore[return-value]
+                     zip((self.topic, self.emotion, self.polarity), self._slices, strict=True))
+
     def predict(self, docs: list[Doc]) -> list[Prediction]:
         if not docs:
             return []
-        tp = self.topic.scores(docs)
-        ep = self.emotion.scores(docs)
-        pp = self.polarity.scores(docs)[:, self._pos]
-        score = combine_polarity(pp, ep, self.emotion.classes, self.emotion_weight)
-        ti, ei = tp.argmax(axis=1), ep.argmax(axis=1)
+        td, ed, pd_ = self.decisions(docs)
+        tp = artifacts.margins_to_proba(td, self.topic.scale)
+        ep = artifacts.margins_to_proba(ed, self.emotion.scale)
+        pp = artifacts.margins_to_proba(pd_, self.polarity.scale)[:, 1]
+        score = combine_polarity(pp, ep, self.emotion.classes, self.emotion_weight) if self.emotion_weight else 2 * pp - 1
+        # The sign of polarity_score is the polarity decision: never let rounding turn it into 0.
+        rounded = np.round(score, 4)
+        rounded = np.where((rounded == 0) & (score != 0), np.copysign(1e-4, score), rounded)
+        ti, ei = tp.argmax(axis=1), ed.argmax(axis=1)
+        topic_scores = np.round(tp[np.arange(len(docs)), ti], 4)
+        topics, emotions = self.topic.classes, self.emotion.classes
         out = []
-        for k in range(len(docs)):
-            s = round(float(score[k]), 4)
-            if not docs[k].tokens:  # nothing to read (empty, emoji-only): no feeling either way
-                out.append(Prediction(topic=self.topic.classes[ti[k]], topic_score=round(float(tp[k, ti[k]]), 4),
-                                      emotion="neutral", polarity="neutral", polarity_score=0.0))
+        for k, doc in enumerate(docs):
+            if not doc.tokens:  # nothing to read (empty, emoji-only): no feeling either way
+                out.append(Prediction(topics[ti[k]], float(topic_scores[k]), "neutral", "neutral", 0.0))
                 continue
-            out.append(Prediction(topic=self.topic.classes[ti[k]], topic_score=round(float(tp[k, ti[k]]), 4),
-                                  emotion=self.emotion.classes[ei[k]], polarity=polarity_label(s, self.neutral_band),
-                                  polarity_score=s))
+            s = float(rounded[k])
+            out.append(Prediction(topics[ti[k]], float(topic_scores[k]), emotions[ei[k]],
+                                  polarity_label(s, self.neutral_band), s))
         return out
 
 

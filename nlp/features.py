@@ -1,32 +1,47 @@
-"""Text → feature strings for the linear models (topic, emotion, polarity).
+"""Text → one hashed sparse count matrix per batch, shared by the topic, emotion and polarity models.
 
 A document is a `Doc(text, tokens, title_tokens)`: the raw text, its segmentation (`nlp.tokenize.segment`, filled
-once per item by the segment stage) and the words of the title alone. `Analyzer` turns a Doc into feature strings
-according to a `FeatureSpec`; scikit-learn's `HashingVectorizer` takes it as its analyzer (a module-level class, not
-a lambda), so no vocabulary is stored: an artifact keeps only the spec, idf values and coefficients.
+once per item by the segment stage) and the words of the title alone. `featurize(docs)` turns a whole batch into a
+CSR matrix of feature counts in numpy, without a Python loop over n-grams: the batch's characters become one
+code-point array, and every feature family is hashed arithmetically into its own block of columns:
+
+  word unigrams, word bigrams, title words, character 1-, 2- and 3-grams (inside runs of letters/digits/CJK),
+  Weibo emoticons (`[怒]`, `[哈哈]`) and lexicon categories (a word-hash → category table, negation-aware).
+
+Because families have separate column blocks, a model that should not read a family simply has idf 0 there.
+Nothing is learned here: an artifact stores the spec (block sizes, lexicon) and its own idf and coefficients.
+Hashes are fixed 64-bit polynomial hashes (not Python's salted `hash`), so training and serving agree across runs.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
+from functools import cache
+from itertools import chain
 from typing import Any, NamedTuple
 
-from sklearn.feature_extraction.text import HashingVectorizer
+import numpy as np
+from scipy import sparse
 
-from nlp.tokenize import stopwords
-
-N_FEATURES = 2**18
 MAX_CHARS = 2000  # models read the first 2,000 characters; longer texts add cost, not signal
 MAX_TOKENS = 1200
 
-_NON_TEXT = re.compile(r"[^\w]+", re.UNICODE)
-_EMOTICON = re.compile(r"\[([^\[\]\s]{1,8})\]")
 _PAD = re.compile(r"\s+")
-NEGATIONS = frozenset(
-    ("不", "没", "没有", "无", "未", "别", "非", "莫", "勿", "不是", "不会", "不能", "不要", "不用", "并非", "毫无",
-     "从未", "从不", "决不", "绝不", "难以")
-)
+_EMOTICON = re.compile(r"\[([^\[\]\s]{1,8})\]")
+NEGATIONS = ("不", "没", "没有", "无", "未", "别", "非", "莫", "勿", "不是", "不会", "不能", "不要", "不用", "并非", "毫无",
+             "从未", "从不", "决不", "绝不", "难以", "不太", "不够")
+
+# Feature families in column-block order; sizes are log2 of the block width.
+FAMILIES = ("word", "word2", "title", "char1", "char2", "char3", "emoticon", "lexicon")
+DEFAULT_BITS = {"word": 18, "word2": 18, "title": 16, "char1": 14, "char2": 18, "char3": 18, "emoticon": 12,
+                "lexicon": 8}
+
+_M = np.uint64(0xFFFFFFFFFFFFFFFF)
+_P = 0x100000001B3            # polynomial base (odd, so it has an inverse mod 2**64)
+_P_INV = pow(_P, -1, 2**64)
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_SALT = {name: np.uint64((i + 1) * 0x632BE59BD9B4E019 & 0xFFFFFFFFFFFFFFFF) for i, name in enumerate(FAMILIES)}
 
 
 class Doc(NamedTuple):
@@ -39,73 +54,245 @@ class Doc(NamedTuple):
 
 @dataclass(frozen=True)
 class FeatureSpec:
-    """Which feature families a model uses; stored in the artifact so training and serving agree."""
+    """Column blocks of the shared matrix and the lexicon; stored in every artifact so training and serving agree."""
 
-    title_weight: int = 0          # title words added this many extra times
-    drop_stopwords: bool = False
-    word_bigrams: bool = True
-    char_bigrams: bool = True
-    emoticons: bool = True
-    boost_words: tuple[str, ...] = ()   # words (e.g. taxonomy seeds) that also emit a marked copy
-    lexicon: dict[str, str] = field(default_factory=dict)  # word → category; emits lex:<cat> (neg: when negated)
+    bits: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_BITS))
+    lexicon: dict[str, str] = field(default_factory=dict)   # word → category; emits a category (negated variant too)
+
+    def __hash__(self) -> int:
+        return hash((tuple(sorted(self.bits.items())), len(self.lexicon)))
+
+    @property
+    def offsets(self) -> dict[str, int]:
+        out, at = {}, 0
+        for name in FAMILIES:
+            out[name] = at
+            at += 1 << self.bits[name]
+        return out
+
+    @property
+    def n_features(self) -> int:
+        return sum(1 << self.bits[name] for name in FAMILIES)
+
+    def block(self, name: str) -> slice:
+        start = self.offsets[name]
+        return slice(start, start + (1 << self.bits[name]))
+
+    def lexicon_categories(self) -> list[str]:
+        return sorted(set(self.lexicon.values()))
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["boost_words"] = list(self.boost_words)
-        return data
+        return {"bits": dict(self.bits), "lexicon": dict(self.lexicon)}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> FeatureSpec:
-        data = dict(data)
-        data["boost_words"] = tuple(data.get("boost_words", ()))
-        return cls(**data)
+        bits = {k: int(v) for k, v in data["bits"].items()}
+        if set(bits) != set(FAMILIES) or not all(4 <= b <= 22 for b in bits.values()):
+            raise ValueError(f"feature blocks must be {FAMILIES} with 4..22 bits, got {bits}")
+        return cls(bits=bits, lexicon={str(k): str(v) for k, v in data.get("lexicon", {}).items()})
 
 
-class Analyzer:
-    """Callable Doc → list of feature strings, configured by a FeatureSpec (params stored, nothing learned)."""
+@cache
+def _word_char_table() -> np.ndarray:
+    """Basic-plane code points that are letters or digits (what `[^\\W_]` matches); the rest split char n-grams."""
+    return np.array([chr(i).isalnum() for i in range(0x10000)], dtype=bool)
+
+
+def _powers(n: int, base: int) -> np.ndarray:
+    """base**0 .. base**(n-1) modulo 2**64 (numpy integer arithmetic wraps)."""
+    out = np.full(n, base, dtype=np.uint64)
+    out[0] = 1
+    return np.cumprod(out, dtype=np.uint64)
+
+
+@cache
+def _power_tables(n: int) -> tuple[np.ndarray, np.ndarray]:
+    return _powers(n, _P), _powers(n, _P_INV)
+
+
+def _power_table(n: int) -> tuple[np.ndarray, np.ndarray]:
+    size = 1 << max(16, int(n - 1).bit_length())
+    return _power_tables(size)
+
+
+def _codepoints(text: str) -> np.ndarray:
+    return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32).astype(np.uint64)
+
+
+def hash_strings(strings: list[str]) -> np.ndarray:
+    """A 64-bit hash of each string (lower-cased), vectorised: positional polynomial sums over one code-point array."""
+    if not strings:
+        return np.zeros(0, dtype=np.uint64)
+    joined = "\x00".join(strings).lower()
+    cp = _codepoints(joined)
+    seps = np.flatnonzero(cp == 0)
+    if len(seps) != len(strings) - 1:  # a NUL inside a string, or lower() changed a length: measure one by one
+        strings = [s.replace("\x00", " ").lower() for s in strings]
+        cp = _codepoints("\x00".join(strings))
+        seps = np.flatnonzero(cp == 0)
+    ends = np.empty(len(strings), dtype=np.int64)
+    ends[:-1] = seps
+    ends[-1] = len(cp)
+    starts = np.empty(len(strings), dtype=np.int64)
+    starts[0] = 0
+    starts[1:] = seps + 1
+    pw, inv = _power_table(len(cp) + 1)
+    cs = np.empty(len(cp) + 1, dtype=np.uint64)
+    cs[0] = 0
+    np.cumsum(cp * pw[: len(cp)], dtype=np.uint64, out=cs[1:])
+    lengths = (ends - starts).astype(np.uint64)
+    return (cs[ends] - cs[starts]) * inv[starts] + lengths * _GOLDEN
+
+
+def _bucket(h: np.ndarray, family: str, spec_bits: dict[str, int], offsets: dict[str, int]) -> np.ndarray:
+    """Mix a hash with the family salt and keep the top bits: a column inside the family's block."""
+    mixed = (h ^ _SALT[family]) * _GOLDEN
+    return (mixed >> np.uint64(64 - spec_bits[family])).astype(np.int32) + np.int32(offsets[family])
+
+
+class Featurizer:
+    """Docs → FeatureBatch (n_docs × spec.n_features counts); one call per batch, no per-n-gram Python work."""
 
     def __init__(self, spec: FeatureSpec) -> None:
         self.spec = spec
-        self._stop = stopwords() if spec.drop_stopwords else frozenset()
-        self._boost = frozenset(spec.boost_words)
-
-    def __call__(self, doc: Doc) -> list[str]:
-        spec = self.spec
-        text, tokens, title_tokens = doc
-        text = text[:MAX_CHARS]
-        stop = self._stop
-        words = [w for w in (t.lower() for t in tokens[:MAX_TOKENS]) if w not in stop]
-        feats = list(words)
-        if spec.title_weight and title_tokens:
-            title = [w for w in (t.lower() for t in title_tokens) if w not in stop]
-            feats.extend(title * spec.title_weight)
-        if self._boost:
-            boost = self._boost
-            feats.extend([f"+{w}" for w in feats if w in boost])
-        if spec.word_bigrams:
-            feats.extend([f"{a} {b}" for a, b in zip(words, words[1:], strict=False)])
-        if spec.char_bigrams:
-            for chunk in _NON_TEXT.sub(" ", text).lower().split():
-                if len(chunk) > 1:
-                    feats.extend([f"#{chunk[i:i + 2]}" for i in range(len(chunk) - 1)])
-        if spec.emoticons and "[" in text:
-            feats.extend([f"[{m}]" for m in _EMOTICON.findall(text)])
+        self.offsets = spec.offsets
+        self.n_features = spec.n_features
+        self._lex_table: np.ndarray | None = None
+        self._neg_hashes = hash_strings(list(NEGATIONS))
         if spec.lexicon:
-            lex = spec.lexicon
-            prev: list[str] = ["", ""]
-            for w in words:
-                cat = lex.get(w)
-                if cat is not None:
-                    negated = prev[0] in NEGATIONS or prev[1] in NEGATIONS
-                    feats.append(f"lex:{'neg:' if negated else ''}{cat}")
-                prev = [prev[1], w]
-        return feats
+            cats = spec.lexicon_categories()
+            words = list(spec.lexicon)
+            self._lex_hashes = hash_strings(words)
+            order = np.argsort(self._lex_hashes)
+            self._lex_hashes = self._lex_hashes[order]
+            self._lex_cats = np.array([cats.index(spec.lexicon[w]) for w in words], dtype=np.int64)[order]
+            self._n_cats = len(cats)
+
+    def __call__(self, docs: list[Doc]) -> FeatureBatch:
+        return self.transform(docs)
+
+    def transform(self, docs: list[Doc]) -> FeatureBatch:
+        n = len(docs)
+        bits, off = self.spec.bits, self.offsets
+        rows: list[np.ndarray] = []
+        cols: list[np.ndarray] = []
+
+        # words and word bigrams (from the segmentation)
+        token_lists = [d.tokens[:MAX_TOKENS] if len(d.tokens) > MAX_TOKENS else d.tokens for d in docs]
+        counts = np.fromiter(map(len, token_lists), dtype=np.int64, count=n)
+        wh = hash_strings(list(chain.from_iterable(token_lists)))
+        wdoc = np.repeat(np.arange(n), counts)
+        rows.append(wdoc)
+        cols.append(_bucket(wh, "word", bits, off))
+        if len(wh) > 1:
+            same = wdoc[1:] == wdoc[:-1]
+            with np.errstate(over="ignore"):
+                bh = wh[:-1][same] * np.uint64(_P) + wh[1:][same]
+            rows.append(wdoc[1:][same])
+            cols.append(_bucket(bh, "word2", bits, off))
+        if self.spec.lexicon and len(wh):
+            self._lexicon(wh, wdoc, rows, cols)
+
+        # title words, a block of their own (a word in the title says more about the topic)
+        titles = [d.title_tokens for d in docs]
+        tcounts = np.fromiter(map(len, titles), dtype=np.int64, count=n)
+        if tcounts.any():
+            rows.append(np.repeat(np.arange(n), tcounts))
+            cols.append(_bucket(hash_strings(list(chain.from_iterable(titles))), "title", bits, off))
+
+        # character 1-3-grams inside runs of word characters, never across documents
+        texts = [d.text[:MAX_CHARS] if len(d.text) > MAX_CHARS else d.text for d in docs]
+        lengths = np.fromiter(map(len, texts), dtype=np.int64, count=n)
+        joined = "".join(texts).lower()
+        cp = _codepoints(joined)
+        if len(cp) != int(lengths.sum()):  # lower() lengthened a character: lower-case each text on its own
+            texts = [t.lower() for t in texts]
+            lengths = np.fromiter(map(len, texts), dtype=np.int64, count=n)
+            joined = "".join(texts)
+            cp = _codepoints(joined)
+        cdoc = np.repeat(np.arange(n), lengths)
+        word = np.zeros(len(cp), dtype=bool)
+        bmp = cp < 0x10000
+        word[bmp] = _word_char_table()[cp[bmp].astype(np.int64)]
+        pos = np.flatnonzero(word)
+        rows.append(cdoc[pos])
+        cols.append(_bucket(cp[pos], "char1", bits, off))
+        h = cp
+        ok = word
+        for n_chars, family in ((2, "char2"), (3, "char3")):
+            if len(cp) < n_chars:
+                break
+            k = n_chars - 1
+            ok = ok[:-1] & word[k:] & (cdoc[k:] == cdoc[:-k])
+            with np.errstate(over="ignore"):
+                h = h[:-1] * np.uint64(_P) + cp[k:]
+            pos = np.flatnonzero(ok)
+            rows.append(cdoc[pos])
+            cols.append(_bucket(h[pos], family, bits, off))
+
+        # Weibo emoticons: [怒] [泪] [哈哈]
+        if "[" in joined:
+            ends = np.cumsum(lengths)
+            spans = [(m.start(), m.end() - 1, m.group(1)) for m in _EMOTICON.finditer(joined)]
+            if spans:
+                first = np.searchsorted(ends, np.array([x[0] for x in spans], dtype=np.int64), side="right")
+                last = np.searchsorted(ends, np.array([x[1] for x in spans], dtype=np.int64), side="right")
+                keep = first == last  # never a match that runs from one document into the next
+                rows.append(first[keep])
+                cols.append(_bucket(hash_strings([x[2] for x, k in zip(spans, keep, strict=True) if k]), "emoticon",
+                                    bits, off))
+
+        return FeatureBatch([_part(r, c, n, self.n_features) for r, c in zip(rows, cols, strict=True) if len(r)], n,
+                            self.n_features)
+
+    def _lexicon(self, wh: np.ndarray, wdoc: np.ndarray, rows: list[np.ndarray], cols: list[np.ndarray]) -> None:
+        """Lexicon category per matched word; 'negated' variant when one of the two words before is a negation."""
+        at = np.searchsorted(self._lex_hashes, wh)
+        at[at >= len(self._lex_hashes)] = 0
+        hit = self._lex_hashes[at] == wh
+        if not hit.any():
+            return
+        neg = np.isin(wh, self._neg_hashes)
+        before = np.zeros(len(wh), dtype=bool)
+        before[1:] |= neg[:-1] & (wdoc[1:] == wdoc[:-1])
+        before[2:] |= neg[:-2] & (wdoc[2:] == wdoc[:-2])
+        idx = np.flatnonzero(hit)
+        cat = self._lex_cats[at[idx]] * 2 + before[idx]
+        rows.append(wdoc[idx])
+        cols.append(cat % (1 << self.spec.bits["lexicon"]) + self.offsets["lexicon"])
 
 
-def vectorizer(spec: FeatureSpec, n_features: int = N_FEATURES) -> HashingVectorizer:
-    """The stateless hashing step for one model (raw counts; idf and norm are learned by the next steps)."""
-    return HashingVectorizer(analyzer=Analyzer(spec), n_features=n_features, alternate_sign=False, norm=None,
-                             dtype="float32")
+class FeatureBatch:
+    """The hashed features of a batch, kept as one CSR part per family (each built without sorting, since a family's
+    entries come out in document order). Duplicates (a word seen twice) are separate entries of value 1."""
+
+    def __init__(self, parts: list[sparse.csr_matrix], n_rows: int, n_cols: int) -> None:
+        self.parts, self.shape = parts, (n_rows, n_cols)
+
+    def dot(self, weights: np.ndarray, remap: np.ndarray | None = None) -> np.ndarray:
+        """features @ weights, adding duplicate entries: the whole serving cost of the models. With `remap`
+        (hashed column → row of `weights`), `weights` is compact: one row per column a model uses, plus a zero row."""
+        out = np.zeros((self.shape[0], weights.shape[1]), dtype=np.result_type(weights.dtype, np.float32))
+        for part in self.parts:
+            if remap is not None:
+                part = sparse.csr_matrix((part.data, remap[part.indices], part.indptr),
+                                         shape=(self.shape[0], weights.shape[0]))
+            out += part @ weights
+        return out
+
+    def matrix(self) -> sparse.csr_matrix:
+        """Counts as one canonical CSR matrix (training)."""
+        total = sparse.csr_matrix(self.shape, dtype=np.float32)
+        for part in self.parts:
+            total = total + part
+        total.sum_duplicates()
+        return total
+
+
+def _part(rows: np.ndarray, cols: np.ndarray, n_rows: int, n_cols: int) -> sparse.csr_matrix:
+    """CSR from (row, col) entries whose rows are already in non-decreasing order."""
+    indptr = np.searchsorted(rows, np.arange(n_rows + 1), side="left")
+    return sparse.csr_matrix((np.ones(len(rows), dtype=np.float32), cols, indptr), shape=(n_rows, n_cols))
 
 
 def clean_padding(text: str) -> str:
