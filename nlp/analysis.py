@@ -186,7 +186,7 @@ class AnalysisState:
         sigs = signatures_from_hashes(self.lexicon.hash[enc.ids], enc.owner, enc.position, len(items))
         keys = band_keys(sigs, self.dedup.bands)
         for (_, p), sig, k in zip(todo, sigs, keys, strict=True):
-            p.signature, p.keys = sig, k
+            p.signature, p.keys = sig, k  # rows of the batch arrays
 
     def lookup_known(self, items: list[Item]) -> dict[tuple[str, str], tuple[int | None, str | None, int]]:
         """Items seen before (re-crawls): their id, event and engagement, from the store or from memory."""
@@ -269,17 +269,27 @@ class NearDuplicateStage:
         state.signatures(batch, prepared)
         index = state.dedup
         memory = state.store is None
-        for item, p in zip(batch.items, prepared, strict=True):
-            info = p.known
-            own = item.id if item.id is not None else (info[0] if info else None)
-            match = index.query(p.signature, exclude=own, keys=p.keys)
-            if match is not None and own is not None and match.item_id > own:
-                match = None  # a re-crawled item is never a copy of something that came after it
-            root = index.root(match.item_id) if match else None
+        owns = [item.id if item.id is not None else (p.known[0] if p.known else None)
+                for item, p in zip(batch.items, prepared, strict=True)]
+        sigs = np.stack([p.signature for p in prepared])
+        keys = np.stack([p.keys for p in prepared])
+        matches = index.match_batch(sigs, keys, owns)
+        ids: list[int] = []  # each item's id in the index: its own, or a temporary one until the store gives it
+        roots: list[int | None] = []
+        for item, match, own in zip(batch.items, matches, owns, strict=True):
+            if match is None:
+                root = None
+            elif match[0] == "index":
+                root = index.root(match[1])
+            else:
+                root = roots[match[1]] if roots[match[1]] is not None else ids[match[1]]
             if own is None:
-                temp = state.new_temp_id()
-                state.temp_ids[id(item)] = temp
-                index.add(temp, p.signature, root, keys=p.keys)
+                own_key = state.new_temp_id()
+                state.temp_ids[id(item)] = own_key
+            else:
+                own_key = own
+            ids.append(own_key)
+            roots.append(root)
             if root is None:
                 if item.enrichment.near_duplicate_of is not None:
                     item.enrichment.near_duplicate_of = None
@@ -290,6 +300,8 @@ class NearDuplicateStage:
                     continue  # memory mode: the item it repeats has no id to point at
                 state.pending.setdefault(root, []).append(item)
             item.enrichment.near_duplicate_of = root
+        new = [i for i, own in enumerate(owns) if own is None]
+        index.add_many([ids[i] for i in new], sigs[new], keys[new], [roots[i] for i in new])
 
 
 class EventStage:

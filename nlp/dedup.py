@@ -97,15 +97,15 @@ def signatures(token_lists: Sequence[Sequence[str]]) -> np.ndarray:
     return signatures_from_hashes(hashes, owner, position, n)
 
 
-def band_keys(sigs: np.ndarray, bands: int = 16) -> list[list[int]]:
-    """One integer key per band per signature (the band's rows hashed together), as Python ints for dict look-ups."""
+def band_keys(sigs: np.ndarray, bands: int = 16) -> np.ndarray:
+    """One integer key per band per signature (the band's rows hashed together): an (n × bands) uint64 array."""
     rows = NUM_PERM // bands
     parts = sigs.reshape(len(sigs), bands, rows).astype(np.uint64)
     with np.errstate(over="ignore"):
         key = parts[:, :, 0].copy()
         for r in range(1, rows):
             key = key * _BAND_MIX + parts[:, :, r]
-    return key.tolist()
+    return key
 
 
 def similarity(a: np.ndarray, b: np.ndarray) -> float:
@@ -144,7 +144,6 @@ class NearDuplicateIndex:
         self.max_entries = max_entries
         self._buckets: list[dict[int, list[int]]] = [{} for _ in range(bands)]
         self._signatures: dict[int, np.ndarray] = {}
-        self._keys: dict[int, list[int]] = {}
         self._roots: dict[int, int] = {}
         self._children: dict[int, list[int]] = {}  # temporary (negative) root → items pointing at it
         self._alias: dict[int, int] = {}  # temporary id → real id, for ids still held in buckets
@@ -156,7 +155,44 @@ class NearDuplicateIndex:
         return item_id in self._signatures
 
     def keys_of(self, signature: np.ndarray) -> list[int]:
-        return band_keys(signature.reshape(1, NUM_PERM), self.bands)[0]
+        return band_keys(signature.reshape(1, NUM_PERM), self.bands)[0].tolist()
+
+    def match_batch(self, sigs: np.ndarray, keys: np.ndarray, owns: list[int | None]) -> list[tuple[str, int, float] | None]:
+        """For each item of a batch, in order: its best match at or above the threshold, as ("index", item id, sim)
+        for an indexed item or ("batch", position, sim) for an earlier item of this batch; None when there is none.
+
+        Why per batch: most items match nothing, and finding that out costs one C-level membership test per band
+        over the whole batch (plus one `np.unique` per band for repeats inside the batch); only the few items with a
+        candidate are verified one by one."""
+        n = len(sigs)
+        out: list[tuple[str, int, float] | None] = [None] * n
+        if not n:
+            return out
+        empty = (sigs == _MAXV).all(axis=1)
+        positions = np.arange(n)
+        suspect = np.zeros(n, dtype=bool)
+        for b, bucket in enumerate(self._buckets):
+            column = keys[:, b]
+            if bucket:
+                suspect |= np.fromiter(map(bucket.__contains__, column.tolist()), dtype=bool, count=n)
+            _, inverse = np.unique(column, return_inverse=True)
+            first = np.full(inverse.max() + 1, n)
+            np.minimum.at(first, inverse, positions)
+            suspect |= first[inverse] < positions
+        suspect &= ~empty
+        for i in np.flatnonzero(suspect).tolist():
+            own = owns[i]
+            best: tuple[str, int, float] | None = None
+            match = self.query(sigs[i], exclude=own, keys=keys[i].tolist())
+            if match is not None and not (own is not None and match.item_id > own):
+                best = ("index", match.item_id, match.similarity)
+            if i and own is None:  # a repeat inside the batch (a re-crawled item is never a copy of a newer one)
+                for j in np.flatnonzero((keys[:i] == keys[i]).any(axis=1)).tolist():
+                    sim = float(np.count_nonzero(sigs[i] == sigs[j])) / NUM_PERM
+                    if sim >= self.threshold and (best is None or sim > best[2]):
+                        best = ("batch", j, sim)
+            out[i] = best
+        return out
 
     def query(self, signature: np.ndarray, exclude: int | None = None, keys: list[int] | None = None) -> Match | None:
         """The most similar indexed item at or above the threshold (ties: the earliest), or None."""
@@ -196,7 +232,6 @@ class NearDuplicateIndex:
             self._evict_oldest(len(self._signatures) // 10)
         keys = keys if keys is not None else self.keys_of(signature)
         self._signatures[item_id] = signature
-        self._keys[item_id] = keys
         if duplicate_of is not None:
             root = self._roots.get(duplicate_of, duplicate_of)
             self._roots[item_id] = root
@@ -209,13 +244,41 @@ class NearDuplicateIndex:
             elif len(found) < _BUCKET_CAP:
                 found.append(item_id)
 
+    def add_many(self, item_ids: list[int], sigs: np.ndarray, keys: np.ndarray, roots: list[int | None]) -> None:
+        """`add` for a batch: the bucket lists are filled band by band over the whole batch."""
+        if not item_ids:
+            return
+        keep = [i for i, (item_id, empty) in enumerate(zip(item_ids, (sigs == _MAXV).all(axis=1).tolist(), strict=True))
+                if not empty and item_id not in self._signatures]
+        if not keep:
+            return
+        ids = [item_ids[i] for i in keep]
+        rows = keys[keep]
+        for item_id, sig, i in zip(ids, sigs[keep], keep, strict=True):
+            self._signatures[item_id] = sig
+            duplicate_of = roots[i]
+            if duplicate_of is not None:
+                root = self._roots.get(duplicate_of, duplicate_of)
+                self._roots[item_id] = root
+                if root < 0:
+                    self._children.setdefault(root, []).append(item_id)
+        for b, bucket in enumerate(self._buckets):
+            for key, item_id in zip(rows[:, b].tolist(), ids, strict=True):
+                found = bucket.get(key)
+                if found is None:
+                    bucket[key] = [item_id]
+                elif len(found) < _BUCKET_CAP:
+                    found.append(item_id)
+        excess = len(self._signatures) - self.max_entries
+        if excess > 0:
+            self._evict_oldest(excess + self.max_entries // 10)
+
     def rekey(self, old: int, new: int) -> np.ndarray | None:
         """Give an entry indexed under a temporary id (before the store assigned one) its real id."""
         signature = self._signatures.pop(old, None)
         if signature is None:
             return None
         self._signatures[new] = signature
-        self._keys[new] = self._keys.pop(old)
         self._alias[old] = new
         if old in self._roots:
             self._roots[new] = self._roots.pop(old)
@@ -229,15 +292,17 @@ class NearDuplicateIndex:
 
     def _evict_oldest(self, count: int) -> None:
         """Forget the lowest ids (oldest items) and rebuild the buckets: repost chains are recent, memory is not free."""
-        drop = set(sorted(self._signatures)[:count])
+        drop = set(sorted(self._signatures, key=_age)[:count])  # temporary ids are the newest
         for item_id in drop:
             self._signatures.pop(item_id, None)
-            self._keys.pop(item_id, None)
             self._roots.pop(item_id, None)
         self._alias.clear()
         self._buckets = [{} for _ in range(self.bands)]
-        for item_id in sorted(self._signatures):
-            for band, key in zip(self._buckets, self._keys[item_id], strict=True):
-                found = band.setdefault(key, [])
-                if len(found) < _BUCKET_CAP:
-                    found.append(item_id)
+        kept = sorted(self._signatures, key=_age)
+        if kept:
+            keys = band_keys(np.stack([self._signatures[i] for i in kept]), self.bands)
+            for band, column in zip(self._buckets, keys.T.tolist(), strict=True):
+                for key, item_id in zip(column, kept, strict=True):
+                    found = band.setdefault(key, [])
+                    if len(found) < _BUCKET_CAP:
+                        found.append(item_id)

@@ -14,7 +14,7 @@ from core.config import parse_config
 from core.models import RawRecord
 from flow.ingest import Ingestor
 from nlp.analysis import PersistStage, analysis_stages, state_for
-from nlp.dedup import NearDuplicateIndex, signatures, similarity
+from nlp.dedup import NearDuplicateIndex, band_keys, signatures, similarity
 from nlp.tokenize import segment, segment_many
 from storage.sqlite import SqliteStore
 
@@ -76,3 +76,19 @@ def test_stage_links_repeats_in_batch_and_after_restart(tmp_path) -> None:
     reopened = SqliteStore(tmp_path / "d.db", segment=segment)
     later = ingestor(reopened).ingest(_records(["扩散！" + base + "。"], start=10))
     assert reopened.get(later.item_ids[0]).enrichment.near_duplicate_of == first
+
+
+def test_batch_matching_and_eviction_keep_the_latest() -> None:
+    texts = [f"第{i}号工地夜间施工噪音扰民，附近{i}栋居民无法休息，多次投诉无果，希望城管部门处理编号{i}" for i in range(12)]
+    others = [f"这是一段完全不同的话题{i}：公园里的樱花开了，周末去拍照的人很多，交通有点拥堵{i * 7}" for i in range(12)]
+    sigs = signatures([segment(t) for t in texts + others])
+    index = NearDuplicateIndex(threshold=0.6, max_entries=10)
+    keys = band_keys(sigs, index.bands)
+    # In one batch: the second half repeats nothing in the index, but each 'others' text is new and distinct.
+    matches = index.match_batch(sigs, keys, [None] * len(sigs))
+    assert all(m is None or m[0] == "batch" for m in matches)
+    index.add_many(list(range(1, 25)), sigs, keys, [None] * 24)
+    assert len(index) <= 10 and 24 in index and 1 not in index  # the oldest were forgotten
+    copy = signatures([segment("转发：" + others[11])])
+    found = index.query(copy[0])
+    assert found is not None and found.item_id == 24
