@@ -122,6 +122,16 @@ def is_empty(signature: np.ndarray) -> bool:
     return bool(signature[0] == _MAXV) and np.array_equal(signature, _EMPTY)
 
 
+def _put(bucket: dict[int, int | list[int]], key: int, item_id: int) -> None:
+    found = bucket.get(key)
+    if found is None:
+        bucket[key] = item_id
+    elif type(found) is int:
+        bucket[key] = [found, item_id]
+    elif len(found) < _BUCKET_CAP:
+        found.append(item_id)
+
+
 @dataclass
 class Match:
     item_id: int
@@ -142,7 +152,9 @@ class NearDuplicateIndex:
         self.bands = bands
         self.rows = NUM_PERM // bands
         self.max_entries = max_entries
-        self._buckets: list[dict[int, list[int]]] = [{} for _ in range(bands)]
+        # Band key → the item id, or a list of ids once a second item shares the key: most keys hold one item, and an
+        # int is neither a container the garbage collector walks nor 60 bytes of list per band per item.
+        self._buckets: list[dict[int, int | list[int]]] = [{} for _ in range(bands)]
         self._signatures: dict[int, np.ndarray] = {}
         self._roots: dict[int, int] = {}
         self._children: dict[int, list[int]] = {}  # temporary (negative) root → items pointing at it
@@ -203,8 +215,11 @@ class NearDuplicateIndex:
         seen: set[int] = set()
         for band, key in zip(self._buckets, keys, strict=True):
             found = band.get(key)
-            if found:
-                seen.update(found)
+            if found is not None:
+                if type(found) is int:
+                    seen.add(found)
+                else:
+                    seen.update(found)
         if not seen:
             return None
         best: Match | None = None
@@ -238,11 +253,7 @@ class NearDuplicateIndex:
             if root < 0:
                 self._children.setdefault(root, []).append(item_id)
         for band, key in zip(self._buckets, keys, strict=True):
-            found = band.get(key)
-            if found is None:
-                band[key] = [item_id]
-            elif len(found) < _BUCKET_CAP:
-                found.append(item_id)
+            _put(band, key, item_id)
 
     def add_many(self, item_ids: list[int], sigs: np.ndarray, keys: np.ndarray, roots: list[int | None]) -> None:
         """`add` for a batch: the bucket lists are filled band by band over the whole batch."""
@@ -264,11 +275,7 @@ class NearDuplicateIndex:
                     self._children.setdefault(root, []).append(item_id)
         for b, bucket in enumerate(self._buckets):
             for key, item_id in zip(rows[:, b].tolist(), ids, strict=True):
-                found = bucket.get(key)
-                if found is None:
-                    bucket[key] = [item_id]
-                elif len(found) < _BUCKET_CAP:
-                    found.append(item_id)
+                _put(bucket, key, item_id)
         excess = len(self._signatures) - self.max_entries
         if excess > 0:
             self._evict_oldest(excess + self.max_entries // 10)
@@ -303,6 +310,4 @@ class NearDuplicateIndex:
             keys = band_keys(np.stack([self._signatures[i] for i in kept]), self.bands)
             for band, column in zip(self._buckets, keys.T.tolist(), strict=True):
                 for key, item_id in zip(column, kept, strict=True):
-                    found = band.setdefault(key, [])
-                    if len(found) < _BUCKET_CAP:
-                        found.append(item_id)
+                    _put(band, key, item_id)
