@@ -16,7 +16,7 @@ from core.errors import ModelError
 from core.paths import REPO_ROOT
 from nlp import artifacts
 from nlp.features import Doc, Featurizer
-from nlp.polarity import EMOTION_WEIGHT, NEUTRAL_BAND, combine_polarity, polarity_label
+from nlp.polarity import EMOTION_WEIGHT, NEUTRAL_BAND, combine_polarity
 
 EMOTIONS = ("anger", "fear", "sadness", "disgust", "happiness", "surprise", "neutral")
 
@@ -86,16 +86,16 @@ class Classifier:
         rounded = np.round(score, 4)
         rounded = np.where((rounded == 0) & (score != 0), np.copysign(1e-4, score), rounded)
         ti, ei = tp.argmax(axis=1), ed.argmax(axis=1)
-        topic_scores = np.round(tp[np.arange(len(docs)), ti], 4)
-        topics, emotions = self.topic.classes, self.emotion.classes
-        out = []
+        topic_scores = np.round(tp[np.arange(len(docs)), ti], 4).tolist()
+        topics = np.array(self.topic.classes, dtype=object)[ti].tolist()
+        emotions = np.array(self.emotion.classes, dtype=object)[ei].tolist()
+        band = self.neutral_band
+        labels = np.where(rounded >= band, "positive", np.where(rounded <= -band, "negative", "neutral")).tolist()
+        scores = rounded.tolist()
+        out = [Prediction(*row) for row in zip(topics, topic_scores, emotions, labels, scores, strict=True)]
         for k, doc in enumerate(docs):
             if not doc.tokens:  # nothing to read (empty, emoji-only): no feeling either way
-                out.append(Prediction(topics[ti[k]], float(topic_scores[k]), "neutral", "neutral", 0.0))
-                continue
-            s = float(rounded[k])
-            out.append(Prediction(topics[ti[k]], float(topic_scores[k]), emotions[ei[k]],
-                                  polarity_label(s, self.neutral_band), s))
+                out[k] = Prediction(topics[k], topic_scores[k], "neutral", "neutral", 0.0)
         return out
 
 

@@ -24,7 +24,7 @@ STOPWORDS_FILE = RESOURCES / "stopwords.txt"
 BACKENDS = ("auto", "jieba", "rjieba")
 
 _lock = threading.Lock()
-_cutters: dict[str, Callable[[str], list[str]]] = {}
+_cutters: dict[str, Callable[..., list[str]]] = {}
 _default_backend = os.environ.get("YUQING_SEGMENTER", "auto")
 _WORDLIKE = re.compile(r"[^\W_]", re.UNICODE)
 # jieba and jieba-rs disagree on how to join ASCII runs with inner punctuation ("0731-0000", "baidu.com", "1.3km");
@@ -33,6 +33,7 @@ _WORDLIKE = re.compile(r"[^\W_]", re.UNICODE)
 # identical non-ASCII characters are shortened to two before cutting (digit runs are left alone).
 _REPEATS = re.compile(r"([^\x00-\x7f])\1{2,}")
 _PRESPLIT = re.compile(r"(\d+(?:\.\d+)+|[.\-_+#&%/:@]+)")
+_PRESPLIT_CHARS = ".-_+#&%/:@"  # every _PRESPLIT match contains one of these: a cheap test before the regex
 
 
 def read_user_dict(path: Path = GOV_DICT) -> list[tuple[str, int, str | None]]:
@@ -57,10 +58,31 @@ def stopwords() -> frozenset[str]:
     return frozenset(w for w in words if w and not w.startswith("#"))
 
 
-def _presplit(text: str, cut: Callable[[str], list[str]]) -> list[str]:
-    """Cut `text` piece by piece around ASCII punctuation runs; the runs and decimal numbers are tokens themselves."""
-    text = _REPEATS.sub(r"\1\1", text)
-    if not _PRESPLIT.search(text):
+def _has_repeats(texts: list[str]) -> list[bool]:
+    """Which texts have a run of 3+ identical non-ASCII characters (vectorised over the batch; the regex substitution
+    then runs only on those)."""
+    import numpy as np
+
+    lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+    cp = np.frombuffer("".join(texts).encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    if len(cp) != int(lengths.sum()) or len(cp) < 3:
+        return [bool(_REPEATS.search(t)) for t in texts]
+    run = (cp[:-2] > 0x7F) & (cp[:-2] == cp[1:-1]) & (cp[1:-1] == cp[2:])
+    starts = np.flatnonzero(run)
+    flags = np.zeros(len(texts), dtype=bool)
+    if starts.size:
+        ends = np.cumsum(lengths)
+        first = np.searchsorted(ends, starts, side="right")
+        flags[first[np.searchsorted(ends, starts + 2, side="right") == first]] = True
+    return flags.tolist()
+
+
+def _presplit(text: str, cut: Callable[[str], list[str]], repeats: bool = True) -> list[str]:
+    """Cut `text` piece by piece around ASCII punctuation runs; the runs and decimal numbers are tokens themselves.
+    `repeats=False` says the caller knows the text has no run to shorten."""
+    if repeats:
+        text = _REPEATS.sub(r"\1\1", text)
+    if not any(ch in text for ch in _PRESPLIT_CHARS) or not _PRESPLIT.search(text):
         return cut(text)
     out: list[str] = []
     for i, piece in enumerate(_PRESPLIT.split(text)):
@@ -73,7 +95,7 @@ def _presplit(text: str, cut: Callable[[str], list[str]]) -> list[str]:
     return out
 
 
-def _jieba_cutter() -> Callable[[str], list[str]]:
+def _jieba_cutter() -> Callable[..., list[str]]:
     import jieba
 
     jieba.setLogLevel(logging.WARNING)
@@ -82,21 +104,23 @@ def _jieba_cutter() -> Callable[[str], list[str]]:
     for word, freq, tag in read_user_dict():
         tok.add_word(word, freq, tag)
 
-    def cut(text: str) -> list[str]:
-        return _presplit(text, lambda piece: tok.lcut(piece, HMM=True))
+    def cut(text: str, repeats: bool = True) -> list[str]:
+        return _presplit(text, lambda piece: tok.lcut(piece, HMM=True), repeats)
 
     return cut
 
 
-def _rjieba_cutter() -> Callable[[str], list[str]]:
+def _rjieba_cutter() -> Callable[..., list[str]]:
     import rjieba
 
     tok = rjieba.Jieba()
     for word, freq, tag in read_user_dict():
         tok.add_word(word, freq, tag)
 
-    def cut(text: str) -> list[str]:
-        return _presplit(text, lambda piece: tok.cut(piece, True))
+    raw = tok.cut
+
+    def cut(text: str, repeats: bool = True) -> list[str]:
+        return _presplit(text, lambda piece: raw(piece, True), repeats)
 
     return cut
 
@@ -115,7 +139,7 @@ def resolve_backend(backend: str | None = None) -> str:
     return backend
 
 
-def cutter(backend: str | None = None) -> Callable[[str], list[str]]:
+def cutter(backend: str | None = None) -> Callable[..., list[str]]:
     """The raw cut function of a backend (all tokens, punctuation included); built once, under a lock."""
     name = resolve_backend(backend)
     fn = _cutters.get(name)
@@ -140,14 +164,19 @@ def segment(text: str, backend: str | None = None) -> list[str]:
     if not text:
         return []
     cut = cutter(backend)
-    return [tok for tok in cut(text) if _WORDLIKE.search(tok)]
+    search = _WORDLIKE.search
+    return [tok for tok in cut(text) if tok.isalnum() or search(tok)]
 
 
 def segment_many(texts: Iterable[str], backend: str | None = None) -> list[list[str]]:
     """`segment` over many texts, resolving the backend once."""
     cut = cutter(backend)
     search = _WORDLIKE.search
-    return [[tok for tok in cut(t) if search(tok)] if t else [] for t in texts]
+    texts = list(texts)
+    repeats = _has_repeats(texts)
+    # str.isalnum() settles almost every token in C; the regex only sees mixed tokens such as "3.5".
+    return [[tok for tok in cut(t, r) if tok.isalnum() or search(tok)] if t else []
+            for t, r in zip(texts, repeats, strict=True)]
 
 
 def content_words(tokens: Iterable[str]) -> list[str]:
