@@ -195,14 +195,18 @@ class NearDuplicateIndex:
         for i in np.flatnonzero(suspect).tolist():
             own = owns[i]
             best: tuple[str, int, float] | None = None
-            match = self.query(sigs[i], exclude=own, keys=keys[i].tolist())
-            if match is not None and not (own is not None and match.item_id > own):
-                best = ("index", match.item_id, match.similarity)
             if i and own is None:  # a repeat inside the batch (a re-crawled item is never a copy of a newer one)
-                for j in np.flatnonzero((keys[:i] == keys[i]).any(axis=1)).tolist():
-                    sim = float(np.count_nonzero(sigs[i] == sigs[j])) / NUM_PERM
-                    if sim >= self.threshold and (best is None or sim > best[2]):
-                        best = ("batch", j, sim)
+                earlier = np.flatnonzero((keys[:i] == keys[i]).any(axis=1))[:_MAX_CHECKS]
+                if earlier.size:
+                    sims = np.count_nonzero(sigs[earlier] == sigs[i], axis=1)
+                    j = int(np.argmax(sims))
+                    sim = float(sims[j]) / NUM_PERM
+                    if sim >= self.threshold:
+                        best = ("batch", int(earlier[j]), sim)  # its chain already leads to the root, if any
+            if best is None:
+                match = self.query(sigs[i], exclude=own, keys=keys[i].tolist())
+                if match is not None and not (own is not None and match.item_id > own):
+                    best = ("index", match.item_id, match.similarity)
             out[i] = best
         return out
 
@@ -222,21 +226,14 @@ class NearDuplicateIndex:
                     seen.update(found)
         if not seen:
             return None
-        best: Match | None = None
-        checks = 0
-        for cand in sorted({alias.get(c, c) for c in seen}, key=_age):
-            if cand == exclude:
-                continue
-            other = self._signatures.get(cand)
-            if other is None:
-                continue
-            checks += 1
-            sim = float(np.count_nonzero(signature == other)) / NUM_PERM
-            if sim >= self.threshold and (best is None or sim > best.similarity):
-                best = Match(cand, sim)
-            if checks >= _MAX_CHECKS:
-                break
-        return best
+        candidates = [c for c in sorted({alias.get(c, c) for c in seen}, key=_age)
+                      if c != exclude and c in self._signatures][:_MAX_CHECKS]
+        if not candidates:
+            return None
+        sims = np.count_nonzero(np.stack([self._signatures[c] for c in candidates]) == signature, axis=1)
+        best = int(np.argmax(sims))  # the first of the most similar: ties go to the earliest
+        sim = float(sims[best]) / NUM_PERM
+        return Match(candidates[best], sim) if sim >= self.threshold else None
 
     def add(self, item_id: int, signature: np.ndarray, duplicate_of: int | None = None,
             keys: list[int] | None = None) -> None:

@@ -163,7 +163,7 @@ def org_flag(token: str, tags: dict[str, str]) -> int:
 
 
 def _is_place(word: str, place_set: set[str]) -> bool:
-    return word in place_set or bool(_ANON_PLACE.fullmatch(word or "-"))
+    return word in place_set or ("A" <= word[:1] <= "Z" and bool(_ANON_PLACE.fullmatch(word)))
 
 
 def orgs_at(tokens: Sequence[str], positions: Iterable[int], offset: int, place_set: set[str],

@@ -88,22 +88,23 @@ class TermScanner:
         matches = self._automaton.find_matches_as_indexes(data, overlapping=True)
         if not matches:
             return out
-        bounds = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 0)  # the NULs between texts
+        raw = np.frombuffer(data, dtype=np.uint8)
+        bounds = np.flatnonzero(raw == 0)  # the NULs between texts
+        # Character index of every byte (UTF-8: count the bytes that start a character), for all hits at once.
+        char_index = np.cumsum((raw & 0xC0) != 0x80) - 1
+        match_array = np.array(matches, dtype=np.int64)
+        owners_array = np.searchsorted(bounds, match_array[:, 1], side="right")
         item_starts = np.concatenate([[0], bounds + 1])
-        starts = [m[1] for m in matches]
-        owners = (np.searchsorted(bounds, np.array(starts), side="right")).tolist()
-        base = item_starts.tolist()
+        cstarts = (char_index[match_array[:, 1]] - char_index[item_starts[owners_array]]).tolist()
+        owners = owners_array.tolist()
         payloads = self._payloads
         current = -1
         hits = NO_HITS
-        for (index, start, _end), owner in zip(matches, owners, strict=True):
+        for index, owner, cstart in zip(match_array[:, 0].tolist(), owners, cstarts, strict=True):
             if owner != current:
                 current = owner
                 hits = out[owner] = Hits()
-                origin = base[owner]
             term, kinds, spelling, names, matters = payloads[index]
-            # Character offsets: the byte prefix of this text decoded (only for hits, a few per text).
-            cstart = len(data[origin:start].decode("utf-8", "replace"))
             cend = cstart + len(term)
             if kinds & PLACE and cstart < PLACE_SCAN:
                 hits.places.append((cstart, cend, spelling))
