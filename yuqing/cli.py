@@ -19,8 +19,6 @@ from core.logging import setup_logging
 app = typer.Typer(help="yuqing 舆情: collect, understand, alert and respond.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
 console = Console(stderr=True)
-app.add_typer(__import__("nlp.cli", fromlist=["nlp_app"]).nlp_app, name="nlp")  # yuqing nlp train|classify
-app.add_typer(__import__("alerts.cli", fromlist=["alerts_app"]).alerts_app, name="alerts")  # dry-run|test-receiver|audit
 
 ConfigOption = Annotated[
     Path | None,
@@ -139,7 +137,13 @@ def demo_data(config: ConfigOption = None, count: int = 300, seed: int = 2026) -
     typer.echo(json.dumps(report.model_dump(exclude={"item_ids"}), ensure_ascii=False))
 
 
-from crawlers.cli import crawl_command, demo_site_command  # noqa: E402 - sub-commands live with their package
+# Sub-commands live with their package; they import their heavy dependencies lazily, inside each command.
+from alerts.cli import alerts_app  # noqa: E402
+from crawlers.cli import crawl_command, demo_site_command  # noqa: E402
+from nlp.cli import nlp_app  # noqa: E402
+
+app.add_typer(nlp_app, name="nlp")  # yuqing nlp train | classify
+app.add_typer(alerts_app, name="alerts")  # yuqing alerts dry-run | test-receiver | audit
 
 app.command("crawl")(crawl_command)
 app.command("demo-site")(demo_site_command)
