@@ -57,11 +57,11 @@ HEAD_WORDS = ("小区", "花园", "新村", "家园", "公寓", "学院", "大�
 _NAMED = re.compile(r"([\u4e00-\u9fff]{2,8}?)(" + "|".join(HEAD_WORDS) + ")")
 # Everything up to the last of these characters is not part of a name: places (路, 区), and function words and verbs
 # that glue a generic phrase to a head word (学生必须去学校, 不同公司, 据说学校).
-_NAME_CUT = re.compile(r".*[路街道区县市镇省村的在和与了是对个号栋楼家"
-                       r"去到向从给被把让说同据其该这那各些本我你他们有无不等好要为入出上下内能及近]")
+_CUT_CHARS = frozenset("路街道区县市镇省村的在和与了是对个号栋楼家"
+                       "去到向从给被把让说同据其该这那各些本我你他们有无不等好要为入出上下内能及近")
+_NAME_CUT = re.compile(".*[" + "".join(sorted(_CUT_CHARS)) + "]")
 
 
-_CJK_TAIL = re.compile(r"[\u4e00-\u9fff]{2,8}$")
 # Name parts that say what kind of body it is, not which one (物业公司, 开发公司): not names of a site or body.
 _GENERIC_PARTS = frozenset({"物业", "开发", "房地产", "地产", "建筑", "建设", "保安", "家政", "快递", "物流", "供水", "供电",
                             "燃气", "自来水", "有限", "责任", "投资", "管理", "服务", "培训", "附属", "配套", "公办", "民办",
@@ -69,18 +69,24 @@ _GENERIC_PARTS = frozenset({"物业", "开发", "房地产", "地产", "建筑",
 
 
 def names_at(text: str, heads: list[tuple[int, str]], limit: int = 5) -> list[str]:
-    """`find_names` given where the head words are (from the shared scan): only the few characters before each head
-    are looked at, instead of trying the pattern at every position of the text."""
+    """`find_names` given where the head words are (from the shared scan): only the up to 8 Chinese characters
+    before each head are looked at, by hand rather than by regex (this runs for most posts)."""
     out: list[str] = []
     covered = 0
     for start, head in heads:
         if start < covered or start < 2:
             continue
-        m = _CJK_TAIL.search(text, max(covered, start - 8), start)
-        if m is None:
+        lo = max(covered, start - 8)
+        j = start
+        while j > lo and "\u4e00" <= text[j - 1] <= "\u9fff":
+            j -= 1
+        if start - j < 2:
             continue
         covered = start + len(head)
-        name = _NAME_CUT.sub("", m.group(0))[-4:]
+        k = start
+        while k > j and text[k - 1] not in _CUT_CHARS:  # what _NAME_CUT removes: up to the last cut character
+            k -= 1
+        name = text[max(k, start - 4):start]
         if len(name) >= 2 and name not in _GENERIC_PARTS and name[-2:] not in _GENERIC_PARTS:
             key = name + head
             if key not in out:
