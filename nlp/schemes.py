@@ -33,11 +33,36 @@ class SchemeError(InputError):
     """A scheme is invalid; `errors` name the field (and the position inside an expression)."""
 
 
+Check = Callable[[dict[str, list[int]], Callable[[], list[int]]], bool]
+
+
 @dataclass(frozen=True)
 class CompiledScheme:
     name: str
     tree: Node
     terms: frozenset[str]
+    check: Check  # the tree as nested closures: (terms found → start offsets, token starts) → matches
+
+
+def compile_tree(node: Node) -> Check:
+    """The boolean tree as closures, so that matching an item does no isinstance dispatch; an OR of plain words
+    (the list form's 地域词/主体词/事件词) is one set test."""
+    if isinstance(node, Term):
+        text = node.text.lower()
+        return lambda found, _starts: text in found
+    if isinstance(node, Or) and all(isinstance(c, Term) for c in node.children):
+        words = frozenset(c.text.lower() for c in node.children)
+        return lambda found, _starts: not words.isdisjoint(found)
+    if isinstance(node, Or):
+        parts = [compile_tree(c) for c in node.children]
+        return lambda found, starts: any(p(found, starts) for p in parts)
+    if isinstance(node, And):
+        parts = [compile_tree(c) for c in node.children]
+        return lambda found, starts: all(p(found, starts) for p in parts)
+    if isinstance(node, Not):
+        inner = compile_tree(node.child)
+        return lambda found, starts: not inner(found, starts)
+    return lambda found, starts: _evaluate(node, found, starts)
 
 
 def _terms_node(words: Sequence[str], loc: list[Any]) -> Node | None:
@@ -87,7 +112,7 @@ def compile_scheme(spec: SchemeSpec, loc: list[Any] | None = None) -> CompiledSc
     if not has_positive(tree) or not positive_terms(tree):
         raise SchemeError(f"{'.'.join(map(str, loc))}: the scheme only excludes; it can never match",
                           errors=[{"loc": loc, "msg": "only exclusions"}])
-    return CompiledScheme(spec.name, tree, frozenset(_all_terms(tree)))
+    return CompiledScheme(spec.name, tree, frozenset(_all_terms(tree)), compile_tree(tree))
 
 
 def load_specs(path: Path) -> list[SchemeSpec]:
@@ -181,7 +206,8 @@ class SchemeMatcher:
                 cache["s"] = _token_starts(text[:_MAX_SCAN].lower(), toks)
             return cache["s"]
 
-        return [self.schemes[i].name for i in sorted(candidates) if _evaluate(self.schemes[i].tree, found, token_starts)]
+        schemes = self.schemes
+        return [schemes[i].name for i in sorted(candidates) if schemes[i].check(found, token_starts)]
 
 
 def _word_index(starts: list[int], offset: int) -> int:
