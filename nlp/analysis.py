@@ -329,7 +329,7 @@ class EventStage:
                 event_id = events.assign(vector, item.published_at.timestamp(), title=item.title or item.content[:60],
                                          source=item.source, channel=item.channel.value, region=item.region,
                                          engagement=engagement, names=p.names)
-            item.enrichment.event_id = event_id
+            assign(item.enrichment, event_id=event_id)
             if memory:
                 state.known[(item.source, item.source_id)] = (item.id, event_id, engagement)
 

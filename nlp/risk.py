@@ -205,4 +205,7 @@ class RiskStage:
         found_all = self.hits_of(batch) if self.hits_of is not None else [None] * len(batch.items)
         for item, found in zip(batch.items, found_all, strict=True):
             e = item.enrichment
-            e.risk_score, e.risk_level, e.risk_reasons = score(item, now, context_of(item), found)
+            total, level, reasons = score(item, now, context_of(item), found)
+            # Three plain fields at once, as pydantic's own __setattr__ would set them (no validate_assignment).
+            e.__dict__.update(risk_score=total, risk_level=level, risk_reasons=reasons)
+            e.__pydantic_fields_set__.update(("risk_score", "risk_level", "risk_reasons"))
