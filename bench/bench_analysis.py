@@ -19,6 +19,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -38,19 +39,19 @@ SEGMENT = "segment (models' stage, for reference)"
 CONFIG = parse_config({"sources": {"b": {"channel": "board"}}})
 
 
-def batches_of(frame: pd.DataFrame, prefix: str) -> list[Batch]:
-    out = []
+def batches_of(frame: pd.DataFrame, prefix: str) -> Iterator[Batch]:
+    """Batches made one at a time: as in the service, only the batch in flight is alive (a bench holding every
+    item would make each garbage collection walk thousands of items a service has long released)."""
     for start in range(0, len(frame), BATCH):
         chunk = frame.iloc[start:start + BATCH]
         batch = Batch(raw=[RawRecord(source="b", payload={
             "source_id": f"{prefix}{r.message_id}", "title": r.title, "content": " ".join(str(r.body).split())[:130],
             "published_at": r.created_at, "likes": getattr(r, "likes", 0)}) for r in chunk.itertuples()])
         NormaliseStage(CONFIG).run(batch)
-        out.append(batch)
-    return out
+        yield batch
 
 
-def run(batches: list[Batch], pre: list, analysis: list, timings: dict[str, float]) -> int:
+def run(batches: Iterable[Batch], pre: list, analysis: list, timings: dict[str, float]) -> int:
     n = 0
     for batch in batches:
         n += len(batch.items)
