@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Column, Float, Index, Integer, LargeBinary, String, Table, Text, func, select
+from sqlalchemy import Column, Float, Index, Integer, LargeBinary, String, Table, Text, func, inspect, select
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from core.errors import NotFound
@@ -58,7 +58,7 @@ def _events_v1(conn) -> None:  # noqa: ANN001 - SQLAlchemy Connection
 
 @register("events", 2, "named sites and bodies of events; one-permutation near-duplicate signatures")
 def _events_v2(conn) -> None:  # noqa: ANN001 - SQLAlchemy Connection
-    columns = {row[1] for row in conn.exec_driver_sql("PRAGMA table_info(events)")}
+    columns = {column["name"] for column in inspect(conn).get_columns("events")}  # portable: SQLite and PostgreSQL
     if "names" not in columns:
         conn.exec_driver_sql("ALTER TABLE events ADD COLUMN names TEXT NOT NULL DEFAULT '{}'")
     conn.execute(dedup_signatures.delete())  # signatures of the old MinHash scheme do not compare with new ones
