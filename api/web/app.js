@@ -84,9 +84,11 @@ async function loadSide(url, target, render) {
 }
 
 function loadPanels() {
+  const SEVERITY = {critical: "I", warning: "II", info: "IV"};
   loadSide("/api/alerts?limit=10", "alerts", a => el("li", {},
-    el("span", {class: "badge " + (a.labels && a.labels.risk_level || "")}, a.severity || a.state || "预警"), " ",
-    a.summary || a.title || (a.labels && a.labels.rule) || a.id));
+    el("span", {class: "badge " + (SEVERITY[a.severity] || "")}, a.severity || a.state || "预警"), " ",
+    (a.annotations && a.annotations.summary) || a.summary || a.rule || a.id, " ",
+    el("span", {class: "muted"}, a.state === "acknowledged" ? "已确认" : "")));
   loadSide("/api/events/hot", "events", ev => el("li", {}, ev.title || ev.id, " ",
     el("span", {class: "muted"}, `热度 ${Math.round(ev.heat || ev.heat_index || 0)} · ${ev.volume || ev.size || 0} 条`)));
   loadSide("/api/sources", "sources", s => el("li", {}, s.name || s.source || s.id, " ",
