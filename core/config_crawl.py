@@ -105,6 +105,31 @@ class ScheduleSpec(Strict):
         return self
 
 
+class RevisitSpec(Strict):
+    """Re-fetch recently collected entries so a reply (or new likes) arriving later reaches the store.
+
+    List pages only show what is new, so without this a letter first seen unanswered stays unanswered for good and
+    the risk model's "official reply missing or overdue" is wrong. Bounded for politeness: at most `max_items`
+    detail pages per run (and never more than half of `max_pages`), each entry at most once per `interval_hours`,
+    only entries first seen in the last `days`.
+    """
+
+    enabled: bool = True
+    days: float = Field(15, gt=0, le=365)  # entries first seen this recently (a reply is due within 15 working days)
+    max_items: int = Field(50, ge=1, le=10_000)  # detail pages re-fetched per run, at most
+    interval_hours: float = Field(12, ge=0)  # an entry is re-fetched at most this often
+    only_unreplied: bool = True  # false: replied entries too (new likes), after the unreplied ones
+
+
+# Kinds for which a revisit is off unless configured; html revisits by default (see RevisitSpec).
+REVISIT_OFF_BY_DEFAULT = {"weibo_api"}
+REVISIT_NOT_NEEDED = {
+    "hotline_api": "the work-order API already returns changed orders (updated_since)",
+    "wechat": "article read/like counts come only from mp/getappmsgext with a WeChat client's short-lived key; "
+              "the public article page does not change",
+}
+
+
 class CrawlSpec(Strict):
     """How one source is crawled: the kind of spider, its site description, politeness and caps."""
 
@@ -130,6 +155,7 @@ class CrawlSpec(Strict):
     hotline: HotlineSpec | None = None
     weibo: WeiboSpec | None = None
     wechat: WechatSpec | None = None
+    revisit: RevisitSpec | None = None  # default: on for html, off for weibo_api; not for hotline_api / wechat
 
     @model_validator(mode="after")
     def _kind_section(self) -> CrawlSpec:
@@ -141,6 +167,11 @@ class CrawlSpec(Strict):
                 raise ValueError("kind hotline_api needs start_url (the work-order API URL)")
         elif getattr(self, needed) is None:
             raise ValueError(f"kind {self.kind} needs a `{needed}` section")
+        if self.kind in REVISIT_NOT_NEEDED:
+            if self.revisit is not None and self.revisit.enabled:
+                raise ValueError(f"revisit is not available for kind {self.kind}: {REVISIT_NOT_NEEDED[self.kind]}")
+        elif self.revisit is None:
+            self.revisit = RevisitSpec(enabled=self.kind not in REVISIT_OFF_BY_DEFAULT)
         return self
 
 
@@ -165,6 +196,9 @@ class DemoSiteConfig(Strict):
     history_items: int = Field(60, ge=0, le=20_000)  # per channel, spread over the past week
     new_item_seconds: float = Field(30, gt=0)  # a new item per channel this often while running
     incident_after_minutes: float = Field(2, ge=0)  # the incident starts this long after start-up and builds for an hour
+    # Letters published while the site runs get their reply this many minutes later (a revisit picks it up);
+    # None keeps the generator's 1-12 days.
+    reply_after_minutes: float | None = Field(None, gt=0)
     hotline_token: SecretStr = SecretStr("demo-token")
     weibo_cookie: SecretStr = SecretStr("demo-sub")  # the `SUB` cookie value the Weibo imitation accepts
     replay: list[ReplaySpec] = Field(default_factory=list)

@@ -58,7 +58,8 @@ def crawl_command(
         console.print(f"{source} is already being crawled")
         raise typer.Exit(1)
     summary = {"source": source, "outcome": result.outcome, "finish_reason": result.finish_reason, "pages": result.pages,
-               "entries": result.entries, "new_items": result.items, "errors": result.errors,
+               "entries": result.entries, "new_items": result.items - result.revisit_changed,
+               "revisited": result.revisited, "updated_items": result.revisit_changed, "errors": result.errors,
                "seconds": round(result.duration, 2), "health": health.state if health else "unknown",
                "reason": health.reason if health else ""}
     typer.echo(json.dumps(summary, ensure_ascii=False))

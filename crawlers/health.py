@@ -34,7 +34,9 @@ class RunResult:
     pages_ok: int = 0
     entries: int = 0
     entries_seen: int = 0
-    items: int = 0
+    items: int = 0  # new or changed items sent to the inbox (revisit_changed included)
+    revisited: int = 0  # recently collected entries fetched again
+    revisit_changed: int = 0  # of those, changed since collected (a reply, new counts)
     errors: dict[str, int] = field(default_factory=dict)
     message: str = ""
     resumed: bool = False

@@ -14,6 +14,7 @@ from scrapy.crawler import Crawler
 from scrapy.exceptions import DropItem
 
 from core.models import QuarantineRecord, RawRecord
+from crawlers.state import SeenEntry
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +80,9 @@ class InboxPipeline:
             records = [RawRecord(source=spider.source, payload=i["payload"], origin=i.get("url", "")) for i in self.pending]
             spider.store.put(records)
             with spider.store.write() as conn:
-                spider.crawl_state.mark_seen(conn, [(i["key"], i.get("fingerprint", "")) for i in self.pending])
+                spider.crawl_state.mark_seen(conn, [
+                    SeenEntry(i["key"], i.get("fingerprint", ""), i.get("url", ""), bool(i.get("replied")),
+                              i.get("row_fields") or {}) for i in self.pending])
             self.pending = []
         if spider.problems:
             spider.store.quarantine(spider.problems)

@@ -96,5 +96,6 @@ def run_crawl(config: Config, source: str, *, db_path: Path | str | None = None,
     return RunResult(source=source, started_at=started.isoformat(), finished_at=finished.isoformat(), duration=duration,
                      finish_reason=final.get("finish_reason", ""), pages=final.get("pages", 0), pages_ok=final.get("pages_ok", 0),
                      entries=final.get("entries", 0), entries_seen=final.get("entries_seen", 0), items=final.get("items", 0),
+                     revisited=final.get("revisited", 0), revisit_changed=final.get("revisit_changed", 0),
                      errors=final.get("errors", {}), resumed=final.get("resumed", False),
                      incremental=final.get("incremental", False), exit_code=code)

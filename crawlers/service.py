@@ -30,6 +30,7 @@ class CrawlService:
         self._locks_guard = threading.Lock()
         self._drain_lock = threading.Lock()
         self.running: set[str] = set()
+        self.last_ingest: dict[str, Any] = {}  # source → IngestReport of the drain after its last run (stored, updated...)
 
     def crawl_sources(self) -> list[str]:
         return [sid for sid, s in self.config.sources.items() if s.crawl is not None]
@@ -53,8 +54,10 @@ class CrawlService:
             health = record_run(self.store, result, self.config.crawling.health)
             with self._drain_lock:
                 report = self.drain()
-            logger.info("crawl done source=%s outcome=%s pages=%d items=%d stored=%s state=%s", source, result.outcome,
-                        result.pages, result.items, getattr(report, "stored", "?"), health.state)
+            self.last_ingest[source] = report
+            logger.info("crawl done source=%s outcome=%s pages=%d items=%d revisited=%d stored=%s updated=%s state=%s",
+                        source, result.outcome, result.pages, result.items, result.revisited, getattr(report, "stored", "?"),
+                        getattr(report, "updated", "?"), health.state)
             return result
         finally:
             self.running.discard(source)

@@ -6,10 +6,12 @@ Written by the crawl subprocess (seen keys, cursors) and by the service (runs, h
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Column, Connection, Engine, Float, Index, Integer, MetaData, String, Table, Text, select
+from sqlalchemy import Column, Connection, Engine, Float, Index, Integer, MetaData, String, Table, Text, or_, select, text
+from sqlalchemy import inspect as inspect_db
 
 from storage.migrations import register
 
@@ -21,7 +23,15 @@ crawl_seen = Table(
     Column("key", String(300), primary_key=True),
     Column("fingerprint", String(100), nullable=False, default=""),
     Column("seen_at", String(40), nullable=False),
+    # v2, for revisits: when first collected, when last fetched, whether it had an official reply, where it is,
+    # and the list-row fields (a detail page alone lacks them).
+    Column("first_seen_at", String(40)),
+    Column("checked_at", String(40)),
+    Column("replied", Integer, nullable=False, default=0),
+    Column("url", Text, nullable=False, default=""),
+    Column("row_fields", Text, nullable=False, default="{}"),
 )
+revisit_index = Index("ix_crawl_seen_revisit", crawl_seen.c.source, crawl_seen.c.first_seen_at)
 
 crawl_cursor = Table(
     "crawl_cursor", metadata,
@@ -80,8 +90,34 @@ def _crawl_v1(conn: Connection) -> None:
     metadata.create_all(conn)
 
 
+_V2_COLUMNS = {"first_seen_at": "VARCHAR(40)", "checked_at": "VARCHAR(40)", "replied": "INTEGER NOT NULL DEFAULT 0",
+               "url": "TEXT NOT NULL DEFAULT ''", "row_fields": "TEXT NOT NULL DEFAULT '{}'"}
+
+
+@register("crawl", 2, "crawl_seen: first seen, last checked, replied, URL and row fields (revisits)")
+def _crawl_v2(conn: Connection) -> None:
+    have = {c["name"] for c in inspect_db(conn).get_columns("crawl_seen")}  # a fresh v1 already has them (same metadata)
+    for name, ddl in _V2_COLUMNS.items():
+        if name not in have:
+            conn.execute(text(f"ALTER TABLE crawl_seen ADD COLUMN {name} {ddl}"))
+    conn.execute(crawl_seen.update().where(crawl_seen.c.first_seen_at.is_(None))
+                 .values(first_seen_at=crawl_seen.c.seen_at, checked_at=crawl_seen.c.seen_at))
+    revisit_index.create(conn, checkfirst=True)
+
+
 def now_iso() -> str:
     return datetime.now(UTC).isoformat()
+
+
+@dataclass
+class SeenEntry:
+    """One collected entry as the seen table keeps it."""
+
+    key: str
+    fingerprint: str = ""
+    url: str = ""
+    replied: bool = False
+    row_fields: dict[str, Any] = field(default_factory=dict)
 
 
 class CrawlState:
@@ -98,15 +134,41 @@ class CrawlState:
         """True when the key was collected before with the same fingerprint (an update changes the fingerprint)."""
         return key in self.seen and (not fingerprint or self.seen[key] == fingerprint)
 
-    def mark_seen(self, conn: Connection, entries: list[tuple[str, str]]) -> None:
+    def mark_seen(self, conn: Connection, entries: list[SeenEntry | tuple[str, str]]) -> None:
+        """Record collected entries (new or changed); a key's first-seen time is kept, its check time renewed."""
         now = now_iso()
-        for key, fingerprint in entries:
-            if key in self.seen:
-                conn.execute(crawl_seen.update().where(crawl_seen.c.source == self.source, crawl_seen.c.key == key)
-                             .values(fingerprint=fingerprint, seen_at=now))
+        for entry in entries:
+            if not isinstance(entry, SeenEntry):
+                entry = SeenEntry(*entry)
+            values = {"fingerprint": entry.fingerprint, "seen_at": now, "checked_at": now, "replied": int(entry.replied),
+                      "url": entry.url, "row_fields": json.dumps(entry.row_fields, ensure_ascii=False)}
+            if entry.key in self.seen:
+                conn.execute(crawl_seen.update().where(crawl_seen.c.source == self.source, crawl_seen.c.key == entry.key)
+                             .values(**values))
             else:
-                conn.execute(crawl_seen.insert().values(source=self.source, key=key, fingerprint=fingerprint, seen_at=now))
-            self.seen[key] = fingerprint
+                conn.execute(crawl_seen.insert().values(source=self.source, key=entry.key, first_seen_at=now, **values))
+            self.seen[entry.key] = entry.fingerprint
+
+    def due_for_revisit(self, conn: Connection, days: float, limit: int, only_unreplied: bool,
+                        interval_hours: float) -> list[tuple[str, str, dict[str, Any]]]:
+        """Entries to fetch again: first seen within `days`, not checked for `interval_hours`; unreplied first,
+        then the longest unchecked. Returns (key, url, row fields) and marks them checked, so the next run
+        takes the next ones even when a page fails."""
+        now = datetime.now(UTC)
+        seen_after = (now - timedelta(days=days)).isoformat()
+        checked_before = (now - timedelta(hours=interval_hours)).isoformat()
+        c = crawl_seen.c
+        query = (select(c.key, c.url, c.row_fields)
+                 .where(c.source == self.source, c.url != "", c.first_seen_at >= seen_after,
+                        or_(c.checked_at.is_(None), c.checked_at <= checked_before))
+                 .order_by(c.replied, c.checked_at, c.first_seen_at, c.key).limit(limit))
+        if only_unreplied:
+            query = query.where(c.replied == 0)
+        rows = conn.execute(query).all()
+        if rows:
+            conn.execute(crawl_seen.update().where(c.source == self.source, c.key.in_([r.key for r in rows]))
+                         .values(checked_at=now.isoformat()))
+        return [(r.key, r.url, json.loads(r.row_fields or "{}")) for r in rows]
 
     def cursor(self, name: str, default: Any = None) -> Any:
         with self.engine.connect() as conn:

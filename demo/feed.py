@@ -56,8 +56,10 @@ class SiteFeed:
     """Items per feed, oldest first; `visible(feed)` returns what has been published by now, newest first."""
 
     def __init__(self, seed: int = 2026, history: int = 60, new_item_seconds: float = 30.0,
-                 incident_after_minutes: float = 2.0, start: datetime | None = None) -> None:
+                 incident_after_minutes: float = 2.0, start: datetime | None = None,
+                 reply_after_minutes: float | None = None) -> None:
         self.seed = seed
+        self.reply_after_minutes = reply_after_minutes
         self.start = start or datetime.now(SHANGHAI)
         self.new_item_seconds = new_item_seconds
         self._lock = threading.Lock()
@@ -98,7 +100,10 @@ class SiteFeed:
         while self._grown[name] < due:
             self._grown[name] += 1
             at = self.start + timedelta(seconds=self._grown[name] * self.new_item_seconds)
-            self._add(name, at, gen.one(FEEDS[name], at).payload)
+            payload = gen.one(FEEDS[name], at).payload
+            if self.reply_after_minutes is not None and "reply" in payload:
+                payload["reply"]["replied_at"] = (at + timedelta(minutes=self.reply_after_minutes)).isoformat()
+            self._add(name, at, payload)
 
     def visible(self, name: str, now: datetime | None = None) -> list[SiteItem]:
         now = now or datetime.now(SHANGHAI)
@@ -112,6 +117,30 @@ class SiteFeed:
             if item.key == key:
                 return item
         return None
+
+    def add_reply(self, name: str, key: str, at: datetime | None = None, text: str | None = None,
+                  department: str = "市政府办公室") -> SiteItem | None:
+        """The office answers an existing letter now (or at `at`): what a revisit has to pick up."""
+        item = self.find(name, key)
+        if item is None:
+            return None
+        with self._lock:
+            item.payload["reply"] = {
+                "text": text or "您好！您反映的问题已转交相关部门办理，现已处理完毕，感谢您的来信。",
+                "department": department,
+                "replied_at": (at or datetime.now(SHANGHAI)).replace(microsecond=0).isoformat(),
+            }
+        return item
+
+    def engage(self, name: str, key: str, **more: int) -> SiteItem | None:
+        """Add to an item's counts (likes=, reposts=, comments=, dislikes=), as readers do over the days after."""
+        item = self.find(name, key)
+        if item is None:
+            return None
+        with self._lock:
+            for count, amount in more.items():
+                item.payload[count] = (item.payload.get(count) or 0) + amount
+        return item
 
 
 class ReplayFeed:

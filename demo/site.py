@@ -101,8 +101,10 @@ class DemoSite:
 
     def __init__(self, *, seed: int = 2026, history: int = 60, new_item_seconds: float = 30.0,
                  incident_after_minutes: float = 2.0, hotline_token: str = "demo-token", weibo_cookie: str = "demo-sub",
-                 replay: list[tuple[str, Path, dict[str, str], int]] | None = None, start: datetime | None = None) -> None:
-        self.feed = SiteFeed(seed, history, new_item_seconds, incident_after_minutes, start=start)
+                 replay: list[tuple[str, Path, dict[str, str], int]] | None = None, start: datetime | None = None,
+                 reply_after_minutes: float | None = None) -> None:
+        self.feed = SiteFeed(seed, history, new_item_seconds, incident_after_minutes, start=start,
+                             reply_after_minutes=reply_after_minutes)
         self.hotline_token = hotline_token
         self.weibo_cookie = weibo_cookie
         self.layouts: dict[str, int] = {}
@@ -218,6 +220,23 @@ class _Handler(BaseHTTPRequestHandler):
         feed, version = query.get("feed", "board"), self._int(query, "version", 1)
         self.site.layouts[feed] = version
         self._json({"ok": True, "feed": feed, "version": version})
+
+    def admin_reply(self, query: dict[str, str]) -> None:
+        """Answer an existing letter or message now (`feed`, `key`; optional `text`): demos and tests of revisits."""
+        item = self.site.feed.add_reply(query.get("feed", "mailbox"), query.get("key", ""), text=query.get("text"))
+        if item is None:
+            self._json({"ok": False, "error": "no such item"}, status=404)
+            return
+        self._json({"ok": True, "feed": item.feed, "key": item.key, "reply": item.payload["reply"]})
+
+    def admin_engage(self, query: dict[str, str]) -> None:
+        """Add likes/reposts/comments/dislikes to an existing item (`feed`, `key`, counts as integers)."""
+        more = {k: self._int(query, k, 0) for k in ("likes", "reposts", "comments", "dislikes") if k in query}
+        item = self.site.feed.engage(query.get("feed", "weibo"), query.get("key", ""), **more)
+        if item is None:
+            self._json({"ok": False, "error": "no such item"}, status=404)
+            return
+        self._json({"ok": True, "feed": item.feed, "key": item.key, **{k: item.payload.get(k) for k in more}})
 
     # ---- 12345 work orders ------------------------------------------------------------------------------------
 
@@ -406,6 +425,17 @@ class _Handler(BaseHTTPRequestHandler):
                   "mblog": self._mblog(i)} for i in chunk]
         self._json({"ok": 1, "data": {"cardlistInfo": info, "cards": cards, "scheme": ""}})
 
+    def weibo_show(self, query: dict[str, str]) -> None:
+        """`statuses/show?id=`: one post with its current counts (what a revisit asks for)."""
+        if f"SUB={self.site.weibo_cookie}" not in (self.headers.get("Cookie") or ""):
+            self._json({"ok": -100, "url": "https://passport.weibo.cn/signin/welcome?entry=mweibo"})
+            return
+        item = self.site.feed.find("weibo", query.get("id", ""))
+        if item is None:
+            self._json({"ok": 0, "msg": "该微博不存在或已被删除"})
+            return
+        self._json({"ok": 1, "data": self._mblog(item)})
+
     def weibo_longtext(self, query: dict[str, str]) -> None:
         item = self.site.feed.find("weibo", query.get("id", ""))
         if item is None:
@@ -557,6 +587,8 @@ ROUTES: list[tuple[str, str]] = [
     (r"/", "index"),
     (r"/robots\.txt", "robots"),
     (r"/_admin/layout", "admin_layout"),
+    (r"/_admin/reply", "admin_reply"),
+    (r"/_admin/engage", "admin_engage"),
     (r"/hotline/api/workorders", "hotline"),
     (r"/mailbox/feedbacklist", "mailbox_list"),
     (r"/mailbox/feedbackshow", "mailbox_show"),
@@ -566,6 +598,7 @@ ROUTES: list[tuple[str, str]] = [
     (r"/board2/detail/(\w+)\.html", "board2_detail"),
     (r"/weibo/api/container/getIndex", "weibo_index"),
     (r"/weibo/statuses/longtext", "weibo_longtext"),
+    (r"/weibo/statuses/show", "weibo_show"),
     (r"/wechat/mp/profile_ext", "wechat_profile"),
     (r"/wechat/s", "wechat_article"),
     (r"/wechat/mp/quota", "wechat_quota"),
@@ -593,7 +626,7 @@ def site_from_config(config: Any) -> DemoSite:
     return DemoSite(seed=config.seed, history=config.history_items, new_item_seconds=config.new_item_seconds,
                     incident_after_minutes=config.incident_after_minutes,
                     hotline_token=config.hotline_token.get_secret_value(), weibo_cookie=config.weibo_cookie.get_secret_value(),
-                    replay=replay)
+                    replay=replay, reply_after_minutes=config.reply_after_minutes)
 
 
 class DemoSiteWorker:

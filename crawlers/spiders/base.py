@@ -5,6 +5,8 @@ Spiders only fetch and follow; the extractors read pages, the pipelines hand ite
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from datetime import UTC, datetime
 from typing import Any
@@ -23,6 +25,12 @@ from crawlers.state import CrawlState
 logger = logging.getLogger(__name__)
 
 CREDENTIAL_STATUSES = {401, 403}
+
+
+def payload_digest(payload: dict[str, Any]) -> str:
+    """What an entry looked like when collected: a revisit sends it on only when this changed."""
+    text = json.dumps(payload, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()[:24]
 
 
 class YuqingSpider(scrapy.Spider):
@@ -114,9 +122,42 @@ class YuqingSpider(scrapy.Spider):
         self.scheduled.update(new)
         return new
 
-    def emit(self, key: str, payload: dict[str, Any], fingerprint: str = "", url: str = "") -> dict[str, Any]:
+    def emit(self, key: str, payload: dict[str, Any], fingerprint: str = "", url: str = "",
+             row_fields: dict[str, Any] | None = None) -> dict[str, Any]:
+        """An item for the pipelines; `url` and `row_fields` are kept with the seen key so a revisit can fetch it again."""
         payload.setdefault("source_id", key)
-        return {"key": key, "fingerprint": fingerprint, "url": url or payload.get("url", ""), "payload": payload}
+        reply = payload.get("reply")
+        return {"key": key, "fingerprint": fingerprint or payload_digest(payload), "url": url or payload.get("url", ""),
+                "payload": payload, "replied": isinstance(reply, dict) and bool(reply.get("text")),
+                "row_fields": row_fields or {}}
+
+    # ---- revisits --------------------------------------------------------------------------------------------
+
+    def revisit_due(self) -> list[tuple[str, str, dict[str, Any]]]:
+        """Entries collected recently to fetch again this run (see RevisitSpec): (key, url, list-row fields).
+
+        Never more than half the run's page budget, so revisits cannot crowd out new entries.
+        """
+        revisit = self.spec.revisit
+        if revisit is None or not revisit.enabled:
+            return []
+        limit = min(revisit.max_items, max(self.spec.max_pages // 2, 1))
+        with self.store.write() as conn:
+            due = self.crawl_state.due_for_revisit(conn, revisit.days, limit, revisit.only_unreplied,
+                                                   revisit.interval_hours)
+        self.scheduled.update(key for key, _, _ in due)
+        self.count("revisit_due", len(due))
+        return due
+
+    def revisited(self, key: str, payload: dict[str, Any], url: str = "",
+                  row_fields: dict[str, Any] | None = None) -> dict[str, Any] | None:
+        """A re-fetched entry, as an item when it changed since it was collected (a reply, more likes), else None."""
+        item = self.emit(key, payload, url=url, row_fields=row_fields)
+        if self.crawl_state.seen.get(key) == item["fingerprint"]:
+            self.count("revisit_unchanged")
+            return None
+        self.count("revisit_changed")
+        return item
 
     def may_follow_list(self, url: str) -> bool:
         """Caps list pages per run, so endless pagination ends and is reported."""

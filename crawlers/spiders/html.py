@@ -34,6 +34,10 @@ class HtmlSpider(YuqingSpider):
         url = html.list_url if html.paging.mode == "next_link" else with_param(html.list_url, html.paging.param,
                                                                                    html.paging.start)
         yield scrapy.Request(url, callback=self.parse_list, errback=self.errback, cb_kwargs={"page": html.paging.start})
+        # Recently collected entries again, after the new ones (lower priority): a reply may have arrived since.
+        for key, detail_url, row_fields in self.revisit_due():
+            yield scrapy.Request(detail_url, callback=self.parse_detail, errback=self.errback, priority=-1,
+                                 cb_kwargs={"key": key, "row_fields": row_fields, "revisit": True})
 
     def key_of(self, url: str) -> str:
         pattern = self.spec.html.id_pattern
@@ -91,7 +95,7 @@ class HtmlSpider(YuqingSpider):
             if self.may_follow_list(next_url):
                 yield scrapy.Request(next_url, callback=self.parse_list, errback=self.errback, cb_kwargs={"page": next_page})
 
-    def parse_detail(self, response: Response, key: str, row_fields: dict[str, str]) -> Iterator[Any]:
+    def parse_detail(self, response: Response, key: str, row_fields: dict[str, str], revisit: bool = False) -> Iterator[Any]:
         html = self.spec.html
         text = self.page_text(response)
         if text is None:
@@ -108,4 +112,7 @@ class HtmlSpider(YuqingSpider):
             return
         payload = nest(values)
         payload["url"] = response.url
-        yield self.emit(key, payload, url=response.url)
+        if not revisit:
+            yield self.emit(key, payload, url=response.url, row_fields=row_fields)
+        elif (item := self.revisited(key, payload, response.url, row_fields)) is not None:
+            yield item

@@ -39,6 +39,41 @@ class WeiboSpider(YuqingSpider):
             yield self._index(f"containerid={containerid}&page_type=searchall", "search", 1)
         for uid in self.spec.weibo.accounts:
             yield self._index(f"type=uid&value={uid}&containerid=107603{uid}", "timeline", 1)
+        # Counts (reposts, comments, likes) of recent posts, one `statuses/show` call each, when revisits are on.
+        base = self.spec.weibo.base_url.rstrip("/")
+        for key, _url, _fields in self.revisit_due():
+            yield scrapy.Request(f"{base}/statuses/show?id={key}", cookies=self._cookies(), callback=self.parse_show,
+                                 errback=self.errback, priority=-1, cb_kwargs={"key": key},
+                                 headers={"Accept": "application/json, text/plain, */*", "X-Requested-With": "XMLHttpRequest"})
+
+    def parse_show(self, response: Response, key: str) -> Iterator[Any]:
+        """One post again (a revisit): sent on only when its counts or text changed."""
+        if not self.json_ok(response):
+            return
+        try:
+            data = parse_json(response.body)
+        except LoginRequired as exc:
+            self.count("errors/credentials_rejected")
+            self.extraction_failed(response, exc, "login_wall")
+            return
+        except ExtractionError as exc:
+            self.extraction_failed(response, exc)
+            return
+        mblog = data.get("data")
+        if data.get("ok") != 1 or not isinstance(mblog, dict):
+            self.count("revisit_gone")  # deleted or hidden since: nothing to update
+            return
+        try:
+            payload = mblog_payload(mblog, self.spec.weibo.base_url)
+        except ExtractionError as exc:
+            self.extraction_failed(response, exc)
+            return
+        if payload.pop("is_long_text") and self.spec.weibo.fetch_long_text:
+            url = f"{self.spec.weibo.base_url.rstrip('/')}/statuses/longtext?id={key}"
+            yield scrapy.Request(url, cookies=self._cookies(), callback=self.parse_long, errback=self.errback,
+                                 cb_kwargs={"payload": payload, "revisit": True})
+        elif (item := self.revisited(key, payload)) is not None:
+            yield item
 
     def parse_index(self, response: Response, params: str, stream: str, page: int) -> Iterator[Any]:
         if not self.json_ok(response):
@@ -83,12 +118,17 @@ class WeiboSpider(YuqingSpider):
         if self.may_follow_list(response.url):
             yield self._index(params, stream, page + 1, since)
 
-    def parse_long(self, response: Response, payload: dict[str, Any]) -> Iterator[Any]:
+    def parse_long(self, response: Response, payload: dict[str, Any], revisit: bool = False) -> Iterator[Any]:
         if not self.json_ok(response):
             return
         try:
             payload["content"] = long_text(response.body)
         except ExtractionError as exc:
-            # The truncated text is still worth keeping; the fault is recorded.
+            # The truncated text is still worth keeping (not on a revisit: the stored text is whole); the fault is recorded.
             self.extraction_failed(response, exc)
-        yield self.emit(payload["source_id"], payload)
+            if revisit:
+                return
+        if not revisit:
+            yield self.emit(payload["source_id"], payload)
+        elif (item := self.revisited(payload["source_id"], payload)) is not None:
+            yield item
