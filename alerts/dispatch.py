@@ -14,6 +14,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -200,18 +202,23 @@ class Dispatcher:
 
     # ---- flushing groups -----------------------------------------------------------------------------------
 
-    def flush_due(self, now: datetime) -> int:
-        """Turn due groups (group_wait/group_interval passed, or repeat_interval passed) into outbox rows."""
+    def flush_due(self, now: datetime, groups_per_transaction: int = 100) -> int:
+        """Turn due groups (group_wait/group_interval passed, or repeat_interval passed) into outbox rows.
+
+        Up to `groups_per_transaction` groups share one write transaction: each group's flush is all-or-nothing
+        either way, and a burst of one-item groups does not pay one commit per group.
+        """
         moment = ts(now)
         g = alert_groups.c
         with self.store.read() as conn:
             keys = [r.key for r in conn.execute(select(g.key).where(
                 (g.next_flush_ts <= moment) | (g.next_repeat_ts <= moment)).order_by(g.next_flush_ts).limit(1000))]
         sent = 0
-        for key in keys:
+        for start in range(0, len(keys), groups_per_transaction):
             with self.store.write() as conn:
-                group = conn.execute(select(alert_groups).where(g.key == key)).first()
-                if group is not None:
+                groups = conn.execute(select(alert_groups).where(g.key.in_(keys[start:start + groups_per_transaction]))
+                                      .order_by(g.next_flush_ts)).all()
+                for group in groups:
                     sent += self._flush(conn, group, now)
         return sent
 
@@ -352,68 +359,121 @@ class Dispatcher:
         return len(rows)
 
     def claim_due(self, now: datetime, limit: int = 100) -> list[int]:
+        return [i for batch in self.claim_batches(now, limit=limit, workers=1, batch_size=limit) for i in batch]
+
+    def claim_batches(self, now: datetime, *, limit: int = 500, workers: int = 4, batch_size: int = 25) -> list[list[int]]:
+        """Mark due rows `sending` (committed before any network call) and split them into per-channel batches.
+
+        Rows of one receiver's channel are spread over up to `workers` batches of at most `batch_size`, oldest first,
+        so each send worker can push its batch down one reused connection.
+        """
         moment = ts(now)
         o = alert_outbox.c
         with self.store.write() as conn:
-            ids = [r.id for r in conn.execute(select(o.id).where(o.status == "pending", o.next_attempt_ts <= moment)
-                                              .order_by(o.next_attempt_ts, o.id).limit(limit))]
-            if ids:
-                conn.execute(alert_outbox.update().where(o.id.in_(ids)).values(status="sending"))
-        return ids
+            rows = conn.execute(select(o.id, o.receiver, o.integration).where(o.status == "pending", o.next_attempt_ts <= moment)
+                                .order_by(o.next_attempt_ts, o.id).limit(limit)).all()
+            ids = [r.id for r in rows]
+            for start in range(0, len(ids), 500):
+                conn.execute(alert_outbox.update().where(o.id.in_(ids[start:start + 500])).values(status="sending"))
+        channels: dict[tuple[str, str], list[int]] = {}
+        for row in rows:
+            channels.setdefault((row.receiver, row.integration), []).append(row.id)
+        batches = []
+        for channel_ids in channels.values():
+            size = max(1, min(batch_size, math.ceil(len(channel_ids) / workers)))
+            batches.extend(channel_ids[start:start + size] for start in range(0, len(channel_ids), size))
+        return batches
 
     def deliver(self, outbox_id: int, clock: Callable[[], datetime]) -> str:
         """Send one claimed row and record the outcome; returns the new status."""
+        return self.deliver_many([outbox_id], clock).get(outbox_id, "missing")
+
+    def deliver_many(self, outbox_ids: list[int], clock: Callable[[], datetime], *,
+                     record_every: float = 1.0) -> dict[int, str]:
+        """Send claimed rows one after another and record their outcomes, several per write transaction.
+
+        Outcomes are committed at least every `record_every` seconds and at the end. A row whose outcome is not
+        committed yet is still `sending`: after a crash it is resumed and sent again with the same dedup key, so
+        batching the records keeps delivery at least once.
+        """
         rt = self.runtime()
-        with self.store.read() as conn:
-            row = conn.execute(select(alert_outbox).where(alert_outbox.c.id == outbox_id)).first()
-        if row is None:
-            return "missing"
-        notifier = rt.notifiers.get((row.receiver, row.integration))
-        error: NotifyError | None = None
-        parts_done = row.parts_done
-        if notifier is None:
-            error = NotifyError(f"receiver {row.receiver!r} has no {row.integration} channel in the current config",
-                                recoverable=False)
-        else:
-            message = Message.from_payload(json.loads(row.payload), parts_done=row.parts_done)
-            try:
-                notifier.send(message)
-            except PartialNotifyError as exc:
-                error, parts_done = exc, exc.parts_done
-            except NotifyError as exc:
-                error = exc
-            except Exception as exc:  # noqa: BLE001 - a notifier bug must be recorded, not crash the dispatcher
-                logger.exception("notifier crashed receiver=%s integration=%s", row.receiver, row.integration)
-                error = NotifyError(f"notifier error {exc.__class__.__name__}: {exc}", recoverable=False)
-        now = clock()
-        moment = ts(now)
         o = alert_outbox.c
+        with self.store.read() as conn:
+            rows = conn.execute(select(alert_outbox).where(o.id.in_(outbox_ids)).order_by(o.id)).all()
+        statuses: dict[int, str] = {}
+        done: list[tuple[Any, NotifyError | None, int, datetime]] = []
+        last_record = time.monotonic()
+        for row in rows:
+            error, parts_done = self._send(rt, row)
+            done.append((row, error, parts_done, clock()))
+            if time.monotonic() - last_record >= record_every:
+                statuses.update(self._record(rt, done))
+                done = []
+                last_record = time.monotonic()
+        if done:
+            statuses.update(self._record(rt, done))
+        return statuses
+
+    def _send(self, rt: Runtime, row: Any) -> tuple[NotifyError | None, int]:
+        """One network delivery of an outbox row: (error or None, parts delivered so far)."""
+        notifier = rt.notifiers.get((row.receiver, row.integration))
+        if notifier is None:
+            return NotifyError(f"receiver {row.receiver!r} has no {row.integration} channel in the current config",
+                               recoverable=False), row.parts_done
+        message = Message.from_payload(json.loads(row.payload), parts_done=row.parts_done)
+        try:
+            notifier.send(message)
+        except PartialNotifyError as exc:
+            return exc, exc.parts_done
+        except NotifyError as exc:
+            return exc, row.parts_done
+        except Exception as exc:  # noqa: BLE001 - a notifier bug must be recorded, not crash the dispatcher
+            logger.exception("notifier crashed receiver=%s integration=%s", row.receiver, row.integration)
+            return NotifyError(f"notifier error {exc.__class__.__name__}: {exc}", recoverable=False), row.parts_done
+        return None, row.parts_done
+
+    def _record(self, rt: Runtime, done: list[tuple[Any, NotifyError | None, int, datetime]]) -> dict[int, str]:
+        """Outcomes of sends in one write transaction: sent, pending again (backoff) or given up; each audited."""
+        o = alert_outbox.c
+        statuses: dict[int, str] = {}
+        sent: list[dict[str, Any]] = []
+        trail: list[dict[str, Any]] = []
         with self.store.write() as conn:
-            if error is None:
-                conn.execute(alert_outbox.update().where(o.id == outbox_id).values(
-                    status="sent", sent_ts=moment, attempts=row.attempts + 1, last_error=None))
-                audit(conn, moment, "sent", f"delivered by {row.integration} (attempt {row.attempts + 1})",
-                      receiver=row.receiver, outbox_id=outbox_id, group_key=row.group_key)
-                logger.info("alert sent receiver=%s integration=%s outbox=%d", row.receiver, row.integration, outbox_id)
-                return "sent"
-            attempts = row.attempts + 1
-            retry = rt.config.retry
-            if error.recoverable and attempts < retry.max_attempts:
-                delay = min(retry.initial.total_seconds() * retry.multiplier ** (attempts - 1),
-                            retry.max_delay.total_seconds())
-                conn.execute(alert_outbox.update().where(o.id == outbox_id).values(
-                    status="pending", attempts=attempts, parts_done=parts_done, last_error=error.message,
-                    next_attempt_ts=moment + delay))
-                audit(conn, moment, "retry", f"{error.message}; recoverable, attempt {attempts} of {retry.max_attempts}, "
-                      f"next in {timedelta(seconds=round(delay))}", receiver=row.receiver, outbox_id=outbox_id)
-                logger.warning("alert send failed, will retry receiver=%s integration=%s attempts=%d",
-                               row.receiver, row.integration, attempts)
-                return "pending"
-            status = "dead" if error.recoverable else "failed"
-            why = f"gave up after {attempts} attempts" if error.recoverable else "permanent failure, not retried"
-            conn.execute(alert_outbox.update().where(o.id == outbox_id).values(
-                status=status, attempts=attempts, parts_done=parts_done, last_error=error.message))
-            audit(conn, moment, "fail", f"{error.message}; {why}", receiver=row.receiver, outbox_id=outbox_id)
-            logger.error("alert send failed for good receiver=%s integration=%s status=%s", row.receiver,
-                         row.integration, status)
-            return status
+            for row, error, parts_done, now in done:
+                moment = ts(now)
+                attempts = row.attempts + 1
+                if error is None:
+                    sent.append({"b_id": row.id, "sent_ts": moment, "attempts": attempts})
+                    trail.append(audit_row(moment, "sent", f"delivered by {row.integration} (attempt {attempts})",
+                                           receiver=row.receiver, outbox_id=row.id, group_key=row.group_key))
+                    logger.info("alert sent receiver=%s integration=%s outbox=%d", row.receiver, row.integration, row.id)
+                    statuses[row.id] = "sent"
+                    continue
+                retry = rt.config.retry
+                if error.recoverable and attempts < retry.max_attempts:
+                    delay = min(retry.initial.total_seconds() * retry.multiplier ** (attempts - 1),
+                                retry.max_delay.total_seconds())
+                    conn.execute(alert_outbox.update().where(o.id == row.id).values(
+                        status="pending", attempts=attempts, parts_done=parts_done, last_error=error.message,
+                        next_attempt_ts=moment + delay))
+                    trail.append(audit_row(moment, "retry", f"{error.message}; recoverable, attempt {attempts} of "
+                                           f"{retry.max_attempts}, next in {timedelta(seconds=round(delay))}",
+                                           receiver=row.receiver, outbox_id=row.id))
+                    logger.warning("alert send failed, will retry receiver=%s integration=%s attempts=%d",
+                                   row.receiver, row.integration, attempts)
+                    statuses[row.id] = "pending"
+                    continue
+                status = "dead" if error.recoverable else "failed"
+                why = f"gave up after {attempts} attempts" if error.recoverable else "permanent failure, not retried"
+                conn.execute(alert_outbox.update().where(o.id == row.id).values(
+                    status=status, attempts=attempts, parts_done=parts_done, last_error=error.message))
+                trail.append(audit_row(moment, "fail", f"{error.message}; {why}", receiver=row.receiver, outbox_id=row.id))
+                logger.error("alert send failed for good receiver=%s integration=%s status=%s", row.receiver,
+                             row.integration, status)
+                statuses[row.id] = status
+            if sent:
+                conn.execute(alert_outbox.update().where(o.id == bindparam("b_id")).values(
+                    status="sent", sent_ts=bindparam("sent_ts"), attempts=bindparam("attempts"), last_error=None), sent)
+            if trail:
+                conn.execute(alert_audit.insert(), trail)
+        return statuses

@@ -44,6 +44,14 @@ class AlertStateError(InputError):
 SourceHealthProvider = Callable[[], list[SourceHealth]]
 
 
+def close_notifiers(runtime: Runtime) -> None:
+    """Channels holding connections (e-mail) close their idle ones; sends still running finish normally."""
+    for notifier in runtime.notifiers.values():
+        close = getattr(notifier, "close", None)
+        if callable(close):
+            close()
+
+
 class AlertEngine:
     def __init__(self, config: AlertsConfig, store: Any, *, clock: Clock | None = None,
                  broadcaster: Broadcaster | None = None,
@@ -81,7 +89,7 @@ class AlertEngine:
             if receiver.email:
                 smtp = receiver.email.smtp or config.smtp
                 assert smtp is not None  # guaranteed by AlertsConfig validation
-                notifiers[(receiver.name, "email")] = EmailNotifier(receiver.email, smtp)
+                notifiers[(receiver.name, "email")] = EmailNotifier(receiver.email, smtp, pool_size=config.send_workers)
             if receiver.webhook:
                 notifiers[(receiver.name, "webhook")] = WebhookNotifier(receiver.webhook)
             if receiver.wecom:
@@ -116,7 +124,8 @@ class AlertEngine:
         except ConfigError as exc:
             self._audit("reload", f"rejected, old config kept: {exc.message}")
             raise
-        self._runtime = runtime
+        replaced, self._runtime = self._runtime, runtime
+        close_notifiers(replaced)
         self._audit("reload", f"applied: {len(validated.rules)} rules, {len(validated.receivers)} receivers")
         self.wakeup.set()
         return {"rules": len(validated.rules), "receivers": len(validated.receivers)}
@@ -174,9 +183,13 @@ class AlertEngine:
 
     def deliver_due(self) -> int:
         sent = 0
-        for outbox_id in self.dispatcher.claim_due(self.clock.now()):
-            sent += self.dispatcher.deliver(outbox_id, self.clock.now) == "sent"
+        for batch in self.dispatcher.claim_batches(self.clock.now(), workers=1, batch_size=100):
+            sent += sum(s == "sent" for s in self.dispatcher.deliver_many(batch, self.clock.now).values())
         return sent
+
+    def close_channels(self) -> None:
+        """Close the current channels' idle connections (on stop; reloads close the replaced ones)."""
+        close_notifiers(self._runtime)
 
     def unmute_expired(self, now: datetime) -> int:
         """Silenced alerts whose silence ended or whose inhibiting alert went away fire again."""

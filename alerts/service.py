@@ -98,6 +98,7 @@ class AlertWorker:
             # resumed on the next start.
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
+        self.engine.close_channels()
 
     def _loop(self) -> None:
         engine = self.engine
@@ -105,18 +106,18 @@ class AlertWorker:
             engine.wakeup.clear()
             try:
                 engine.tick(deliver=False)
-                for outbox_id in engine.dispatcher.claim_due(engine.clock.now()):
+                for batch in engine.dispatcher.claim_batches(engine.clock.now(), workers=engine.config.send_workers):
                     assert self._pool is not None
-                    self._pool.submit(self._deliver, outbox_id)
+                    self._pool.submit(self._deliver, batch)
             except Exception:  # noqa: BLE001 - the dispatcher must outlive any single failure
                 logger.exception("alert dispatcher pass failed; retrying next poll")
             engine.wakeup.wait(engine.config.poll_interval.total_seconds())
 
-    def _deliver(self, outbox_id: int) -> None:
+    def _deliver(self, batch: list[int]) -> None:
         try:
-            self.engine.dispatcher.deliver(outbox_id, self.engine.clock.now)
+            self.engine.dispatcher.deliver_many(batch, self.engine.clock.now)
         except Exception:  # noqa: BLE001 - recorded by the next resume; never kill the pool thread
-            logger.exception("delivery of outbox row %d failed unexpectedly", outbox_id)
+            logger.exception("delivery of outbox rows %s failed unexpectedly", batch)
 
     def _reload_quietly(self) -> None:
         with contextlib.suppress(YuqingError):  # logged and audited by reload_from_file

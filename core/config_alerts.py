@@ -139,6 +139,8 @@ class SmtpConfig(Strict):
     password: SecretStr | None = None
     timeout: float = Field(10.0, gt=0, le=300)
     ca_file: str | None = None  # trust this CA (PEM) for TLS, e.g. an internal relay's own certificate
+    reuse_count: int = Field(100, ge=1, le=100_000)  # messages per connection before a fresh one (1 = no reuse)
+    idle_seconds: float = Field(30.0, ge=0, le=3600)  # an idle connection older than this is closed, not reused
 
     @model_validator(mode="after")
     def _one_tls_mode(self) -> SmtpConfig:

@@ -45,6 +45,7 @@ class SmtpSink:
     messages: list[email.message.EmailMessage] = field(default_factory=list)
     received_at: list[float] = field(default_factory=list)
     arrived: threading.Condition = field(default_factory=threading.Condition)
+    controller: Any = None  # the running aiosmtpd Controller (a test may restart it)
 
     def wait_for(self, count: int, timeout: float = 10.0) -> list[email.message.EmailMessage]:
         deadline = time.monotonic() + timeout
@@ -79,10 +80,10 @@ def free_port() -> int:
 @pytest.fixture
 def smtp_server() -> Iterator[SmtpSink]:
     sink = SmtpSink("127.0.0.1", free_port())
-    controller = Controller(_SinkHandler(sink), hostname="127.0.0.1", port=sink.port)
-    controller.start()
+    sink.controller = Controller(_SinkHandler(sink), hostname="127.0.0.1", port=sink.port)
+    sink.controller.start()
     yield sink
-    controller.stop()
+    sink.controller.stop()
 
 
 # ---- webhook --------------------------------------------------------------------------------------------------
