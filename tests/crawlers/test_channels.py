@@ -1,6 +1,7 @@
 """Real Scrapy over real HTTP: each example source crawls the demo site; items match the site field by field.
 
-Each source runs twice: the first run collects everything, the second finds nothing new.
+Each source runs twice: the first run collects everything, the second finds nothing new. The board then runs a
+third time against a redesigned site (its history of found entries is what makes an empty run suspicious).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from core.models import SHANGHAI
@@ -33,6 +35,14 @@ def _crawl_twice(tmp: Path, source: str, spec: dict[str, Any]) -> dict[str, Any]
     health = source_health(service.store)[source]
     out = {"first": first, "second": second, "items": items, "stored": duplicates, "health": health,
            "quarantine": service.store.list_quarantine(limit=50).data}
+    if source == "demo_board":  # only this crawl reads /board/ pages, so the redesign cannot disturb the others
+        base = spec["crawl"]["html"]["list_url"].split("/board/")[0]
+        httpx.get(f"{base}/_admin/layout?feed=board&version=2")
+        try:
+            out["redesigned"] = crawl.run_source(source)
+        finally:
+            httpx.get(f"{base}/_admin/layout?feed=board&version=1")
+        out["redesigned_health"] = source_health(service.store)[source]
     service.close()
     return out
 
@@ -66,6 +76,14 @@ def test_first_run_collects_every_item_and_second_run_nothing(crawled, source):
     # Caught up: list pages still list entries (all seen); the work-order API is asked only for changes.
     assert second.entries > 0 if source != "demo_hotline" else second.incremental
     assert result["health"].state == "ok" and result["health"].runs == 2
+
+
+def test_changed_structure_turns_source_degraded(crawled):
+    board = crawled["demo_board"]
+    assert board["health"].state == "ok"
+    run, health = board["redesigned"], board["redesigned_health"]
+    assert run.entries == 0 and run.errors == {"no_entries": 1}
+    assert health.state == "degraded" and "structure" in health.reason
 
 
 def _reply_matches(item, expected: dict | None, minutes: bool = False) -> None:

@@ -6,7 +6,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from crawlers.health import source_health
@@ -112,20 +111,3 @@ def test_banned_first_page_fails_the_run(faults):
     result = faults["first_page_403"]
     assert result["runs"][0].outcome == "failed" and result["runs"][0].errors == {"http_403": 1}
     assert result["health"].state == "degraded" and result["health"].consecutive_failures == 1
-
-
-def test_changed_structure_turns_source_degraded(site, tmp_path):
-    source = example_sources(site.base_url)["demo_board"]
-    service = make_service(make_config(tmp_path, {"demo_board": source}))
-    crawl = service.components["crawl"]
-    assert crawl.run_source("demo_board").items == 40
-    assert source_health(service.store)["demo_board"].state == "ok"
-    httpx.get(f"{site.base_url}/_admin/layout?feed=board&version=2")
-    try:
-        run = crawl.run_source("demo_board")
-    finally:
-        httpx.get(f"{site.base_url}/_admin/layout?feed=board&version=1")
-    health = source_health(service.store)["demo_board"]
-    assert run.entries == 0 and run.errors == {"no_entries": 1}
-    assert health.state == "degraded" and "structure" in health.reason
-    service.close()

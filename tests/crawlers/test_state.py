@@ -1,10 +1,17 @@
-"""Resumable crawls, health rules, one run per source at a time, the scheduler, and GET /api/sources."""
+"""Resumable crawls, health rules, one run per source at a time, the scheduler, and GET /api/sources.
+
+The resume chain (three runs, one after another) starts in the background when the module starts and is checked
+last, so its runs overlap the other tests' instead of adding to them.
+"""
 
 from __future__ import annotations
 
-import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
 from api.main import create_app
@@ -12,28 +19,33 @@ from core.config_crawl import HealthSpec
 from crawlers.health import RunResult, health_changes, record_run, source_health
 from crawlers.runner import job_dir
 from crawlers.service import CrawlScheduler
+from demo.site import DemoSite
 from storage.base import ItemQuery
 from tests.crawlers.conftest import example_sources, make_config, make_service
 
 
-def test_interrupted_crawl_resumes(site, tmp_path):
+def _resume_chain(site: DemoSite, tmp: Path) -> dict[str, Any]:
     spec = example_sources(site.base_url)["demo_board"]
     spec["crawl"]["max_pages"] = 25  # the page cap stops the first run part-way, as an interruption would
-    config = make_config(tmp_path, {"demo_board": spec})
+    config = make_config(tmp, {"demo_board": spec})
     service = make_service(config)
     crawl = service.components["crawl"]
-    first = crawl.run_source("demo_board")
-    assert first.outcome == "partial" and 0 < first.items < 40
-    assert job_dir(config, "demo_board").exists()  # Scrapy's queue of pending requests, kept for the next run
-    second = crawl.run_source("demo_board")
-    assert second.resumed and second.finish_reason == "finished" and second.items == 40 - first.items
-    assert not job_dir(config, "demo_board").exists()
-    stored = service.store.search(ItemQuery(source="demo_board", limit=100))
-    assert 35 <= stored.count <= 40  # 40 letters; a few repeat another's words and are kept as duplicates
-    assert len({i.source_id for i in stored.data}) == stored.count
-    assert crawl.run_source("demo_board").items == 0
-    assert source_health(service.store)["demo_board"].state == "ok"
+    out: dict[str, Any] = {"first": crawl.run_source("demo_board")}
+    out["job_dir_kept"] = job_dir(config, "demo_board").exists()  # Scrapy's queue of pending requests
+    out["second"] = crawl.run_source("demo_board")
+    out["job_dir_after"] = job_dir(config, "demo_board").exists()
+    out["stored"] = service.store.search(ItemQuery(source="demo_board", limit=100))
+    out["third"] = crawl.run_source("demo_board")
+    out["health"] = source_health(service.store)["demo_board"]
     service.close()
+    return out
+
+
+@pytest.fixture(scope="module", autouse=True)
+def resume_chain(site: DemoSite, tmp_path_factory: pytest.TempPathFactory) -> Future:
+    with ThreadPoolExecutor(1) as pool:
+        future = pool.submit(_resume_chain, site, tmp_path_factory.mktemp("resume"))
+        yield future
 
 
 def _run(source: str, outcome: str, entries: int = 10, **errors: int) -> RunResult:
@@ -58,17 +70,24 @@ def test_health_rules_and_changes(tmp_path):
     service.close()
 
 
-def test_one_run_per_source_at_a_time_and_api(site, tmp_path):
+def test_scheduler_runs_sources_one_run_at_a_time_and_api(site, tmp_path):
     sources = example_sources(site.base_url)
-    service = make_service(make_config(tmp_path, {"demo_wechat": sources["demo_wechat"], "demo_board2": sources["demo_board2"]}))
+    disabled = {**sources["demo_board2"], "enabled": False}  # listed by the API, never scheduled
+    service = make_service(make_config(tmp_path, {"demo_wechat": sources["demo_wechat"], "demo_board2": disabled}))
     crawl = service.components["crawl"]
-    results = []
-    threads = [threading.Thread(target=lambda: results.append(crawl.run_source("demo_wechat"))) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert sorted(r is None for r in results) == [False, True]  # the second request found a run going on
+    scheduler = CrawlScheduler(crawl)
+    scheduler.start()  # interval sources run at start-up
+    try:
+        deadline = time.monotonic() + 60
+        while "demo_wechat" not in crawl.running and "demo_wechat" not in source_health(service.store):
+            assert time.monotonic() < deadline, "the scheduler did not start the source"
+            time.sleep(0.05)
+        during = crawl.run_source("demo_wechat")  # the scheduled run is going on
+        while "demo_wechat" not in source_health(service.store) and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        scheduler.stop()
+    assert during is None
     with TestClient(create_app(service, start_workers=False)) as client:
         body = client.get("/api/sources").json()
         assert body["count"] == 2
@@ -76,7 +95,7 @@ def test_one_run_per_source_at_a_time_and_api(site, tmp_path):
         assert by_id["demo_wechat"]["state"] == "ok" and by_id["demo_wechat"]["last_items"] == 40
         assert by_id["demo_board2"]["state"] == "unknown" and by_id["demo_board2"]["schedule"] == {"interval_seconds": 60}
         detail = client.get("/api/sources/demo_wechat").json()
-        assert detail["runs"][0]["items"] == 40 and detail["runs"][0]["outcome"] == "ok"
+        assert detail["runs"][0]["items"] == 40 and detail["runs"][0]["outcome"] == "ok" and len(detail["runs"]) == 1
         missing = client.get("/api/sources/nope")
         assert missing.status_code == 404 and missing.json()["ok"] is False
         items = client.get("/api/items", params={"source": "demo_wechat", "limit": 5}).json()
@@ -84,17 +103,15 @@ def test_one_run_per_source_at_a_time_and_api(site, tmp_path):
     service.close()
 
 
-def test_scheduler_runs_sources_on_start(site, tmp_path):
-    spec = example_sources(site.base_url)["demo_mailbox"]
-    service = make_service(make_config(tmp_path, {"demo_mailbox": spec}))
-    scheduler = CrawlScheduler(service.components["crawl"])
-    scheduler.start()
-    try:
-        deadline = time.monotonic() + 60
-        while "demo_mailbox" not in source_health(service.store) and time.monotonic() < deadline:
-            time.sleep(0.3)
-    finally:
-        scheduler.stop()
-    assert source_health(service.store)["demo_mailbox"].last_items == 40
-    assert service.store.stats().by_source["demo_mailbox"] >= 30
-    service.close()
+def test_interrupted_crawl_resumes(resume_chain):
+    result = resume_chain.result()
+    first, second = result["first"], result["second"]
+    assert first.outcome == "partial" and 0 < first.items < 40
+    assert result["job_dir_kept"]
+    assert second.resumed and second.finish_reason == "finished" and second.items == 40 - first.items
+    assert not result["job_dir_after"]
+    stored = result["stored"]
+    assert 35 <= stored.count <= 40  # 40 letters; a few repeat another's words and are kept as duplicates
+    assert len({i.source_id for i in stored.data}) == stored.count
+    assert result["third"].items == 0
+    assert result["health"].state == "ok"
