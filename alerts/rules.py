@@ -11,12 +11,13 @@ import hashlib
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import distinct, func, select
 
 from core.config_alerts import RISK_LEVELS, RuleConfig, all_match
+from core.config_analysis import SpikesConfig
 from core.models import Item
 from storage import schema
 
@@ -24,9 +25,17 @@ logger = logging.getLogger(__name__)
 
 T = schema.items.c
 
-# Which label a spike may be split by, and the items column holding it.
-SPIKE_COLUMNS = {"topic": T.topic, "region": T.region, "source": T.source, "channel": T.channel,
-                 "emotion": T.emotion, "event_id": T.event_id, "risk_level": T.risk_level}
+# The dimensions nlp.spikes tests (its DIMENSIONS), and how a message names them.
+SPIKE_DIMENSIONS = ("topic", "scheme", "region", "source")
+SPIKE_DIMENSION_ZH = {"topic": "主题", "scheme": "方案", "region": "属地", "source": "来源"}
+
+
+def spike_values(item: Item, dimension: str) -> list[str]:
+    """The item's values on a spike dimension, as nlp.spikes groups them (schemes: one per scheme)."""
+    if dimension == "scheme":
+        return sorted(set(item.enrichment.schemes))
+    value = {"topic": item.enrichment.topic, "region": item.region, "source": item.source}[dimension]
+    return [value] if value else []
 
 
 @dataclass
@@ -143,6 +152,7 @@ class RuleEvaluator:
         self.public_url = public_url
         self.store = store
         self.event_heat = event_heat  # hook for the NLP events component; falls back to EventStats.heat
+        self._spike_checked: dict[str, datetime] = {}  # rule name → when nlp.spikes last ran for it
 
     # ---- items and events ------------------------------------------------------------------------------
 
@@ -225,57 +235,66 @@ class RuleEvaluator:
     # ---- spikes ----------------------------------------------------------------------------------------
 
     def _spike_drafts(self, rule: RuleConfig, items: list[Item], now: datetime) -> list[AlertDraft]:
-        """For each split value touched by this batch: count in the last window vs the mean of earlier windows."""
+        """Spikes from `nlp.spikes` (binomial test with its explanation) for the values this batch touched."""
         spec = rule.spike
         assert spec is not None
         if self.store is None:
             return []
-        values: dict[str, Item] = {}
+        touched: dict[tuple[str, str], Item] = {}
+        dimensions = (spec.by,) if spec.by else SPIKE_DIMENSIONS
         for item in items:
-            labels = item_labels(item)
-            if item_matches(rule, item, labels):
-                values.setdefault(labels[spec.by] if spec.by else "", item)
+            if item_matches(rule, item, item_labels(item)):
+                for dimension in dimensions:
+                    for value in spike_values(item, dimension):
+                        touched.setdefault((dimension, value), item)
+        if not touched:
+            return []
+        last = self._spike_checked.get(rule.name)
+        if last is not None and timedelta(0) <= now - last < spec.check_every:
+            return []  # checked moments ago; the next batch after `check_every` looks again
+        self._spike_checked[rule.name] = now
+        from nlp.spikes import detect_spikes
+
+        hours = spec.window.total_seconds() / 3600
+        config = SpikesConfig(recent_hours=hours, baseline_hours=hours * spec.baseline_windows, alpha=spec.alpha,
+                              min_count=spec.min_count, min_ratio=spec.factor)
+        bucket = int(now.timestamp() // spec.window.total_seconds())
         drafts = []
-        window = spec.window.total_seconds()
-        end = now.timestamp()
-        bucket = int(end // window)
-        for value, sample in values.items():
-            current, baseline = self._counts(rule, spec.by, value, end, window, spec.baseline_windows)
-            if current < spec.min_count or current < spec.factor * max(baseline, 1e-9):
+        for spike in detect_spikes(self.store, config, now, dimensions=dimensions):
+            sample = touched.get((spike["dimension"], spike["value"]))
+            if sample is None:
                 continue
-            labels = {**rule.labels, "rule": rule.name, "severity": rule.severity, "kind": "spike",
-                      "spike_count": str(current)}
-            if spec.by:
-                labels[spec.by] = value
-            ratio = f"{current / baseline:.1f} 倍" if baseline else "此前几乎为零"
-            annotations = {
-                "title": f"信息量激增：{spec.by or '全部'} {value}".strip(),
-                "summary": f"最近 {spec.window} 内 {current} 条，基线每窗口 {baseline:.1f} 条（{ratio}）",
-                "link": f"{self.public_url.rstrip('/')}/items/{sample.id}",
-                "reasons": [{"feature": "spike", "weight": current, "detail": f"baseline {baseline:.1f}", "evidence": None}],
-            }
-            drafts.append(AlertDraft(fingerprint=fingerprint(rule.name, "spike", value, bucket), rule=rule.name,
-                                     kind="spike", severity=rule.severity, labels=labels, annotations=annotations))
+            drafts.append(self._spike_draft(rule, spike, sample, bucket))
         return drafts
 
-    def _counts(self, rule: RuleConfig, by: str | None, value: str, end: float, window: float,
-                windows: int) -> tuple[int, float]:
-        conds = [T.published_ts >= end - window * (windows + 1), T.published_ts < end + 1]
-        if by:
-            column = SPIKE_COLUMNS[by]
-            conds.append(column == value if value else column.is_(None))
-        for attr, column in (("topics", T.topic), ("emotions", T.emotion), ("channels", T.channel),
-                             ("sources", T.source), ("regions", T.region)):
-            allowed = getattr(rule, attr)
-            if allowed is not None:
-                conds.append(column.in_(allowed))
-        if rule.min_risk_score is not None:
-            conds.append(T.risk_score >= rule.min_risk_score)
-        with self.store.read() as conn:
-            stamps = [r[0] for r in conn.execute(select(T.published_ts).where(*conds))]
-        current = sum(1 for ts in stamps if ts >= end - window)
-        earlier = len(stamps) - current
-        return current, earlier / windows
+    def _spike_draft(self, rule: RuleConfig, spike: dict[str, Any], sample: Item, bucket: int) -> AlertDraft:
+        spec = rule.spike
+        assert spec is not None
+        dimension, value = spike["dimension"], spike["value"]
+        explanation = spike["explanation"]
+        labels = {**rule.labels, "rule": rule.name, "severity": rule.severity, "kind": "spike",
+                  "spike_dimension": dimension, dimension: value, "spike_count": str(spike["recent"])}
+        terms = "、".join(f"{t['term']}({t['recent']}/{t['baseline']})" for t in explanation["terms"]) or "无明显新增关键词"
+        sources = "、".join(f"{s['source']} {s['count']} 条" for s in explanation["sources"])
+        regions = "、".join(f"{r['region']} {r['count']} 条" for r in explanation["regions"])
+        summary = (f"最近 {spec.window} 内 {spike['recent']} 条，此前 {spec.baseline_windows} 个窗口共 {spike['baseline']} 条"
+                   f"（预期 {spike['expected']:g} 条，{spike['ratio']:g} 倍，二项检验 p={spike['p_value']:.2g}）。"
+                   f"增长最多的关键词：{terms}" + (f"；来源：{sources}" if sources else "")
+                   + (f"；属地：{regions}" if regions else ""))
+        reasons = [{"feature": "spike", "weight": spike["ratio"], "detail": f"p={spike['p_value']:.2g}",
+                    "evidence": f"{spike['recent']} vs 预期 {spike['expected']:g}"}]
+        reasons += [{"feature": "term", "weight": t["recent"], "detail": f"基线 {t['baseline']}", "evidence": t["term"]}
+                    for t in explanation["terms"]]
+        annotations = {
+            "title": f"信息量激增：{SPIKE_DIMENSION_ZH[dimension]} {value}",
+            "summary": summary,
+            "link": f"{self.public_url.rstrip('/')}/items/{spike['item_ids'][0] if spike['item_ids'] else sample.id}",
+            "reasons": reasons,
+            "spike": {k: spike[k] for k in ("dimension", "value", "recent", "baseline", "expected", "ratio", "p_value",
+                                            "explanation", "item_ids")},
+        }
+        return AlertDraft(fingerprint=fingerprint(rule.name, "spike", dimension, value, bucket), rule=rule.name,
+                          kind="spike", severity=rule.severity, labels=labels, annotations=annotations)
 
     # ---- source health -----------------------------------------------------------------------------------
 

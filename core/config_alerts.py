@@ -317,16 +317,28 @@ RISK_LEVELS = ("I", "II", "III", "IV")  # I = 特别重大 (red) … IV = 一般
 
 
 class SpikeSpec(Strict):
-    """A volume spike: items matching the rule in the last `window` ≥ `min_count` and ≥ `factor` × the baseline.
+    """A volume spike as `nlp.spikes` finds it: items of one topic, scheme, region or source in the last `window`
+    against the `baseline_windows` windows before, by a one-sided binomial test (p < `alpha`), with at least
+    `min_count` recent items and a rate at least `factor` × the baseline rate.
 
-    The baseline is the mean count over the `baseline_windows` windows before; `by` splits counts per label value.
+    `by` names the dimension (none = all four). Only values touched by newly stored items that match the rule's
+    conditions are alerted on; the counts cover every item of that value. Detection runs at most every `check_every`.
     """
 
     window: Duration = timedelta(hours=1)
     min_count: int = Field(10, ge=1)
     factor: float = Field(3.0, ge=1.0)
     baseline_windows: int = Field(24, ge=1, le=1000)
-    by: Literal["topic", "region", "source", "channel", "emotion", "event_id", "risk_level"] | None = None
+    alpha: float = Field(0.01, gt=0, lt=1)
+    by: Literal["topic", "scheme", "region", "source"] | None = None
+    check_every: Duration = timedelta(seconds=30)
+
+    @field_validator("window")
+    @classmethod
+    def _positive_window(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("a spike window must be longer than zero")
+        return value
 
 
 class RuleConfig(Strict):
