@@ -7,6 +7,7 @@ both come from another module and are imported lazily, so this works before that
 
 from __future__ import annotations
 
+import gc
 import importlib
 import logging
 from typing import Any
@@ -47,15 +48,18 @@ class ClassifyStage:
         self.backend = backend
 
     def docs(self, batch: Batch) -> list[Doc]:
-        docs = []
-        for item in batch.items:
-            words = batch.tokens.get(id(item))
-            if words is None:
-                words = tokenize.segment(item.text, self.backend)
+        items = batch.items
+        missing = [item for item in items if id(item) not in batch.tokens]
+        if missing:
+            for item, words in zip(missing, tokenize.segment_many([it.text for it in missing], self.backend), strict=True):
                 batch.tokens[id(item)] = words
-            title_words = tokenize.segment(item.title, self.backend) if item.title else []
-            docs.append(Doc(item.text[: self.max_chars], words, title_words))
-        return docs
+        # Titles are segmented together (one backend resolution and one repeat scan per batch, not per title), each
+        # distinct title once: reposts and work-order templates share titles.
+        titles = list(dict.fromkeys(item.title for item in items if item.title))
+        title_words = dict(zip(titles, tokenize.segment_many(titles, self.backend), strict=True))
+        tokens, max_chars = batch.tokens, self.max_chars
+        return [Doc(item.text[:max_chars], tokens[id(item)], title_words[item.title] if item.title else [])
+                for item in items]
 
     def run(self, batch: Batch) -> None:
         if not batch.items:
@@ -69,6 +73,20 @@ def apply_prediction(item: Item, pred: Any) -> None:
     e.topic, e.topic_score = pred.topic, pred.topic_score
     e.emotion = pred.emotion
     e.polarity, e.polarity_score = pred.polarity, pred.polarity_score
+
+
+def tune_gc(threshold0: int = 50_000) -> None:
+    """Called by `build_enrich_stages` once the models and analysis state are loaded (idempotent).
+
+    Why: enrichment allocates millions of short-lived, acyclic objects (token lists, tuples, numpy scalars) while the
+    process holds a large long-lived heap (models, lexicon, event and near-duplicate state). With CPython's default
+    generation-0 threshold of 700, collections start every few hundred allocations and the full ones walk that whole
+    heap several times per batch. `gc.freeze()` moves everything loaded so far out of the collector's sight, and a
+    higher first threshold makes young collections rare; cycles are still collected, just less often."""
+    gc.collect()
+    gc.freeze()
+    first, second, third = gc.get_threshold()
+    gc.set_threshold(max(threshold0, first), second, third)
 
 
 def _analysis(attr: str, *args: Any) -> list[Stage]:
@@ -98,4 +116,5 @@ def build_enrich_stages(config: Any, store: Any = None) -> list[Stage]:
     stages: list[Stage] = [*_analysis("pre_stages", config), SegmentStage(backend),
                            ClassifyStage(classifier, max_chars=max_chars, backend=backend)]
     stages.extend(_analysis("analysis_stages", config, store))
+    tune_gc()  # models and analysis state are loaded now: what the flow allocates from here on is per batch
     return stages

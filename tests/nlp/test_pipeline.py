@@ -61,3 +61,14 @@ def test_missing_analysis_module_means_no_stages(monkeypatch):
     monkeypatch.setattr(pipeline.importlib, "import_module", fake)
     names = [s.name for s in build_enrich_stages(Config())]
     assert names == ["segment", "classify"]
+
+
+def test_build_enrich_stages_tunes_gc_and_batches_titles():
+    import gc
+
+    stages = build_enrich_stages(Config())
+    assert gc.get_threshold()[0] >= 50_000 and gc.get_freeze_count() > 0
+    classify = next(s for s in stages if isinstance(s, ClassifyStage))
+    items = [item("学校乱收费", "教育局请查处学校违规收取补课费"), item("学校乱收费", "另一所学校也收补课费"), item("", "无标题")]
+    docs = classify.docs(Batch(items=items))
+    assert docs[0].title_tokens == docs[1].title_tokens and "学校" in docs[0].title_tokens and docs[2].title_tokens == []
