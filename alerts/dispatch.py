@@ -29,7 +29,7 @@ from alerts.notify.base import Message, Notifier, PartialNotifyError
 from alerts.route import Route
 from alerts.rules import AlertDraft, RuleEvaluator
 from alerts.silence import Silencer
-from alerts.store import alert_audit, alert_groups, alert_members, alert_outbox, alert_public, alerts, dumps, ts
+from alerts.store import alert_audit, alert_groups, alert_members, alert_outbox, alert_public, alerts, dumps, ts, write_labels
 from alerts.timewindows import in_interval, next_change
 from core.config_alerts import AlertsConfig, ReceiverConfig, TimeInterval
 from core.errors import NotifyError
@@ -110,12 +110,14 @@ class Dispatcher:
                                     .where(alerts.c.fingerprint.in_(fps[start:start + 500]))).all()
                 known.update({r.fingerprint: r for r in rows})
             refresh, fresh, reasons = [], [], {}
+            refreshed_labels: dict[int, dict[str, str]] = {}
             for draft in drafts:
                 existing = known.get(draft.fingerprint)
                 if existing is not None:
                     if existing.state != "resolved":
                         refresh.append({"b_id": existing.id, "labels": dumps(draft.labels),
                                         "annotations": dumps(draft.annotations), "updated_ts": moment})
+                        refreshed_labels[existing.id] = draft.labels
                     continue
                 if draft.fingerprint in reasons:
                     continue  # the same fingerprint twice in one batch raises once
@@ -126,6 +128,7 @@ class Dispatcher:
                 conn.execute(alerts.update().where(alerts.c.id == bindparam("b_id"))
                              .values(labels=bindparam("labels"), annotations=bindparam("annotations"),
                                      updated_ts=bindparam("updated_ts")), refresh)
+                write_labels(conn, refreshed_labels, replace=True)
             if not fresh:
                 return []
             conn.execute(alerts.insert(), [{
@@ -138,6 +141,7 @@ class Dispatcher:
             for start in range(0, len(new_fps), 500):
                 ids.update({r.fingerprint: r.id for r in conn.execute(
                     select(alerts.c.id, alerts.c.fingerprint).where(alerts.c.fingerprint.in_(new_fps[start:start + 500])))})
+            write_labels(conn, {ids[d.fingerprint]: d.labels for d in fresh})
             trail: list[dict[str, Any]] = []
             members: list[dict[str, Any]] = []
             groups: dict[str, Any] = {}

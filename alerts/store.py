@@ -123,12 +123,49 @@ alert_audit = Table(
     Index("ix_alert_audit_decision", "decision", "id"),
 )
 
+alert_labels = Table(
+    "alert_labels",
+    metadata,
+    Column("alert_id", Integer, primary_key=True),
+    Column("name", String(100), primary_key=True),
+    Column("value", Text, nullable=False),
+    Index("ix_alert_labels_name_value", "name", "value", "alert_id"),
+)
+
 ALERT_TABLES = [alerts, alert_groups, alert_members, alert_outbox, alert_silences, alert_audit]
 
 
 @register("alerts", 1, "alerts, groups, members, outbox, silences, audit")
 def _alerts_v1(conn: Connection) -> None:
     metadata.create_all(conn, tables=ALERT_TABLES)
+
+
+@register("alerts", 2, "alert_labels: one row per alert label, indexed for filtering on any database")
+def _alerts_v2(conn: Connection) -> None:
+    metadata.create_all(conn, tables=[alert_labels])
+    last = 0
+    while True:  # existing alerts get their label rows (their JSON column stays the source for display)
+        rows = conn.execute(select(alerts.c.id, alerts.c.labels).where(alerts.c.id > last).order_by(alerts.c.id)
+                            .limit(1000)).all()
+        if not rows:
+            break
+        last = rows[-1].id
+        conn.execute(alert_labels.insert(), [r for row in rows for r in label_rows(row.id, json.loads(row.labels))])
+
+
+def label_rows(alert_id: int, labels: dict[str, str]) -> list[dict[str, Any]]:
+    return [{"alert_id": alert_id, "name": name, "value": str(value)} for name, value in labels.items()]
+
+
+def write_labels(conn: Connection, labels_by_alert: dict[int, dict[str, str]], *, replace: bool = False) -> None:
+    """Keep `alert_labels` in step with the alerts' labels (`replace` for alerts whose labels were refreshed)."""
+    ids = list(labels_by_alert)
+    if replace:
+        for start in range(0, len(ids), 500):
+            conn.execute(alert_labels.delete().where(alert_labels.c.alert_id.in_(ids[start:start + 500])))
+    rows = [r for alert_id, labels in labels_by_alert.items() for r in label_rows(alert_id, labels)]
+    if rows:
+        conn.execute(alert_labels.insert(), rows)
 
 
 def ts(moment: datetime) -> float:
@@ -206,7 +243,8 @@ class AlertReader:
             if value is not None:
                 conds.append(column == value)
         for name, value in (labels or {}).items():
-            conds.append(func.json_extract(alerts.c.labels, f'$."{name}"') == value)
+            conds.append(alerts.c.id.in_(select(alert_labels.c.alert_id).where(alert_labels.c.name == name,
+                                                                               alert_labels.c.value == value)))
         page = [*conds, alerts.c.id < before_id] if before_id else conds
         with self.store.read() as conn:
             rows = conn.execute(select(alerts).where(*page).order_by(alerts.c.id.desc()).limit(limit)).all()

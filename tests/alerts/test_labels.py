@@ -1,0 +1,113 @@
+"""Filtering alerts by label works the same on SQLite and PostgreSQL (the alert_labels table, no JSON functions),
+and migration v2 gives alerts stored before it their label rows."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import Connection, Engine, create_engine, text
+from sqlalchemy.exc import OperationalError
+
+from alerts.store import AlertReader, _alerts_v1, _alerts_v2, alert_labels, alerts, write_labels
+from storage.migrations import migrate
+
+PG_URL = os.environ.get("YUQING_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+class EngineStore:
+    """The two store methods AlertReader uses, on any SQLAlchemy engine."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn:
+            yield conn
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[Connection]:
+        with self.engine.begin() as conn:
+            yield conn
+
+
+def alert_row(n: int, labels: dict[str, str]) -> dict:
+    return {"fingerprint": f"fp{n}", "rule": "high_risk", "kind": "item", "severity": "critical", "state": "firing",
+            "labels": json.dumps(labels, ensure_ascii=False), "annotations": "{}", "starts_ts": 1.0, "updated_ts": 1.0}
+
+
+LABELS = [{"region": "江城市", "topic": "城乡建设"}, {"region": "东湖区", "topic": "城乡建设"},
+          {"region": "江城市", "topic": "教育", "name with space": "a\"b"}]
+
+
+def check_filters(store: EngineStore) -> None:
+    with store.write() as conn:
+        ids = [conn.execute(alerts.insert().values(**alert_row(n, labels))).inserted_primary_key[0]
+               for n, labels in enumerate(LABELS)]
+        write_labels(conn, dict(zip(ids, LABELS, strict=True)))
+    reader = AlertReader(store)
+
+    def found(**labels: str) -> list[int]:
+        rows, count = reader.list(labels=labels)
+        assert count == len(rows)
+        return sorted(r["id"] for r in rows)
+
+    assert found(region="江城市") == [ids[0], ids[2]]
+    assert found(region="江城市", topic="城乡建设") == [ids[0]]
+    assert found(topic="城乡建设") == [ids[0], ids[1]]
+    assert found(**{"name with space": 'a"b'}) == [ids[2]]
+    assert found(region="北京") == []
+    with store.write() as conn:  # refreshed labels replace the old rows
+        write_labels(conn, {ids[1]: {"region": "江城市", "topic": "城乡建设"}}, replace=True)
+    assert found(region="江城市", topic="城乡建设") == [ids[0], ids[1]]
+
+
+def test_label_filter_on_sqlite(tmp_path):
+    engine = create_engine(f"sqlite:///{tmp_path / 'labels.db'}")
+    with engine.begin() as conn:
+        migrate(conn)
+    check_filters(EngineStore(engine))
+
+
+def test_migration_v2_backfills_labels_of_existing_alerts(tmp_path):
+    engine = create_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    with engine.begin() as conn:
+        _alerts_v1(conn)
+        conn.execute(alerts.insert(), [alert_row(n, labels) for n, labels in enumerate(LABELS)])
+        _alerts_v2(conn)
+        rows = conn.execute(alert_labels.select()).all()
+    assert len(rows) == sum(len(labels) for labels in LABELS)
+    rows, count = AlertReader(EngineStore(engine)).list(labels={"topic": "教育"})
+    assert count == 1 and rows[0]["labels"]["topic"] == "教育"
+
+
+@pytest.fixture
+def pg_engine() -> Iterator[Engine]:
+    engine = create_engine(PG_URL)
+    try:
+        with engine.connect():
+            pass
+    except OperationalError as exc:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"PostgreSQL not reachable at {PG_URL}: {exc.orig}")
+        pytest.skip(f"PostgreSQL not reachable at {PG_URL}: {exc.orig}")
+    schema = f"yq_{uuid.uuid4().hex[:10]}"
+    with engine.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    scoped = create_engine(PG_URL, connect_args={"options": f"-csearch_path={schema}"})
+    yield scoped
+    scoped.dispose()
+    with engine.begin() as conn:
+        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    engine.dispose()
+
+
+def test_label_filter_on_postgres(pg_engine):
+    with pg_engine.begin() as conn:
+        migrate(conn)
+    check_filters(EngineStore(pg_engine))
