@@ -32,6 +32,7 @@ from core.paths import data_dir  # noqa: E402
 from flow.intake import NormaliseStage  # noqa: E402
 from flow.stages import Batch  # noqa: E402
 from nlp.analysis import analysis_stages, pre_stages  # noqa: E402
+from nlp.pipeline import tune_gc  # noqa: E402
 from nlp.tokenize import segment_many  # noqa: E402
 
 BATCH = 500
@@ -86,6 +87,7 @@ def main() -> None:
     n = 0
     for _ in range(args.repeat):
         pre, analysis = pre_stages(CONFIG), analysis_stages(CONFIG, None)
+        tune_gc()  # as build_enrich_stages does in the service, once the state is loaded
         run(batches_of(labelled, "warm-"), pre, analysis, {})
         timings: dict[str, float] = {}
         n = run(batches_of(hot, ""), pre, analysis, timings)
