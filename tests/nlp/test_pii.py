@@ -85,3 +85,12 @@ def test_recrawl_with_a_phone_number_is_unchanged(tmp_path) -> None:
     again = ingest.ingest([record()])
     assert (again.unchanged, again.updated, again.stored) == (1, 0, 0)
     store.close()
+
+
+def test_quick_check_finds_exactly_the_texts_with_candidates():
+    from nlp.pii import _QUICK
+
+    hits = ["电话1234567", "号码 138 1234", "号码1-2", "写信到a@b.cn", "@"]
+    misses = ["2019年9月12日", "编号123456", "1 a 2", "", "无数字", "12--3"]
+    assert all(_QUICK.search(t) for t in hits)
+    assert not any(_QUICK.search(t) for t in misses)
