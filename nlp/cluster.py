@@ -212,7 +212,7 @@ class EventClusterer:
             event = events.get(event_id)
             if event is None or event_id in named:
                 continue  # named events were judged above
-            event_named = bool(event.names) and bool(self.specific(event.names))
+            event_named = bool(event.names) and self.has_specific(event.names)
             if names and event_named:
                 continue  # other names mean another site or body
             sim = event.cosine(vector)
@@ -230,6 +230,11 @@ class EventClusterer:
         """The names that point at one site or body: those not already found in many events."""
         index = self._index
         return [n for n in names if len(index.get(_NAME + n, ())) <= _GENERIC_NAME]
+
+    def has_specific(self, names: Iterable[str]) -> bool:
+        """Whether any of the names is specific (stops at the first: an event may hold dozens of names)."""
+        index = self._index
+        return any(len(index.get(_NAME + n, ())) <= _GENERIC_NAME for n in names)
 
     def assign(self, vector: dict[str, float], ts: float, *, title: str, source: str, channel: str,
                region: str | None, engagement: int, names: Sequence[str] = ()) -> str:
