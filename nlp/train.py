@@ -51,14 +51,19 @@ class Recipe:
     C: float = 0.5
     min_df: int = 2             # hashed columns seen in fewer training documents are dropped (smaller, steadier)
     balanced: bool = True
+    lexicon_weight: float = 1.0  # multiplies the idf of the lexicon-category columns (few, dense, informative)
 
 
 TOPIC_RECIPE = Recipe(families=("word", "title", "char1", "char2"), model="svm", C=0.5)
-EMOTION_RECIPE = Recipe(families=("word", "word2", "char1", "char2", "char3", "emoticon"), model="svm", C=0.3)
+EMOTION_RECIPE = Recipe(families=("word", "word2", "char1", "char2", "char3", "emoticon", "lexicon"), model="svm", C=0.3)
 # weibo_covid19_emotion7's disgust rows are left out of emotion training: SMP2020 has no disgust class, and keeping
 # them (even with a tuned penalty on disgust) scored lower on SMP in CV (0.561 vs 0.564 untuned at C=0.1).
 EMOTION_TRAIN_DISGUST = False
-POLARITY_RECIPE = Recipe(families=("word", "word2", "char1", "char2"), model="logreg", C=10.0, balanced=False)
+POLARITY_RECIPE = Recipe(families=("word", "word2", "char1", "char2", "lexicon"), model="logreg", C=10.0, balanced=False)
+# Lexicon sources kept for the lexicon family: the attributed polarity lists (the unattributed one carries
+# product-review words); DUTIR emotion categories override them, split at intensity 7 into weak and strong.
+LEXICON_SOURCES = ("hownet", "ntusd", "tsinghua_lijun")
+DUTIR_STRONG = 7
 
 
 @dataclass
@@ -86,6 +91,34 @@ def _read(data_dir: Path, rel: str) -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------- data sets
+
+def sentiment_lexicon(data_dir: Path) -> dict[str, str]:
+    """word → category for the `lexicon` feature family: DUTIR emotion code (+ "+" when intensity ≥ 7), else the
+    HowNet/NTUSD/Tsinghua polarity (pos/neg). Empty when the lexicon folder is absent (the family then stays empty).
+    Measured in plain 5-fold CV: polarity 0.875 → 0.880, emotion 0.572 → 0.576 (before offset tuning)."""
+    folder = data_dir / "sentiment_lexicons"
+    if not (folder / "dutir_emotion_ontology.csv").is_file() or not (folder / "polarity_words.csv").is_file():
+        logger.warning("%s not found: models are trained without lexicon features", folder)
+        return {}
+    lexicon: dict[str, str] = {}
+    words = pd.read_csv(folder / "polarity_words.csv", keep_default_na=False)
+    words = words[words["source"].isin(LEXICON_SOURCES)]
+    for word, polarity in zip(words["word"].astype(str), words["polarity"], strict=True):
+        if word.strip():
+            lexicon[word.strip()] = "pos" if polarity == "positive" else "neg"
+    dutir = pd.read_csv(folder / "dutir_emotion_ontology.csv", keep_default_na=False)  # "NA" is the anger code
+    strong = pd.to_numeric(dutir["intensity"], errors="coerce").fillna(0).to_numpy() >= DUTIR_STRONG
+    for word, emotion, is_strong in zip(dutir["word"].astype(str), dutir["emotion"].astype(str), strong, strict=True):
+        word, emotion = word.strip(), emotion.strip()
+        if word and emotion:
+            lexicon[word] = emotion + ("+" if is_strong else "")
+    return lexicon
+
+
+def training_spec(data_dir: Path) -> FeatureSpec:
+    """The feature spec all three models share (the classifier refuses artifacts with different specs)."""
+    return FeatureSpec(lexicon=sentiment_lexicon(data_dir))
+
 
 def topic_data(data_dir: Path, limit: int | None = None) -> Dataset:
     df = _read(data_dir, "tipdm2020c_messages_labeled/messages.csv")
@@ -218,6 +251,9 @@ def fit_linear(counts: sparse.csr_matrix, labels: np.ndarray, recipe: Recipe, sp
         raise ModelError("no features left to train on (too few documents?)")
     n = counts.shape[0]
     idf = np.log((1.0 + n) / (1.0 + df[used])) + 1.0
+    if recipe.lexicon_weight != 1.0:
+        lex = spec.block("lexicon")
+        idf[(used >= lex.start) & (used < lex.stop)] *= recipe.lexicon_weight
     z = weighted(counts[:, used], idf)
     weight = "balanced" if recipe.balanced else None
     if recipe.model == "logreg":
@@ -312,13 +348,13 @@ def _card(ds: Dataset, description: str, evaluation: dict[str, Any], caveats: li
           recipe: Recipe) -> dict[str, Any]:
     return {"description": description, "data": ds.description, "evaluation": evaluation, "caveats": caveats,
             "recipe": {"families": list(recipe.families), "model": recipe.model, "C": recipe.C,
-                       "min_df": recipe.min_df, "balanced": recipe.balanced},
+                       "min_df": recipe.min_df, "balanced": recipe.balanced, "lexicon_weight": recipe.lexicon_weight},
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"), "sklearn_version": sklearn.__version__}
 
 
-def _train(name: str, ds: Dataset, recipe: Recipe, folds: int, *, tune: bool,
+def _train(name: str, ds: Dataset, recipe: Recipe, folds: int, spec: FeatureSpec, *, tune: bool,
            scored_classes: tuple[str, ...] | None = None) -> tuple[Fitted, np.ndarray, np.ndarray]:
-    counts = count_matrix(ds.docs)
+    counts = count_matrix(ds.docs, spec)
     pred, offsets = cross_validate(counts, ds, recipe, folds, tune=tune, scored_classes=scored_classes)
     fitted = fit_linear(counts, ds.labels, recipe)
     final = np.array([offsets[sorted(set(ds.labels)).index(c)] for c in fitted.classes])
@@ -331,19 +367,21 @@ def train_topic(data_dir: Path, *, topic_csv: Path | None = None, limit: int | N
     ds = topic_csv_data(topic_csv) if topic_csv else topic_data(data_dir, limit)
     if topic_csv:
         recipe = Recipe(**{**recipe.__dict__, "min_df": 1})  # small own data sets: keep every column
-    fitted, offsets, pred = _train("topic", ds, recipe, folds, tune=False)
+    spec = training_spec(data_dir)
+    fitted, offsets, pred = _train("topic", ds, recipe, folds, spec, tune=False)
     ev = report(ds.labels, pred, f"{folds}-fold GroupKFold on near_dup_group; out-of-fold predictions over all rows")
     card = _card(ds, "Topic (first-level category) of a citizen message; hashed words, word bigrams, title words "
                  "and character bigrams, TF-IDF, linear SVM (margins → softmax).", {"topic": ev},
                  ["Trained on 15 % of 附件2 (1,111 rows); categories beyond these 7 are not predicted.",
                   "Label noise between 城乡建设 and 劳动和社会保障 is known in the source."], recipe)
-    return fitted.artifact("topic", SPEC, offsets, card), ev
+    return fitted.artifact("topic", spec, offsets, card), ev
 
 
 def train_emotion(data_dir: Path, *, limit: int | None = None, recipe: Recipe = EMOTION_RECIPE,
                   folds: int = 5) -> tuple[artifacts.LinearArtifact, dict[str, Any]]:
     ds = emotion_data(data_dir, limit)
-    fitted, offsets, pred = _train("emotion", ds, recipe, folds, tune=True, scored_classes=SMP_CLASSES)
+    spec = training_spec(data_dir)
+    fitted, offsets, pred = _train("emotion", ds, recipe, folds, spec, tune=True, scored_classes=SMP_CLASSES)
     rows = np.flatnonzero(ds.eval_mask)
     ev = report(ds.labels[rows], pred, f"SMP2020-EWECT 6 classes, nested {folds}-fold GroupKFold on near_dup_group "
                 "(class offsets tuned on inner folds); weibo_covid19_emotion7 rows always in training; "
@@ -354,13 +392,14 @@ def train_emotion(data_dir: Path, *, limit: int | None = None, recipe: Recipe = 
                  ["Weibo COVID-19 period posts; government-letter language differs.",
                   "disgust is not predicted by this model: its only source (weibo_covid19_emotion7) lowered SMP "
                   "scores, where disgust is always wrong (set EMOTION_TRAIN_DISGUST to learn it)."], recipe)
-    return fitted.artifact("emotion", SPEC, offsets, card), ev
+    return fitted.artifact("emotion", spec, offsets, card), ev
 
 
 def train_polarity(data_dir: Path, *, limit: int | None = None, recipe: Recipe = POLARITY_RECIPE,
                    folds: int = 5) -> tuple[artifacts.LinearArtifact, dict[str, Any]]:
     ds = polarity_data(data_dir, limit)
-    fitted, offsets, pred = _train("polarity", ds, recipe, folds, tune=True)
+    spec = training_spec(data_dir)
+    fitted, offsets, pred = _train("polarity", ds, recipe, folds, spec, tune=True)
     rows = np.flatnonzero(ds.eval_mask)
     ev = report(ds.labels[rows], pred, f"ChnSentiCorp hotel reviews, nested {folds}-fold GroupKFold on near_dup_group "
                 "(decision threshold tuned on inner folds); read as the sign of polarity_score")
@@ -368,7 +407,7 @@ def train_polarity(data_dir: Path, *, limit: int | None = None, recipe: Recipe =
                  "words, word bigrams and character 1-2-grams; the sign is the decision, |score| below the neutral "
                  "band gives polarity 'neutral' (the sign is kept).", {"chnsenticorp_sign": ev},
                  ["Hotel reviews are not government affairs; use as a generic sentiment check."], recipe)
-    art = fitted.artifact("polarity", SPEC, offsets, card)
+    art = fitted.artifact("polarity", spec, offsets, card)
     art.scale = 1.0  # logistic-regression margins are log-odds already: 2·sigmoid(margin) − 1 keeps scores graded
     return art, ev
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from nlp import artifacts, train
@@ -20,6 +21,7 @@ def test_retrain_small_subset_beats_chance(shared_data, tmp_path):
     assert clf.topic.classes and len(clf.emotion.classes) >= 6
     card = json.loads((tmp_path / "topic" / "model.json").read_text(encoding="utf-8"))["card"]
     assert card["evaluation"]["topic"]["n"] >= 200
+    assert clf.emotion.spec.lexicon and clf.topic.spec == clf.polarity.spec  # one shared spec, lexicon inside
 
 
 @pytest.mark.data
@@ -32,3 +34,32 @@ def test_topic_from_own_csv(shared_data, tmp_path):
     assert art.classes == ["停车", "食堂"] and ev["macro_f1"] > 0.9
     artifacts.save(art, tmp_path / "m")
     assert artifacts.load(tmp_path / "m", "topic").classes == ["停车", "食堂"]
+
+
+@pytest.mark.data
+def test_sentiment_lexicon_reads_dutir_codes_and_polarity_lists(shared_data):
+    lexicon = train.sentiment_lexicon(shared_data)
+    assert len(lexicon) > 20_000
+    assert lexicon["愤怒"] == "NA"  # DUTIR's anger code, which pandas turns into NaN unless told not to
+    assert {"pos", "neg"} <= set(lexicon.values())
+    assert any(cat.endswith("+") for cat in lexicon.values())  # intensity ≥ 7 is its own category
+
+
+def test_sentiment_lexicon_missing_folder_gives_empty_spec(tmp_path):
+    assert train.sentiment_lexicon(tmp_path) == {}
+    assert train.training_spec(tmp_path).lexicon == {}
+
+
+def test_lexicon_weight_scales_only_lexicon_columns():
+    spec = train.FeatureSpec(lexicon={"满意": "pos", "失望": "neg"})
+    docs = train.make_docs(["非常满意的一次入住", "很失望不满意", "房间满意服务失望", "一般般吧"] * 3)
+    counts = train.count_matrix(docs, spec)
+    labels = ["positive", "negative", "negative", "positive"] * 3
+    plain = train.fit_linear(counts, labels, train.Recipe(families=("word", "lexicon"), min_df=1), spec)
+    boosted = train.fit_linear(counts, labels, train.Recipe(families=("word", "lexicon"), min_df=1, lexicon_weight=2.0),
+                               spec)
+    lex = spec.block("lexicon")
+    in_lex = (plain.used >= lex.start) & (plain.used < lex.stop)
+    assert in_lex.any() and (~in_lex).any()
+    assert np.allclose(boosted.col_weight[in_lex], 2 * plain.col_weight[in_lex])
+    assert np.allclose(boosted.col_weight[~in_lex], plain.col_weight[~in_lex])
