@@ -368,10 +368,15 @@ def train_topic(data_dir: Path, *, topic_csv: Path | None = None, limit: int | N
     if topic_csv:
         recipe = Recipe(**{**recipe.__dict__, "min_df": 1})  # small own data sets: keep every column
     spec = training_spec(data_dir)
-    fitted, offsets, pred = _train("topic", ds, recipe, folds, spec, tune=False)
-    ev = report(ds.labels, pred, f"{folds}-fold GroupKFold on near_dup_group; out-of-fold predictions over all rows")
+    # per-class offsets tuned for macro-F1 on inner folds (nested CV 0.867 → 0.873); not for small own CSVs, whose
+    # inner folds may miss a class
+    tune = topic_csv is None
+    fitted, offsets, pred = _train("topic", ds, recipe, folds, spec, tune=tune)
+    ev = report(ds.labels, pred, f"{'nested ' if tune else ''}{folds}-fold GroupKFold on near_dup_group"
+                f"{' (class offsets tuned on inner folds)' if tune else ''}; out-of-fold predictions over all rows")
     card = _card(ds, "Topic (first-level category) of a citizen message; hashed words, word bigrams, title words "
-                 "and character bigrams, TF-IDF, linear SVM (margins → softmax).", {"topic": ev},
+                 "and character bigrams, TF-IDF, linear SVM with per-class decision offsets tuned for macro-F1 "
+                 "(margins → softmax).", {"topic": ev},
                  ["Trained on 15 % of 附件2 (1,111 rows); categories beyond these 7 are not predicted.",
                   "Label noise between 城乡建设 and 劳动和社会保障 is known in the source."], recipe)
     return fitted.artifact("topic", spec, offsets, card), ev

@@ -26,7 +26,8 @@ def docs(*texts: str) -> list[Doc]:
 def test_predictions_are_sensible():
     clf = get_classifier(MODELS)
     preds = clf.predict(docs(
-        "小区旁边工地夜间施工噪音扰民，住建局和城管多次投诉无人处理",
+        # (construction noise is 噪音污染 under 环境保护 in the 附件1 taxonomy, so it is no clean 城乡建设 example)
+        "小区物业不作为，商品房交房后墙体开裂漏水，开发商拒不维修，住建局请管一管",
         "孩子上小学划片入学不合理，学校招生政策不透明，教育局应该公开",
         "公司拖欠农民工工资半年，社保也没有缴纳，人社局劳动监察请帮忙",
         "医院看病排队太久，医生态度恶劣，乡镇卫生院缺医少药",

@@ -21,7 +21,7 @@ def run(lines: list[str], *args: str) -> list[dict]:
 
 def test_classify_good_and_bad_lines():
     lines = [
-        json.dumps({"id": 1, "title": "小区噪音扰民", "content": "工地夜间施工，住建局不作为，投诉无门，非常愤怒！",
+        json.dumps({"id": 1, "title": "小区房屋漏水", "content": "商品房墙体开裂漏水，开发商拒不维修，住建局不作为，非常愤怒！",
                     "channel": "board", "likes": 3, "published_at": "2026-11-20 10:00"}, ensure_ascii=False),
         "{not json",
         json.dumps({"id": "e", "title": "", "content": ""}),

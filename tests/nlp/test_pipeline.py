@@ -23,7 +23,7 @@ def test_build_order_and_enrichment():
     assert names.index("segment") < names.index("classify")
     seg_at = names.index("segment")
     assert all(n != "classify" for n in names[:seg_at])
-    items = [item("小区噪音扰民", "工地夜间施工，住建局不作为，居民非常愤怒"), item("", "感谢社区工作人员，点赞！"), item("", "")]
+    items = [item("小区房屋漏水", "商品房交房后墙体开裂漏水，开发商拒不维修，住建局不作为，居民非常愤怒"), item("", "感谢社区工作人员，点赞！"), item("", "")]
     batch = Chain(stages).run(Batch(items=list(items)))
     assert len(batch.items) == 3 and not batch.quarantined
     first = items[0].enrichment

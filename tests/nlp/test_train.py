@@ -21,6 +21,7 @@ def test_retrain_small_subset_beats_chance(shared_data, tmp_path):
     assert clf.topic.classes and len(clf.emotion.classes) >= 6
     card = json.loads((tmp_path / "topic" / "model.json").read_text(encoding="utf-8"))["card"]
     assert card["evaluation"]["topic"]["n"] >= 200
+    assert card["evaluation"]["topic"]["protocol"].startswith("nested")  # topic offsets are tuned on inner folds
     assert clf.emotion.spec.lexicon and clf.topic.spec == clf.polarity.spec  # one shared spec, lexicon inside
 
 
