@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import quote
 
 from fastapi import APIRouter
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, RedirectResponse
 
 WEB_DIR = Path(__file__).resolve().parents[1] / "web"
 
@@ -15,3 +16,14 @@ router = APIRouter(include_in_schema=False)
 @router.get("/")
 def index() -> FileResponse:
     return FileResponse(WEB_DIR / "index.html", media_type="text/html; charset=utf-8")
+
+
+@router.get("/items/{item_id}")
+def item_link(item_id: int) -> RedirectResponse:
+    """Links in alert messages point here; until a detail page exists, show the item's JSON."""
+    return RedirectResponse(f"/api/items/{item_id}", status_code=307)
+
+
+@router.get("/events/{event_id}")
+def event_link(event_id: str) -> RedirectResponse:
+    return RedirectResponse(f"/api/events/{quote(event_id, safe='')}", status_code=307)

@@ -89,3 +89,11 @@ def test_push_intake_stores_and_quarantines(client: TestClient) -> None:
     malformed = client.post("/api/ingest/board_a", content=b"{not json", headers={"content-type": "application/json"})
     assert malformed.status_code == 422
     assert_error_shape(malformed.json(), 422)
+
+
+def test_links_in_messages_resolve(client: TestClient, service: Service) -> None:
+    seed(service, 1)
+    item_id = client.get("/api/items").json()["data"][0]["id"]
+    assert client.get(f"/items/{item_id}").json()["id"] == item_id
+    assert client.get("/items/999999").status_code == 404
+    assert client.get("/").headers["content-type"].startswith("text/html")
