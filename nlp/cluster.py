@@ -121,7 +121,9 @@ class EventState:
 
     @property
     def keywords(self) -> list[str]:
-        return [k for k, _ in heapq.nlargest(8, self.centroid.items(), key=lambda kv: kv[1])]
+        """The event's heaviest words; kind-of-matter keys (`%…`) match events but mean nothing to a reader."""
+        words = ((k, v) for k, v in self.centroid.items() if not k.startswith(_MATTER))
+        return [k for k, _ in heapq.nlargest(8, words, key=lambda kv: kv[1])]
 
     @property
     def heat(self) -> float:
