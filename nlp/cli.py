@@ -118,22 +118,6 @@ def result_of(ident: Any, item: Any, events: bool) -> dict[str, Any]:
     return out
 
 
-def _event_stage(config: Any) -> Any:
-    """The batch event-clustering stage from nlp.cluster, when it has landed."""
-    try:
-        from nlp import cluster  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    for name in ("EventStage", "ClusterStage"):
-        cls = getattr(cluster, name, None)
-        if cls is not None:
-            try:
-                return cls(config)
-            except TypeError:
-                return cls()
-    return None
-
-
 def classify_stream(lines: Any, out: Any, *, events: bool = False, batch_size: int = 256,
                     config: Any = None) -> int:
     """Classify JSON lines from `lines` to `out`; returns the number of error lines written."""
@@ -142,12 +126,7 @@ def classify_stream(lines: Any, out: Any, *, events: bool = False, batch_size: i
     from nlp.pipeline import build_enrich_stages
 
     config = config or Config()
-    stages = build_enrich_stages(config, store=None)
-    if events and not any("event" in getattr(s, "name", "") for s in stages):
-        stage = _event_stage(config)
-        if stage is not None:
-            stages.append(stage)
-    chain = Chain(stages)
+    chain = Chain(build_enrich_stages(config, store=None))  # the events stage is always part of it
     now = datetime.now(UTC)
     errors = 0
     pending: list[tuple[Any, Any, str | None]] = []  # (id, item or None, error)

@@ -240,12 +240,6 @@ class SqliteStore:
             raise NotFound(f"item {item_id} not found")
         return self._to_item(row.id, row.doc)
 
-    def get_many(self, item_ids: list[int]) -> list[Item]:
-        with self.read() as conn:
-            rows = conn.execute(select(T.id, T.doc).where(T.id.in_(item_ids))).all()
-        by_id = {r.id: self._to_item(r.id, r.doc) for r in rows}
-        return [by_id[i] for i in item_ids if i in by_id]
-
     def duplicates_of(self, item_id: int) -> list[dict]:
         dup = schema.item_duplicates
         with self.read() as conn:
@@ -337,22 +331,6 @@ class SqliteStore:
             return
         with self.write() as conn:
             self._record_duplicates(conn, pairs, _now())
-
-    def existing_keys(self, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:
-        """Which (source, source_id) pairs are already stored; used by collectors to stop early."""
-        if not keys:
-            return set()
-        found: set[tuple[str, str]] = set()
-        with self.read() as conn:
-            by_source: dict[str, list[str]] = {}
-            for source, sid in keys:
-                by_source.setdefault(source, []).append(sid)
-            for source, sids in by_source.items():
-                for start in range(0, len(sids), 500):
-                    chunk = sids[start : start + 500]
-                    rows = conn.execute(select(T.source_id).where(T.source == source, T.source_id.in_(chunk))).all()
-                    found.update((source, r.source_id) for r in rows)
-        return found
 
     def stats(self) -> StoreStats:
         with self.read() as conn:

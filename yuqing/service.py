@@ -14,19 +14,12 @@ from typing import Any, Protocol
 from core.config import Config
 from flow.ingest import Ingestor
 from flow.stages import Stage
+from nlp.pipeline import build_enrich_stages
 from nlp.search_tokens import index_tokens
 from nlp.tokenize import segment
 from storage.sqlite import SqliteStore
 
 logger = logging.getLogger(__name__)
-
-
-def _enrich_stages(config: Config, store: SqliteStore) -> list[Stage]:
-    try:
-        from nlp.pipeline import build_enrich_stages
-    except ImportError:
-        return []
-    return build_enrich_stages(config, store=store)
 
 
 class Worker(Protocol):
@@ -83,7 +76,7 @@ def build_service(config: Config, *, db_path: Path | None = None, enrich: bool =
                   after_store: list[Stage] | None = None, extensions: bool = True) -> Service:
     """Open the store (running migrations) and assemble the ingest chain."""
     store = SqliteStore(db_path or config.storage.sqlite_path, segment=segment, index_segment=index_tokens)
-    stages = _enrich_stages(config, store) if enrich else []
+    stages = build_enrich_stages(config, store=store) if enrich else []
     # A stage that rewrites the text (`before_dedup = True`) must run before exact dedup sees the signature.
     prepare = [s for s in stages if getattr(s, "before_dedup", False)]
     enrich_stages = [s for s in stages if not getattr(s, "before_dedup", False)]

@@ -46,18 +46,23 @@ class WeiboSpider(YuqingSpider):
                                  errback=self.errback, priority=-1, cb_kwargs={"key": key},
                                  headers={"Accept": "application/json, text/plain, */*", "X-Requested-With": "XMLHttpRequest"})
 
-    def parse_show(self, response: Response, key: str) -> Iterator[Any]:
-        """One post again (a revisit): sent on only when its counts or text changed."""
+    def _api_json(self, response: Response) -> dict[str, Any] | None:
+        """The API's JSON body, or None after recording why it is unusable (HTTP error, login wall, bad JSON)."""
         if not self.json_ok(response):
-            return
+            return None
         try:
-            data = parse_json(response.body)
+            return parse_json(response.body)
         except LoginRequired as exc:
             self.count("errors/credentials_rejected")
             self.extraction_failed(response, exc, "login_wall")
-            return
         except ExtractionError as exc:
             self.extraction_failed(response, exc)
+        return None
+
+    def parse_show(self, response: Response, key: str) -> Iterator[Any]:
+        """One post again (a revisit): sent on only when its counts or text changed."""
+        data = self._api_json(response)
+        if data is None:
             return
         mblog = data.get("data")
         if data.get("ok") != 1 or not isinstance(mblog, dict):
@@ -76,16 +81,8 @@ class WeiboSpider(YuqingSpider):
             yield item
 
     def parse_index(self, response: Response, params: str, stream: str, page: int) -> Iterator[Any]:
-        if not self.json_ok(response):
-            return
-        try:
-            data = parse_json(response.body)
-        except LoginRequired as exc:
-            self.count("errors/credentials_rejected")
-            self.extraction_failed(response, exc, "login_wall")
-            return
-        except ExtractionError as exc:
-            self.extraction_failed(response, exc)
+        data = self._api_json(response)
+        if data is None:
             return
         if data.get("ok") != 1:
             return  # "这里还没有内容": the end of the results, not an error
