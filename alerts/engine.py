@@ -26,11 +26,12 @@ from alerts.notify.inapp import Broadcaster, InAppNotifier
 from alerts.notify.webhook import WebhookNotifier
 from alerts.notify.wecom import WeComNotifier
 from alerts.route import build
-from alerts.rules import AlertDraft, RuleEvaluator, SourceHealth
+from alerts.rules import AlertDraft, RuleEvaluator
 from alerts.silence import Silencer, silence_notice_text
 from alerts.store import AlertReader, alert_public, alert_silences, alerts, ts
 from core.config_alerts import AlertsConfig, RuleConfig
 from core.errors import ConfigError, InputError, NotFound, NotifyError
+from core.models import SourceStatus
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ class AlertStateError(InputError):
     status = 409
 
 
-SourceHealthProvider = Callable[[], list[SourceHealth]]
+SourceHealthProvider = Callable[[], list[SourceStatus]]
 
 
 def close_notifiers(runtime: Runtime) -> None:
@@ -147,7 +148,7 @@ class AlertEngine:
     def raise_drafts(self, drafts: list[AlertDraft]) -> list[int]:
         return self.dispatcher.raise_alerts(drafts, self.clock.now())
 
-    def check_sources(self, health: list[SourceHealth]) -> None:
+    def check_sources(self, health: list[SourceStatus]) -> None:
         """Operations alerts for unhealthy sources; alerts of sources healthy again are resolved."""
         drafts, healthy = self._runtime.evaluator.evaluate_sources(health)
         self.raise_drafts(drafts)

@@ -18,7 +18,7 @@ from sqlalchemy import distinct, func, select
 
 from core.config_alerts import RISK_LEVELS, RuleConfig, all_match
 from core.config_analysis import SpikesConfig
-from core.models import Item
+from core.models import Item, SourceStatus
 from storage import schema
 
 logger = logging.getLogger(__name__)
@@ -50,16 +50,6 @@ class AlertDraft:
     annotations: dict[str, Any] = field(default_factory=dict)
     item_id: int | None = None
     event_id: str | None = None
-
-
-@dataclass
-class SourceHealth:
-    """What the crawler reports about one source; `status` ok | degraded | failing."""
-
-    source: str
-    status: str
-    reason: str = ""
-    last_success: datetime | None = None
 
 
 @dataclass
@@ -298,7 +288,7 @@ class RuleEvaluator:
 
     # ---- source health -----------------------------------------------------------------------------------
 
-    def evaluate_sources(self, health: Iterable[SourceHealth]) -> tuple[list[AlertDraft], list[str]]:
+    def evaluate_sources(self, health: Iterable[SourceStatus]) -> tuple[list[AlertDraft], list[str]]:
         """Operations alerts for degraded/failing sources, and the fingerprints of healthy ones (to resolve)."""
         drafts, healthy = [], []
         for rule in self.rules:

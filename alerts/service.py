@@ -1,9 +1,10 @@
 """Wires alerts into the service: an after-store stage (rules → outbox, no network), the dispatcher worker and the
 API router. `attach(service)` is called by `yuqing.service.build_service`.
 
-Source health hook: if the crawler package puts a callable returning `list[alerts.rules.SourceHealth]` into
-`service.components["source_health"]` (its attach runs before ours), `source_health` rules use it; otherwise
-those rules stay idle and `GET /api/alerts/status` says so.
+Providers come from the packages attached before this one, through `service.components`, never by importing them:
+`"source_health"` (a callable returning `list[core.models.SourceStatus]`, from collection) feeds `source_health`
+rules, and `"event_heat"` (event id → heat, from nlp) feeds `min_event_heat`. Without them those rules stay idle
+(source health) or fall back to the alert store's own event counts, and `GET /api/alerts/status` says so.
 """
 
 from __future__ import annotations
@@ -14,16 +15,13 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from alerts import store as _tables  # noqa: F401 - registers the "alerts" migration chain
 from alerts.engine import AlertEngine
-from alerts.rules import SourceHealth
-from core.errors import NotFound, StorageError, YuqingError
+from core.errors import StorageError, YuqingError
 from flow.stages import Batch
 from storage.migrations import migrate
 
@@ -151,53 +149,14 @@ def guess_config_path() -> Path:
     return Path("yuqing.yaml") if Path("yuqing.yaml").exists() else Path("yuqing.example.yaml")
 
 
-def crawler_health_provider(store: Any) -> Callable[[], list[SourceHealth]] | None:
-    """Per-source health from the crawler package's table, when that package is installed."""
-    try:
-        from crawlers.health import source_health
-    except ImportError:
-        return None
-
-    def provide() -> list[SourceHealth]:
-        try:
-            current = source_health(store)
-        except StorageError:  # the crawler's tables are not there (crawling not attached to this service)
-            return []
-        out = []
-        for h in current.values():
-            if h.state in ("degraded", "failing", "ok"):
-                last = datetime.fromisoformat(h.last_success_at) if h.last_success_at else None
-                out.append(SourceHealth(source=h.source, status=h.state, reason=h.reason, last_success=last))
-        return out
-
-    return provide
-
-
-def event_heat_provider(store: Any) -> Callable[[str], float | None] | None:
-    """An event's heat as the NLP event store computes it, when that package is installed."""
-    try:
-        from nlp.event_store import get_event
-    except ImportError:
-        return None
-
-    def heat(event_id: str) -> float | None:
-        try:
-            return float(get_event(store, event_id)["heat"])
-        except (NotFound, StorageError, KeyError):
-            return None
-
-    return heat
-
-
 def attach(service: Any) -> None:
     """Add the alert stage, the dispatcher worker and the API router; the engine is `service.components["alerts"]`."""
     with service.store.write() as conn:
         service.store.versions = migrate(conn)  # our tables register after the store opened
-    health = service.components.get("source_health")
-    heat = service.components.get("event_heat")
+    # Providers published by the packages attached before us (crawlers, nlp); alerts never imports them.
     engine = AlertEngine(service.config.alerts, service.store,
-                         source_health=health if callable(health) else crawler_health_provider(service.store),
-                         event_heat=heat if callable(heat) else event_heat_provider(service.store))
+                         source_health=service.components.get("source_health"),
+                         event_heat=service.components.get("event_heat"))
     service.components["alerts"] = engine
     service.add_after_store(AlertStage(engine))
     worker = AlertWorker(engine)

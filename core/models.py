@@ -160,6 +160,16 @@ class QuarantineRecord(BaseModel):
     times_seen: int = 1
 
 
+class SourceStatus(BaseModel):
+    """How one collection source is doing, as collection reports it to other packages (alert rules read it):
+    `status` ok | degraded | failing, with the reason and when it last fetched successfully."""
+
+    source: str
+    status: str
+    reason: str = ""
+    last_success: datetime | None = None
+
+
 class IngestReport(BaseModel):
     """What one ingest batch did: counts per outcome."""
 

@@ -1,4 +1,5 @@
-"""Plugs collection into the service: the crawl scheduler, the demo site, `GET /api/sources`, and `components["crawl"]`."""
+"""Plugs collection into the service: the crawl scheduler, the demo site, `GET /api/sources`, `components["crawl"]`
+and `components["source_health"]` (per-source status in domain terms, for alert rules)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ from datetime import datetime
 from typing import Any
 
 from core.config import Config
-from core.errors import SourceError
-from core.models import SHANGHAI
+from core.errors import SourceError, StorageError
+from core.models import SHANGHAI, SourceStatus
 from crawlers import state as _state  # noqa: F401 - registers the `crawl` migration
 from crawlers.health import RunResult, record_run, source_health
 from crawlers.runner import ProgressCallback, run_crawl
@@ -122,12 +123,24 @@ class CrawlScheduler:
         self.scheduler = None
 
 
+def source_statuses(store: Any) -> list[SourceStatus]:
+    """Every source that has run, as other packages see it; none while the crawl tables are absent."""
+    try:
+        current = source_health(store)
+    except StorageError:
+        return []
+    return [SourceStatus(source=h.source, status=h.state, reason=h.reason,
+                         last_success=datetime.fromisoformat(h.last_success_at) if h.last_success_at else None)
+            for h in current.values() if h.state in ("ok", "degraded", "failing")]
+
+
 def attach(service: Any) -> None:
     """Called by yuqing.service.build_service: add crawl state tables, workers, the sources API and the component."""
     with service.store.engine.begin() as conn:
         migrate(conn)  # the `crawl` chain registers on import, after the store first opened
     crawl = CrawlService(service.config, service.store, service.ingestor.drain)
     service.components["crawl"] = crawl
+    service.components["source_health"] = lambda: source_statuses(service.store)
     crawling = service.config.crawling
     if crawling.demo_site.enabled:
         from demo.site import DemoSiteWorker

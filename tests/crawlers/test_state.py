@@ -67,6 +67,11 @@ def test_health_rules_and_changes(tmp_path):
     assert record_run(service.store, _run("s", "ok", 10, parse_error=6), rules).state == "degraded"  # errors jumped
     changes = [(c["from_state"], c["to_state"]) for c in health_changes(service.store)]
     assert changes == [("unknown", "ok"), ("ok", "degraded"), ("degraded", "failing"), ("failing", "ok"), ("ok", "degraded")]
+    # What collection publishes for other packages (alert rules), in domain terms, and what alerts was given.
+    published = service.components["source_health"]
+    [status] = published()
+    assert (status.source, status.status) == ("s", "degraded") and "parse" in status.reason and status.last_success
+    assert service.components["alerts"].source_health is published
     service.close()
 
 
