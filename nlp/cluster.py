@@ -24,7 +24,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import islice, repeat
-from operator import itemgetter, mul
+from operator import itemgetter, mul, truediv
 from pathlib import Path
 
 import yaml
@@ -91,7 +91,7 @@ def item_vector(terms: Sequence[tuple[str, float]], entities: Sequence[str] = ()
             vector[_MATTER + kind] = weight
     values = vector.values()
     norm = math.sqrt(sum(map(mul, values, values))) or 1.0
-    return {k: v / norm for k, v in vector.items()}
+    return dict(zip(vector, map(truediv, values, repeat(norm, len(vector))), strict=True))
 
 
 def _dot(vector: dict[str, float], centroid: dict[str, float]) -> float:
@@ -260,7 +260,7 @@ class EventClusterer:
                 norm2 = event._norm2 = _norm2(centroid)
             sim = _dot(vector, centroid) / math.sqrt(norm2) if norm2 else 0.0
             if matter_keys is None:
-                matter_keys = [k for k in vector if k.startswith(_MATTER)]
+                matter_keys = [k for k in vector if k[:1] == _MATTER]
             if matter_keys:  # without a shared name, the kinds of matter alone must not make two reports alike
                 sim -= sum(vector[k] * centroid.get(k, 0.0) for k in matter_keys) / math.sqrt(norm2 or 1.0)
             if sim <= best_sim:
