@@ -110,12 +110,22 @@ def _counter() -> Counter:
     return dict.__new__(Counter)
 
 
-def _centroid_cosine(a: EventState, b: EventState) -> float:
+def _centroid_cosine(a: EventState, b: EventState, norms: dict[str, float] | None = None) -> float:
+    """Cosine of two events' centroids; `norms` keeps squared norms computed earlier (by event id) for centroids
+    that have not changed since (the caller drops an entry when it changes one)."""
     small, large = (a, b) if len(a.centroid) <= len(b.centroid) else (b, a)
     dot = _dot(small.centroid, large.centroid)
     if not dot:
         return 0.0
-    return dot / math.sqrt(_norm2(a.centroid) * _norm2(b.centroid))
+    if norms is None:
+        return dot / math.sqrt(_norm2(a.centroid) * _norm2(b.centroid))
+    na = norms.get(a.id)
+    if na is None:
+        na = norms[a.id] = _norm2(a.centroid)
+    nb = norms.get(b.id)
+    if nb is None:
+        nb = norms[b.id] = _norm2(b.centroid)
+    return dot / math.sqrt(na * nb)
 
 
 def heat_index(volume: int, engagement: int, channels: int, sources: int) -> float:
@@ -398,6 +408,7 @@ class EventClusterer:
         merged: dict[str, str] = {}
         names, self.touched_names = self.touched_names, set()
         threshold = self.config.name_threshold
+        norms: dict[str, float] = {}  # fresh squared norms of centroids compared in this call, by event id
         for name in names:
             posting = self._index.get(_NAME + name)
             if not posting or len(posting) < 2 or len(posting) > _GENERIC_NAME:
@@ -410,8 +421,9 @@ class EventClusterer:
                     continue
                 for j in range(i + 1, len(group)):
                     other = group[j]
-                    if alive[j] and _centroid_cosine(keep, other) >= threshold:
+                    if alive[j] and _centroid_cosine(keep, other, norms) >= threshold:
                         self._absorb(keep, other)
+                        norms.pop(keep.id, None)
                         alive[j] = False
                         merged[other.id] = keep.id
         self.merged.update(merged)
