@@ -61,6 +61,24 @@ def load_matters(path: Path = MATTERS_FILE) -> dict[str, tuple[str, ...]]:
     return {w: tuple(k) for w, k in out.items() if w}
 
 
+_id_pool: list[str] = []
+
+
+def _new_event_id() -> str:
+    """`ev-` and 64 random bits, drawn from the OS in bulk: a uuid4 per new event cost as much as comparing the
+    item with its candidates. The pool is emptied in a forked child, so two processes never share ids."""
+    try:
+        return "ev-" + _id_pool.pop()
+    except IndexError:  # empty (list.pop is atomic, so threads sharing the pool never get one id twice)
+        raw = os.urandom(8 * _ID_POOL).hex()
+        _id_pool.extend(raw[i:i + 16] for i in range(0, len(raw), 16))
+        return "ev-" + _id_pool.pop()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_id_pool.clear)
+
+
 def item_vector(terms: Sequence[tuple[str, float]], entities: Sequence[str] = (),
                 names: Sequence[str] = (), matters: Sequence[str] = ()) -> dict[str, float]:
     """The top tf-idf terms (best first), place words boosted, unit length. Words inside the item's named sites and
@@ -185,7 +203,6 @@ class EventClusterer:
         self.touched_names: set[str] = set()  # names whose events changed since the last `consolidate`
         self.merged: dict[str, str] = {}  # absorbed event id → the event it was merged into (not yet saved)
         self.aliases: dict[str, str] = {}  # every absorbed id seen by this process → its surviving event
-        self._id_pool: list[str] = []
 
     def load(self, event: EventState) -> None:
         """Put a persisted event back (on start; load the least recently active first)."""
@@ -314,12 +331,7 @@ class EventClusterer:
         return event.id
 
     def _new_id(self) -> str:
-        """`ev-` and 64 random bits; drawn in bulk, since a uuid4 per new event cost as much as comparing it."""
-        pool = self._id_pool
-        if not pool:
-            raw = os.urandom(8 * _ID_POOL).hex()
-            pool = self._id_pool = [raw[i:i + 16] for i in range(0, len(raw), 16)]
-        return "ev-" + pool.pop()
+        return _new_event_id()
 
     def update_engagement(self, event_id: str, delta: int) -> None:
         """A re-crawled item brought new counts: the event's engagement follows."""
