@@ -317,7 +317,8 @@ class EventStage:
         prepared = state.prepare(batch)
         state.fill_known(batch.items, prepared)
         events = state.events
-        memory = state.store is None
+        join = events.join  # positional: this loop runs for every item
+        known = state.known if state.store is None else None
         for item, p in zip(batch.items, prepared, strict=True):
             info = p.known
             engagement = item.engagement.total
@@ -325,13 +326,15 @@ class EventStage:
                 event_id = events.resolve(info[1])
                 events.update_engagement(event_id, engagement - info[2])
             else:
-                vector = item_vector(p.terms, p.places[:5], p.names, p.hits.matters)
-                event_id = events.assign(vector, item.published_at.timestamp(), title=item.title or item.content[:60],
-                                         source=item.source, channel=item.channel.value, region=item.region,
-                                         engagement=engagement, names=p.names)
-            assign(item.enrichment, event_id=event_id)
-            if memory:
-                state.known[(item.source, item.source_id)] = (item.id, event_id, engagement)
+                names = p.names
+                event_id = join(item_vector(p.terms, p.places[:5], names, p.hits.matters), item.published_at.timestamp(),
+                                item.title or item.content[:60], item.source, item.channel.value, item.region, engagement,
+                                names)
+            e = item.enrichment  # one plain field, set as `assign` does
+            e.__dict__["event_id"] = event_id
+            e.__pydantic_fields_set__.add("event_id")
+            if known is not None:
+                known[(item.source, item.source_id)] = (item.id, event_id, engagement)
 
 
 class PersistStage:

@@ -77,6 +77,13 @@ class Classifier:
     def predict(self, docs: list[Doc]) -> list[Prediction]:
         if not docs:
             return []
+        return [Prediction(*row) for row in zip(*self.columns(docs), strict=True)]
+
+    def columns(self, docs: list[Doc]) -> tuple[list[str], list[float], list[str], list[str], list[float]]:
+        """`predict` as five lists (topic, topic score, emotion, polarity, polarity score), without an object per
+        document: the classify stage writes them straight into the items."""
+        if not docs:
+            return [], [], [], [], []
         td, ed, pd_ = self.decisions(docs)
         tp = artifacts.margins_to_proba(td, self.topic.scale)
         ep = artifacts.margins_to_proba(ed, self.emotion.scale)
@@ -92,11 +99,10 @@ class Classifier:
         band = self.neutral_band
         labels = np.where(rounded >= band, "positive", np.where(rounded <= -band, "negative", "neutral")).tolist()
         scores = rounded.tolist()
-        out = [Prediction(*row) for row in zip(topics, topic_scores, emotions, labels, scores, strict=True)]
         for k, doc in enumerate(docs):
             if not doc.tokens:  # nothing to read (empty, emoji-only): no feeling either way
-                out[k] = Prediction(topics[k], topic_scores[k], "neutral", "neutral", 0.0)
-        return out
+                emotions[k], labels[k], scores[k] = "neutral", "neutral", 0.0
+        return topics, topic_scores, emotions, labels, scores
 
 
 _cache: dict[tuple[str, float, float], Classifier] = {}

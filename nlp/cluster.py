@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import heapq
 import math
-import uuid
+import os
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from itertools import islice
-from operator import itemgetter
+from itertools import islice, repeat
+from operator import itemgetter, mul, truediv
 from pathlib import Path
 
 import yaml
@@ -46,6 +46,8 @@ _NAME = "@"  # index keys of named sites and bodies
 _MATTER = "%"  # vector keys of kinds of matter
 _MATTER_WEIGHT = 0.7
 _MAX_MATTERS = 3
+_WEIGHT = itemgetter(1)
+_ID_POOL = 256  # event ids drawn from the OS random source at once
 MATTERS_FILE = Path(__file__).resolve().parent / "resources" / "matters.yaml"
 
 
@@ -59,6 +61,24 @@ def load_matters(path: Path = MATTERS_FILE) -> dict[str, tuple[str, ...]]:
     return {w: tuple(k) for w, k in out.items() if w}
 
 
+_id_pool: list[str] = []
+
+
+def _new_event_id() -> str:
+    """`ev-` and 64 random bits, drawn from the OS in bulk: a uuid4 per new event cost as much as comparing the
+    item with its candidates. The pool is emptied in a forked child, so two processes never share ids."""
+    try:
+        return "ev-" + _id_pool.pop()
+    except IndexError:  # empty (list.pop is atomic, so threads sharing the pool never get one id twice)
+        raw = os.urandom(8 * _ID_POOL).hex()
+        _id_pool.extend(raw[i:i + 16] for i in range(0, len(raw), 16))
+        return "ev-" + _id_pool.pop()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_id_pool.clear)
+
+
 def item_vector(terms: Sequence[tuple[str, float]], entities: Sequence[str] = (),
                 names: Sequence[str] = (), matters: Sequence[str] = ()) -> dict[str, float]:
     """The top tf-idf terms (best first), place words boosted, unit length. Words inside the item's named sites and
@@ -68,7 +88,9 @@ def item_vector(terms: Sequence[tuple[str, float]], entities: Sequence[str] = ()
         return {}
     if names:  # one substring test per term against the names joined by NUL (no word contains NUL)
         joined = "\x00".join(names)
-        terms = [(w, v) for w, v in terms if w not in joined] or list(terms)
+        kept = [kv for kv in terms if kv[0] not in joined]
+        if kept:
+            terms = kept
     top = terms[:ITEM_TERMS]
     if entities:
         weights = dict(terms)
@@ -78,24 +100,50 @@ def item_vector(terms: Sequence[tuple[str, float]], entities: Sequence[str] = ()
             if key in weights:  # only boost words the item has: a place every text names (A市) keeps its low idf
                 weights[key] *= _ENTITY_BOOST
                 boosted = True
-        if boosted:
-            top = heapq.nlargest(ITEM_TERMS, weights.items(), key=lambda kv: kv[1])
+        if boosted:  # what heapq.nlargest documents itself as equal to, and faster for a dozen terms
+            top = sorted(weights.items(), key=_WEIGHT, reverse=True)[:ITEM_TERMS]
     vector = dict(top)
     if matters:  # the kinds of matter named weigh like the best word: they are what the grievance is about
         weight = top[0][1] * _MATTER_WEIGHT if top else 1.0
         for kind in matters[:_MAX_MATTERS]:
             vector[_MATTER + kind] = weight
-    norm = math.sqrt(sum(v * v for v in vector.values())) or 1.0
-    return {k: v / norm for k, v in vector.items()}
+    values = vector.values()
+    norm = math.sqrt(sum(map(mul, values, values))) or 1.0
+    return dict(zip(vector, map(truediv, values, repeat(norm, len(vector))), strict=True))
 
 
-def _centroid_cosine(a: EventState, b: EventState) -> float:
+def _dot(vector: dict[str, float], centroid: dict[str, float]) -> float:
+    """vector · centroid, summed in the vector's order (as a generator would, but without a Python frame per term)."""
+    return sum(map(mul, vector.values(), map(centroid.get, vector, repeat(0.0))))
+
+
+def _norm2(centroid: dict[str, float]) -> float:
+    values = centroid.values()
+    return sum(map(mul, values, values))
+
+
+def _counter() -> Counter:
+    """An empty Counter without running Counter.__init__ (a Python call that does nothing without arguments): most
+    items start an event, and each event holds four counters."""
+    return dict.__new__(Counter)
+
+
+def _centroid_cosine(a: EventState, b: EventState, norms: dict[str, float] | None = None) -> float:
+    """Cosine of two events' centroids; `norms` keeps squared norms computed earlier (by event id) for centroids
+    that have not changed since (the caller drops an entry when it changes one)."""
     small, large = (a, b) if len(a.centroid) <= len(b.centroid) else (b, a)
-    get = large.centroid.get
-    dot = sum(w * get(t, 0.0) for t, w in small.centroid.items())
+    dot = _dot(small.centroid, large.centroid)
     if not dot:
         return 0.0
-    return dot / math.sqrt(sum(v * v for v in a.centroid.values()) * sum(v * v for v in b.centroid.values()))
+    if norms is None:
+        return dot / math.sqrt(_norm2(a.centroid) * _norm2(b.centroid))
+    na = norms.get(a.id)
+    if na is None:
+        na = norms[a.id] = _norm2(a.centroid)
+    nb = norms.get(b.id)
+    if nb is None:
+        nb = norms[b.id] = _norm2(b.centroid)
+    return dot / math.sqrt(na * nb)
 
 
 def heat_index(volume: int, engagement: int, channels: int, sources: int) -> float:
@@ -104,7 +152,7 @@ def heat_index(volume: int, engagement: int, channels: int, sources: int) -> flo
                  + 2 * math.log1p(sources), 2)
 
 
-@dataclass
+@dataclass(slots=True)
 class EventState:
     id: str
     title: str
@@ -113,10 +161,10 @@ class EventState:
     centroid: dict[str, float] = field(default_factory=dict)
     volume: int = 0
     engagement: int = 0
-    sources: Counter = field(default_factory=Counter)
-    channels: Counter = field(default_factory=Counter)
-    regions: Counter = field(default_factory=Counter)
-    names: Counter = field(default_factory=Counter)
+    sources: Counter = field(default_factory=_counter)
+    channels: Counter = field(default_factory=_counter)
+    regions: Counter = field(default_factory=_counter)
+    names: Counter = field(default_factory=_counter)
     _norm2: float | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -130,12 +178,12 @@ class EventState:
         return heat_index(self.volume, self.engagement, len(self.channels), len(self.sources))
 
     def cosine(self, vector: dict[str, float]) -> float:
-        if self._norm2 is None:
-            self._norm2 = sum(v * v for v in self.centroid.values())
-        if not self._norm2:
+        norm2 = self._norm2
+        if norm2 is None:
+            norm2 = self._norm2 = _norm2(self.centroid)
+        if not norm2:
             return 0.0
-        get = self.centroid.get
-        return sum(w * get(t, 0.0) for t, w in vector.items()) / math.sqrt(self._norm2)
+        return _dot(vector, self.centroid) / math.sqrt(norm2)
 
     def public(self) -> dict:
         return {"id": self.id, "title": self.title, "keywords": self.keywords, "first_seen": self.first_seen,
@@ -178,54 +226,80 @@ class EventClusterer:
 
         Candidates are the latest events of each of the item's names (all compared) and of its weightiest terms
         (only those sharing two or more of these terms are compared). An event naming other sites or bodies than
-        the item does is never joined: 油烟扰民 at 润芳园小区 is not the 油烟扰民 of 魅力之城小区."""
+        the item does is never joined: 油烟扰民 at 润芳园小区 is not the 油烟扰民 of 魅力之城小区.
+        Written for speed (it runs for every new item): cosines inline, the shared-term count only when two of the
+        looked-up postings can share an event, whether an event is named only when the rule needs it."""
         index = self._index
         cfg = self.config
         events = self.events
         best, best_sim = None, 0.0
-        named: set[str] = set()
-        names = self.specific(names)
-        for name in names:
+        named: set[str] | tuple = ()
+        specific: list[str] = []
+        for name in names:  # specific names (in few events) and the latest events naming them
             posting = index.get(_NAME + name)
-            if posting:
+            if posting is None:
+                specific.append(name)
+            elif len(posting) <= _GENERIC_NAME:
+                specific.append(name)
+                if not named:
+                    named = set()
                 named.update(posting[-_RECENT_PER_NAME:])
-        for event_id in named:
-            event = events.get(event_id)
-            if event is None:
-                continue
-            sim = event.cosine(vector)
-            if sim >= cfg.name_threshold and sim > best_sim:
-                best, best_sim = event, sim
-        if best is not None:
-            return best, best_sim
-        shared: Counter[str] = Counter()
+        if named:
+            threshold = cfg.name_threshold
+            for event_id in named:
+                event = events.get(event_id)
+                if event is None:
+                    continue
+                norm2 = event._norm2
+                if norm2 is None:
+                    norm2 = event._norm2 = _norm2(event.centroid)
+                if not norm2:
+                    continue  # cosine 0 is never above the best so far
+                sim = _dot(vector, event.centroid) / math.sqrt(norm2)
+                if sim >= threshold and sim > best_sim:
+                    best, best_sim = event, sim
+            if best is not None:
+                return best, best_sim
+        found: list[str] = []
         for term in islice(vector, _LOOKUP_TERMS):  # the vector is ordered best first
             posting = index.get(term)
             if posting:
-                shared.update(posting[-_RECENT_PER_TERM:])
-        if not shared:
-            return None, 0.0
-        candidates = sorted(shared.items(), key=itemgetter(1), reverse=True)[:_MAX_CANDIDATES]
-        matter_keys = [k for k in vector if k.startswith(_MATTER)]
+                found += posting[-_RECENT_PER_TERM:]
+        if len(found) < 2 or len(set(found)) == len(found):
+            return None, 0.0  # no event shares two of the terms
+        shared = [kv for kv in Counter(found).items() if kv[1] >= 2]
+        shared.sort(key=_WEIGHT, reverse=True)  # stable: equal counts keep first-found order
+        matter_keys = None
         window = cfg.window_days * 86400
-        for event_id, count in candidates:
-            if count < 2:
-                break
+        for event_id, _count in shared[:_MAX_CANDIDATES]:
             event = events.get(event_id)
             if event is None or event_id in named:
                 continue  # named events were judged above
-            event_named = bool(event.names) and self.has_specific(event.names)
-            if names and event_named:
-                continue  # other names mean another site or body
-            sim = event.cosine(vector)
+            event_names = event.names
+            event_named: bool | None = None
+            if specific:
+                event_named = bool(event_names) and self.has_specific(event_names)
+                if event_named:
+                    continue  # other names mean another site or body
+            centroid = event.centroid
+            norm2 = event._norm2
+            if norm2 is None:
+                norm2 = event._norm2 = _norm2(centroid)
+            sim = _dot(vector, centroid) / math.sqrt(norm2) if norm2 else 0.0
+            if matter_keys is None:
+                matter_keys = [k for k in vector if k[:1] == _MATTER]
             if matter_keys:  # without a shared name, the kinds of matter alone must not make two reports alike
-                sim -= sum(vector[k] * event.centroid.get(k, 0.0) for k in matter_keys) / math.sqrt(event._norm2 or 1.0)
+                sim -= sum(vector[k] * centroid.get(k, 0.0) for k in matter_keys) / math.sqrt(norm2 or 1.0)
             if sim <= best_sim:
                 continue
-            recent = event.first_seen - window <= ts <= event.last_seen + window
             # An event about a named site takes a report naming none only when it is very close.
-            if sim >= cfg.strong_threshold or (sim >= cfg.threshold and recent and not event_named):
+            if sim >= cfg.strong_threshold:
                 best, best_sim = event, sim
+            elif sim >= cfg.threshold and event.first_seen - window <= ts <= event.last_seen + window:
+                if event_named is None:
+                    event_named = bool(event_names) and self.has_specific(event_names)
+                if not event_named:
+                    best, best_sim = event, sim
         return best, best_sim
 
     def specific(self, names: Iterable[str]) -> list[str]:
@@ -240,16 +314,24 @@ class EventClusterer:
 
     def assign(self, vector: dict[str, float], ts: float, *, title: str, source: str, channel: str,
                region: str | None, engagement: int, names: Sequence[str] = ()) -> str:
+        return self.join(vector, ts, title, source, channel, region, engagement, names)
+
+    def join(self, vector: dict[str, float], ts: float, title: str, source: str, channel: str, region: str | None,
+             engagement: int, names: Sequence[str] = ()) -> str:
+        """`assign` with positional arguments (the event stage calls it for every item); returns the event id."""
         if not vector:
             vector = {f"#{title[:20]}": 1.0}
         event, _ = self.best(vector, ts, names)
         if event is None:
-            event = EventState(id=f"ev-{uuid.uuid4().hex[:16]}", title=title[:120], first_seen=ts, last_seen=ts)
+            event = EventState(id=self._new_id(), title=title[:120], first_seen=ts, last_seen=ts)
             self.events[event.id] = event
             if len(self.events) > self.config.max_active:
                 self._forget_oldest()
         self._add(event, vector, ts, source, channel, region, engagement, names)
         return event.id
+
+    def _new_id(self) -> str:
+        return _new_event_id()
 
     def update_engagement(self, event_id: str, delta: int) -> None:
         """A re-crawled item brought new counts: the event's engagement follows."""
@@ -264,36 +346,61 @@ class EventClusterer:
         norm2 = event._norm2
         dot = 0.0
         event_id = event.id
-        post = self._post
-        for term, w in vector.items():
-            old = centroid.get(term)
-            if old is None:
-                centroid[term] = w
-                post(term, event_id)
-            else:
-                dot += old * w
-                centroid[term] = old + w
+        index = self._index
+        if not centroid:  # a new event (most items): every term is new to it
+            centroid.update(vector)
+            for term in vector:
+                posting = index.get(term)  # as `_post`, inline: this runs for every term of every item
+                if posting is None:
+                    index[term] = [event_id]
+                else:
+                    posting.append(event_id)
+                    if len(posting) > _POSTING_CAP:
+                        del posting[: _POSTING_CAP // 2]
+        else:
+            for term, w in vector.items():
+                old = centroid.get(term)
+                if old is None:
+                    centroid[term] = w
+                    posting = index.get(term)
+                    if posting is None:
+                        index[term] = [event_id]
+                    else:
+                        posting.append(event_id)
+                        if len(posting) > _POSTING_CAP:
+                            del posting[: _POSTING_CAP // 2]
+                else:
+                    dot += old * w
+                    centroid[term] = old + w
         if norm2 is not None:  # |c + v|² = |c|² + 2 c·v + |v|²
-            norm2 += 2 * dot + sum(w * w for w in vector.values())
+            norm2 += 2 * dot + _norm2(vector)
         if len(centroid) >= _TRIM_AT:
             event.centroid = dict(sorted(centroid.items(), key=itemgetter(1), reverse=True)[:_CENTROID_TERMS])
             norm2 = None
         event._norm2 = norm2
-        for name in names:
-            if name not in event.names:
-                post(_NAME + name, event_id)
-            event.names[name] += 1
-            self.touched_names.add(name)
+        if names:
+            event_names = event.names
+            for name in names:
+                count = event_names.get(name)
+                if count is None:
+                    self._post(_NAME + name, event_id)
+                    event_names[name] = 1
+                else:
+                    event_names[name] = count + 1
+            self.touched_names.update(names)
         if ts < event.first_seen:
             event.first_seen = ts
         if ts > event.last_seen:
             event.last_seen = ts
         event.volume += 1
         event.engagement += engagement
-        event.sources[source] += 1
-        event.channels[channel] += 1
+        counts = event.sources
+        counts[source] = counts.get(source, 0) + 1
+        counts = event.channels
+        counts[channel] = counts.get(channel, 0) + 1
         if region:
-            event.regions[region] += 1
+            counts = event.regions
+            counts[region] = counts.get(region, 0) + 1
         self.dirty.add(event_id)
 
     def resolve(self, event_id: str) -> str:
@@ -313,6 +420,7 @@ class EventClusterer:
         merged: dict[str, str] = {}
         names, self.touched_names = self.touched_names, set()
         threshold = self.config.name_threshold
+        norms: dict[str, float] = {}  # fresh squared norms of centroids compared in this call, by event id
         for name in names:
             posting = self._index.get(_NAME + name)
             if not posting or len(posting) < 2 or len(posting) > _GENERIC_NAME:
@@ -325,8 +433,9 @@ class EventClusterer:
                     continue
                 for j in range(i + 1, len(group)):
                     other = group[j]
-                    if alive[j] and _centroid_cosine(keep, other) >= threshold:
+                    if alive[j] and _centroid_cosine(keep, other, norms) >= threshold:
                         self._absorb(keep, other)
+                        norms.pop(keep.id, None)
                         alive[j] = False
                         merged[other.id] = keep.id
         self.merged.update(merged)

@@ -37,6 +37,7 @@ FAMILIES = ("word", "word2", "title", "char1", "char2", "char3", "emoticon", "le
 DEFAULT_BITS = {"word": 18, "word2": 18, "title": 16, "char1": 14, "char2": 18, "char3": 18, "emoticon": 12,
                 "lexicon": 8}
 
+_LEX_SLOT_BITS = 18
 _M = np.uint64(0xFFFFFFFFFFFFFFFF)
 _P = 0x100000001B3            # polynomial base (odd, so it has an inverse mod 2**64)
 _P_INV = pow(_P, -1, 2**64)
@@ -94,8 +95,9 @@ class FeatureSpec:
 
 @cache
 def _word_char_table() -> np.ndarray:
-    """Basic-plane code points that are letters or digits (what `[^\\W_]` matches); the rest split char n-grams."""
-    return np.array([chr(i).isalnum() for i in range(0x10000)], dtype=bool)
+    """Basic-plane code points that are letters or digits (what `[^\\W_]` matches); the rest split char n-grams.
+    One more entry, False, stands for every code point past the basic plane (looked up as index 0x10000)."""
+    return np.array([chr(i).isalnum() for i in range(0x10000)] + [False], dtype=bool)
 
 
 def _powers(n: int, base: int) -> np.ndarray:
@@ -144,6 +146,11 @@ def hash_strings(strings: list[str]) -> np.ndarray:
     return (cs[ends] - cs[starts]) * inv[starts] + lengths * _GOLDEN
 
 
+def _lex_slot(h: np.ndarray) -> np.ndarray:
+    """A lexicon bucket of each hash: its top bits after mixing (short words' raw hashes share their top bits)."""
+    return ((h * _GOLDEN) >> np.uint64(64 - _LEX_SLOT_BITS)).astype(np.intp)
+
+
 def _bucket(h: np.ndarray, family: str, spec_bits: dict[str, int], offsets: dict[str, int]) -> np.ndarray:
     """Mix a hash with the family salt and keep the top bits: a column inside the family's block."""
     mixed = (h ^ _SALT[family]) * _GOLDEN
@@ -167,6 +174,13 @@ class Featurizer:
             self._lex_hashes = self._lex_hashes[order]
             self._lex_cats = np.array([cats.index(spec.lexicon[w]) for w in words], dtype=np.int64)[order]
             self._n_cats = len(cats)
+            # The hashes bucketed by their mixed top bits: most words are looked up with one probe (a bucket of zero
+            # or one lexicon hash) instead of a binary search over all of them; crowded buckets still search.
+            slots = _lex_slot(self._lex_hashes)
+            by_slot = np.argsort(slots, kind="stable")
+            self._slot_hashes = self._lex_hashes[by_slot]
+            self._slot_cats = self._lex_cats[by_slot]
+            self._slot_start = np.searchsorted(slots[by_slot], np.arange((1 << _LEX_SLOT_BITS) + 1)).astype(np.int32)
 
     def __call__(self, docs: list[Doc]) -> FeatureBatch:
         return self.transform(docs)
@@ -211,9 +225,7 @@ class Featurizer:
             joined = "".join(texts)
             cp = _codepoints(joined)
         cdoc = np.repeat(np.arange(n), lengths)
-        word = np.zeros(len(cp), dtype=bool)
-        bmp = cp < 0x10000
-        word[bmp] = _word_char_table()[cp[bmp].astype(np.int64)]
+        word = _word_char_table()[np.minimum(cp, 0x10000)]  # past the basic plane: index 0x10000, always False
         pos = np.flatnonzero(word)
         rows.append(cdoc[pos])
         cols.append(_bucket(cp[pos], "char1", bits, off))
@@ -245,21 +257,36 @@ class Featurizer:
         return FeatureBatch([_part(r, c, n, self.n_features) for r, c in zip(rows, cols, strict=True) if len(r)], n,
                             self.n_features)
 
-    def _lexicon(self, wh: np.ndarray, wdoc: np.ndarray, rows: list[np.ndarray], cols: list[np.ndarray]) -> None:
-        """Lexicon category per matched word; 'negated' variant when one of the two words before is a negation."""
-        at = np.searchsorted(self._lex_hashes, wh)
-        at[at >= len(self._lex_hashes)] = 0
-        hit = self._lex_hashes[at] == wh
-        if not hit.any():
-            return
-        neg = np.isin(wh, self._neg_hashes)
-        before = np.zeros(len(wh), dtype=bool)
-        before[1:] |= neg[:-1] & (wdoc[1:] == wdoc[:-1])
-        before[2:] |= neg[:-2] & (wdoc[2:] == wdoc[:-2])
+    def _lexicon(self, wh: np.ndarray, wdoc: np.ndarray, rows: list[np.ndarray], cols: list[np.ndarray]) -> bool:
+        """Lexicon category per matched word; 'negated' variant when one of the two words before is a negation.
+        Negations are looked up only at the two words before each match (not over the whole batch)."""
+        slot = _lex_slot(wh)
+        at = self._slot_start[slot]
+        size = self._slot_start[slot + 1] - at
+        at = at.astype(np.intp)
+        at[at >= len(self._slot_hashes)] = 0
+        hit = (size > 0) & (self._slot_hashes[at] == wh)
+        cats = self._slot_cats[at]
+        crowded = np.flatnonzero(size > 1)  # buckets holding several hashes: a binary search, as before
+        if len(crowded):
+            lex = self._lex_hashes
+            found = np.searchsorted(lex, wh[crowded])
+            found[found >= len(lex)] = 0
+            hit[crowded] = lex[found] == wh[crowded]
+            cats[crowded] = self._lex_cats[found]
         idx = np.flatnonzero(hit)
-        cat = self._lex_cats[at[idx]] * 2 + before[idx]
+        if not len(idx):
+            return False
+        before = np.zeros(len(idx), dtype=bool)
+        for back in (1, 2):
+            prev = idx - back
+            ok = prev >= 0
+            prev = np.where(ok, prev, 0)
+            before |= ok & (wdoc[prev] == wdoc[idx]) & np.isin(wh[prev], self._neg_hashes)
+        cat = cats[idx] * 2 + before
         rows.append(wdoc[idx])
         cols.append(cat % (1 << self.spec.bits["lexicon"]) + self.offsets["lexicon"])
+        return True
 
 
 class FeatureBatch:

@@ -19,6 +19,7 @@ from nlp.classify import Classifier, get_classifier
 from nlp.features import MAX_CHARS, Doc
 
 logger = logging.getLogger(__name__)
+_PREDICTED = ("topic", "topic_score", "emotion", "polarity", "polarity_score")
 
 
 class SegmentStage:
@@ -64,8 +65,14 @@ class ClassifyStage:
     def run(self, batch: Batch) -> None:
         if not batch.items:
             return
-        for item, pred in zip(batch.items, self.classifier.predict(self.docs(batch)), strict=True):
-            apply_prediction(item, pred)
+        columns = self.classifier.columns(self.docs(batch))
+        for item, topic, topic_score, emotion, polarity, polarity_score in zip(batch.items, *columns, strict=True):
+            # Five plain fields, set as pydantic's own __setattr__ sets them (no validate_assignment), in one go.
+            e = item.enrichment
+            values = e.__dict__
+            values["topic"], values["topic_score"], values["emotion"] = topic, topic_score, emotion
+            values["polarity"], values["polarity_score"] = polarity, polarity_score
+            e.__pydantic_fields_set__.update(_PREDICTED)
 
 
 def apply_prediction(item: Item, pred: Any) -> None:

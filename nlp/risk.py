@@ -30,6 +30,7 @@ _REPLY_CHANNELS = ("hotline", "mailbox", "board")
 
 _REASONS: dict[tuple, RiskReason] = {}
 _MAX_REASONS = 100_000
+_MISSING = object()
 
 
 def reason(*, feature: str, weight: float, detail: str = "", evidence: str | None = None,
@@ -97,6 +98,15 @@ class RiskScorer:
             self._automaton.make_automaton()
         self._log_eng = math.log1p(config.engagement_saturation)
         self._log_vel = math.log1p(config.velocity_saturation)
+        self._emotions: dict[str, RiskReason | None] = {}
+        self._channels: dict[str, RiskReason | None] = {}
+        self._memo: dict[tuple, RiskReason | None] = {}  # (feature, the one value its reason depends on) → reason
+
+    def _remember(self, key: tuple, found: RiskReason | None) -> RiskReason | None:
+        if len(self._memo) >= _MAX_REASONS:
+            self._memo.clear()
+        self._memo[key] = found
+        return found
 
     def term_hits(self, text: str) -> dict[str, list[tuple[str, int, int]]]:
         """(term, start, end) of every risk term in the text, per category."""
@@ -123,8 +133,10 @@ class RiskScorer:
         return reasons
 
     def _reply(self, item: Item, now: datetime) -> RiskReason | None:
+        return self._reply_at(item, item.channel.value, item.published_at.timestamp(), now.timestamp())
+
+    def _reply_at(self, item: Item, channel: str, published: float, now_ts: float) -> RiskReason | None:
         cfg = self.config
-        channel = item.channel.value
         if channel not in _REPLY_CHANNELS:
             return None
         days = cfg.reply_deadline_days.get(channel)
@@ -133,55 +145,96 @@ class RiskScorer:
             days = cfg.hotline_deadline_days.get(kind, days)
         if days is None:
             return None
-        deadline = item.published_at.timestamp() + days * 86400
+        deadline = published + days * 86400
         if item.reply is None:
-            if now.timestamp() > deadline and cfg.reply_missing_weight:
-                overdue = (now.timestamp() - deadline) / 86400
-                return reason(feature="reply_missing", weight=cfg.reply_missing_weight,
-                                  detail=f"no official reply {overdue:.0f} days after the {days:g}-day deadline")
+            if now_ts > deadline and cfg.reply_missing_weight:
+                overdue = (now_ts - deadline) / 86400
+                # round() and the ".0f" format both round the exact value half to even: one key per detail text
+                key = ("reply_missing", days, round(overdue))
+                found = self._memo.get(key)
+                if found is None:
+                    found = self._remember(key, reason(
+                        feature="reply_missing", weight=cfg.reply_missing_weight,
+                        detail=f"no official reply {overdue:.0f} days after the {days:g}-day deadline"))
+                return found
             return None
         replied = item.reply.replied_at
         if replied is not None and replied.timestamp() > deadline and cfg.reply_late_weight:
             late = (replied.timestamp() - deadline) / 86400
             return reason(feature="reply_late", weight=cfg.reply_late_weight,
-                              detail=f"reply came {late:.0f} days after the {days:g}-day deadline")
+                          detail=f"reply came {late:.0f} days after the {days:g}-day deadline")
         return None
+
+    def _by_value(self, cache: dict[str, RiskReason | None], key: str, make: Callable[[str], RiskReason | None]
+                  ) -> RiskReason | None:
+        """The reason that depends only on `key` (an emotion, a channel), made once per scorer."""
+        try:
+            return cache[key]
+        except KeyError:
+            found = cache[key] = make(key)
+            return found
+
+    def _emotion_reason(self, emotion: str) -> RiskReason | None:
+        w = self.config.emotion_weights.get(emotion.lower(), 0)
+        return reason(feature="emotion", weight=w, detail=f"emotion {emotion}") if w else None
+
+    def _channel_reason(self, channel: str) -> RiskReason | None:
+        w = self.config.channel_weights.get(channel, 0)
+        return reason(feature="channel", weight=w, detail=f"channel {channel}") if w else None
 
     def score(self, item: Item, now: datetime, context: RiskContext | None = None,
               term_hits: dict[str, list[tuple[str, int, int]]] | None = None) -> tuple[float, str, list[RiskReason]]:
         """Score, grade and reasons; `term_hits` are the risk terms already found by a shared scan (else scanned here)."""
+        return self.score_at(item, now.timestamp(), context, term_hits)
+
+    def score_at(self, item: Item, now_ts: float, context: RiskContext | None = None,
+                 term_hits: dict[str, list[tuple[str, int, int]]] | None = None) -> tuple[float, str, list[RiskReason]]:
+        """`score` with the time as a timestamp (the stage converts it once per batch). Reasons that depend on one
+        value only (emotion, channel) come from per-scorer caches; the sum is taken in the order reasons are added."""
         cfg = self.config
-        context = context or RiskContext()
         reasons: list[RiskReason] = []
         e = item.enrichment
-        if e.emotion and (w := cfg.emotion_weights.get(e.emotion.lower(), 0)):
-            reasons.append(reason(feature="emotion", weight=w, detail=f"emotion {e.emotion}"))
+        if (emotion := e.emotion) and (r := self._by_value(self._emotions, emotion, self._emotion_reason)) is not None:
+            reasons.append(r)
         if e.polarity and e.polarity.lower() in ("negative", "neg", "负面") and cfg.negative_weight:
             strength = e.polarity_score if e.polarity_score is not None else 1.0
-            w = round(cfg.negative_weight * max(0.0, min(1.0, strength)), 2)
-            if w:
-                reasons.append(reason(feature="polarity", weight=w, detail=f"negative ({strength:.2f})"))
+            key = ("polarity", strength)
+            r = self._memo.get(key, _MISSING)
+            if r is _MISSING:
+                w = round(cfg.negative_weight * max(0.0, min(1.0, strength)), 2)
+                r = self._remember(key, reason(feature="polarity", weight=w, detail=f"negative ({strength:.2f})")
+                                   if w else None)
+            if r is not None:
+                reasons.append(r)
         if term_hits is None or term_hits:
             reasons.extend(self._terms(item.text, term_hits))
-        eng = item.engagement.total + item.engagement.reads // 100
+        engagement = item.engagement
+        eng = engagement.likes + engagement.dislikes + engagement.reposts + engagement.comments + engagement.reads // 100
+        published = item.published_at.timestamp()
         if eng and cfg.engagement_weight:
-            w = round(cfg.engagement_weight * min(1.0, math.log1p(eng) / self._log_eng), 2)
-            reasons.append(reason(feature="engagement", weight=w, detail=f"{eng} likes, reposts and comments"))
-            hours = max(1.0, (now.timestamp() - item.published_at.timestamp()) / 3600)
+            key = ("engagement", eng)
+            r = self._memo.get(key)
+            if r is None:
+                w = round(cfg.engagement_weight * min(1.0, math.log1p(eng) / self._log_eng), 2)
+                r = self._remember(key, reason(feature="engagement", weight=w, detail=f"{eng} likes, reposts and comments"))
+            reasons.append(r)
+            hours = max(1.0, (now_ts - published) / 3600)
             per_hour = eng / hours
             if cfg.velocity_weight and per_hour >= 1:
                 w = round(cfg.velocity_weight * min(1.0, math.log1p(per_hour) / self._log_vel), 2)
                 reasons.append(reason(feature="velocity", weight=w, detail=f"{per_hour:.1f} interactions per hour"))
-        if (w := cfg.channel_weights.get(item.channel.value, 0)):
-            reasons.append(reason(feature="channel", weight=w, detail=f"channel {item.channel.value}"))
-        repeats = context.repeats + max(0, context.event_volume - 1)
-        if repeats and cfg.repeat_weight:
-            w = round(cfg.repeat_weight * min(1.0, repeats / cfg.repeat_saturation), 2)
-            reasons.append(reason(feature="repeated", weight=w,
+        channel = item.channel.value
+        if (r := self._by_value(self._channels, channel, self._channel_reason)) is not None:
+            reasons.append(r)
+        if context is not None:
+            repeats = context.repeats + max(0, context.event_volume - 1)
+            if repeats and cfg.repeat_weight:
+                w = round(cfg.repeat_weight * min(1.0, repeats / cfg.repeat_saturation), 2)
+                reasons.append(reason(feature="repeated", weight=w,
                                       detail=f"{context.repeats} near-duplicates, {context.event_volume} items in its event"))
-        if (reply := self._reply(item, now)) is not None:
+        if channel in _REPLY_CHANNELS and (reply := self._reply_at(item, channel, published, now_ts)) is not None:
             reasons.append(reply)
-        total = round(min(100.0, sum(r.weight for r in reasons)), 2)
+        total = round(min(100.0, sum([r.weight for r in reasons])), 2)
         return total, grade(total, cfg), reasons
 
 
@@ -199,13 +252,13 @@ class RiskStage:
         self.hits_of = hits_of
 
     def run(self, batch: Batch) -> None:
-        now = self.now()
-        score = self.scorer.score
+        now_ts = self.now().timestamp()
+        score = self.scorer.score_at
         context_of = self.context_of
         found_all = self.hits_of(batch) if self.hits_of is not None else [None] * len(batch.items)
         for item, found in zip(batch.items, found_all, strict=True):
             e = item.enrichment
-            total, level, reasons = score(item, now, context_of(item), found)
+            total, level, reasons = score(item, now_ts, context_of(item), found)
             # Three plain fields at once, as pydantic's own __setattr__ would set them (no validate_assignment).
             e.__dict__.update(risk_score=total, risk_level=level, risk_reasons=reasons)
             e.__pydantic_fields_set__.update(("risk_score", "risk_level", "risk_reasons"))

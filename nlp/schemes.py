@@ -58,6 +58,12 @@ def compile_tree(node: Node) -> Check:
         return lambda found, starts: any(p(found, starts) for p in parts)
     if isinstance(node, And):
         parts = [compile_tree(c) for c in node.children]
+        if len(parts) == 2:  # the list form's region AND subject (AND event): no generator per item
+            a, b = parts
+            return lambda found, starts: a(found, starts) and b(found, starts)
+        if len(parts) == 3:
+            a, b, c = parts
+            return lambda found, starts: a(found, starts) and b(found, starts) and c(found, starts)
         return lambda found, starts: all(p(found, starts) for p in parts)
     if isinstance(node, Not):
         inner = compile_tree(node.child)
@@ -252,11 +258,14 @@ class SchemeStage:
         found_all = self.hits_of(batch) if self.hits_of is not None else [None] * len(batch.items)
         for item, found in zip(batch.items, found_all, strict=True):
             if found is None:
-                item.enrichment.schemes = matcher.match(item.text, lambda it=item: self.tokens_of(batch, it))
+                schemes = matcher.match(item.text, lambda it=item: self.tokens_of(batch, it))
             elif found:
-                item.enrichment.schemes = matcher.match_found(found, item.text, lambda it=item: self.tokens_of(batch, it))
+                schemes = matcher.match_found(found, item.text, lambda it=item: self.tokens_of(batch, it))
             else:
-                item.enrichment.schemes = []
+                schemes = []
+            e = item.enrichment  # one plain field, set as pydantic's own __setattr__ sets it (no validate_assignment)
+            e.__dict__["schemes"] = schemes
+            e.__pydantic_fields_set__.add("schemes")
 
 
 def dry_run(store: Any, spec: SchemeSpec, since: datetime, until: datetime, examples: int = 10) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nlp.features import Doc, FeatureSpec, Featurizer, hash_strings
+from nlp.features import Doc, FeatureSpec, Featurizer, _lex_slot, hash_strings
 from nlp.tokenize import segment
 
 TEXTS = ["小区噪音扰民[怒]，住建局不作为！", "", "ABC公司拖欠工资[泪][泪]", "學校İstanbul門口", "😀😀", "好" * 3000,
@@ -51,3 +51,37 @@ def test_lexicon_family_marks_negation():
     plain, negated = counts_of(fz, [Doc("", ["很", "满意"], []), Doc("", ["不", "满意"], [])])
     assert plain[spec.block("lexicon")].sum() == 1 == negated[spec.block("lexicon")].sum()
     assert np.flatnonzero(plain[spec.block("lexicon")]) != np.flatnonzero(negated[spec.block("lexicon")])
+
+
+def test_lexicon_lookup_matches_a_plain_binary_search():
+    """The bucketed lexicon lookup finds exactly the words a search over the sorted hashes finds (crowded buckets
+    included), and a negation counts only inside its own document."""
+    words = [f"词{i}" for i in range(3000)] + ["满意", "愤怒", "好", "A", "b"]
+    spec = FeatureSpec(lexicon={w: ("pos" if i % 2 else "neg") for i, w in enumerate(words)})
+    fz = Featurizer(spec)
+    hashes = hash_strings(words)
+    slots = _lex_slot(hashes)
+    crowded = [w for w, h, s in zip(words, hashes.tolist(), slots.tolist(), strict=True)
+               if fz._slot_start[s + 1] - fz._slot_start[s] > 1 and int(fz._slot_hashes[fz._slot_start[s]]) != h]
+    assert crowded  # words that are not the first of a bucket holding several hashes: the binary-search path
+    tokens = [["不", "满意", "a", "词7"], ["词8", "没有", "x", "愤怒"], ["不"], ["满意", "b", "词2999", "其他"],
+              ["没", *crowded[:20]]]
+    got = counts_of(fz, [Doc("", t, []) for t in tokens])[:, spec.block("lexicon")]
+    cats = spec.lexicon_categories()
+    negations = set(hash_strings(["不", "没", "没有"]).tolist())
+    expected = np.zeros_like(got)
+    for row, toks in enumerate(tokens):
+        hashes = hash_strings(toks).tolist()
+        for i, tok in enumerate(toks):
+            if tok.lower() in {w.lower() for w in words}:
+                word = next(w for w in words if w.lower() == tok.lower())
+                negated = any(i - k >= 0 and hashes[i - k] in negations for k in (1, 2))
+                expected[row, (cats.index(spec.lexicon[word]) * 2 + negated) % (1 << spec.bits["lexicon"])] += 1
+    assert np.array_equal(got, expected)
+    assert got[2].sum() == 0  # a lone negation is no lexicon word
+
+
+def test_characters_past_the_basic_plane_split_char_ngrams():
+    spec = FeatureSpec()
+    row = counts_of(Featurizer(spec), [Doc("好😀好", ["好", "好"], [])])[0]
+    assert row[spec.block("char1")].sum() == 2 and row[spec.block("char2")].sum() == 0

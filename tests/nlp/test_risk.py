@@ -81,3 +81,27 @@ def test_bad_levels_and_bad_terms_file_are_clear_errors(tmp_path) -> None:
 def test_odd_texts_score_without_error(text: str) -> None:
     score, level, _ = _scorer().score(_item(text or "-"), NOW)
     assert 0 <= score <= 100 and level in {"I", "II", "III", "IV"}
+
+
+def test_remembered_reply_reason_reads_as_a_fresh_one() -> None:
+    """Reasons are kept per scorer keyed on round(days overdue): every text must be the one formatting gives, also
+    when neighbouring values (2.4999 and 2.6, halves) come from the scorer's memory."""
+    scorer = _scorer()
+    for overdue in (2.4999, 2.6, 0.5, 1.5, 2.5, 1.6, 3.5001, 3.4999, 40.5, 2.6):
+        _, _, reasons = scorer.score(_item("路灯坏了", days_old=15 + overdue), NOW)
+        missing = next(r for r in reasons if r.feature == "reply_missing")
+        assert missing.detail == f"no official reply {overdue:.0f} days after the 15-day deadline", overdue
+
+
+def test_remembered_reasons_follow_each_items_values() -> None:
+    scorer = _scorer()
+    low, high = _item("a"), _item("b", engagement=Engagement(likes=5000))
+    # The strength is clamped to [0, 1]: a negative polarity_score (the classifier's sign convention) adds nothing.
+    low.enrichment.polarity, low.enrichment.polarity_score = "negative", -0.9
+    high.enrichment.polarity, high.enrichment.polarity_score = "negative", 0.9
+    for _ in range(2):  # the second time from the scorer's memory
+        r_low = {r.feature: r for r in scorer.score(low, NOW)[2]}
+        r_high = {r.feature: r for r in scorer.score(high, NOW)[2]}
+        assert "engagement" not in r_low and r_high["engagement"].detail.startswith("5000 ")
+        assert "polarity" not in r_low and r_high["polarity"].detail == "negative (0.90)"
+        assert r_high["polarity"].weight == 7.2
