@@ -50,7 +50,7 @@ class RiskConfig(Strict):
     emotion_weights: dict[str, float] = Field(default_factory=lambda: {
         "angry": 15, "anger": 15, "愤怒": 15, "fear": 12, "fearful": 12, "恐惧": 12, "disgust": 8, "厌恶": 8,
         "sad": 5, "sadness": 5, "悲伤": 5})
-    negative_weight: float = 8  # × polarity_score when polarity is negative
+    negative_weight: float = 8  # × |polarity_score| when polarity is negative
     engagement_weight: float = 12
     engagement_saturation: int = Field(10_000, ge=1)  # likes+reposts+comments at which the full weight applies (log)
     velocity_weight: float = 10

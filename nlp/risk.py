@@ -197,7 +197,8 @@ class RiskScorer:
         if (emotion := e.emotion) and (r := self._by_value(self._emotions, emotion, self._emotion_reason)) is not None:
             reasons.append(r)
         if e.polarity and e.polarity.lower() in ("negative", "neg", "负面") and cfg.negative_weight:
-            strength = e.polarity_score if e.polarity_score is not None else 1.0
+            # The classifier's polarity_score is negative for negative text: its magnitude is the strength.
+            strength = abs(e.polarity_score) if e.polarity_score is not None else 1.0
             key = ("polarity", strength)
             r = self._memo.get(key, _MISSING)
             if r is _MISSING:

@@ -46,6 +46,8 @@ def test_classify_good_and_bad_lines():
         assert o["emotion"] in {"anger", "fear", "sadness", "disgust", "happiness", "surprise", "neutral"}
         assert -1 <= o["polarity_score"] <= 1 and o["polarity"] in {"negative", "neutral", "positive"}
     assert out[0]["topic"] == "城乡建设" and out[0]["polarity"] == "negative"
+    reasons = {r["feature"]: r for r in out[0]["risk_reasons"]}  # the negative tone counts, with its strength
+    assert reasons["polarity"]["weight"] > 0 and reasons["polarity"]["detail"].startswith("negative (0.")
     assert out[9]["polarity"] == "positive"
 
 

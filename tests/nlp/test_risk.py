@@ -96,12 +96,12 @@ def test_remembered_reply_reason_reads_as_a_fresh_one() -> None:
 def test_remembered_reasons_follow_each_items_values() -> None:
     scorer = _scorer()
     low, high = _item("a"), _item("b", engagement=Engagement(likes=5000))
-    # The strength is clamped to [0, 1]: a negative polarity_score (the classifier's sign convention) adds nothing.
-    low.enrichment.polarity, low.enrichment.polarity_score = "negative", -0.9
-    high.enrichment.polarity, high.enrichment.polarity_score = "negative", 0.9
+    # The classifier gives negative text a negative polarity_score; its magnitude is the strength.
+    low.enrichment.polarity, low.enrichment.polarity_score = "negative", -0.05
+    high.enrichment.polarity, high.enrichment.polarity_score = "negative", -0.9
     for _ in range(2):  # the second time from the scorer's memory
         r_low = {r.feature: r for r in scorer.score(low, NOW)[2]}
         r_high = {r.feature: r for r in scorer.score(high, NOW)[2]}
         assert "engagement" not in r_low and r_high["engagement"].detail.startswith("5000 ")
-        assert "polarity" not in r_low and r_high["polarity"].detail == "negative (0.90)"
+        assert r_low["polarity"].weight == 0.4 and r_high["polarity"].detail == "negative (0.90)"
         assert r_high["polarity"].weight == 7.2
