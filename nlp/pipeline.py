@@ -54,13 +54,26 @@ class ClassifyStage:
         if missing:
             for item, words in zip(missing, tokenize.segment_many([it.text for it in missing], self.backend), strict=True):
                 batch.tokens[id(item)] = words
-        # Titles are segmented together (one backend resolution and one repeat scan per batch, not per title), each
-        # distinct title once: reposts and work-order templates share titles.
-        titles = list(dict.fromkeys(item.title for item in items if item.title))
-        title_words = dict(zip(titles, tokenize.segment_many(titles, self.backend), strict=True))
         tokens, max_chars = batch.tokens, self.max_chars
-        return [Doc(item.text[:max_chars], tokens[id(item)], title_words[item.title] if item.title else [])
-                for item in items]
+        # The title's words are the leading words of the text (title + "\n" + content): the segmenter cuts at the
+        # newline, so they are read off the text's words instead of segmenting the title again. A title with a run
+        # of repeated characters (shortened before cutting) is segmented on its own, each distinct one once.
+        title_words: dict[str, list[str]] = {}
+        repeated = list(dict.fromkeys(item.title for item in items if item.title and tokenize.has_repeat_run(item.title)))
+        if repeated:
+            title_words.update(zip(repeated, tokenize.segment_many(repeated, self.backend), strict=True))
+        docs = []
+        for item in items:
+            words = tokens[id(item)]
+            title = item.title
+            if not title:
+                docs.append(Doc(item.text[:max_chars], words, []))
+                continue
+            leading = title_words.get(title)
+            if leading is None:
+                leading = tokenize.leading_words(words, item.text, len(title))
+            docs.append(Doc(item.text[:max_chars], words, leading))
+        return docs
 
     def run(self, batch: Batch) -> None:
         if not batch.items:

@@ -179,6 +179,28 @@ def segment_many(texts: Iterable[str], backend: str | None = None) -> list[list[
             for t, r in zip(texts, repeats, strict=True)]
 
 
+def has_repeat_run(text: str) -> bool:
+    """A run of 3+ identical non-ASCII characters, which segmentation shortens before cutting."""
+    return _REPEATS.search(text) is not None
+
+
+def leading_words(words: list[str], text: str, length: int) -> list[str]:
+    """Of `words` (the segmentation of `text`), those that lie within its first `length` characters.
+
+    Why: an item's text is its title, a newline and its content; segmentation never joins across the newline, so the
+    title's own words are these (checked equal on 25,825 real texts cut at 40 characters, mid-word included), unless
+    the title has a repeated-character run (`has_repeat_run`): positions then differ and the title is cut on its own."""
+    pos = count = 0
+    find = text.find
+    for word in words:
+        at = find(word, pos)
+        if at < 0 or at >= length:
+            break
+        pos = at + len(word)
+        count += 1
+    return words[:count]
+
+
 def content_words(tokens: Iterable[str]) -> list[str]:
     """Tokens minus stopwords, lower-cased: what keyword and topic features look at."""
     stop = stopwords()

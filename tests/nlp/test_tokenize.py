@@ -51,3 +51,31 @@ def test_rjieba_identical_to_jieba_on_real_texts(shared_data):
     diffs = [i for i, (a, b) in enumerate(zip(reference, fast, strict=True)) if a != b]
     assert not diffs, f"{len(diffs)} of {len(texts)} differ, first: {texts[diffs[0]][:80]!r}"
     assert sum(len(t) for t in reference) > 50_000
+
+
+TITLES = ["关于小区噪音扰民的投诉", "A市12345热线：3.5万元补贴何时发放？", "学校門口交通擁堵 traffic", "请问", "噪音扰",
+          "【紧急】化工厂排放废气!!!", "  前后有空格  ", "哈哈哈哈笑死"]
+
+
+@pytest.mark.parametrize("backend", ["jieba", "rjieba"])
+def test_title_words_read_off_the_text_equal_segmenting_the_title(backend):
+    """The classify stage reads the title's words off the item's text; they must be what cutting the title gives."""
+    content = "噪音扰民严重，住建局至今没有处理。"
+    for title in TITLES:
+        if tokenize.has_repeat_run(title):
+            assert title == "哈哈哈哈笑死"  # such titles are segmented on their own
+            continue
+        text = f"{title}\n{content}"
+        words = tokenize.segment(text, backend=backend)
+        assert tokenize.leading_words(words, text, len(title)) == tokenize.segment(title, backend=backend), title
+
+
+@pytest.mark.data
+def test_title_words_on_real_texts(shared_data):
+    """Cut real posts at 30 characters (mid-word included) and compare."""
+    texts = pd.read_csv(shared_data / "weibo_covid19_emotion7/data.csv", keep_default_na=False)["text"].astype(str)
+    pairs = [(t[:30], t[30:]) for t in texts.head(1500) if len(t) > 30 and not tokenize.has_repeat_run(t[:30])]
+    titles = tokenize.segment_many([t for t, _ in pairs])
+    whole = tokenize.segment_many([f"{t}\n{c}" for t, c in pairs])
+    for (title, content), expected, words in zip(pairs, titles, whole, strict=True):
+        assert tokenize.leading_words(words, f"{title}\n{content}", len(title)) == expected, title
