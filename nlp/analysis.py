@@ -363,11 +363,9 @@ class PersistStage:
                 new_sigs.append((item.id, state.dedup.root(item.id), sig))
         clusterer = state.events
         clusterer.consolidate()
+        # Memory mode's `state.known` keeps the event ids it was given: EventStage resolves them (the clusterer's
+        # aliases follow every merge), so merges need no walk over all items seen so far (that was ~10 µs/item).
         merged, clusterer.merged = clusterer.merged, {}
-        if merged and store is None:
-            for key, (item_id, event_id, engagement) in list(state.known.items()):
-                if event_id in merged:
-                    state.known[key] = (item_id, clusterer.resolve(event_id), engagement)
         changed = [clusterer.events[e] for e in clusterer.dirty if e in clusterer.events]
         clusterer.dirty.clear()
         if store is not None:

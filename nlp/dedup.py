@@ -16,6 +16,7 @@ persists it.
 from __future__ import annotations
 
 import zlib
+from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -174,48 +175,51 @@ class NearDuplicateIndex:
         for an indexed item or ("batch", position, sim) for an earlier item of this batch; None when there is none.
 
         Why per batch: most items match nothing, and finding that out costs one C-level membership test per band
-        over the whole batch (plus one `np.unique` per band for repeats inside the batch); only the few items with a
-        candidate are verified one by one."""
+        over the whole batch (plus one `np.unique` per band for repeats inside the batch). Items sharing a key with
+        an earlier item of the batch are verified against those one by one; the candidates of all items sharing a key
+        with the index are gathered first and verified in one array comparison (a repost-heavy stream has thousands
+        of them per second)."""
         n = len(sigs)
         out: list[tuple[str, int, float] | None] = [None] * n
         if not n:
             return out
         empty = (sigs == _MAXV).all(axis=1)
         positions = np.arange(n)
-        suspect = np.zeros(n, dtype=bool)
+        in_index = np.zeros(n, dtype=bool)
+        in_batch = np.zeros(n, dtype=bool)
         for b, bucket in enumerate(self._buckets):
             column = keys[:, b]
             if bucket:
-                suspect |= np.fromiter(map(bucket.__contains__, column.tolist()), dtype=bool, count=n)
+                in_index |= np.fromiter(map(bucket.__contains__, column.tolist()), dtype=bool, count=n)
             _, inverse = np.unique(column, return_inverse=True)
             first = np.full(inverse.max() + 1, n)
             np.minimum.at(first, inverse, positions)
-            suspect |= first[inverse] < positions
-        suspect &= ~empty
-        for i in np.flatnonzero(suspect).tolist():
-            own = owns[i]
-            best: tuple[str, int, float] | None = None
-            if i and own is None:  # a repeat inside the batch (a re-crawled item is never a copy of a newer one)
+            in_batch |= first[inverse] < positions
+        in_index &= ~empty
+        in_batch &= ~empty
+        threshold = self.threshold
+        asked: list[int] = []  # items whose match is looked for in the index, in order
+        for i in np.flatnonzero(in_index | in_batch).tolist():
+            if in_batch[i] and owns[i] is None:  # a repeat inside the batch (a re-crawled item is never a copy of a newer one)
                 earlier = np.flatnonzero((keys[:i] == keys[i]).any(axis=1))[:_MAX_CHECKS]
                 if earlier.size:
                     sims = np.count_nonzero(sigs[earlier] == sigs[i], axis=1)
                     j = int(np.argmax(sims))
                     sim = float(sims[j]) / NUM_PERM
-                    if sim >= self.threshold:
-                        best = ("batch", int(earlier[j]), sim)  # its chain already leads to the root, if any
-            if best is None:
-                match = self.query(sigs[i], exclude=own, keys=keys[i].tolist())
-                if match is not None and not (own is not None and match.item_id > own):
-                    best = ("index", match.item_id, match.similarity)
-            out[i] = best
+                    if sim >= threshold:
+                        out[i] = ("batch", int(earlier[j]), sim)  # its chain already leads to the root, if any
+                        continue
+            if in_index[i]:
+                asked.append(i)
+        if asked:
+            for i, match in zip(asked, self._query_many(sigs, keys, asked, owns), strict=True):
+                own = owns[i]
+                if match is not None and not (own is not None and match[0] > own):
+                    out[i] = ("index", match[0], match[1])
         return out
 
-    def query(self, signature: np.ndarray, exclude: int | None = None, keys: list[int] | None = None) -> Match | None:
-        """The most similar indexed item at or above the threshold (ties: the earliest), or None."""
-        if is_empty(signature):
-            return None
-        keys = keys if keys is not None else self.keys_of(signature)
-        alias = self._alias
+    def _candidates(self, keys: list[int], exclude: int | None) -> list[int]:
+        """Indexed items sharing a band key, oldest first, at most _MAX_CHECKS of them."""
         seen: set[int] = set()
         for band, key in zip(self._buckets, keys, strict=True):
             found = band.get(key)
@@ -225,9 +229,48 @@ class NearDuplicateIndex:
                 else:
                     seen.update(found)
         if not seen:
+            return []
+        alias, stored = self._alias, self._signatures
+        if alias:
+            seen = {alias.get(c, c) for c in seen}
+        ordered = sorted(seen)
+        if ordered[0] < 0:  # the order of `_age` without a key function: stored ids ascending, then -2, -3, ...
+            split = bisect_left(ordered, 0)
+            ordered = ordered[split:] + ordered[split - 1::-1]
+        return [c for c in ordered if c != exclude and c in stored][:_MAX_CHECKS]
+
+    def _query_many(self, sigs: np.ndarray, keys: np.ndarray, rows: list[int],
+                    owns: list[int | None]) -> list[tuple[int, float] | None]:
+        """`query` for many rows of a batch: candidates in Python, all similarities in one comparison."""
+        candidates = [self._candidates(k, owns[i]) for i, k in zip(rows, keys[rows].tolist(), strict=True)]
+        counts = np.fromiter(map(len, candidates), dtype=np.int64, count=len(rows))
+        out: list[tuple[int, float] | None] = [None] * len(rows)
+        if not counts.any():
+            return out
+        stored = self._signatures
+        flat = [c for group in candidates for c in group]
+        sims = np.count_nonzero(np.stack([stored[c] for c in flat]) == np.repeat(sigs[rows], counts, axis=0), axis=1)
+        ends = np.cumsum(counts)
+        starts = ends - counts
+        has = np.flatnonzero(counts)
+        best = np.maximum.reduceat(sims, starts[has])  # reduceat over non-empty groups only
+        # The first candidate (the oldest) reaching each group's best, as np.argmax would pick.
+        owner = np.repeat(np.arange(len(rows)), counts)
+        group_best = np.zeros(len(rows), dtype=sims.dtype)
+        group_best[has] = best
+        hits = np.flatnonzero(sims == group_best[owner])  # ascending, so grouped by row, oldest candidate first
+        first = hits[np.searchsorted(owner[hits], has)]
+        minimum = self.threshold * NUM_PERM
+        for r, f, sim in zip(has.tolist(), first.tolist(), best.tolist(), strict=True):
+            if sim >= minimum:
+                out[r] = (flat[f], sim / NUM_PERM)
+        return out
+
+    def query(self, signature: np.ndarray, exclude: int | None = None, keys: list[int] | None = None) -> Match | None:
+        """The most similar indexed item at or above the threshold (ties: the earliest), or None."""
+        if is_empty(signature):
             return None
-        candidates = [c for c in sorted({alias.get(c, c) for c in seen}, key=_age)
-                      if c != exclude and c in self._signatures][:_MAX_CHECKS]
+        candidates = self._candidates(keys if keys is not None else self.keys_of(signature), exclude)
         if not candidates:
             return None
         sims = np.count_nonzero(np.stack([self._signatures[c] for c in candidates]) == signature, axis=1)
@@ -270,9 +313,29 @@ class NearDuplicateIndex:
                 self._roots[item_id] = root
                 if root < 0:
                     self._children.setdefault(root, []).append(item_id)
+        count = len(ids)
+        positions = np.arange(count)
         for b, bucket in enumerate(self._buckets):
-            for key, item_id in zip(rows[:, b].tolist(), ids, strict=True):
-                _put(bucket, key, item_id)
+            column = rows[:, b]
+            keys = column.tolist()
+            # Keys new to the band and first in the batch go in with one dict.update; only the others (a key already
+            # held, a repeat inside the batch) take `_put`, in batch order, after them: the same buckets as `_put`
+            # over every item in order.
+            _, first_at, inverse = np.unique(column, return_index=True, return_inverse=True)
+            simple = first_at[inverse] == positions
+            if bucket:
+                simple &= ~np.fromiter(map(bucket.__contains__, keys), dtype=bool, count=count)
+            bucket.update(zip(column[simple].tolist(), np.asarray(ids)[simple].tolist(), strict=True))
+            get = bucket.get
+            for j in np.flatnonzero(~simple).tolist():  # `_put`, inlined: half the items of a repost stream come here
+                key = keys[j]
+                found = get(key)
+                if found is None:
+                    bucket[key] = ids[j]
+                elif type(found) is int:
+                    bucket[key] = [found, ids[j]]
+                elif len(found) < _BUCKET_CAP:
+                    found.append(ids[j])
         excess = len(self._signatures) - self.max_entries
         if excess > 0:
             self._evict_oldest(excess + self.max_entries // 10)
