@@ -249,7 +249,9 @@ class NearDuplicateIndex:
             return out
         stored = self._signatures
         flat = [c for group in candidates for c in group]
-        sims = np.count_nonzero(np.stack([stored[c] for c in flat]) == np.repeat(sigs[rows], counts, axis=0), axis=1)
+        # concatenate + reshape: np.stack costs a Python-level step per array, and there are tens of thousands
+        candidate_sigs = np.concatenate([stored[c] for c in flat]).reshape(len(flat), NUM_PERM)
+        sims = np.count_nonzero(candidate_sigs == np.repeat(sigs[rows], counts, axis=0), axis=1)
         ends = np.cumsum(counts)
         starts = ends - counts
         has = np.flatnonzero(counts)
