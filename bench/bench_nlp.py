@@ -98,7 +98,7 @@ def make_items(n: int, posts: list[tuple[Channel, str, str]] | None, offset: int
         if cycle:
             content = f"{content[:MAX_CHARS - len(title) - 8]}（第{cycle}轮）"
         at = base + timedelta(seconds=2 * i)
-        items.append(Item(source=f"bench-{channel.value}", channel=channel, source_id=str(i), title=title,
+        items.append(Item(source=f"bench_{channel.value}", channel=channel, source_id=str(i), title=title,
                           content=content or "空", published_at=at, fetched_at=at))
     return items
 

@@ -273,7 +273,8 @@ class NearDuplicateStage:
                 for item, p in zip(batch.items, prepared, strict=True)]
         sigs = np.stack([p.signature for p in prepared])
         keys = np.stack([p.keys for p in prepared])
-        matches = index.match_batch(sigs, keys, owns)
+        present = np.zeros(keys.shape, dtype=bool)  # which band keys the index holds, for add_many
+        matches = index.match_batch(sigs, keys, owns, present)
         ids: list[int] = []  # each item's id in the index: its own, or a temporary one until the store gives it
         roots: list[int | None] = []
         for item, match, own in zip(batch.items, matches, owns, strict=True):
@@ -301,7 +302,7 @@ class NearDuplicateStage:
                 state.pending.setdefault(root, []).append(item)
             item.enrichment.near_duplicate_of = root
         new = [i for i, own in enumerate(owns) if own is None]
-        index.add_many([ids[i] for i in new], sigs[new], keys[new], [roots[i] for i in new])
+        index.add_many([ids[i] for i in new], sigs[new], keys[new], [roots[i] for i in new], present[new])
 
 
 class EventStage:

@@ -17,8 +17,11 @@ from __future__ import annotations
 
 import zlib
 from bisect import bisect_left
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from itertools import repeat
+from operator import is_not
+from typing import Any
 
 import numpy as np
 
@@ -170,7 +173,8 @@ class NearDuplicateIndex:
     def keys_of(self, signature: np.ndarray) -> list[int]:
         return band_keys(signature.reshape(1, NUM_PERM), self.bands)[0].tolist()
 
-    def match_batch(self, sigs: np.ndarray, keys: np.ndarray, owns: list[int | None]) -> list[tuple[str, int, float] | None]:
+    def match_batch(self, sigs: np.ndarray, keys: np.ndarray, owns: list[int | None],
+                    present: np.ndarray | None = None) -> list[tuple[str, int, float] | None]:
         """For each item of a batch, in order: its best match at or above the threshold, as ("index", item id, sim)
         for an indexed item or ("batch", position, sim) for an earlier item of this batch; None when there is none.
 
@@ -178,7 +182,8 @@ class NearDuplicateIndex:
         over the whole batch (plus one `np.unique` per band for repeats inside the batch). Items sharing a key with
         an earlier item of the batch are verified against those one by one; the candidates of all items sharing a key
         with the index are gathered first and verified in one array comparison (a repost-heavy stream has thousands
-        of them per second)."""
+        of them per second). Each band is looked up once per item: `present` (n × bands, bool), when given, receives
+        which keys the index holds, so that `add_many` of the same items need not ask again."""
         n = len(sigs)
         out: list[tuple[str, int, float] | None] = [None] * n
         if not n:
@@ -187,10 +192,20 @@ class NearDuplicateIndex:
         positions = np.arange(n)
         in_index = np.zeros(n, dtype=bool)
         in_batch = np.zeros(n, dtype=bool)
+        found_by_band: list[list[Any]] = []  # per band, per item: what the bucket holds under the item's key
         for b, bucket in enumerate(self._buckets):
             column = keys[:, b]
             if bucket:
-                in_index |= np.fromiter(map(bucket.__contains__, column.tolist()), dtype=bool, count=n)
+                found = list(map(bucket.get, column.tolist()))
+                held = np.fromiter(map(is_not, found, repeat(None)), dtype=bool, count=n)
+                in_index |= held
+                if present is not None:
+                    present[:, b] = held
+            else:
+                found = [None] * n
+                if present is not None:
+                    present[:, b] = False
+            found_by_band.append(found)
             _, inverse = np.unique(column, return_inverse=True)
             first = np.full(inverse.max() + 1, n)
             np.minimum.at(first, inverse, positions)
@@ -212,17 +227,18 @@ class NearDuplicateIndex:
             if in_index[i]:
                 asked.append(i)
         if asked:
-            for i, match in zip(asked, self._query_many(sigs, keys, asked, owns), strict=True):
+            by_item = list(zip(*found_by_band, strict=True))
+            for i, match in zip(asked, self._query_many(sigs, [by_item[i] for i in asked], asked, owns), strict=True):
                 own = owns[i]
                 if match is not None and not (own is not None and match[0] > own):
                     out[i] = ("index", match[0], match[1])
         return out
 
-    def _candidates(self, keys: list[int], exclude: int | None) -> list[int]:
-        """Indexed items sharing a band key, oldest first, at most _MAX_CHECKS of them."""
+    def _candidates(self, held: Iterable[Any], exclude: int | None) -> list[int]:
+        """Indexed items found under an item's band keys (`held`: what each band's bucket holds, None for nothing),
+        oldest first, at most _MAX_CHECKS of them."""
         seen: set[int] = set()
-        for band, key in zip(self._buckets, keys, strict=True):
-            found = band.get(key)
+        for found in held:
             if found is not None:
                 if type(found) is int:
                     seen.add(found)
@@ -239,10 +255,10 @@ class NearDuplicateIndex:
             ordered = ordered[split:] + ordered[split - 1::-1]
         return [c for c in ordered if c != exclude and c in stored][:_MAX_CHECKS]
 
-    def _query_many(self, sigs: np.ndarray, keys: np.ndarray, rows: list[int],
+    def _query_many(self, sigs: np.ndarray, held: list[tuple[Any, ...]], rows: list[int],
                     owns: list[int | None]) -> list[tuple[int, float] | None]:
         """`query` for many rows of a batch: candidates in Python, all similarities in one comparison."""
-        candidates = [self._candidates(k, owns[i]) for i, k in zip(rows, keys[rows].tolist(), strict=True)]
+        candidates = [self._candidates(h, owns[i]) for i, h in zip(rows, held, strict=True)]
         counts = np.fromiter(map(len, candidates), dtype=np.int64, count=len(rows))
         out: list[tuple[int, float] | None] = [None] * len(rows)
         if not counts.any():
@@ -272,7 +288,8 @@ class NearDuplicateIndex:
         """The most similar indexed item at or above the threshold (ties: the earliest), or None."""
         if is_empty(signature):
             return None
-        candidates = self._candidates(keys if keys is not None else self.keys_of(signature), exclude)
+        keys = keys if keys is not None else self.keys_of(signature)
+        candidates = self._candidates([band.get(key) for band, key in zip(self._buckets, keys, strict=True)], exclude)
         if not candidates:
             return None
         sims = np.count_nonzero(np.stack([self._signatures[c] for c in candidates]) == signature, axis=1)
@@ -297,8 +314,10 @@ class NearDuplicateIndex:
         for band, key in zip(self._buckets, keys, strict=True):
             _put(band, key, item_id)
 
-    def add_many(self, item_ids: list[int], sigs: np.ndarray, keys: np.ndarray, roots: list[int | None]) -> None:
-        """`add` for a batch: the bucket lists are filled band by band over the whole batch."""
+    def add_many(self, item_ids: list[int], sigs: np.ndarray, keys: np.ndarray, roots: list[int | None],
+                 present: np.ndarray | None = None) -> None:
+        """`add` for a batch: the bucket lists are filled band by band over the whole batch. `present` is what
+        `match_batch` found for these items (no item was added since), else the buckets are asked."""
         if not item_ids:
             return
         keep = [i for i, (item_id, empty) in enumerate(zip(item_ids, (sigs == _MAXV).all(axis=1).tolist(), strict=True))
@@ -307,6 +326,7 @@ class NearDuplicateIndex:
             return
         ids = [item_ids[i] for i in keep]
         rows = keys[keep]
+        held = present[keep] if present is not None else None
         for item_id, sig, i in zip(ids, sigs[keep], keep, strict=True):
             self._signatures[item_id] = sig
             duplicate_of = roots[i]
@@ -325,7 +345,9 @@ class NearDuplicateIndex:
             # over every item in order.
             _, first_at, inverse = np.unique(column, return_index=True, return_inverse=True)
             simple = first_at[inverse] == positions
-            if bucket:
+            if held is not None:
+                simple &= ~held[:, b]
+            elif bucket:
                 simple &= ~np.fromiter(map(bucket.__contains__, keys), dtype=bool, count=count)
             bucket.update(zip(column[simple].tolist(), np.asarray(ids)[simple].tolist(), strict=True))
             get = bucket.get
