@@ -249,7 +249,7 @@ class KeywordStage:
             assign(item.enrichment, keywords=[w for w, _ in p.terms[:top_k]],
                    entities={"places": places[:10], "orgs": p.orgs})
             if fill and places and not item.region:
-                item.region = places[0]
+                assign(item, region=places[0])
 
 
 class NearDuplicateStage:
@@ -344,8 +344,6 @@ class PersistStage:
         self.state = state
 
     def run(self, batch: Batch) -> None:
-        from nlp import event_store
-
         state = self.state
         store = state.store
         new_sigs = []
@@ -370,6 +368,8 @@ class PersistStage:
         changed = [clusterer.events[e] for e in clusterer.dirty if e in clusterer.events]
         clusterer.dirty.clear()
         if store is not None:
+            from nlp import event_store  # only with a store (importing it costs 60 ms of SQLAlchemy tables)
+
             with store.write() as conn:
                 event_store.save(conn, changed, new_sigs, {a: clusterer.resolve(t) for a, t in merged.items()})
             for item in fixups:
