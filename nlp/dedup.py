@@ -237,13 +237,11 @@ class NearDuplicateIndex:
     def _candidates(self, held: Iterable[Any], exclude: int | None) -> list[int]:
         """Indexed items found under an item's band keys (`held`: what each band's bucket holds, None for nothing),
         oldest first, at most _MAX_CHECKS of them."""
-        seen: set[int] = set()
-        for found in held:
-            if found is not None:
-                if type(found) is int:
-                    seen.add(found)
-                else:
-                    seen.update(found)
+        # Comprehensions rather than one loop with branches: this runs for every item that repeats something.
+        seen = {found for found in held if type(found) is int}
+        lists = [found for found in held if type(found) is list]
+        if lists:
+            seen.update(*lists)
         if not seen:
             return []
         alias, stored = self._alias, self._signatures
@@ -253,6 +251,8 @@ class NearDuplicateIndex:
         if ordered[0] < 0:  # the order of `_age` without a key function: stored ids ascending, then -2, -3, ...
             split = bisect_left(ordered, 0)
             ordered = ordered[split:] + ordered[split - 1::-1]
+        if exclude is None:
+            return [c for c in ordered if c in stored][:_MAX_CHECKS]
         return [c for c in ordered if c != exclude and c in stored][:_MAX_CHECKS]
 
     def _query_many(self, sigs: np.ndarray, held: list[tuple[Any, ...]], rows: list[int],
@@ -266,7 +266,7 @@ class NearDuplicateIndex:
         stored = self._signatures
         flat = [c for group in candidates for c in group]
         # concatenate + reshape: np.stack costs a Python-level step per array, and there are tens of thousands
-        candidate_sigs = np.concatenate([stored[c] for c in flat]).reshape(len(flat), NUM_PERM)
+        candidate_sigs = np.concatenate(list(map(stored.__getitem__, flat))).reshape(len(flat), NUM_PERM)
         sims = np.count_nonzero(candidate_sigs == np.repeat(sigs[rows], counts, axis=0), axis=1)
         ends = np.cumsum(counts)
         starts = ends - counts
