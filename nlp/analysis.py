@@ -29,7 +29,7 @@ from core.models import Item
 from flow.stages import Batch, Stage
 from nlp.cluster import ITEM_TERMS, EventClusterer, item_vector, load_matters
 from nlp.dedup import NearDuplicateIndex, band_keys, signatures_from_hashes
-from nlp.gazetteer import HEAD_WORDS, Gazetteer, names_at, ordered_places, orgs_at
+from nlp.gazetteer import HEAD_WORDS, Gazetteer, names_at, ordered_places_many, orgs_at
 from nlp.keywords import KeywordExtractor, batch_top_terms, useful
 from nlp.lexicon import Encoded, Lexicon
 from nlp.pii import PiiMaskStage
@@ -157,10 +157,11 @@ class AnalysisState:
         token_lists = enc.token_lists
         texts = [it.text for it in items]
         all_hits = self.scanner.scan_many(texts)
+        all_places = ordered_places_many([h.places for h in all_hits], texts)
         for i, item in enumerate(items):
             text = texts[i]
             hits = all_hits[i]
-            places = ordered_places(hits.places, text)
+            places = all_places[i]
             lo, hi = bounds[i], bounds[i + 1]
             if hi > lo:
                 offset = starts[i]
