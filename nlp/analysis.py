@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -29,7 +30,7 @@ from core.models import Item
 from flow.stages import Batch, Stage
 from nlp.cluster import ITEM_TERMS, EventClusterer, item_vector, load_matters
 from nlp.dedup import NearDuplicateIndex, band_keys, signatures_from_hashes
-from nlp.gazetteer import HEAD_WORDS, Gazetteer, names_at, ordered_places_many, orgs_at
+from nlp.gazetteer import HEAD_WORDS, Gazetteer, names_at, ordered_places_many, org_flag, orgs_at
 from nlp.keywords import KeywordExtractor, batch_top_terms, useful
 from nlp.lexicon import Encoded, Lexicon
 from nlp.pii import PiiMaskStage
@@ -101,8 +102,9 @@ class AnalysisState:
         self.schemes = SchemeMatcher(scheme_specs(config))
         self.risk = RiskScorer(config.risk)
         stop = self.keywords.stop
-        self.lexicon = Lexicon(self.keywords.idf, self.keywords.default_idf, lambda w: useful(w, stop),
-                               self.gazetteer.org_flag)
+        # partial, not a lambda or a bound method: one Python frame less per new word (a cold start meets thousands)
+        self.lexicon = Lexicon(self.keywords.idf, self.keywords.default_idf, partial(useful, stop=stop),
+                               partial(org_flag, tags=self.gazetteer.org_tags))
         self.scanner = TermScanner(self.gazetteer.places, HEAD_WORDS, self.schemes.terms, self.risk.term_categories,
                                    load_matters())
         self.term_count = max(config.keywords.top_k, ITEM_TERMS + 2)
