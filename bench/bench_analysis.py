@@ -1,9 +1,10 @@
 """Per-stage cost of the analysis stages on ~150-character real items, tokens pre-segmented.
 
 Timed set: the 4,326 泰迪杯 附件3 posts (title + the first 130 characters of the body, ~137 characters). Before
-timing, the same stages run over the labelled 附件2 messages (9,210) so the state is that of a service that has been
-running: words known to the lexicon, events and near-duplicate signatures to compare with. Segmentation is timed
-in the same run for reference (the NLP issue's target: the whole enrichment ≥ 1/4 of segmentation alone).
+timing, the same stages run over the labelled 附件2 messages (up to --warm; the shared file holds 1,111) so the
+state is that of a service that has been running: words known to the lexicon, events and near-duplicate signatures
+to compare with. Segmentation is timed in the same run for reference (the NLP issue's target: the whole enrichment
+≥ 1/4 of segmentation alone).
 
 Times are CPU time of this process (`time.process_time`), so being descheduled by other work on a busy machine does
 not count, but garbage collection triggered by a stage does. Prints JSON: µs per item per stage, the analysis total

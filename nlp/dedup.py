@@ -16,8 +16,12 @@ persists it.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Sequence
+from bisect import bisect_left
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from itertools import repeat
+from operator import is_not
+from typing import Any
 
 import numpy as np
 
@@ -169,45 +173,115 @@ class NearDuplicateIndex:
     def keys_of(self, signature: np.ndarray) -> list[int]:
         return band_keys(signature.reshape(1, NUM_PERM), self.bands)[0].tolist()
 
-    def match_batch(self, sigs: np.ndarray, keys: np.ndarray, owns: list[int | None]) -> list[tuple[str, int, float] | None]:
+    def match_batch(self, sigs: np.ndarray, keys: np.ndarray, owns: list[int | None],
+                    present: np.ndarray | None = None) -> list[tuple[str, int, float] | None]:
         """For each item of a batch, in order: its best match at or above the threshold, as ("index", item id, sim)
         for an indexed item or ("batch", position, sim) for an earlier item of this batch; None when there is none.
 
         Why per batch: most items match nothing, and finding that out costs one C-level membership test per band
-        over the whole batch (plus one `np.unique` per band for repeats inside the batch); only the few items with a
-        candidate are verified one by one."""
+        over the whole batch (plus one `np.unique` per band for repeats inside the batch). Items sharing a key with
+        an earlier item of the batch are verified against those one by one; the candidates of all items sharing a key
+        with the index are gathered first and verified in one array comparison (a repost-heavy stream has thousands
+        of them per second). Each band is looked up once per item: `present` (n × bands, bool), when given, receives
+        which keys the index holds, so that `add_many` of the same items need not ask again."""
         n = len(sigs)
         out: list[tuple[str, int, float] | None] = [None] * n
         if not n:
             return out
         empty = (sigs == _MAXV).all(axis=1)
         positions = np.arange(n)
-        suspect = np.zeros(n, dtype=bool)
+        in_index = np.zeros(n, dtype=bool)
+        in_batch = np.zeros(n, dtype=bool)
+        found_by_band: list[list[Any]] = []  # per band, per item: what the bucket holds under the item's key
         for b, bucket in enumerate(self._buckets):
             column = keys[:, b]
             if bucket:
-                suspect |= np.fromiter(map(bucket.__contains__, column.tolist()), dtype=bool, count=n)
+                found = list(map(bucket.get, column.tolist()))
+                held = np.fromiter(map(is_not, found, repeat(None)), dtype=bool, count=n)
+                in_index |= held
+                if present is not None:
+                    present[:, b] = held
+            else:
+                found = [None] * n
+                if present is not None:
+                    present[:, b] = False
+            found_by_band.append(found)
             _, inverse = np.unique(column, return_inverse=True)
             first = np.full(inverse.max() + 1, n)
             np.minimum.at(first, inverse, positions)
-            suspect |= first[inverse] < positions
-        suspect &= ~empty
-        for i in np.flatnonzero(suspect).tolist():
-            own = owns[i]
-            best: tuple[str, int, float] | None = None
-            if i and own is None:  # a repeat inside the batch (a re-crawled item is never a copy of a newer one)
+            in_batch |= first[inverse] < positions
+        in_index &= ~empty
+        in_batch &= ~empty
+        threshold = self.threshold
+        asked: list[int] = []  # items whose match is looked for in the index, in order
+        for i in np.flatnonzero(in_index | in_batch).tolist():
+            if in_batch[i] and owns[i] is None:  # a repeat inside the batch (a re-crawled item is never a copy of a newer one)
                 earlier = np.flatnonzero((keys[:i] == keys[i]).any(axis=1))[:_MAX_CHECKS]
                 if earlier.size:
                     sims = np.count_nonzero(sigs[earlier] == sigs[i], axis=1)
                     j = int(np.argmax(sims))
                     sim = float(sims[j]) / NUM_PERM
-                    if sim >= self.threshold:
-                        best = ("batch", int(earlier[j]), sim)  # its chain already leads to the root, if any
-            if best is None:
-                match = self.query(sigs[i], exclude=own, keys=keys[i].tolist())
-                if match is not None and not (own is not None and match.item_id > own):
-                    best = ("index", match.item_id, match.similarity)
-            out[i] = best
+                    if sim >= threshold:
+                        out[i] = ("batch", int(earlier[j]), sim)  # its chain already leads to the root, if any
+                        continue
+            if in_index[i]:
+                asked.append(i)
+        if asked:
+            by_item = list(zip(*found_by_band, strict=True))
+            for i, match in zip(asked, self._query_many(sigs, [by_item[i] for i in asked], asked, owns), strict=True):
+                own = owns[i]
+                if match is not None and not (own is not None and match[0] > own):
+                    out[i] = ("index", match[0], match[1])
+        return out
+
+    def _candidates(self, held: Iterable[Any], exclude: int | None) -> list[int]:
+        """Indexed items found under an item's band keys (`held`: what each band's bucket holds, None for nothing),
+        oldest first, at most _MAX_CHECKS of them."""
+        # Comprehensions rather than one loop with branches: this runs for every item that repeats something.
+        seen = {found for found in held if type(found) is int}
+        lists = [found for found in held if type(found) is list]
+        if lists:
+            seen.update(*lists)
+        if not seen:
+            return []
+        alias, stored = self._alias, self._signatures
+        if alias:
+            seen = {alias.get(c, c) for c in seen}
+        ordered = sorted(seen)
+        if ordered[0] < 0:  # the order of `_age` without a key function: stored ids ascending, then -2, -3, ...
+            split = bisect_left(ordered, 0)
+            ordered = ordered[split:] + ordered[split - 1::-1]
+        if exclude is None:
+            return [c for c in ordered if c in stored][:_MAX_CHECKS]
+        return [c for c in ordered if c != exclude and c in stored][:_MAX_CHECKS]
+
+    def _query_many(self, sigs: np.ndarray, held: list[tuple[Any, ...]], rows: list[int],
+                    owns: list[int | None]) -> list[tuple[int, float] | None]:
+        """`query` for many rows of a batch: candidates in Python, all similarities in one comparison."""
+        candidates = [self._candidates(h, owns[i]) for i, h in zip(rows, held, strict=True)]
+        counts = np.fromiter(map(len, candidates), dtype=np.int64, count=len(rows))
+        out: list[tuple[int, float] | None] = [None] * len(rows)
+        if not counts.any():
+            return out
+        stored = self._signatures
+        flat = [c for group in candidates for c in group]
+        # concatenate + reshape: np.stack costs a Python-level step per array, and there are tens of thousands
+        candidate_sigs = np.concatenate(list(map(stored.__getitem__, flat))).reshape(len(flat), NUM_PERM)
+        sims = np.count_nonzero(candidate_sigs == np.repeat(sigs[rows], counts, axis=0), axis=1)
+        ends = np.cumsum(counts)
+        starts = ends - counts
+        has = np.flatnonzero(counts)
+        best = np.maximum.reduceat(sims, starts[has])  # reduceat over non-empty groups only
+        # The first candidate (the oldest) reaching each group's best, as np.argmax would pick.
+        owner = np.repeat(np.arange(len(rows)), counts)
+        group_best = np.zeros(len(rows), dtype=sims.dtype)
+        group_best[has] = best
+        hits = np.flatnonzero(sims == group_best[owner])  # ascending, so grouped by row, oldest candidate first
+        first = hits[np.searchsorted(owner[hits], has)]
+        minimum = self.threshold * NUM_PERM
+        for r, f, sim in zip(has.tolist(), first.tolist(), best.tolist(), strict=True):
+            if sim >= minimum:
+                out[r] = (flat[f], sim / NUM_PERM)
         return out
 
     def query(self, signature: np.ndarray, exclude: int | None = None, keys: list[int] | None = None) -> Match | None:
@@ -215,19 +289,7 @@ class NearDuplicateIndex:
         if is_empty(signature):
             return None
         keys = keys if keys is not None else self.keys_of(signature)
-        alias = self._alias
-        seen: set[int] = set()
-        for band, key in zip(self._buckets, keys, strict=True):
-            found = band.get(key)
-            if found is not None:
-                if type(found) is int:
-                    seen.add(found)
-                else:
-                    seen.update(found)
-        if not seen:
-            return None
-        candidates = [c for c in sorted({alias.get(c, c) for c in seen}, key=_age)
-                      if c != exclude and c in self._signatures][:_MAX_CHECKS]
+        candidates = self._candidates([band.get(key) for band, key in zip(self._buckets, keys, strict=True)], exclude)
         if not candidates:
             return None
         sims = np.count_nonzero(np.stack([self._signatures[c] for c in candidates]) == signature, axis=1)
@@ -252,8 +314,10 @@ class NearDuplicateIndex:
         for band, key in zip(self._buckets, keys, strict=True):
             _put(band, key, item_id)
 
-    def add_many(self, item_ids: list[int], sigs: np.ndarray, keys: np.ndarray, roots: list[int | None]) -> None:
-        """`add` for a batch: the bucket lists are filled band by band over the whole batch."""
+    def add_many(self, item_ids: list[int], sigs: np.ndarray, keys: np.ndarray, roots: list[int | None],
+                 present: np.ndarray | None = None) -> None:
+        """`add` for a batch: the bucket lists are filled band by band over the whole batch. `present` is what
+        `match_batch` found for these items (no item was added since), else the buckets are asked."""
         if not item_ids:
             return
         keep = [i for i, (item_id, empty) in enumerate(zip(item_ids, (sigs == _MAXV).all(axis=1).tolist(), strict=True))
@@ -262,6 +326,7 @@ class NearDuplicateIndex:
             return
         ids = [item_ids[i] for i in keep]
         rows = keys[keep]
+        held = present[keep] if present is not None else None
         for item_id, sig, i in zip(ids, sigs[keep], keep, strict=True):
             self._signatures[item_id] = sig
             duplicate_of = roots[i]
@@ -270,9 +335,31 @@ class NearDuplicateIndex:
                 self._roots[item_id] = root
                 if root < 0:
                     self._children.setdefault(root, []).append(item_id)
+        count = len(ids)
+        positions = np.arange(count)
         for b, bucket in enumerate(self._buckets):
-            for key, item_id in zip(rows[:, b].tolist(), ids, strict=True):
-                _put(bucket, key, item_id)
+            column = rows[:, b]
+            keys = column.tolist()
+            # Keys new to the band and first in the batch go in with one dict.update; only the others (a key already
+            # held, a repeat inside the batch) take `_put`, in batch order, after them: the same buckets as `_put`
+            # over every item in order.
+            _, first_at, inverse = np.unique(column, return_index=True, return_inverse=True)
+            simple = first_at[inverse] == positions
+            if held is not None:
+                simple &= ~held[:, b]
+            elif bucket:
+                simple &= ~np.fromiter(map(bucket.__contains__, keys), dtype=bool, count=count)
+            bucket.update(zip(column[simple].tolist(), np.asarray(ids)[simple].tolist(), strict=True))
+            get = bucket.get
+            for j in np.flatnonzero(~simple).tolist():  # `_put`, inlined: half the items of a repost stream come here
+                key = keys[j]
+                found = get(key)
+                if found is None:
+                    bucket[key] = ids[j]
+                elif type(found) is int:
+                    bucket[key] = [found, ids[j]]
+                elif len(found) < _BUCKET_CAP:
+                    found.append(ids[j])
         excess = len(self._signatures) - self.max_entries
         if excess > 0:
             self._evict_oldest(excess + self.max_entries // 10)

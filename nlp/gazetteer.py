@@ -8,8 +8,10 @@ The first place mentioned fills `item.region` when the source gave none, for 属
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from functools import cache
+from itertools import accumulate
 from pathlib import Path
 
 from nlp.lexicon import ORG_HEAD, ORG_WORD
@@ -120,6 +122,27 @@ def ordered_places(hits: list[tuple[int, int, str]], text: str) -> list[str]:
     head = text[:_MAX_SCAN]
     if _ANON_HINT.search(head):
         hits = hits + [(m.start(), m.end(), m.group(0)) for m in _ANON_PLACE.finditer(head)]
+    return _first_places(hits)
+
+
+def ordered_places_many(hits: Sequence[list[tuple[int, int, str]]], texts: Sequence[str]) -> list[list[str]]:
+    """`ordered_places` for a batch: anonymised names are found by one regex pass over the texts' first 5,000
+    characters joined by newlines (no name spans one, and the look-behind sees a newline as it sees a text's start)."""
+    heads = [t[:_MAX_SCAN] for t in texts]
+    joined = "\n".join(heads)
+    anon: dict[int, list[tuple[int, int, str]]] = {}
+    if _ANON_HINT.search(joined):
+        ends = list(accumulate(len(h) + 1 for h in heads))  # end (exclusive, with its newline) of each head
+        for m in _ANON_PLACE.finditer(joined):
+            owner = bisect_right(ends, m.start())
+            base = ends[owner] - len(heads[owner]) - 1
+            anon.setdefault(owner, []).append((m.start() - base, m.end() - base, m.group(0)))
+    if not anon:
+        return [_first_places(h) if h else [] for h in hits]
+    return [_first_places(h + anon[i] if i in anon else h) for i, h in enumerate(hits)]
+
+
+def _first_places(hits: list[tuple[int, int, str]]) -> list[str]:
     if not hits:
         return []
     if len(hits) > 1:

@@ -88,13 +88,12 @@ def batch_top_terms(encoded: Encoded, lexicon: Lexicon, k: int, limit: int = 300
     rank = np.arange(len(order)) - np.searchsorted(owner, owner, side="left")
     keep = order[rank < k]
     per_item = np.bincount(owner[rank < k], minlength=n).tolist()
-    words = lexicon.words
-    chosen = [words[i] for i in word[keep].tolist()]
-    weights = score[keep].tolist()
+    # All (word, weight) pairs of the batch in one C-level zip; each item gets a slice of that list.
+    terms = list(zip(map(lexicon.words.__getitem__, word[keep].tolist()), score[keep].tolist(), strict=True))
     pos = 0
     for i, count in enumerate(per_item):
         if count:
-            out[i] = list(zip(chosen[pos:pos + count], weights[pos:pos + count], strict=True))
+            out[i] = terms[pos:pos + count]
             pos += count
     return out
 

@@ -61,15 +61,10 @@ class Lexicon:
     def _add_many(self, tokens: Iterable[str]) -> None:
         """Give new words ids; their facts are computed in lists and written to the arrays in one slice each."""
         index = self.index
-        fresh_set: dict[str, None] = {}
-        aliases: list[tuple[str, str]] = []
-        for token in tokens:
-            low = token.lower()
-            if low not in index:
-                fresh_set[low] = None
-            if low != token:
-                aliases.append((token, low))
-        fresh = list(fresh_set)
+        tokens = list(tokens)
+        lows = list(map(str.lower, tokens))
+        fresh = list(dict.fromkeys(low for low in lows if low not in index))
+        aliases = [(token, low) for token, low in zip(tokens, lows, strict=True) if low != token]
         if fresh:
             first = len(self.words)
             end = first + len(fresh)
@@ -80,7 +75,7 @@ class Lexicon:
                 self.flag = np.resize(self.flag, size)
             idf, default, useful = self._idf, self._default_idf, self._useful
             self.weight[first:end] = [idf.get(w, default) if useful(w) else 0.0 for w in fresh]
-            self.hash[first:end] = [zlib.crc32(w.encode("utf-8")) for w in fresh]
+            self.hash[first:end] = list(map(zlib.crc32, map(str.encode, fresh)))  # str.encode: UTF-8
             self.flag[first:end] = [self._org_flag(w) for w in fresh]
             self.words.extend(fresh)
             index.update(zip(fresh, range(first, end), strict=True))

@@ -8,7 +8,9 @@ numbers or dates of the same length are left alone. Texts with no digit run and 
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from dataclasses import dataclass, field
+from itertools import accumulate
 
 from core.models import Item
 from flow.stages import Batch
@@ -165,5 +167,17 @@ class PiiMaskStage:
         self.keep_raw = keep_raw
 
     def run(self, batch: Batch) -> None:
-        for item in batch.items:
-            mask_item(item, self.keep_raw)
+        """Only items whose title or content may hold a number or address (one `_QUICK` pass over the whole batch,
+        its texts joined by newlines, which no candidate can span), or that carry a reply, go through `mask_item`."""
+        items = batch.items
+        if not items:
+            return
+        texts = [text for item in items for text in (item.title or "", item.content or "")]
+        joined = "\n".join(texts)
+        suspects: set[int] = set()
+        if _QUICK.search(joined):
+            ends = list(accumulate(len(t) + 1 for t in texts))  # end (exclusive, with its newline) of each text
+            suspects = {bisect_right(ends, m.start()) // 2 for m in _QUICK.finditer(joined)}
+        for i, item in enumerate(items):
+            if i in suspects or (item.reply is not None and item.reply.text):
+                mask_item(item, self.keep_raw)

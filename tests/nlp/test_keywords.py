@@ -58,3 +58,19 @@ def test_region_list_is_built_from_administrative_divisions() -> None:
     names = set(build_regions(rows))
     assert {"湖南省", "湖南", "长沙市", "长沙", "雨花区", "东方市", "广西", "南宁", "青秀区", "上海", "浦东新区"} <= names
     assert not {"雨花", "东方", "青秀", "x"} & names  # districts by full name only; 东方 is an ordinary word
+
+
+def test_batch_places_equal_item_by_item_places() -> None:
+    """`ordered_places_many` finds anonymised names in one pass over a batch's texts joined by newlines; names at the
+    edges of texts (where two texts meet) and look-behind cases must come out as `ordered_places` finds them alone."""
+    from nlp.gazetteer import ordered_places, ordered_places_many
+    from nlp.termscan import TermScanner
+
+    texts = ["A市A3区的问题", "反映到A", "B市\n长沙市雨花区", "XA市不是地名，A12县是", "", "C区", "长沙市", "无地名",
+             "COVID在A5区扩散" + "。" * 6000 + "D市", "ZB市和湖南省长沙市", "长沙A市", "A市长沙"]
+    gazetteer = Gazetteer()
+    scanner = TermScanner(places=gazetteer.places)
+    hits = [h.places for h in scanner.scan_many(texts)]
+    assert ordered_places_many(hits, texts) == [ordered_places(h, t) for h, t in zip(hits, texts, strict=True)]
+    assert ordered_places_many(hits, texts)[:3] == [["A市", "A3区"], [], ["B市", "长沙市", "雨花区"]]
+    assert ordered_places_many(hits, texts)[-2:] == [["长沙", "A市"], ["A市", "长沙"]]  # offsets exact to the character

@@ -94,3 +94,27 @@ def test_quick_check_finds_exactly_the_texts_with_candidates():
     misses = ["2019年9月12日", "编号123456", "1 a 2", "", "无数字", "12--3"]
     assert all(_QUICK.search(t) for t in hits)
     assert not any(_QUICK.search(t) for t in misses)
+
+
+def test_stage_over_a_batch_masks_exactly_what_item_by_item_masking_does() -> None:
+    """The stage scans the batch's texts joined; numbers at the edges of a title or content (where two texts meet in
+    the joined string) and clean neighbours must come out as `mask_item` alone makes them."""
+    import copy
+
+    from nlp.pii import mask_item
+
+    clean = [dict(title="2019年9月12日", content="编号123456"), dict(title="清白", content="没有号码"),
+             dict(title="末尾1", content="3812345678开头"), dict(title="", content="12--3")]
+    personal = [dict(title="电话13812345678", content="13912345678是我的号码"),
+                dict(title="", content="写信到 someone@example.com 谢谢"), dict(title="无数字", content="18612345678"),
+                dict(title="答复", content="见回复", reply=Reply(text="已致电13912345678"))]
+    fields = [clean[0], personal[0], clean[1], clean[2], personal[1], clean[3], clean[0], clean[1], personal[2],
+              clean[2], clean[3], personal[3]]
+    batch = [_item(**copy.deepcopy(f)) for f in fields]
+    alone = [_item(**copy.deepcopy(f)) for f in fields]
+    PiiMaskStage().run(Batch(items=batch))
+    for item in alone:
+        mask_item(item)
+    assert [i.model_dump() for i in batch] == [i.model_dump() for i in alone]
+    assert [bool(i.extra) for i in batch] == [f in personal for f in fields]
+    assert batch[1].title.endswith("138****5678") and batch[8].content == "186****5678" and batch[2].content == "没有号码"
