@@ -421,7 +421,7 @@ class EventClusterer:
         names, self.touched_names = self.touched_names, set()
         threshold = self.config.name_threshold
         norms: dict[str, float] = {}  # fresh squared norms of centroids compared in this call, by event id
-        for name in names:
+        for name in sorted(names):  # a set's order follows the hash seed: merges must not
             posting = self._index.get(_NAME + name)
             if not posting or len(posting) < 2 or len(posting) > _GENERIC_NAME:
                 continue
