@@ -129,6 +129,9 @@ POLARITY_TRIED = {
         "0.8984. Averages of 2-3 of these 17 decision sets (680 combinations): best 0.8879 plain, selection-biased. "
         "MLP (as for emotion, H=64, 4 epochs, char3): 0.8737 / 0.8778, averaged with the LR 0.8791 / 0.8851. All within "
         "about +-0.004 of the current recipe: below the +0.005 bar."),
+    "emotion-model decisions as extra features (2026-11-26)": (
+        "The 6 decisions of the committed emotion model (trained on Weibo, no hotel labels) appended to each TF-IDF "
+        "row, scaled by a; plain / OOF-tuned: a=0 0.8800 / 0.8836, a=0.3 0.8778 / 0.8829, a=1 0.8771 / 0.8825."),
     "error analysis (2026-11-26)": (
         "Accuracy does not depend on review length (0.894 / 0.898 / 0.899 / 0.906 / 0.891 for <50, 50-100, 100-200, "
         "200-400, >=400 characters), so MAX_CHARS is not limiting. A sample of 25 errors: several clear complaints "
