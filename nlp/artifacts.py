@@ -185,6 +185,8 @@ def render_card(name: str, meta: dict[str, Any]) -> str:
         lines.append("")
     if card.get("caveats"):
         lines += ["## Caveats", ""] + [f"- {c}" for c in card["caveats"]] + [""]
+    for title, text in card.get("tried", {}).items():  # measured and not adopted: kept so nobody re-measures blind
+        lines += [f"## Tried, not adopted: {title}", "", text, ""]
     return "\n".join(lines)
 
 

@@ -64,3 +64,30 @@ def test_lexicon_weight_scales_only_lexicon_columns():
     assert in_lex.any() and (~in_lex).any()
     assert np.allclose(boosted.col_weight[in_lex], 2 * plain.col_weight[in_lex])
     assert np.allclose(boosted.col_weight[~in_lex], plain.col_weight[~in_lex])
+
+
+def test_auxiliary_rows_are_weighted_and_their_indicator_is_dropped():
+    """aux rows (another source) get recipe.aux_weight; the training-only indicator never reaches the artifact."""
+    spec = train.FeatureSpec()
+    main = ["非常满意的一次入住", "很失望的一次入住"] * 4
+    aux_texts = ["非常满意"] * 12  # contradicting labels from the auxiliary source
+    counts = train.count_matrix(train.make_docs(main + aux_texts), spec)
+    labels = np.array(["positive", "negative"] * 4 + ["negative"] * 12, dtype=object)
+    aux = np.r_[np.zeros(len(main), bool), np.ones(len(aux_texts), bool)]
+    probe = train.count_matrix(train.make_docs(["非常满意"]), spec)
+
+    def predict(fitted: train.Fitted) -> str:
+        return fitted.classes[int(fitted.decisions(probe).argmax(1)[0])]
+
+    base = train.Recipe(families=("word",), min_df=1, balanced=False)
+    full = train.fit_linear(counts, labels, base, spec, aux=aux)
+    assert predict(full) == "negative"  # at weight 1 the 12 contradicting rows win
+    ignored = train.fit_linear(counts, labels, train.Recipe(families=("word",), min_df=1, balanced=False,
+                                                              aux_weight=0.0), spec, aux=aux)
+    assert predict(ignored) == "positive"
+    none_aux = train.fit_linear(counts, labels, base, spec, aux=np.zeros(len(labels), bool))
+    assert np.allclose(none_aux.coef, train.fit_linear(counts, labels, base, spec).coef)
+    flagged = train.fit_linear(counts, labels, train.Recipe(families=("word",), min_df=1, balanced=False,
+                                                              aux_indicator=True), spec, aux=aux)
+    assert flagged.coef.shape == (1, len(flagged.used))  # indicator column dropped
+    assert not np.allclose(flagged.coef, full.coef)  # the indicator took part of the auxiliary rows' pull
