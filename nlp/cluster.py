@@ -105,13 +105,29 @@ def item_vector(terms: Sequence[tuple[str, float]], entities: Sequence[str] = ()
                 boosted = True
         if boosted:  # what heapq.nlargest documents itself as equal to, and faster for a dozen terms
             top = sorted(weights.items(), key=_WEIGHT, reverse=True)[:ITEM_TERMS]
-    vector = dict(top)
-    if matters:  # the kinds of matter named weigh like the best word: they are what the grievance is about
-        weight = top[0][1] * _MATTER_WEIGHT if top else 1.0
-        for kind in matters[:_MAX_MATTERS]:
-            vector[_MATTER + kind] = weight
-    norm = math.hypot(*vector.values()) or 1.0  # one C call (and no overflow or underflow on the way)
-    return {k: w / norm for k, w in vector.items()}
+    if not matters:
+        norm = math.hypot(*map(_WEIGHT, top)) or 1.0  # one C call (and no overflow or underflow on the way)
+        return {k: w / norm for k, w in top}
+    # The kinds of matter named weigh like the best word: they are what the grievance is about.
+    keys = [_matter_key(kind) for kind in matters[:_MAX_MATTERS]]
+    weight = top[0][1] * _MATTER_WEIGHT
+    norm = math.hypot(*map(_WEIGHT, top), *repeat(weight, len(keys))) or 1.0
+    vector = {k: w / norm for k, w in top}
+    weight /= norm
+    for key in keys:
+        vector[key] = weight
+    return vector
+
+
+_MATTER_KEYS: dict[str, str] = {}
+
+
+def _matter_key(kind: str) -> str:
+    """`%kind`, one string object per kind: dictionaries compare a key they hold by identity before comparing text."""
+    key = _MATTER_KEYS.get(kind)
+    if key is None:
+        key = _MATTER_KEYS[kind] = _MATTER + kind
+    return key
 
 
 def _dot(vector: dict[str, float], centroid: dict[str, float]) -> float:
