@@ -51,7 +51,7 @@ _WEIGHT = itemgetter(1)
 _ID_POOL = 256  # event ids drawn from the OS random source at once
 MATTERS_FILE = Path(__file__).resolve().parent / "resources" / "matters.yaml"
 # (vector, ts, title, source, channel, region, engagement, names): one item for `EventClusterer.join_batch`
-JoinRow = tuple[dict[str, float], float, str, str, str, "str | None", int, Sequence[str]]
+JoinRow = tuple[dict[str, float], float, str, str, str, str | None, int, Sequence[str]]
 
 
 def load_matters(path: Path = MATTERS_FILE) -> dict[str, tuple[str, ...]]:
