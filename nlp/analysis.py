@@ -319,21 +319,23 @@ class EventStage:
     def run(self, batch: Batch) -> None:
         state = self.state
         prepared = state.prepare(batch)
-        state.fill_known(batch.items, prepared)
+        items = batch.items
+        state.fill_known(items, prepared)
         events = state.events
-        join = events.join  # positional: this loop runs for every item
+        fresh = [(item_vector(p.terms, p.places[:5], p.names, p.hits.matters), item.published_at.timestamp(),
+                  item.title or item.content[:60], item.source, item.channel.value, item.region, item.engagement.total,
+                  p.names)
+                 for item, p in zip(items, prepared, strict=True) if p.known is None or p.known[1] is None]
+        joined = iter(events.join_batch(fresh))  # the batch's new items in order, each seeing those before it
         known = state.known if state.store is None else None
-        for item, p in zip(batch.items, prepared, strict=True):
+        for item, p in zip(items, prepared, strict=True):
             info = p.known
             engagement = item.engagement.total
             if info is not None and info[1] is not None:
                 event_id = events.resolve(info[1])
                 events.update_engagement(event_id, engagement - info[2])
             else:
-                names = p.names
-                event_id = join(item_vector(p.terms, p.places[:5], names, p.hits.matters), item.published_at.timestamp(),
-                                item.title or item.content[:60], item.source, item.channel.value, item.region, engagement,
-                                names)
+                event_id = next(joined)
             e = item.enrichment  # one plain field, set as `assign` does
             e.__dict__["event_id"] = event_id
             e.__pydantic_fields_set__.add("event_id")

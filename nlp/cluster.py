@@ -23,8 +23,9 @@ import os
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from itertools import islice, repeat
-from operator import itemgetter, mul, truediv
+from operator import itemgetter, mul
 from pathlib import Path
 
 import yaml
@@ -49,6 +50,8 @@ _MAX_MATTERS = 3
 _WEIGHT = itemgetter(1)
 _ID_POOL = 256  # event ids drawn from the OS random source at once
 MATTERS_FILE = Path(__file__).resolve().parent / "resources" / "matters.yaml"
+# (vector, ts, title, source, channel, region, engagement, names): one item for `EventClusterer.join_batch`
+JoinRow = tuple[dict[str, float], float, str, str, str, str | None, int, Sequence[str]]
 
 
 def load_matters(path: Path = MATTERS_FILE) -> dict[str, tuple[str, ...]]:
@@ -102,14 +105,29 @@ def item_vector(terms: Sequence[tuple[str, float]], entities: Sequence[str] = ()
                 boosted = True
         if boosted:  # what heapq.nlargest documents itself as equal to, and faster for a dozen terms
             top = sorted(weights.items(), key=_WEIGHT, reverse=True)[:ITEM_TERMS]
-    vector = dict(top)
-    if matters:  # the kinds of matter named weigh like the best word: they are what the grievance is about
-        weight = top[0][1] * _MATTER_WEIGHT if top else 1.0
-        for kind in matters[:_MAX_MATTERS]:
-            vector[_MATTER + kind] = weight
-    values = vector.values()
-    norm = math.sqrt(sum(map(mul, values, values))) or 1.0
-    return dict(zip(vector, map(truediv, values, repeat(norm, len(vector))), strict=True))
+    if not matters:
+        norm = math.hypot(*map(_WEIGHT, top)) or 1.0  # one C call (and no overflow or underflow on the way)
+        return {k: w / norm for k, w in top}
+    # The kinds of matter named weigh like the best word: they are what the grievance is about.
+    keys = [_matter_key(kind) for kind in matters[:_MAX_MATTERS]]
+    weight = top[0][1] * _MATTER_WEIGHT
+    norm = math.hypot(*map(_WEIGHT, top), *repeat(weight, len(keys))) or 1.0
+    vector = {k: w / norm for k, w in top}
+    weight /= norm
+    for key in keys:
+        vector[key] = weight
+    return vector
+
+
+_MATTER_KEYS: dict[str, str] = {}
+
+
+def _matter_key(kind: str) -> str:
+    """`%kind`, one string object per kind: dictionaries compare a key they hold by identity before comparing text."""
+    key = _MATTER_KEYS.get(kind)
+    if key is None:
+        key = _MATTER_KEYS[kind] = _MATTER + kind
+    return key
 
 
 def _dot(vector: dict[str, float], centroid: dict[str, float]) -> float:
@@ -122,10 +140,9 @@ def _norm2(centroid: dict[str, float]) -> float:
     return sum(map(mul, values, values))
 
 
-def _counter() -> Counter:
-    """An empty Counter without running Counter.__init__ (a Python call that does nothing without arguments): most
-    items start an event, and each event holds four counters."""
-    return dict.__new__(Counter)
+# An empty Counter without running Counter.__init__ (a Python call that does nothing without arguments), made by a
+# C-level partial rather than a Python function: most items start an event, and each event holds four counters.
+_counter = partial(dict.__new__, Counter)
 
 
 def _centroid_cosine(a: EventState, b: EventState, norms: dict[str, float] | None = None) -> float:
@@ -221,26 +238,46 @@ class EventClusterer:
         if len(posting) > _POSTING_CAP:
             del posting[: _POSTING_CAP // 2]  # the oldest half: a word in hundreds of events says little
 
-    def best(self, vector: dict[str, float], ts: float, names: Sequence[str] = ()) -> tuple[EventState | None, float]:
-        """The event the item joins, and its cosine; (None, 0) when it starts a new one.
+    def specific(self, names: Iterable[str]) -> list[str]:
+        """The names that point at one site or body: those not already found in many events."""
+        index = self._index
+        return [n for n in names if len(index.get(_NAME + n, ())) <= _GENERIC_NAME]
 
-        Candidates are the latest events of each of the item's names (all compared) and of its weightiest terms
+    def has_specific(self, names: Iterable[str]) -> bool:
+        """Whether any of the names is specific (stops at the first: an event may hold dozens of names)."""
+        index = self._index
+        return any(len(index.get(_NAME + n, ())) <= _GENERIC_NAME for n in names)
+
+    def assign(self, vector: dict[str, float], ts: float, *, title: str, source: str, channel: str,
+               region: str | None, engagement: int, names: Sequence[str] = ()) -> str:
+        return self.join_batch(((vector, ts, title, source, channel, region, engagement, names),))[0]
+
+    def join(self, vector: dict[str, float], ts: float, title: str, source: str, channel: str, region: str | None,
+             engagement: int, names: Sequence[str] = ()) -> str:
+        """`assign` with positional arguments; returns the event id."""
+        return self.join_batch(((vector, ts, title, source, channel, region, engagement, names),))[0]
+
+    def best(self, vector: dict[str, float], ts: float, names: Sequence[str] = ()) -> tuple[EventState | None, float]:
+        """The event the item would join now, and its cosine; (None, 0) when it would start a new one (nothing
+        changes: for explaining a decision; `join_batch` decides with the same rules)."""
+        return self._best(vector, ts, names, self._index, self.events, self.config)
+
+    def _best(self, vector: dict[str, float], ts: float, names: Sequence[str], index: dict[str, list[str]],
+              events: dict[str, EventState], cfg: EventsConfig) -> tuple[EventState | None, float]:
+        """Candidates are the latest events of each of the item's names (all compared) and of its weightiest terms
         (only those sharing two or more of these terms are compared). An event naming other sites or bodies than
         the item does is never joined: 油烟扰民 at 润芳园小区 is not the 油烟扰民 of 魅力之城小区.
         Written for speed (it runs for every new item): cosines inline, the shared-term count only when two of the
         looked-up postings can share an event, whether an event is named only when the rule needs it."""
-        index = self._index
-        cfg = self.config
-        events = self.events
         best, best_sim = None, 0.0
         named: set[str] | tuple = ()
-        specific: list[str] = []
-        for name in names:  # specific names (in few events) and the latest events naming them
+        specific = False  # the item names a site or body found in few events (or none yet)
+        for name in names:  # specific names and the latest events naming them
             posting = index.get(_NAME + name)
             if posting is None:
-                specific.append(name)
+                specific = True
             elif len(posting) <= _GENERIC_NAME:
-                specific.append(name)
+                specific = True
                 if not named:
                     named = set()
                 named.update(posting[-_RECENT_PER_NAME:])
@@ -302,33 +339,91 @@ class EventClusterer:
                     best, best_sim = event, sim
         return best, best_sim
 
-    def specific(self, names: Iterable[str]) -> list[str]:
-        """The names that point at one site or body: those not already found in many events."""
+    def join_batch(self, rows: Iterable[JoinRow]) -> list[str]:
+        """Each row (vector, ts, title, source, channel, region, engagement, names) joins the best event or starts
+        one, in order: an item sees the events and postings of the rows before it (incremental, as items arrive).
+        Returns the event ids. One loop for the batch with everything it touches bound once, because it runs for
+        every item and most items start an event (a fresh event's terms are posted without centroid look-ups)."""
         index = self._index
-        return [n for n in names if len(index.get(_NAME + n, ())) <= _GENERIC_NAME]
-
-    def has_specific(self, names: Iterable[str]) -> bool:
-        """Whether any of the names is specific (stops at the first: an event may hold dozens of names)."""
-        index = self._index
-        return any(len(index.get(_NAME + n, ())) <= _GENERIC_NAME for n in names)
-
-    def assign(self, vector: dict[str, float], ts: float, *, title: str, source: str, channel: str,
-               region: str | None, engagement: int, names: Sequence[str] = ()) -> str:
-        return self.join(vector, ts, title, source, channel, region, engagement, names)
-
-    def join(self, vector: dict[str, float], ts: float, title: str, source: str, channel: str, region: str | None,
-             engagement: int, names: Sequence[str] = ()) -> str:
-        """`assign` with positional arguments (the event stage calls it for every item); returns the event id."""
-        if not vector:
-            vector = {f"#{title[:20]}": 1.0}
-        event, _ = self.best(vector, ts, names)
-        if event is None:
-            event = EventState(id=self._new_id(), title=title[:120], first_seen=ts, last_seen=ts)
-            self.events[event.id] = event
-            if len(self.events) > self.config.max_active:
-                self._forget_oldest()
-        self._add(event, vector, ts, source, channel, region, engagement, names)
-        return event.id
+        events = self.events
+        cfg = self.config
+        best_of = self._best
+        max_active = cfg.max_active
+        dirty_add = self.dirty.add
+        touched_update = self.touched_names.update
+        new_id = self._new_id
+        out: list[str] = []
+        for vector, ts, title, source, channel, region, engagement, names in rows:
+            if not vector:
+                vector = {f"#{title[:20]}": 1.0}
+            event, _ = best_of(vector, ts, names, index, events, cfg)
+            if event is None:
+                event_id = new_id()
+                event = EventState(event_id, title[:120], ts, ts, vector.copy())
+                events[event_id] = event
+                for term in vector:  # every term is new to a fresh event
+                    posting = index.get(term)
+                    if posting is None:
+                        index[term] = [event_id]
+                    else:
+                        posting.append(event_id)
+                        if len(posting) > _POSTING_CAP:
+                            del posting[: _POSTING_CAP // 2]  # the oldest half: a word in hundreds of events says little
+                if len(events) > max_active:
+                    self._forget_oldest()
+                    index, events = self._index, self.events  # both rebuilt
+                    event = events.get(event_id, event)
+            else:
+                event_id = event.id
+                centroid = event.centroid
+                norm2 = event._norm2
+                dot = 0.0
+                for term, w in vector.items():
+                    old = centroid.get(term)
+                    if old is None:
+                        centroid[term] = w
+                        posting = index.get(term)
+                        if posting is None:
+                            index[term] = [event_id]
+                        else:
+                            posting.append(event_id)
+                            if len(posting) > _POSTING_CAP:
+                                del posting[: _POSTING_CAP // 2]
+                    else:
+                        dot += old * w
+                        centroid[term] = old + w
+                if norm2 is not None:  # |c + v|² = |c|² + 2 c·v + |v|²
+                    norm2 += 2 * dot + _norm2(vector)
+                if len(centroid) >= _TRIM_AT:
+                    event.centroid = dict(sorted(centroid.items(), key=itemgetter(1), reverse=True)[:_CENTROID_TERMS])
+                    norm2 = None
+                event._norm2 = norm2
+                if ts < event.first_seen:
+                    event.first_seen = ts
+                if ts > event.last_seen:
+                    event.last_seen = ts
+            if names:
+                event_names = event.names
+                for name in names:
+                    count = event_names.get(name)
+                    if count is None:
+                        self._post(_NAME + name, event_id)
+                        event_names[name] = 1
+                    else:
+                        event_names[name] = count + 1
+                touched_update(names)
+            event.volume += 1
+            event.engagement += engagement
+            counts = event.sources
+            counts[source] = counts.get(source, 0) + 1
+            counts = event.channels
+            counts[channel] = counts.get(channel, 0) + 1
+            if region:
+                counts = event.regions
+                counts[region] = counts.get(region, 0) + 1
+            dirty_add(event_id)
+            out.append(event_id)
+        return out
 
     def _new_id(self) -> str:
         return _new_event_id()
@@ -339,69 +434,6 @@ class EventClusterer:
         if event is not None and delta:
             event.engagement = max(0, event.engagement + delta)
             self.dirty.add(event_id)
-
-    def _add(self, event: EventState, vector: dict[str, float], ts: float, source: str, channel: str,
-             region: str | None, engagement: int, names: Sequence[str] = ()) -> None:
-        centroid = event.centroid
-        norm2 = event._norm2
-        dot = 0.0
-        event_id = event.id
-        index = self._index
-        if not centroid:  # a new event (most items): every term is new to it
-            centroid.update(vector)
-            for term in vector:
-                posting = index.get(term)  # as `_post`, inline: this runs for every term of every item
-                if posting is None:
-                    index[term] = [event_id]
-                else:
-                    posting.append(event_id)
-                    if len(posting) > _POSTING_CAP:
-                        del posting[: _POSTING_CAP // 2]
-        else:
-            for term, w in vector.items():
-                old = centroid.get(term)
-                if old is None:
-                    centroid[term] = w
-                    posting = index.get(term)
-                    if posting is None:
-                        index[term] = [event_id]
-                    else:
-                        posting.append(event_id)
-                        if len(posting) > _POSTING_CAP:
-                            del posting[: _POSTING_CAP // 2]
-                else:
-                    dot += old * w
-                    centroid[term] = old + w
-        if norm2 is not None:  # |c + v|² = |c|² + 2 c·v + |v|²
-            norm2 += 2 * dot + _norm2(vector)
-        if len(centroid) >= _TRIM_AT:
-            event.centroid = dict(sorted(centroid.items(), key=itemgetter(1), reverse=True)[:_CENTROID_TERMS])
-            norm2 = None
-        event._norm2 = norm2
-        if names:
-            event_names = event.names
-            for name in names:
-                count = event_names.get(name)
-                if count is None:
-                    self._post(_NAME + name, event_id)
-                    event_names[name] = 1
-                else:
-                    event_names[name] = count + 1
-            self.touched_names.update(names)
-        if ts < event.first_seen:
-            event.first_seen = ts
-        if ts > event.last_seen:
-            event.last_seen = ts
-        event.volume += 1
-        event.engagement += engagement
-        counts = event.sources
-        counts[source] = counts.get(source, 0) + 1
-        counts = event.channels
-        counts[channel] = counts.get(channel, 0) + 1
-        if region:
-            counts = event.regions
-            counts[region] = counts.get(region, 0) + 1
-        self.dirty.add(event_id)
 
     def resolve(self, event_id: str) -> str:
         """The surviving event of an id that may have been merged into another."""

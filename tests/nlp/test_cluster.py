@@ -172,3 +172,45 @@ def test_events_schemes_and_spikes_api(tmp_path) -> None:
         item = client.get("/api/items").json()["data"][0]
         assert item["enrichment"]["topic"] and item["enrichment"]["keywords"] and item["enrichment"]["event_id"]
     service.close()
+
+
+def _rows(texts: list[str], start: float = 1.7e9) -> list[tuple]:
+    """Join rows for `EventClusterer.join_batch` made the way the event stage makes them (keywords from tf-idf)."""
+    from nlp.cluster import item_vector
+
+    state = AnalysisState(CONFIG.analysis)
+    batch = Batch(raw=_records([("b", t) for t in texts]))
+    NormaliseStage(CONFIG).run(batch)
+    prepared = state.prepare(batch)
+    return [(item_vector(p.terms, p.places[:5], p.names, p.hits.matters), start + i * 60, t[:20], "b", "board", None, 0, p.names)
+            for i, (t, p) in enumerate(zip(texts, prepared, strict=True))]
+
+
+def test_join_batch_is_the_same_as_joining_one_item_at_a_time() -> None:
+    """Items earlier in a batch count: a batch gives the events that joining its items one by one gives."""
+    from nlp.cluster import EventClusterer
+
+    texts = [t for _, t in GRIEVANCE + OTHER] + [GRIEVANCE[0][1] + "再次反映。", OTHER[0][1]]
+    rows = _rows(texts)
+    batch, single = EventClusterer(CONFIG.analysis.events), EventClusterer(CONFIG.analysis.events)
+    by_batch = batch.join_batch(rows)
+    one_by_one = [single.join(*row) for row in rows]
+    assert len(set(by_batch[:3])) == 1 and by_batch[-2] == by_batch[0] and by_batch[-1] == by_batch[3]
+    assert [by_batch.index(e) for e in by_batch] == [one_by_one.index(e) for e in one_by_one]
+    assert len(batch.events) == len(single.events) == 3
+    assert {e.volume for e in batch.events.values()} == {4, 2, 1}
+
+
+def test_join_batch_forgets_the_oldest_events_past_max_active() -> None:
+    """Past `max_active` live events the least recently active are dropped, index included, mid-batch too."""
+    from core.config_analysis import EventsConfig
+    from nlp.cluster import EventClusterer
+
+    clusterer = EventClusterer(EventsConfig(max_active=100))
+    rows = [({f"词{i}": 0.8, f"语{i}": 0.6}, 1.7e9 + i, f"标题{i}", "b", "board", None, 0, ()) for i in range(150)]
+    ids = clusterer.join_batch(rows)
+    assert len(set(ids)) == 150 and len(clusterer.events) <= 100
+    assert ids[-1] in clusterer.events and ids[0] not in clusterer.events
+    live = set(clusterer.events)
+    assert all(e in live for posting in clusterer._index.values() for e in posting)
+    assert clusterer.join_batch([({"词149": 0.8, "语149": 0.6}, 1.7e9 + 200, "又一", "b", "board", None, 0, ())]) == [ids[-1]]
