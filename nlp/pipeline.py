@@ -1,20 +1,20 @@
 """Enrichment stages for the ingest flow: segment once, classify in batches, then the analysis stages.
 
 `build_enrich_stages(config, store)` is the one entry point the flow uses. PII masking (`nlp.analysis.pre_stages`)
-runs before segmentation and the risk/keyword/event stages (`nlp.analysis.analysis_stages`) after classification;
-both come from another module and are imported lazily, so this works before that module lands.
+runs before segmentation and the keyword/scheme/near-duplicate/event/risk stages (`nlp.analysis.analysis_stages`)
+after classification.
 """
 
 from __future__ import annotations
 
 import gc
-import importlib
 import logging
 from typing import Any
 
 from core.models import Item
 from flow.stages import Batch, Stage
 from nlp import tokenize
+from nlp.analysis import analysis_stages, pre_stages
 from nlp.classify import Classifier, get_classifier
 from nlp.features import MAX_CHARS, Doc
 
@@ -109,21 +109,6 @@ def tune_gc(threshold0: int = 50_000) -> None:
     gc.set_threshold(max(threshold0, first), second, third)
 
 
-def _analysis(attr: str, *args: Any) -> list[Stage]:
-    """Stages from nlp.analysis (another engineer's module); an absent module means 'not landed yet'."""
-    try:
-        module = importlib.import_module("nlp.analysis")
-    except ImportError as exc:
-        if exc.name not in ("nlp.analysis",):
-            raise
-        logger.debug("nlp.analysis not available yet; no %s", attr)
-        return []
-    fn = getattr(module, attr, None)
-    if fn is None:
-        return []
-    return list(fn(*args))
-
-
 def build_enrich_stages(config: Any, store: Any = None) -> list[Stage]:
     """pre_stages (PII masking) → segment → classify → analysis stages (risk, keywords, events, ...)."""
     nlp = getattr(config, "nlp", None)
@@ -133,8 +118,8 @@ def build_enrich_stages(config: Any, store: Any = None) -> list[Stage]:
     models_dir = nlp.models_dir if nlp is not None else "models"
     classifier = get_classifier(models_dir, *((nlp.neutral_band, nlp.emotion_weight) if nlp is not None else ()))
     max_chars = nlp.max_chars if nlp is not None else MAX_CHARS
-    stages: list[Stage] = [*_analysis("pre_stages", config), SegmentStage(backend),
+    stages: list[Stage] = [*pre_stages(config), SegmentStage(backend),
                            ClassifyStage(classifier, max_chars=max_chars, backend=backend)]
-    stages.extend(_analysis("analysis_stages", config, store))
+    stages.extend(analysis_stages(config, store))
     tune_gc()  # models and analysis state are loaded now: what the flow allocates from here on is per batch
     return stages

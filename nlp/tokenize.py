@@ -205,8 +205,3 @@ def content_words(tokens: Iterable[str]) -> list[str]:
     """Tokens minus stopwords, lower-cased: what keyword and topic features look at."""
     stop = stopwords()
     return [t for t in (tok.lower() for tok in tokens) if t not in stop]
-
-
-def segment_for_index(text: str) -> str:
-    """Space-joined, lower-cased words: what the full-text index stores and what queries are turned into."""
-    return " ".join(segment(text)).lower()

@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 from core.config import Config
 from core.models import Channel, Item
 from flow.stages import Batch, Chain
-from nlp import pipeline
 from nlp.pipeline import ClassifyStage, SegmentStage, build_enrich_stages
 
 
@@ -46,21 +45,6 @@ def test_classify_stage_segments_when_no_segment_stage_ran():
     batch = Batch(items=[it])
     stage.run(batch)
     assert it.enrichment.topic == "教育文体" and id(it) in batch.tokens
-
-
-def test_missing_analysis_module_means_no_stages(monkeypatch):
-    import importlib
-
-    real = importlib.import_module
-
-    def fake(name, *a, **k):
-        if name == "nlp.analysis":
-            raise ModuleNotFoundError("No module named 'nlp.analysis'", name="nlp.analysis")
-        return real(name, *a, **k)
-
-    monkeypatch.setattr(pipeline.importlib, "import_module", fake)
-    names = [s.name for s in build_enrich_stages(Config())]
-    assert names == ["segment", "classify"]
 
 
 def test_build_enrich_stages_tunes_gc_and_batches_titles():
