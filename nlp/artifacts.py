@@ -185,6 +185,8 @@ def render_card(name: str, meta: dict[str, Any]) -> str:
         lines.append("")
     if card.get("caveats"):
         lines += ["## Caveats", ""] + [f"- {c}" for c in card["caveats"]] + [""]
+    if card.get("tried"):
+        lines += ["## Tried", ""] + [f"- {t}" for t in card["tried"]] + [""]
     return "\n".join(lines)
 
 
