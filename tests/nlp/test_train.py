@@ -76,3 +76,17 @@ def test_idf_power_squares_column_weights_and_topic_recipe_uses_it():
     assert np.allclose(squared.col_weight, plain.col_weight ** 2)
     assert (plain.col_weight >= 1).all()  # smoothed idf ≥ 1, so the power spreads rare and common columns apart
     assert train.TOPIC_RECIPE.idf_power == 2.0  # nested CV 0.8733 → 0.8811 (and +0.019, +0.005 on two reshuffles)
+
+
+@pytest.mark.data
+def test_topic_data_adds_taxonomy_names_as_light_training_rows(shared_data):
+    ds = train.topic_data(shared_data, limit=70)
+    scored = ds.eval_mask
+    assert 200 <= (~scored).sum() <= 300 and ds.weights is not None  # 附件1 rows under the 7 classes, 其他-only dropped
+    assert np.all(ds.weights[scored] == 1) and np.all(ds.weights[~scored] == train.TOPIC_TAXONOMY_WEIGHT)
+    assert set(ds.labels[~scored]) == set(ds.labels[scored])
+    assert len(set(ds.groups[~scored])) == (~scored).sum() and not set(ds.groups[~scored]) & set(ds.groups[scored])
+    names = {d.text: label for d, label, m in zip(ds.docs, ds.labels, scored, strict=True) if not m}
+    assert names["环境污染 噪音污染"] == "环境保护" and not any("其他" in t.split() for t in names)
+    plain = train.topic_data(shared_data, limit=70, taxonomy_weight=0)
+    assert plain.weights is None and plain.eval_mask.all() and len(plain.docs) == scored.sum()
