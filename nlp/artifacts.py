@@ -185,8 +185,12 @@ def render_card(name: str, meta: dict[str, Any]) -> str:
         lines.append("")
     if card.get("caveats"):
         lines += ["## Caveats", ""] + [f"- {c}" for c in card["caveats"]] + [""]
-    for title, text in card.get("tried", {}).items():  # measured and not adopted: kept so nobody re-measures blind
-        lines += [f"## Tried, not adopted: {title}", "", text, ""]
+    tried = card.get("tried")  # measured and not adopted: kept so nobody re-measures blind
+    if isinstance(tried, dict):  # titled sections of prose
+        for title, text in tried.items():
+            lines += [f"## Tried, not adopted: {title}", "", text, ""]
+    elif tried:  # a list of findings
+        lines += ["## Tried", ""] + [f"- {t}" for t in tried] + [""]
     return "\n".join(lines)
 
 

@@ -91,3 +91,49 @@ def test_auxiliary_rows_are_weighted_and_their_indicator_is_dropped():
                                                               aux_indicator=True), spec, aux=aux)
     assert flagged.coef.shape == (1, len(flagged.used))  # indicator column dropped
     assert not np.allclose(flagged.coef, full.coef)  # the indicator took part of the auxiliary rows' pull
+
+
+def test_idf_power_squares_column_weights_and_topic_recipe_uses_it():
+    docs = train.make_docs(["公交车站台破损需要维修", "学校食堂饭菜质量差", "公交线路调整不便出行", "食堂卫生差学生腹泻"] * 3)
+    counts = train.count_matrix(docs)
+    labels = ["交通运输", "教育文体", "交通运输", "教育文体"] * 3
+    plain = train.fit_linear(counts, labels, train.Recipe(families=("word", "char2"), min_df=1))
+    squared = train.fit_linear(counts, labels, train.Recipe(families=("word", "char2"), min_df=1, idf_power=2.0))
+    assert np.array_equal(plain.used, squared.used)
+    assert np.allclose(squared.col_weight, plain.col_weight ** 2)
+    assert (plain.col_weight >= 1).all()  # smoothed idf ≥ 1, so the power spreads rare and common columns apart
+    assert train.TOPIC_RECIPE.idf_power == 2.0  # nested CV 0.8733 → 0.8811 (and +0.019, +0.005 on two reshuffles)
+
+
+@pytest.mark.data
+def test_topic_data_adds_taxonomy_names_as_light_training_rows(shared_data):
+    ds = train.topic_data(shared_data, limit=70)
+    scored = ds.eval_mask
+    assert 200 <= (~scored).sum() <= 300 and ds.weights is not None  # 附件1 rows under the 7 classes, 其他-only dropped
+    assert np.all(ds.weights[scored] == 1) and np.all(ds.weights[~scored] == train.TOPIC_TAXONOMY_WEIGHT)
+    assert set(ds.labels[~scored]) == set(ds.labels[scored])
+    assert len(set(ds.groups[~scored])) == (~scored).sum() and not set(ds.groups[~scored]) & set(ds.groups[scored])
+    names = {d.text: label for d, label, m in zip(ds.docs, ds.labels, scored, strict=True) if not m}
+    assert names["环境污染 噪音污染"] == "环境保护" and not any("其他" in t.split() for t in names)
+    plain = train.topic_data(shared_data, limit=70, taxonomy_weight=0)
+    assert plain.weights is None and plain.eval_mask.all() and len(plain.docs) == scored.sum()
+
+
+def test_sample_weight_and_auxiliary_weight_multiply():
+    """Taxonomy-style row weights and an auxiliary source's weight act together (their product is the row weight)."""
+    spec = train.FeatureSpec()
+    main = ["非常满意的一次入住", "很失望的一次入住"] * 4
+    extra = ["非常满意"] * 12
+    counts = train.count_matrix(train.make_docs(main + extra), spec)
+    labels = np.array(["positive", "negative"] * 4 + ["negative"] * 12, dtype=object)
+    aux = np.r_[np.zeros(len(main), bool), np.ones(len(extra), bool)]
+    recipe = train.Recipe(families=("word",), min_df=1, balanced=False, aux_weight=0.5)
+    zeroed = train.fit_linear(counts, labels, recipe, spec, aux=aux, sample_weight=np.r_[np.ones(len(main)), np.zeros(len(extra))])
+    probe = train.count_matrix(train.make_docs(["非常满意"]), spec)
+    assert zeroed.classes[int(zeroed.decisions(probe).argmax(1)[0])] == "positive"  # the 12 contradicting rows are gone
+    full = train.fit_linear(counts, labels, train.Recipe(families=("word",), min_df=1, balanced=False), spec, aux=aux)
+    assert full.classes[int(full.decisions(probe).argmax(1)[0])] == "negative"  # at weight 1 they win
+    halved = train.fit_linear(counts, labels, recipe, spec, aux=aux)
+    explicit = train.fit_linear(counts, labels, train.Recipe(families=("word",), min_df=1, balanced=False), spec,
+                                sample_weight=np.where(aux, 0.5, 1.0))
+    assert np.allclose(halved.coef, explicit.coef, atol=1e-6)
