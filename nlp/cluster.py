@@ -210,7 +210,7 @@ class EventState:
 
 
 class EventClusterer:
-    """`assign(vector, ts, ...)` → event id (new or existing); `events` holds the live state."""
+    """`join_batch(rows)` → event ids (new or existing), item after item; `events` holds the live state."""
 
     def __init__(self, config: EventsConfig) -> None:
         self.config = config
@@ -248,19 +248,10 @@ class EventClusterer:
         index = self._index
         return any(len(index.get(_NAME + n, ())) <= _GENERIC_NAME for n in names)
 
-    def assign(self, vector: dict[str, float], ts: float, *, title: str, source: str, channel: str,
-               region: str | None, engagement: int, names: Sequence[str] = ()) -> str:
-        return self.join_batch(((vector, ts, title, source, channel, region, engagement, names),))[0]
-
     def join(self, vector: dict[str, float], ts: float, title: str, source: str, channel: str, region: str | None,
              engagement: int, names: Sequence[str] = ()) -> str:
-        """`assign` with positional arguments; returns the event id."""
+        """One item joined as `join_batch` joins it (the reference for that batch path); returns the event id."""
         return self.join_batch(((vector, ts, title, source, channel, region, engagement, names),))[0]
-
-    def best(self, vector: dict[str, float], ts: float, names: Sequence[str] = ()) -> tuple[EventState | None, float]:
-        """The event the item would join now, and its cosine; (None, 0) when it would start a new one (nothing
-        changes: for explaining a decision; `join_batch` decides with the same rules)."""
-        return self._best(vector, ts, names, self._index, self.events, self.config)
 
     def _best(self, vector: dict[str, float], ts: float, names: Sequence[str], index: dict[str, list[str]],
               events: dict[str, EventState], cfg: EventsConfig) -> tuple[EventState | None, float]:
@@ -352,6 +343,7 @@ class EventClusterer:
         dirty_add = self.dirty.add
         touched_update = self.touched_names.update
         new_id = self._new_id
+        post = self._post
         out: list[str] = []
         for vector, ts, title, source, channel, region, engagement, names in rows:
             if not vector:
@@ -362,13 +354,7 @@ class EventClusterer:
                 event = EventState(event_id, title[:120], ts, ts, vector.copy())
                 events[event_id] = event
                 for term in vector:  # every term is new to a fresh event
-                    posting = index.get(term)
-                    if posting is None:
-                        index[term] = [event_id]
-                    else:
-                        posting.append(event_id)
-                        if len(posting) > _POSTING_CAP:
-                            del posting[: _POSTING_CAP // 2]  # the oldest half: a word in hundreds of events says little
+                    post(term, event_id)
                 if len(events) > max_active:
                     self._forget_oldest()
                     index, events = self._index, self.events  # both rebuilt
@@ -382,13 +368,7 @@ class EventClusterer:
                     old = centroid.get(term)
                     if old is None:
                         centroid[term] = w
-                        posting = index.get(term)
-                        if posting is None:
-                            index[term] = [event_id]
-                        else:
-                            posting.append(event_id)
-                            if len(posting) > _POSTING_CAP:
-                                del posting[: _POSTING_CAP // 2]
+                        post(term, event_id)
                     else:
                         dot += old * w
                         centroid[term] = old + w
@@ -407,7 +387,7 @@ class EventClusterer:
                 for name in names:
                     count = event_names.get(name)
                     if count is None:
-                        self._post(_NAME + name, event_id)
+                        post(_NAME + name, event_id)
                         event_names[name] = 1
                     else:
                         event_names[name] = count + 1

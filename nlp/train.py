@@ -438,12 +438,18 @@ def oof_decisions(counts: sparse.csr_matrix, ds: Dataset, recipe: Recipe, rows: 
     """Out-of-fold decisions for `rows` (GroupKFold on their groups); `extra` rows are always in training."""
     out = np.zeros((len(rows), len(classes)))
     for tr, te in _folds(ds.groups[rows], folds).split(rows, groups=ds.groups[rows]):
-        train_rows = np.concatenate([rows[tr], extra])
-        fitted = fit_linear(counts[train_rows], ds.labels[train_rows], recipe, aux=~ds.eval_mask[train_rows],
-                            sample_weight=ds.row_weights(train_rows))
-        cols = [classes.index(c) for c in fitted.classes]
-        out[np.ix_(te, cols)] = fitted.decisions(counts[rows[te]])
+        _fold_decisions(counts, ds, recipe, np.concatenate([rows[tr], extra]), rows[te], classes, out, te)
     return out
+
+
+def _fold_decisions(counts: sparse.csr_matrix, ds: Dataset, recipe: Recipe, train_rows: np.ndarray,
+                    test_rows: np.ndarray, classes: list[str], out: np.ndarray, out_rows: np.ndarray) -> None:
+    """Fit on `train_rows` (their row and auxiliary-source weights) and write the decisions for `test_rows` into
+    `out[out_rows]`, in the column order of `classes` (a fold may lack a class)."""
+    fitted = fit_linear(counts[train_rows], ds.labels[train_rows], recipe, aux=~ds.eval_mask[train_rows],
+                        sample_weight=ds.row_weights(train_rows))
+    cols = [classes.index(c) for c in fitted.classes]
+    out[np.ix_(out_rows, cols)] = fitted.decisions(counts[test_rows])
 
 
 def cross_validate(counts: sparse.csr_matrix, ds: Dataset, recipe: Recipe, folds: int = 5, *,
@@ -458,11 +464,7 @@ def cross_validate(counts: sparse.csr_matrix, ds: Dataset, recipe: Recipe, folds
     pred = np.empty(len(scored), dtype=object)
     outer = np.zeros((len(scored), len(classes)))
     for tr, te in _folds(ds.groups[scored], folds).split(scored, groups=ds.groups[scored]):
-        train_rows = np.concatenate([scored[tr], extra])
-        fitted = fit_linear(counts[train_rows], ds.labels[train_rows], recipe, aux=~ds.eval_mask[train_rows],
-                            sample_weight=ds.row_weights(train_rows))
-        cols = [classes.index(c) for c in fitted.classes]
-        outer[np.ix_(te, cols)] = fitted.decisions(counts[scored[te]])
+        _fold_decisions(counts, ds, recipe, np.concatenate([scored[tr], extra]), scored[te], classes, outer, te)
         offsets = np.zeros(len(classes))
         if tune:
             inner = oof_decisions(counts, ds, recipe, scored[tr], extra, classes, inner_folds)
