@@ -180,7 +180,7 @@ class DedupStage:
         by_key, by_hash = self.store.lookup(batch.items)
         keep: list[Item] = []
         seen_keys: dict[tuple[str, str], int] = {}
-        seen_hashes: set[str] = set()
+        seen_hashes: dict[str, tuple[str, str]] = {}  # content hash → key of the batch's item that carries it
         duplicates: list[tuple[int, Item]] = []
         for item in batch.items:
             key = (item.source, item.source_id)
@@ -204,10 +204,12 @@ class DedupStage:
                 duplicates.append((by_hash[digest], item))
                 batch.report.duplicates += 1
                 continue
-            if digest in seen_hashes:
+            kept = seen_hashes.get(digest)
+            if kept is not None:
+                batch.copies.append((kept, item))  # recorded by the store stage once the kept item has an id
                 batch.report.duplicates += 1
                 continue
-            seen_hashes.add(digest)
+            seen_hashes[digest] = key
             seen_keys[key] = len(keep)
             keep.append(item)
         self.store.record_duplicates(duplicates)
@@ -224,8 +226,10 @@ class StoreStage:
 
     def run(self, batch: Batch) -> None:
         results = self.store.upsert(batch.items)
+        ids: dict[tuple[str, str], int] = {}
         for item, result in zip(batch.items, results, strict=True):
             item.id = result.item_id
+            ids[(item.source, item.source_id)] = result.item_id
             if result.outcome is UpsertOutcome.inserted:
                 batch.report.stored += 1
                 batch.stored.append(item)
@@ -237,6 +241,10 @@ class StoreStage:
             else:
                 batch.report.duplicates += 1
             batch.report.item_ids.append(result.item_id)
+        if batch.copies:  # in-batch copies of these items (an item-by-item retry shares the list: take only ours)
+            mine = [(ids[kept], copy) for kept, copy in batch.copies if kept in ids]
+            batch.copies[:] = [(kept, copy) for kept, copy in batch.copies if kept not in ids]
+            self.store.record_duplicates(mine)
 
 
 

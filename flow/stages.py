@@ -29,6 +29,9 @@ class Batch:
     stored: list[Item] = field(default_factory=list)
     # Segmented words per item (keyed by id(item)), filled once by the segment stage and reused by later stages.
     tokens: dict[int, list[str]] = field(default_factory=dict)
+    # Exact copies of another item of this batch, dropped before enrichment: ((source, source_id) of the kept item,
+    # the copy). The store stage records each against the kept item's id once it has one.
+    copies: list[tuple[tuple[str, str], Item]] = field(default_factory=list)
 
     def reject(self, source: str, stage: str, reason: str, payload: dict | str, origin: str = "") -> None:
         self.quarantined.append(
@@ -66,13 +69,17 @@ class Chain:
             except Exception as exc:  # noqa: BLE001 - any stage bug must not lose the batch
                 logger.warning("stage=%s failed on batch of %d: %s; retrying item by item", stage.name, len(batch.items), exc)
                 self._isolate(stage, batch)
+        for _kept, copy in batch.copies:  # the item they copy never reached the store: keep the copies in quarantine
+            batch.reject_item(copy, "dedup", "exact copy of an item of the same batch that was not stored")
+        batch.copies.clear()
         return batch
 
     def _isolate(self, stage: Stage, batch: Batch) -> None:
         survivors: list[Item] = []
         stored: list[Item] = []
         for item in batch.items:
-            single = Batch(items=[item], origins=batch.origins, report=batch.report, tokens=batch.tokens)
+            single = Batch(items=[item], origins=batch.origins, report=batch.report, tokens=batch.tokens,
+                           copies=batch.copies)
             try:
                 stage.run(single)
             except StorageError:

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, select, text
+from sqlalchemy import Connection, inspect, select, text
 
 from storage import schema
 
@@ -48,6 +48,13 @@ def _core_v1(conn: Connection) -> None:
 def _core_v2(conn: Connection) -> None:
     if conn.dialect.name == "sqlite":
         conn.execute(text("CREATE VIRTUAL TABLE IF NOT EXISTS items_fts USING fts5(title, content, tokenize='unicode61')"))
+
+
+@register("core", 3, "keep each exact copy as collected (item_duplicates.doc)")
+def _core_v3(conn: Connection) -> None:
+    # Databases created at v1 by this code already have the column (v1 creates the tables as schema.py has them now).
+    if "doc" not in {c["name"] for c in inspect(conn).get_columns("item_duplicates")}:
+        conn.execute(text("ALTER TABLE item_duplicates ADD COLUMN doc TEXT"))
 
 
 def migrate(conn: Connection) -> dict[str, int]:

@@ -79,6 +79,7 @@ item_duplicates = Table(
     Column("source_id", String(300), nullable=False),
     Column("url", Text),
     Column("seen_at", String(40), nullable=False),
+    Column("doc", Text),  # the copy as collected (its own author, time, engagement, official reply): nothing is lost
     UniqueConstraint("source", "source_id", name="uq_dups_source_sid"),
     Index("ix_dups_item", "item_id"),
 )

@@ -223,9 +223,12 @@ class SqliteStore:
     def _record_duplicates(self, conn: Connection, pairs: list[tuple[int, Item]], now: str) -> None:
         if not pairs:
             return
+        # A copy seen again keeps its first sighting's time but takes the newer document (a reply may have come).
         conn.exec_driver_sql(
-            "INSERT OR IGNORE INTO item_duplicates(item_id, source, source_id, url, seen_at) VALUES (?, ?, ?, ?, ?)",
-            [(item_id, item.source, item.source_id, item.url, now) for item_id, item in pairs],
+            "INSERT INTO item_duplicates(item_id, source, source_id, url, seen_at, doc) VALUES (?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT(source, source_id) DO UPDATE SET doc = excluded.doc, url = excluded.url",
+            [(item_id, item.source, item.source_id, item.url, now, item.model_dump_json(exclude={"id", "enrichment"}))
+             for item_id, item in pairs],
         )
 
     def _to_item(self, item_id: int, doc: str) -> Item:
@@ -241,11 +244,20 @@ class SqliteStore:
         return self._to_item(row.id, row.doc)
 
     def duplicates_of(self, item_id: int) -> list[dict]:
+        """The exact copies of an item: where each was seen and, when kept, what it carried of its own (author, time,
+        engagement, official reply), since a copy-paste petition sent by many people gets a reply for each."""
         dup = schema.item_duplicates
         with self.read() as conn:
-            rows = conn.execute(select(dup.c.source, dup.c.source_id, dup.c.url, dup.c.seen_at)
+            rows = conn.execute(select(dup.c.source, dup.c.source_id, dup.c.url, dup.c.seen_at, dup.c.doc)
                                 .where(dup.c.item_id == item_id).order_by(dup.c.id)).all()
-        return [dict(r._mapping) for r in rows]
+        out = []
+        for r in rows:
+            entry = {"source": r.source, "source_id": r.source_id, "url": r.url, "seen_at": r.seen_at}
+            if r.doc:
+                doc = json.loads(r.doc)
+                entry.update({k: doc.get(k) for k in ("channel", "author", "published_at", "engagement", "reply")})
+            out.append(entry)
+        return out
 
     def update_enrichment(self, item_id: int, enrichment: Enrichment) -> None:
         item = self.get(item_id)

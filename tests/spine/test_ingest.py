@@ -38,6 +38,51 @@ def test_exact_dedup_by_key_and_by_content(service: Service) -> None:
                                         rec(source_id="3", content="同一批次里的重复内容")])
     assert (in_batch.stored, in_batch.duplicates) == (1, 1)
     assert service.store.stats().items == 2
+    assert [d["source_id"] for d in service.store.duplicates_of(in_batch.item_ids[0])] == ["3"]
+
+
+def test_copies_keep_what_is_their_own(service: Service) -> None:
+    """A copy-paste petition sent by many people is one item, but each copy's own reply and time are kept."""
+    letter = "小区电梯多次故障困人，物业不维修，请住建局督促。"
+    first = service.ingestor.ingest([
+        rec(source_id="a", content=letter),
+        rec(source_id="b", content=letter, published_at="2026-11-20 11:00:00",
+            reply={"text": "已督促物业维修", "department": "住建局", "replied_at": "2026-11-22 09:00"}),
+    ])
+    assert (first.stored, first.duplicates) == (1, 1)
+    later = service.ingestor.ingest([rec(source_id="c", content=letter, likes=7)])
+    assert (later.stored, later.duplicates) == (0, 1)
+    copies = {d["source_id"]: d for d in service.store.duplicates_of(first.item_ids[0])}
+    assert set(copies) == {"b", "c"}
+    assert copies["b"]["reply"]["department"] == "住建局"
+    assert copies["b"]["published_at"].startswith("2026-11-20T11:00:00")
+    assert copies["c"]["engagement"]["likes"] == 7
+    # The copy re-crawled with a reply that came later: the newer document replaces the kept one.
+    service.ingestor.ingest([rec(source_id="c", content=letter, likes=7,
+                                 reply={"text": "已处理", "department": "住建局", "replied_at": "2026-11-23 09:00"})])
+    copies = {d["source_id"]: d for d in service.store.duplicates_of(first.item_ids[0])}
+    assert copies["c"]["reply"]["text"] == "已处理"
+
+
+def test_a_copy_of_an_item_that_fails_is_quarantined_not_dropped(service: Service) -> None:
+    from flow.stages import Batch, Chain
+
+    class FailFirst:
+        name = "enrich_fault"
+
+        def run(self, batch: Batch) -> None:
+            if any(item.source_id == "x1" for item in batch.items):
+                raise RuntimeError("model crashed on this text")
+
+    chain = service.ingestor.chain
+    stages = list(chain.stages)
+    at = next(i for i, s in enumerate(stages) if s.name == "store")
+    faulty = Chain(stages[:at] + [FailFirst()] + stages[at:])
+    batch = faulty.run(Batch(raw=[rec(source_id="x1", content="同样的文字"), rec(source_id="x2", content="同样的文字"),
+                                  rec(source_id="x3", content="别的文字")]))
+    assert {q.payload["source_id"] for q in batch.quarantined} == {"x1", "x2"}
+    assert "exact copy" in next(q.reason for q in batch.quarantined if q.payload["source_id"] == "x2")
+    assert [i.source_id for i in batch.stored] == ["x3"]
 
 
 def test_changed_item_is_updated_not_duplicated(service: Service) -> None:
@@ -110,3 +155,18 @@ def test_inbox_drain_ingests_and_empties(service: Service) -> None:
     report = service.ingestor.drain()
     assert report.stored == 7
     assert service.store.pending() == 0
+
+
+def test_a_database_from_before_copies_were_kept_is_upgraded(tmp_path) -> None:
+    from sqlalchemy import create_engine, inspect, text
+
+    from storage.migrations import migrate
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    with engine.begin() as conn:
+        migrate(conn)
+        conn.execute(text("ALTER TABLE item_duplicates DROP COLUMN doc"))  # as core v2 left it
+        conn.execute(text("UPDATE schema_version SET version = 2 WHERE component = 'core'"))
+    with engine.begin() as conn:
+        assert migrate(conn)["core"] >= 3
+    assert "doc" in {c["name"] for c in inspect(engine).get_columns("item_duplicates")}
