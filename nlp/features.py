@@ -6,7 +6,10 @@ CSR matrix of feature counts in numpy, without a Python loop over n-grams: the b
 code-point array, and every feature family is hashed arithmetically into its own block of columns:
 
   word unigrams, word bigrams, title words, character 1-, 2- and 3-grams (inside runs of letters/digits/CJK),
-  Weibo emoticons (`[怒]`, `[哈哈]`) and lexicon categories (a word-hash → category table, negation-aware).
+  Weibo emoticons (`[怒]`, `[哈哈]`), lexicon categories (a word-hash → category table, negation-aware) and
+  punctuation (`！！！`, `？！`, `…`, how the text ends, and marks of form such as `【`, `#`, `@`, `//`, `http`):
+  segmentation and the character n-grams drop every non-word character, so without this family a model cannot see
+  how something is said (emotion: SMP macro-F1 +0.007 over three fold assignments).
 
 Because families have separate column blocks, a model that should not read a family simply has idf 0 there.
 Nothing is learned here: an artifact stores the spec (block sizes, lexicon) and its own idf and coefficients.
@@ -29,13 +32,19 @@ MAX_TOKENS = 1200
 
 _PAD = re.compile(r"\s+")
 _EMOTICON = re.compile(r"\[([^\[\]\s]{1,8})\]")
+# Runs of expressive punctuation, and marks of form (news headline 【】, topic #, mention @, repost //, link, quotes).
+_PUNCT_RUN = re.compile(r"[！!？?～~…]+|\.{3,}|。{2,}")
+_PUNCT_FOLD = str.maketrans({"!": "！", "?": "？", "~": "～", ".": "…", "。": "…"})
+_MARKS = re.compile(r"【|#|@|//|http|《|“|：|:|「|（|\(")
+_MARK_FOLD = {":": "：", "(": "（"}
+_TEXT_ENDS = frozenset("！!？?～~…。.")
 NEGATIONS = ("不", "没", "没有", "无", "未", "别", "非", "莫", "勿", "不是", "不会", "不能", "不要", "不用", "并非", "毫无",
              "从未", "从不", "决不", "绝不", "难以", "不太", "不够")
 
 # Feature families in column-block order; sizes are log2 of the block width.
-FAMILIES = ("word", "word2", "title", "char1", "char2", "char3", "emoticon", "lexicon")
+FAMILIES = ("word", "word2", "title", "char1", "char2", "char3", "emoticon", "lexicon", "punct")
 DEFAULT_BITS = {"word": 18, "word2": 18, "title": 16, "char1": 14, "char2": 18, "char3": 18, "emoticon": 12,
-                "lexicon": 8}
+                "lexicon": 8, "punct": 12}
 
 _LEX_SLOT_BITS = 18
 _M = np.uint64(0xFFFFFFFFFFFFFFFF)
@@ -254,6 +263,12 @@ class Featurizer:
                 cols.append(_bucket(hash_strings([x[2] for x, k in zip(spans, keep, strict=True) if k]), "emoticon",
                                     bits, off))
 
+        # punctuation: runs, the text's last mark, marks of form (each a token of its own kind, in document order)
+        punct_docs, punct_tokens = _punctuation(texts)
+        if punct_tokens:
+            rows.append(punct_docs)
+            cols.append(_bucket(hash_strings(punct_tokens), "punct", bits, off))
+
         return FeatureBatch([_part(r, c, n, self.n_features) for r, c in zip(rows, cols, strict=True) if len(r)], n,
                             self.n_features)
 
@@ -287,6 +302,50 @@ class Featurizer:
         rows.append(wdoc[idx])
         cols.append(cat % (1 << self.spec.bits["lexicon"]) + self.offsets["lexicon"])
         return True
+
+
+_REPEAT_RUN = re.compile(r"(.)\1{2,}")
+
+
+def _fold_run(run: str) -> str:
+    """One spelling per punctuation run: full-width forms, dots as an ellipsis, at most three of a mark, four marks."""
+    run = run.translate(_PUNCT_FOLD)
+    run = re.sub("…+", "…", run)
+    return _REPEAT_RUN.sub(r"\1\1\1", run)[:4]
+
+
+def _punctuation(texts: list[str]) -> tuple[np.ndarray, list[str]]:
+    """(document of each token, tokens) of the punctuation family, ordered by document: `P<run>` and `C<mark>` for
+    every run of expressive punctuation, `E<last mark>` (or `Ew` for a word) per non-empty text, `M<mark>` once per
+    text for each mark of form it holds. Texts are scanned joined by newlines, which no pattern matches across."""
+    joined = "\n".join(texts)
+    ends = np.cumsum(np.fromiter(map(len, texts), dtype=np.int64, count=len(texts)) + 1)
+    docs: list[int] = []
+    tokens: list[str] = []
+    runs = [(m.start(), m.group()) for m in _PUNCT_RUN.finditer(joined)]
+    if runs:
+        owners = np.searchsorted(ends, np.array([r[0] for r in runs], dtype=np.int64), side="right").tolist()
+        for (_, run), doc in zip(runs, owners, strict=True):
+            folded = _fold_run(run)
+            marks = sorted(set(folded))
+            tokens.append("P" + folded)
+            tokens.extend("C" + ch for ch in marks)
+            docs.extend([doc] * (1 + len(marks)))
+    for doc, text in enumerate(texts):
+        last = text.rstrip()[-1:]
+        if last:
+            tokens.append("E" + (last.translate(_PUNCT_FOLD) if last in _TEXT_ENDS else "w"))
+            docs.append(doc)
+    found = [(m.start(), _MARK_FOLD.get(m.group(), m.group())) for m in _MARKS.finditer(joined)]
+    if found:
+        owners = np.searchsorted(ends, np.array([f[0] for f in found], dtype=np.int64), side="right").tolist()
+        for doc, mark in dict.fromkeys(zip(owners, (f[1] for f in found), strict=True)):  # once per text
+            tokens.append("M" + mark)
+            docs.append(doc)
+    if not tokens:
+        return np.zeros(0, dtype=np.int64), []
+    order = np.argsort(np.array(docs, dtype=np.int64), kind="stable")
+    return np.array(docs, dtype=np.int64)[order], [tokens[i] for i in order.tolist()]
 
 
 class FeatureBatch:

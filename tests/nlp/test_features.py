@@ -8,7 +8,7 @@ from nlp.features import Doc, FeatureSpec, Featurizer, _lex_slot, hash_strings
 from nlp.tokenize import segment
 
 TEXTS = ["小区噪音扰民[怒]，住建局不作为！", "", "ABC公司拖欠工资[泪][泪]", "學校İstanbul門口", "😀😀", "好" * 3000,
-         "感谢[哈哈", "]医护人员"]
+         "感谢[哈哈", "]医护人员", "又停水了！！", "！！为什么？", "【通报】#武汉# //@某人:", "...真的吗~~~~"]
 
 
 def docs(texts: list[str]) -> list[Doc]:
@@ -37,6 +37,24 @@ def test_families_and_counts():
     emo = counts_of(fz, docs(["[怒]太气人了", "感谢[哈哈", "]医护"]))
     assert emo[0][spec.block("emoticon")].sum() == 1
     assert emo[1][spec.block("emoticon")].sum() == 0 and emo[2][spec.block("emoticon")].sum() == 0  # not across docs
+
+
+def test_punctuation_family_sees_how_it_is_said():
+    """Segmentation and character n-grams drop punctuation; the punct family keeps runs, the last mark and marks of
+    form, and a run at the end of one text never joins one at the start of the next."""
+    spec = FeatureSpec()
+    fz = Featurizer(spec)
+    block = spec.block("punct")
+    calm, loud, asks, news, nothing = counts_of(fz, docs(["又停水了", "又停水了！！！！", "又停水了？！", "【通报】#停水#",
+                                                          ""]))[:, block]
+    assert calm.sum() == 1  # only "ends with a word"
+    assert loud.sum() == 3  # the run (capped at three), its mark, the last mark
+    assert set(np.flatnonzero(loud)) != set(np.flatnonzero(asks))
+    assert news.sum() == 3 and nothing.sum() == 0  # 【 and # once each, ends with a mark of form → "word"
+    # The same characters, louder, share the run's mark column but not the run's column.
+    assert set(np.flatnonzero(loud)) & set(np.flatnonzero(counts_of(fz, docs(["好！"]))[0][block]))
+    pair = counts_of(fz, docs(["又停水了！！", "！！为什么？"]))[:, block]
+    assert np.array_equal(pair[0], counts_of(fz, docs(["又停水了！！"]))[0][block])
 
 
 def test_hash_is_stable_and_case_insensitive():
