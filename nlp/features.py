@@ -187,14 +187,63 @@ class Featurizer:
 
     def transform(self, docs: list[Doc]) -> FeatureBatch:
         n = len(docs)
+        return FeatureBatch([_part(r, c, n, self.n_features) for r, c in self.entries(docs)], n, self.n_features)
+
+    def products(self, docs: list[Doc], weights: np.ndarray, remap: np.ndarray,
+                 word_hashes: np.ndarray | None = None) -> np.ndarray:
+        """`transform(docs).dot(weights, remap)` with the same float32 sums, bit for bit, at less cost (serving).
+
+        Why it is equal: `dot` sums each family's entries of a row in order (one CSR product per family), then adds
+        the families in order. Here every (family, document) pair is one row of a single CSR (family-major, so the
+        rows come out sorted by concatenating the families), one product gives the same per-family sums, and the
+        families are added in the same order.
+        `word_hashes`: `hash_strings` of every token of every doc in order, when the caller has them cached."""
+        n = len(docs)
+        out = np.zeros((n, weights.shape[1]), dtype=np.result_type(weights.dtype, np.float32))
+        entries = self.entries(docs, word_hashes)
+        if not entries or not n:
+            return out
+        n_rows = len(entries) * n
+        starts = np.arange(n)
+        indptr = np.empty(n_rows + 1, dtype=np.int64)
+        at = 0
+        for f, (r, _) in enumerate(entries):  # a family's rows are non-decreasing: its row starts by binary search
+            indptr[f * n:(f + 1) * n] = np.searchsorted(r, starts) + at
+            at += len(r)
+        indptr[-1] = at
+        cols = np.concatenate([remap[c] for _, c in entries])
+        matrix = sparse.csr_matrix((np.ones(len(cols), dtype=np.float32), cols, indptr), shape=(n_rows, weights.shape[0]))
+        sums = matrix @ weights
+        for f in range(len(entries)):
+            out += sums[f * n:(f + 1) * n]
+        return out
+
+    def entries(self, docs: list[Doc], word_hashes: np.ndarray | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(document row, column) entries of each non-empty family, in a fixed family order, rows non-decreasing.
+        `word_hashes`, when given, must equal `hash_strings` over all tokens of all docs (not cut at MAX_TOKENS)."""
+        n = len(docs)
         bits, off = self.spec.bits, self.offsets
         rows: list[np.ndarray] = []
         cols: list[np.ndarray] = []
 
         # words and word bigrams (from the segmentation)
-        token_lists = [d.tokens[:MAX_TOKENS] if len(d.tokens) > MAX_TOKENS else d.tokens for d in docs]
-        counts = np.fromiter(map(len, token_lists), dtype=np.int64, count=n)
-        wh = hash_strings(list(chain.from_iterable(token_lists)))
+        if word_hashes is None:
+            token_lists = [d.tokens[:MAX_TOKENS] if len(d.tokens) > MAX_TOKENS else d.tokens for d in docs]
+            counts = np.fromiter(map(len, token_lists), dtype=np.int64, count=n)
+            wh = hash_strings(list(chain.from_iterable(token_lists)))
+            word_starts = None
+        else:
+            full = np.fromiter(map(len, (d.tokens for d in docs)), dtype=np.int64, count=n)
+            if len(word_hashes) != int(full.sum()):
+                raise ValueError(f"{len(word_hashes)} word hashes for {int(full.sum())} tokens")
+            word_starts = np.zeros(n, dtype=np.int64)
+            np.cumsum(full[:-1], out=word_starts[1:])
+            counts = np.minimum(full, MAX_TOKENS)
+            if (full > MAX_TOKENS).any():
+                position = np.arange(len(word_hashes)) - np.repeat(word_starts, full)
+                wh = word_hashes[position < MAX_TOKENS]
+            else:
+                wh = word_hashes
         wdoc = np.repeat(np.arange(n), counts)
         rows.append(wdoc)
         cols.append(_bucket(wh, "word", bits, off))
@@ -212,7 +261,7 @@ class Featurizer:
         tcounts = np.fromiter(map(len, titles), dtype=np.int64, count=n)
         if tcounts.any():
             rows.append(np.repeat(np.arange(n), tcounts))
-            cols.append(_bucket(hash_strings(list(chain.from_iterable(titles))), "title", bits, off))
+            cols.append(_bucket(self._title_hashes(docs, titles, word_hashes, word_starts), "title", bits, off))
 
         # character 1-3-grams inside runs of word characters, never across documents
         texts = [d.text[:MAX_CHARS] if len(d.text) > MAX_CHARS else d.text for d in docs]
@@ -254,8 +303,25 @@ class Featurizer:
                 cols.append(_bucket(hash_strings([x[2] for x, k in zip(spans, keep, strict=True) if k]), "emoticon",
                                     bits, off))
 
-        return FeatureBatch([_part(r, c, n, self.n_features) for r, c in zip(rows, cols, strict=True) if len(r)], n,
-                            self.n_features)
+        return [(r, c) for r, c in zip(rows, cols, strict=True) if len(r)]
+
+    @staticmethod
+    def _title_hashes(docs: list[Doc], titles: list[list[str]], word_hashes: np.ndarray | None,
+                      word_starts: np.ndarray | None) -> np.ndarray:
+        """Hashes of the title words; a title that is the start of its doc's tokens (what the classify stage makes
+        of a title) reuses the word hashes instead of hashing the words again."""
+        if word_hashes is None or word_starts is None:
+            return hash_strings(list(chain.from_iterable(titles)))
+        parts: list[np.ndarray] = []
+        starts = word_starts.tolist()
+        for d, title, start in zip(docs, titles, starts, strict=True):
+            if not title:
+                continue
+            if d.tokens[:len(title)] == title:
+                parts.append(word_hashes[start:start + len(title)])
+            else:
+                parts.append(hash_strings(title))
+        return np.concatenate(parts)
 
     def _lexicon(self, wh: np.ndarray, wdoc: np.ndarray, rows: list[np.ndarray], cols: list[np.ndarray]) -> bool:
         """Lexicon category per matched word; 'negated' variant when one of the two words before is a negation.
