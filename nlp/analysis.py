@@ -137,6 +137,11 @@ class AnalysisState:
         self._encoded = (key, encoded)
         return encoded
 
+    def word_hashes(self, batch: Batch, items: list[Item]) -> np.ndarray:
+        """The feature hash (`nlp.features.hash_strings`) of every word of the items, in order, read off the batch's
+        encoding: the classify stage encodes the batch for the stages after it and hashes each distinct word once."""
+        return self.lexicon.feature_hash[self.encode(batch, items).ids]
+
     def prepare(self, batch: Batch) -> list[Prepared]:
         """Keywords, places, organisations, names and term hits of every item of the batch, computed once."""
         prepared = self.prepared
@@ -400,12 +405,20 @@ def state_for(store: Any) -> AnalysisState | None:
     return _STATES.get(id(store))
 
 
-def analysis_stages(config: Config, store=None, now: Callable[[], datetime] | None = None) -> list[Stage]:  # noqa: ANN001
-    """Stages after topic/emotion: keywords, schemes, near-duplicates, events, risk (state in `store` if given)."""
-    cfg = analysis_config(config)
-    state = AnalysisState(cfg, store, now=now)
+def analysis_state(config: Config, store: Any = None, now: Callable[[], datetime] | None = None) -> AnalysisState:
+    """A new state for the analysis stages of `store` (registered for `state_for`)."""
+    state = AnalysisState(analysis_config(config), store, now=now)
     if store is not None:
         _STATES[id(store)] = state
+    return state
+
+
+def analysis_stages(config: Config, store=None, now: Callable[[], datetime] | None = None,  # noqa: ANN001
+                    state: AnalysisState | None = None) -> list[Stage]:
+    """Stages after topic/emotion: keywords, schemes, near-duplicates, events, risk (state in `store` if given).
+    `state`: one made by `analysis_state` for the same config and store, when an earlier stage shares it."""
+    cfg = analysis_config(config)
+    state = state or analysis_state(config, store, now)
     stages: list[Stage] = [KeywordStage(state), SchemeStage(state.schemes, tokens_of, state.hits_of("scheme"))]
     if cfg.dedup.enabled:
         stages.append(NearDuplicateStage(state))

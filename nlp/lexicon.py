@@ -3,8 +3,9 @@
 Why: the analysis stages (keywords, near-duplicates, organisations, event vectors) all look at every word of every
 item. Doing that in Python per token costs microseconds per item per stage; instead each distinct word gets an id
 with its idf weight (0 when it is no keyword: stopword, number, one character), its stable hash (crc32 of the
-lower-cased word, so near-duplicate signatures survive restarts) and an organisation flag, and a whole batch becomes
-one numpy array of ids that the stages work on with vector operations.
+lower-cased word, so near-duplicate signatures survive restarts), its 64-bit feature hash (`nlp.features.hash_strings`,
+so classification reads the batch's word hashes off the ids instead of hashing every token again) and an organisation
+flag, and a whole batch becomes one numpy array of ids that the stages work on with vector operations.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from dataclasses import dataclass
 from itertools import chain, repeat
 
 import numpy as np
+
+from nlp.features import hash_strings
 
 ORG_HEAD = 1  # a head word that names a body or site together with the word before it (学院, 小区)
 ORG_WORD = 2  # a word that is an organisation by itself (dictionary tag or suffix: 教育局, 人民医院)
@@ -51,6 +54,7 @@ class Lexicon:
         capacity = max(1024, len(self._idf) * 2)
         self.weight = np.zeros(capacity, dtype=np.float64)
         self.hash = np.zeros(capacity, dtype=np.uint32)
+        self.feature_hash = np.zeros(capacity, dtype=np.uint64)
         self.flag = np.zeros(capacity, dtype=np.uint8)
         self._add_many(self._idf)
 
@@ -72,10 +76,14 @@ class Lexicon:
                 size = max(end, len(self.weight) * 2)
                 self.weight = np.resize(self.weight, size)
                 self.hash = np.resize(self.hash, size)
+                self.feature_hash = np.resize(self.feature_hash, size)
                 self.flag = np.resize(self.flag, size)
             idf, default, useful = self._idf, self._default_idf, self._useful
             self.weight[first:end] = [idf.get(w, default) if useful(w) else 0.0 for w in fresh]
             self.hash[first:end] = list(map(zlib.crc32, map(str.encode, fresh)))  # str.encode: UTF-8
+            # hash_strings lower-cases, and lower() is idempotent, so an alias (a spelling that lower-cases to this
+            # word) has the same feature hash as the word: one value per id serves every spelling.
+            self.feature_hash[first:end] = hash_strings(fresh)
             self.flag[first:end] = [self._org_flag(w) for w in fresh]
             self.words.extend(fresh)
             index.update(zip(fresh, range(first, end), strict=True))

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import gc
 import logging
+from collections.abc import Callable
 from typing import Any
+
+import numpy as np
 
 from core.models import Item
 from flow.stages import Batch, Stage
 from nlp import tokenize
-from nlp.analysis import analysis_stages, pre_stages
+from nlp.analysis import analysis_stages, analysis_state, pre_stages
 from nlp.classify import Classifier, get_classifier
 from nlp.features import MAX_CHARS, Doc
 
@@ -39,14 +42,20 @@ class SegmentStage:
 
 
 class ClassifyStage:
-    """Sets enrichment.topic/topic_score/emotion/polarity/polarity_score with one batched predict per model."""
+    """Sets enrichment.topic/topic_score/emotion/polarity/polarity_score with one batched predict per model.
+
+    `word_hashes(batch, items)`, when given (`AnalysisState.word_hashes`), supplies the feature hash of every word of
+    the items: the batch is then encoded once here for the analysis stages after it, and each distinct word is hashed
+    once, not every token in every batch. Without it (the stage on its own) the featuriser hashes the tokens itself."""
 
     name = "classify"
 
-    def __init__(self, classifier: Classifier, *, max_chars: int = MAX_CHARS, backend: str | None = None) -> None:
+    def __init__(self, classifier: Classifier, *, max_chars: int = MAX_CHARS, backend: str | None = None,
+                 word_hashes: Callable[[Batch, list[Item]], np.ndarray] | None = None) -> None:
         self.classifier = classifier
         self.max_chars = max_chars
         self.backend = backend
+        self.word_hashes = word_hashes
 
     def docs(self, batch: Batch) -> list[Doc]:
         items = batch.items
@@ -78,7 +87,9 @@ class ClassifyStage:
     def run(self, batch: Batch) -> None:
         if not batch.items:
             return
-        columns = self.classifier.columns(self.docs(batch))
+        docs = self.docs(batch)  # fills batch.tokens first
+        word_hashes = self.word_hashes(batch, batch.items) if self.word_hashes is not None else None
+        columns = self.classifier.columns(docs, word_hashes)
         for item, topic, topic_score, emotion, polarity, polarity_score in zip(batch.items, *columns, strict=True):
             # Five plain fields, set as pydantic's own __setattr__ sets them (no validate_assignment), in one go.
             e = item.enrichment
@@ -118,8 +129,9 @@ def build_enrich_stages(config: Any, store: Any = None) -> list[Stage]:
     models_dir = nlp.models_dir if nlp is not None else "models"
     classifier = get_classifier(models_dir, *((nlp.neutral_band, nlp.emotion_weight) if nlp is not None else ()))
     max_chars = nlp.max_chars if nlp is not None else MAX_CHARS
+    state = analysis_state(config, store)
     stages: list[Stage] = [*pre_stages(config), SegmentStage(backend),
-                           ClassifyStage(classifier, max_chars=max_chars, backend=backend)]
-    stages.extend(analysis_stages(config, store))
+                           ClassifyStage(classifier, max_chars=max_chars, backend=backend, word_hashes=state.word_hashes)]
+    stages.extend(analysis_stages(config, store, state=state))
     tune_gc()  # models and analysis state are loaded now: what the flow allocates from here on is per batch
     return stages

@@ -74,3 +74,18 @@ def test_batch_places_equal_item_by_item_places() -> None:
     assert ordered_places_many(hits, texts) == [ordered_places(h, t) for h, t in zip(hits, texts, strict=True)]
     assert ordered_places_many(hits, texts)[:3] == [["A市", "A3区"], [], ["B市", "长沙市", "雨花区"]]
     assert ordered_places_many(hits, texts)[-2:] == [["长沙", "A市"], ["A市", "长沙"]]  # offsets exact to the character
+
+
+def test_lexicon_feature_hash_is_the_featurisers_hash_of_every_spelling() -> None:
+    from itertools import chain
+
+    import numpy as np
+
+    from nlp.features import hash_strings
+
+    state = AnalysisState(parse_config({}).analysis)
+    token_lists = [["WiFi", "信号", "wifi", "WIFI"], ["İstanbul", "istanbul", "ΑΣ", "ας"], [], ["小区", "噪音", "Wifi"]]
+    encoded = state.lexicon.encode(token_lists)
+    assert encoded.ids[0] == encoded.ids[2] == encoded.ids[3]  # one id for the spellings of one lower-cased word
+    flat = list(chain.from_iterable(token_lists))
+    assert np.array_equal(state.lexicon.feature_hash[encoded.ids], hash_strings(flat))
