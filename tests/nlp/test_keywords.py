@@ -89,3 +89,37 @@ def test_lexicon_feature_hash_is_the_featurisers_hash_of_every_spelling() -> Non
     assert encoded.ids[0] == encoded.ids[2] == encoded.ids[3]  # one id for the spellings of one lower-cased word
     flat = list(chain.from_iterable(token_lists))
     assert np.array_equal(state.lexicon.feature_hash[encoded.ids], hash_strings(flat))
+
+
+def test_term_scan_offsets_are_characters_of_each_text() -> None:
+    """Hits carry character offsets into their own (lower-cased) text, whatever the UTF-8 width of the characters
+    before them (emoji: 4 bytes, CJK: 3, é: 2), and a batch finds what each text alone finds."""
+    from nlp.termscan import TermScanner
+
+    scanner = TermScanner(places=["长沙市", "雨花区", "A市"], heads=["小区"], scheme_terms=["噪音"],
+                          risk_terms={"扰民": ("nuisance",), "噪音扰民": ("nuisance", "noise")},
+                          matter_terms={"噪音": ("noise",)})
+    texts = ["😀😀长沙市雨花区魅力之城小区噪音扰民", "café噪音A市", "", "无", "é" * 7 + "长沙市😀噪音扰民😀小区",
+             "a市的噪音\x00扰民"]
+    batch = scanner.scan_many(texts)
+    assert [scanner.scan(t) for t in texts] == batch
+    assert [h.places for h in batch[:2]] == [[(2, 5, "长沙市"), (5, 8, "雨花区")], [(6, 8, "A市")]]
+    for text, hits in zip(texts, batch, strict=True):
+        low = text.lower()
+        assert all(low[s:e] == name.lower() for s, e, name in hits.places)
+        assert all(low[s:s + len(head)] == head for s, head in hits.heads)
+        assert all(low[s:s + len(term)] == term for term, starts in hits.scheme.items() for s in starts)
+        assert all(low[s:e] == term for found in hits.risk.values() for term, s, e in found)
+    assert batch[4].risk["noise"] == [("噪音扰民", 11, 15)] and batch[4].heads == [(16, "小区")]
+
+
+def test_pair_counting_equals_numpy_unique() -> None:
+    import numpy as np
+
+    from nlp.keywords import _count_pairs
+
+    rng = np.random.default_rng(7)
+    for size, bound in ((1, 5), (2, 3), (1000, 50), (40_000, 500 * 60_000), (300, 2**55)):
+        keys = rng.integers(0, bound, size=size, dtype=np.int64)
+        got, expected = _count_pairs(keys, bound), np.unique(keys, return_index=True, return_counts=True)
+        assert all(np.array_equal(a, b) for a, b in zip(got, expected, strict=True))
