@@ -31,7 +31,7 @@ from flow.stages import Batch, Stage
 from nlp.cluster import ITEM_TERMS, EventClusterer, item_vector, load_matters
 from nlp.dedup import NearDuplicateIndex, band_keys, signatures_from_hashes
 from nlp.gazetteer import HEAD_WORDS, Gazetteer, names_at, ordered_places_many, org_flag, orgs_at
-from nlp.keywords import KeywordExtractor, batch_top_terms, useful
+from nlp.keywords import KeywordExtractor, batch_top_terms_and_words, useful
 from nlp.lexicon import Encoded, Lexicon
 from nlp.pii import PiiMaskStage
 from nlp.risk import RiskContext, RiskScorer, RiskStage
@@ -80,6 +80,7 @@ class Prepared:
 
     item: Item  # held so that id(item) cannot be reused by another object while this entry exists
     terms: list[tuple[str, float]]  # best words by tf-idf, best first
+    keywords: list[str]  # the first top_k of those words: the item's keywords
     places: list[str]
     orgs: list[str]
     names: list[str]  # named sites and bodies (魅力之城小区), for events
@@ -154,7 +155,7 @@ class AnalysisState:
 
     def _prepare(self, batch: Batch, items: list[Item]) -> None:
         enc = self.encode(batch, items)
-        terms = batch_top_terms(enc, self.lexicon, self.term_count)
+        terms, keywords = batch_top_terms_and_words(enc, self.lexicon, self.term_count, self.keywords.top_k)
         flagged = np.flatnonzero((self.lexicon.flag[enc.ids] > 0) & (enc.position < _ORG_SCAN))
         flag_owner = enc.owner[flagged]
         bounds = np.searchsorted(flag_owner, np.arange(len(items) + 1)).tolist()
@@ -176,7 +177,7 @@ class AnalysisState:
             else:
                 orgs = []
             names = names_at(text, hits.heads) if hits.heads else []
-            self.prepared[id(item)] = Prepared(item, terms[i], places, orgs, names, hits)
+            self.prepared[id(item)] = Prepared(item, terms[i], keywords[i], places, orgs, names, hits)
 
     def hits_of(self, kind: str) -> Callable[[Batch], list[Any]]:
         def get(batch: Batch) -> list[Any]:
@@ -251,11 +252,13 @@ class KeywordStage:
     def run(self, batch: Batch) -> None:
         state = self.state
         fill = state.config.keywords.fill_region
-        top_k = state.keywords.top_k
+        fields = ("keywords", "entities")
         for item, p in zip(batch.items, state.prepare(batch), strict=True):
             places = p.places
-            assign(item.enrichment, keywords=[w for w, _ in p.terms[:top_k]],
-                   entities={"places": places[:10], "orgs": p.orgs})
+            e = item.enrichment  # two plain fields, set as `assign` sets them, without a call per item
+            values = e.__dict__
+            values["keywords"], values["entities"] = p.keywords, {"places": places[:10], "orgs": p.orgs}
+            e.__pydantic_fields_set__.update(fields)
             if fill and places and not item.region:
                 assign(item, region=places[0])
 

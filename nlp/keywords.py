@@ -69,13 +69,18 @@ class KeywordExtractor:
 def batch_top_terms(encoded: Encoded, lexicon: Lexicon, k: int, limit: int = 3000) -> list[list[tuple[str, float]]]:
     """Per item, its `k` best words by tf × idf (ties: first mentioned first), for a whole batch in a few numpy
     operations: keep keyword tokens, count (item, word) pairs (`_count_pairs`), rank inside each item by sorting."""
+    return batch_top_terms_and_words(encoded, lexicon, k, 0, limit)[0]
+
+
+def batch_top_terms_and_words(encoded: Encoded, lexicon: Lexicon, k: int, k_words: int, limit: int = 3000
+                              ) -> tuple[list[list[tuple[str, float]]], list[list[str]]]:
+    """`batch_top_terms`, and the first `k_words` (at most `k`) of each item's words alone: the keywords an item
+    shows, cut from the same list of the batch's words instead of rebuilt item by item from the (word, weight) pairs."""
     n = len(encoded.lengths)
     ids = encoded.ids
-    if not ids.size:
-        return [[] for _ in range(n)]
-    selected = np.flatnonzero((lexicon.weight[ids] > 0) & (encoded.position < limit))
+    selected = np.flatnonzero((lexicon.weight[ids] > 0) & (encoded.position < limit)) if ids.size else ids
     if not selected.size:
-        return [[] for _ in range(n)]
+        return [[] for _ in range(n)], [[] for _ in range(n)]
     width = len(lexicon.words) + 1
     pairs, first, counts = _count_pairs(encoded.owner[selected] * width + ids[selected], n * width)
     owner, word = np.divmod(pairs, width)
@@ -87,8 +92,12 @@ def batch_top_terms(encoded: Encoded, lexicon: Lexicon, k: int, limit: int = 300
     keep = order[rank < k]
     ends = np.cumsum(np.bincount(owner[rank < k], minlength=n)).tolist()
     # All (word, weight) pairs of the batch in one C-level zip; each item gets a slice of that list.
-    terms = list(zip(map(lexicon.words.__getitem__, word[keep].tolist()), score[keep].tolist(), strict=True))
-    return [terms[start:end] for start, end in zip([0, *ends[:-1]], ends, strict=True)]
+    words = list(map(lexicon.words.__getitem__, word[keep].tolist()))
+    terms = list(zip(words, score[keep].tolist(), strict=True))
+    starts = [0, *ends[:-1]]
+    k_words = min(k_words, k)
+    return ([terms[start:end] for start, end in zip(starts, ends, strict=True)],
+            [words[start:min(end, start + k_words)] for start, end in zip(starts, ends, strict=True)])
 
 
 def _count_pairs(keys: np.ndarray, bound: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
