@@ -76,12 +76,13 @@ class ClassifyStage:
             words = tokens[id(item)]
             title = item.title
             if not title:
-                docs.append(Doc(item.text[:max_chars], words, []))
+                docs.append(Doc(item.content[:max_chars], words, []))  # `item.text` is the content when untitled
                 continue
+            text = item.text  # a property that joins title and content: once per item
             leading = title_words.get(title)
             if leading is None:
-                leading = tokenize.leading_words(words, item.text, len(title))
-            docs.append(Doc(item.text[:max_chars], words, leading))
+                leading = tokenize.leading_words(words, text, len(title))
+            docs.append(Doc(text[:max_chars], words, leading))
         return docs
 
     def run(self, batch: Batch) -> None:
