@@ -138,3 +138,15 @@ def test_batch_keywords_equal_the_item_by_item_extractor() -> None:
     for toks, item_terms, item_words in zip(token_lists, terms, words, strict=True):
         assert item_words == [w for w, _ in item_terms[:8]] == extractor.extract(toks)
     assert words[0] and words[2] == [] and "wifi" in words[4]
+
+
+def test_lexicon_encode_equals_word_by_word_ids() -> None:
+    """The one-pass batch lookup (unknown words read as -1, then added) gives the ids `id_of` gives word by word,
+    for batches of no token, one token and many with new words among known ones."""
+    state = AnalysisState(parse_config({}).analysis)
+    lexicon = state.lexicon
+    for token_lists in ([], [[]], [["新词甲"]], [["小区", "新词乙", "噪音"], [], ["新词乙", "Wifi", "wifi", "新词丙"]]):
+        encoded = lexicon.encode(token_lists)
+        assert encoded.ids.tolist() == [lexicon.id_of(t) for toks in token_lists for t in toks]
+        assert encoded.lengths.tolist() == [len(toks) for toks in token_lists]
+    assert "从未见过的词" not in lexicon.index and lexicon.index["从未见过的词"] == -1
