@@ -30,6 +30,7 @@ from core.models import Item
 from flow.stages import Batch, Stage
 from nlp.cluster import ITEM_TERMS, EventClusterer, item_vector, load_matters
 from nlp.dedup import NearDuplicateIndex, band_keys, signatures_from_hashes
+from nlp.features import WordIds
 from nlp.gazetteer import HEAD_WORDS, Gazetteer, names_at, ordered_places_many, org_flag, orgs_at
 from nlp.keywords import KeywordExtractor, batch_top_terms_and_words, useful
 from nlp.lexicon import Encoded, Lexicon
@@ -138,10 +139,10 @@ class AnalysisState:
         self._encoded = (key, encoded)
         return encoded
 
-    def word_hashes(self, batch: Batch, items: list[Item]) -> np.ndarray:
-        """The feature hash (`nlp.features.hash_strings`) of every word of the items, in order, read off the batch's
-        encoding: the classify stage encodes the batch for the stages after it and hashes each distinct word once."""
-        return self.lexicon.feature_hash[self.encode(batch, items).ids]
+    def word_ids(self, batch: Batch, items: list[Item]) -> WordIds:
+        """The items' words as lexicon ids, for the featuriser (`nlp.features.WordIds`): the classify stage encodes
+        the batch for the stages after it, and word facts are computed once per distinct word, not per token."""
+        return self.lexicon.word_ids(self.encode(batch, items).ids)
 
     def prepare(self, batch: Batch) -> list[Prepared]:
         """Keywords, places, organisations, names and term hits of every item of the batch, computed once."""

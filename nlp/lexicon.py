@@ -13,15 +13,16 @@ from __future__ import annotations
 import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from itertools import chain
+from itertools import chain, count
 from operator import itemgetter
 
 import numpy as np
 
-from nlp.features import hash_strings
+from nlp.features import WordIds, hash_strings
 
 ORG_HEAD = 1  # a head word that names a body or site together with the word before it (学院, 小区)
 ORG_WORD = 2  # a word that is an organisation by itself (dictionary tag or suffix: 教育局, 人民医院)
+_GENERATIONS = count(1)  # unique across lexicons: a per-id cache keyed by generation never mixes two tables
 
 
 @dataclass
@@ -58,6 +59,7 @@ class Lexicon:
         self._reset()
 
     def _reset(self) -> None:
+        self.generation = next(_GENERATIONS)  # ids are given out anew from here
         self.index: dict[str, int] = _WordIds()
         self.words: list[str] = []
         capacity = max(1024, len(self._idf) * 2)
@@ -98,6 +100,10 @@ class Lexicon:
             index.update(zip(fresh, range(first, end), strict=True))
         for token, low in aliases:
             index[token] = index[low]
+
+    def word_ids(self, ids: np.ndarray) -> WordIds:
+        """`ids` (from `encode`) with what the featuriser reads per id: feature hashes and this table's generation."""
+        return WordIds(ids, self.feature_hash, len(self.words), self.generation)
 
     def id_of(self, token: str) -> int:
         found = self.index.get(token)

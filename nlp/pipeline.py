@@ -12,14 +12,12 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
-
 from core.models import Item
 from flow.stages import Batch, Stage
 from nlp import tokenize
 from nlp.analysis import analysis_stages, analysis_state, pre_stages
 from nlp.classify import Classifier, get_classifier
-from nlp.features import MAX_CHARS, Doc
+from nlp.features import MAX_CHARS, Doc, WordIds
 
 logger = logging.getLogger(__name__)
 _PREDICTED = ("topic", "topic_score", "emotion", "polarity", "polarity_score")
@@ -44,18 +42,18 @@ class SegmentStage:
 class ClassifyStage:
     """Sets enrichment.topic/topic_score/emotion/polarity/polarity_score with one batched predict per model.
 
-    `word_hashes(batch, items)`, when given (`AnalysisState.word_hashes`), supplies the feature hash of every word of
-    the items: the batch is then encoded once here for the analysis stages after it, and each distinct word is hashed
-    once, not every token in every batch. Without it (the stage on its own) the featuriser hashes the tokens itself."""
+    `word_ids(batch, items)`, when given (`AnalysisState.word_ids`), supplies the items' words as lexicon ids: the
+    batch is then encoded once here for the analysis stages after it, and the featuriser hashes and looks up each
+    distinct word once, not every token in every batch. Without it (the stage on its own) it hashes the tokens."""
 
     name = "classify"
 
     def __init__(self, classifier: Classifier, *, max_chars: int = MAX_CHARS, backend: str | None = None,
-                 word_hashes: Callable[[Batch, list[Item]], np.ndarray] | None = None) -> None:
+                 word_ids: Callable[[Batch, list[Item]], WordIds] | None = None) -> None:
         self.classifier = classifier
         self.max_chars = max_chars
         self.backend = backend
-        self.word_hashes = word_hashes
+        self.word_ids = word_ids
 
     def docs(self, batch: Batch) -> list[Doc]:
         items = batch.items
@@ -89,8 +87,8 @@ class ClassifyStage:
         if not batch.items:
             return
         docs = self.docs(batch)  # fills batch.tokens first
-        word_hashes = self.word_hashes(batch, batch.items) if self.word_hashes is not None else None
-        columns = self.classifier.columns(docs, word_hashes)
+        words = self.word_ids(batch, batch.items) if self.word_ids is not None else None
+        columns = self.classifier.columns(docs, words)
         for item, topic, topic_score, emotion, polarity, polarity_score in zip(batch.items, *columns, strict=True):
             # Five plain fields, set as pydantic's own __setattr__ sets them (no validate_assignment), in one go.
             e = item.enrichment
@@ -132,7 +130,7 @@ def build_enrich_stages(config: Any, store: Any = None) -> list[Stage]:
     max_chars = nlp.max_chars if nlp is not None else MAX_CHARS
     state = analysis_state(config, store)
     stages: list[Stage] = [*pre_stages(config), SegmentStage(backend),
-                           ClassifyStage(classifier, max_chars=max_chars, backend=backend, word_hashes=state.word_hashes)]
+                           ClassifyStage(classifier, max_chars=max_chars, backend=backend, word_ids=state.word_ids)]
     stages.extend(analysis_stages(config, store, state=state))
     tune_gc()  # models and analysis state are loaded now: what the flow allocates from here on is per batch
     return stages

@@ -109,3 +109,27 @@ def test_fused_products_equal_the_per_family_dot_bit_for_bit():
         assert got.dtype == expected.dtype and np.array_equal(got.view(np.uint32), expected.view(np.uint32))
     with pytest.raises(ValueError):
         clf.featurizer.products(batch, weights, remap, word_hashes[:-1])
+
+
+def test_products_from_lexicon_ids_equal_the_per_family_dot_bit_for_bit():
+    """With the tokens as lexicon ids (`WordIds`), word columns, lexicon categories and negations come from a
+    per-id cache: same values bit for bit, as the lexicon grows, for a second lexicon (another generation) and
+    after the first one starts over."""
+    from core.config import parse_config
+    from nlp.analysis import AnalysisState
+    from nlp.features import MAX_TOKENS
+
+    clf = get_classifier(MODELS)
+    weights, remap = clf._weights, clf._remap
+    first, second = (AnalysisState(parse_config({}).analysis).lexicon for _ in range(2))
+    texts = [*REAL_STYLE, "服务态度很不满意，不是很满意，没有不满意", "非常满意！感谢！", "不 满意 没 愤怒 毫无 办法"]
+    batches = [[Doc(t, segment(t), segment(t)[:3]) for t in texts[:5]], [Doc(t, segment(t), []) for t in texts[3:]],
+               [Doc("长", ["不", "满意", "住建局"] * (MAX_TOKENS // 2), ["不"]), Doc("新词", ["新词一", "新词二"], [])]]
+    assert {"满意", "愤怒"} <= set(clf.topic.spec.lexicon)  # the lexicon family and its negations are exercised
+    for lexicon, order in ((first, batches), (second, batches[::-1]), (first, batches)):  # new words, other ids
+        for batch in order:
+            ids = lexicon.encode([d.tokens for d in batch]).ids
+            got = clf.featurizer.products(batch, weights, remap, lexicon.word_ids(ids))
+            expected = clf.featurizer(batch).dot(weights, remap)
+            assert np.array_equal(got.view(np.uint32), expected.view(np.uint32))
+        lexicon._reset()  # ids are given out anew: the cache must not serve the old ones

@@ -70,7 +70,7 @@ def test_classify_with_the_shared_encoding_equals_classify_alone():
     after it reuses that encoding."""
     stages = build_enrich_stages(Config())
     chained = next(s for s in stages if isinstance(s, ClassifyStage))
-    assert chained.word_hashes is not None
+    assert chained.word_ids is not None
     alone = ClassifyStage(chained.classifier)
     shared, own = [item(t, c) for t, c in REAL_STYLE], [item(t, c) for t, c in REAL_STYLE]
     batch = Chain(stages).run(Batch(items=shared))
