@@ -1,8 +1,9 @@
 """The analysis half of enrichment: what runs before segmentation and what runs after classification.
 
-`nlp.pipeline.build_enrich_stages` calls `pre_stages(config)` + [segment, classify] + `analysis_stages(config, store)`.
-The analysis stages share one `AnalysisState` and work per batch, not per item: the batch's words become one id
-array (`nlp.lexicon`) from which keywords, organisation positions and near-duplicate signatures are computed with
+`nlp.pipeline.build_enrich_stages` calls `pre_stages(config)` + [segment, classify] + `analysis_stages(config, store)`,
+all sharing one `AnalysisState` (`analysis_state`). They work per batch, not per item: the batch's words become one
+id array (`nlp.lexicon`; the classify stage encodes it first and reads its features' word hashes off it) from which
+keywords, organisation positions and near-duplicate signatures are computed with
 numpy; one Aho-Corasick pass per item (`nlp.termscan`) finds places, scheme terms and risk terms at once. Each stage
 reads the segment stage's `batch.tokens`, falling back to segmenting itself, and prepares what it needs when an
 earlier stage did not (a stage run alone, or item by item after a failure). With a store, events and signatures are

@@ -2,7 +2,8 @@
 
 `build_enrich_stages(config, store)` is the one entry point the flow uses. PII masking (`nlp.analysis.pre_stages`)
 runs before segmentation and the keyword/scheme/near-duplicate/event/risk stages (`nlp.analysis.analysis_stages`)
-after classification.
+after classification; classification already encodes the batch's words into the analysis state's lexicon, which
+gives the featuriser each distinct word's hash and the analysis stages their id array.
 """
 
 from __future__ import annotations
