@@ -1,8 +1,9 @@
 """The analysis half of enrichment: what runs before segmentation and what runs after classification.
 
-`nlp.pipeline.build_enrich_stages` calls `pre_stages(config)` + [segment, classify] + `analysis_stages(config, store)`.
-The analysis stages share one `AnalysisState` and work per batch, not per item: the batch's words become one id
-array (`nlp.lexicon`) from which keywords, organisation positions and near-duplicate signatures are computed with
+`nlp.pipeline.build_enrich_stages` calls `pre_stages(config)` + [segment, classify] + `analysis_stages(config, store)`,
+all sharing one `AnalysisState` (`analysis_state`). They work per batch, not per item: the batch's words become one
+id array (`nlp.lexicon`; the classify stage encodes it first and reads its features' word hashes off it) from which
+keywords, organisation positions and near-duplicate signatures are computed with
 numpy; one Aho-Corasick pass per item (`nlp.termscan`) finds places, scheme terms and risk terms at once. Each stage
 reads the segment stage's `batch.tokens`, falling back to segmenting itself, and prepares what it needs when an
 earlier stage did not (a stage run alone, or item by item after a failure). With a store, events and signatures are
@@ -30,8 +31,9 @@ from core.models import Item
 from flow.stages import Batch, Stage
 from nlp.cluster import ITEM_TERMS, EventClusterer, item_vector, load_matters
 from nlp.dedup import NearDuplicateIndex, band_keys, signatures_from_hashes
+from nlp.features import WordIds
 from nlp.gazetteer import HEAD_WORDS, Gazetteer, names_at, ordered_places_many, org_flag, orgs_at
-from nlp.keywords import KeywordExtractor, batch_top_terms, useful
+from nlp.keywords import KeywordExtractor, batch_top_terms_and_words, useful
 from nlp.lexicon import Encoded, Lexicon
 from nlp.pii import PiiMaskStage
 from nlp.risk import RiskContext, RiskScorer, RiskStage
@@ -80,6 +82,7 @@ class Prepared:
 
     item: Item  # held so that id(item) cannot be reused by another object while this entry exists
     terms: list[tuple[str, float]]  # best words by tf-idf, best first
+    keywords: list[str]  # the first top_k of those words: the item's keywords
     places: list[str]
     orgs: list[str]
     names: list[str]  # named sites and bodies (魅力之城小区), for events
@@ -137,6 +140,11 @@ class AnalysisState:
         self._encoded = (key, encoded)
         return encoded
 
+    def word_ids(self, batch: Batch, items: list[Item]) -> WordIds:
+        """The items' words as lexicon ids, for the featuriser (`nlp.features.WordIds`): the classify stage encodes
+        the batch for the stages after it, and word facts are computed once per distinct word, not per token."""
+        return self.lexicon.word_ids(self.encode(batch, items).ids)
+
     def prepare(self, batch: Batch) -> list[Prepared]:
         """Keywords, places, organisations, names and term hits of every item of the batch, computed once."""
         prepared = self.prepared
@@ -149,7 +157,7 @@ class AnalysisState:
 
     def _prepare(self, batch: Batch, items: list[Item]) -> None:
         enc = self.encode(batch, items)
-        terms = batch_top_terms(enc, self.lexicon, self.term_count)
+        terms, keywords = batch_top_terms_and_words(enc, self.lexicon, self.term_count, self.keywords.top_k)
         flagged = np.flatnonzero((self.lexicon.flag[enc.ids] > 0) & (enc.position < _ORG_SCAN))
         flag_owner = enc.owner[flagged]
         bounds = np.searchsorted(flag_owner, np.arange(len(items) + 1)).tolist()
@@ -171,7 +179,7 @@ class AnalysisState:
             else:
                 orgs = []
             names = names_at(text, hits.heads) if hits.heads else []
-            self.prepared[id(item)] = Prepared(item, terms[i], places, orgs, names, hits)
+            self.prepared[id(item)] = Prepared(item, terms[i], keywords[i], places, orgs, names, hits)
 
     def hits_of(self, kind: str) -> Callable[[Batch], list[Any]]:
         def get(batch: Batch) -> list[Any]:
@@ -246,11 +254,13 @@ class KeywordStage:
     def run(self, batch: Batch) -> None:
         state = self.state
         fill = state.config.keywords.fill_region
-        top_k = state.keywords.top_k
+        fields = ("keywords", "entities")
         for item, p in zip(batch.items, state.prepare(batch), strict=True):
             places = p.places
-            assign(item.enrichment, keywords=[w for w, _ in p.terms[:top_k]],
-                   entities={"places": places[:10], "orgs": p.orgs})
+            e = item.enrichment  # two plain fields, set as `assign` sets them, without a call per item
+            values = e.__dict__
+            values["keywords"], values["entities"] = p.keywords, {"places": places[:10], "orgs": p.orgs}
+            e.__pydantic_fields_set__.update(fields)
             if fill and places and not item.region:
                 assign(item, region=places[0])
 
@@ -400,12 +410,20 @@ def state_for(store: Any) -> AnalysisState | None:
     return _STATES.get(id(store))
 
 
-def analysis_stages(config: Config, store=None, now: Callable[[], datetime] | None = None) -> list[Stage]:  # noqa: ANN001
-    """Stages after topic/emotion: keywords, schemes, near-duplicates, events, risk (state in `store` if given)."""
-    cfg = analysis_config(config)
-    state = AnalysisState(cfg, store, now=now)
+def analysis_state(config: Config, store: Any = None, now: Callable[[], datetime] | None = None) -> AnalysisState:
+    """A new state for the analysis stages of `store` (registered for `state_for`)."""
+    state = AnalysisState(analysis_config(config), store, now=now)
     if store is not None:
         _STATES[id(store)] = state
+    return state
+
+
+def analysis_stages(config: Config, store=None, now: Callable[[], datetime] | None = None,  # noqa: ANN001
+                    state: AnalysisState | None = None) -> list[Stage]:
+    """Stages after topic/emotion: keywords, schemes, near-duplicates, events, risk (state in `store` if given).
+    `state`: one made by `analysis_state` for the same config and store, when an earlier stage shares it."""
+    cfg = analysis_config(config)
+    state = state or analysis_state(config, store, now)
     stages: list[Stage] = [KeywordStage(state), SchemeStage(state.schemes, tokens_of, state.hits_of("scheme"))]
     if cfg.dedup.enabled:
         stages.append(NearDuplicateStage(state))

@@ -15,7 +15,7 @@ import numpy as np
 from core.errors import ModelError
 from core.paths import REPO_ROOT
 from nlp import artifacts
-from nlp.features import Doc, Featurizer
+from nlp.features import Doc, Featurizer, WordIds
 from nlp.polarity import EMOTION_WEIGHT, NEUTRAL_BAND, combine_polarity
 
 EMOTIONS = ("anger", "fear", "sadness", "disgust", "happiness", "surprise", "neutral")
@@ -68,9 +68,11 @@ class Classifier:
         path = path if path.is_absolute() else REPO_ROOT / path
         return cls(*(artifacts.load(path, name) for name in artifacts.TASKS), **kwargs)
 
-    def decisions(self, docs: list[Doc]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Topic, emotion and polarity decisions (offsets included) for a batch, from one shared feature matrix."""
-        products = self.featurizer(docs).dot(self._weights, self._remap)
+    def decisions(self, docs: list[Doc], words: np.ndarray | WordIds | None = None
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Topic, emotion and polarity decisions (offsets included) for a batch, from one shared feature matrix.
+        `words`: the docs' tokens hashed or encoded already (`Featurizer.entries`)."""
+        products = self.featurizer.products(docs, self._weights, self._remap, words)
         return tuple(m.decisions_from(products[:, s]) for m, s in  # type: ignore[return-value]
                      zip((self.topic, self.emotion, self.polarity), self._slices, strict=True))
 
@@ -79,12 +81,13 @@ class Classifier:
             return []
         return [Prediction(*row) for row in zip(*self.columns(docs), strict=True)]
 
-    def columns(self, docs: list[Doc]) -> tuple[list[str], list[float], list[str], list[str], list[float]]:
+    def columns(self, docs: list[Doc], words: np.ndarray | WordIds | None = None
+                ) -> tuple[list[str], list[float], list[str], list[str], list[float]]:
         """`predict` as five lists (topic, topic score, emotion, polarity, polarity score), without an object per
         document: the classify stage writes them straight into the items."""
         if not docs:
             return [], [], [], [], []
-        td, ed, pd_ = self.decisions(docs)
+        td, ed, pd_ = self.decisions(docs, words)
         tp = artifacts.margins_to_proba(td, self.topic.scale)
         ep = artifacts.margins_to_proba(ed, self.emotion.scale)
         pp = artifacts.margins_to_proba(pd_, self.polarity.scale)[:, 1]

@@ -68,18 +68,21 @@ class KeywordExtractor:
 
 def batch_top_terms(encoded: Encoded, lexicon: Lexicon, k: int, limit: int = 3000) -> list[list[tuple[str, float]]]:
     """Per item, its `k` best words by tf × idf (ties: first mentioned first), for a whole batch in a few numpy
-    operations: keep keyword tokens, count (item, word) pairs with one `np.unique`, rank inside each item by sorting."""
+    operations: keep keyword tokens, count (item, word) pairs (`_count_pairs`), rank inside each item by sorting."""
+    return batch_top_terms_and_words(encoded, lexicon, k, 0, limit)[0]
+
+
+def batch_top_terms_and_words(encoded: Encoded, lexicon: Lexicon, k: int, k_words: int, limit: int = 3000
+                              ) -> tuple[list[list[tuple[str, float]]], list[list[str]]]:
+    """`batch_top_terms`, and the first `k_words` (at most `k`) of each item's words alone: the keywords an item
+    shows, cut from the same list of the batch's words instead of rebuilt item by item from the (word, weight) pairs."""
     n = len(encoded.lengths)
-    out: list[list[tuple[str, float]]] = [[] for _ in range(n)]
     ids = encoded.ids
-    if not ids.size:
-        return out
-    selected = np.flatnonzero((lexicon.weight[ids] > 0) & (encoded.position < limit))
+    selected = np.flatnonzero((lexicon.weight[ids] > 0) & (encoded.position < limit)) if ids.size else ids
     if not selected.size:
-        return out
-    width = np.int64(len(lexicon.words) + 1)
-    pairs, first, counts = np.unique(encoded.owner[selected] * width + ids[selected], return_index=True,
-                                     return_counts=True)
+        return [[] for _ in range(n)], [[] for _ in range(n)]
+    width = len(lexicon.words) + 1
+    pairs, first, counts = _count_pairs(encoded.owner[selected] * width + ids[selected], n * width)
     owner, word = np.divmod(pairs, width)
     score = counts * lexicon.weight[word]
     # One float sort: by item, then score descending, then first mention (scores differ by far more than 1e-9).
@@ -87,15 +90,28 @@ def batch_top_terms(encoded: Encoded, lexicon: Lexicon, k: int, limit: int = 300
     owner = owner[order]
     rank = np.arange(len(order)) - np.searchsorted(owner, owner, side="left")
     keep = order[rank < k]
-    per_item = np.bincount(owner[rank < k], minlength=n).tolist()
+    ends = np.cumsum(np.bincount(owner[rank < k], minlength=n)).tolist()
     # All (word, weight) pairs of the batch in one C-level zip; each item gets a slice of that list.
-    terms = list(zip(map(lexicon.words.__getitem__, word[keep].tolist()), score[keep].tolist(), strict=True))
-    pos = 0
-    for i, count in enumerate(per_item):
-        if count:
-            out[i] = terms[pos:pos + count]
-            pos += count
-    return out
+    words = list(map(lexicon.words.__getitem__, word[keep].tolist()))
+    terms = list(zip(words, score[keep].tolist(), strict=True))
+    starts = [0, *ends[:-1]]
+    k_words = min(k_words, k)
+    return ([terms[start:end] for start, end in zip(starts, ends, strict=True)],
+            [words[start:min(end, start + k_words)] for start, end in zip(starts, ends, strict=True)])
+
+
+def _count_pairs(keys: np.ndarray, bound: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`np.unique(keys, return_index=True, return_counts=True)` for non-negative keys below `bound`, by one plain sort
+    of each key packed with its index (unique values: no stable sort needed), 2-3x faster than np.unique's."""
+    index_bits = max(1, (len(keys) - 1).bit_length())
+    if bound.bit_length() + index_bits > 62:
+        return np.unique(keys, return_index=True, return_counts=True)
+    packed = (keys << index_bits) | np.arange(len(keys), dtype=np.int64)
+    packed.sort()
+    sorted_keys = packed >> index_bits
+    starts = np.flatnonzero(np.diff(sorted_keys, prepend=-1))
+    counts = np.diff(starts, append=len(packed))
+    return sorted_keys[starts], packed[starts] & ((1 << index_bits) - 1), counts
 
 
 def build_idf(texts: Iterable[str], min_df: int = _MIN_DF) -> dict[str, float]:

@@ -3,8 +3,9 @@
 Why: the analysis stages (keywords, near-duplicates, organisations, event vectors) all look at every word of every
 item. Doing that in Python per token costs microseconds per item per stage; instead each distinct word gets an id
 with its idf weight (0 when it is no keyword: stopword, number, one character), its stable hash (crc32 of the
-lower-cased word, so near-duplicate signatures survive restarts) and an organisation flag, and a whole batch becomes
-one numpy array of ids that the stages work on with vector operations.
+lower-cased word, so near-duplicate signatures survive restarts), its 64-bit feature hash (`nlp.features.hash_strings`,
+so classification reads the batch's word hashes off the ids instead of hashing every token again) and an organisation
+flag, and a whole batch becomes one numpy array of ids that the stages work on with vector operations.
 """
 
 from __future__ import annotations
@@ -12,12 +13,16 @@ from __future__ import annotations
 import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from itertools import chain, repeat
+from itertools import chain, count
+from operator import itemgetter
 
 import numpy as np
 
+from nlp.features import WordIds, hash_strings
+
 ORG_HEAD = 1  # a head word that names a body or site together with the word before it (学院, 小区)
 ORG_WORD = 2  # a word that is an organisation by itself (dictionary tag or suffix: 教育局, 人民医院)
+_GENERATIONS = count(1)  # unique across lexicons: a per-id cache keyed by generation never mixes two tables
 
 
 @dataclass
@@ -33,6 +38,14 @@ class Encoded:
     position: np.ndarray  # int64, index of each token inside its item
 
 
+class _WordIds(dict[str, int]):
+    """word → id, where a word not (yet) known reads as -1: `itemgetter(*words)(index)` then looks a whole batch up
+    in one C-level call without stopping at the first new word (~15% faster than a map over dict.get)."""
+
+    def __missing__(self, key: str) -> int:
+        return -1
+
+
 class Lexicon:
     """Word → id with weight, hash and flags; grows with new words, and forgets them past `max_words`."""
 
@@ -46,11 +59,13 @@ class Lexicon:
         self._reset()
 
     def _reset(self) -> None:
-        self.index: dict[str, int] = {}
+        self.generation = next(_GENERATIONS)  # ids are given out anew from here
+        self.index: dict[str, int] = _WordIds()
         self.words: list[str] = []
         capacity = max(1024, len(self._idf) * 2)
         self.weight = np.zeros(capacity, dtype=np.float64)
         self.hash = np.zeros(capacity, dtype=np.uint32)
+        self.feature_hash = np.zeros(capacity, dtype=np.uint64)
         self.flag = np.zeros(capacity, dtype=np.uint8)
         self._add_many(self._idf)
 
@@ -72,15 +87,23 @@ class Lexicon:
                 size = max(end, len(self.weight) * 2)
                 self.weight = np.resize(self.weight, size)
                 self.hash = np.resize(self.hash, size)
+                self.feature_hash = np.resize(self.feature_hash, size)
                 self.flag = np.resize(self.flag, size)
             idf, default, useful = self._idf, self._default_idf, self._useful
             self.weight[first:end] = [idf.get(w, default) if useful(w) else 0.0 for w in fresh]
             self.hash[first:end] = list(map(zlib.crc32, map(str.encode, fresh)))  # str.encode: UTF-8
+            # hash_strings lower-cases, and lower() is idempotent, so an alias (a spelling that lower-cases to this
+            # word) has the same feature hash as the word: one value per id serves every spelling.
+            self.feature_hash[first:end] = hash_strings(fresh)
             self.flag[first:end] = [self._org_flag(w) for w in fresh]
             self.words.extend(fresh)
             index.update(zip(fresh, range(first, end), strict=True))
         for token, low in aliases:
             index[token] = index[low]
+
+    def word_ids(self, ids: np.ndarray) -> WordIds:
+        """`ids` (from `encode`) with what the featuriser reads per id: feature hashes and this table's generation."""
+        return WordIds(ids, self.feature_hash, len(self.words), self.generation)
 
     def id_of(self, token: str) -> int:
         found = self.index.get(token)
@@ -93,12 +116,12 @@ class Lexicon:
         n = len(token_lists)
         lengths = np.fromiter(map(len, token_lists), dtype=np.int64, count=n)
         total = int(lengths.sum())
-        get = self.index.get
-        # One C-level pass: dict.get(token, -1) for every token; unknown words are added and the pass repeated.
-        ids = np.fromiter(map(get, chain.from_iterable(token_lists), repeat(-1)), dtype=np.int64, count=total)
+        flat = list(chain.from_iterable(token_lists))
+        # One C-level pass: index[token], -1 for an unknown word, for every token; unknown words are added and looked up.
+        found = itemgetter(*flat)(self.index) if total > 1 else tuple(map(self.index.__getitem__, flat))
+        ids = np.fromiter(found, dtype=np.int64, count=total)
         if total and ids.min() < 0:
             missing = np.flatnonzero(ids < 0).tolist()
-            flat = list(chain.from_iterable(token_lists))
             new = [flat[j] for j in missing]
             self._add_many(new)
             index = self.index

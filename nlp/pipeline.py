@@ -2,21 +2,23 @@
 
 `build_enrich_stages(config, store)` is the one entry point the flow uses. PII masking (`nlp.analysis.pre_stages`)
 runs before segmentation and the keyword/scheme/near-duplicate/event/risk stages (`nlp.analysis.analysis_stages`)
-after classification.
+after classification; classification already encodes the batch's words into the analysis state's lexicon, which
+gives the featuriser each distinct word's hash and the analysis stages their id array.
 """
 
 from __future__ import annotations
 
 import gc
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from core.models import Item
 from flow.stages import Batch, Stage
 from nlp import tokenize
-from nlp.analysis import analysis_stages, pre_stages
+from nlp.analysis import analysis_stages, analysis_state, pre_stages
 from nlp.classify import Classifier, get_classifier
-from nlp.features import MAX_CHARS, Doc
+from nlp.features import MAX_CHARS, Doc, WordIds
 
 logger = logging.getLogger(__name__)
 _PREDICTED = ("topic", "topic_score", "emotion", "polarity", "polarity_score")
@@ -39,14 +41,20 @@ class SegmentStage:
 
 
 class ClassifyStage:
-    """Sets enrichment.topic/topic_score/emotion/polarity/polarity_score with one batched predict per model."""
+    """Sets enrichment.topic/topic_score/emotion/polarity/polarity_score with one batched predict per model.
+
+    `word_ids(batch, items)`, when given (`AnalysisState.word_ids`), supplies the items' words as lexicon ids: the
+    batch is then encoded once here for the analysis stages after it, and the featuriser hashes and looks up each
+    distinct word once, not every token in every batch. Without it (the stage on its own) it hashes the tokens."""
 
     name = "classify"
 
-    def __init__(self, classifier: Classifier, *, max_chars: int = MAX_CHARS, backend: str | None = None) -> None:
+    def __init__(self, classifier: Classifier, *, max_chars: int = MAX_CHARS, backend: str | None = None,
+                 word_ids: Callable[[Batch, list[Item]], WordIds] | None = None) -> None:
         self.classifier = classifier
         self.max_chars = max_chars
         self.backend = backend
+        self.word_ids = word_ids
 
     def docs(self, batch: Batch) -> list[Doc]:
         items = batch.items
@@ -67,18 +75,21 @@ class ClassifyStage:
             words = tokens[id(item)]
             title = item.title
             if not title:
-                docs.append(Doc(item.text[:max_chars], words, []))
+                docs.append(Doc(item.content[:max_chars], words, []))  # `item.text` is the content when untitled
                 continue
+            text = item.text  # a property that joins title and content: once per item
             leading = title_words.get(title)
             if leading is None:
-                leading = tokenize.leading_words(words, item.text, len(title))
-            docs.append(Doc(item.text[:max_chars], words, leading))
+                leading = tokenize.leading_words(words, text, len(title))
+            docs.append(Doc(text[:max_chars], words, leading))
         return docs
 
     def run(self, batch: Batch) -> None:
         if not batch.items:
             return
-        columns = self.classifier.columns(self.docs(batch))
+        docs = self.docs(batch)  # fills batch.tokens first
+        words = self.word_ids(batch, batch.items) if self.word_ids is not None else None
+        columns = self.classifier.columns(docs, words)
         for item, topic, topic_score, emotion, polarity, polarity_score in zip(batch.items, *columns, strict=True):
             # Five plain fields, set as pydantic's own __setattr__ sets them (no validate_assignment), in one go.
             e = item.enrichment
@@ -118,8 +129,9 @@ def build_enrich_stages(config: Any, store: Any = None) -> list[Stage]:
     models_dir = nlp.models_dir if nlp is not None else "models"
     classifier = get_classifier(models_dir, *((nlp.neutral_band, nlp.emotion_weight) if nlp is not None else ()))
     max_chars = nlp.max_chars if nlp is not None else MAX_CHARS
+    state = analysis_state(config, store)
     stages: list[Stage] = [*pre_stages(config), SegmentStage(backend),
-                           ClassifyStage(classifier, max_chars=max_chars, backend=backend)]
-    stages.extend(analysis_stages(config, store))
+                           ClassifyStage(classifier, max_chars=max_chars, backend=backend, word_ids=state.word_ids)]
+    stages.extend(analysis_stages(config, store, state=state))
     tune_gc()  # models and analysis state are loaded now: what the flow allocates from here on is per batch
     return stages

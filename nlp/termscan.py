@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 
 import ahocorasick_rs
 import numpy as np
@@ -93,14 +94,18 @@ class TermScanner:
             return out
         raw = np.frombuffer(data, dtype=np.uint8)
         bounds = np.flatnonzero(raw == 0)  # the NULs between texts
-        # Character index of every byte (UTF-8: count the bytes that start a character), for all hits at once.
-        # int32 (a batch is far below 2^31 bytes): half the memory traffic of the default int64, 2.5x faster here.
-        char_index = np.cumsum((raw & 0xC0) != 0x80, dtype=np.int32) - 1
-        match_array = np.array(matches, dtype=np.int64)
+        # The character index of a byte that starts a character (every match start and text start does) is its byte
+        # index minus the UTF-8 continuation bytes before it: a binary search among those, for the hits only, instead
+        # of a running count over every byte of the batch.
+        continuation = np.flatnonzero((raw & 0xC0) == 0x80)
+        # fromiter over the flattened (pattern, start, end) triples: 4x faster than np.array on the list of tuples
+        match_array = np.fromiter(chain.from_iterable(matches), dtype=np.int64, count=3 * len(matches)).reshape(-1, 3)
         index = match_array[:, 0]
-        owner = np.searchsorted(bounds, match_array[:, 1], side="right")  # non-decreasing: matches come in text order
-        item_starts = np.concatenate([[0], bounds + 1])
-        cstart = (char_index[match_array[:, 1]] - char_index[item_starts[owner]]).astype(np.int64)
+        byte_start = match_array[:, 1]
+        owner = np.searchsorted(bounds, byte_start, side="right")  # non-decreasing: matches come in text order
+        item_starts = np.concatenate([[0], bounds + 1])[owner]
+        cstart = ((byte_start - np.searchsorted(continuation, byte_start))
+                  - (item_starts - np.searchsorted(continuation, item_starts)))
         kinds = self._kinds[index]
         first = np.flatnonzero(np.diff(owner, prepend=-1))
         for o in owner[first].tolist():

@@ -80,3 +80,56 @@ def test_version_mismatch_and_damage_are_model_errors(tmp_path: Path):
         artifacts.load(tmp_path, "topic")
     with pytest.raises(ModelError, match="not found"):
         Classifier.load(tmp_path / "missing")
+
+
+REAL_STYLE = ["A市经济学院强制学生实习，学院与企业合作收取中介费，学生不去就不给毕业证，请教育厅查处",
+              "【雨花区魅力之城小区】小区旁工地夜间施工噪音扰民，多次拨打12345没有回复[怒][怒]",
+              "感谢社区网格员和志愿者在疫情防控期间的辛苦付出，复工复产工作做得很好，点赞！#武汉加油#",
+              "WiFi信号太差，İstanbul旅客投诉😀😀，不满意也不愤怒", "", "好" * 3000, "感谢[哈哈", "]医护人员"]
+
+
+def test_fused_products_equal_the_per_family_dot_bit_for_bit():
+    """The serving product (one CSR, per-family sums added in family order) gives exactly the float32 values of the
+    straightforward `transform(docs).dot(...)`, with or without word hashes handed in (titles that are the start of
+    the tokens reuse them; others, and docs longer than MAX_TOKENS, are handled on their own)."""
+    from itertools import chain
+
+    from nlp.features import MAX_TOKENS, hash_strings
+
+    clf = get_classifier(MODELS)
+    batch = [Doc(t, segment(t), segment(t)[:4]) for t in REAL_STYLE]
+    batch.append(Doc("标题另切", ["标题", "另", "切"], ["标", "题"]))  # a title that is not the start of the tokens
+    batch.append(Doc("长", ["住建局", "不", "满意"] * (MAX_TOKENS // 2), ["住建局"]))
+    assert max(len(d.tokens) for d in batch) > MAX_TOKENS
+    weights, remap = clf._weights, clf._remap
+    expected = clf.featurizer(batch).dot(weights, remap)
+    assert expected.dtype == np.float32 and np.abs(expected).sum() > 0
+    word_hashes = hash_strings(list(chain.from_iterable(d.tokens for d in batch)))
+    for got in (clf.featurizer.products(batch, weights, remap), clf.featurizer.products(batch, weights, remap, word_hashes)):
+        assert got.dtype == expected.dtype and np.array_equal(got.view(np.uint32), expected.view(np.uint32))
+    with pytest.raises(ValueError):
+        clf.featurizer.products(batch, weights, remap, word_hashes[:-1])
+
+
+def test_products_from_lexicon_ids_equal_the_per_family_dot_bit_for_bit():
+    """With the tokens as lexicon ids (`WordIds`), word columns, lexicon categories and negations come from a
+    per-id cache: same values bit for bit, as the lexicon grows, for a second lexicon (another generation) and
+    after the first one starts over."""
+    from core.config import parse_config
+    from nlp.analysis import AnalysisState
+    from nlp.features import MAX_TOKENS
+
+    clf = get_classifier(MODELS)
+    weights, remap = clf._weights, clf._remap
+    first, second = (AnalysisState(parse_config({}).analysis).lexicon for _ in range(2))
+    texts = [*REAL_STYLE, "服务态度很不满意，不是很满意，没有不满意", "非常满意！感谢！", "不 满意 没 愤怒 毫无 办法"]
+    batches = [[Doc(t, segment(t), segment(t)[:3]) for t in texts[:5]], [Doc(t, segment(t), []) for t in texts[3:]],
+               [Doc("长", ["不", "满意", "住建局"] * (MAX_TOKENS // 2), ["不"]), Doc("新词", ["新词一", "新词二"], [])]]
+    assert {"满意", "愤怒"} <= set(clf.topic.spec.lexicon)  # the lexicon family and its negations are exercised
+    for lexicon, order in ((first, batches), (second, batches[::-1]), (first, batches)):  # new words, other ids
+        for batch in order:
+            ids = lexicon.encode([d.tokens for d in batch]).ids
+            got = clf.featurizer.products(batch, weights, remap, lexicon.word_ids(ids))
+            expected = clf.featurizer(batch).dot(weights, remap)
+            assert np.array_equal(got.view(np.uint32), expected.view(np.uint32))
+        lexicon._reset()  # ids are given out anew: the cache must not serve the old ones

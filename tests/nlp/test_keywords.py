@@ -74,3 +74,79 @@ def test_batch_places_equal_item_by_item_places() -> None:
     assert ordered_places_many(hits, texts) == [ordered_places(h, t) for h, t in zip(hits, texts, strict=True)]
     assert ordered_places_many(hits, texts)[:3] == [["A市", "A3区"], [], ["B市", "长沙市", "雨花区"]]
     assert ordered_places_many(hits, texts)[-2:] == [["长沙", "A市"], ["A市", "长沙"]]  # offsets exact to the character
+
+
+def test_lexicon_feature_hash_is_the_featurisers_hash_of_every_spelling() -> None:
+    from itertools import chain
+
+    import numpy as np
+
+    from nlp.features import hash_strings
+
+    state = AnalysisState(parse_config({}).analysis)
+    token_lists = [["WiFi", "信号", "wifi", "WIFI"], ["İstanbul", "istanbul", "ΑΣ", "ας"], [], ["小区", "噪音", "Wifi"]]
+    encoded = state.lexicon.encode(token_lists)
+    assert encoded.ids[0] == encoded.ids[2] == encoded.ids[3]  # one id for the spellings of one lower-cased word
+    flat = list(chain.from_iterable(token_lists))
+    assert np.array_equal(state.lexicon.feature_hash[encoded.ids], hash_strings(flat))
+
+
+def test_term_scan_offsets_are_characters_of_each_text() -> None:
+    """Hits carry character offsets into their own (lower-cased) text, whatever the UTF-8 width of the characters
+    before them (emoji: 4 bytes, CJK: 3, é: 2), and a batch finds what each text alone finds."""
+    from nlp.termscan import TermScanner
+
+    scanner = TermScanner(places=["长沙市", "雨花区", "A市"], heads=["小区"], scheme_terms=["噪音"],
+                          risk_terms={"扰民": ("nuisance",), "噪音扰民": ("nuisance", "noise")},
+                          matter_terms={"噪音": ("noise",)})
+    texts = ["😀😀长沙市雨花区魅力之城小区噪音扰民", "café噪音A市", "", "无", "é" * 7 + "长沙市😀噪音扰民😀小区",
+             "a市的噪音\x00扰民"]
+    batch = scanner.scan_many(texts)
+    assert [scanner.scan(t) for t in texts] == batch
+    assert [h.places for h in batch[:2]] == [[(2, 5, "长沙市"), (5, 8, "雨花区")], [(6, 8, "A市")]]
+    for text, hits in zip(texts, batch, strict=True):
+        low = text.lower()
+        assert all(low[s:e] == name.lower() for s, e, name in hits.places)
+        assert all(low[s:s + len(head)] == head for s, head in hits.heads)
+        assert all(low[s:s + len(term)] == term for term, starts in hits.scheme.items() for s in starts)
+        assert all(low[s:e] == term for found in hits.risk.values() for term, s, e in found)
+    assert batch[4].risk["noise"] == [("噪音扰民", 11, 15)] and batch[4].heads == [(16, "小区")]
+
+
+def test_pair_counting_equals_numpy_unique() -> None:
+    import numpy as np
+
+    from nlp.keywords import _count_pairs
+
+    rng = np.random.default_rng(7)
+    for size, bound in ((1, 5), (2, 3), (1000, 50), (40_000, 500 * 60_000), (300, 2**55)):
+        keys = rng.integers(0, bound, size=size, dtype=np.int64)
+        got, expected = _count_pairs(keys, bound), np.unique(keys, return_index=True, return_counts=True)
+        assert all(np.array_equal(a, b) for a, b in zip(got, expected, strict=True))
+
+
+def test_batch_keywords_equal_the_item_by_item_extractor() -> None:
+    """The batch ranking (terms and the keyword words cut from the same list) agrees with KeywordExtractor.extract."""
+    from nlp.keywords import batch_top_terms_and_words
+
+    texts = ["A市经济学院强制学生实习，学院与企业合作收取中介费，学生不去就不给毕业证，请教育厅查处",
+             "小区旁工地夜间施工噪音扰民，噪音扰民，多次拨打12345没有回复", "", "好", "WiFi信号太差 wifi 信号 WIFI"]
+    state = AnalysisState(parse_config({}).analysis)
+    token_lists = [segment(t) for t in texts]
+    terms, words = batch_top_terms_and_words(state.lexicon.encode(token_lists), state.lexicon, 14, 8)
+    extractor = KeywordExtractor(top_k=8)
+    for toks, item_terms, item_words in zip(token_lists, terms, words, strict=True):
+        assert item_words == [w for w, _ in item_terms[:8]] == extractor.extract(toks)
+    assert words[0] and words[2] == [] and "wifi" in words[4]
+
+
+def test_lexicon_encode_equals_word_by_word_ids() -> None:
+    """The one-pass batch lookup (unknown words read as -1, then added) gives the ids `id_of` gives word by word,
+    for batches of no token, one token and many with new words among known ones."""
+    state = AnalysisState(parse_config({}).analysis)
+    lexicon = state.lexicon
+    for token_lists in ([], [[]], [["新词甲"]], [["小区", "新词乙", "噪音"], [], ["新词乙", "Wifi", "wifi", "新词丙"]]):
+        encoded = lexicon.encode(token_lists)
+        assert encoded.ids.tolist() == [lexicon.id_of(t) for toks in token_lists for t in toks]
+        assert encoded.lengths.tolist() == [len(toks) for toks in token_lists]
+    assert "从未见过的词" not in lexicon.index and lexicon.index["从未见过的词"] == -1

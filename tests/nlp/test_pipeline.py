@@ -56,3 +56,26 @@ def test_build_enrich_stages_tunes_gc_and_batches_titles():
     items = [item("学校乱收费", "教育局请查处学校违规收取补课费"), item("学校乱收费", "另一所学校也收补课费"), item("", "无标题")]
     docs = classify.docs(Batch(items=items))
     assert docs[0].title_tokens == docs[1].title_tokens and "学校" in docs[0].title_tokens and docs[2].title_tokens == []
+
+
+REAL_STYLE = [("A市经济学院强制实习", "学院与企业合作收取中介费，学生不去就不给毕业证，请教育厅查处"),
+              ("", "【雨花区魅力之城小区】小区旁工地夜间施工噪音扰民，多次拨打12345没有回复[怒][怒]"),
+              ("WiFi信号差", "wifi信号太差，WIFI不满意也不愤怒，İstanbul旅客😀😀"),
+              ("好好好好好好", "好好好好好好好好"), ("", "")]
+
+
+def test_classify_with_the_shared_encoding_equals_classify_alone():
+    """The chain's classify stage reads word hashes off the analysis state's encoding (mixed-case spellings share
+    one lexicon id); a classify stage on its own hashes the tokens itself. Same predictions, and the keyword stage
+    after it reuses that encoding."""
+    stages = build_enrich_stages(Config())
+    chained = next(s for s in stages if isinstance(s, ClassifyStage))
+    assert chained.word_ids is not None
+    alone = ClassifyStage(chained.classifier)
+    shared, own = [item(t, c) for t, c in REAL_STYLE], [item(t, c) for t, c in REAL_STYLE]
+    batch = Chain(stages).run(Batch(items=shared))
+    assert not batch.quarantined
+    alone.run(Batch(items=own))
+    fields = ("topic", "topic_score", "emotion", "polarity", "polarity_score")
+    assert [[getattr(i.enrichment, f) for f in fields] for i in shared] == [[getattr(i.enrichment, f) for f in fields] for i in own]
+    assert shared[2].enrichment.keywords and "wifi" in shared[2].enrichment.keywords
