@@ -276,8 +276,8 @@ class NearDuplicateStage:
                 for item, p in zip(batch.items, prepared, strict=True)]
         sigs = np.stack([p.signature for p in prepared])
         keys = np.stack([p.keys for p in prepared])
-        present = np.zeros(keys.shape, dtype=bool)  # which band keys the index holds, for add_many
-        matches = index.match_batch(sigs, keys, owns, present)
+        codes = np.empty(keys.shape, dtype=np.int64)  # what the index holds under each band key, for add_many
+        matches = index.match_batch(sigs, keys, owns, codes)
         ids: list[int] = []  # each item's id in the index: its own, or a temporary one until the store gives it
         roots: list[int | None] = []
         for item, match, own in zip(batch.items, matches, owns, strict=True):
@@ -305,7 +305,7 @@ class NearDuplicateStage:
                 state.pending.setdefault(root, []).append(item)
             item.enrichment.near_duplicate_of = root
         new = [i for i, own in enumerate(owns) if own is None]
-        index.add_many([ids[i] for i in new], sigs[new], keys[new], [roots[i] for i in new], present[new])
+        index.add_many([ids[i] for i in new], sigs[new], keys[new], [roots[i] for i in new], codes[new])
 
 
 class EventStage:
