@@ -179,17 +179,19 @@ class AnalysisState:
 
         return get
 
-    def signatures(self, batch: Batch, prepared: list[Prepared]) -> None:
-        """Near-duplicate signatures and LSH keys of the items that have none yet, in one vectorised pass."""
+    def signatures(self, batch: Batch, prepared: list[Prepared]) -> tuple[np.ndarray, np.ndarray] | None:
+        """Near-duplicate signatures and LSH keys of the items that have none yet, in one vectorised pass; the batch's
+        arrays when that was every item (the usual case, so that the stage need not stack 500 rows twice)."""
         todo = [(it, p) for it, p in zip(batch.items, prepared, strict=True) if p.signature is None]
         if not todo:
-            return
+            return None
         items = [it for it, _ in todo]
         enc = self.encode(batch, items)
         sigs = signatures_from_hashes(self.lexicon.hash[enc.ids], enc.owner, enc.position, len(items))
         keys = band_keys(sigs, self.dedup.bands)
         for (_, p), sig, k in zip(todo, sigs, keys, strict=True):
             p.signature, p.keys = sig, k  # rows of the batch arrays
+        return (sigs, keys) if len(todo) == len(prepared) else None
 
     def lookup_known(self, items: list[Item]) -> dict[tuple[str, str], tuple[int | None, str | None, int]]:
         """Items seen before (re-crawls): their id, event and engagement, from the store or from memory."""
@@ -269,13 +271,16 @@ class NearDuplicateStage:
             return
         prepared = state.prepare(batch)
         state.fill_known(batch.items, prepared)
-        state.signatures(batch, prepared)
+        fresh = state.signatures(batch, prepared)
         index = state.dedup
         memory = state.store is None
         owns = [item.id if item.id is not None else (p.known[0] if p.known else None)
                 for item, p in zip(batch.items, prepared, strict=True)]
-        sigs = np.stack([p.signature for p in prepared])
-        keys = np.stack([p.keys for p in prepared])
+        if fresh is not None:
+            sigs, keys = fresh
+        else:
+            sigs = np.stack([p.signature for p in prepared])
+            keys = np.stack([p.keys for p in prepared])
         codes = np.empty(keys.shape, dtype=np.int64)  # what the index holds under each band key, for add_many
         matches = index.match_batch(sigs, keys, owns, codes)
         ids: list[int] = []  # each item's id in the index: its own, or a temporary one until the store gives it

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import random
+from unittest.mock import patch
 
 import numpy as np
 import pandas as pd
@@ -171,3 +172,35 @@ def test_batch_matching_equals_item_by_item_reference() -> None:
     assert longest > _MAX_CHECKS  # the cut on candidates was exercised
     assert sum(m is not None and m[0] == "batch" for b in got for m in b) > 500
     assert sum(m is not None and m[0] == "index" for b in got for m in b) > 50
+
+
+def test_densify_equals_bin_by_bin_filling() -> None:
+    """Empty bins take the next filled bin's value plus 2^26 per step (circularly), on real short and long posts and
+    on rows with a single filled bin; the vectorised fill must equal the plain loop."""
+    from nlp.dedup import _densify
+
+    texts = ["好", "路灯坏了", "小区门口道路塌陷，多次反映无人处理", "",
+             "化工厂排放废气，晚上气味刺鼻，附近居民头疼恶心，请生态环境局立即查处。" * 3]
+    from nlp.dedup import signatures_from_hashes, word_hashes
+
+    tokens = segment_many(texts)
+    hashes = np.array([h for t in tokens for h in word_hashes(t)], dtype=np.uint32)
+    owner = np.repeat(np.arange(len(tokens)), [len(t) for t in tokens])
+    position = np.concatenate([np.arange(len(t)) for t in tokens])
+    raw = np.full((len(texts), 64), 0xFFFFFFFF, dtype=np.uint32)
+    raw[0, 63] = 5  # one filled bin, at the end: every hole wraps round
+    with patch("nlp.dedup._densify"):  # the bins as hashing leaves them
+        sparse = signatures_from_hashes(hashes, owner, position, len(texts))
+    assert (sparse == 0xFFFFFFFF).any(axis=1).all()
+    for sig in (raw, sparse):
+        expected = sig.copy()
+        for row in expected:
+            filled = [b for b in range(64) if row[b] != 0xFFFFFFFF]
+            if filled and len(filled) < 64:
+                source = row.copy()
+                for b in range(64):
+                    step = next(s for s in range(64) if source[(b + s) % 64] != 0xFFFFFFFF)
+                    row[b] = (int(source[(b + step) % 64]) + step * (1 << 26)) % (1 << 32)
+        got = sig.copy()
+        _densify(got)
+        assert np.array_equal(got, expected)
