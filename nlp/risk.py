@@ -351,9 +351,11 @@ class RiskStage:
     name = "risk"
 
     def __init__(self, scorer: RiskScorer, context_of: Callable[[Item], RiskContext], now: Callable[[], datetime],
-                 hits_of: Callable[[Batch], list[dict | None]] | None = None) -> None:
+                 hits_of: Callable[[Batch], list[dict | None]] | None = None,
+                 contexts_of: Callable[[list[Item]], list[RiskContext]] | None = None) -> None:
         self.scorer = scorer
         self.context_of = context_of
+        self.contexts_of = contexts_of  # `context_of` for a whole batch, when the caller has one
         self.now = now
         self.hits_of = hits_of
 
@@ -362,9 +364,11 @@ class RiskStage:
         context_of = self.context_of
         items = batch.items
         found_all = self.hits_of(batch) if self.hits_of is not None else [None] * len(items)
-        scored = self.scorer.score_many(items, now_ts, [context_of(item) for item in items], found_all)
-        for item, (total, level, reasons) in zip(items, scored, strict=True):
+        contexts = self.contexts_of(items) if self.contexts_of is not None else [context_of(item) for item in items]
+        fields = ("risk_score", "risk_level", "risk_reasons")
+        for item, (total, level, reasons) in zip(items, self.scorer.score_many(items, now_ts, contexts, found_all),
+                                                 strict=True):
             e = item.enrichment
             # Three plain fields at once, as pydantic's own __setattr__ would set them (no validate_assignment).
             e.__dict__.update(risk_score=total, risk_level=level, risk_reasons=reasons)
-            e.__pydantic_fields_set__.update(("risk_score", "risk_level", "risk_reasons"))
+            e.__pydantic_fields_set__.update(fields)
