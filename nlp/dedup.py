@@ -277,10 +277,11 @@ class NearDuplicateIndex:
 
     Layout (why: a batch is looked up, verified and added with numpy, not item by item in Python): each indexed item
     has a slot, a row of `_sig`; its id is `_slot_id[slot]`, so giving an entry indexed under a temporary (negative) id
-    its real one (`rekey`) rewrites one number. Each band's dict maps a key to a code: a slot when one item holds the
-    key (most keys: an int is neither a container the garbage collector walks nor a list per band per item), else
-    ~row of `_members`, whose first `_member_count[row]` entries are the slots of the earliest items sharing it (at most
-    _BUCKET_CAP). Candidates are taken oldest first by `_age` of their ids, whatever the slot order.
+    its real one (`rekey`) rewrites one number. `_table` maps (band, key) to a code: the slot when one item holds the
+    key (most keys), else ~row of `_members`, whose first `_member_count[row]` entries are the slots of the earliest
+    items sharing it (at most _BUCKET_CAP, as the lists of the former dict-per-band buckets). Candidates are taken
+    oldest first by `_age` of their ids, whatever the slot order. Member rows are int32 slots: fine while max_entries
+    stays below 2^31.
     """
 
     def __init__(self, threshold: float = 0.6, bands: int = 16, max_entries: int = 1_000_000) -> None:
