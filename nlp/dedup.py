@@ -181,8 +181,10 @@ def _band_groups(keys: np.ndarray) -> _BandGroups:
 class _KeyTable:
     """Open-addressing hash table from (band, band key) to an int64 code, in numpy arrays; linear probing, at most
     a quarter full so that probe runs stay short. Why not a dict per band: a batch asks 16 keys per item and adds as
-    many; here each is a few array operations over the whole batch instead of a Python-level call per key, and an
-    entry costs 17 to 68 bytes instead of a dict slot and two int objects (about 100)."""
+    many; here each is a few array operations over the whole batch instead of a Python-level call per key. Memory:
+    4 to 8 cells of 17 bytes per entry (68 to 136 bytes), about what a dict entry with its key and value int objects
+    cost (~100 bytes); at 1,000,000 items × 16 bands, 1.1 to 2.3 GB. A half-full table would halve that for longer
+    probe runs (not measured on a quiet machine)."""
 
     def __init__(self, capacity: int = 1 << 16) -> None:
         self.count = 0
