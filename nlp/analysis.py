@@ -187,17 +187,19 @@ class AnalysisState:
 
         return get
 
-    def signatures(self, batch: Batch, prepared: list[Prepared]) -> None:
-        """Near-duplicate signatures and LSH keys of the items that have none yet, in one vectorised pass."""
+    def signatures(self, batch: Batch, prepared: list[Prepared]) -> tuple[np.ndarray, np.ndarray] | None:
+        """Near-duplicate signatures and LSH keys of the items that have none yet, in one vectorised pass; the batch's
+        arrays when that was every item (the usual case, so that the stage need not stack 500 rows twice)."""
         todo = [(it, p) for it, p in zip(batch.items, prepared, strict=True) if p.signature is None]
         if not todo:
-            return
+            return None
         items = [it for it, _ in todo]
         enc = self.encode(batch, items)
         sigs = signatures_from_hashes(self.lexicon.hash[enc.ids], enc.owner, enc.position, len(items))
         keys = band_keys(sigs, self.dedup.bands)
         for (_, p), sig, k in zip(todo, sigs, keys, strict=True):
             p.signature, p.keys = sig, k  # rows of the batch arrays
+        return (sigs, keys) if len(todo) == len(prepared) else None
 
     def lookup_known(self, items: list[Item]) -> dict[tuple[str, str], tuple[int | None, str | None, int]]:
         """Items seen before (re-crawls): their id, event and engagement, from the store or from memory."""
@@ -235,6 +237,17 @@ class AnalysisState:
         repeats = self.dup_counts.get(self.dedup.root(root), 0) if root else 0
         event = self.events.events.get(e.event_id) if e.event_id else None
         return RiskContext(repeats=repeats, event_volume=event.volume if event else 1)
+
+    def risk_contexts(self, items: list[Item]) -> list[RiskContext]:
+        """`risk_context` of a batch: one call and local names instead of a method call and lookups per item."""
+        dup_counts, root_of, events = self.dup_counts, self.dedup.root, self.events.events
+        out: list[RiskContext] = []
+        for item in items:
+            e = item.enrichment
+            root = e.near_duplicate_of
+            event = events.get(e.event_id) if e.event_id else None
+            out.append(RiskContext(dup_counts.get(root_of(root), 0) if root else 0, event.volume if event else 1))
+        return out
 
     def end_batch(self) -> None:
         self.prepared.clear()
@@ -279,15 +292,18 @@ class NearDuplicateStage:
             return
         prepared = state.prepare(batch)
         state.fill_known(batch.items, prepared)
-        state.signatures(batch, prepared)
+        fresh = state.signatures(batch, prepared)
         index = state.dedup
         memory = state.store is None
         owns = [item.id if item.id is not None else (p.known[0] if p.known else None)
                 for item, p in zip(batch.items, prepared, strict=True)]
-        sigs = np.stack([p.signature for p in prepared])
-        keys = np.stack([p.keys for p in prepared])
-        present = np.zeros(keys.shape, dtype=bool)  # which band keys the index holds, for add_many
-        matches = index.match_batch(sigs, keys, owns, present)
+        if fresh is not None:
+            sigs, keys = fresh
+        else:
+            sigs = np.stack([p.signature for p in prepared])
+            keys = np.stack([p.keys for p in prepared])
+        codes = np.empty(keys.shape, dtype=np.int64)  # what the index holds under each band key, for add_many
+        matches = index.match_batch(sigs, keys, owns, codes)
         ids: list[int] = []  # each item's id in the index: its own, or a temporary one until the store gives it
         roots: list[int | None] = []
         for item, match, own in zip(batch.items, matches, owns, strict=True):
@@ -315,7 +331,7 @@ class NearDuplicateStage:
                 state.pending.setdefault(root, []).append(item)
             item.enrichment.near_duplicate_of = root
         new = [i for i, own in enumerate(owns) if own is None]
-        index.add_many([ids[i] for i in new], sigs[new], keys[new], [roots[i] for i in new], present[new])
+        index.add_many([ids[i] for i in new], sigs[new], keys[new], [roots[i] for i in new], codes[new])
 
 
 class EventStage:
@@ -429,7 +445,7 @@ def analysis_stages(config: Config, store=None, now: Callable[[], datetime] | No
         stages.append(NearDuplicateStage(state))
     if cfg.events.enabled:
         stages.append(EventStage(state))
-    stages.append(RiskStage(state.risk, state.risk_context, state.now, state.hits_of("risk")))
+    stages.append(RiskStage(state.risk, state.risk_context, state.now, state.hits_of("risk"), contexts_of=state.risk_contexts))
     if store is None:
         stages.append(PersistStage(state))  # memory mode: only clears per-batch scratch
     return stages

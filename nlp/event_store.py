@@ -16,10 +16,12 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from core.errors import NotFound
 from nlp.cluster import EventClusterer, EventState, heat_index
-from nlp.dedup import NUM_PERM, NearDuplicateIndex
+from nlp.dedup import NUM_PERM, NearDuplicateIndex, band_keys
 from storage.migrations import migrate, register
 from storage.schema import items as items_table
 from storage.schema import metadata
+
+_LOAD_CHUNK = 10_000  # signatures indexed per add_many on start
 
 events = Table(
     "events",
@@ -125,10 +127,12 @@ def load(store: Any, clusterer: EventClusterer | None, index: NearDuplicateIndex
         if index is not None:
             rows = conn.execute(select(dedup_signatures).order_by(dedup_signatures.c.item_id.desc())
                                 .limit(index.max_entries)).all()
-            for row in reversed(rows):
-                sig = np.frombuffer(row.signature, dtype=np.uint32)
-                if sig.size == NUM_PERM:
-                    index.add(row.item_id, sig, None if row.root_id == row.item_id else row.root_id)
+            rows = [r for r in reversed(rows) if len(r.signature) == NUM_PERM * 4]  # oldest first, as `add` one by one
+            for start in range(0, len(rows), _LOAD_CHUNK):  # in chunks: a million rows, one array operation per chunk
+                chunk = rows[start:start + _LOAD_CHUNK]
+                sigs = np.frombuffer(b"".join(r.signature for r in chunk), dtype=np.uint32).reshape(len(chunk), NUM_PERM)
+                index.add_many([r.item_id for r in chunk], sigs, band_keys(sigs, index.bands),
+                               [None if r.root_id == r.item_id else r.root_id for r in chunk])
 
 
 def public(row: Any) -> dict[str, Any]:

@@ -9,10 +9,10 @@ or came after its deadline. The score is the sum, capped at 100; every addition 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import NamedTuple
 
 import ahocorasick
 import yaml
@@ -70,9 +70,9 @@ def grade(score: float, config: RiskConfig) -> str:
     return "IV"
 
 
-@dataclass
-class RiskContext:
-    """What the risk model knows beyond the item: how many items repeat it (near-duplicates, its event)."""
+class RiskContext(NamedTuple):
+    """What the risk model knows beyond the item: how many items repeat it (near-duplicates, its event). A named
+    tuple: one is made per item, and equal contexts share their reasons in `score_many`."""
 
     repeats: int = 0
     event_volume: int = 1
@@ -101,6 +101,12 @@ class RiskScorer:
         self._emotions: dict[str, RiskReason | None] = {}
         self._channels: dict[str, RiskReason | None] = {}
         self._memo: dict[tuple, RiskReason | None] = {}  # (feature, the one value its reason depends on) → reason
+        # `score_many`'s: (reason, weight) per emotion, per polarity strength, per risk category with its hits and
+        # evidence; (reasons, weights) per channel and context
+        self._emotion_weights: dict[str, tuple[RiskReason, float] | None] = {}
+        self._strengths: dict[float, tuple[RiskReason, float] | None] = {}
+        self._term_reasons: dict[tuple, tuple[RiskReason, float]] = {}
+        self._tails: dict[tuple, tuple[list[RiskReason], list[float]]] = {}
 
     def _remember(self, key: tuple, found: RiskReason | None) -> RiskReason | None:
         if len(self._memo) >= _MAX_REASONS:
@@ -187,18 +193,15 @@ class RiskScorer:
         """Score, grade and reasons; `term_hits` are the risk terms already found by a shared scan (else scanned here)."""
         return self.score_at(item, now.timestamp(), context, term_hits)
 
-    def score_at(self, item: Item, now_ts: float, context: RiskContext | None = None,
-                 term_hits: dict[str, list[tuple[str, int, int]]] | None = None) -> tuple[float, str, list[RiskReason]]:
-        """`score` with the time as a timestamp (the stage converts it once per batch). Reasons that depend on one
-        value only (emotion, channel) come from per-scorer caches; the sum is taken in the order reasons are added."""
+    def _head(self, emotion: str | None, polarity: str | None, polarity_score: float | None) -> list[RiskReason]:
+        """The reasons that come before the terms: emotion, then negative polarity."""
         cfg = self.config
         reasons: list[RiskReason] = []
-        e = item.enrichment
-        if (emotion := e.emotion) and (r := self._by_value(self._emotions, emotion, self._emotion_reason)) is not None:
+        if emotion and (r := self._by_value(self._emotions, emotion, self._emotion_reason)) is not None:
             reasons.append(r)
-        if e.polarity and e.polarity.lower() in ("negative", "neg", "负面") and cfg.negative_weight:
+        if polarity and polarity.lower() in ("negative", "neg", "负面") and cfg.negative_weight:
             # The classifier's polarity_score is negative for negative text: its magnitude is the strength.
-            strength = abs(e.polarity_score) if e.polarity_score is not None else 1.0
+            strength = abs(polarity_score) if polarity_score is not None else 1.0
             key = ("polarity", strength)
             r = self._memo.get(key, _MISSING)
             if r is _MISSING:
@@ -207,11 +210,12 @@ class RiskScorer:
                                    if w else None)
             if r is not None:
                 reasons.append(r)
-        if term_hits is None or term_hits:
-            reasons.extend(self._terms(item.text, term_hits))
-        engagement = item.engagement
-        eng = engagement.likes + engagement.dislikes + engagement.reposts + engagement.comments + engagement.reads // 100
-        published = item.published_at.timestamp()
+        return reasons
+
+    def _engagement(self, eng: int, published: float, now_ts: float) -> list[RiskReason]:
+        """Engagement and its velocity (items without any engagement have neither)."""
+        cfg = self.config
+        reasons: list[RiskReason] = []
         if eng and cfg.engagement_weight:
             key = ("engagement", eng)
             r = self._memo.get(key)
@@ -224,7 +228,12 @@ class RiskScorer:
             if cfg.velocity_weight and per_hour >= 1:
                 w = round(cfg.velocity_weight * min(1.0, math.log1p(per_hour) / self._log_vel), 2)
                 reasons.append(reason(feature="velocity", weight=w, detail=f"{per_hour:.1f} interactions per hour"))
-        channel = item.channel.value
+        return reasons
+
+    def _tail(self, channel: str, context: RiskContext | None) -> list[RiskReason]:
+        """The channel and repeats reasons (the reply reason comes after them)."""
+        cfg = self.config
+        reasons: list[RiskReason] = []
         if (r := self._by_value(self._channels, channel, self._channel_reason)) is not None:
             reasons.append(r)
         if context is not None:
@@ -233,10 +242,106 @@ class RiskScorer:
                 w = round(cfg.repeat_weight * min(1.0, repeats / cfg.repeat_saturation), 2)
                 reasons.append(reason(feature="repeated", weight=w,
                                       detail=f"{context.repeats} near-duplicates, {context.event_volume} items in its event"))
+        return reasons
+
+    def score_at(self, item: Item, now_ts: float, context: RiskContext | None = None,
+                 term_hits: dict[str, list[tuple[str, int, int]]] | None = None) -> tuple[float, str, list[RiskReason]]:
+        """`score` with the time as a timestamp. Reasons in a fixed order (emotion, polarity, terms, engagement,
+        velocity, channel, repeats, reply); the sum is taken in that order."""
+        e = item.enrichment
+        reasons = self._head(e.emotion, e.polarity, e.polarity_score)
+        if term_hits is None or term_hits:
+            reasons.extend(self._terms(item.text, term_hits))
+        engagement = item.engagement
+        eng = engagement.likes + engagement.dislikes + engagement.reposts + engagement.comments + engagement.reads // 100
+        published = item.published_at.timestamp()
+        reasons.extend(self._engagement(eng, published, now_ts))
+        channel = item.channel.value
+        reasons.extend(self._tail(channel, context))
         if channel in _REPLY_CHANNELS and (reply := self._reply_at(item, channel, published, now_ts)) is not None:
             reasons.append(reply)
         total = round(min(100.0, sum([r.weight for r in reasons])), 2)
-        return total, grade(total, cfg), reasons
+        return total, grade(total, self.config), reasons
+
+    def score_many(self, items: Sequence[Item], now_ts: float, contexts: Sequence[RiskContext | None],
+                   term_hits: Sequence[dict[str, list[tuple[str, int, int]]] | None]
+                   ) -> list[tuple[float, str, list[RiskReason]]]:
+        """`score_at` of every item of a batch: the same scores, grades and reasons (a test compares them).
+
+        Why a batch loop: at ~6 reasons per item, the cost was mostly Python calls and model attribute reads. Here
+        reasons that depend on one value (emotion, polarity strength, channel with repeats) come from dicts keyed by
+        that value, their weights are kept beside them as floats for the sum, and terms, engagement and the reply
+        reason are made only for items that have them."""
+        cfg = self.config
+        if len(self._strengths) + len(self._tails) + len(self._term_reasons) > _MAX_REASONS:
+            self._strengths.clear()
+            self._tails.clear()
+            self._term_reasons.clear()
+        emotions, strengths, tails, term_reasons = self._emotion_weights, self._strengths, self._tails, self._term_reasons
+        negative = ("negative", "neg", "负面")
+        polarity_counts = bool(cfg.negative_weight)
+        levels = cfg.levels
+        level_i, level_ii, level_iii = levels.I, levels.II, levels.III
+        out: list[tuple[float, str, list[RiskReason]]] = []
+        for item, context, found in zip(items, contexts, term_hits, strict=True):
+            e = item.enrichment
+            reasons: list[RiskReason] = []
+            weights: list[float] = []
+            if emotion := e.emotion:
+                got = emotions.get(emotion, _MISSING)
+                if got is _MISSING:
+                    r = self._by_value(self._emotions, emotion, self._emotion_reason)
+                    got = emotions[emotion] = None if r is None else (r, r.weight)
+                if got is not None:
+                    reasons.append(got[0])
+                    weights.append(got[1])
+            if polarity_counts and (polarity := e.polarity) and polarity.lower() in negative:
+                strength = abs(e.polarity_score) if e.polarity_score is not None else 1.0
+                got = strengths.get(strength, _MISSING)
+                if got is _MISSING:
+                    made = self._head(None, polarity, e.polarity_score)
+                    got = strengths[strength] = (made[0], made[0].weight) if made else None
+                if got is not None:
+                    reasons.append(got[0])
+                    weights.append(got[1])
+            if found is None:
+                made = self._terms(item.text, found)
+                reasons += made
+                weights += [r.weight for r in made]
+            elif found:
+                text = item.text
+                for name, hits in found.items():
+                    start, end = hits[0][1:]
+                    key = (name, tuple(hits), text[start:end])  # all a category's reason depends on
+                    got = term_reasons.get(key)
+                    if got is None:
+                        r = self._terms(text, {name: hits})[0]
+                        got = term_reasons[key] = (r, r.weight)
+                    reasons.append(got[0])
+                    weights.append(got[1])
+            engagement = item.engagement
+            eng = engagement.likes + engagement.dislikes + engagement.reposts + engagement.comments + engagement.reads // 100
+            channel = item.channel._value_  # the plain str: Enum.value is a property, a Python call per item
+            replies = channel in _REPLY_CHANNELS
+            published = item.published_at.timestamp() if eng or replies else 0.0
+            if eng:
+                made = self._engagement(eng, published, now_ts)
+                reasons += made
+                weights += [r.weight for r in made]
+            key = (channel, context)
+            tail = tails.get(key)
+            if tail is None:
+                made = self._tail(channel, context)
+                tail = tails[key] = (made, [r.weight for r in made])
+            reasons += tail[0]
+            weights += tail[1]
+            if replies and (reply := self._reply_at(item, channel, published, now_ts)) is not None:
+                reasons.append(reply)
+                weights.append(reply.weight)
+            total = round(min(100.0, sum(weights)), 2)
+            level = "I" if total >= level_i else "II" if total >= level_ii else "III" if total >= level_iii else "IV"  # grade
+            out.append((total, level, reasons))
+        return out
 
 
 class RiskStage:
@@ -246,20 +351,24 @@ class RiskStage:
     name = "risk"
 
     def __init__(self, scorer: RiskScorer, context_of: Callable[[Item], RiskContext], now: Callable[[], datetime],
-                 hits_of: Callable[[Batch], list[dict | None]] | None = None) -> None:
+                 hits_of: Callable[[Batch], list[dict | None]] | None = None,
+                 contexts_of: Callable[[list[Item]], list[RiskContext]] | None = None) -> None:
         self.scorer = scorer
         self.context_of = context_of
+        self.contexts_of = contexts_of  # `context_of` for a whole batch, when the caller has one
         self.now = now
         self.hits_of = hits_of
 
     def run(self, batch: Batch) -> None:
         now_ts = self.now().timestamp()
-        score = self.scorer.score_at
         context_of = self.context_of
-        found_all = self.hits_of(batch) if self.hits_of is not None else [None] * len(batch.items)
-        for item, found in zip(batch.items, found_all, strict=True):
+        items = batch.items
+        found_all = self.hits_of(batch) if self.hits_of is not None else [None] * len(items)
+        contexts = self.contexts_of(items) if self.contexts_of is not None else [context_of(item) for item in items]
+        fields = ("risk_score", "risk_level", "risk_reasons")
+        for item, (total, level, reasons) in zip(items, self.scorer.score_many(items, now_ts, contexts, found_all),
+                                                 strict=True):
             e = item.enrichment
-            total, level, reasons = score(item, now_ts, context_of(item), found)
             # Three plain fields at once, as pydantic's own __setattr__ would set them (no validate_assignment).
             e.__dict__.update(risk_score=total, risk_level=level, risk_reasons=reasons)
-            e.__pydantic_fields_set__.update(("risk_score", "risk_level", "risk_reasons"))
+            e.__pydantic_fields_set__.update(fields)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import random
+from unittest.mock import patch
 
 import numpy as np
 import pandas as pd
@@ -14,7 +15,7 @@ from core.config import parse_config
 from core.models import RawRecord
 from flow.ingest import Ingestor
 from nlp.analysis import PersistStage, analysis_stages, state_for
-from nlp.dedup import NearDuplicateIndex, band_keys, signatures, similarity
+from nlp.dedup import _MAX_CHECKS, NearDuplicateIndex, band_keys, signatures, similarity
 from nlp.tokenize import segment, segment_many
 from storage.sqlite import SqliteStore
 
@@ -92,3 +93,114 @@ def test_batch_matching_and_eviction_keep_the_latest() -> None:
     copy = signatures([segment("转发：" + others[11])])
     found = index.query(copy[0])
     assert found is not None and found.item_id == 24
+
+
+def _reference_matches(batches: list[tuple[np.ndarray, np.ndarray]], threshold: float) -> tuple[list[list], int]:
+    """What `match_batch` + `add_many` must answer, item by item in plain Python: band buckets holding the earliest
+    _BUCKET_CAP ids, candidates oldest first (at most _MAX_CHECKS), ties to the oldest; a repeat inside the batch is
+    looked for among the earliest _MAX_CHECKS earlier items of the batch sharing a band key, before the index. Also
+    returns the longest list of candidates met (before the cut)."""
+    from nlp.dedup import _BUCKET_CAP, _MAX_CHECKS, NUM_PERM, is_empty
+
+    buckets: list[dict[int, list[int]]] = [{} for _ in range(16)]
+    stored: dict[int, np.ndarray] = {}
+    next_id, out, longest = 0, [], 0
+    for sigs, keys in batches:
+        found: list = []
+        for i, (sig, row) in enumerate(zip(sigs, keys.tolist(), strict=True)):
+            if is_empty(sig):
+                found.append(None)
+                continue
+            earlier = [j for j in range(i) if any(a == b for a, b in zip(keys[j].tolist(), row, strict=True))]
+            if earlier:
+                sims = [int(np.count_nonzero(sigs[j] == sig)) for j in earlier[:_MAX_CHECKS]]
+                best = max(sims)
+                if best / NUM_PERM >= threshold:
+                    found.append(("batch", earlier[:_MAX_CHECKS][sims.index(best)], best / NUM_PERM))
+                    continue
+            candidates = sorted({c for band, key in zip(buckets, row, strict=True) for c in band.get(key, [])})
+            longest = max(longest, len(candidates), len(earlier))
+            sims = [int(np.count_nonzero(stored[c] == sig)) for c in candidates[:_MAX_CHECKS]]
+            best = max(sims, default=0)
+            found.append(("index", candidates[sims.index(best)], best / NUM_PERM) if best >= threshold * NUM_PERM
+                         else None)
+        out.append(found)
+        for sig, row in zip(sigs, keys.tolist(), strict=True):
+            next_id += 1
+            if not is_empty(sig):
+                stored[next_id] = sig
+                for band, key in zip(buckets, row, strict=True):
+                    held = band.setdefault(key, [])
+                    if len(held) < _BUCKET_CAP:
+                        held.append(next_id)
+    return out, longest
+
+
+def test_batch_matching_equals_item_by_item_reference() -> None:
+    """The array-based index against the plain one on edited reposts of real-looking complaints, with a flood of one
+    text (fills buckets past _BUCKET_CAP and candidates past _MAX_CHECKS) and empty texts."""
+    rng = random.Random(11)
+    bases = ["小区旁边的工地每天夜里施工到凌晨，噪音扰民严重，多次拨打12345热线反映，住建局和城管至今没有处理。",
+             "我们公司拖欠农民工工资已经半年，社保也没有缴纳，希望人社局劳动监察大队尽快介入调查。",
+             "孩子今年上小学，划片入学政策不透明，学校招生名额分配不合理，请教育局公开信息。",
+             "化工厂排放废气，晚上气味刺鼻，附近居民头疼恶心，请生态环境局立即查处。",
+             "A市某路段公交线路调整后，老人出行非常不便，希望交通运输局恢复原线路并增加班次。"]
+    edits = ["转发：", "【扩散】", "！！", "，求关注", "大家帮帮忙", "#热点#", "请领导重视", "附图"]
+
+    def variant() -> str:
+        text = rng.choice(bases)
+        for _ in range(rng.randrange(4)):
+            cut = rng.randrange(len(text))
+            text = text[:cut] + rng.choice(edits) + text[cut:]
+        return text
+
+    texts = [variant() if rng.random() < 0.8 else bases[0] for _ in range(900)] + ["", "。"]
+    rng.shuffle(texts)
+    sigs = signatures(segment_many(texts))
+    keys = band_keys(sigs, 16)
+    batches = [(sigs[s:s + 150], keys[s:s + 150]) for s in range(0, len(texts), 150)]
+    index = NearDuplicateIndex(threshold=0.6)
+    got, next_id = [], 0
+    for batch_sigs, batch_keys in batches:
+        codes = np.empty(batch_keys.shape, dtype=np.int64)
+        got.append(index.match_batch(batch_sigs, batch_keys, [None] * len(batch_sigs), codes))
+        ids = list(range(next_id + 1, next_id + 1 + len(batch_sigs)))
+        next_id += len(batch_sigs)
+        index.add_many(ids, batch_sigs, batch_keys, [None] * len(ids), codes)
+    expected, longest = _reference_matches(batches, 0.6)
+    assert got == expected
+    assert longest > _MAX_CHECKS  # the cut on candidates was exercised
+    assert sum(m is not None and m[0] == "batch" for b in got for m in b) > 500
+    assert sum(m is not None and m[0] == "index" for b in got for m in b) > 50
+
+
+def test_densify_equals_bin_by_bin_filling() -> None:
+    """Empty bins take the next filled bin's value plus 2^26 per step (circularly), on real short and long posts and
+    on rows with a single filled bin; the vectorised fill must equal the plain loop."""
+    from nlp.dedup import _densify
+
+    texts = ["好", "路灯坏了", "小区门口道路塌陷，多次反映无人处理", "",
+             "化工厂排放废气，晚上气味刺鼻，附近居民头疼恶心，请生态环境局立即查处。" * 3]
+    from nlp.dedup import signatures_from_hashes, word_hashes
+
+    tokens = segment_many(texts)
+    hashes = np.array([h for t in tokens for h in word_hashes(t)], dtype=np.uint32)
+    owner = np.repeat(np.arange(len(tokens)), [len(t) for t in tokens])
+    position = np.concatenate([np.arange(len(t)) for t in tokens])
+    raw = np.full((len(texts), 64), 0xFFFFFFFF, dtype=np.uint32)
+    raw[0, 63] = 5  # one filled bin, at the end: every hole wraps round
+    with patch("nlp.dedup._densify"):  # the bins as hashing leaves them
+        sparse = signatures_from_hashes(hashes, owner, position, len(texts))
+    assert (sparse == 0xFFFFFFFF).any(axis=1).all()
+    for sig in (raw, sparse):
+        expected = sig.copy()
+        for row in expected:
+            filled = [b for b in range(64) if row[b] != 0xFFFFFFFF]
+            if filled and len(filled) < 64:
+                source = row.copy()
+                for b in range(64):
+                    step = next(s for s in range(64) if source[(b + s) % 64] != 0xFFFFFFFF)
+                    row[b] = (int(source[(b + step) % 64]) + step * (1 << 26)) % (1 << 32)
+        got = sig.copy()
+        _densify(got)
+        assert np.array_equal(got, expected)

@@ -105,3 +105,39 @@ def test_remembered_reasons_follow_each_items_values() -> None:
         assert "engagement" not in r_low and r_high["engagement"].detail.startswith("5000 ")
         assert r_low["polarity"].weight == 0.4 and r_high["polarity"].detail == "negative (0.90)"
         assert r_high["polarity"].weight == 7.2
+
+
+def test_batch_scoring_equals_item_by_item() -> None:
+    """`score_many` (the stage's path, with its per-value caches) gives exactly `score_at`'s scores, grades and
+    reasons, over items that vary every feature, twice (the second time from the caches) and with shared-scan hits."""
+    import random
+
+    rng = random.Random(5)
+    texts = ["某建筑公司拖欠农民工工资半年，工人们准备集体上访，有人扬言要跳楼讨说法。", "请问公积金提取需要哪些材料？",
+             "小区门口道路塌陷，多次反映无人处理", "反映小区供暖不热，维权无门", "化工厂偷排废水，河里的鱼死了，村民要去上访",
+             "路灯坏了", "Fraud 诈骗 集资 跑路"]
+    items, contexts = [], []
+    for i in range(300):
+        channel = rng.choice(["board", "hotline", "mailbox", "weibo", "news"])
+        kw: dict = {}
+        if rng.random() < 0.3:
+            kw["engagement"] = Engagement(likes=rng.randrange(0, 3000), reposts=rng.randrange(0, 50), reads=rng.randrange(0, 9000))
+        if rng.random() < 0.3:
+            kw["reply"] = Reply(text="已处理", replied_at=NOW - timedelta(days=rng.uniform(0, 30)) if rng.random() < 0.7 else None)
+        if channel == "hotline" and rng.random() < 0.5:
+            kw["extra"] = {"request_type": rng.choice(["complaint", "consultation", "求助"])}
+        item = _item(rng.choice(texts) + str(i % 7), channel=channel, days_old=rng.uniform(0.01, 60), **kw)
+        item.enrichment.emotion = rng.choice([None, "", "angry", "fear", "neutral", "sad"])
+        item.enrichment.polarity = rng.choice([None, "negative", "Negative", "负面", "positive"])
+        item.enrichment.polarity_score = rng.choice([None, round(-rng.random(), 4), -0.5, 0.7])
+        items.append(item)
+        contexts.append(rng.choice([None, RiskContext(), RiskContext(repeats=rng.randrange(5), event_volume=rng.randrange(1, 9))]))
+    scorer = _scorer()
+    now_ts = NOW.timestamp()
+    hits = [scorer.term_hits(it.text) if k % 3 else None for k, it in enumerate(items)]
+    expected = [_scorer().score_at(it, now_ts, c, h) for it, c, h in zip(items, contexts, hits, strict=True)]
+    assert any(r.feature == "velocity" for _, _, rs in expected for r in rs)
+    assert any(r.feature.startswith("terms:") for _, _, rs in expected for r in rs)
+    assert {level for _, level, _ in expected} >= {"II", "III", "IV"}
+    for _ in range(2):
+        assert scorer.score_many(items, now_ts, contexts, hits) == expected
