@@ -295,10 +295,10 @@ class EventClusterer:
             posting = index.get(term)
             if posting:
                 found += posting[-_RECENT_PER_TERM:]
-        if len(found) < 2 or len(set(found)) == len(found):
-            return None, 0.0  # no event shares two of the terms
         counts: dict[str, int] = {}
         _count_elements(counts, found)  # Counter's own C counting loop, without Counter's Python-level __init__
+        if len(counts) == len(found):
+            return None, 0.0  # no event shares two of the terms
         # Most shared first; the sort is stable, so equal counts keep first-found order (dicts keep insertion order).
         shared = sorted(counts.items(), key=_WEIGHT, reverse=True)[:_MAX_CANDIDATES]
         matter_keys: list[str] | None = None
