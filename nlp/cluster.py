@@ -169,7 +169,7 @@ def heat_index(volume: int, engagement: int, channels: int, sources: int) -> flo
                  + 2 * math.log1p(sources), 2)
 
 
-@dataclass(slots=True, eq=False)
+@dataclass(slots=True)
 class EventState:
     id: str
     title: str
@@ -371,23 +371,24 @@ class EventClusterer:
                         posting.append(event_id)
                         if len(posting) > _POSTING_CAP:
                             del posting[: _POSTING_CAP // 2]
+                if len(events) > max_active:
+                    self._forget_oldest()
+                    index, events = self._index, self.events  # both rebuilt
+                    index_get = index.get
+                    event = events.get(event_id, event)
                 if names:
                     event_names = event.names
-                    for name in names:  # as many postings as distinct names, each counted once per time named
+                    for name in names:  # a fresh event's names are new to it (unless the item repeats one)
                         if name in event_names:
                             event_names[name] += 1
                         else:
                             event_names[name] = 1
                             self._post(_NAME + name, event_id)
                     touched_update(names)
-                event.sources[source] = 1
+                event.sources[source] = 1  # a fresh event's counts start at this item's
                 event.channels[channel] = 1
                 if region:
                     event.regions[region] = 1
-                if len(events) > max_active:
-                    self._forget_oldest()
-                    index, events = self._index, self.events  # both rebuilt
-                    index_get = index.get
                 dirty_add(event_id)
                 out.append(event_id)
                 continue
