@@ -29,7 +29,7 @@ from core.config import Config
 from core.config_analysis import AnalysisConfig
 from core.models import Item
 from flow.stages import Batch, Stage
-from nlp.cluster import ITEM_TERMS, EventClusterer, item_vector, load_matters
+from nlp.cluster import ITEM_TERMS, EventClusterer, JoinRow, item_vector, load_matters
 from nlp.dedup import NearDuplicateIndex, band_keys, signatures_from_hashes
 from nlp.features import WordIds
 from nlp.gazetteer import HEAD_WORDS, Gazetteer, names_at, ordered_places_many, org_flag, orgs_at
@@ -348,15 +348,21 @@ class EventStage:
         items = batch.items
         state.fill_known(items, prepared)
         events = state.events
-        fresh = [(item_vector(p.terms, p.places[:5], p.names, p.hits.matters), item.published_at.timestamp(),
-                  item.title or item.content[:60], item.source, item.channel.value, item.region, item.engagement.total,
-                  p.names)
-                 for item, p in zip(items, prepared, strict=True) if p.known is None or p.known[1] is None]
+        engagements: list[int] = []
+        fresh: list[JoinRow] = []
+        for item, p in zip(items, prepared, strict=True):
+            engagement = item.engagement.total  # a property: read once per item
+            engagements.append(engagement)
+            info = p.known
+            if info is None or info[1] is None:
+                # `_value_`, not `.value`: the enum's `value` is a Python-level property (6x the cost)
+                fresh.append((item_vector(p.terms, p.places[:5], p.names, p.hits.matters), item.published_at.timestamp(),
+                              item.title or item.content[:60], item.source, item.channel._value_, item.region, engagement,
+                              p.names))
         joined = iter(events.join_batch(fresh))  # the batch's new items in order, each seeing those before it
         known = state.known if state.store is None else None
-        for item, p in zip(items, prepared, strict=True):
+        for item, p, engagement in zip(items, prepared, engagements, strict=True):
             info = p.known
-            engagement = item.engagement.total
             if info is not None and info[1] is not None:
                 event_id = events.resolve(info[1])
                 events.update_engagement(event_id, engagement - info[2])

@@ -214,3 +214,23 @@ def test_join_batch_forgets_the_oldest_events_past_max_active() -> None:
     live = set(clusterer.events)
     assert all(e in live for posting in clusterer._index.values() for e in posting)
     assert clusterer.join_batch([({"词149": 0.8, "语149": 0.6}, 1.7e9 + 200, "又一", "b", "board", None, 0, ())]) == [ids[-1]]
+
+
+def test_join_batch_posts_what_posting_each_event_one_by_one_posts() -> None:
+    """join_batch posts terms and names inline (a fresh event's all at once, a joined event's new ones): the index must
+    hold what `EventClusterer.load` (one `_post` per centroid term and name) builds from the same events."""
+    from nlp.cluster import EventClusterer
+
+    texts = [t for _, t in GRIEVANCE + OTHER] + ["幸福里小区一楼商铺营业到凌晨，吆喝声、噪音吵得老人睡不着。",
+                                                "市民来电：幸福里小区楼下烧烤店油烟直排，窗户不敢开。",
+                                                "江城区光明路菜市场门口占道经营，早上堵得公交车过不去。"]
+    rows = _rows(texts)
+    assert any(row[7] for row in rows)  # some items name a site, so name postings are covered too
+    joined = EventClusterer(CONFIG.analysis.events)
+    joined.join_batch(rows)
+    assert any(e.volume > 1 for e in joined.events.values()) and any(e.names for e in joined.events.values())
+    reference = EventClusterer(CONFIG.analysis.events)
+    for event in joined.events.values():
+        reference.load(event)
+    as_multisets = {key: sorted(posting) for key, posting in joined._index.items()}
+    assert as_multisets == {key: sorted(posting) for key, posting in reference._index.items()}
