@@ -32,12 +32,15 @@ MAX_TOKENS = 1200
 
 _PAD = re.compile(r"\s+")
 _EMOTICON = re.compile(r"\[([^\[\]\s]{1,8})\]")
-# Runs of expressive punctuation, and marks of form (news headline 【】, topic #, mention @, repost //, link, quotes).
-_PUNCT_RUN = re.compile(r"[！!？?～~…]+|\.{3,}|。{2,}")
-_PUNCT_FOLD = str.maketrans({"!": "！", "?": "？", "~": "～", ".": "…", "。": "…"})
-_MARKS = re.compile(r"【|#|@|//|http|《|“|：|:|「|（|\(")
-_MARK_FOLD = {":": "：", "(": "（"}
-_TEXT_ENDS = frozenset("！!？?～~…。.")
+# Punctuation classes (code point → class; 0 = none): runs of them are read as one token, folded to one spelling.
+_PUNCT_CLASSES = {"！": 1, "!": 1, "？": 2, "?": 2, "～": 3, "~": 3, "…": 4, "。": 5, ".": 5}
+_PUNCT_SPELLING = {1: "！", 2: "？", 3: "～", 4: "…", 5: "…"}  # a run of stops (。。, ...) reads as an ellipsis
+_STOP = 5  # one stop alone (a sentence end, a decimal point) is no token
+# Marks of form, once per text: news headline 【, topic #, mention @, title 《, quote “, colon, 「, bracket; and the
+# two-character marks // (repost chain) and http (link), found by substring search.
+_MARK_CLASSES = {"【": 1, "#": 2, "@": 3, "《": 4, "“": 5, "：": 6, ":": 6, "「": 7, "（": 8, "(": 8}
+_MARK_NAMES = {1: "【", 2: "#", 3: "@", 4: "《", 5: "“", 6: "：", 7: "「", 8: "（", 9: "//", 10: "http"}
+_MARK_SUBSTRINGS = {"//": 9, "http": 10}
 NEGATIONS = ("不", "没", "没有", "无", "未", "别", "非", "莫", "勿", "不是", "不会", "不能", "不要", "不用", "并非", "毫无",
              "从未", "从不", "决不", "绝不", "难以", "不太", "不够")
 
@@ -186,6 +189,7 @@ class Featurizer:
         self._lex_table: np.ndarray | None = None
         self._id_cache: tuple[int, int, np.ndarray, np.ndarray, np.ndarray] | None = None
         self._neg_hashes = hash_strings(list(NEGATIONS))
+        self._punctuation = PunctuationFamily(spec.bits, self.offsets)
         if spec.lexicon:
             cats = spec.lexicon_categories()
             words = list(spec.lexicon)
@@ -310,7 +314,8 @@ class Featurizer:
             joined = "".join(texts)
             cp = _codepoints(joined)
         cdoc = np.repeat(np.arange(n), lengths)
-        word = _word_char_table()[np.minimum(cp, 0x10000)]  # past the basic plane: index 0x10000, always False
+        capped = np.minimum(cp, 0x10000).astype(np.intp)  # past the basic plane: index 0x10000 of the tables
+        word = _word_char_table()[capped]  # a letter or digit (0x10000: False)
         pos = np.flatnonzero(word)
         rows.append(cdoc[pos])
         cols.append(_bucket(cp[pos], "char1", bits, off))
@@ -339,11 +344,11 @@ class Featurizer:
                 cols.append(_bucket(hash_strings([x[2] for x, k in zip(spans, keep, strict=True) if k]), "emoticon",
                                     bits, off))
 
-        # punctuation: runs, the text's last mark, marks of form (each a token of its own kind, in document order)
-        punct_docs, punct_tokens = _punctuation(texts)
-        if punct_tokens:
-            rows.append(punct_docs)
-            cols.append(_bucket(hash_strings(punct_tokens), "punct", bits, off))
+        # punctuation: runs, the text's last mark, marks of form (on the code points already at hand)
+        punct_rows, punct_cols = self._punctuation.entries(joined, capped, cdoc, lengths)
+        if len(punct_rows):
+            rows.append(punct_rows)
+            cols.append(punct_cols)
 
         return [(r, c) for r, c in zip(rows, cols, strict=True) if len(r)]
 
@@ -430,45 +435,106 @@ class Featurizer:
 _REPEAT_RUN = re.compile(r"(.)\1{2,}")
 
 
-def _fold_run(run: str) -> str:
-    """One spelling per punctuation run: full-width forms, dots as an ellipsis, at most three of a mark, four marks."""
-    run = run.translate(_PUNCT_FOLD)
-    run = re.sub("…+", "…", run)
-    return _REPEAT_RUN.sub(r"\1\1\1", run)[:4]
+def _class_table(classes: dict[str, int]) -> np.ndarray:
+    """Basic-plane code point → class (uint8), one more entry (0) for everything past the basic plane."""
+    table = np.zeros(0x10001, dtype=np.uint8)
+    for ch, code in classes.items():
+        table[ord(ch)] = code
+    return table
 
 
-def _punctuation(texts: list[str]) -> tuple[np.ndarray, list[str]]:
-    """(document of each token, tokens) of the punctuation family, ordered by document: `P<run>` and `C<mark>` for
-    every run of expressive punctuation, `E<last mark>` (or `Ew` for a word) per non-empty text, `M<mark>` once per
-    text for each mark of form it holds. Texts are scanned joined by newlines, which no pattern matches across."""
-    joined = "\n".join(texts)
-    ends = np.cumsum(np.fromiter(map(len, texts), dtype=np.int64, count=len(texts)) + 1)
-    docs: list[int] = []
-    tokens: list[str] = []
-    runs = [(m.start(), m.group()) for m in _PUNCT_RUN.finditer(joined)]
-    if runs:
-        owners = np.searchsorted(ends, np.array([r[0] for r in runs], dtype=np.int64), side="right").tolist()
-        for (_, run), doc in zip(runs, owners, strict=True):
-            folded = _fold_run(run)
-            marks = sorted(set(folded))
-            tokens.append("P" + folded)
-            tokens.extend("C" + ch for ch in marks)
-            docs.extend([doc] * (1 + len(marks)))
-    for doc, text in enumerate(texts):
-        last = text.rstrip()[-1:]
-        if last:
-            tokens.append("E" + (last.translate(_PUNCT_FOLD) if last in _TEXT_ENDS else "w"))
-            docs.append(doc)
-    found = [(m.start(), _MARK_FOLD.get(m.group(), m.group())) for m in _MARKS.finditer(joined)]
-    if found:
-        owners = np.searchsorted(ends, np.array([f[0] for f in found], dtype=np.int64), side="right").tolist()
-        for doc, mark in dict.fromkeys(zip(owners, (f[1] for f in found), strict=True)):  # once per text
-            tokens.append("M" + mark)
-            docs.append(doc)
-    if not tokens:
-        return np.zeros(0, dtype=np.int64), []
-    order = np.argsort(np.array(docs, dtype=np.int64), kind="stable")
-    return np.array(docs, dtype=np.int64)[order], [tokens[i] for i in order.tolist()]
+def fold_punctuation_run(run: str) -> str:
+    """One spelling per run: full-width marks, stops as an ellipsis, one ellipsis, at most three of a mark, four marks."""
+    folded = "".join(_PUNCT_SPELLING[_PUNCT_CLASSES[ch]] for ch in run)
+    folded = re.sub("…+", "…", folded)
+    return _REPEAT_RUN.sub(r"\1\1\1", folded)[:4]
+
+
+class PunctuationFamily:
+    """The `punct` family: `P<run>` and `C<mark>` for each run of expressive punctuation (！！！, ？！, ……), `E<mark>`
+    (or `Ew`, a word) for how each text ends, `M<mark>` once per text for each mark of form.
+
+    Why on code points: the character n-gram pass already holds the batch as one code-point array, so finding the
+    marks is a table lookup; only the runs found (about one per text) are spelled out in Python, through a memo."""
+
+    def __init__(self, bits: dict[str, int], offsets: dict[str, int]) -> None:
+        self._bits, self._offsets = bits, offsets
+        # one table for both: the punctuation class in the low three bits, the mark of form above them
+        self._table = _class_table(_PUNCT_CLASSES) | (_class_table(_MARK_CLASSES) << 3)
+        ends = ["Ew"] + [f"E{_PUNCT_SPELLING[c]}" if c != _STOP else "E。" for c in range(1, 6)]
+        self._end_columns = self._columns(ends)  # by class of the last character (0: a word or anything else)
+        self._mark_columns = self._columns(["M"] + [f"M{_MARK_NAMES[c]}" for c in range(1, 11)])
+        self._runs: dict[str, tuple[int, ...]] = {}
+
+    def _columns(self, tokens: list[str]) -> np.ndarray:
+        return _bucket(hash_strings(tokens), "punct", self._bits, self._offsets).astype(np.int64)
+
+    def _run_columns(self, run: str) -> tuple[int, ...]:
+        found = self._runs.get(run)
+        if found is None:
+            folded = fold_punctuation_run(run)
+            found = tuple(self._columns(["P" + folded] + ["C" + ch for ch in sorted(set(folded))]).tolist())
+            if len(self._runs) > 50_000:  # runs are few and repeat; a stream of odd ones must not grow memory
+                self._runs.clear()
+            self._runs[run] = found
+        return found
+
+    def entries(self, joined: str, capped: np.ndarray, cdoc: np.ndarray,
+                lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(document row, column) of the batch's punctuation tokens, rows non-decreasing. `joined` is the batch's
+        texts concatenated, `capped` its code points (past the basic plane: 0x10000), `cdoc` the document of each,
+        `lengths` the texts' lengths."""
+        rows: list[np.ndarray] = []
+        cols: list[np.ndarray] = []
+        value = self._table[capped]
+        marked = np.flatnonzero(value)
+        found_value = value[marked]
+        punct = found_value & 7
+        pos = marked[punct > 0]
+        cls = punct[punct > 0]
+        if pos.size:
+            first = np.ones(len(pos), dtype=bool)
+            first[1:] = (pos[1:] != pos[:-1] + 1) | (cdoc[pos[1:]] != cdoc[pos[:-1]])
+            starts = pos[first]
+            run_of = np.cumsum(first) - 1
+            run_len = np.bincount(run_of)
+            all_stops = np.bincount(run_of, weights=cls == _STOP) == run_len
+            keep = ~(all_stops & (run_len < 2))
+            starts, run_len = starts[keep], run_len[keep]
+            get, spell = self._runs.get, self._run_columns
+            per_run = [get(run) or spell(run) for run in map(joined.__getitem__, map(slice, starts.tolist(),
+                                                                                    (starts + run_len).tolist()))]
+            rows.append(np.repeat(cdoc[starts], np.fromiter(map(len, per_run), dtype=np.int64, count=len(per_run))))
+            cols.append(np.fromiter(chain.from_iterable(per_run), dtype=np.int64))
+        # how each non-empty text ends (texts are stripped of surrounding space by normalisation; one that is not
+        # simply ends with "a word")
+        ends = np.cumsum(lengths)
+        filled = np.flatnonzero(lengths > 0)
+        if filled.size:
+            rows.append(filled)
+            cols.append(self._end_columns[value[ends[filled] - 1] & 7])
+        # marks of form, once per text
+        is_mark = found_value >= 8
+        pairs = [cdoc[marked[is_mark]] * 16 + (found_value[is_mark] >> 3)]
+        for needle, code in _MARK_SUBSTRINGS.items():
+            at = joined.find(needle)
+            found: list[int] = []
+            while at >= 0:
+                found.append(at)
+                at = joined.find(needle, at + len(needle))
+            if found:
+                where = np.array(found, dtype=np.int64)
+                inside = cdoc[where] == cdoc[where + len(needle) - 1]  # never across two texts
+                pairs.append(cdoc[where[inside]] * 16 + code)
+        unique = np.unique(np.concatenate(pairs))
+        if unique.size:
+            rows.append(unique // 16)
+            cols.append(self._mark_columns[unique % 16])
+        if not rows:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        all_rows = np.concatenate(rows)
+        order = np.argsort(all_rows, kind="stable")
+        return all_rows[order], np.concatenate(cols)[order].astype(np.int32)
 
 
 class FeatureBatch:
