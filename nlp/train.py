@@ -147,6 +147,11 @@ EMOTION_TRIED = {
         "lr 2e-3: 0.5671 / 0.5742; 8 epochs, lr 1e-3: 0.5686 / 0.5747. Averaged with the linear SVM (sublinear, "
         "0.5802 / 0.5851 alone; decisions scaled to unit std): 0.5810 / 0.5880 and 0.5823 / 0.5891. Below the +0.01 "
         "bar and a second serving path (a dense hidden layer) for it."),
+    "more around punctuation and reposts, nested CV on the card's assignment (2026-11-26, session 8)": (
+        "With the punctuation family in (0.6043): the character before each punctuation run as a token (吗？, 了！) "
+        "0.5980 / 0.6050 / 0.5956 on three fold assignments against 0.6006 / 0.6017 / 0.5940 without (spare-block "
+        "trial); the poster's own words (the text before the first //@ of a repost chain, 38 % of SMP posts) as a "
+        "family of their own 0.5951; @handles removed from the text 0.6039; both 0.6068. Within noise or worse."),
     "self-training on weibo_covid19_unlabeled_sample (2026-11-26)": (
         "22,675 distinct unlabelled posts (>= 5 characters). In each outer fold: fit the adopted recipe, label the "
         "posts whose top-2 decision margin exceeds m, add them with weight w (main-domain rows), refit. m=0.5, w=0.3: "
