@@ -30,7 +30,7 @@ from core.config_analysis import AnalysisConfig
 from core.models import Item
 from flow.stages import Batch, Stage
 from nlp.cluster import ITEM_TERMS, EventClusterer, JoinRow, item_vector, load_matters
-from nlp.dedup import NearDuplicateIndex, band_keys, signatures_from_hashes
+from nlp.dedup import NearDuplicateIndex, band_groups, band_keys, signatures_from_hashes
 from nlp.features import WordIds
 from nlp.gazetteer import HEAD_WORDS, Gazetteer, names_at, ordered_places_many, org_flag, orgs_at
 from nlp.keywords import KeywordExtractor, batch_top_terms_and_words, useful
@@ -311,7 +311,8 @@ class NearDuplicateStage:
             sigs = np.stack([p.signature for p in prepared])
             keys = np.stack([p.keys for p in prepared])
         codes = np.empty(keys.shape, dtype=np.int64)  # what the index holds under each band key, for add_many
-        matches = index.match_batch(sigs, keys, owns, codes)
+        groups = band_groups(keys)  # shared by match_batch and, when every item is new, add_many
+        matches = index.match_batch(sigs, keys, owns, codes, groups)
         ids: list[int] = []  # each item's id in the index: its own, or a temporary one until the store gives it
         roots: list[int | None] = []
         # Temporary ids handed out here as `new_temp_id` would, from a local counter (a call less per item)
@@ -342,7 +343,8 @@ class NearDuplicateStage:
             item.enrichment.near_duplicate_of = root
         state._next_temp = next_temp
         new = [i for i, own in enumerate(owns) if own is None]
-        index.add_many([ids[i] for i in new], sigs[new], keys[new], [roots[i] for i in new], codes[new])
+        index.add_many([ids[i] for i in new], sigs[new], keys[new], [roots[i] for i in new], codes[new],
+                       groups if len(new) == len(owns) else None)
 
 
 class EventStage:
