@@ -30,7 +30,7 @@ from core.config_analysis import AnalysisConfig
 from core.models import Item
 from flow.stages import Batch, Stage
 from nlp.cluster import ITEM_TERMS, EventClusterer, JoinRow, item_vector, load_matters
-from nlp.dedup import NearDuplicateIndex, band_keys, signatures_from_hashes
+from nlp.dedup import NearDuplicateIndex, band_groups, band_keys, signatures_from_hashes
 from nlp.features import WordIds
 from nlp.gazetteer import HEAD_WORDS, Gazetteer, names_at, ordered_places_many, org_flag, orgs_at
 from nlp.keywords import KeywordExtractor, batch_top_terms_and_words, useful
@@ -114,6 +114,7 @@ class AnalysisState:
         self.dedup = NearDuplicateIndex(threshold=config.dedup.threshold, max_entries=config.dedup.max_entries)
         self.events = EventClusterer(config.events)
         self.dup_counts: Counter[int] = Counter()  # repeats per chain root, for the risk feature
+        self._contexts: dict[tuple[int, int], RiskContext] = {}  # (repeats, event volume) → its one RiskContext
         self.known: dict[tuple[str, str], tuple[int | None, str | None, int]] = {}  # memory mode: key → (id, event, eng)
         self.prepared: dict[int, Prepared] = {}  # id(item) → shared facts, for the current batch
         self._encoded: tuple[list[int], Encoded] | None = None
@@ -240,13 +241,20 @@ class AnalysisState:
 
     def risk_contexts(self, items: list[Item]) -> list[RiskContext]:
         """`risk_context` of a batch: one call and local names instead of a method call and lookups per item."""
-        dup_counts, root_of, events = self.dup_counts, self.dedup.root, self.events.events
+        dup_counts, root_of, events, interned = self.dup_counts, self.dedup.root, self.events.events, self._contexts
+        if len(interned) > 100_000:
+            interned.clear()
         out: list[RiskContext] = []
         for item in items:
             e = item.enrichment
             root = e.near_duplicate_of
             event = events.get(e.event_id) if e.event_id else None
-            out.append(RiskContext(dup_counts.get(root_of(root), 0) if root else 0, event.volume if event else 1))
+            # A plain pair finds the equal named tuple (a few hundred distinct ones): no Python-level __new__ per item
+            pair = (dup_counts.get(root_of(root), 0) if root else 0, event.volume if event else 1)
+            context = interned.get(pair)
+            if context is None:
+                context = interned[pair] = RiskContext(*pair)
+            out.append(context)
         return out
 
     def end_batch(self) -> None:
@@ -303,35 +311,40 @@ class NearDuplicateStage:
             sigs = np.stack([p.signature for p in prepared])
             keys = np.stack([p.keys for p in prepared])
         codes = np.empty(keys.shape, dtype=np.int64)  # what the index holds under each band key, for add_many
-        matches = index.match_batch(sigs, keys, owns, codes)
+        groups = band_groups(keys)  # shared by match_batch and, when every item is new, add_many
+        matches = index.match_batch(sigs, keys, owns, codes, groups)
         ids: list[int] = []  # each item's id in the index: its own, or a temporary one until the store gives it
         roots: list[int | None] = []
+        # Temporary ids handed out here as `new_temp_id` would, from a local counter (a call less per item)
+        next_temp, temp_ids, dup_counts, root_of = state._next_temp, state.temp_ids, state.dup_counts, index.root
         for item, match, own in zip(batch.items, matches, owns, strict=True):
-            if match is None:
-                root = None
-            elif match[0] == "index":
-                root = index.root(match[1])
-            else:
-                root = roots[match[1]] if roots[match[1]] is not None else ids[match[1]]
             if own is None:
-                own_key = state.new_temp_id()
-                state.temp_ids[id(item)] = own_key
+                next_temp -= 1
+                own_key = temp_ids[id(item)] = next_temp
             else:
                 own_key = own
             ids.append(own_key)
-            roots.append(root)
-            if root is None:
+            if match is None:
+                roots.append(None)
                 if item.enrichment.near_duplicate_of is not None:
                     item.enrichment.near_duplicate_of = None
                 continue
-            state.dup_counts[root] += 1 if own is None else 0
+            at = match[1]
+            if match[0] == "index":
+                root = root_of(at)
+            elif (root := roots[at]) is None:  # an earlier item of the batch: its root, or itself
+                root = ids[at]
+            roots.append(root)
+            dup_counts[root] += 1 if own is None else 0
             if root < 0:
                 if memory:
                     continue  # memory mode: the item it repeats has no id to point at
                 state.pending.setdefault(root, []).append(item)
             item.enrichment.near_duplicate_of = root
+        state._next_temp = next_temp
         new = [i for i, own in enumerate(owns) if own is None]
-        index.add_many([ids[i] for i in new], sigs[new], keys[new], [roots[i] for i in new], codes[new])
+        index.add_many([ids[i] for i in new], sigs[new], keys[new], [roots[i] for i in new], codes[new],
+                       groups if len(new) == len(owns) else None)
 
 
 class EventStage:

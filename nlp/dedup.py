@@ -145,7 +145,7 @@ def _group_starts(new_group: np.ndarray) -> np.ndarray:
 
 
 @dataclass
-class _BandGroups:
+class BandGroups:
     """A batch's items grouped by equal key within each band, band after band (flat, bands × n): `items[k]` is an
     item, `start[k]` where its group begins, `rank[k]` how many items of the batch came before it in its group."""
 
@@ -157,7 +157,7 @@ class _BandGroups:
     first: np.ndarray  # marks the first item of each group
 
 
-def _band_groups(keys: np.ndarray) -> _BandGroups:
+def band_groups(keys: np.ndarray) -> BandGroups:
     """Group equal keys per band. Why not one stable argsort: numpy's stable sort of uint64 is a radix sort about
     three times slower than quicksort here; only the few groups of two or more items need their arrival order."""
     n = len(keys)
@@ -175,7 +175,7 @@ def _band_groups(keys: np.ndarray) -> _BandGroups:
         grouped = np.flatnonzero(size > 1)
         grouped = grouped[np.lexsort((items[grouped], start[grouped]))]  # within each group: arrival order
         items[np.sort(grouped)] = items[grouped]
-    return _BandGroups(sorted_keys.ravel(), items, start, rank, size, first)
+    return BandGroups(sorted_keys.ravel(), items, start, rank, size, first)
 
 
 class _KeyTable:
@@ -370,13 +370,14 @@ class NearDuplicateIndex:
             slots = self._canon[slots]
         return owner, slots
 
-    def _insert(self, slots: np.ndarray, keys: np.ndarray, codes: np.ndarray) -> None:
+    def _insert(self, slots: np.ndarray, keys: np.ndarray, codes: np.ndarray, given: BandGroups | None = None) -> None:
         """Put items (slots, in arrival order) under their band keys, `codes` being what the buckets held before:
-        the same buckets as putting them one by one (the earliest _BUCKET_CAP items per key)."""
+        the same buckets as putting them one by one (the earliest _BUCKET_CAP items per key). `given`: `band_groups`
+        of these very keys, when the caller has it."""
         n = len(slots)
         if not n:
             return
-        groups = _band_groups(keys)
+        groups = given if given is not None else band_groups(keys)
         flat_new, start, rank, flat_keys = groups.first, groups.start, groups.rank, groups.keys
         size = groups.size
         flat_codes = codes.T.ravel()[groups.items + np.repeat(np.arange(self.bands) * n, n)]
@@ -416,14 +417,16 @@ class NearDuplicateIndex:
     # -- matching ------------------------------------------------------------------------------------------------
 
     def match_batch(self, sigs: np.ndarray, keys: np.ndarray, owns: list[int | None],
-                    codes: np.ndarray | None = None) -> list[tuple[str, int, float] | None]:
+                    codes: np.ndarray | None = None, groups: BandGroups | None = None
+                    ) -> list[tuple[str, int, float] | None]:
         """For each item of a batch, in order: its best match at or above the threshold, as ("index", item id, sim)
         for an indexed item or ("batch", position, sim) for an earlier item of this batch; None when there is none.
 
         Why per batch: most items match nothing, and finding that out costs one C-level dict lookup per band over the
         whole batch; repeats inside the batch are found by sorting each band's keys, and the candidates of every item
         are gathered, ordered and verified with array operations. `codes` (n × bands, int64), when given, receives what
-        the buckets hold under each key, so that `add_many` of the same items need not ask again."""
+        the buckets hold under each key, so that `add_many` of the same items need not ask again; `groups`, when
+        given, is `band_groups(keys)`, which `add_many` of the same items can share."""
         n = len(sigs)
         out: list[tuple[str, int, float] | None] = [None] * n
         if not n:
@@ -436,7 +439,7 @@ class NearDuplicateIndex:
         no_own = np.fromiter(map(is_, owns, repeat(None)), dtype=bool, count=n)
         threshold = self.threshold
         matched = np.zeros(n, dtype=bool)
-        for i, j, sim in self._batch_repeats(sigs, keys, ~empty & no_own):
+        for i, j, sim in self._batch_repeats(sigs, keys, ~empty & no_own, groups):
             if sim >= threshold:
                 out[i] = ("batch", j, sim)  # its chain already leads to the root, if any
                 matched[i] = True
@@ -449,11 +452,12 @@ class NearDuplicateIndex:
                     out[i] = ("index", match[0], match[1])
         return out
 
-    def _batch_repeats(self, sigs: np.ndarray, keys: np.ndarray, eligible: np.ndarray) -> list[tuple[int, int, float]]:
+    def _batch_repeats(self, sigs: np.ndarray, keys: np.ndarray, eligible: np.ndarray, given: BandGroups | None = None
+                       ) -> list[tuple[int, int, float]]:
         """(item, earlier item, similarity) of each eligible item sharing a band key with an earlier item of the batch:
         the most similar of the earliest _MAX_CHECKS such items (ties: the earliest)."""
         n = len(keys)
-        groups = _band_groups(keys)
+        groups = given if given is not None else band_groups(keys)
         repeats = groups.rank > 0
         later = np.zeros(n, dtype=bool)
         later[groups.items[repeats]] = True
@@ -557,9 +561,10 @@ class NearDuplicateIndex:
         self.add_many([item_id], signature.reshape(1, NUM_PERM), key_row, [duplicate_of])
 
     def add_many(self, item_ids: list[int], sigs: np.ndarray, keys: np.ndarray, roots: list[int | None],
-                 codes: np.ndarray | None = None) -> None:
+                 codes: np.ndarray | None = None, groups: BandGroups | None = None) -> None:
         """`add` for a batch, the buckets filled with array operations. `codes` is what `match_batch` found for these
-        items (no item was added since), else the buckets are asked."""
+        items (no item was added since), else the buckets are asked; `groups` is `band_groups(keys)` (used when every
+        item is added: the usual case, where grouping the keys again would cost as much as it did in `match_batch`)."""
         if not item_ids:
             return
         indexed = self._slot_of
@@ -578,11 +583,21 @@ class NearDuplicateIndex:
             self._sig[first:first + len(fresh)] = sigs[keep]
         else:  # an id twice: its one slot keeps the last signature, and both put its keys (as `add` one by one would)
             slots = np.array([self._place(item_ids[i], sigs[i]) for i in keep], dtype=np.int64)
+        # `_chain` of every duplicate, with local names (about half of real posts repeat another)
+        chain_roots, children = self._roots, self._children
         for item_id, i in zip(fresh, keep, strict=True):
-            if roots[i] is not None:
-                self._chain(item_id, roots[i])
+            duplicate_of = roots[i]
+            if duplicate_of is not None:
+                root = chain_roots[item_id] = chain_roots.get(duplicate_of, duplicate_of)
+                if root < 0:
+                    found = children.get(root)
+                    if found is None:
+                        children[root] = [item_id]
+                    else:
+                        found.append(item_id)
         rows_keys = keys[keep]
-        self._insert(slots, rows_keys, codes[keep] if codes is not None else self._codes(rows_keys))
+        self._insert(slots, rows_keys, codes[keep] if codes is not None else self._codes(rows_keys),
+                     groups if len(keep) == len(item_ids) else None)
         excess = len(self._slot_of) - self.max_entries
         if excess > 0:
             self._evict_oldest(excess + self.max_entries // 10)

@@ -31,6 +31,7 @@ _REPLY_CHANNELS = ("hotline", "mailbox", "board")
 _REASONS: dict[tuple, RiskReason] = {}
 _MAX_REASONS = 100_000
 _MISSING = object()
+_NEGATIVE = frozenset(("negative", "neg", "负面"))  # polarity labels (lower-cased) that count as negative
 
 
 def reason(*, feature: str, weight: float, detail: str = "", evidence: str | None = None,
@@ -199,7 +200,7 @@ class RiskScorer:
         reasons: list[RiskReason] = []
         if emotion and (r := self._by_value(self._emotions, emotion, self._emotion_reason)) is not None:
             reasons.append(r)
-        if polarity and polarity.lower() in ("negative", "neg", "负面") and cfg.negative_weight:
+        if polarity and polarity.lower() in _NEGATIVE and cfg.negative_weight:
             # The classifier's polarity_score is negative for negative text: its magnitude is the strength.
             strength = abs(polarity_score) if polarity_score is not None else 1.0
             key = ("polarity", strength)
@@ -278,10 +279,13 @@ class RiskScorer:
             self._tails.clear()
             self._term_reasons.clear()
         emotions, strengths, tails, term_reasons = self._emotion_weights, self._strengths, self._tails, self._term_reasons
-        negative = ("negative", "neg", "负面")
+        negative = _NEGATIVE
         polarity_counts = bool(cfg.negative_weight)
         levels = cfg.levels
         level_i, level_ii, level_iii = levels.I, levels.II, levels.III
+        memo, missing_weight = self._memo, cfg.reply_missing_weight
+        # deadlines of the reply channels that do not depend on the item (a hotline's depends on its request type)
+        plain_days = {c: cfg.reply_deadline_days.get(c) for c in _REPLY_CHANNELS if c != "hotline"}
         out: list[tuple[float, str, list[RiskReason]]] = []
         for item, context, found in zip(items, contexts, term_hits, strict=True):
             e = item.enrichment
@@ -335,9 +339,19 @@ class RiskScorer:
                 tail = tails[key] = (made, [r.weight for r in made])
             reasons += tail[0]
             weights += tail[1]
-            if replies and (reply := self._reply_at(item, channel, published, now_ts)) is not None:
-                reasons.append(reply)
-                weights.append(reply.weight)
+            if replies:
+                # The common case inline (no reply yet, a channel's own deadline): `_reply_at`'s memo, without the call
+                days = plain_days.get(channel) if item.reply is None else None
+                if days is not None and missing_weight:
+                    deadline = published + days * 86400
+                    reply = memo.get(("reply_missing", days, round((now_ts - deadline) / 86400))) if now_ts > deadline else None
+                    if reply is None and now_ts > deadline:
+                        reply = self._reply_at(item, channel, published, now_ts)
+                else:
+                    reply = self._reply_at(item, channel, published, now_ts)
+                if reply is not None:
+                    reasons.append(reply)
+                    weights.append(reply.weight)
             total = round(min(100.0, sum(weights)), 2)
             level = "I" if total >= level_i else "II" if total >= level_ii else "III" if total >= level_iii else "IV"  # grade
             out.append((total, level, reasons))
@@ -365,10 +379,14 @@ class RiskStage:
         items = batch.items
         found_all = self.hits_of(batch) if self.hits_of is not None else [None] * len(items)
         contexts = self.contexts_of(items) if self.contexts_of is not None else [context_of(item) for item in items]
-        fields = ("risk_score", "risk_level", "risk_reasons")
         for item, (total, level, reasons) in zip(items, self.scorer.score_many(items, now_ts, contexts, found_all),
                                                  strict=True):
             e = item.enrichment
-            # Three plain fields at once, as pydantic's own __setattr__ would set them (no validate_assignment).
-            e.__dict__.update(risk_score=total, risk_level=level, risk_reasons=reasons)
-            e.__pydantic_fields_set__.update(fields)
+            # Three plain fields, as pydantic's own __setattr__ would set them (no validate_assignment); item stores
+            # and set.add, not a keyword dict and update(): 0.3 µs/item less.
+            values = e.__dict__
+            values["risk_score"], values["risk_level"], values["risk_reasons"] = total, level, reasons
+            fields_set = e.__pydantic_fields_set__
+            fields_set.add("risk_score")
+            fields_set.add("risk_level")
+            fields_set.add("risk_reasons")

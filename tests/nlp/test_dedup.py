@@ -15,7 +15,7 @@ from core.config import parse_config
 from core.models import RawRecord
 from flow.ingest import Ingestor
 from nlp.analysis import PersistStage, analysis_stages, state_for
-from nlp.dedup import _MAX_CHECKS, NearDuplicateIndex, band_keys, signatures, similarity
+from nlp.dedup import _MAX_CHECKS, NearDuplicateIndex, band_groups, band_keys, signatures, similarity
 from nlp.tokenize import segment, segment_many
 from storage.sqlite import SqliteStore
 
@@ -136,9 +136,12 @@ def _reference_matches(batches: list[tuple[np.ndarray, np.ndarray]], threshold: 
     return out, longest
 
 
-def test_batch_matching_equals_item_by_item_reference() -> None:
+@pytest.mark.parametrize("share_groups", [False, True])
+def test_batch_matching_equals_item_by_item_reference(share_groups: bool) -> None:
     """The array-based index against the plain one on edited reposts of real-looking complaints, with a flood of one
-    text (fills buckets past _BUCKET_CAP and candidates past _MAX_CHECKS) and empty texts."""
+    text (fills buckets past _BUCKET_CAP and candidates past _MAX_CHECKS) and empty texts; with the stage's shared
+    key grouping (`band_groups` passed to match_batch and add_many; the batch holding the empty texts falls back to
+    its own) and without."""
     rng = random.Random(11)
     bases = ["小区旁边的工地每天夜里施工到凌晨，噪音扰民严重，多次拨打12345热线反映，住建局和城管至今没有处理。",
              "我们公司拖欠农民工工资已经半年，社保也没有缴纳，希望人社局劳动监察大队尽快介入调查。",
@@ -163,10 +166,11 @@ def test_batch_matching_equals_item_by_item_reference() -> None:
     got, next_id = [], 0
     for batch_sigs, batch_keys in batches:
         codes = np.empty(batch_keys.shape, dtype=np.int64)
-        got.append(index.match_batch(batch_sigs, batch_keys, [None] * len(batch_sigs), codes))
+        groups = band_groups(batch_keys) if share_groups else None
+        got.append(index.match_batch(batch_sigs, batch_keys, [None] * len(batch_sigs), codes, groups))
         ids = list(range(next_id + 1, next_id + 1 + len(batch_sigs)))
         next_id += len(batch_sigs)
-        index.add_many(ids, batch_sigs, batch_keys, [None] * len(ids), codes)
+        index.add_many(ids, batch_sigs, batch_keys, [None] * len(ids), codes, groups)
     expected, longest = _reference_matches(batches, 0.6)
     assert got == expected
     assert longest > _MAX_CHECKS  # the cut on candidates was exercised
