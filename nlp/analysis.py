@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
@@ -90,7 +90,6 @@ class Prepared:
     signature: np.ndarray | None = None
     keys: list[int] | None = None
     known: Any = _UNKNOWN  # (id, event id, engagement) of a re-crawled item, None when new
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class AnalysisState:
