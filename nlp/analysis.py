@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
@@ -29,11 +29,11 @@ from core.config import Config
 from core.config_analysis import AnalysisConfig
 from core.models import Item
 from flow.stages import Batch, Stage
-from nlp.cluster import ITEM_TERMS, EventClusterer, JoinRow, item_vector, load_matters
+from nlp.cluster import ITEM_TERMS, EventClusterer, JoinRow, item_vector, item_vectors, load_matters
 from nlp.dedup import NearDuplicateIndex, band_groups, band_keys, signatures_from_hashes
 from nlp.features import WordIds
 from nlp.gazetteer import HEAD_WORDS, Gazetteer, names_at, ordered_places_many, org_flag, orgs_at
-from nlp.keywords import KeywordExtractor, batch_top_terms_and_words, useful
+from nlp.keywords import KeywordExtractor, TopTerms, batch_top_terms_flat, useful
 from nlp.lexicon import Encoded, Lexicon
 from nlp.pii import PiiMaskStage
 from nlp.risk import RiskContext, RiskScorer, RiskStage
@@ -81,7 +81,8 @@ class Prepared:
     """What the stages share about one item of the current batch."""
 
     item: Item  # held so that id(item) cannot be reused by another object while this entry exists
-    terms: list[tuple[str, float]]  # best words by tf-idf, best first
+    top: TopTerms  # the batch's best words by tf-idf (flat arrays); this item's are at `row`
+    row: int
     keywords: list[str]  # the first top_k of those words: the item's keywords
     places: list[str]
     orgs: list[str]
@@ -90,7 +91,11 @@ class Prepared:
     signature: np.ndarray | None = None
     keys: list[int] | None = None
     known: Any = _UNKNOWN  # (id, event id, engagement) of a re-crawled item, None when new
-    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def terms(self) -> list[tuple[str, float]]:
+        """Best words by tf-idf with their weights, best first."""
+        return self.top.terms(self.row)
 
 
 class AnalysisState:
@@ -158,7 +163,7 @@ class AnalysisState:
 
     def _prepare(self, batch: Batch, items: list[Item]) -> None:
         enc = self.encode(batch, items)
-        terms, keywords = batch_top_terms_and_words(enc, self.lexicon, self.term_count, self.keywords.top_k)
+        top, keywords = batch_top_terms_flat(enc, self.lexicon, self.term_count, self.keywords.top_k)
         flagged = np.flatnonzero((self.lexicon.flag[enc.ids] > 0) & (enc.position < _ORG_SCAN))
         flag_owner = enc.owner[flagged]
         bounds = np.searchsorted(flag_owner, np.arange(len(items) + 1)).tolist()
@@ -180,7 +185,22 @@ class AnalysisState:
             else:
                 orgs = []
             names = names_at(text, hits.heads) if hits.heads else []
-            self.prepared[id(item)] = Prepared(item, terms[i], keywords[i], places, orgs, names, hits)
+            self.prepared[id(item)] = Prepared(item, top, i, keywords[i], places, orgs, names, hits)
+
+    def item_vectors(self, prepared: list[Prepared]) -> list[dict[str, float]]:
+        """Event vectors (`nlp.cluster.item_vector`) of these items: for the whole batch at once from its flat term
+        arrays when they all come from one (the usual case), else item by item."""
+        if not prepared:
+            return []
+        top = prepared[0].top
+        if top.generation != self.lexicon.generation or any(p.top is not top for p in prepared):
+            return [item_vector(p.terms, p.places[:5], p.names, p.hits.matters) for p in prepared]
+        index = self.lexicon.index  # a word it does not hold reads as -1
+        starts, ends = top.starts, top.ends
+        entities = [p.places[:5] for p in prepared]
+        return item_vectors(top.words, top.word_ids, top.scores, [(starts[p.row], ends[p.row]) for p in prepared],
+                            [[index[name.lower()] for name in places] for places in entities], entities,
+                            [p.names for p in prepared], [p.hits.matters for p in prepared])
 
     def hits_of(self, kind: str) -> Callable[[Batch], list[Any]]:
         def get(batch: Batch) -> list[Any]:
@@ -361,17 +381,15 @@ class EventStage:
         items = batch.items
         state.fill_known(items, prepared)
         events = state.events
-        engagements: list[int] = []
+        engagements = [item.engagement.total for item in items]  # a property: read once per item
+        new = [i for i, p in enumerate(prepared) if p.known is None or p.known[1] is None]
+        vectors = state.item_vectors([prepared[i] for i in new])
         fresh: list[JoinRow] = []
-        for item, p in zip(items, prepared, strict=True):
-            engagement = item.engagement.total  # a property: read once per item
-            engagements.append(engagement)
-            info = p.known
-            if info is None or info[1] is None:
-                # `_value_`, not `.value`: the enum's `value` is a Python-level property (6x the cost)
-                fresh.append((item_vector(p.terms, p.places[:5], p.names, p.hits.matters), item.published_at.timestamp(),
-                              item.title or item.content[:60], item.source, item.channel._value_, item.region, engagement,
-                              p.names))
+        for i, vector in zip(new, vectors, strict=True):
+            item = items[i]
+            # `_value_`, not `.value`: the enum's `value` is a Python-level property (6x the cost)
+            fresh.append((vector, item.published_at.timestamp(), item.title or item.content[:60], item.source,
+                          item.channel._value_, item.region, engagements[i], prepared[i].names))
         joined = iter(events.join_batch(fresh))  # the batch's new items in order, each seeing those before it
         known = state.known if state.store is None else None
         for item, p, engagement in zip(items, prepared, engagements, strict=True):

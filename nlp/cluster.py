@@ -28,6 +28,7 @@ from itertools import islice, repeat
 from operator import itemgetter, mul
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 import core.config  # noqa: F401 - loaded first: it imports core.config_analysis at its end
@@ -117,6 +118,81 @@ def item_vector(terms: Sequence[tuple[str, float]], entities: Sequence[str] = ()
     for key in keys:
         vector[key] = weight
     return vector
+
+
+def item_vectors(words: list[str], word_ids: np.ndarray, scores: np.ndarray, spans: Sequence[tuple[int, int]],
+                 entity_ids: Sequence[Sequence[int]], entities: Sequence[Sequence[str]], names: Sequence[Sequence[str]],
+                 matters: Sequence[Sequence[str]]) -> list[dict[str, float]]:
+    """`item_vector` for many items at once, read off a batch's flat term arrays (`nlp.keywords.TopTerms`): item j's
+    terms are `words[lo:hi]` (ids `word_ids`, weights `scores`) for `spans[j] == (lo, hi)`, and `entity_ids[j]` are
+    the word ids of its places lower-cased (-1 for a word the lexicon does not hold).
+
+    Why: item_vector makes a dict of the terms, looks each place up in it, sorts and divides, in Python per item; here
+    the boost, the re-ranking and the division are a few numpy operations for the whole batch, and each item pays
+    only its norm (`math.hypot`, as item_vector, so that every weight is the same float) and its dict. Items that
+    name a site or body keep going through item_vector (their terms are filtered by substring)."""
+    count = len(spans)
+    out: list[dict[str, float]] = [{} for _ in range(count)]  # a fresh dict each: the clusterer may keep it
+    rows = [j for j in range(count) if spans[j][0] < spans[j][1] and not names[j]]
+    for j in range(count):
+        lo, hi = spans[j]
+        if lo < hi and names[j]:
+            out[j] = item_vector(list(zip(words[lo:hi], scores[lo:hi].tolist(), strict=True)), entities[j], names[j],
+                                 matters[j])
+    if not rows:
+        return out
+    lows = np.array([spans[j][0] for j in rows], dtype=np.int64)
+    lengths = np.array([spans[j][1] - spans[j][0] for j in rows], dtype=np.int64)
+    row_of = np.repeat(np.arange(len(rows), dtype=np.int64), lengths)
+    offsets = np.zeros(len(rows), dtype=np.int64)
+    np.cumsum(lengths[:-1], out=offsets[1:])
+    position = np.repeat(lows - offsets, lengths) + np.arange(len(row_of), dtype=np.int64)  # into the flat arrays
+    ids = word_ids[position]
+    weight = scores[position]
+    # Places among the item's words: each match multiplies the weight by the boost once, as item_vector's loop does.
+    place_rows = [(r, pid) for r, j in enumerate(rows) for pid in entity_ids[j] if pid >= 0]
+    if place_rows:
+        width = int(max(int(ids.max()), max(pid for _, pid in place_rows))) + 1
+        place_keys = np.sort(np.array([r * width + pid for r, pid in place_rows], dtype=np.int64))
+        term_keys = row_of * width + ids
+        hits = np.searchsorted(place_keys, term_keys, side="right") - np.searchsorted(place_keys, term_keys, side="left")
+    rank = np.arange(len(row_of), dtype=np.int64) - np.repeat(offsets, lengths)
+    if place_rows and hits.any():
+        for times in range(1, int(hits.max()) + 1):
+            weight = np.where(hits >= times, weight * _ENTITY_BOOST, weight)
+        # Items with a boosted word are re-ranked by weight, best first, ties in their order (a stable sort, as
+        # sorted(..., reverse=True) is); the others keep their order exactly (sorted by rank).
+        boosted = np.bincount(row_of[hits > 0], minlength=len(rows)) > 0
+        order = np.lexsort((np.where(boosted[row_of], -weight, rank.astype(np.float64)), row_of))
+        position, weight = position[order], weight[order]
+    top = rank < ITEM_TERMS
+    top_rows = row_of[top]
+    top_words = list(map(words.__getitem__, position[top].tolist()))
+    top_weights = weight[top].tolist()
+    ends = np.cumsum(np.minimum(lengths, ITEM_TERMS)).tolist()
+    norms: list[float] = []
+    start = 0
+    for r, end in enumerate(ends):
+        kinds = matters[rows[r]]
+        if kinds:
+            extra = top_weights[start] * _MATTER_WEIGHT
+            norms.append(math.hypot(*top_weights[start:end], *repeat(extra, min(len(kinds), _MAX_MATTERS))) or 1.0)
+        else:
+            norms.append(math.hypot(*top_weights[start:end]) or 1.0)
+        start = end
+    values = (weight[top] / np.array(norms)[top_rows]).tolist()
+    start = 0
+    for r, end in enumerate(ends):
+        j = rows[r]
+        vector = dict(zip(top_words[start:end], values[start:end], strict=True))
+        kinds = matters[j]
+        if kinds:
+            matter_weight = top_weights[start] * _MATTER_WEIGHT / norms[r]
+            for kind in kinds[:_MAX_MATTERS]:
+                vector[_matter_key(kind)] = matter_weight
+        out[j] = vector
+        start = end
+    return out
 
 
 _MATTER_KEYS: dict[str, str] = {}

@@ -12,6 +12,7 @@ import math
 import sys
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
@@ -72,15 +73,42 @@ def batch_top_terms(encoded: Encoded, lexicon: Lexicon, k: int, limit: int = 300
     return batch_top_terms_and_words(encoded, lexicon, k, 0, limit)[0]
 
 
+@dataclass(slots=True)
+class TopTerms:
+    """Every item's best words by tf × idf for a batch, flat: item i's terms sit at `starts[i]:ends[i]` (best first)
+    of `words` (text), `word_ids` (lexicon ids) and `scores`. Flat arrays, not a list of (word, weight) pairs per item:
+    only the event stage reads the weights, and it reads them for the whole batch (`nlp.cluster.item_vectors`)."""
+
+    words: list[str]
+    word_ids: np.ndarray  # int64
+    scores: np.ndarray  # float64
+    starts: list[int]
+    ends: list[int]
+    generation: int = 0  # the lexicon's (`Lexicon.generation`): its ids mean these words only until it is reset
+
+    def terms(self, i: int) -> list[tuple[str, float]]:
+        """Item i's (word, weight) pairs, best first."""
+        lo, hi = self.starts[i], self.ends[i]
+        return list(zip(self.words[lo:hi], self.scores[lo:hi].tolist(), strict=True))
+
+
 def batch_top_terms_and_words(encoded: Encoded, lexicon: Lexicon, k: int, k_words: int, limit: int = 3000
                               ) -> tuple[list[list[tuple[str, float]]], list[list[str]]]:
     """`batch_top_terms`, and the first `k_words` (at most `k`) of each item's words alone: the keywords an item
     shows, cut from the same list of the batch's words instead of rebuilt item by item from the (word, weight) pairs."""
+    top, words = batch_top_terms_flat(encoded, lexicon, k, k_words, limit)
+    return [top.terms(i) for i in range(len(top.starts))], words
+
+
+def batch_top_terms_flat(encoded: Encoded, lexicon: Lexicon, k: int, k_words: int, limit: int = 3000
+                         ) -> tuple[TopTerms, list[list[str]]]:
+    """`batch_top_terms_and_words` with the terms left flat (`TopTerms`): no (word, weight) pair per term."""
     n = len(encoded.lengths)
     ids = encoded.ids
     selected = np.flatnonzero((lexicon.weight[ids] > 0) & (encoded.position < limit)) if ids.size else ids
     if not selected.size:
-        return [[] for _ in range(n)], [[] for _ in range(n)]
+        empty = np.zeros(0, dtype=np.int64)
+        return TopTerms([], empty, empty.astype(np.float64), [0] * n, [0] * n, lexicon.generation), [[] for _ in range(n)]
     width = len(lexicon.words) + 1
     pairs, first, counts = _count_pairs(encoded.owner[selected] * width + ids[selected], n * width)
     owner, word = np.divmod(pairs, width)
@@ -91,12 +119,12 @@ def batch_top_terms_and_words(encoded: Encoded, lexicon: Lexicon, k: int, k_word
     rank = np.arange(len(order)) - np.searchsorted(owner, owner, side="left")
     keep = order[rank < k]
     ends = np.cumsum(np.bincount(owner[rank < k], minlength=n)).tolist()
-    # All (word, weight) pairs of the batch in one C-level zip; each item gets a slice of that list.
-    words = list(map(lexicon.words.__getitem__, word[keep].tolist()))
-    terms = list(zip(words, score[keep].tolist(), strict=True))
+    # All the batch's words in one C-level map; each item's keywords are a slice of that list.
+    word_ids = word[keep]
+    words = list(map(lexicon.words.__getitem__, word_ids.tolist()))
     starts = [0, *ends[:-1]]
     k_words = min(k_words, k)
-    return ([terms[start:end] for start, end in zip(starts, ends, strict=True)],
+    return (TopTerms(words, word_ids, score[keep], starts, ends, lexicon.generation),
             [words[start:min(end, start + k_words)] for start, end in zip(starts, ends, strict=True)])
 
 

@@ -11,7 +11,6 @@ so one pass yields what every stage needs; byte offsets are turned into characte
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from itertools import chain
 
 import ahocorasick_rs
@@ -26,16 +25,29 @@ MAX_SCAN = 20_000  # characters scanned per item; a 100,000-character post is cu
 PLACE_SCAN = 5_000  # places beyond the first 5,000 characters rarely change the jurisdiction
 
 
-@dataclass
 class Hits:
     """What the pass found in one text: places as (start, end, name), scheme term starts, risk terms per category.
-    Offsets are characters of the lower-cased text (the same as the text's own for all but a few scripts)."""
+    Offsets are characters of the lower-cased text (the same as the text's own for all but a few scripts).
 
-    places: list[tuple[int, int, str]] = field(default_factory=list)
-    heads: list[tuple[int, str]] = field(default_factory=list)  # (start, head word) of 小区, 学院...
-    scheme: dict[str, list[int]] = field(default_factory=dict)
-    risk: dict[str, list[tuple[str, int, int]]] = field(default_factory=dict)
-    matters: list[str] = field(default_factory=list)  # kinds of matter named (noise, fumes...), first mention first
+    A plain class with slots, not a dataclass with default factories: one is made for nearly every item of every
+    batch, and five factory calls cost more than the literals."""
+
+    __slots__ = ("places", "heads", "scheme", "risk", "matters")
+
+    def __init__(self) -> None:
+        self.places: list[tuple[int, int, str]] = []
+        self.heads: list[tuple[int, str]] = []  # (start, head word) of 小区, 学院...
+        self.scheme: dict[str, list[int]] = {}
+        self.risk: dict[str, list[tuple[str, int, int]]] = {}
+        self.matters: list[str] = []  # kinds of matter named (noise, fumes...), first mention first
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Hits):
+            return NotImplemented
+        return all(getattr(self, a) == getattr(other, a) for a in self.__slots__)
+
+    def __repr__(self) -> str:
+        return "Hits(" + ", ".join(f"{a}={getattr(self, a)!r}" for a in self.__slots__) + ")"
 
 
 NO_HITS = Hits()  # shared by every text without a match; never mutated
@@ -77,6 +89,8 @@ class TermScanner:
         self._kinds = np.array([kinds for _, kinds, _, _, _ in self._payloads], dtype=np.int64)
         self._lengths = np.array([len(term) for term in self._terms], dtype=np.int64)
         self._spellings = [spelling for _, _, spelling, _, _ in self._payloads]
+        self._risk_categories = [names for _, _, _, names, _ in self._payloads]
+        self._matter_kinds = [matters for _, _, _, _, matters in self._payloads]
 
     def scan(self, text: str) -> Hits:
         return self.scan_many([text])[0]
@@ -115,23 +129,30 @@ class TermScanner:
         early = cstart < PLACE_SCAN
         self._slices(out, owner, (kinds & PLACE).astype(bool) & early, "places", cstart, index, with_end=True)
         self._slices(out, owner, (kinds & HEAD).astype(bool) & early, "heads", cstart, index, with_end=False)
-        payloads = self._payloads
-        for kind in (SCHEME, RISK, MATTER):
-            chosen = np.flatnonzero(kinds & kind)
-            if not chosen.size:
-                continue
+        # Scheme, risk and matter hits: one short loop per kind over only its hits, reading per-term facts from lists
+        # built once (term, its categories or kinds of matter, its length) instead of unpacking a payload per hit.
+        terms = self._terms
+        chosen = np.flatnonzero(kinds & SCHEME)
+        if chosen.size:
+            for o, term, c in zip(owner[chosen].tolist(), map(terms.__getitem__, index[chosen].tolist()),
+                                  cstart[chosen].tolist(), strict=True):
+                out[o].scheme.setdefault(term, []).append(c)
+        chosen = np.flatnonzero(kinds & RISK)
+        if chosen.size:
+            categories = self._risk_categories
             for o, i, c in zip(owner[chosen].tolist(), index[chosen].tolist(), cstart[chosen].tolist(), strict=True):
-                hits = out[o]
-                term, _, _, names, matters = payloads[i]
-                if kind == SCHEME:
-                    hits.scheme.setdefault(term, []).append(c)
-                elif kind == RISK:
-                    for name in names:
-                        hits.risk.setdefault(name, []).append((term, c, c + len(term)))
-                else:
-                    for matter in matters:
-                        if matter not in hits.matters:
-                            hits.matters.append(matter)
+                term = terms[i]
+                risk = out[o].risk
+                for name in categories[i]:
+                    risk.setdefault(name, []).append((term, c, c + len(term)))
+        chosen = np.flatnonzero(kinds & MATTER)
+        if chosen.size:
+            matter_kinds = self._matter_kinds
+            for o, i in zip(owner[chosen].tolist(), index[chosen].tolist(), strict=True):
+                named = out[o].matters
+                for matter in matter_kinds[i]:
+                    if matter not in named:
+                        named.append(matter)
         return out
 
     def _slices(self, out: list[Hits], owner: np.ndarray, mask: np.ndarray, attr: str, cstart: np.ndarray,

@@ -14,6 +14,7 @@ from flow.ingest import Ingestor
 from flow.intake import NormaliseStage
 from flow.stages import Batch
 from nlp.analysis import AnalysisState, EventStage, KeywordStage, PersistStage, analysis_stages, state_for
+from nlp.cluster import item_vector
 from nlp.event_store import get_event, list_events
 from nlp.tokenize import segment, segment_many
 from storage.sqlite import SqliteStore
@@ -234,3 +235,31 @@ def test_join_batch_posts_what_posting_each_event_one_by_one_posts() -> None:
         reference.load(event)
     as_multisets = {key: sorted(posting) for key, posting in joined._index.items()}
     assert as_multisets == {key: sorted(posting) for key, posting in reference._index.items()}
+
+
+def test_batch_item_vectors_equal_item_vector_item_by_item() -> None:
+    """The event stage's batch vectors (numpy boost, re-rank and division over the batch's flat term arrays) are
+    exactly item_vector's, float for float and in the same key order, for items with and without named sites, places
+    among their words (boosted, re-ranked), kinds of matter, and no words at all."""
+    texts = [t for _, t in GRIEVANCE + OTHER] + [
+        "长沙市雨花区劳动东路工地夜间施工噪音扰民，长沙市住建局和雨花区城管至今没有处理，长沙居民很无奈。",
+        "湖南长沙岳麓区一化工厂排放废气，气味刺鼻，附近居民头疼恶心，请湖南省生态环境厅立即查处长沙这家工厂。",
+        "A市A5区某学校食堂饭菜质量差，孩子吃了拉肚子，A市教育局请彻查。",
+        "好", "", "12345", "WiFi信号太差 wifi 信号 WIFI，北京 北京 北京",
+    ]
+    state = AnalysisState(CONFIG.analysis)
+    batch = Batch(raw=_records([("b", t) for t in texts]))
+    NormaliseStage(CONFIG).run(batch)
+    prepared = state.prepare(batch)
+    expected = [item_vector(p.terms, p.places[:5], p.names, p.hits.matters) for p in prepared]
+    got = state.item_vectors(prepared)
+    assert [list(v.items()) for v in got] == [list(v.items()) for v in expected]
+    assert len({id(v) for v in got}) == len(got)  # a dict of its own for each item, empty ones too
+    # Every branch was taken: a named site, a boosted place, a kind of matter, an item without words.
+    assert any(p.names for p in prepared) and any(not v for v in got)
+    assert any(p.hits.matters and not p.names for p in prepared)
+    boosted = [p for p in prepared if not p.names and {n.lower() for n in p.places[:5]} & {w for w, _ in p.terms}]
+    assert boosted
+    # Items prepared in two batches (different term arrays) go item by item and still agree.
+    mixed = [*prepared[:3], *AnalysisState(CONFIG.analysis).prepare(batch)[3:]]
+    assert [list(v.items()) for v in state.item_vectors(mixed)] == [list(v.items()) for v in expected]
