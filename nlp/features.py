@@ -334,22 +334,25 @@ class Featurizer:
         pos = np.flatnonzero(word)
         rows.append(cdoc[pos])
         cols.append(_bucket(cp[pos], "char1", bits, off) if char_rows is None else char_rows[capped[pos]])
-        h = cp
-        ok = word
-        for n_chars, family in ((2, "char2"), (3, "char3")):
-            if len(cp) < n_chars:
-                break
-            k = n_chars - 1
-            ok = ok[:-1] & word[k:] & (cdoc[k:] == cdoc[:-k])
-            with np.errstate(over="ignore"):
-                h = h[:-1] * np.uint64(_P) + cp[k:]
-            pos = np.flatnonzero(ok)
+        # A character links to the next when both are word characters of the same text; a 2-gram starts at each
+        # link, a 3-gram at two links in a row (its hash extends the 2-gram's: the same polynomial as hashing it).
+        link = word[:-1] & word[1:]
+        ends = np.cumsum(lengths)
+        inner_ends = ends[(ends > 0) & (ends < len(cp))]
+        link[inner_ends - 1] = False
+        pos2 = np.flatnonzero(link)
+        pos3 = np.flatnonzero(link[:-1] & link[1:])
+        with np.errstate(over="ignore"):
+            h2 = cp[:-1] * np.uint64(_P)
+            h2 += cp[1:]
+            h3 = h2[pos3] * np.uint64(_P)
+            h3 += cp[pos3 + 2]
+        for family, pos, h in (("char2", pos2, h2[pos2]), ("char3", pos3, h3)):
             rows.append(cdoc[pos])
-            cols.append(mapped(_bucket(h[pos], family, bits, off)))
+            cols.append(_bucket(h, family, bits, off) if remap is None else self._block_rows(h, family, remap))
 
         # Weibo emoticons: [怒] [泪] [哈哈]
         if "[" in joined:
-            ends = np.cumsum(lengths)
             spans = [(m.start(), m.end() - 1, m.group(1)) for m in _EMOTICON.finditer(joined)]
             if spans:
                 first = np.searchsorted(ends, np.array([x[0] for x in spans], dtype=np.int64), side="right")
@@ -366,6 +369,15 @@ class Featurizer:
             cols.append(mapped(punct_cols))
 
         return [(r, c) for r, c in zip(rows, cols, strict=True) if len(r)]
+
+    def _block_rows(self, h: np.ndarray, family: str, remap: np.ndarray) -> np.ndarray:
+        """`remap[_bucket(h, family)]`, bucketing `h` in place (the caller's temporary) and indexing the family's
+        slice of `remap` with the bucket itself: no int32 copy, no offset added."""
+        h ^= _SALT[family]
+        h *= _GOLDEN
+        h >>= np.uint64(64 - self.spec.bits[family])
+        start = self.offsets[family]
+        return remap[start:start + (1 << self.spec.bits[family])][h.view(np.int64)]
 
     @staticmethod
     def _title_hashes(docs: list[Doc], titles: list[list[str]], word_hashes: np.ndarray | None,
