@@ -260,6 +260,10 @@ class Featurizer:
         def mapped(columns: np.ndarray) -> np.ndarray:
             return columns if remap is None else remap[columns]
 
+        def bucketed(scratch: np.ndarray, family: str) -> np.ndarray:
+            """Columns (or rows, with `remap`) of hashes in a temporary array the caller no longer needs."""
+            return _bucket(scratch, family, bits, off) if remap is None else self._block_rows(scratch, family, remap)
+
         rows: list[np.ndarray] = []
         cols: list[np.ndarray] = []
 
@@ -299,7 +303,7 @@ class Featurizer:
             with np.errstate(over="ignore"):
                 bh = wh[:-1][same] * np.uint64(_P) + wh[1:][same]
             rows.append(wdoc[1:][same])
-            cols.append(mapped(_bucket(bh, "word2", bits, off)))
+            cols.append(bucketed(bh, "word2"))
         if self.spec.lexicon and len(wh):
             if per_token is None:
                 hit, cats = self._lexicon_lookup(wh)
@@ -315,8 +319,8 @@ class Featurizer:
         tcounts = np.fromiter(map(len, titles), dtype=np.int64, count=n)
         if tcounts.any():
             rows.append(np.repeat(np.arange(n), tcounts))
-            cols.append(mapped(_bucket(self._title_hashes(docs, titles, None if words is None else word_hashes,
-                                                          word_starts), "title", bits, off)))
+            cols.append(bucketed(self._title_hashes(docs, titles, None if words is None else word_hashes, word_starts),
+                                 "title"))
 
         # character 1-3-grams inside runs of word characters, never across documents
         texts = [d.text[:MAX_CHARS] if len(d.text) > MAX_CHARS else d.text for d in docs]
@@ -349,7 +353,7 @@ class Featurizer:
             h3 += cp[pos3 + 2]
         for family, pos, h in (("char2", pos2, h2[pos2]), ("char3", pos3, h3)):
             rows.append(cdoc[pos])
-            cols.append(_bucket(h, family, bits, off) if remap is None else self._block_rows(h, family, remap))
+            cols.append(bucketed(h, family))
 
         # Weibo emoticons: [怒] [泪] [哈哈]
         if "[" in joined:
@@ -359,8 +363,7 @@ class Featurizer:
                 last = np.searchsorted(ends, np.array([x[1] for x in spans], dtype=np.int64), side="right")
                 keep = first == last  # never a match that runs from one document into the next
                 rows.append(first[keep])
-                cols.append(mapped(_bucket(hash_strings([x[2] for x, k in zip(spans, keep, strict=True) if k]),
-                                           "emoticon", bits, off)))
+                cols.append(bucketed(hash_strings([x[2] for x, k in zip(spans, keep, strict=True) if k]), "emoticon"))
 
         # punctuation: runs, the text's last mark, marks of form (on the code points already at hand)
         punct_rows, punct_cols = self._punctuation.entries(joined, capped, cdoc, lengths)
