@@ -188,6 +188,8 @@ class Featurizer:
         self.n_features = spec.n_features
         self._lex_table: np.ndarray | None = None
         self._id_cache: tuple[int, int, np.ndarray, np.ndarray, np.ndarray] | None = None
+        # Per-id word rows and per-character char1 rows of one remap (the serving classifier's): see `_remapped`.
+        self._row_cache: tuple[np.ndarray, int, int, np.ndarray, np.ndarray] | None = None
         self._neg_hashes = hash_strings(list(NEGATIONS))
         self._punctuation = PunctuationFamily(spec.bits, self.offsets)
         if spec.lexicon:
@@ -224,7 +226,7 @@ class Featurizer:
         `words`: see `entries`."""
         n = len(docs)
         out = np.zeros((n, weights.shape[1]), dtype=np.result_type(weights.dtype, np.float32))
-        entries = self.entries(docs, words)
+        entries = self.entries(docs, words, remap)
         if not entries or not n:
             return out
         n_rows = len(entries) * n
@@ -235,19 +237,33 @@ class Featurizer:
             indptr[f * n:(f + 1) * n] = np.searchsorted(r, starts) + at
             at += len(r)
         indptr[-1] = at
-        cols = np.concatenate([remap[c] for _, c in entries])
+        cols = np.concatenate([c for _, c in entries])
         matrix = sparse.csr_matrix((np.ones(len(cols), dtype=np.float32), cols, indptr), shape=(n_rows, weights.shape[0]))
         sums = matrix @ weights
         for f in range(len(entries)):
             out += sums[f * n:(f + 1) * n]
         return out
 
-    def entries(self, docs: list[Doc], words: np.ndarray | WordIds | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+    def entries(self, docs: list[Doc], words: np.ndarray | WordIds | None = None, remap: np.ndarray | None = None
+                ) -> list[tuple[np.ndarray, np.ndarray]]:
         """(document row, column) entries of each non-empty family, in a fixed family order, rows non-decreasing.
         `words`, when given: `hash_strings` over all tokens of all docs (not cut at MAX_TOKENS), or their `WordIds`
-        (word columns, lexicon categories and negations then come from a per-id cache)."""
+        (word columns, lexicon categories and negations then come from a per-id cache).
+        `remap`, when given: every column comes out as `remap[column]` (a row of a compact weight matrix, int32); word
+        and single-character columns are then read off tables that hold the remapped row per word id / character,
+        which spares a random access into the large remap array for most entries."""
         n = len(docs)
         bits, off = self.spec.bits, self.offsets
+        char_rows, word_rows = (None, None) if remap is None else \
+            self._remapped(remap, words if isinstance(words, WordIds) else None)
+
+        def mapped(columns: np.ndarray) -> np.ndarray:
+            return columns if remap is None else remap[columns]
+
+        def bucketed(scratch: np.ndarray, family: str) -> np.ndarray:
+            """Columns (or rows, with `remap`) of hashes in a temporary array the caller no longer needs."""
+            return _bucket(scratch, family, bits, off) if remap is None else self._block_rows(scratch, family, remap)
+
         rows: list[np.ndarray] = []
         cols: list[np.ndarray] = []
 
@@ -261,7 +277,9 @@ class Featurizer:
         else:
             if isinstance(words, WordIds):
                 word_hashes = words.hashes[words.ids]
-                per_token = [values[words.ids] for values in self._per_id(words)]
+                per_id = self._per_id(words)
+                per_token = [(per_id[0] if word_rows is None else word_rows)[words.ids], per_id[1][words.ids],
+                             per_id[2][words.ids]]
             else:
                 word_hashes = words
             full = np.fromiter(map(len, (d.tokens for d in docs)), dtype=np.int64, count=n)
@@ -279,13 +297,13 @@ class Featurizer:
                 wh = word_hashes
         wdoc = np.repeat(np.arange(n), counts)
         rows.append(wdoc)
-        cols.append(_bucket(wh, "word", bits, off) if per_token is None else per_token[0])
+        cols.append(mapped(_bucket(wh, "word", bits, off)) if per_token is None else per_token[0])
         if len(wh) > 1:
             same = wdoc[1:] == wdoc[:-1]
             with np.errstate(over="ignore"):
                 bh = wh[:-1][same] * np.uint64(_P) + wh[1:][same]
             rows.append(wdoc[1:][same])
-            cols.append(_bucket(bh, "word2", bits, off))
+            cols.append(bucketed(bh, "word2"))
         if self.spec.lexicon and len(wh):
             if per_token is None:
                 hit, cats = self._lexicon_lookup(wh)
@@ -293,15 +311,16 @@ class Featurizer:
             else:
                 cats, negation = per_token[1], per_token[2]
                 hit = cats >= 0
-            self._lexicon(wh, wdoc, hit, cats, negation, rows, cols)
+            if self._lexicon(wh, wdoc, hit, cats, negation, rows, cols) and remap is not None:
+                cols[-1] = remap[cols[-1]]
 
         # title words, a block of their own (a word in the title says more about the topic)
         titles = [d.title_tokens for d in docs]
         tcounts = np.fromiter(map(len, titles), dtype=np.int64, count=n)
         if tcounts.any():
             rows.append(np.repeat(np.arange(n), tcounts))
-            cols.append(_bucket(self._title_hashes(docs, titles, None if words is None else word_hashes, word_starts),
-                                "title", bits, off))
+            cols.append(bucketed(self._title_hashes(docs, titles, None if words is None else word_hashes, word_starts),
+                                 "title"))
 
         # character 1-3-grams inside runs of word characters, never across documents
         texts = [d.text[:MAX_CHARS] if len(d.text) > MAX_CHARS else d.text for d in docs]
@@ -318,39 +337,50 @@ class Featurizer:
         word = _word_char_table()[capped]  # a letter or digit (0x10000: False)
         pos = np.flatnonzero(word)
         rows.append(cdoc[pos])
-        cols.append(_bucket(cp[pos], "char1", bits, off))
-        h = cp
-        ok = word
-        for n_chars, family in ((2, "char2"), (3, "char3")):
-            if len(cp) < n_chars:
-                break
-            k = n_chars - 1
-            ok = ok[:-1] & word[k:] & (cdoc[k:] == cdoc[:-k])
-            with np.errstate(over="ignore"):
-                h = h[:-1] * np.uint64(_P) + cp[k:]
-            pos = np.flatnonzero(ok)
+        cols.append(_bucket(cp[pos], "char1", bits, off) if char_rows is None else char_rows[capped[pos]])
+        # A character links to the next when both are word characters of the same text; a 2-gram starts at each
+        # link, a 3-gram at two links in a row (its hash extends the 2-gram's: the same polynomial as hashing it).
+        link = word[:-1] & word[1:]
+        ends = np.cumsum(lengths)
+        inner_ends = ends[(ends > 0) & (ends < len(cp))]
+        link[inner_ends - 1] = False
+        pos2 = np.flatnonzero(link)
+        pos3 = np.flatnonzero(link[:-1] & link[1:])
+        with np.errstate(over="ignore"):
+            h2 = cp[:-1] * np.uint64(_P)
+            h2 += cp[1:]
+            h3 = h2[pos3] * np.uint64(_P)
+            h3 += cp[pos3 + 2]
+        for family, pos, h in (("char2", pos2, h2[pos2]), ("char3", pos3, h3)):
             rows.append(cdoc[pos])
-            cols.append(_bucket(h[pos], family, bits, off))
+            cols.append(bucketed(h, family))
 
         # Weibo emoticons: [怒] [泪] [哈哈]
         if "[" in joined:
-            ends = np.cumsum(lengths)
             spans = [(m.start(), m.end() - 1, m.group(1)) for m in _EMOTICON.finditer(joined)]
             if spans:
                 first = np.searchsorted(ends, np.array([x[0] for x in spans], dtype=np.int64), side="right")
                 last = np.searchsorted(ends, np.array([x[1] for x in spans], dtype=np.int64), side="right")
                 keep = first == last  # never a match that runs from one document into the next
                 rows.append(first[keep])
-                cols.append(_bucket(hash_strings([x[2] for x, k in zip(spans, keep, strict=True) if k]), "emoticon",
-                                    bits, off))
+                cols.append(bucketed(hash_strings([x[2] for x, k in zip(spans, keep, strict=True) if k]), "emoticon"))
 
         # punctuation: runs, the text's last mark, marks of form (on the code points already at hand)
         punct_rows, punct_cols = self._punctuation.entries(joined, capped, cdoc, lengths)
         if len(punct_rows):
             rows.append(punct_rows)
-            cols.append(punct_cols)
+            cols.append(mapped(punct_cols))
 
         return [(r, c) for r, c in zip(rows, cols, strict=True) if len(r)]
+
+    def _block_rows(self, h: np.ndarray, family: str, remap: np.ndarray) -> np.ndarray:
+        """`remap[_bucket(h, family)]`, bucketing `h` in place (the caller's temporary) and indexing the family's
+        slice of `remap` with the bucket itself: no int32 copy, no offset added."""
+        h ^= _SALT[family]
+        h *= _GOLDEN
+        h >>= np.uint64(64 - self.spec.bits[family])
+        start = self.offsets[family]
+        return remap[start:start + (1 << self.spec.bits[family])][h.view(np.int64)]
 
     @staticmethod
     def _title_hashes(docs: list[Doc], titles: list[list[str]], word_hashes: np.ndarray | None,
@@ -369,6 +399,27 @@ class Featurizer:
             else:
                 parts.append(hash_strings(title))
         return np.concatenate(parts)
+
+    def _remapped(self, remap: np.ndarray, words: WordIds | None) -> tuple[np.ndarray, np.ndarray | None]:
+        """Char1 rows by basic-plane code point (index 0x10000, past the plane, is never read: no word character) and,
+        given `words`, word rows by id, both already through `remap`; kept for the last remap seen (a classifier
+        passes the same one every batch) and grown with the word table like `_per_id`: (char1 rows, word rows)."""
+        cache = self._row_cache
+        if cache is None or cache[0] is not remap:
+            chars = _bucket(np.arange(0x10001, dtype=np.uint64), "char1", self.spec.bits, self.offsets)
+            cache = (remap, -1, 0, np.zeros(0, dtype=np.int32), remap[chars])
+        if words is not None:
+            if cache[1] != words.generation:
+                cache = (remap, words.generation, 0, np.zeros(0, dtype=np.int32), cache[4])
+            _, generation, filled, word_rows, char_rows = cache
+            if words.n_words > filled:
+                word_cols = self._per_id(words)[0]
+                if words.n_words > len(word_rows):
+                    word_rows = np.resize(word_rows, max(words.n_words, 2 * len(word_rows), 1024))
+                word_rows[filled:words.n_words] = remap[word_cols[filled:words.n_words]]
+                cache = (remap, generation, words.n_words, word_rows, char_rows)
+        self._row_cache = cache  # one assignment, as in `_per_id`
+        return cache[4], (cache[3] if words is not None else None)
 
     def _per_id(self, words: WordIds) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Word column, lexicon code (category, -1 for none) and negation flag by word id, computed once per distinct

@@ -103,3 +103,28 @@ def test_characters_past_the_basic_plane_split_char_ngrams():
     spec = FeatureSpec()
     row = counts_of(Featurizer(spec), [Doc("好😀好", ["好", "好"], [])])[0]
     assert row[spec.block("char1")].sum() == 2 and row[spec.block("char2")].sum() == 0
+
+
+def test_remapped_entries_equal_the_remap_of_the_plain_ones():
+    """With a remap, word rows come from a per-id table and char1 rows from a per-character table: each family's
+    columns must equal `remap[column]` of the plain entries, for hashed words and for lexicon ids, as the word table
+    grows, after it starts over, and when another remap is passed."""
+    from core.config import parse_config
+    from nlp.analysis import AnalysisState
+
+    spec = FeatureSpec(lexicon={"满意": "pos", "愤怒": "neg", "不作为": "neg"})
+    fz = Featurizer(spec)
+    rng = np.random.default_rng(7)
+    remaps = [rng.integers(0, 5000, spec.n_features).astype(np.int32) for _ in range(2)]
+    lexicon = AnalysisState(parse_config({}).analysis).lexicon
+    batches = [docs(TEXTS), docs(["不满意！住建局不作为", "ÉCOLE École 學校", "新词甲乙丙丁 满意"]), docs(TEXTS[::-1])]
+    for remap in (remaps[0], remaps[0], remaps[1]):
+        for batch in batches:
+            words = lexicon.word_ids(lexicon.encode([d.tokens for d in batch]).ids)
+            for given in (None, words):
+                plain = fz.entries(batch, given)
+                mapped = fz.entries(batch, given, remap)
+                assert len(plain) == len(mapped)
+                for (rows, cols), (mapped_rows, mapped_cols) in zip(plain, mapped, strict=True):
+                    assert np.array_equal(rows, mapped_rows) and np.array_equal(remap[cols], mapped_cols)
+        lexicon._reset()
