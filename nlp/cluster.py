@@ -285,6 +285,20 @@ class EventState:
                 "names": dict(self.names), "heat": self.heat}
 
 
+def _post_keys(index: dict[str, list[str]], keys: Iterable[str], event_id: str) -> None:
+    """Add `event_id` to the posting list of each key; a list past the cap drops its oldest half (a word in hundreds
+    of events says little). One call per item and kind, the loop inside: joining posts ~7 keys per item."""
+    get = index.get
+    for key in keys:
+        posting = get(key)
+        if posting is None:
+            index[key] = [event_id]
+        else:
+            posting.append(event_id)
+            if len(posting) > _POSTING_CAP:
+                del posting[: _POSTING_CAP // 2]
+
+
 class EventClusterer:
     """`join_batch(rows)` → event ids (new or existing), item after item; `events` holds the live state."""
 
@@ -306,13 +320,7 @@ class EventClusterer:
             self._post(_NAME + name, event.id)
 
     def _post(self, key: str, event_id: str) -> None:
-        posting = self._index.get(key)
-        if posting is None:
-            self._index[key] = [event_id]
-            return
-        posting.append(event_id)
-        if len(posting) > _POSTING_CAP:
-            del posting[: _POSTING_CAP // 2]  # the oldest half: a word in hundreds of events says little
+        _post_keys(self._index, (key,), event_id)
 
     def specific(self, names: Iterable[str]) -> list[str]:
         """The names that point at one site or body: those not already found in many events."""
@@ -422,7 +430,6 @@ class EventClusterer:
         Returns the event ids. One loop for the batch with everything it touches bound once, because it runs for
         every item and most items start an event (a fresh event's terms are posted without centroid look-ups)."""
         index = self._index
-        index_get = index.get
         events = self.events
         cfg = self.config
         best_of = self._best
@@ -439,18 +446,10 @@ class EventClusterer:
                 event_id = new_id()
                 event = EventState(event_id, title[:120], ts, ts, vector.copy(), 1, engagement)
                 events[event_id] = event
-                for term in vector:  # every term is new to a fresh event (`_post` inlined: ~7 postings per item)
-                    posting = index_get(term)
-                    if posting is None:
-                        index[term] = [event_id]
-                    else:
-                        posting.append(event_id)
-                        if len(posting) > _POSTING_CAP:
-                            del posting[: _POSTING_CAP // 2]
+                _post_keys(index, vector, event_id)  # every term is new to a fresh event
                 if len(events) > max_active:
                     self._forget_oldest()
                     index, events = self._index, self.events  # both rebuilt
-                    index_get = index.get
                     event = events.get(event_id, event)
                 if names:
                     event_names = event.names
@@ -472,20 +471,17 @@ class EventClusterer:
             centroid = event.centroid
             norm2 = event._norm2
             dot = 0.0
+            new_terms: list[str] = []
             for term, w in vector.items():
                 old = centroid.get(term)
                 if old is None:
                     centroid[term] = w
-                    posting = index_get(term)
-                    if posting is None:
-                        index[term] = [event_id]
-                    else:
-                        posting.append(event_id)
-                        if len(posting) > _POSTING_CAP:
-                            del posting[: _POSTING_CAP // 2]
+                    new_terms.append(term)
                 else:
                     dot += old * w
                     centroid[term] = old + w
+            if new_terms:
+                _post_keys(index, new_terms, event_id)
             if norm2 is not None:  # |c + v|² = |c|² + 2 c·v + |v|²
                 norm2 += 2 * dot + _norm2(vector)
             if len(centroid) >= _TRIM_AT:
