@@ -23,7 +23,6 @@ from typing import Any
 
 import numpy as np
 import sklearn
-from scipy import sparse
 
 from core.errors import ModelError
 from nlp.features import Doc, FeatureBatch, FeatureSpec, Featurizer
@@ -192,8 +191,3 @@ def render_card(name: str, meta: dict[str, Any]) -> str:
     elif tried:  # a list of findings
         lines += ["## Tried", ""] + [f"- {t}" for t in tried] + [""]
     return "\n".join(lines)
-
-
-def sparse_rows(matrix: sparse.csr_matrix, used: np.ndarray) -> sparse.csr_matrix:
-    """The columns `used` of a count matrix (training helper)."""
-    return matrix[:, used]

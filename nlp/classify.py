@@ -122,8 +122,3 @@ def get_classifier(models_dir: Path | str, neutral_band: float = NEUTRAL_BAND,
             clf = Classifier.load(models_dir, neutral_band=neutral_band, emotion_weight=emotion_weight)
             _cache[key] = clf
     return clf
-
-
-def top_classes(proba: np.ndarray, classes: list[str], k: int = 3) -> list[list[tuple[str, float]]]:
-    order = np.argsort(-proba, axis=1)[:, :k]
-    return [[(classes[j], float(proba[i, j])) for j in row] for i, row in enumerate(order)]

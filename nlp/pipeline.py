@@ -99,13 +99,6 @@ class ClassifyStage:
             e.__pydantic_fields_set__.update(_PREDICTED)
 
 
-def apply_prediction(item: Item, pred: Any) -> None:
-    e = item.enrichment
-    e.topic, e.topic_score = pred.topic, pred.topic_score
-    e.emotion = pred.emotion
-    e.polarity, e.polarity_score = pred.polarity, pred.polarity_score
-
-
 def tune_gc(threshold0: int = 50_000) -> None:
     """Called by `build_enrich_stages` once the models and analysis state are loaded (idempotent).
 

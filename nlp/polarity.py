@@ -20,11 +20,3 @@ def combine_polarity(p_positive: np.ndarray, emotion_proba: np.ndarray, emotion_
     emo = emotion_proba[:, pos].sum(axis=1) - emotion_proba[:, neg].sum(axis=1)
     score = (1.0 - emotion_weight) * (2.0 * p_positive - 1.0) + emotion_weight * emo
     return np.clip(score, -1.0, 1.0)
-
-
-def polarity_label(score: float, neutral_band: float = NEUTRAL_BAND) -> str:
-    if score >= neutral_band:
-        return "positive"
-    if score <= -neutral_band:
-        return "negative"
-    return "neutral"
