@@ -226,10 +226,8 @@ class StoreStage:
 
     def run(self, batch: Batch) -> None:
         results = self.store.upsert(batch.items)
-        ids: dict[tuple[str, str], int] = {}
         for item, result in zip(batch.items, results, strict=True):
             item.id = result.item_id
-            ids[(item.source, item.source_id)] = result.item_id
             if result.outcome is UpsertOutcome.inserted:
                 batch.report.stored += 1
                 batch.stored.append(item)
@@ -242,6 +240,7 @@ class StoreStage:
                 batch.report.duplicates += 1
             batch.report.item_ids.append(result.item_id)
         if batch.copies:  # in-batch copies of these items (an item-by-item retry shares the list: take only ours)
+            ids = {(item.source, item.source_id): item.id for item in batch.items}
             mine = [(ids[kept], copy) for kept, copy in batch.copies if kept in ids]
             batch.copies[:] = [(kept, copy) for kept, copy in batch.copies if kept not in ids]
             self.store.record_duplicates(mine)
