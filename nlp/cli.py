@@ -4,6 +4,8 @@ classify reads one JSON object per line on stdin, `{"id", "title", "content"}` p
 `published_at`, `likes`, `reposts`, `comments`, and writes one JSON line per input, in input order, with `id`,
 `topic`, `topic_score`, `emotion`, `polarity`, `polarity_score`, `risk_score`, `risk_level`, `risk_reasons`,
 `keywords`, `schemes` (and `event_id` with --events). A line that cannot be read gives `{"id": ..., "error": ...}`.
+An item with no words (empty, emoji or punctuation only) gets `topic` and `topic_score` null, emotion and polarity
+neutral.
 """
 
 from __future__ import annotations

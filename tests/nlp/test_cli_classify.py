@@ -49,6 +49,10 @@ def test_classify_good_and_bad_lines():
     reasons = {r["feature"]: r for r in out[0]["risk_reasons"]}  # the negative tone counts, with its strength
     assert reasons["polarity"]["weight"] > 0 and reasons["polarity"]["detail"].startswith("negative (0.")
     assert out[9]["polarity"] == "positive"
+    for empty in (out[2], out[3]):  # no words at all: no topic guessed from nothing, and no feeling
+        assert empty["topic"] is None and empty["topic_score"] is None
+        assert empty["emotion"] == "neutral" and empty["polarity_score"] == 0.0
+    assert out[5]["topic"] is not None  # traditional characters and HTML remnants still have words
 
 
 def test_events_flag_adds_event_id():
