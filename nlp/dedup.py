@@ -179,12 +179,14 @@ def band_groups(keys: np.ndarray) -> BandGroups:
 
 
 class _KeyTable:
-    """Open-addressing hash table from (band, band key) to an int64 code, in numpy arrays; linear probing, at most
-    a quarter full so that probe runs stay short. Why not a dict per band: a batch asks 16 keys per item and adds as
-    many; here each is a few array operations over the whole batch instead of a Python-level call per key. Memory:
-    4 to 8 cells of 17 bytes per entry (68 to 136 bytes), about what a dict entry with its key and value int objects
-    cost (~100 bytes); at 1,000,000 items × 16 bands, 1.1 to 2.3 GB. A half-full table would halve that for longer
-    probe runs (not measured on a quiet machine)."""
+    """Open-addressing hash table from (band, band key) to an int32 code, in numpy arrays; linear probing, at most
+    half full. Why not a dict per band: a batch asks 16 keys per item and adds as many; here each is a few array
+    operations over the whole batch instead of a Python-level call per key.
+
+    A cell is 12 bytes: the band folded into the 64-bit key (`_cell_keys`: key XOR a per-band salt, 0 meaning a free
+    cell) and the code. Two different (band, key) pairs share a cell key only by a 64-bit coincidence, and then merely
+    add a candidate that the similarity check rejects. Memory: 2 to 4 cells per entry (24 to 48 bytes); at 1,000,000
+    items × 16 bands 0.38 to 0.77 GB (it was 1.1 to 2.3 GB with 17-byte cells at most a quarter full)."""
 
     def __init__(self, capacity: int = 1 << 16) -> None:
         self.count = 0
@@ -193,65 +195,81 @@ class _KeyTable:
     def _allocate(self, capacity: int) -> None:
         self.mask = capacity - 1
         self.shift = np.uint64(64 - (capacity.bit_length() - 1))
-        self.keys = np.zeros(capacity, dtype=np.uint64)
-        self.bands = np.full(capacity, -1, dtype=np.int8)  # -1: a free cell
-        self.codes = np.zeros(capacity, dtype=np.int64)
+        self.keys = np.zeros(capacity, dtype=np.uint64)  # 0: a free cell
+        self.codes = np.zeros(capacity, dtype=np.int32)
 
-    def _home(self, keys: np.ndarray, bands: np.ndarray) -> np.ndarray:
-        """Each entry's first cell: Fibonacci hashing of the key mixed with its band (top bits of the product)."""
+    @staticmethod
+    def _cell_keys(keys: np.ndarray, bands: np.ndarray) -> np.ndarray:
+        """The key a cell holds for (key, band): never 0, which marks a free cell."""
         with np.errstate(over="ignore"):
-            mixed = (keys + bands.astype(np.uint64) * _BAND_SALT) * _FIBONACCI
-        return (mixed >> self.shift).astype(np.int64)
+            cell = keys ^ ((bands.astype(np.uint64) + np.uint64(1)) * _BAND_SALT)
+        cell[cell == 0] = 1
+        return cell
 
-    def find(self, keys: np.ndarray, bands: np.ndarray) -> np.ndarray:
-        """The cell of each (key, band), -1 where absent."""
-        found = np.full(len(keys), -1, dtype=np.int64)
-        todo = np.arange(len(keys))
-        cells = self._home(keys, bands)
+    def _home(self, cell_keys: np.ndarray) -> np.ndarray:
+        """Each entry's first cell: Fibonacci hashing (top bits of the product)."""
+        with np.errstate(over="ignore"):
+            return ((cell_keys * _FIBONACCI) >> self.shift).astype(np.int64)
+
+    def _find(self, cell_keys: np.ndarray) -> np.ndarray:
+        found = np.full(len(cell_keys), -1, dtype=np.int64)
+        todo = np.arange(len(cell_keys))
+        cells = self._home(cell_keys)
         while todo.size:
-            held = self.bands[cells]
-            hit = (held == bands[todo]) & (self.keys[cells] == keys[todo])
+            held = self.keys[cells]
+            hit = held == cell_keys[todo]
             found[todo[hit]] = cells[hit]
-            probe = ~hit & (held >= 0)
+            probe = ~hit & (held != 0)
             todo, cells = todo[probe], (cells[probe] + 1) & self.mask
         return found
 
+    def find(self, keys: np.ndarray, bands: np.ndarray) -> np.ndarray:
+        """The cell of each (key, band), -1 where absent."""
+        return self._find(self._cell_keys(keys, bands))
+
     def get(self, keys: np.ndarray, bands: np.ndarray) -> np.ndarray:
-        """The code of each (key, band), _NO_CODE where absent."""
+        """The code of each (key, band) as int64, _NO_CODE where absent."""
         cells = self.find(keys, bands)
-        return np.where(cells >= 0, self.codes[cells], _NO_CODE)
+        return np.where(cells >= 0, self.codes[cells].astype(np.int64), _NO_CODE)
 
     def add(self, keys: np.ndarray, bands: np.ndarray, codes: np.ndarray) -> None:
         """Add entries that are absent and distinct."""
-        if (self.count + len(keys)) * 4 > self.mask + 1:
-            self._grow(self.count + len(keys))
-        todo = np.arange(len(keys))
-        cells = self._home(keys, bands)
+        self._add(self._cell_keys(keys, bands), codes)
+
+    def _add(self, cell_keys: np.ndarray, codes: np.ndarray) -> None:
+        if (self.count + len(cell_keys)) * 2 > self.mask + 1:
+            self._grow(self.count + len(cell_keys))
+        todo = np.arange(len(cell_keys))
+        cells = self._home(cell_keys)
         while todo.size:
-            free = self.bands[cells] < 0
+            free = self.keys[cells] == 0
             # Entries aiming at the same free cell: the one whose index sticks in a fancy assignment takes it.
             claim = todo[free]
             self.codes[cells[free]] = claim
             won = np.zeros(todo.size, dtype=bool)
             won[free] = self.codes[cells[free]] == claim
             winners, at = todo[won], cells[won]
-            self.keys[at], self.bands[at], self.codes[at] = keys[winners], bands[winners], codes[winners]
+            self.keys[at], self.codes[at] = cell_keys[winners], codes[winners]
             todo, cells = todo[~won], (cells[~won] + 1) & self.mask
-        self.count += len(keys)
+        self.count += len(cell_keys)
 
     def set(self, keys: np.ndarray, bands: np.ndarray, codes: np.ndarray) -> None:
         """Change the codes of present entries."""
         self.codes[self.find(keys, bands)] = codes
 
     def _grow(self, need: int) -> None:
-        held = np.flatnonzero(self.bands >= 0)
-        keys, bands, codes = self.keys[held], self.bands[held], self.codes[held]
+        held = np.flatnonzero(self.keys)
+        cell_keys, codes = self.keys[held], self.codes[held]
         capacity = self.mask + 1
-        while need * 4 > capacity:
+        while need * 2 > capacity:
             capacity *= 2
         self._allocate(capacity)
         self.count = 0
-        self.add(keys, bands, codes)
+        self._add(cell_keys, codes)
+
+    @property
+    def nbytes(self) -> int:
+        return self.keys.nbytes + self.codes.nbytes
 
 
 def _first_of_best(owner: np.ndarray, sims: np.ndarray, groups: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
