@@ -208,3 +208,24 @@ def test_densify_equals_bin_by_bin_filling() -> None:
         got = sig.copy()
         _densify(got)
         assert np.array_equal(got, expected)
+
+
+def test_key_table_keeps_band_and_key_apart_through_growth() -> None:
+    """The table folds the band into the key: the same key in two bands is two entries, every entry survives the
+    table's growth (at most half full), absent pairs read as absent, and a key that folds to 0 (free) still works."""
+    from nlp.dedup import _BAND_SALT, _NO_CODE, _KeyTable
+
+    rng = np.random.default_rng(3)
+    table = _KeyTable(capacity=1 << 4)
+    keys = rng.integers(0, 2**63, size=40_000, dtype=np.uint64)
+    bands = rng.integers(0, 16, size=len(keys)).astype(np.int8)
+    keys[0], bands[0] = _BAND_SALT, 0  # key XOR (band + 1)·salt == 0: the free-cell marker
+    for start in range(0, len(keys), 5000):  # batch by batch, as the index adds them
+        part = slice(start, start + 5000)
+        table.add(keys[part], bands[part], np.arange(len(keys), dtype=np.int64)[part])
+    assert table.count == len(keys) and table.count * 2 <= table.mask + 1
+    assert np.array_equal(table.get(keys, bands), np.arange(len(keys)))
+    other_band = ((bands.astype(np.int64) + 1) % 16).astype(np.int8)  # same keys, another band: absent
+    assert (table.get(keys, other_band) == _NO_CODE).all()
+    table.set(keys[:3], bands[:3], np.array([-7, -8, -9]))
+    assert table.get(keys[:4], bands[:4]).tolist() == [-7, -8, -9, 3]
