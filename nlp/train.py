@@ -170,6 +170,10 @@ EMOTION_TRIED = {
         "Each class's SVM (one-vs-rest, liblinear's class weighting) on columns scaled by that class's naive-Bayes "
         "log-count ratio r (presence, alpha 1), folded into its coefficients. Against 0.6043: |r| 0.5999, |r| at "
         "C=0.1 0.5899, sign(r)·|r|^0.5 0.6013, at C=0.1 0.6005, at C=1 0.5915. No gain (it helped polarity)."),
+    "more weight on weibo_covid19_emotion7's rare classes (2026-11-26, session 9)": (
+        "It holds 886 surprise and 527 fear posts (SMP: 190 and 499). Nested CV on the card's assignment / GroupKFold "
+        "shuffled seeds 1, 2: adopted 0.6043 / 0.5951 / 0.5978; its surprise and fear rows at weight 1 instead of 0.5 "
+        "0.6003 / 0.5945 / 0.5972; and sadness at 0.7 0.5967 / 0.5980 / 0.6004. No gain."),
 }
 POLARITY_TRIED = {
     "word-embedding document vectors (2026-11-26)": (
@@ -200,7 +204,11 @@ POLARITY_TRIED = {
         "0.8882 / 0.8868 / 0.8819 / 0.8878; alpha 0.25 0.8873; LinearSVC C=0.5 0.8878 / 0.8884 / 0.8826 / 0.8882; "
         "C=0.2 0.8836. On the card's assignment / seed 1: p=0.3 0.8842 / 0.8860; p=0.7 0.8879 / 0.8877; C=5 0.8893 / "
         "0.8870; C=20 0.8874 / 0.8876; C=3 0.8865; C=30 0.8881; + char 3-grams 0.8842 / 0.8880; r on counts instead "
-        "of presence 0.8859 / 0.8853."),
+        "of presence 0.8859 / 0.8853. With p=0.5, on the card's assignment / seeds 1, 2 (adopted 0.8888 / 0.8867 / 0.8846): "
+        "without weibo_senti 0.8915 / 0.8881 / 0.8904 (+0.0033, and the only Weibo polarity rows would go); weibo_senti "
+        "at weight 0.5 0.8893 / 0.8873 / 0.8849; with an indicator column 0.8902 / 0.8888 / 0.8858; min_df 1 0.8890 / "
+        "0.8887 / 0.8860; idf^1.5 0.8898 / 0.8876 / 0.8854; the words of the last sentence, the first, or both as a "
+        "block of their own 0.8859, 0.8848, 0.8860 (means of the three)."),
     "error analysis (2026-11-26)": (
         "Accuracy does not depend on review length (0.894 / 0.898 / 0.899 / 0.906 / 0.891 for <50, 50-100, 100-200, "
         "200-400, >=400 characters), so MAX_CHARS is not limiting. A sample of 25 errors: several clear complaints "
