@@ -51,7 +51,7 @@ def main() -> None:
     print(json.dumps({
         "items": len(index), "bands": index.bands,
         "index_bytes": used, "index_bytes_per_item": round(used / max(1, len(index)), 1),
-        "key_table_bytes": table.keys.nbytes + table.codes.nbytes + getattr(table, "bands", np.zeros(0)).nbytes,
+        "key_table_bytes": table.nbytes,
         "key_table_cells": table.mask + 1, "key_table_load": round(table.count / (table.mask + 1), 3),
         "match_us_per_item": round(match_s / args.items * 1e6, 2), "add_us_per_item": round(add_s / args.items * 1e6, 2),
     }))

@@ -252,15 +252,8 @@ class AnalysisState:
             if p.known is _UNKNOWN:
                 p.known = known.get((item.source, item.source_id))
 
-    def risk_context(self, item: Item) -> RiskContext:
-        e = item.enrichment
-        root = e.near_duplicate_of
-        repeats = self.dup_counts.get(self.dedup.root(root), 0) if root else 0
-        event = self.events.events.get(e.event_id) if e.event_id else None
-        return RiskContext(repeats=repeats, event_volume=event.volume if event else 1)
-
     def risk_contexts(self, items: list[Item]) -> list[RiskContext]:
-        """`risk_context` of a batch: one call and local names instead of a method call and lookups per item."""
+        """Each item's RiskContext (repeats of its near-duplicate chain, volume of its event), for a whole batch."""
         dup_counts, root_of, events, interned = self.dup_counts, self.dedup.root, self.events.events, self._contexts
         if len(interned) > 100_000:
             interned.clear()
@@ -482,7 +475,7 @@ def analysis_stages(config: Config, store=None, now: Callable[[], datetime] | No
         stages.append(NearDuplicateStage(state))
     if cfg.events.enabled:
         stages.append(EventStage(state))
-    stages.append(RiskStage(state.risk, state.risk_context, state.now, state.hits_of("risk"), contexts_of=state.risk_contexts))
+    stages.append(RiskStage(state.risk, state.risk_contexts, state.now, state.hits_of("risk")))
     if store is None:
         stages.append(PersistStage(state))  # memory mode: only clears per-batch scratch
     return stages

@@ -23,8 +23,8 @@ EMOTIONS = ("anger", "fear", "sadness", "disgust", "happiness", "surprise", "neu
 
 @dataclass
 class Prediction:
-    topic: str
-    topic_score: float
+    topic: str | None  # None for a document with no words
+    topic_score: float | None
     emotion: str
     polarity: str
     polarity_score: float
@@ -82,7 +82,7 @@ class Classifier:
         return [Prediction(*row) for row in zip(*self.columns(docs), strict=True)]
 
     def columns(self, docs: list[Doc], words: np.ndarray | WordIds | None = None
-                ) -> tuple[list[str], list[float], list[str], list[str], list[float]]:
+                ) -> tuple[list[str | None], list[float | None], list[str], list[str], list[float]]:
         """`predict` as five lists (topic, topic score, emotion, polarity, polarity score), without an object per
         document: the classify stage writes them straight into the items."""
         if not docs:
@@ -96,14 +96,15 @@ class Classifier:
         rounded = np.round(score, 4)
         rounded = np.where((rounded == 0) & (score != 0), np.copysign(1e-4, score), rounded)
         ti, ei = tp.argmax(axis=1), ed.argmax(axis=1)
-        topic_scores = np.round(tp[np.arange(len(docs)), ti], 4).tolist()
-        topics = np.array(self.topic.classes, dtype=object)[ti].tolist()
+        topic_scores: list[float | None] = np.round(tp[np.arange(len(docs)), ti], 4).tolist()
+        topics: list[str | None] = np.array(self.topic.classes, dtype=object)[ti].tolist()
         emotions = np.array(self.emotion.classes, dtype=object)[ei].tolist()
         band = self.neutral_band
         labels = np.where(rounded >= band, "positive", np.where(rounded <= -band, "negative", "neutral")).tolist()
         scores = rounded.tolist()
         for k, doc in enumerate(docs):
-            if not doc.tokens:  # nothing to read (empty, emoji-only): no feeling either way
+            if not doc.tokens:  # nothing to read (empty, emoji-only): no subject to guess, no feeling either way
+                topics[k], topic_scores[k] = None, None
                 emotions[k], labels[k], scores[k] = "neutral", "neutral", 0.0
         return topics, topic_scores, emotions, labels, scores
 

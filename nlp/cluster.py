@@ -358,18 +358,11 @@ class EventClusterer:
                 named.update(posting[-_RECENT_PER_NAME:])
         if named:
             threshold = cfg.name_threshold
-            weights = vector.values()
             for event_id in named:
                 event = events.get(event_id)
                 if event is None:
                     continue
-                centroid = event.centroid
-                norm2 = event._norm2
-                if norm2 is None:
-                    norm2 = event._norm2 = _norm2(centroid)
-                if not norm2:
-                    continue  # cosine 0 is never above the best so far
-                sim = sum(map(mul, weights, map(centroid.get, vector, repeat(0.0)))) / math.sqrt(norm2)
+                sim = event.cosine(vector)
                 if sim >= threshold and sim > best_sim:
                     best, best_sim = event, sim
             if best is not None:
@@ -388,7 +381,6 @@ class EventClusterer:
         matter_keys: list[str] | None = None
         matter_weights: list[float] = []
         window = cfg.window_days * 86400
-        weights = vector.values()
         for event_id, count in shared:
             if count < 2:
                 break  # the rest share one term only
@@ -401,17 +393,13 @@ class EventClusterer:
                 event_named = bool(event_names) and self.has_specific(event_names)
                 if event_named:
                     continue  # other names mean another site or body
-            centroid = event.centroid
-            norm2 = event._norm2
-            if norm2 is None:
-                norm2 = event._norm2 = _norm2(centroid)
-            get = centroid.get
-            sim = sum(map(mul, weights, map(get, vector, repeat(0.0)))) / math.sqrt(norm2) if norm2 else 0.0
+            sim = event.cosine(vector)  # fills event._norm2
             if matter_keys is None:
                 matter_keys = [k for k in vector if k[:1] == _MATTER]
                 matter_weights = list(map(vector.__getitem__, matter_keys))
             if matter_keys:  # without a shared name, the kinds of matter alone must not make two reports alike
-                sim -= sum(map(mul, matter_weights, map(get, matter_keys, repeat(0.0)))) / math.sqrt(norm2 or 1.0)
+                get = event.centroid.get
+                sim -= sum(map(mul, matter_weights, map(get, matter_keys, repeat(0.0)))) / math.sqrt(event._norm2 or 1.0)
             if sim <= best_sim:
                 continue
             # An event about a named site takes a report naming none only when it is very close.
@@ -444,54 +432,39 @@ class EventClusterer:
             event, _ = best_of(vector, ts, names, index, events, cfg)
             if event is None:
                 event_id = new_id()
-                event = EventState(event_id, title[:120], ts, ts, vector.copy(), 1, engagement)
+                event = EventState(event_id, title[:120], ts, ts, vector.copy())
                 events[event_id] = event
                 _post_keys(index, vector, event_id)  # every term is new to a fresh event
                 if len(events) > max_active:
                     self._forget_oldest()
                     index, events = self._index, self.events  # both rebuilt
                     event = events.get(event_id, event)
-                if names:
-                    event_names = event.names
-                    for name in names:  # a fresh event's names are new to it (unless the item repeats one)
-                        if name in event_names:
-                            event_names[name] += 1
-                        else:
-                            event_names[name] = 1
-                            self._post(_NAME + name, event_id)
-                    touched_update(names)
-                event.sources[source] = 1  # a fresh event's counts start at this item's
-                event.channels[channel] = 1
-                if region:
-                    event.regions[region] = 1
-                dirty_add(event_id)
-                out.append(event_id)
-                continue
-            event_id = event.id
-            centroid = event.centroid
-            norm2 = event._norm2
-            dot = 0.0
-            new_terms: list[str] = []
-            for term, w in vector.items():
-                old = centroid.get(term)
-                if old is None:
-                    centroid[term] = w
-                    new_terms.append(term)
-                else:
-                    dot += old * w
-                    centroid[term] = old + w
-            if new_terms:
-                _post_keys(index, new_terms, event_id)
-            if norm2 is not None:  # |c + v|² = |c|² + 2 c·v + |v|²
-                norm2 += 2 * dot + _norm2(vector)
-            if len(centroid) >= _TRIM_AT:
-                event.centroid = dict(sorted(centroid.items(), key=itemgetter(1), reverse=True)[:_CENTROID_TERMS])
-                norm2 = None
-            event._norm2 = norm2
-            if ts < event.first_seen:
-                event.first_seen = ts
-            if ts > event.last_seen:
-                event.last_seen = ts
+            else:
+                event_id = event.id
+                centroid = event.centroid
+                norm2 = event._norm2
+                dot = 0.0
+                new_terms: list[str] = []
+                for term, w in vector.items():
+                    old = centroid.get(term)
+                    if old is None:
+                        centroid[term] = w
+                        new_terms.append(term)
+                    else:
+                        dot += old * w
+                        centroid[term] = old + w
+                if new_terms:
+                    _post_keys(index, new_terms, event_id)
+                if norm2 is not None:  # |c + v|² = |c|² + 2 c·v + |v|²
+                    norm2 += 2 * dot + _norm2(vector)
+                if len(centroid) >= _TRIM_AT:
+                    event.centroid = dict(sorted(centroid.items(), key=itemgetter(1), reverse=True)[:_CENTROID_TERMS])
+                    norm2 = None
+                event._norm2 = norm2
+                if ts < event.first_seen:
+                    event.first_seen = ts
+                if ts > event.last_seen:
+                    event.last_seen = ts
             if names:
                 event_names = event.names
                 for name in names:

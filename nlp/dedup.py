@@ -601,18 +601,9 @@ class NearDuplicateIndex:
             self._sig[first:first + len(fresh)] = sigs[keep]
         else:  # an id twice: its one slot keeps the last signature, and both put its keys (as `add` one by one would)
             slots = np.array([self._place(item_ids[i], sigs[i]) for i in keep], dtype=np.int64)
-        # `_chain` of every duplicate, with local names (about half of real posts repeat another)
-        chain_roots, children = self._roots, self._children
         for item_id, i in zip(fresh, keep, strict=True):
-            duplicate_of = roots[i]
-            if duplicate_of is not None:
-                root = chain_roots[item_id] = chain_roots.get(duplicate_of, duplicate_of)
-                if root < 0:
-                    found = children.get(root)
-                    if found is None:
-                        children[root] = [item_id]
-                    else:
-                        found.append(item_id)
+            if roots[i] is not None:
+                self._chain(item_id, roots[i])
         rows_keys = keys[keep]
         self._insert(slots, rows_keys, codes[keep] if codes is not None else self._codes(rows_keys),
                      groups if len(keep) == len(item_ids) else None)

@@ -366,7 +366,7 @@ class Featurizer:
                 cols.append(bucketed(hash_strings([x[2] for x, k in zip(spans, keep, strict=True) if k]), "emoticon"))
 
         # punctuation: runs, the text's last mark, marks of form (on the code points already at hand)
-        punct_rows, punct_cols = self._punctuation.entries(joined, capped, cdoc, lengths)
+        punct_rows, punct_cols = self._punctuation.entries(joined, capped, cdoc, lengths, ends)
         if len(punct_rows):
             rows.append(punct_rows)
             cols.append(mapped(punct_cols))
@@ -530,11 +530,11 @@ class PunctuationFamily:
             self._runs[run] = found
         return found
 
-    def entries(self, joined: str, capped: np.ndarray, cdoc: np.ndarray,
-                lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def entries(self, joined: str, capped: np.ndarray, cdoc: np.ndarray, lengths: np.ndarray,
+                ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(document row, column) of the batch's punctuation tokens, rows non-decreasing. `joined` is the batch's
         texts concatenated, `capped` its code points (past the basic plane: 0x10000), `cdoc` the document of each,
-        `lengths` the texts' lengths."""
+        `lengths` the texts' lengths and `ends` their cumulative sum."""
         rows: list[np.ndarray] = []
         cols: list[np.ndarray] = []
         value = self._table[capped]
@@ -559,7 +559,6 @@ class PunctuationFamily:
             cols.append(np.fromiter(chain.from_iterable(per_run), dtype=np.int64))
         # how each non-empty text ends (texts are stripped of surrounding space by normalisation; one that is not
         # simply ends with "a word")
-        ends = np.cumsum(lengths)
         filled = np.flatnonzero(lengths > 0)
         if filled.size:
             rows.append(filled)

@@ -67,12 +67,6 @@ class KeywordExtractor:
         return [w for w, _ in heapq.nlargest(self.top_k, scored.items(), key=lambda kv: kv[1])]
 
 
-def batch_top_terms(encoded: Encoded, lexicon: Lexicon, k: int, limit: int = 3000) -> list[list[tuple[str, float]]]:
-    """Per item, its `k` best words by tf × idf (ties: first mentioned first), for a whole batch in a few numpy
-    operations: keep keyword tokens, count (item, word) pairs (`_count_pairs`), rank inside each item by sorting."""
-    return batch_top_terms_and_words(encoded, lexicon, k, 0, limit)[0]
-
-
 @dataclass(slots=True)
 class TopTerms:
     """Every item's best words by tf × idf for a batch, flat: item i's terms sit at `starts[i]:ends[i]` (best first)
@@ -92,17 +86,11 @@ class TopTerms:
         return list(zip(self.words[lo:hi], self.scores[lo:hi].tolist(), strict=True))
 
 
-def batch_top_terms_and_words(encoded: Encoded, lexicon: Lexicon, k: int, k_words: int, limit: int = 3000
-                              ) -> tuple[list[list[tuple[str, float]]], list[list[str]]]:
-    """`batch_top_terms`, and the first `k_words` (at most `k`) of each item's words alone: the keywords an item
-    shows, cut from the same list of the batch's words instead of rebuilt item by item from the (word, weight) pairs."""
-    top, words = batch_top_terms_flat(encoded, lexicon, k, k_words, limit)
-    return [top.terms(i) for i in range(len(top.starts))], words
-
-
 def batch_top_terms_flat(encoded: Encoded, lexicon: Lexicon, k: int, k_words: int, limit: int = 3000
                          ) -> tuple[TopTerms, list[list[str]]]:
-    """`batch_top_terms_and_words` with the terms left flat (`TopTerms`): no (word, weight) pair per term."""
+    """Per item, its `k` best words by tf × idf (ties: first mentioned first), flat (`TopTerms`), and the first
+    `k_words` (at most `k`) of those words alone: the item's keywords. A whole batch in a few numpy operations: keep
+    keyword tokens, count (item, word) pairs (`_count_pairs`), rank inside each item by sorting."""
     n = len(encoded.lengths)
     ids = encoded.ids
     selected = np.flatnonzero((lexicon.weight[ids] > 0) & (encoded.position < limit)) if ids.size else ids

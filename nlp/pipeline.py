@@ -90,12 +90,7 @@ class ClassifyStage:
         docs = self.docs(batch)  # fills batch.tokens first
         words = self.word_ids(batch, batch.items) if self.word_ids is not None else None
         columns = self.classifier.columns(docs, words)
-        tokens = batch.tokens
         for item, topic, topic_score, emotion, polarity, polarity_score in zip(batch.items, *columns, strict=True):
-            if not tokens[id(item)]:
-                # No words (empty, emoji or punctuation only): nothing says what it is about, so no topic rather than
-                # the model's guess from nothing; emotion and polarity neutral.
-                topic, topic_score, emotion, polarity, polarity_score = None, None, "neutral", "neutral", 0.0
             # Five plain fields, set as pydantic's own __setattr__ sets them (no validate_assignment), in one go.
             e = item.enrichment
             values = e.__dict__

@@ -154,23 +154,25 @@ class RiskScorer:
             return None
         deadline = published + days * 86400
         if item.reply is None:
-            if now_ts > deadline and cfg.reply_missing_weight:
-                overdue = (now_ts - deadline) / 86400
-                # round() and the ".0f" format both round the exact value half to even: one key per detail text
-                key = ("reply_missing", days, round(overdue))
-                found = self._memo.get(key)
-                if found is None:
-                    found = self._remember(key, reason(
-                        feature="reply_missing", weight=cfg.reply_missing_weight,
-                        detail=f"no official reply {overdue:.0f} days after the {days:g}-day deadline"))
-                return found
-            return None
+            return self._missing_reply(days, deadline, now_ts) if now_ts > deadline and cfg.reply_missing_weight else None
         replied = item.reply.replied_at
         if replied is not None and replied.timestamp() > deadline and cfg.reply_late_weight:
             late = (replied.timestamp() - deadline) / 86400
             return reason(feature="reply_late", weight=cfg.reply_late_weight,
                           detail=f"reply came {late:.0f} days after the {days:g}-day deadline")
         return None
+
+    def _missing_reply(self, days: float, deadline: float, now_ts: float) -> RiskReason:
+        """The reason for a reply `days` after publication that has not come by `now_ts`, past `deadline`."""
+        overdue = (now_ts - deadline) / 86400
+        # round() and the ".0f" format both round the exact value half to even: one key per detail text
+        key = ("reply_missing", days, round(overdue))
+        found = self._memo.get(key)
+        if found is None:
+            found = self._remember(key, reason(
+                feature="reply_missing", weight=self.config.reply_missing_weight,
+                detail=f"no official reply {overdue:.0f} days after the {days:g}-day deadline"))
+        return found
 
     def _by_value(self, cache: dict[str, RiskReason | None], key: str, make: Callable[[str], RiskReason | None]
                   ) -> RiskReason | None:
@@ -283,7 +285,7 @@ class RiskScorer:
         polarity_counts = bool(cfg.negative_weight)
         levels = cfg.levels
         level_i, level_ii, level_iii = levels.I, levels.II, levels.III
-        memo, missing_weight = self._memo, cfg.reply_missing_weight
+        missing_reply, missing_weight = self._missing_reply, cfg.reply_missing_weight
         # deadlines of the reply channels that do not depend on the item (a hotline's depends on its request type)
         plain_days = {c: cfg.reply_deadline_days.get(c) for c in _REPLY_CHANNELS if c != "hotline"}
         out: list[tuple[float, str, list[RiskReason]]] = []
@@ -340,15 +342,13 @@ class RiskScorer:
             reasons += tail[0]
             weights += tail[1]
             if replies:
-                # The common case inline (no reply yet, a channel's own deadline): `_reply_at`'s memo, without the call
+                # The common case (no reply yet, a deadline of the channel's own) without `_reply_at`'s lookups
                 days = plain_days.get(channel) if item.reply is None else None
-                if days is not None and missing_weight:
-                    deadline = published + days * 86400
-                    reply = memo.get(("reply_missing", days, round((now_ts - deadline) / 86400))) if now_ts > deadline else None
-                    if reply is None and now_ts > deadline:
-                        reply = self._reply_at(item, channel, published, now_ts)
-                else:
+                if days is None:
                     reply = self._reply_at(item, channel, published, now_ts)
+                else:
+                    deadline = published + days * 86400
+                    reply = missing_reply(days, deadline, now_ts) if now_ts > deadline and missing_weight else None
                 if reply is not None:
                     reasons.append(reply)
                     weights.append(reply.weight)
@@ -364,21 +364,18 @@ class RiskStage:
 
     name = "risk"
 
-    def __init__(self, scorer: RiskScorer, context_of: Callable[[Item], RiskContext], now: Callable[[], datetime],
-                 hits_of: Callable[[Batch], list[dict | None]] | None = None,
-                 contexts_of: Callable[[list[Item]], list[RiskContext]] | None = None) -> None:
+    def __init__(self, scorer: RiskScorer, contexts_of: Callable[[list[Item]], list[RiskContext]],
+                 now: Callable[[], datetime], hits_of: Callable[[Batch], list[dict | None]] | None = None) -> None:
         self.scorer = scorer
-        self.context_of = context_of
-        self.contexts_of = contexts_of  # `context_of` for a whole batch, when the caller has one
+        self.contexts_of = contexts_of  # each item's RiskContext, for a whole batch
         self.now = now
         self.hits_of = hits_of
 
     def run(self, batch: Batch) -> None:
         now_ts = self.now().timestamp()
-        context_of = self.context_of
         items = batch.items
         found_all = self.hits_of(batch) if self.hits_of is not None else [None] * len(items)
-        contexts = self.contexts_of(items) if self.contexts_of is not None else [context_of(item) for item in items]
+        contexts = self.contexts_of(items)
         for item, (total, level, reasons) in zip(items, self.scorer.score_many(items, now_ts, contexts, found_all),
                                                  strict=True):
             e = item.enrichment

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -557,10 +557,7 @@ def report(y_true: np.ndarray, y_pred: np.ndarray, protocol: str, labels: list[s
 def _card(ds: Dataset, description: str, evaluation: dict[str, Any], caveats: list[str],
           recipe: Recipe) -> dict[str, Any]:
     return {"description": description, "data": ds.description, "evaluation": evaluation, "caveats": caveats,
-            "recipe": {"families": list(recipe.families), "model": recipe.model, "C": recipe.C,
-                       "min_df": recipe.min_df, "balanced": recipe.balanced, "lexicon_weight": recipe.lexicon_weight,
-                       "aux_weight": recipe.aux_weight, "aux_indicator": recipe.aux_indicator, "idf_power": recipe.idf_power,
-                       "nb_power": recipe.nb_power, "nb_alpha": recipe.nb_alpha},
+            "recipe": {**asdict(recipe), "families": list(recipe.families)},
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"), "sklearn_version": sklearn.__version__}
 
 

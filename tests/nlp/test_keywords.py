@@ -127,13 +127,14 @@ def test_pair_counting_equals_numpy_unique() -> None:
 
 def test_batch_keywords_equal_the_item_by_item_extractor() -> None:
     """The batch ranking (terms and the keyword words cut from the same list) agrees with KeywordExtractor.extract."""
-    from nlp.keywords import batch_top_terms_and_words
+    from nlp.keywords import batch_top_terms_flat
 
     texts = ["A市经济学院强制学生实习，学院与企业合作收取中介费，学生不去就不给毕业证，请教育厅查处",
              "小区旁工地夜间施工噪音扰民，噪音扰民，多次拨打12345没有回复", "", "好", "WiFi信号太差 wifi 信号 WIFI"]
     state = AnalysisState(parse_config({}).analysis)
     token_lists = [segment(t) for t in texts]
-    terms, words = batch_top_terms_and_words(state.lexicon.encode(token_lists), state.lexicon, 14, 8)
+    top, words = batch_top_terms_flat(state.lexicon.encode(token_lists), state.lexicon, 14, 8)
+    terms = [top.terms(i) for i in range(len(texts))]
     extractor = KeywordExtractor(top_k=8)
     for toks, item_terms, item_words in zip(token_lists, terms, words, strict=True):
         assert item_words == [w for w, _ in item_terms[:8]] == extractor.extract(toks)
