@@ -12,11 +12,16 @@ FIELDS = {"id", "topic", "topic_score", "emotion", "polarity", "polarity_score",
           "risk_reasons", "keywords", "schemes"}
 
 
-def run(lines: list[str], *args: str) -> list[dict]:
+def run_raw(lines: list[str], *args: str, env: dict[str, str] | None = None) -> str:
+    """The CLI's standard output for these input lines (`env`: the environment, default this process's)."""
     proc = subprocess.run([sys.executable, "-m", "nlp.cli", "classify", *args], input="\n".join(lines) + "\n",
-                          capture_output=True, text=True, encoding="utf-8", cwd=REPO_ROOT, timeout=120)
+                          capture_output=True, text=True, encoding="utf-8", cwd=REPO_ROOT, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr
-    return [json.loads(x) for x in proc.stdout.splitlines()]
+    return proc.stdout
+
+
+def run(lines: list[str], *args: str) -> list[dict]:
+    return [json.loads(x) for x in run_raw(lines, *args).splitlines()]
 
 
 def test_classify_good_and_bad_lines():

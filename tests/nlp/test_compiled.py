@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.machinery
 import json
 import os
 import re
@@ -15,7 +16,8 @@ import pytest
 
 from core.paths import REPO_ROOT
 from demo.generator import DemoGenerator
-from nlp._compiled import _SUFFIXES, PACKAGE_DIR, SourceFirst, compiled_files, stale_modules
+from nlp._compiled import PACKAGE_DIR, SourceFirst, compiled_files, stale_modules
+from tests.nlp.test_cli_classify import run_raw
 
 
 def _package(root: Path, compiled_age: float) -> Path:
@@ -25,7 +27,7 @@ def _package(root: Path, compiled_age: float) -> Path:
     (folder / "__init__.py").write_text("")
     source = folder / "mod.py"
     source.write_text("VALUE = 'source'\n")
-    compiled = folder / f"mod{_SUFFIXES[0]}"
+    compiled = folder / f"mod{importlib.machinery.EXTENSION_SUFFIXES[0]}"
     compiled.write_bytes(b"not an extension module")
     now = source.stat().st_mtime
     os.utime(compiled, (now + compiled_age, now + compiled_age))
@@ -58,13 +60,10 @@ def test_source_first_loads_the_source_instead_of_the_compiled_file(tmp_path: Pa
 
 
 def _classify(lines: list[str], pure: bool) -> list[dict]:
-    env = {**os.environ, "YUQING_PURE_PYTHON": "1" if pure else "0"}
-    proc = subprocess.run([sys.executable, "-m", "nlp.cli", "classify", "--events"], input="\n".join(lines) + "\n",
-                          capture_output=True, text=True, encoding="utf-8", cwd=REPO_ROOT, env=env, timeout=300)
-    assert proc.returncode == 0, proc.stderr
+    out = run_raw(lines, "--events", env={**os.environ, "YUQING_PURE_PYTHON": "1" if pure else "0"})
     # event ids are random: name them by first appearance
     names: dict[str, str] = {}
-    text = re.sub(r'"ev-[0-9a-f]+"', lambda m: json.dumps(names.setdefault(m.group(0), f"E{len(names)}")), proc.stdout)
+    text = re.sub(r'"ev-[0-9a-f]+"', lambda m: json.dumps(names.setdefault(m.group(0), f"E{len(names)}")), out)
     return [json.loads(x) for x in text.splitlines()]
 
 
