@@ -5,22 +5,17 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CONFIG ?= yuqing.example.yaml
 
-.PHONY: run test lint bench clean browser-deps compile
+.PHONY: run test lint bench clean browser-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-# The editable install itself compiles nothing (YUQING_PURE_PYTHON=1): `compile` builds the Cython modules listed in
-# setup.py in place, incrementally (objects kept in build/), and runs before the service, the tests and the benchmarks.
-$(STAMP): pyproject.toml setup.py | $(BIN)/python
-	YUQING_PURE_PYTHON=1 $(BIN)/python -m pip install --quiet -e '.[test]'
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-compile: $(STAMP)
-	$(BIN)/python -W ignore setup.py --quiet build_ext --inplace --parallel 2
-
-run: $(STAMP) compile
+run: $(STAMP)
 	mkdir -p var
 	$(BIN)/yuqing serve --config $(CONFIG)
 
@@ -33,15 +28,15 @@ browser-deps:
 	  else echo "chromium not installed and not root: browser tests will be skipped"; fi; \
 	fi
 
-test: $(STAMP) compile browser-deps
+test: $(STAMP) browser-deps
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
-bench: $(STAMP) compile
+bench: $(STAMP)
 	@for b in bench/bench_*.py; do echo "== $$b" >&2; $(BIN)/python $$b || exit 1; done
 
 clean:
-	rm -rf var .pytest_cache .ruff_cache build nlp/*.c nlp/*.so
+	rm -rf var .pytest_cache .ruff_cache build

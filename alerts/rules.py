@@ -25,13 +25,13 @@ logger = logging.getLogger(__name__)
 
 T = schema.items.c
 
-# The dimensions nlp.spikes tests (its DIMENSIONS), and how a message names them.
+# The dimensions analysis.spikes tests (its DIMENSIONS), and how a message names them.
 SPIKE_DIMENSIONS = ("topic", "scheme", "region", "source")
 SPIKE_DIMENSION_ZH = {"topic": "主题", "scheme": "方案", "region": "属地", "source": "来源"}
 
 
 def spike_values(item: Item, dimension: str) -> list[str]:
-    """The item's values on a spike dimension, as nlp.spikes groups them (schemes: one per scheme)."""
+    """The item's values on a spike dimension, as analysis.spikes groups them (schemes: one per scheme)."""
     if dimension == "scheme":
         return sorted(set(item.enrichment.schemes))
     value = {"topic": item.enrichment.topic, "region": item.region, "source": item.source}[dimension]
@@ -142,7 +142,7 @@ class RuleEvaluator:
         self.public_url = public_url
         self.store = store
         self.event_heat = event_heat  # hook for the NLP events component; falls back to EventStats.heat
-        self._spike_checked: dict[str, datetime] = {}  # rule name → when nlp.spikes last ran for it
+        self._spike_checked: dict[str, datetime] = {}  # rule name → when analysis.spikes last ran for it
 
     # ---- items and events ------------------------------------------------------------------------------
 
@@ -225,7 +225,7 @@ class RuleEvaluator:
     # ---- spikes ----------------------------------------------------------------------------------------
 
     def _spike_drafts(self, rule: RuleConfig, items: list[Item], now: datetime) -> list[AlertDraft]:
-        """Spikes from `nlp.spikes` (binomial test with its explanation) for the values this batch touched."""
+        """Spikes from `analysis.spikes` (binomial test with its explanation) for the values this batch touched."""
         spec = rule.spike
         assert spec is not None
         if self.store is None:
@@ -243,7 +243,7 @@ class RuleEvaluator:
         if last is not None and timedelta(0) <= now - last < spec.check_every:
             return []  # checked moments ago; the next batch after `check_every` looks again
         self._spike_checked[rule.name] = now
-        from nlp.spikes import detect_spikes
+        from analysis.spikes import detect_spikes
 
         hours = spec.window.total_seconds() / 3600
         config = SpikesConfig(recent_hours=hours, baseline_hours=hours * spec.baseline_windows, alpha=spec.alpha,

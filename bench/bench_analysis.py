@@ -27,12 +27,12 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from analysis.stages import analysis_stages, pre_stages  # noqa: E402
 from core.config import parse_config  # noqa: E402
 from core.models import RawRecord  # noqa: E402
 from core.paths import data_dir  # noqa: E402
 from flow.intake import NormaliseStage  # noqa: E402
 from flow.stages import Batch  # noqa: E402
-from nlp.analysis import analysis_stages, pre_stages  # noqa: E402
 from nlp.pipeline import tune_gc  # noqa: E402
 from nlp.tokenize import segment_many  # noqa: E402
 

@@ -21,7 +21,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nlp.dedup import NUM_PERM, NearDuplicateIndex, band_groups, band_keys  # noqa: E402
+from analysis.dedup import NUM_PERM, NearDuplicateIndex, band_groups, band_keys  # noqa: E402
 
 
 def main() -> None:

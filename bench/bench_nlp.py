@@ -1,6 +1,6 @@
 """Items per second on one core for ~150-character items: segmentation alone, classification alone (topic + emotion
 + polarity on already segmented tokens, µs per item), segmentation + classification, and the whole enrichment
-(every stage from nlp.pipeline.build_enrich_stages), with the µs per item of each stage of the whole chain.
+(every stage from analysis.stages.build_enrich_stages), with the µs per item of each stage of the whole chain.
 Prints JSON, with the machine's load average: other processes on the 2 cores slow every figure. Targets:
 classification well under 30 µs/item; whole >= 10,000 items/s and >= 1/4 of the segmentation-alone rate.
 Segmentation alone is timed in the same batches and under the same garbage-collector settings as the chain, so
@@ -30,15 +30,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from nlp._compiled import compiled_modules  # noqa: E402
+
+from analysis.stages import build_enrich_stages  # noqa: E402
 from core.config import Config  # noqa: E402
 from core.models import Channel, Item  # noqa: E402
 from core.paths import data_dir  # noqa: E402
 from flow.stages import Batch, Chain, Stage  # noqa: E402
 from nlp import tokenize  # noqa: E402
-from nlp._compiled import compiled_modules  # noqa: E402
 from nlp.classify import get_classifier  # noqa: E402
 from nlp.features import Doc  # noqa: E402
-from nlp.pipeline import build_enrich_stages  # noqa: E402
 
 SENTENCES = [
     "小区旁边的工地每天夜里施工到凌晨，噪音扰民严重，多次拨打12345热线反映，住建局和城管至今没有处理。",

@@ -317,7 +317,7 @@ RISK_LEVELS = ("I", "II", "III", "IV")  # I = 特别重大 (red) … IV = 一般
 
 
 class SpikeSpec(Strict):
-    """A volume spike as `nlp.spikes` finds it: items of one topic, scheme, region or source in the last `window`
+    """A volume spike as `analysis.spikes` finds it: items of one topic, scheme, region or source in the last `window`
     against the `baseline_windows` windows before, by a one-sided binomial test (p < `alpha`), with at least
     `min_count` recent items and a rate at least `factor` × the baseline rate.
 

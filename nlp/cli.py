@@ -123,9 +123,9 @@ def result_of(ident: Any, item: Any, events: bool) -> dict[str, Any]:
 def classify_stream(lines: Any, out: Any, *, events: bool = False, batch_size: int = 256,
                     config: Any = None) -> int:
     """Classify JSON lines from `lines` to `out`; returns the number of error lines written."""
+    from analysis.stages import build_enrich_stages
     from core.config import Config
     from flow.stages import Batch, Chain
-    from nlp.pipeline import build_enrich_stages
 
     config = config or Config()
     chain = Chain(build_enrich_stages(config, store=None))  # the events stage is always part of it

@@ -66,7 +66,7 @@ class Doc(NamedTuple):
 
 
 class WordIds(NamedTuple):
-    """A batch's tokens as ids of a word table (`nlp.lexicon.Lexicon`): what the featuriser needs to skip hashing
+    """A batch's tokens as ids of a word table (`analysis.lexicon.Lexicon`): what the featuriser needs to skip hashing
     them and to look word facts up once per distinct word instead of once per token."""
 
     ids: np.ndarray  # the id of every token of every doc, in order (not cut at MAX_TOKENS)

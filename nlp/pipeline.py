@@ -1,9 +1,8 @@
-"""Enrichment stages for the ingest flow: segment once, classify in batches, then the analysis stages.
+"""The text-model stages of enrichment: segment once, classify in batches.
 
-`build_enrich_stages(config, store)` is the one entry point the flow uses. PII masking (`nlp.analysis.pre_stages`)
-runs before segmentation and the keyword/scheme/near-duplicate/event/risk stages (`nlp.analysis.analysis_stages`)
-after classification; classification already encodes the batch's words into the analysis state's lexicon, which
-gives the featuriser each distinct word's hash and the analysis stages their id array.
+`analysis.stages.build_enrich_stages` puts them between PII masking and the analysis stages; classification can
+encode the batch's words into the analysis lexicon (`word_ids`), which gives the featuriser each distinct word's hash
+and the analysis stages their id array.
 """
 
 from __future__ import annotations
@@ -11,13 +10,11 @@ from __future__ import annotations
 import gc
 import logging
 from collections.abc import Callable
-from typing import Any
 
 from core.models import Item
-from flow.stages import Batch, Stage
+from flow.stages import Batch
 from nlp import tokenize
-from nlp.analysis import analysis_stages, analysis_state, pre_stages
-from nlp.classify import Classifier, get_classifier
+from nlp.classify import Classifier
 from nlp.features import MAX_CHARS, Doc, WordIds
 
 logger = logging.getLogger(__name__)
@@ -111,20 +108,3 @@ def tune_gc(threshold0: int = 50_000) -> None:
     gc.freeze()
     first, second, third = gc.get_threshold()
     gc.set_threshold(max(threshold0, first), second, third)
-
-
-def build_enrich_stages(config: Any, store: Any = None) -> list[Stage]:
-    """pre_stages (PII masking) → segment → classify → analysis stages (risk, keywords, events, ...)."""
-    nlp = getattr(config, "nlp", None)
-    backend = nlp.segmenter if nlp is not None else None
-    if backend:
-        tokenize.set_default_backend(backend)
-    models_dir = nlp.models_dir if nlp is not None else "models"
-    classifier = get_classifier(models_dir, *((nlp.neutral_band, nlp.emotion_weight) if nlp is not None else ()))
-    max_chars = nlp.max_chars if nlp is not None else MAX_CHARS
-    state = analysis_state(config, store)
-    stages: list[Stage] = [*pre_stages(config), SegmentStage(backend),
-                           ClassifyStage(classifier, max_chars=max_chars, backend=backend, word_ids=state.word_ids)]
-    stages.extend(analysis_stages(config, store, state=state))
-    tune_gc()  # models and analysis state are loaded now: what the flow allocates from here on is per batch
-    return stages

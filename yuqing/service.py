@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from analysis.stages import build_enrich_stages
 from core.config import Config
 from flow.ingest import Ingestor
 from flow.stages import Stage
-from nlp.pipeline import build_enrich_stages
 from nlp.search_tokens import index_tokens
 from nlp.tokenize import segment
 from storage.sqlite import SqliteStore
@@ -32,7 +32,7 @@ class Worker(Protocol):
 
 # Packages that extend the service: each module has `attach(service)` adding stages, workers or API routers.
 # Listed here, in flow order, because this module is the one place that knows every package.
-EXTENSIONS = ["crawlers.service", "nlp.service", "alerts.service", "playbooks.service"]
+EXTENSIONS = ["crawlers.service", "analysis.service", "alerts.service", "playbooks.service"]
 
 
 @dataclass

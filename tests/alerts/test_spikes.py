@@ -1,4 +1,4 @@
-"""Spike rules run nlp.spikes (binomial test) over really stored items at a controlled time, and carry its
+"""Spike rules run analysis.spikes (binomial test) over really stored items at a controlled time, and carry its
 explanation (terms that grew, sources, regions) into the alert and the e-mail."""
 
 from __future__ import annotations

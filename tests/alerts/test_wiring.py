@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from core.config import parse_config
-from tests.nlp.test_cluster import CONFIG, GRIEVANCE, _records
+from tests.analysis.test_cluster import CONFIG, GRIEVANCE, _records
 from yuqing.service import build_service
 
 

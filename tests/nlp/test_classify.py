@@ -115,8 +115,8 @@ def test_products_from_lexicon_ids_equal_the_per_family_dot_bit_for_bit():
     """With the tokens as lexicon ids (`WordIds`), word columns, lexicon categories and negations come from a
     per-id cache: same values bit for bit, as the lexicon grows, for a second lexicon (another generation) and
     after the first one starts over."""
+    from analysis.stages import AnalysisState
     from core.config import parse_config
-    from nlp.analysis import AnalysisState
     from nlp.features import MAX_TOKENS
 
     clf = get_classifier(MODELS)

@@ -109,8 +109,8 @@ def test_remapped_entries_equal_the_remap_of_the_plain_ones():
     """With a remap, word rows come from a per-id table and char1 rows from a per-character table: each family's
     columns must equal `remap[column]` of the plain entries, for hashed words and for lexicon ids, as the word table
     grows, after it starts over, and when another remap is passed."""
+    from analysis.stages import AnalysisState
     from core.config import parse_config
-    from nlp.analysis import AnalysisState
 
     spec = FeatureSpec(lexicon={"满意": "pos", "愤怒": "neg", "不作为": "neg"})
     fz = Featurizer(spec)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from analysis.stages import build_enrich_stages
 from core.config import Config
 from core.models import Channel, Item
 from flow.stages import Batch, Chain
-from nlp.pipeline import ClassifyStage, SegmentStage, build_enrich_stages
+from nlp.pipeline import ClassifyStage, SegmentStage
 
 
 def item(title: str, content: str) -> Item:

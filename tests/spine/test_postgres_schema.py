@@ -14,7 +14,7 @@ from storage.migrations import migrate
 
 PG_URL = os.environ.get("YUQING_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 # Importing these registers each component's migrations, as opening the service does.
-COMPONENT_MODULES = ["crawlers.state", "alerts.store", "nlp.event_store"]
+COMPONENT_MODULES = ["crawlers.state", "alerts.store", "analysis.event_store"]
 
 
 @pytest.fixture

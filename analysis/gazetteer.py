@@ -14,8 +14,8 @@ from functools import cache
 from itertools import accumulate
 from pathlib import Path
 
-from nlp.lexicon import ORG_HEAD, ORG_WORD
-from nlp.termscan import TermScanner
+from analysis.lexicon import ORG_HEAD, ORG_WORD
+from analysis.termscan import TermScanner
 
 RESOURCES = Path(__file__).resolve().parent / "resources"
 REGIONS_FILE = RESOURCES / "regions.txt"
@@ -258,7 +258,7 @@ def write_regions(pca_csv: Path, out: Path) -> int:
         names = build_regions(csv.reader(fh))
     header = ["# Region gazetteer: China's administrative divisions (province, city, district/county) by full name, and",
               "# short forms of provinces and cities that are not common words. Built by",
-              "# `python -m nlp.gazetteer build PCA_CSV nlp/resources/regions.txt` from",
+              "# `python -m analysis.gazetteer build PCA_CSV nlp/resources/regions.txt` from",
               f"# {_SOURCE}.",
               "# One name per line; '#' starts a comment. Local names (街道, 乡镇, 社区) go in config: analysis.keywords.places."]
     out.write_text("\n".join(header + names) + "\n", encoding="utf-8")
@@ -269,5 +269,5 @@ if __name__ == "__main__":  # pragma: no cover - maintenance command
     import sys
 
     if len(sys.argv) != 4 or sys.argv[1] != "build":
-        sys.exit("usage: python -m nlp.gazetteer build PCA_CSV OUT")
+        sys.exit("usage: python -m analysis.gazetteer build PCA_CSV OUT")
     sys.stdout.write(f"{write_regions(Path(sys.argv[2]), Path(sys.argv[3]))} names\n")

@@ -1,6 +1,6 @@
 """Top keywords of an item by TF-IDF, with an idf table built from the shared real data (`resources/idf.txt`).
 
-Rebuild the table with `python -m nlp.keywords build OUT` (reads the 泰迪杯 messages and the Weibo sample under
+Rebuild the table with `python -m analysis.keywords build OUT` (reads the 泰迪杯 messages and the Weibo sample under
 `data_dir()`); words seen in fewer than 3 documents are left out, and unknown words get the median idf (as jieba's
 analyse does) so a new place or company name can still rank.
 """
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nlp.lexicon import Encoded, Lexicon
+from analysis.lexicon import Encoded, Lexicon
 from nlp.tokenize import segment_many, stopwords
 
 IDF_FILE = Path(__file__).resolve().parent / "resources" / "idf.txt"
@@ -71,7 +71,7 @@ class KeywordExtractor:
 class TopTerms:
     """Every item's best words by tf × idf for a batch, flat: item i's terms sit at `starts[i]:ends[i]` (best first)
     of `words` (text), `word_ids` (lexicon ids) and `scores`. Flat arrays, not a list of (word, weight) pairs per item:
-    only the event stage reads the weights, and it reads them for the whole batch (`nlp.cluster.item_vectors`)."""
+    only the event stage reads the weights, and it reads them for the whole batch (`analysis.cluster.item_vectors`)."""
 
     words: list[str]
     word_ids: np.ndarray  # int64
@@ -168,7 +168,7 @@ def _shared_texts() -> Iterable[str]:
 
 def write_idf(out: Path) -> int:
     table = build_idf(_shared_texts())
-    lines = ["# idf table for nlp.keywords, built by `python -m nlp.keywords build` from the shared 泰迪杯 2020C",
+    lines = ["# idf table for analysis.keywords, built by `python -m analysis.keywords build` from the shared 泰迪杯 2020C",
              "# messages and replies and the COVID-19 Weibo sample (words in >= 3 documents)."]
     lines.extend(f"{w} {v:.4f}" for w, v in sorted(table.items(), key=lambda kv: (kv[1], kv[0])))
     out.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -177,6 +177,6 @@ def write_idf(out: Path) -> int:
 
 if __name__ == "__main__":  # pragma: no cover - maintenance command
     if len(sys.argv) != 3 or sys.argv[1] != "build":
-        sys.exit("usage: python -m nlp.keywords build OUT")
+        sys.exit("usage: python -m analysis.keywords build OUT")
     count = write_idf(Path(sys.argv[2]))
     sys.stdout.write(f"{count} words\n")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from analysis.pii import PiiMaskStage, id_card_valid, luhn_valid, mask_text
 from core.models import SHANGHAI, Item, Reply
 from flow.stages import Batch
-from nlp.pii import PiiMaskStage, id_card_valid, luhn_valid, mask_text
 
 VALID_ID = "11010519491231002X"  # the GB 11643 example number
 VALID_CARD = "6222021234567890128"  # 19 digits, Luhn-valid
@@ -61,10 +61,10 @@ def test_huge_text_is_masked_without_trouble() -> None:
 def test_recrawl_with_a_phone_number_is_unchanged(tmp_path) -> None:
     """The flow masks before the exact-duplicate check (before_dedup), so the same letter crawled again is
     'unchanged', not 'updated' because the raw number differs from the stored masked one."""
+    from analysis.stages import pre_stages
     from core.config import parse_config
     from core.models import RawRecord
     from flow.ingest import Ingestor
-    from nlp.analysis import pre_stages
     from nlp.tokenize import segment
     from storage.sqlite import SqliteStore
 
@@ -88,7 +88,7 @@ def test_recrawl_with_a_phone_number_is_unchanged(tmp_path) -> None:
 
 
 def test_quick_check_finds_exactly_the_texts_with_candidates():
-    from nlp.pii import _QUICK
+    from analysis.pii import _QUICK
 
     hits = ["电话1234567", "号码 138 1234", "号码1-2", "写信到a@b.cn", "@"]
     misses = ["2019年9月12日", "编号123456", "1 a 2", "", "无数字", "12--3"]
@@ -101,7 +101,7 @@ def test_stage_over_a_batch_masks_exactly_what_item_by_item_masking_does() -> No
     the joined string) and clean neighbours must come out as `mask_item` alone makes them."""
     import copy
 
-    from nlp.pii import mask_item
+    from analysis.pii import mask_item
 
     clean = [dict(title="2019年9月12日", content="编号123456"), dict(title="清白", content="没有号码"),
              dict(title="末尾1", content="3812345678开头"), dict(title="", content="12--3")]

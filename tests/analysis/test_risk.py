@@ -6,10 +6,10 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from analysis.risk import RiskContext, RiskScorer
 from core.config import parse_config
 from core.errors import ConfigError
 from core.models import SHANGHAI, Engagement, Item, Reply
-from nlp.risk import RiskContext, RiskScorer
 
 NOW = datetime(2026, 1, 10, 12, tzinfo=SHANGHAI)
 

@@ -6,10 +6,10 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from analysis.schemes import EXAMPLES_FILE, SchemeError, SchemeMatcher, dry_run, load_specs
 from core.config_analysis import SchemeSpec
 from core.errors import ConfigError
 from core.models import SHANGHAI, Item
-from nlp.schemes import EXAMPLES_FILE, SchemeError, SchemeMatcher, dry_run, load_specs
 from nlp.tokenize import segment
 from storage.sqlite import SqliteStore
 

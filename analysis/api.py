@@ -8,14 +8,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
+from analysis.event_store import get_event, list_events
+from analysis.schemes import dry_run
+from analysis.spikes import DIMENSIONS, detect_spikes
+from analysis.stages import analysis_config, scheme_specs
 from api.deps import ConfigDep, StoreDep
 from core.config_analysis import SchemeSpec
 from core.errors import InputError
-from nlp.analysis import analysis_config, scheme_specs
-from nlp.event_store import get_event, list_events
 from nlp.normalise import SHANGHAI, TimeParseError, parse_time
-from nlp.schemes import dry_run
-from nlp.spikes import DIMENSIONS, detect_spikes
 from storage.base import ItemQuery
 
 router = APIRouter(tags=["events"])

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from analysis.gazetteer import Gazetteer, find_names
+from analysis.keywords import KeywordExtractor, load_idf
+from analysis.stages import AnalysisState, KeywordStage
 from core.config import parse_config
 from core.models import SHANGHAI, Item
 from flow.stages import Batch
-from nlp.analysis import AnalysisState, KeywordStage
-from nlp.gazetteer import Gazetteer, find_names
-from nlp.keywords import KeywordExtractor, load_idf
 from nlp.tokenize import segment
 
 NOW = datetime(2026, 1, 5, tzinfo=SHANGHAI)
@@ -51,7 +51,7 @@ def test_stage_fills_keywords_entities_and_empty_region_only() -> None:
 
 
 def test_region_list_is_built_from_administrative_divisions() -> None:
-    from nlp.gazetteer import build_regions
+    from analysis.gazetteer import build_regions
 
     rows = [("中国", "湖南省", "长沙市", "雨花区", "", ""), ("中国", "海南省", "东方市", "", "", ""),
             ("中国", "广西壮族自治区", "南宁市", "青秀区", "", ""), ("中国", "x"), ("中国", "上海市", "上海市", "浦东新区")]
@@ -63,8 +63,8 @@ def test_region_list_is_built_from_administrative_divisions() -> None:
 def test_batch_places_equal_item_by_item_places() -> None:
     """`ordered_places_many` finds anonymised names in one pass over a batch's texts joined by newlines; names at the
     edges of texts (where two texts meet) and look-behind cases must come out as `ordered_places` finds them alone."""
-    from nlp.gazetteer import ordered_places, ordered_places_many
-    from nlp.termscan import TermScanner
+    from analysis.gazetteer import ordered_places, ordered_places_many
+    from analysis.termscan import TermScanner
 
     texts = ["A市A3区的问题", "反映到A", "B市\n长沙市雨花区", "XA市不是地名，A12县是", "", "C区", "长沙市", "无地名",
              "COVID在A5区扩散" + "。" * 6000 + "D市", "ZB市和湖南省长沙市", "长沙A市", "A市长沙"]
@@ -94,7 +94,7 @@ def test_lexicon_feature_hash_is_the_featurisers_hash_of_every_spelling() -> Non
 def test_term_scan_offsets_are_characters_of_each_text() -> None:
     """Hits carry character offsets into their own (lower-cased) text, whatever the UTF-8 width of the characters
     before them (emoji: 4 bytes, CJK: 3, é: 2), and a batch finds what each text alone finds."""
-    from nlp.termscan import TermScanner
+    from analysis.termscan import TermScanner
 
     scanner = TermScanner(places=["长沙市", "雨花区", "A市"], heads=["小区"], scheme_terms=["噪音"],
                           risk_terms={"扰民": ("nuisance",), "噪音扰民": ("nuisance", "noise")},
@@ -116,7 +116,7 @@ def test_term_scan_offsets_are_characters_of_each_text() -> None:
 def test_pair_counting_equals_numpy_unique() -> None:
     import numpy as np
 
-    from nlp.keywords import _count_pairs
+    from analysis.keywords import _count_pairs
 
     rng = np.random.default_rng(7)
     for size, bound in ((1, 5), (2, 3), (1000, 50), (40_000, 500 * 60_000), (300, 2**55)):
@@ -127,7 +127,7 @@ def test_pair_counting_equals_numpy_unique() -> None:
 
 def test_batch_keywords_equal_the_item_by_item_extractor() -> None:
     """The batch ranking (terms and the keyword words cut from the same list) agrees with KeywordExtractor.extract."""
-    from nlp.keywords import batch_top_terms_flat
+    from analysis.keywords import batch_top_terms_flat
 
     texts = ["A市经济学院强制学生实习，学院与企业合作收取中介费，学生不去就不给毕业证，请教育厅查处",
              "小区旁工地夜间施工噪音扰民，噪音扰民，多次拨打12345没有回复", "", "好", "WiFi信号太差 wifi 信号 WIFI"]

@@ -8,14 +8,14 @@ from collections import Counter
 import pandas as pd
 import pytest
 
+from analysis.cluster import item_vector
+from analysis.event_store import get_event, list_events
+from analysis.stages import AnalysisState, EventStage, KeywordStage, PersistStage, analysis_stages, state_for
 from core.config import parse_config
 from core.models import RawRecord
 from flow.ingest import Ingestor
 from flow.intake import NormaliseStage
 from flow.stages import Batch
-from nlp.analysis import AnalysisState, EventStage, KeywordStage, PersistStage, analysis_stages, state_for
-from nlp.cluster import item_vector
-from nlp.event_store import get_event, list_events
 from nlp.tokenize import segment, segment_many
 from storage.sqlite import SqliteStore
 
@@ -148,7 +148,7 @@ def test_events_schemes_and_spikes_api(tmp_path) -> None:
     names = [s.name for s in service.ingestor.chain.stages]
     assert names.index("pii_mask") < names.index("dedup") < names.index("events") < names.index("store")
     assert names.count("analysis_persist") == 1 and service.components["analysis"] is state_for(service.store)
-    from api.routes import events as event_routes
+    from analysis import api as event_routes
 
     assert sum(r is event_routes.router for r in service.routers) == 1
     service.ingestor.ingest(_records(GRIEVANCE + OTHER))
@@ -177,7 +177,7 @@ def test_events_schemes_and_spikes_api(tmp_path) -> None:
 
 def _rows(texts: list[str], start: float = 1.7e9) -> list[tuple]:
     """Join rows for `EventClusterer.join_batch` made the way the event stage makes them (keywords from tf-idf)."""
-    from nlp.cluster import item_vector
+    from analysis.cluster import item_vector
 
     state = AnalysisState(CONFIG.analysis)
     batch = Batch(raw=_records([("b", t) for t in texts]))
@@ -189,7 +189,7 @@ def _rows(texts: list[str], start: float = 1.7e9) -> list[tuple]:
 
 def test_join_batch_is_the_same_as_joining_one_item_at_a_time() -> None:
     """Items earlier in a batch count: a batch gives the events that joining its items one by one gives."""
-    from nlp.cluster import EventClusterer
+    from analysis.cluster import EventClusterer
 
     texts = [t for _, t in GRIEVANCE + OTHER] + [GRIEVANCE[0][1] + "再次反映。", OTHER[0][1]]
     rows = _rows(texts)
@@ -204,8 +204,8 @@ def test_join_batch_is_the_same_as_joining_one_item_at_a_time() -> None:
 
 def test_join_batch_forgets_the_oldest_events_past_max_active() -> None:
     """Past `max_active` live events the least recently active are dropped, index included, mid-batch too."""
+    from analysis.cluster import EventClusterer
     from core.config_analysis import EventsConfig
-    from nlp.cluster import EventClusterer
 
     clusterer = EventClusterer(EventsConfig(max_active=100))
     rows = [({f"词{i}": 0.8, f"语{i}": 0.6}, 1.7e9 + i, f"标题{i}", "b", "board", None, 0, ()) for i in range(150)]
@@ -220,7 +220,7 @@ def test_join_batch_forgets_the_oldest_events_past_max_active() -> None:
 def test_join_batch_posts_what_posting_each_event_one_by_one_posts() -> None:
     """join_batch posts terms and names inline (a fresh event's all at once, a joined event's new ones): the index must
     hold what `EventClusterer.load` (one `_post` per centroid term and name) builds from the same events."""
-    from nlp.cluster import EventClusterer
+    from analysis.cluster import EventClusterer
 
     texts = [t for _, t in GRIEVANCE + OTHER] + ["幸福里小区一楼商铺营业到凌晨，吆喝声、噪音吵得老人睡不着。",
                                                 "市民来电：幸福里小区楼下烧烤店油烟直排，窗户不敢开。",

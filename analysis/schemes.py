@@ -189,7 +189,7 @@ class SchemeMatcher:
 
     @property
     def terms(self) -> list[str]:
-        """Every lower-cased term of every scheme (for a shared automaton, see `nlp.termscan`)."""
+        """Every lower-cased term of every scheme (for a shared automaton, see `analysis.termscan`)."""
         return list(self._by_term)
 
     def match(self, text: str, tokens: Sequence[str] | Callable[[], Sequence[str]] = ()) -> list[str]:

@@ -1,13 +1,13 @@
 """The analysis half of enrichment: what runs before segmentation and what runs after classification.
 
-`nlp.pipeline.build_enrich_stages` calls `pre_stages(config)` + [segment, classify] + `analysis_stages(config, store)`,
+`analysis.stages.build_enrich_stages` calls `pre_stages(config)` + [segment, classify] + `analysis_stages(config, store)`,
 all sharing one `AnalysisState` (`analysis_state`). They work per batch, not per item: the batch's words become one
-id array (`nlp.lexicon`; the classify stage encodes it first and reads its features' word hashes off it) from which
+id array (`analysis.lexicon`; the classify stage encodes it first and reads its features' word hashes off it) from which
 keywords, organisation positions and near-duplicate signatures are computed with
-numpy; one Aho-Corasick pass per item (`nlp.termscan`) finds places, scheme terms and risk terms at once. Each stage
+numpy; one Aho-Corasick pass per item (`analysis.termscan`) finds places, scheme terms and risk terms at once. Each stage
 reads the segment stage's `batch.tokens`, falling back to segmenting itself, and prepares what it needs when an
 earlier stage did not (a stage run alone, or item by item after a failure). With a store, events and signatures are
-rebuilt from it on start and saved by `PersistStage` after each stored batch (added by `nlp.service.attach`);
+rebuilt from it on start and saved by `PersistStage` after each stored batch (added by `analysis.service.attach`);
 without one (the batch CLI) state lives in memory.
 """
 
@@ -25,20 +25,23 @@ import numpy as np
 from pydantic import BaseModel
 from sqlalchemy import select
 
+from analysis.cluster import ITEM_TERMS, EventClusterer, JoinRow, item_vector, item_vectors, load_matters
+from analysis.dedup import NearDuplicateIndex, band_groups, band_keys, signatures_from_hashes
+from analysis.gazetteer import HEAD_WORDS, Gazetteer, names_at, ordered_places_many, org_flag, orgs_at
+from analysis.keywords import KeywordExtractor, TopTerms, batch_top_terms_flat, useful
+from analysis.lexicon import Encoded, Lexicon
+from analysis.pii import PiiMaskStage
+from analysis.risk import RiskContext, RiskScorer, RiskStage
+from analysis.schemes import EXAMPLES_FILE, SchemeMatcher, SchemeStage, load_specs
+from analysis.termscan import Hits, TermScanner
 from core.config import Config
 from core.config_analysis import AnalysisConfig
 from core.models import Item
 from flow.stages import Batch, Stage
-from nlp.cluster import ITEM_TERMS, EventClusterer, JoinRow, item_vector, item_vectors, load_matters
-from nlp.dedup import NearDuplicateIndex, band_groups, band_keys, signatures_from_hashes
-from nlp.features import WordIds
-from nlp.gazetteer import HEAD_WORDS, Gazetteer, names_at, ordered_places_many, org_flag, orgs_at
-from nlp.keywords import KeywordExtractor, TopTerms, batch_top_terms_flat, useful
-from nlp.lexicon import Encoded, Lexicon
-from nlp.pii import PiiMaskStage
-from nlp.risk import RiskContext, RiskScorer, RiskStage
-from nlp.schemes import EXAMPLES_FILE, SchemeMatcher, SchemeStage, load_specs
-from nlp.termscan import Hits, TermScanner
+from nlp import tokenize
+from nlp.classify import get_classifier
+from nlp.features import MAX_CHARS, WordIds
+from nlp.pipeline import ClassifyStage, SegmentStage, tune_gc
 from nlp.tokenize import segment
 
 logger = logging.getLogger(__name__)
@@ -127,7 +130,7 @@ class AnalysisState:
         self.temp_ids: dict[int, int] = {}  # id(item) → temporary id until the store gives a real one
         self._next_temp = -1
         if store is not None:
-            from nlp import event_store
+            from analysis import event_store
 
             event_store.ensure_schema(store)
             event_store.load(store, self.events, self.dedup)
@@ -156,7 +159,7 @@ class AnalysisState:
         prepared = self.prepared
         todo = [it for it in batch.items if id(it) not in prepared]
         if todo:
-            if len(prepared) > _MAX_PREPARED:  # no PersistStage clears it (a flow built without nlp.service.attach)
+            if len(prepared) > _MAX_PREPARED:  # no PersistStage clears it (a flow built without analysis.service.attach)
                 prepared.clear()
             self._prepare(batch, todo)
         return [prepared[id(it)] for it in batch.items]
@@ -188,7 +191,7 @@ class AnalysisState:
             self.prepared[id(item)] = Prepared(item, top, i, keywords[i], places, orgs, names, hits)
 
     def item_vectors(self, prepared: list[Prepared]) -> list[dict[str, float]]:
-        """Event vectors (`nlp.cluster.item_vector`) of these items: for the whole batch at once from its flat term
+        """Event vectors (`analysis.cluster.item_vector`) of these items: for the whole batch at once from its flat term
         arrays when they all come from one (the usual case), else item by item."""
         if not prepared:
             return []
@@ -432,7 +435,7 @@ class PersistStage:
         changed = [clusterer.events[e] for e in clusterer.dirty if e in clusterer.events]
         clusterer.dirty.clear()
         if store is not None:
-            from nlp import event_store  # only with a store (importing it costs 60 ms of SQLAlchemy tables)
+            from analysis import event_store  # only with a store (importing it costs 60 ms of SQLAlchemy tables)
 
             with store.write() as conn:
                 event_store.save(conn, changed, new_sigs, {a: clusterer.resolve(t) for a, t in merged.items()})
@@ -478,4 +481,21 @@ def analysis_stages(config: Config, store=None, now: Callable[[], datetime] | No
     stages.append(RiskStage(state.risk, state.risk_contexts, state.now, state.hits_of("risk")))
     if store is None:
         stages.append(PersistStage(state))  # memory mode: only clears per-batch scratch
+    return stages
+
+
+def build_enrich_stages(config: Any, store: Any = None) -> list[Stage]:
+    """pre_stages (PII masking) → segment → classify → analysis stages (risk, keywords, events, ...)."""
+    nlp = getattr(config, "nlp", None)
+    backend = nlp.segmenter if nlp is not None else None
+    if backend:
+        tokenize.set_default_backend(backend)
+    models_dir = nlp.models_dir if nlp is not None else "models"
+    classifier = get_classifier(models_dir, *((nlp.neutral_band, nlp.emotion_weight) if nlp is not None else ()))
+    max_chars = nlp.max_chars if nlp is not None else MAX_CHARS
+    state = analysis_state(config, store)
+    stages: list[Stage] = [*pre_stages(config), SegmentStage(backend),
+                           ClassifyStage(classifier, max_chars=max_chars, backend=backend, word_ids=state.word_ids)]
+    stages.extend(analysis_stages(config, store, state=state))
+    tune_gc()  # models and analysis state are loaded now: what the flow allocates from here on is per batch
     return stages

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from analysis.event_store import get_event
+from analysis.stages import PersistStage, state_for
 from core.errors import NotFound, StorageError
-from nlp.analysis import PersistStage, state_for
-from nlp.event_store import get_event
 
 
 def event_heat(store: Any, event_id: str) -> float | None:
@@ -24,6 +24,6 @@ def attach(service: Any) -> None:
         service.add_after_store(PersistStage(state))
         service.components["analysis"] = state
         service.components["event_heat"] = lambda event_id: event_heat(service.store, event_id)
-    from api.routes import events
+    from analysis import api as events
 
     service.routers.append(events.router)

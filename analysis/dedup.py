@@ -9,7 +9,7 @@ Why one-permutation hashing (Li et al. 2012, densified by rotation as in Shrivas
 costs features × 64 hash evaluations per item (about 30 µs for a 150-character post even in numpy); here each
 feature is hashed once, its top 6 bits choose one of 64 bins and the bin keeps the smallest remaining 26 bits. A whole
 batch is one `np.minimum.at`, a few microseconds per item. Empty bins borrow the next non-empty bin's value plus an
-offset per step, so short texts still compare bin by bin. The index knows nothing about the store; `nlp.event_store`
+offset per step, so short texts still compare bin by bin. The index knows nothing about the store; `analysis.event_store`
 persists it.
 """
 
@@ -93,7 +93,7 @@ def _densify(sig: np.ndarray) -> None:
 
 
 def word_hashes(tokens: Sequence[str]) -> list[int]:
-    """crc32 of each lower-cased word (what `nlp.lexicon` stores per word)."""
+    """crc32 of each lower-cased word (what `analysis.lexicon` stores per word)."""
     return [zlib.crc32(t.lower().encode("utf-8")) for t in tokens]
 
 

@@ -14,9 +14,9 @@ import numpy as np
 from sqlalchemy import Column, Float, Index, Integer, LargeBinary, String, Table, Text, func, inspect, select
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from analysis.cluster import EventClusterer, EventState, heat_index
+from analysis.dedup import NUM_PERM, NearDuplicateIndex, band_keys
 from core.errors import NotFound
-from nlp.cluster import EventClusterer, EventState, heat_index
-from nlp.dedup import NUM_PERM, NearDuplicateIndex, band_keys
 from storage.migrations import migrate, register
 from storage.schema import items as items_table
 from storage.schema import metadata

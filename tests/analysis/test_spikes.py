@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from analysis.spikes import detect_spikes
 from core.config import parse_config
 from core.models import SHANGHAI, Enrichment, Item
-from nlp.spikes import detect_spikes
 from nlp.tokenize import segment
 from storage.sqlite import SqliteStore
 

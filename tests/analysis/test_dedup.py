@@ -11,11 +11,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from analysis.dedup import _MAX_CHECKS, NearDuplicateIndex, band_groups, band_keys, signatures, similarity
+from analysis.stages import PersistStage, analysis_stages, state_for
 from core.config import parse_config
 from core.models import RawRecord
 from flow.ingest import Ingestor
-from nlp.analysis import PersistStage, analysis_stages, state_for
-from nlp.dedup import _MAX_CHECKS, NearDuplicateIndex, band_groups, band_keys, signatures, similarity
 from nlp.tokenize import segment, segment_many
 from storage.sqlite import SqliteStore
 
@@ -100,7 +100,7 @@ def _reference_matches(batches: list[tuple[np.ndarray, np.ndarray]], threshold: 
     _BUCKET_CAP ids, candidates oldest first (at most _MAX_CHECKS), ties to the oldest; a repeat inside the batch is
     looked for among the earliest _MAX_CHECKS earlier items of the batch sharing a band key, before the index. Also
     returns the longest list of candidates met (before the cut)."""
-    from nlp.dedup import _BUCKET_CAP, _MAX_CHECKS, NUM_PERM, is_empty
+    from analysis.dedup import _BUCKET_CAP, _MAX_CHECKS, NUM_PERM, is_empty
 
     buckets: list[dict[int, list[int]]] = [{} for _ in range(16)]
     stored: dict[int, np.ndarray] = {}
@@ -181,11 +181,11 @@ def test_batch_matching_equals_item_by_item_reference(share_groups: bool) -> Non
 def test_densify_equals_bin_by_bin_filling() -> None:
     """Empty bins take the next filled bin's value plus 2^26 per step (circularly), on real short and long posts and
     on rows with a single filled bin; the vectorised fill must equal the plain loop."""
-    from nlp.dedup import _densify
+    from analysis.dedup import _densify
 
     texts = ["好", "路灯坏了", "小区门口道路塌陷，多次反映无人处理", "",
              "化工厂排放废气，晚上气味刺鼻，附近居民头疼恶心，请生态环境局立即查处。" * 3]
-    from nlp.dedup import signatures_from_hashes, word_hashes
+    from analysis.dedup import signatures_from_hashes, word_hashes
 
     tokens = segment_many(texts)
     hashes = np.array([h for t in tokens for h in word_hashes(t)], dtype=np.uint32)
@@ -193,7 +193,7 @@ def test_densify_equals_bin_by_bin_filling() -> None:
     position = np.concatenate([np.arange(len(t)) for t in tokens])
     raw = np.full((len(texts), 64), 0xFFFFFFFF, dtype=np.uint32)
     raw[0, 63] = 5  # one filled bin, at the end: every hole wraps round
-    with patch("nlp.dedup._densify"):  # the bins as hashing leaves them
+    with patch("analysis.dedup._densify"):  # the bins as hashing leaves them
         sparse = signatures_from_hashes(hashes, owner, position, len(texts))
     assert (sparse == 0xFFFFFFFF).any(axis=1).all()
     for sig in (raw, sparse):
@@ -213,7 +213,7 @@ def test_densify_equals_bin_by_bin_filling() -> None:
 def test_key_table_keeps_band_and_key_apart_through_growth() -> None:
     """The table folds the band into the key: the same key in two bands is two entries, every entry survives the
     table's growth (at most half full), absent pairs read as absent, and a key that folds to 0 (free) still works."""
-    from nlp.dedup import _BAND_SALT, _NO_CODE, _KeyTable
+    from analysis.dedup import _BAND_SALT, _NO_CODE, _KeyTable
 
     rng = np.random.default_rng(3)
     table = _KeyTable(capacity=1 << 4)

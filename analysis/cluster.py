@@ -12,7 +12,7 @@ Joining rules (cosine of the item against the event's term centroid, names left 
   "same matter" (the term cosine only has to say "same problem": 油烟 rather than 楼板开裂 at 魅力之城小区);
 - cosine ≥ `threshold` and the item falls within `window_days` of the event's activity (first to last item);
 - cosine ≥ `strong_threshold`, whatever the age.
-The clusterer returns ids and keeps state; it never writes (see `nlp.event_store`).
+The clusterer returns ids and keeps state; it never writes (see `analysis.event_store`).
 """
 
 from __future__ import annotations
@@ -123,7 +123,7 @@ def item_vector(terms: Sequence[tuple[str, float]], entities: Sequence[str] = ()
 def item_vectors(words: list[str], word_ids: np.ndarray, scores: np.ndarray, spans: Sequence[tuple[int, int]],
                  entity_ids: Sequence[Sequence[int]], entities: Sequence[Sequence[str]], names: Sequence[Sequence[str]],
                  matters: Sequence[Sequence[str]]) -> list[dict[str, float]]:
-    """`item_vector` for many items at once, read off a batch's flat term arrays (`nlp.keywords.TopTerms`): item j's
+    """`item_vector` for many items at once, read off a batch's flat term arrays (`analysis.keywords.TopTerms`): item j's
     terms are `words[lo:hi]` (ids `word_ids`, weights `scores`) for `spans[j] == (lo, hi)`, and `entity_ids[j]` are
     the word ids of its places lower-cased (-1 for a word the lexicon does not hold).
 
