@@ -5,14 +5,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import Connection, Engine, and_, bindparam, create_engine, distinct, event, func, or_, select, text
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from core.errors import InputError, NotFound, StorageError
 from core.models import Enrichment, Item, QuarantineRecord, RawRecord
@@ -31,7 +28,7 @@ from storage.base import (
 )
 from storage.dialect import upsert
 from storage.fts import compile_fts
-from storage.migrations import migrate
+from storage.state import SqlState
 
 logger = logging.getLogger(__name__)
 
@@ -61,8 +58,8 @@ def create_sqlite_engine(path: Path | str) -> Engine:
     return engine
 
 
-class SqliteStore:
-    """Items, quarantine and inbox in one SQLite file.
+class SqliteStore(SqlState):
+    """Items, quarantine and inbox in one SQLite file, with the relational state of the other components.
 
     Writes are serialised by a lock (as Datasette's single writer thread) because SQLite allows one writer;
     readers run concurrently thanks to WAL.
@@ -71,56 +68,13 @@ class SqliteStore:
     def __init__(self, path: Path | str, *, segment: Segmenter, index_segment: Segmenter | None = None,
                  fts: bool = True) -> None:
         self.path = path
-        self.engine = create_sqlite_engine(path)
         self.segment = segment
         self.index_segment = index_segment or segment
         self.fts = fts
-        self._write_lock = threading.RLock()
-        self._writing = threading.local()  # the connection of this thread's open write transaction, if any
         try:
-            with self.engine.begin() as conn:
-                self.versions = migrate(conn)
-        except SQLAlchemyError as exc:
+            super().__init__(create_sqlite_engine(path), single_writer=True)
+        except StorageError as exc:
             raise StorageError(f"cannot open store at {path}: {exc}") from exc
-
-    def close(self) -> None:
-        self.engine.dispose()
-
-    @contextmanager
-    def write(self) -> Iterator[Connection]:
-        """One write transaction at a time; library errors become StorageError.
-
-        A write opened inside another on the same thread joins it (a second connection would wait for the first's
-        lock forever), so a component can change its state and items in one transaction."""
-        joined = getattr(self._writing, "conn", None)
-        if joined is not None:
-            yield joined
-            return
-        with self._write_lock:
-            try:
-                with self.engine.begin() as conn:
-                    self._writing.conn = conn
-                    try:
-                        yield conn
-                    finally:
-                        self._writing.conn = None
-            except SQLAlchemyError as exc:
-                detail = getattr(exc, "orig", exc)
-                raise StorageError(f"write failed: {exc.__class__.__name__}: {detail}") from exc
-
-    @contextmanager
-    def read(self) -> Iterator[Connection]:
-        try:
-            with self.engine.connect() as conn:
-                yield conn
-        except OperationalError as exc:
-            raise StorageError(f"read failed: {exc.orig}") from exc
-
-    def migrate(self) -> dict[str, int]:
-        """Apply the migrations of components that registered after the store opened (they import later)."""
-        with self.write() as conn:
-            self.versions = migrate(conn)
-        return self.versions
 
     # ---- items -------------------------------------------------------------------------------------------
 
