@@ -101,7 +101,9 @@ class StoreStats:
 
 
 class KnownItem(NamedTuple):
-    """A stored item as a re-crawl of it needs it: its id, its event and its engagement (likes + reposts + comments)."""
+    """A stored item as a re-crawl of it needs it: its id, its event and its engagement (likes + reposts + comments).
+
+    A tuple, so it stands where the analysis state's in-memory (id, event, engagement) tuples do."""
 
     item_id: int
     event_id: str | None
@@ -218,7 +220,8 @@ class Inbox(Protocol):
 class StateStore(Protocol):
     """Connections for the relational state of other components (crawl state, alerts, outbox, silences, events).
 
-    They write SQLAlchemy Core only; anything dialect-specific goes through storage/dialect.py.
+    They write SQLAlchemy Core only; anything dialect-specific goes through storage/dialect.py. storage/state.py's
+    SqlState implements this on any engine (SqliteStore is one).
     """
 
     versions: dict[str, int]  # schema version per migration component
