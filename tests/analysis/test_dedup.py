@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from analysis.dedup import _MAX_CHECKS, NearDuplicateIndex, band_groups, band_keys, signatures, similarity
-from analysis.stages import PersistStage, analysis_stages, state_for
+from analysis.stages import analysis_stages, analysis_state
 from core.config import parse_config
 from core.models import RawRecord
 from flow.ingest import Ingestor
@@ -65,8 +65,7 @@ def test_stage_links_repeats_in_batch_and_after_restart(tmp_path) -> None:
     texts = [base, base + "！！", "【扩散】" + base, "今天天气很好，去公园散步看到很多人在跳广场舞。"]
 
     def ingestor(store: SqliteStore) -> Ingestor:
-        stages = analysis_stages(config, store)
-        return Ingestor(config, store, enrich=stages, after_store=[PersistStage(state_for(store))])
+        return Ingestor(config, store, analysis_stages(config, analysis_state(config, store)))
 
     store = SqliteStore(tmp_path / "d.db", segment=segment)
     report = ingestor(store).ingest(_records(texts))
