@@ -2,16 +2,17 @@
 
 `enrich_stages(config, state)` provides PII masking, segment, classify and the analysis stages by their names in
 `flow.ingest.STAGES` (which alone decides their order), all sharing one `AnalysisState` that the composition root
-builds. The state is long-lived (lexicon, near-duplicate index, events, counters) and is only touched by the ingest
-writer (`flow.writer`); what concerns one batch (prepared facts, encoded words, temporary ids) lives in the `Batch`.
-They work per batch, not per item: the batch's words become one
-id array (`analysis.lexicon`; the classify stage encodes it first and reads its features' word hashes off it) from which
-keywords, organisation positions and near-duplicate signatures are computed with
-numpy; one Aho-Corasick pass per item (`analysis.termscan`) finds places, scheme terms and risk terms at once. Each stage
-reads the segment stage's `batch.tokens`, falling back to segmenting itself, and prepares what it needs when an
-earlier stage did not (a stage run alone, or item by item after a failure). With a store, events and signatures are
-rebuilt from it on start and saved by `PersistStage` after each stored batch; without one (the batch CLI) state
-lives in memory.
+builds. The state is long-lived (lexicon, near-duplicate index, events, counters) and only the ingest writer
+(`flow.writer`) runs the stages; what concerns one batch (prepared facts, encoded words, temporary ids) lives in the
+`Batch`, so no batch can see or clear another's.
+
+They work per batch, not per item: the batch's words become one id array (`analysis.lexicon`; the classify stage
+encodes it first and reads its features' word hashes off it) from which keywords, organisation positions and
+near-duplicate signatures are computed with numpy; one Aho-Corasick pass per batch (`analysis.termscan`) finds
+places, scheme terms and risk terms at once. Each stage reads the segment stage's `batch.tokens`, falling back to
+segmenting itself, and prepares what it needs when an earlier stage did not (a stage run alone, or item by item
+after a failure). With a store, events and signatures are rebuilt from it on start and saved by `PersistStage`
+after each stored batch; without one (the batch CLI) state lives in memory.
 """
 
 from __future__ import annotations
@@ -398,8 +399,9 @@ class EventStage:
 class PersistStage:
     """After the store: real ids replace temporary ones, then changed events and new signatures are saved.
 
-    A repeat whose original never got a real id (the original failed at the store) points at nothing rather than
-    at a temporary id: no stored item keeps a negative near_duplicate_of."""
+    A repeat of an item of an earlier batch that never reached the store (quarantined after the near-duplicate
+    stage: its temporary id stays in the index) points at nothing rather than at that temporary id. Only one batch
+    runs at a time (`flow.writer`), so a temporary id of an earlier batch can no longer be given a real one."""
 
     name = "analysis_persist"
 
@@ -424,11 +426,11 @@ class PersistStage:
                 fixups.append(repeat)
             if sig is not None:
                 new_sigs.append((item.id, state.dedup.root(item.id), sig))
-        for repeats in pending.values():  # their original was not stored: nothing to point at
-            for repeat in repeats:
+        of_this_batch = set(batch.temp_ids.values())  # not stored yet (or run item by item after a failure)
+        for temp in [t for t in pending if t not in of_this_batch]:
+            for repeat in pending.pop(temp):
                 repeat.enrichment.near_duplicate_of = None
                 fixups.append(repeat)
-        pending.clear()
         clusterer = state.events
         clusterer.consolidate()
         # Memory mode's `state.known` keeps the event ids it was given: EventStage resolves them (the clusterer's

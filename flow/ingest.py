@@ -66,15 +66,15 @@ def missing_stages(provided: Mapping[str, Stage | None]) -> list[str]:
 
 
 def order_stages(provided: Mapping[str, Stage | None]) -> list[Stage]:
-    """The provided stages (None: switched off) in the order of STAGES; an unlisted name is an error."""
+    """The provided stages (None: switched off) in the order of STAGES; an unlisted name, or a stage provided
+    under a name other than its own, is an error."""
     unknown = [name for name in provided if name not in STAGE_PACKAGE]
     if unknown:
         raise StageOrderError(f"stages not listed in flow.ingest.STAGES: {', '.join(unknown)}")
-    stages = [stage for name, _ in STAGES if (stage := provided.get(name)) is not None]
-    for stage in stages:
-        if STAGE_PACKAGE.get(stage.name) is None:
-            raise StageOrderError(f"stage object named {stage.name!r} is not listed in flow.ingest.STAGES")
-    return stages
+    for name, stage in provided.items():
+        if stage is not None and stage.name != name:
+            raise StageOrderError(f"stage provided as {name!r} calls itself {stage.name!r}")
+    return [stage for name, _ in STAGES if (stage := provided.get(name)) is not None]
 
 
 class Ingestor:
@@ -102,11 +102,9 @@ class Ingestor:
     def provide(self, package: str, stages: Mapping[str, Stage | None]) -> None:
         """Add `package`'s stages by name and rebuild the chain in the order of STAGES."""
         check_provided(package, stages)
-        for name, stage in stages.items():
-            if stage is not None and stage.name != name:
-                raise StageOrderError(f"stage provided as {name!r} calls itself {stage.name!r}")
-        self.provided.update(stages)
-        self.chain.stages = order_stages(self.provided)
+        provided = {**self.provided, **stages}
+        self.chain.stages = order_stages(provided)
+        self.provided = provided
 
     def ingest(self, records: Iterable[RawRecord | QuarantineRecord], batch_size: int | None = None) -> IngestReport:
         """Ingest in batches; QuarantineRecords (rows a reader could not parse) are kept and counted."""

@@ -78,6 +78,29 @@ def test_stage_links_repeats_in_batch_and_after_restart(tmp_path) -> None:
     assert reopened.get(later.item_ids[0]).enrichment.near_duplicate_of == first
 
 
+
+def test_a_repeat_of_an_item_quarantined_after_the_index_saw_it_points_at_nothing(tmp_path) -> None:
+    """The original got a temporary id in the index, then failed a later stage: a repeat in a later batch must not
+    be stored pointing at that temporary (negative) id."""
+    config = parse_config({"sources": {"weibo_a": {"channel": "weibo"}}})
+    base = "转发：A市某化工厂夜间偷排废水，河里的鱼大量死亡，附近村民多次反映没人管，希望环保部门彻查此事"
+
+    class FailsOnOriginal:
+        name = "risk"
+
+        def run(self, batch) -> None:  # noqa: ANN001
+            if any(item.source_id == "0" for item in batch.items):
+                raise RuntimeError("risk model failed")
+
+    store = SqliteStore(tmp_path / "q.db", segment=segment)
+    stages = {**analysis_stages(config, analysis_state(config, store)), "risk": FailsOnOriginal()}
+    ingest = Ingestor(config, store, stages)
+    assert ingest.ingest(_records([base])).quarantined == 1
+    later = ingest.ingest(_records(["【扩散】" + base], start=1))
+    assert later.stored == 1
+    assert store.get(later.item_ids[0]).enrichment.near_duplicate_of is None
+    store.close()
+
 def test_batch_matching_and_eviction_keep_the_latest() -> None:
     texts = [f"第{i}号工地夜间施工噪音扰民，附近{i}栋居民无法休息，多次投诉无果，希望城管部门处理编号{i}" for i in range(12)]
     others = [f"这是一段完全不同的话题{i}：公园里的樱花开了，周末去拍照的人很多，交通有点拥堵{i * 7}" for i in range(12)]
