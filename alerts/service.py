@@ -16,7 +16,7 @@ import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from alerts import store as _tables  # noqa: F401 - registers the "alerts" migration chain
 from alerts.engine import AlertEngine
@@ -24,6 +24,9 @@ from core.errors import StorageError, YuqingError
 from core.ports import EventHeat, SourceHealthProvider
 from flow.stages import Batch
 from storage.migrations import migrate
+
+if TYPE_CHECKING:  # the composition root imports this module
+    from yuqing.service import Service
 
 logger = logging.getLogger(__name__)
 
@@ -149,7 +152,7 @@ def guess_config_path() -> Path:
     return Path("yuqing.yaml") if Path("yuqing.yaml").exists() else Path("yuqing.example.yaml")
 
 
-def attach(service: Any, *, source_health: SourceHealthProvider | None = None,
+def attach(service: Service, *, source_health: SourceHealthProvider | None = None,
            event_heat: EventHeat | None = None) -> AlertEngine:
     """Provide the "alert_rules" stage, add the dispatcher worker and the API router; sets `service.alerts` and
     `service.alerts_worker`."""

@@ -3,12 +3,15 @@ read (`core.ports.EventHeat`). Its stages, persisting included, come with enrich
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from analysis.event_store import get_event
 from analysis.stages import AnalysisState
 from core.errors import NotFound, StorageError
 from core.ports import EventHeat
+
+if TYPE_CHECKING:  # the composition root imports this module
+    from yuqing.service import Service
 
 
 class StoredEventHeat:
@@ -25,7 +28,7 @@ class StoredEventHeat:
             return None
 
 
-def attach(service: Any, state: AnalysisState | None) -> EventHeat | None:
+def attach(service: Service, state: AnalysisState | None) -> EventHeat | None:
     """Add the analysis API; return the event heat for alert rules, None without enrichment (no events then)."""
     from analysis import api
 

@@ -8,7 +8,7 @@ import logging
 import threading
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.config import Config
 from core.errors import SourceError, StorageError
@@ -17,6 +17,9 @@ from crawlers import state as _state  # noqa: F401 - registers the `crawl` migra
 from crawlers.health import RunResult, record_run, source_health
 from crawlers.runner import ProgressCallback, run_crawl
 from storage.migrations import migrate
+
+if TYPE_CHECKING:  # the composition root imports this module
+    from yuqing.service import Service
 
 logger = logging.getLogger(__name__)
 
@@ -140,7 +143,7 @@ def source_statuses(store: Any) -> list[SourceStatus]:
             for h in current.values() if h.state in ("ok", "degraded", "failing")]
 
 
-def attach(service: Any) -> CrawlService:
+def attach(service: Service) -> CrawlService:
     """Called by yuqing.service.build_service: add crawl state tables, workers and the sources API; the crawl
     service drains through the service's ingest writer."""
     with service.store.engine.begin() as conn:
