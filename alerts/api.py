@@ -19,7 +19,7 @@ router = APIRouter(prefix="/api/alerts", tags=["alerts"])
 
 
 def get_engine(request: Request) -> AlertEngine:
-    engine = request.app.state.service.components.get("alerts")
+    engine = request.app.state.service.alerts
     if engine is None:
         raise NotFound("alerts are not enabled in this service")
     return engine
@@ -156,7 +156,7 @@ def reload(request: Request, engine: EngineDep, body: ReloadRequest | None = Non
     try:
         if body is not None and body.alerts is not None:
             return {"ok": True, **engine.reload(body.alerts)}
-        worker = request.app.state.service.components.get("alerts_worker")
+        worker = request.app.state.service.alerts_worker
         if worker is None:
             raise NotFound("no alerts worker to reload")
         if body is not None and body.path:
@@ -174,7 +174,8 @@ def status(engine: EngineDep) -> dict[str, Any]:
 
     cfg = engine.config
     return {"enabled": cfg.enabled, "rules": [r.name for r in cfg.rules], "receivers": [r.name for r in cfg.receivers],
-            "source_health_hook": engine.source_health is not None, "stream_subscribers": engine.broadcaster.subscribers,
+            "source_health_hook": engine.source_health is not None, "event_heat_hook": engine.event_heat is not None,
+            "stream_subscribers": engine.broadcaster.subscribers,
             "calendar_fallback_years": sorted(fallback_years)}
 
 

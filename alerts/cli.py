@@ -16,7 +16,7 @@ def _engine(config):  # noqa: ANN001, ANN202 - Path | None → (Service, AlertEn
     from yuqing.service import build_service
 
     service = build_service(load(config), enrich=False)
-    engine = service.components.get("alerts")
+    engine = service.alerts
     if engine is None:
         raise typer.BadParameter("the alerts extension is not attached")
     return service, engine

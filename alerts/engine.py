@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -32,6 +31,7 @@ from alerts.store import AlertReader, alert_public, alert_silences, alerts, ts
 from core.config_alerts import AlertsConfig, RuleConfig
 from core.errors import ConfigError, InputError, NotFound, NotifyError
 from core.models import SourceStatus
+from core.ports import EventHeat, SourceHealthProvider
 from storage.base import Store
 
 logger = logging.getLogger(__name__)
@@ -41,9 +41,6 @@ class AlertStateError(InputError):
     """The alert cannot move to the requested state (e.g. acknowledging a resolved alert)."""
 
     status = 409
-
-
-SourceHealthProvider = Callable[[], list[SourceStatus]]
 
 
 def close_notifiers(runtime: Runtime) -> None:
@@ -58,7 +55,7 @@ class AlertEngine:
     def __init__(self, config: AlertsConfig, store: Store, *, clock: Clock | None = None,
                  broadcaster: Broadcaster | None = None,
                  source_health: SourceHealthProvider | None = None,
-                 event_heat: Callable[[str], float | None] | None = None) -> None:
+                 event_heat: EventHeat | None = None) -> None:
         self.store = store
         self.clock = clock or SystemClock()
         self.broadcaster = broadcaster or Broadcaster()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -17,6 +17,7 @@ from typing import Any
 from core.config_alerts import RISK_LEVELS, RuleConfig, all_match
 from core.config_analysis import SpikesConfig
 from core.models import Item, SourceStatus
+from core.ports import EventHeat
 from storage.base import EventTotals, ItemReads
 
 logger = logging.getLogger(__name__)
@@ -50,11 +51,6 @@ class AlertDraft:
 
 class EventStats(EventTotals):
     """The size and reach of an event (a cluster of items about one matter), as the store sums its items."""
-
-    @property
-    def heat(self) -> float:
-        """Items, plus reach (engagement/100), plus 5 per extra channel: a matter spreading across channels is hotter."""
-        return round(self.items + self.engagement / 100 + 5 * max(self.channels - 1, 0), 2)
 
 
 def fingerprint(*parts: object) -> str:
@@ -126,11 +122,13 @@ class RuleEvaluator:
     """Evaluates the configured rules; event, spike and dry-run queries read stored items through the store."""
 
     def __init__(self, rules: list[RuleConfig], *, public_url: str, store: ItemReads | None = None,
-                 event_heat: Callable[[str], float | None] | None = None) -> None:
+                 event_heat: EventHeat | None = None) -> None:
         self.rules = rules
         self.public_url = public_url
         self.store = store
-        self.event_heat = event_heat  # hook for the NLP events component; falls back to EventStats.heat
+        # Heat has one definition, the analysis package's (given by the composition root). Without it (a service
+        # built without enrichment has no events) a rule that asks for a minimum heat cannot hold.
+        self.event_heat = event_heat
         self._spike_checked: dict[str, datetime] = {}  # rule name → when analysis.spikes last ran for it
 
     # ---- items and events ------------------------------------------------------------------------------
@@ -184,21 +182,22 @@ class RuleEvaluator:
             if stats is None:
                 continue
             heat = self.event_heat(event_id) if self.event_heat else None
-            heat = stats.heat if heat is None else heat
             if rule.min_event_items is not None and stats.items < rule.min_event_items:
                 continue
-            if rule.min_event_heat is not None and heat < rule.min_event_heat:
+            if rule.min_event_heat is not None and (heat is None or heat < rule.min_event_heat):
                 continue
             event_labels = {k: labels[k] for k in ("source", "channel", "region", "department", "topic", "event_id")}
             full = {**event_labels, **rule.labels, "rule": rule.name, "severity": rule.severity, "kind": "event",
-                    "event_items": str(stats.items), "event_heat": str(int(heat))}
+                    "event_items": str(stats.items), "event_heat": "" if heat is None else str(int(heat))}
+            spread = f"{stats.items} 条 / {stats.channels} 个渠道"
             annotations = {
                 "title": f"事件 {event_id}：{item.title or item.content[:30]}",
                 "summary": f"同一事件已有 {stats.items} 条信息，涉及 {stats.channels} 个渠道，互动量 {stats.engagement}，"
-                           f"热度 {heat:g}，最高风险分 {stats.max_risk:g}",
+                           + ("" if heat is None else f"热度 {heat:g}，") + f"最高风险分 {stats.max_risk:g}",
                 "link": f"{self.public_url.rstrip('/')}/events/{event_id}",
-                "reasons": [{"feature": "event_heat", "weight": heat, "detail": f"{stats.items} 条 / {stats.channels} 个渠道",
-                             "evidence": None}],
+                "reasons": [{"feature": "event_heat", "weight": heat, "detail": spread, "evidence": None}
+                            if heat is not None else
+                            {"feature": "event_items", "weight": stats.items, "detail": spread, "evidence": None}],
             }
             drafts.append(AlertDraft(fingerprint=fingerprint(rule.name, "event", event_id), rule=rule.name, kind="event",
                                      severity=rule.severity, labels=full, annotations=annotations, event_id=event_id))

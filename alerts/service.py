@@ -1,10 +1,9 @@
-"""Wires alerts into the service: an after-store stage (rules → outbox, no network), the dispatcher worker and the
-API router. `attach(service)` is called by `yuqing.service.build_service`.
+"""Wires alerts into the service: the "alert_rules" stage (rules → outbox, no network), the dispatcher worker and
+the API router. `attach(service, ...)` is called by `yuqing.service.build_service`.
 
-Providers come from the packages attached before this one, through `service.components`, never by importing them:
-`"source_health"` (a callable returning `list[core.models.SourceStatus]`, from collection) feeds `source_health`
-rules, and `"event_heat"` (event id → heat, from nlp) feeds `min_event_heat`. Without them those rules stay idle
-(source health) or fall back to the alert store's own event counts, and `GET /api/alerts/status` says so.
+Providers come from other packages as typed collaborators (`core.ports`) handed in by the composition root, never
+by importing those packages: a `SourceHealthProvider` (collection) feeds `source_health` rules and an `EventHeat`
+(analysis) feeds `min_event_heat`. Without them those rules stay idle, and `GET /api/alerts/status` says so.
 """
 
 from __future__ import annotations
@@ -17,13 +16,16 @@ import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from alerts import store as _tables  # noqa: F401 - registers the "alerts" migration chain
 from alerts.engine import AlertEngine
 from core.errors import StorageError, YuqingError
+from core.ports import EventHeat, SourceHealthProvider
 from flow.stages import Batch
-from storage.migrations import migrate
+
+if TYPE_CHECKING:  # the composition root imports this module
+    from yuqing.service import Service
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +37,7 @@ class AlertStage:
     quarantine them. Storage failures do propagate, as for every stage.
     """
 
-    name = "alerts"
+    name = "alert_rules"
 
     def __init__(self, engine: AlertEngine) -> None:
         self.engine = engine
@@ -149,19 +151,18 @@ def guess_config_path() -> Path:
     return Path("yuqing.yaml") if Path("yuqing.yaml").exists() else Path("yuqing.example.yaml")
 
 
-def attach(service: Any) -> None:
-    """Add the alert stage, the dispatcher worker and the API router; the engine is `service.components["alerts"]`."""
-    with service.store.write() as conn:
-        service.store.versions = migrate(conn)  # our tables register after the store opened
-    # Providers published by the packages attached before us (crawlers, nlp); alerts never imports them.
-    engine = AlertEngine(service.config.alerts, service.store,
-                         source_health=service.components.get("source_health"),
-                         event_heat=service.components.get("event_heat"))
-    service.components["alerts"] = engine
-    service.add_after_store(AlertStage(engine))
+def attach(service: Service, *, source_health: SourceHealthProvider | None = None,
+           event_heat: EventHeat | None = None) -> AlertEngine:
+    """Provide the "alert_rules" stage, add the dispatcher worker and the API router; sets `service.alerts` and
+    `service.alerts_worker`."""
+    service.store.migrate()  # our tables register after the store opened
+    engine = AlertEngine(service.config.alerts, service.store, source_health=source_health, event_heat=event_heat)
+    service.alerts = engine
+    service.provide_stages("alerts", {AlertStage.name: AlertStage(engine)})
     worker = AlertWorker(engine)
-    service.components["alerts_worker"] = worker
+    service.alerts_worker = worker
     service.workers.append(worker)
     from alerts.api import router
 
     service.routers.append(router)
+    return engine

@@ -302,6 +302,8 @@ class NearDuplicateIndex:
     items sharing it (at most _BUCKET_CAP, as the lists of the former dict-per-band buckets). Candidates are taken
     oldest first by `_age` of their ids, whatever the slot order. Member rows are int32 slots: fine while max_entries
     stays below 2^31.
+
+    Not thread-safe, by design: only the ingest writer (`flow.writer`) runs the stages that query, add and rekey.
     """
 
     def __init__(self, threshold: float = 0.6, bands: int = 16, max_entries: int = 1_000_000) -> None:

@@ -157,11 +157,10 @@ def mask_item(item: Item, keep_raw: bool = False) -> dict[str, int]:
 class PiiMaskStage:
     """First enrichment stage: personal numbers never reach the index, the API or a notification.
 
-    `before_dedup`: the flow runs it before the exact-duplicate check, so a re-crawl is compared masked to masked
+    `flow.ingest.STAGES` runs it before the exact-duplicate check, so a re-crawl is compared masked to masked
     (the stored copy is masked; comparing the raw re-crawl would see a change every time)."""
 
     name = "pii_mask"
-    before_dedup = True
 
     def __init__(self, keep_raw: bool = False) -> None:
         self.keep_raw = keep_raw

@@ -14,17 +14,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import NamedTuple
 
-import ahocorasick
 import yaml
 
 import core.config  # noqa: F401 - loaded first: it imports core.config_analysis at its end
+from analysis.termscan import TermScanner
 from core.config_analysis import RiskCategory, RiskConfig
 from core.errors import ConfigError
 from core.models import Item, RiskReason
 from flow.stages import Batch
 
 TERMS_FILE = Path(__file__).resolve().parent / "resources" / "risk_terms.yaml"
-_MAX_SCAN = 20_000
 _REPLY_CHANNELS = ("hotline", "mailbox", "board")
 
 
@@ -85,18 +84,14 @@ class RiskScorer:
     def __init__(self, config: RiskConfig) -> None:
         self.config = config
         self.categories = load_categories(config)
-        self._automaton = ahocorasick.Automaton()
         by_term: dict[str, list[str]] = {}
         for name, cat in self.categories.items():
             for term in cat.terms:
                 if term.strip():
                     by_term.setdefault(term.strip().lower(), []).append(name)
         self.term_categories = {term: tuple(names) for term, names in by_term.items()}
-        for term, names in self.term_categories.items():
-            self._automaton.add_word(term, (term, names))
-        self._has_terms = bool(by_term)
-        if self._has_terms:
-            self._automaton.make_automaton()
+        # Only for an item scored without the stage's shared scan (`analysis.termscan`), with the same matcher.
+        self._scanner: TermScanner | None = None
         self._log_eng = math.log1p(config.engagement_saturation)
         self._log_vel = math.log1p(config.velocity_saturation)
         self._emotions: dict[str, RiskReason | None] = {}
@@ -117,13 +112,11 @@ class RiskScorer:
 
     def term_hits(self, text: str) -> dict[str, list[tuple[str, int, int]]]:
         """(term, start, end) of every risk term in the text, per category."""
-        found: dict[str, list[tuple[str, int, int]]] = {}
-        if not self._has_terms or not text:
-            return found
-        for end, (term, names) in self._automaton.iter(text[:_MAX_SCAN].lower()):
-            for name in names:
-                found.setdefault(name, []).append((term, end - len(term) + 1, end + 1))
-        return found
+        if not self.term_categories or not text:
+            return {}
+        if self._scanner is None:
+            self._scanner = TermScanner(risk_terms=self.term_categories)
+        return self._scanner.scan(text).risk
 
     def _terms(self, text: str, found: dict[str, list[tuple[str, int, int]]] | None = None) -> list[RiskReason]:
         if found is None:
@@ -138,9 +131,6 @@ class RiskScorer:
                                       detail=f"{cat.label or name}: {'、'.join(distinct[:8])}",
                                       evidence=text[start:end], span=(start, end)))
         return reasons
-
-    def _reply(self, item: Item, now: datetime) -> RiskReason | None:
-        return self._reply_at(item, item.channel.value, item.published_at.timestamp(), now.timestamp())
 
     def _reply_at(self, item: Item, channel: str, published: float, now_ts: float) -> RiskReason | None:
         cfg = self.config
@@ -193,8 +183,9 @@ class RiskScorer:
 
     def score(self, item: Item, now: datetime, context: RiskContext | None = None,
               term_hits: dict[str, list[tuple[str, int, int]]] | None = None) -> tuple[float, str, list[RiskReason]]:
-        """Score, grade and reasons; `term_hits` are the risk terms already found by a shared scan (else scanned here)."""
-        return self.score_at(item, now.timestamp(), context, term_hits)
+        """Score, grade and reasons of one item (`score_many` of a batch of one); `term_hits` are the risk terms
+        already found by a shared scan (else scanned here)."""
+        return self.score_many([item], now.timestamp(), [context], [term_hits])[0]
 
     def _head(self, emotion: str | None, polarity: str | None, polarity_score: float | None) -> list[RiskReason]:
         """The reasons that come before the terms: emotion, then negative polarity."""
@@ -247,29 +238,12 @@ class RiskScorer:
                                       detail=f"{context.repeats} near-duplicates, {context.event_volume} items in its event"))
         return reasons
 
-    def score_at(self, item: Item, now_ts: float, context: RiskContext | None = None,
-                 term_hits: dict[str, list[tuple[str, int, int]]] | None = None) -> tuple[float, str, list[RiskReason]]:
-        """`score` with the time as a timestamp. Reasons in a fixed order (emotion, polarity, terms, engagement,
-        velocity, channel, repeats, reply); the sum is taken in that order."""
-        e = item.enrichment
-        reasons = self._head(e.emotion, e.polarity, e.polarity_score)
-        if term_hits is None or term_hits:
-            reasons.extend(self._terms(item.text, term_hits))
-        engagement = item.engagement
-        eng = engagement.likes + engagement.dislikes + engagement.reposts + engagement.comments + engagement.reads // 100
-        published = item.published_at.timestamp()
-        reasons.extend(self._engagement(eng, published, now_ts))
-        channel = item.channel.value
-        reasons.extend(self._tail(channel, context))
-        if channel in _REPLY_CHANNELS and (reply := self._reply_at(item, channel, published, now_ts)) is not None:
-            reasons.append(reply)
-        total = round(min(100.0, sum([r.weight for r in reasons])), 2)
-        return total, grade(total, self.config), reasons
-
     def score_many(self, items: Sequence[Item], now_ts: float, contexts: Sequence[RiskContext | None],
                    term_hits: Sequence[dict[str, list[tuple[str, int, int]]] | None]
                    ) -> list[tuple[float, str, list[RiskReason]]]:
-        """`score_at` of every item of a batch: the same scores, grades and reasons (a test compares them).
+        """Score, grade and reasons of every item, at `now_ts`; the one implementation (`score` calls it for one item).
+        Reasons in a fixed order (emotion, polarity, terms, engagement, velocity, channel, repeats, reply); the sum
+        is taken in that order.
 
         Why a batch loop: at ~6 reasons per item, the cost was mostly Python calls and model attribute reads. Here
         reasons that depend on one value (emotion, polarity strength, channel with repeats) come from dicts keyed by

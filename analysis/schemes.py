@@ -14,11 +14,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import ahocorasick
 import yaml
 from pydantic import ValidationError
 
 import core.config  # noqa: F401 - loaded first: it imports core.config_analysis at its end
+from analysis.termscan import TermScanner
 from core.config_analysis import SchemeSpec
 from core.errors import ConfigError, InputError, QuerySyntaxError
 from core.query import And, Near, Node, Not, Or, Term, has_positive, parse_query, positive_terms
@@ -168,11 +168,8 @@ class SchemeMatcher:
         for index, scheme in enumerate(self.schemes):
             for term in scheme.terms:
                 self._by_term.setdefault(term, []).append(index)
-        self._automaton = ahocorasick.Automaton()
-        for term in self._by_term:
-            self._automaton.add_word(term, term)
-        if self._by_term:
-            self._automaton.make_automaton()
+        # Only for a text matched without the stage's shared scan (`analysis.termscan`), with the same matcher.
+        self._scanner: TermScanner | None = None
 
     @property
     def names(self) -> list[str]:
@@ -182,10 +179,9 @@ class SchemeMatcher:
         """Start offsets of every scheme term in the lower-cased text."""
         if not self._by_term or not text:
             return {}
-        found: dict[str, list[int]] = {}
-        for end, term in self._automaton.iter(text[:_MAX_SCAN].lower()):
-            found.setdefault(term, []).append(end - len(term) + 1)
-        return found
+        if self._scanner is None:
+            self._scanner = TermScanner(scheme_terms=self._by_term)
+        return self._scanner.scan(text).scheme
 
     @property
     def terms(self) -> list[str]:

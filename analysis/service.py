@@ -1,29 +1,36 @@
-"""Service extension of the analysis half of nlp: persists events and signatures after each stored batch, adds
-the events, schemes and trends API, and publishes `components["event_heat"]` (event id → heat) for alert rules."""
+"""Service extension of the analysis package: the events, schemes and trends API, and the event heat alert rules
+read (`core.ports.EventHeat`). Its stages, persisting included, come with enrichment (`analysis.stages.enrich_stages`)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from analysis.event_store import get_event
-from analysis.stages import PersistStage, state_for
+from analysis.stages import AnalysisState
 from core.errors import NotFound, StorageError
+from core.ports import EventHeat
+
+if TYPE_CHECKING:  # the composition root imports this module
+    from yuqing.service import Service
 
 
-def event_heat(store: Any, event_id: str) -> float | None:
-    """The event's heat as the event store computes it; None for an unknown event."""
-    try:
-        return float(get_event(store, event_id)["heat"])
-    except (NotFound, StorageError, KeyError):
-        return None
+class StoredEventHeat:
+    """`core.ports.EventHeat` read from the event store: the heat the events API shows (`analysis.cluster.heat_index`
+    computed when the event was last saved, after each stored batch and before the alert rules run)."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+
+    def __call__(self, event_id: str) -> float | None:
+        try:
+            return float(get_event(self.store, event_id)["heat"])
+        except (NotFound, StorageError, KeyError):
+            return None
 
 
-def attach(service: Any) -> None:
-    state = state_for(service.store)
-    if state is not None:
-        service.add_after_store(PersistStage(state))
-        service.components["analysis"] = state
-        service.components["event_heat"] = lambda event_id: event_heat(service.store, event_id)
-    from analysis import api as events
+def attach(service: Service, state: AnalysisState | None) -> EventHeat | None:
+    """Add the analysis API; return the event heat for alert rules, None without enrichment (no events then)."""
+    from analysis import api
 
-    service.routers.append(events.router)
+    service.routers.append(api.router)
+    return StoredEventHeat(service.store) if state is not None else None

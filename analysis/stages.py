@@ -1,14 +1,18 @@
 """The analysis half of enrichment: what runs before segmentation and what runs after classification.
 
-`analysis.stages.build_enrich_stages` calls `pre_stages(config)` + [segment, classify] + `analysis_stages(config, store)`,
-all sharing one `AnalysisState` (`analysis_state`). They work per batch, not per item: the batch's words become one
-id array (`analysis.lexicon`; the classify stage encodes it first and reads its features' word hashes off it) from which
-keywords, organisation positions and near-duplicate signatures are computed with
-numpy; one Aho-Corasick pass per item (`analysis.termscan`) finds places, scheme terms and risk terms at once. Each stage
-reads the segment stage's `batch.tokens`, falling back to segmenting itself, and prepares what it needs when an
-earlier stage did not (a stage run alone, or item by item after a failure). With a store, events and signatures are
-rebuilt from it on start and saved by `PersistStage` after each stored batch (added by `analysis.service.attach`);
-without one (the batch CLI) state lives in memory.
+`enrich_stages(config, state)` provides PII masking, segment, classify and the analysis stages by their names in
+`flow.ingest.STAGES` (which alone decides their order), all sharing one `AnalysisState` that the composition root
+builds. The state is long-lived (lexicon, near-duplicate index, events, counters) and only the ingest writer
+(`flow.writer`) runs the stages; what concerns one batch (prepared facts, encoded words, temporary ids) lives in the
+`Batch`, so no batch can see or clear another's.
+
+They work per batch, not per item: the batch's words become one id array (`analysis.lexicon`; the classify stage
+encodes it first and reads its features' word hashes off it) from which keywords, organisation positions and
+near-duplicate signatures are computed with numpy; one Aho-Corasick pass per batch (`analysis.termscan`) finds
+places, scheme terms and risk terms at once. Each stage reads the segment stage's `batch.tokens`, falling back to
+segmenting itself, and prepares what it needs when an earlier stage did not (a stage run alone, or item by item
+after a failure). With a store, events and signatures are rebuilt from it on start and saved by `PersistStage`
+after each stored batch; without one (the batch CLI) state lives in memory.
 """
 
 from __future__ import annotations
@@ -47,7 +51,6 @@ logger = logging.getLogger(__name__)
 
 _ORG_SCAN = 2000  # tokens looked at for organisations
 _UNKNOWN = object()
-_MAX_PREPARED = 50_000
 
 
 def analysis_config(config: Config) -> AnalysisConfig:
@@ -101,7 +104,9 @@ class Prepared:
 
 
 class AnalysisState:
-    """Everything the analysis stages share, built once per service."""
+    """What the analysis stages keep from batch to batch, built once per service by the composition root: lexicon,
+    dictionaries, the near-duplicate index, events and counters. Only the ingest writer runs the stages, so none of
+    it needs a lock; per-batch scratch lives in the `Batch`, never here."""
 
     def __init__(self, config: AnalysisConfig, store: Any = None, now: Callable[[], datetime] | None = None) -> None:
         self.config = config
@@ -123,10 +128,7 @@ class AnalysisState:
         self.dup_counts: Counter[int] = Counter()  # repeats per chain root, for the risk feature
         self._contexts: dict[tuple[int, int], RiskContext] = {}  # (repeats, event volume) → its one RiskContext
         self.known: dict[tuple[str, str], tuple[int | None, str | None, int]] = {}  # memory mode: key → (id, event, eng)
-        self.prepared: dict[int, Prepared] = {}  # id(item) → shared facts, for the current batch
-        self._encoded: tuple[list[int], Encoded] | None = None
-        self.pending: dict[int, list[Item]] = {}  # temporary id → items in this batch that repeat it
-        self.temp_ids: dict[int, int] = {}  # id(item) → temporary id until the store gives a real one
+        # Temporary ids stay unique across batches: one whose item never reached the store stays in the index.
         self._next_temp = -1
         if store is not None:
             from analysis import event_store
@@ -142,10 +144,10 @@ class AnalysisState:
     def encode(self, batch: Batch, items: list[Item]) -> Encoded:
         """The batch's words as ids (once per batch: the stages after the first reuse it)."""
         key = [id(it) for it in items]
-        if self._encoded is not None and self._encoded[0] == key:
-            return self._encoded[1]
+        if batch.encoded is not None and batch.encoded[0] == key:
+            return batch.encoded[1]
         encoded = self.lexicon.encode([tokens_of(batch, it) for it in items])
-        self._encoded = (key, encoded)
+        batch.encoded = (key, encoded)
         return encoded
 
     def word_ids(self, batch: Batch, items: list[Item]) -> WordIds:
@@ -155,11 +157,9 @@ class AnalysisState:
 
     def prepare(self, batch: Batch) -> list[Prepared]:
         """Keywords, places, organisations, names and term hits of every item of the batch, computed once."""
-        prepared = self.prepared
+        prepared = batch.prepared
         todo = [it for it in batch.items if id(it) not in prepared]
         if todo:
-            if len(prepared) > _MAX_PREPARED:  # no PersistStage clears it (a flow built without analysis.service.attach)
-                prepared.clear()
             self._prepare(batch, todo)
         return [prepared[id(it)] for it in batch.items]
 
@@ -187,7 +187,7 @@ class AnalysisState:
             else:
                 orgs = []
             names = names_at(text, hits.heads) if hits.heads else []
-            self.prepared[id(item)] = Prepared(item, top, i, keywords[i], places, orgs, names, hits)
+            batch.prepared[id(item)] = Prepared(item, top, i, keywords[i], places, orgs, names, hits)
 
     def item_vectors(self, prepared: list[Prepared]) -> list[dict[str, float]]:
         """Event vectors (`analysis.cluster.item_vector`) of these items: for the whole batch at once from its flat term
@@ -258,12 +258,6 @@ class AnalysisState:
             out.append(context)
         return out
 
-    def end_batch(self) -> None:
-        self.prepared.clear()
-        self._encoded = None
-        self.temp_ids.clear()
-        self.pending.clear()
-
 
 class KeywordStage:
     """Keywords (tf-idf), places and organisations; fills an empty region from the first place mentioned."""
@@ -317,7 +311,7 @@ class NearDuplicateStage:
         ids: list[int] = []  # each item's id in the index: its own, or a temporary one until the store gives it
         roots: list[int | None] = []
         # Temporary ids handed out here as `new_temp_id` would, from a local counter (a call less per item)
-        next_temp, temp_ids, dup_counts, root_of = state._next_temp, state.temp_ids, state.dup_counts, index.root
+        next_temp, temp_ids, dup_counts, root_of = state._next_temp, batch.temp_ids, state.dup_counts, index.root
         for item, match, own in zip(batch.items, matches, owns, strict=True):
             if own is None:
                 next_temp -= 1
@@ -340,7 +334,7 @@ class NearDuplicateStage:
             if root < 0:
                 if memory:
                     continue  # memory mode: the item it repeats has no id to point at
-                state.pending.setdefault(root, []).append(item)
+                batch.pending.setdefault(root, []).append(item)
             item.enrichment.near_duplicate_of = root
         state._next_temp = next_temp
         new = [i for i, own in enumerate(owns) if own is None]
@@ -388,7 +382,11 @@ class EventStage:
 
 
 class PersistStage:
-    """After the store: real ids replace temporary ones, then changed events and new signatures are saved."""
+    """After the store: real ids replace temporary ones, then changed events and new signatures are saved.
+
+    A repeat of an item of an earlier batch that never reached the store (quarantined after the near-duplicate
+    stage: its temporary id stays in the index) points at nothing rather than at that temporary id. Only one batch
+    runs at a time (`flow.writer`), so a temporary id of an earlier batch can no longer be given a real one."""
 
     name = "analysis_persist"
 
@@ -400,18 +398,24 @@ class PersistStage:
         store = state.store
         new_sigs = []
         fixups: list[Item] = []
+        pending = batch.pending
         for item in batch.stored:
-            temp = state.temp_ids.pop(id(item), None)
+            temp = batch.temp_ids.pop(id(item), None)
             if temp is None or item.id is None:
                 continue
             sig = state.dedup.rekey(temp, item.id)
             if state.dup_counts.get(temp):
                 state.dup_counts[item.id] += state.dup_counts.pop(temp)
-            for repeat in state.pending.pop(temp, []):
+            for repeat in pending.pop(temp, []):
                 repeat.enrichment.near_duplicate_of = item.id
                 fixups.append(repeat)
             if sig is not None:
                 new_sigs.append((item.id, state.dedup.root(item.id), sig))
+        of_this_batch = set(batch.temp_ids.values())  # not stored yet (or run item by item after a failure)
+        for temp in [t for t in pending if t not in of_this_batch]:
+            for repeat in pending.pop(temp):
+                repeat.enrichment.near_duplicate_of = None
+                fixups.append(repeat)
         clusterer = state.events
         clusterer.consolidate()
         # Memory mode's `state.known` keeps the event ids it was given: EventStage resolves them (the clusterer's
@@ -426,50 +430,16 @@ class PersistStage:
             for item in fixups:
                 if item.id is not None:
                     store.update_enrichment(item.id, item.enrichment)
-        state.end_batch()
-
-
-def pre_stages(config: Config) -> list[Stage]:
-    """Stages that must run before anything reads the text: personal data masking."""
-    cfg = analysis_config(config)
-    return [PiiMaskStage(keep_raw=cfg.pii.keep_raw)] if cfg.pii.enabled else []
-
-
-_STATES: dict[int, AnalysisState] = {}
-
-
-def state_for(store: Any) -> AnalysisState | None:
-    """The state the analysis stages of this store use (for the API and the persist stage)."""
-    return _STATES.get(id(store))
 
 
 def analysis_state(config: Config, store: Any = None, now: Callable[[], datetime] | None = None) -> AnalysisState:
-    """A new state for the analysis stages of `store` (registered for `state_for`)."""
-    state = AnalysisState(analysis_config(config), store, now=now)
-    if store is not None:
-        _STATES[id(store)] = state
-    return state
+    """The long-lived state of the analysis stages (events and signatures loaded from `store` when given)."""
+    return AnalysisState(analysis_config(config), store, now=now)
 
 
-def analysis_stages(config: Config, store=None, now: Callable[[], datetime] | None = None,  # noqa: ANN001
-                    state: AnalysisState | None = None) -> list[Stage]:
-    """Stages after topic/emotion: keywords, schemes, near-duplicates, events, risk (state in `store` if given).
-    `state`: one made by `analysis_state` for the same config and store, when an earlier stage shares it."""
-    cfg = analysis_config(config)
-    state = state or analysis_state(config, store, now)
-    stages: list[Stage] = [KeywordStage(state), SchemeStage(state.schemes, tokens_of, state.hits_of("scheme"))]
-    if cfg.dedup.enabled:
-        stages.append(NearDuplicateStage(state))
-    if cfg.events.enabled:
-        stages.append(EventStage(state))
-    stages.append(RiskStage(state.risk, state.risk_contexts, state.now, state.hits_of("risk")))
-    if store is None:
-        stages.append(PersistStage(state))  # memory mode: only clears per-batch scratch
-    return stages
-
-
-def build_enrich_stages(config: Any, store: Any = None) -> list[Stage]:
-    """pre_stages (PII masking) → segment → classify → analysis stages (risk, keywords, events, ...)."""
+def enrich_stages(config: Any, state: AnalysisState) -> dict[str, Stage | None]:
+    """Every stage enrichment provides, keyed by its name in `flow.ingest.STAGES` (which decides the order);
+    None for a stage the config switches off. All share `state`."""
     nlp = getattr(config, "nlp", None)
     backend = nlp.segmenter if nlp is not None else None
     if backend:
@@ -477,9 +447,39 @@ def build_enrich_stages(config: Any, store: Any = None) -> list[Stage]:
     models_dir = nlp.models_dir if nlp is not None else "models"
     classifier = get_classifier(models_dir, *((nlp.neutral_band, nlp.emotion_weight) if nlp is not None else ()))
     max_chars = nlp.max_chars if nlp is not None else MAX_CHARS
-    state = analysis_state(config, store)
-    stages: list[Stage] = [*pre_stages(config), SegmentStage(backend),
-                           ClassifyStage(classifier, max_chars=max_chars, backend=backend, word_ids=state.word_ids)]
-    stages.extend(analysis_stages(config, store, state=state))
+    stages: dict[str, Stage | None] = {
+        **pre_stages(config),
+        "segment": SegmentStage(backend),
+        "classify": ClassifyStage(classifier, max_chars=max_chars, backend=backend, word_ids=state.word_ids),
+        **analysis_stages(config, state),
+    }
     tune_gc()  # models and analysis state are loaded now: what the flow allocates from here on is per batch
     return stages
+
+
+def pre_stages(config: Config) -> dict[str, Stage | None]:
+    """Stages that must run before anything reads the text: personal data masking."""
+    cfg = analysis_config(config)
+    return {"pii_mask": PiiMaskStage(keep_raw=cfg.pii.keep_raw) if cfg.pii.enabled else None}
+
+
+def analysis_stages(config: Config, state: AnalysisState) -> dict[str, Stage | None]:
+    """Stages after topic/emotion: keywords, schemes, near-duplicates, events, risk, and persisting what they
+    learnt after the store (in memory mode it only consolidates events)."""
+    cfg = analysis_config(config)
+    return {
+        "keywords": KeywordStage(state),
+        "schemes": SchemeStage(state.schemes, tokens_of, state.hits_of("scheme")),
+        "near_duplicates": NearDuplicateStage(state) if cfg.dedup.enabled else None,
+        "events": EventStage(state) if cfg.events.enabled else None,
+        "risk": RiskStage(state.risk, state.risk_contexts, state.now, state.hits_of("risk")),
+        "analysis_persist": PersistStage(state),
+    }
+
+
+def build_enrich_stages(config: Any, store: Any = None) -> list[Stage]:
+    """The enrichment stages alone, in flow order, for a chain without normalise, dedup and store (the batch CLI,
+    benchmarks): PII masking → segment → classify → analysis stages → persist."""
+    from flow.ingest import order_stages
+
+    return order_stages(enrich_stages(config, analysis_state(config, store)))

@@ -1,11 +1,13 @@
 """One Aho-Corasick pass per batch for every dictionary the analysis stages look up: gazetteer places, the head words
 of named sites (小区, 学院), monitoring-scheme terms and risk terms.
 
-Why one automaton, and why over bytes of the whole batch: pyahocorasick walks a trie whose root has thousands of CJK
-children linearly (70 µs for a 140-character post against the 3,000-name gazetteer); the Rust `aho-corasick` DFA of
+Why one automaton, and why over bytes of the whole batch: pyahocorasick (no longer a dependency) walks a trie whose
+root has thousands of CJK children linearly (70 µs for a 140-character post against the 3,000-name gazetteer); the
+Rust `aho-corasick` DFA of
 `ahocorasick_rs` scans the UTF-8 bytes of all lower-cased texts of a batch, joined by NUL, in about a microsecond per
 post. Every term carries a payload saying what it is (place, head word, scheme term, risk term and its categories),
 so one pass yields what every stage needs; byte offsets are turned into character offsets only for the few hits.
+The scheme matcher and the risk scorer use it too when they look at a single text outside the stages.
 """
 
 from __future__ import annotations

@@ -34,6 +34,14 @@ class IngestPublic(BaseModel):
     report: IngestReport
 
 
+class IngestAccepted(BaseModel):
+    """Records kept in the inbox and queued for the ingest writer (202)."""
+
+    ok: bool = True
+    status: str = "queued"
+    inbox_ids: list[int]
+
+
 class HealthPublic(BaseModel):
     ok: bool
     status: str

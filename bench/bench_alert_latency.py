@@ -196,12 +196,12 @@ def main() -> None:
                        "receivers": [{"name": "duty", "email": {"to": ["duty@example.gov.cn"]}}]},
         })
         service = build_service(config, enrich=False, extensions=False)
+        attach(service)  # provides "alert_rules": the chain is final from here, so the probes go in after it
         stages = service.ingestor.chain.stages
         stored_at = StoredAt()
         store_index = next(i for i, s in enumerate(stages) if s.name == "store")
         stages.insert(store_index, RiskStage())
         stages.insert(store_index + 2, stored_at)
-        attach(service)
         service.start()
         started = time.time()
         try:
@@ -209,7 +209,7 @@ def main() -> None:
                 records = [RawRecord(source="board_bench", payload={
                     "source_id": f"b{i}", "title": f"小区停水第{i}天无人管", "content": f"第{i}条：几十户业主聚集要求恢复供水。",
                     "published_at": datetime.now(UTC).isoformat()}) for i in range(start, min(start + args.batch, args.items))]
-                service.ingestor.ingest(records)
+                service.writer.ingest(records)
                 time.sleep(args.interval)
             ingest_s = time.time() - started
             deadline = time.time() + 60

@@ -27,10 +27,11 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from analysis.stages import analysis_stages, pre_stages  # noqa: E402
+from analysis.stages import analysis_stages, analysis_state, pre_stages  # noqa: E402
 from core.config import parse_config  # noqa: E402
 from core.models import RawRecord  # noqa: E402
 from core.paths import data_dir  # noqa: E402
+from flow.ingest import order_stages  # noqa: E402
 from flow.intake import NormaliseStage  # noqa: E402
 from flow.stages import Batch  # noqa: E402
 from nlp.pipeline import tune_gc  # noqa: E402
@@ -87,7 +88,8 @@ def main() -> None:
     best: dict[str, float] | None = None
     n = 0
     for _ in range(args.repeat):
-        pre, analysis = pre_stages(CONFIG), analysis_stages(CONFIG, None)
+        pre = order_stages(pre_stages(CONFIG))
+        analysis = order_stages(analysis_stages(CONFIG, analysis_state(CONFIG)))
         tune_gc()  # as build_enrich_stages does in the service, once the state is loaded
         run(batches_of(labelled, "warm-"), pre, analysis, {})
         timings: dict[str, float] = {}

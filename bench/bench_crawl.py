@@ -45,7 +45,7 @@ def main() -> None:
                                        "sources": {source: spec}})
                 service = build_service(config, enrich=False)
                 clock = time.monotonic()
-                run = service.components["crawl"].run_source(source)
+                run = service.crawl.run_source(source)
                 wall = time.monotonic() - clock
                 results[f"{mode}/{source}"] = {
                     "pages": run.pages, "items": run.items, "errors": run.errors, "wall_seconds": round(wall, 2),

@@ -37,7 +37,7 @@ def run(path: Path, fts: bool, enrich: bool) -> dict:
         segment("预热")  # load dictionaries outside the timed part
         index_tokens("预热")
         start = time.perf_counter()
-        report = service.ingestor.ingest(records)
+        report = service.writer.ingest(records)
         elapsed = time.perf_counter() - start
         service.close()
     return {"rows": len(records), "stored": report.stored, "duplicates": report.duplicates,

@@ -15,7 +15,9 @@ router = APIRouter(prefix="/api/sources", tags=["sources"])
 
 
 def _crawl(service: Any) -> Any:
-    return service.components["crawl"]
+    if service.crawl is None:
+        raise NotFound("collection is not attached to this service")
+    return service.crawl
 
 
 @router.get("")

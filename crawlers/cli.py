@@ -32,7 +32,7 @@ def crawl_command(
     cfg.crawling.scheduler = False
     cfg.crawling.demo_site.enabled = False
     service = build_service(cfg)
-    crawl = service.components["crawl"]
+    crawl = service.crawl
     if source not in crawl.crawl_sources():
         known = ", ".join(crawl.crawl_sources()) or "none"
         console.print(f"[red]error[/red]: {source!r} is not a crawled source; crawled sources: {known}")

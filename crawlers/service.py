@@ -1,5 +1,6 @@
-"""Plugs collection into the service: the crawl scheduler, the demo site, `GET /api/sources`, `components["crawl"]`
-and `components["source_health"]` (per-source status in domain terms, for alert rules)."""
+"""Plugs collection into the service: the crawl scheduler, the demo site, `GET /api/sources`, the `CrawlService`
+(`service.crawl`) and `CrawlService.statuses` (per-source status in domain terms, a `core.ports.SourceHealthProvider`
+for alert rules)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import logging
 import threading
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.config import Config
 from core.errors import SourceError, StorageError
@@ -16,11 +17,17 @@ from crawlers import state as _state  # noqa: F401 - registers the `crawl` migra
 from crawlers.health import RunResult, record_run, source_health
 from crawlers.runner import ProgressCallback, run_crawl
 
+if TYPE_CHECKING:  # the composition root imports this module
+    from yuqing.service import Service
+
 logger = logging.getLogger(__name__)
 
 
 class CrawlService:
-    """Runs sources (never two runs of one source at once), records health and drains the inbox after each run."""
+    """Runs sources (never two runs of one source at once), records health and drains the inbox after each run.
+
+    `drain` is the ingest writer's (`flow.writer.IngestWriter.drain`): it serialises every ingest of the process,
+    so crawls running in parallel need no lock of their own around it."""
 
     def __init__(self, config: Config, store: Any, drain: Callable[[], Any]) -> None:
         self.config = config
@@ -28,7 +35,6 @@ class CrawlService:
         self.drain = drain
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
-        self._drain_lock = threading.Lock()
         self.running: set[str] = set()
         self.last_ingest: dict[str, Any] = {}  # source → IngestReport of the drain after its last run (stored, updated...)
 
@@ -52,8 +58,7 @@ class CrawlService:
         try:
             result = run_crawl(self.config, source, db_path=self.config.storage.sqlite_path, on_progress=on_progress)
             health = record_run(self.store, result, self.config.crawling.health)
-            with self._drain_lock:
-                report = self.drain()
+            report = self.drain()
             self.last_ingest[source] = report
             logger.info("crawl done source=%s outcome=%s pages=%d items=%d revisited=%d stored=%s updated=%s state=%s",
                         source, result.outcome, result.pages, result.items, result.revisited, getattr(report, "stored", "?"),
@@ -62,6 +67,10 @@ class CrawlService:
         finally:
             self.running.discard(source)
             lock.release()
+
+    def statuses(self) -> list[SourceStatus]:
+        """Every source that has run, as other packages see it (`core.ports.SourceHealthProvider`)."""
+        return source_statuses(self.store)
 
     def sources(self) -> list[dict[str, Any]]:
         """Every crawled source with its schedule and health (unknown until its first run)."""
@@ -133,12 +142,12 @@ def source_statuses(store: Any) -> list[SourceStatus]:
             for h in current.values() if h.state in ("ok", "degraded", "failing")]
 
 
-def attach(service: Any) -> None:
-    """Called by yuqing.service.build_service: add crawl state tables, workers, the sources API and the component."""
+def attach(service: Service) -> CrawlService:
+    """Called by yuqing.service.build_service: add crawl state tables, workers and the sources API; the crawl
+    service drains through the service's ingest writer."""
     service.store.migrate()  # the `crawl` chain registers on import, after the store first opened
-    crawl = CrawlService(service.config, service.store, service.ingestor.drain)
-    service.components["crawl"] = crawl
-    service.components["source_health"] = lambda: source_statuses(service.store)
+    crawl = CrawlService(service.config, service.store, service.writer.drain)
+    service.crawl = crawl
     crawling = service.config.crawling
     if crawling.demo_site.enabled:
         from demo.site import DemoSiteWorker
@@ -149,3 +158,4 @@ def attach(service: Any) -> None:
     from crawlers.api import router
 
     service.routers.append(router)
+    return crawl

@@ -1,48 +1,115 @@
-"""The only place that knows the order of the ingest stages.
+"""The only place that knows the order of the ingest stages: `STAGES`, a list of (stage name, package).
 
-normalise → [prepare: PII masking] → dedup → [enrich] → store → [after-store stages: alert rules, plan triggers]
-Later packages plug in by passing stages here, not by touching one another.
+Packages provide stages by name (as Scrapy's ITEM_PIPELINES names them); the list alone decides the chain. A stage
+provided under a name the list does not hold, or under another package's name, is an error when it is provided; a
+listed stage that an enabled package (one that provided any stage) does not provide is an error at start
+(`missing_stages`). A package provides None for a stage its config switches off.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from itertools import islice
 
 from core.config import Config
+from core.errors import ConfigError
 from core.models import IngestReport, QuarantineRecord, RawRecord
 from flow.intake import DedupStage, NormaliseStage, StoreStage
 from flow.stages import Batch, Chain, Stage
 
 logger = logging.getLogger(__name__)
 
+# (stage, package that provides it), in flow order. "pii_mask" changes what an item *is*, so it runs before the
+# exact-duplicate check; the stages after "store" see stored items (`batch.stored`).
+STAGES: list[tuple[str, str]] = [
+    ("normalise", "flow"),
+    ("pii_mask", "enrich"),
+    ("dedup", "flow"),
+    ("segment", "enrich"),
+    ("classify", "enrich"),
+    ("keywords", "enrich"),
+    ("schemes", "enrich"),
+    ("near_duplicates", "enrich"),
+    ("events", "enrich"),
+    ("risk", "enrich"),
+    ("store", "flow"),
+    ("analysis_persist", "enrich"),
+    ("alert_rules", "alerts"),
+    # Response plans attach here: `playbooks.service` (being built) will provide "plan_triggers", run on the
+    # alerts just raised. Listing it costs nothing while no package provides it.
+    ("plan_triggers", "playbooks"),
+]
+STAGE_PACKAGE: dict[str, str] = dict(STAGES)
+
+
+class StageOrderError(ConfigError):
+    """The provided stages do not match `STAGES` (a programming error in the wiring, found at start)."""
+
+
+def check_provided(package: str, names: Iterable[str]) -> None:
+    """Each name is listed in STAGES, under `package`."""
+    for name in names:
+        owner = STAGE_PACKAGE.get(name)
+        if owner is None:
+            raise StageOrderError(f"stage {name!r} provided by {package!r} is not listed in flow.ingest.STAGES; "
+                                  f"listed: {', '.join(STAGE_PACKAGE)}")
+        if owner != package:
+            raise StageOrderError(f"stage {name!r} is listed for package {owner!r}, not {package!r}")
+
+
+def missing_stages(provided: Mapping[str, Stage | None]) -> list[str]:
+    """Listed stages of an enabled package (one that provided some stage) that nobody provided."""
+    enabled = {STAGE_PACKAGE[name] for name in provided if name in STAGE_PACKAGE}
+    return [name for name, package in STAGES if package in enabled and name not in provided]
+
+
+def order_stages(provided: Mapping[str, Stage | None]) -> list[Stage]:
+    """The provided stages (None: switched off) in the order of STAGES; an unlisted name, or a stage provided
+    under a name other than its own, is an error."""
+    unknown = [name for name in provided if name not in STAGE_PACKAGE]
+    if unknown:
+        raise StageOrderError(f"stages not listed in flow.ingest.STAGES: {', '.join(unknown)}")
+    for name, stage in provided.items():
+        if stage is not None and stage.name != name:
+            raise StageOrderError(f"stage provided as {name!r} calls itself {stage.name!r}")
+    return [stage for name, _ in STAGES if (stage := provided.get(name)) is not None]
+
 
 class Ingestor:
-    """Carries raw records through the chain in batches, quarantining what fails, and reports counts."""
+    """Carries raw records through the chain in batches, quarantining what fails, and reports counts.
+
+    Not thread-safe by design: the chain's stages keep long-lived state, so only the ingest writer
+    (`flow.writer.IngestWriter`) calls it in a running service."""
 
     def __init__(
         self,
         config: Config,
         store,  # noqa: ANN001 - any store offering lookup/upsert/quarantine
+        stages: Mapping[str, Stage | None] | None = None,
         *,
-        prepare: list[Stage] | None = None,
-        enrich: list[Stage] | None = None,
-        after_store: list[Stage] | None = None,
         now: datetime | None = None,
     ) -> None:
         self.config = config
         self.store = store
-        # `prepare` stages change what an item *is* (e.g. PII masking), so they run before the duplicate check.
-        stages: list[Stage] = [NormaliseStage(config, now=now), *(prepare or []), DedupStage(store), *(enrich or []),
-                               StoreStage(store), *(after_store or [])]
-        self.chain = Chain(stages)
+        self.provided: dict[str, Stage | None] = {
+            "normalise": NormaliseStage(config, now=now), "dedup": DedupStage(store), "store": StoreStage(store)}
+        self.chain = Chain(order_stages(self.provided))
+        for name, stage in (stages or {}).items():  # each under the package STAGES lists it for
+            self.provide(STAGE_PACKAGE.get(name, "an unlisted package"), {name: stage})
+
+    def provide(self, package: str, stages: Mapping[str, Stage | None]) -> None:
+        """Add `package`'s stages by name and rebuild the chain in the order of STAGES."""
+        check_provided(package, stages)
+        provided = {**self.provided, **stages}
+        self.chain.stages = order_stages(provided)
+        self.provided = provided
 
     def ingest(self, records: Iterable[RawRecord | QuarantineRecord], batch_size: int | None = None) -> IngestReport:
         """Ingest in batches; QuarantineRecords (rows a reader could not parse) are kept and counted."""
         total = IngestReport()
-        for chunk in _chunks(records, batch_size or self.config.ingest.batch_size):
+        for chunk in chunks(records, batch_size or self.config.ingest.batch_size):
             total.merge(self.ingest_batch(chunk))
         return total
 
@@ -60,23 +127,8 @@ class Ingestor:
                     report.quarantined)
         return report
 
-    def drain(self, limit: int | None = None) -> IngestReport:
-        """Ingest what collectors left in the inbox; each record leaves the inbox only once handled."""
-        total = IngestReport()
-        size = self.config.ingest.batch_size
-        handled = 0
-        while limit is None or handled < limit:
-            taken = self.store.take(size if limit is None else min(size, limit - handled))
-            if not taken:
-                break
-            ids = [i for i, _ in taken]
-            total.merge(self.ingest_batch([r for _, r in taken]))
-            self.store.done(ids)
-            handled += len(ids)
-        return total
 
-
-def _chunks(records: Iterable, size: int) -> Iterator[list]:
+def chunks(records: Iterable, size: int) -> Iterator[list]:
     it = iter(records)
     while chunk := list(islice(it, size)):
         yield chunk

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from core.errors import StorageError
 from core.models import IngestReport, Item, QuarantineRecord, RawRecord
@@ -32,6 +32,13 @@ class Batch:
     # Exact copies of another item of this batch, dropped before enrichment: ((source, source_id) of the kept item,
     # the copy). The store stage records each against the kept item's id once it has one.
     copies: list[tuple[tuple[str, str], Item]] = field(default_factory=list)
+    # Scratch of the analysis stages, owned by this batch so that no other batch can see or clear it:
+    # shared facts per item (keyed by id(item)), the words encoded as lexicon ids (item keys, encoded),
+    # temporary near-duplicate ids until the store gives real ones, and the items that repeat a temporary id.
+    prepared: dict[int, Any] = field(default_factory=dict)
+    encoded: tuple[list[int], Any] | None = None
+    temp_ids: dict[int, int] = field(default_factory=dict)
+    pending: dict[int, list[Item]] = field(default_factory=dict)
 
     def reject(self, source: str, stage: str, reason: str, payload: dict | str, origin: str = "") -> None:
         self.quarantined.append(
@@ -79,7 +86,7 @@ class Chain:
         stored: list[Item] = []
         for item in batch.items:
             single = Batch(items=[item], origins=batch.origins, report=batch.report, tokens=batch.tokens,
-                           copies=batch.copies)
+                           copies=batch.copies, prepared=batch.prepared, temp_ids=batch.temp_ids, pending=batch.pending)
             try:
                 stage.run(single)
             except StorageError:

@@ -463,20 +463,24 @@ class SqliteStore(SqlState):
 
     # ---- inbox ---------------------------------------------------------------------------------------------
 
-    def put(self, records: list[RawRecord]) -> int:
+    def put(self, records: list[RawRecord]) -> list[int]:
+        """Keep the records until `done`; returns their inbox ids, in the order given."""
         if not records:
-            return 0
+            return []
         now = _now()
         rows = [{"source": r.source, "payload": json.dumps(r.payload, ensure_ascii=False, default=str),
                  "origin": r.origin, "received_at": now, "status": "pending"} for r in records]
+        ib = schema.inbox
         with self.write() as conn:
-            conn.execute(schema.inbox.insert(), rows)
-        return len(rows)
+            result = conn.execute(ib.insert().returning(ib.c.id, sort_by_parameter_order=True), rows)
+            return list(result.scalars())
 
-    def take(self, limit: int) -> list[tuple[int, RawRecord]]:
+    def take(self, limit: int, after_id: int = 0) -> list[tuple[int, RawRecord]]:
+        """The oldest pending records with an id above `after_id` (they stay pending until `done`)."""
         ib = schema.inbox
         with self.read() as conn:
-            rows = conn.execute(select(ib).where(ib.c.status == "pending").order_by(ib.c.id).limit(limit)).all()
+            rows = conn.execute(select(ib).where(ib.c.status == "pending", ib.c.id > after_id)
+                                .order_by(ib.c.id).limit(limit)).all()
         out = []
         for r in rows:
             out.append((r.id, RawRecord(source=r.source, payload=json.loads(r.payload), origin=r.origin)))

@@ -101,11 +101,11 @@ def import_file(
                 progress.update(task, total=importer.total)
             batch.append(record)
             if len(batch) >= size:
-                total.merge(service.ingestor.ingest_batch(batch))
+                total.merge(service.writer.ingest(batch))
                 progress.advance(task, len(batch))
                 batch = []
         if batch:
-            total.merge(service.ingestor.ingest_batch(batch))
+            total.merge(service.writer.ingest(batch))
             progress.advance(task, len(batch))
     service.close()
     summary = total.model_dump(exclude={"item_ids"})

@@ -1,20 +1,29 @@
-"""Composition root: builds the store, the ingest flow and the optional stages from one Config.
+"""Composition root: builds the store, the ingest flow and the extensions from one Config.
 
-This is the only module that knows every package; packages talk through the domain model and these objects.
+This is the only module that knows every package; packages talk through the domain model, the typed collaborators
+of `core.ports` and the objects built here. The order of the ingest stages is not decided here but by the list
+`flow.ingest.STAGES`; packages provide their stages by name.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from analysis.stages import build_enrich_stages
+# Extensions, imported explicitly: a missing one is an ImportError, never skipped.
+import alerts.service
+import analysis.service
+import crawlers.service
+from alerts.engine import AlertEngine
+from analysis.stages import AnalysisState, analysis_state, enrich_stages
 from core.config import Config
-from flow.ingest import Ingestor
+from core.models import IngestReport
+from crawlers.service import CrawlService
+from flow.ingest import Ingestor, StageOrderError, missing_stages
 from flow.stages import Stage
+from flow.writer import IngestWriter
 from nlp.search_tokens import index_tokens
 from nlp.tokenize import segment
 from storage.base import Store
@@ -31,31 +40,35 @@ class Worker(Protocol):
     def stop(self) -> None: ...
 
 
-# Packages that extend the service: each module has `attach(service)` adding stages, workers or API routers.
-# Listed here, in flow order, because this module is the one place that knows every package.
-EXTENSIONS = ["crawlers.service", "analysis.service", "alerts.service", "playbooks.service"]
-
-
 @dataclass
 class Service:
-    """Everything a running yuqing needs, built once per process from the config."""
+    """Everything a running yuqing needs, built once per process from the config.
+
+    Every ingest goes through `writer` (the one thread that runs `ingestor`'s chain); `analysis` is the one analysis
+    state (None without enrichment); `crawl` and `alerts` are set by their extensions when attached."""
 
     config: Config
     store: Store
     ingestor: Ingestor
+    writer: IngestWriter
+    analysis: AnalysisState | None = None
+    crawl: CrawlService | None = None
+    alerts: AlertEngine | None = None
+    alerts_worker: alerts.service.AlertWorker | None = None
     workers: list[Worker] = field(default_factory=list)
     routers: list[Any] = field(default_factory=list)
-    components: dict[str, Any] = field(default_factory=dict)
     _started: bool = False
 
-    def add_after_store(self, stage: Stage) -> None:
-        """Append a stage that runs on stored items (alert rules, plan triggers), in attach order."""
-        self.ingestor.chain.stages.append(stage)
+    def provide_stages(self, package: str, stages: dict[str, Stage | None]) -> None:
+        """Add a package's stages by name; `flow.ingest.STAGES` puts them in place."""
+        self.ingestor.provide(package, stages)
 
     def start(self) -> None:
-        """Start background workers (called by the API's lifespan, not by tests that only ingest)."""
+        """Start background workers (called by the API's lifespan, not by tests that only ingest), and ingest what
+        a previous process left in the inbox."""
         if self._started:
             return
+        self.writer.drain_soon()
         for worker in self.workers:
             worker.start()
         self._started = True
@@ -70,28 +83,29 @@ class Service:
 
     def close(self) -> None:
         self.stop()
+        self.writer.close()
         self.store.close()
 
 
 def build_service(config: Config, *, db_path: Path | None = None, enrich: bool = True,
-                  after_store: list[Stage] | None = None, extensions: bool = True) -> Service:
-    """Open the store (running migrations) and assemble the ingest chain."""
+                  extensions: bool = True) -> Service:
+    """Open the store (running migrations), build the one analysis state and the ingest chain, attach the
+    extensions; a listed stage an enabled package does not provide is an error here, at start."""
     store = SqliteStore(db_path or config.storage.sqlite_path, segment=segment, index_segment=index_tokens)
-    stages = build_enrich_stages(config, store=store) if enrich else []
-    # A stage that rewrites the text (`before_dedup = True`) must run before exact dedup sees the signature.
-    prepare = [s for s in stages if getattr(s, "before_dedup", False)]
-    enrich_stages = [s for s in stages if not getattr(s, "before_dedup", False)]
-    ingestor = Ingestor(config, store, prepare=prepare, enrich=enrich_stages, after_store=after_store or [])
-    service = Service(config=config, store=store, ingestor=ingestor)
+    state = analysis_state(config, store) if enrich else None
+    ingestor = Ingestor(config, store, enrich_stages(config, state) if state is not None else None)
+    writer = IngestWriter(ingestor, store, config.ingest.batch_size)
+    service = Service(config=config, store=store, ingestor=ingestor, writer=writer, analysis=state)
     if extensions:
-        for name in EXTENSIONS:
-            try:
-                module = importlib.import_module(name)
-            except ModuleNotFoundError as exc:
-                if exc.name is None or not (name == exc.name or name.startswith(exc.name + ".")):
-                    raise  # a missing dependency inside an extension is a real error
-                continue
-            module.attach(service)
+        crawl = crawlers.service.attach(service)
+        event_heat = analysis.service.attach(service, state)
+        alerts.service.attach(service, source_health=crawl.statuses, event_heat=event_heat)
+        # Response plans attach here once the `playbooks` package exists: `playbooks.service.attach(service, ...)`
+        # providing the "plan_triggers" stage (listed in flow.ingest.STAGES after "alert_rules").
+    missing = missing_stages(ingestor.provided)
+    if missing:
+        service.close()
+        raise StageOrderError(f"stages listed in flow.ingest.STAGES that no enabled package provides: {', '.join(missing)}")
     return service
 
 
@@ -99,7 +113,7 @@ DEMO_SOURCES = {"hotline": "demo_hotline", "mailbox": "demo_mailbox", "board": "
                 "weibo": "demo_weibo", "wechat": "demo_wechat"}
 
 
-def ingest_demo(service: Service, count: int, seed: int):  # noqa: ANN201 - returns IngestReport
+def ingest_demo(service: Service, count: int, seed: int) -> IngestReport:
     """Generate `count` demo items (plus the incident) and ingest them under the demo_* sources."""
     from core.models import RawRecord
     from demo.generator import DemoGenerator
@@ -107,7 +121,7 @@ def ingest_demo(service: Service, count: int, seed: int):  # noqa: ANN201 - retu
     generated = DemoGenerator(seed).items(count)
     records = [RawRecord(source=DEMO_SOURCES[d.channel], payload={**d.payload, "channel": d.channel}, origin="demo")
                for d in generated]
-    return service.ingestor.ingest(records)
+    return service.writer.ingest(records)
 
 
 def load_demo_if_empty(service: Service) -> None:

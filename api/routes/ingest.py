@@ -1,23 +1,41 @@
-"""Push intake for platforms that deliver records themselves (12345 work orders, mailbox exports)."""
+"""Push intake for platforms that deliver records themselves (12345 work orders, mailbox exports).
+
+The records are kept in the inbox and handed to the ingest writer (`flow.writer`), the one thread that runs the
+chain for every caller; the answer is 202 with their inbox ids as soon as they are durable. `?wait=true` waits for
+the ingest and answers 200 with its report, for callers that need the outcome.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from concurrent.futures import TimeoutError as FutureTimeout
+
+from fastapi import APIRouter, Response
 
 from api.deps import ServiceDep
-from api.schemas import IngestCreate, IngestPublic
+from api.schemas import IngestAccepted, IngestCreate, IngestPublic
 from core.errors import InputError
 from core.models import RawRecord
 
 router = APIRouter(prefix="/api/ingest", tags=["ingest"])
 
 MAX_RECORDS = 5000
+WAIT_SECONDS = 120  # a waiting caller gets 202 with the inbox ids after this; the ingest still happens
 
 
-@router.post("/{source}", response_model=IngestPublic)
-def ingest(source: str, body: IngestCreate, service: ServiceDep) -> IngestPublic:
+@router.post("/{source}", status_code=202, response_model=IngestAccepted | IngestPublic,
+             responses={200: {"model": IngestPublic, "description": "with ?wait=true: the ingest report"}})
+def ingest(source: str, body: IngestCreate, service: ServiceDep, response: Response,
+           wait: bool = False) -> IngestAccepted | IngestPublic:
     service.config.source(source)
     if len(body.records) > MAX_RECORDS:
         raise InputError(f"at most {MAX_RECORDS} records per request, got {len(body.records)}")
     records = [RawRecord(source=source, payload=r, origin="api") for r in body.records]
-    return IngestPublic(report=service.ingestor.ingest(records))
+    submission = service.writer.submit(records)
+    if wait:
+        try:
+            report = submission.outcome.result(timeout=WAIT_SECONDS)
+        except FutureTimeout:
+            return IngestAccepted(inbox_ids=submission.inbox_ids)
+        response.status_code = 200
+        return IngestPublic(report=report)
+    return IngestAccepted(inbox_ids=submission.inbox_ids)

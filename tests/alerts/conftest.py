@@ -152,9 +152,10 @@ def webhook_server() -> Iterator[WebhookSink]:
 
 
 class RiskFromPayload:
-    """Test enrich stage: copies `test_enrichment` from the payload into item.enrichment (as NLP will fill it)."""
+    """Test enrich stage in the place of the risk stage: copies `test_enrichment` from the payload into
+    item.enrichment (as enrichment would fill it)."""
 
-    name = "test_risk"
+    name = "risk"
 
     def run(self, batch: Batch) -> None:
         for item in batch.items:
@@ -177,7 +178,7 @@ class Harness:
 
     def ingest(self, *payloads: dict[str, Any], source: str = "board_a") -> list[int]:
         records = [RawRecord(source=source, payload=p) for p in payloads]
-        report = self.service.ingestor.ingest(records)
+        report = self.service.writer.ingest(records)
         return report.item_ids
 
     def item(self, risk: float = 90, level: str = "I", **extra: Any) -> dict[str, Any]:
@@ -207,11 +208,9 @@ def make_harness(tmp_path: Path) -> Iterator[Callable[[dict[str, Any]], Harness]
 
         config = alerts_config(db_path or tmp_path / f"h{len(made)}" / "alerts.db", alerts)
         service = build_service(config, enrich=False, extensions=False)
-        stages = service.ingestor.chain.stages
-        stages.insert(next(i for i, s in enumerate(stages) if s.name == "store"), RiskFromPayload())
-        attach(service)
+        service.provide_stages("enrich", {"risk": RiskFromPayload()})
+        engine: AlertEngine = attach(service)
         made.append(service)
-        engine: AlertEngine = service.components["alerts"]
         clock = ManualClock(start)
         engine.clock = clock
         return Harness(service, engine, clock)

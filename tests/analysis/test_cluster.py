@@ -10,7 +10,7 @@ import pytest
 
 from analysis.cluster import item_vector
 from analysis.event_store import get_event, list_events
-from analysis.stages import AnalysisState, EventStage, KeywordStage, PersistStage, analysis_stages, state_for
+from analysis.stages import AnalysisState, EventStage, KeywordStage, PersistStage, analysis_stages, analysis_state
 from core.config import parse_config
 from core.models import RawRecord
 from flow.ingest import Ingestor
@@ -39,7 +39,7 @@ def _records(pairs: list[tuple[str, str]], start: int = 0) -> list[RawRecord]:
 
 
 def _ingestor(store: SqliteStore) -> Ingestor:
-    return Ingestor(CONFIG, store, enrich=analysis_stages(CONFIG, store), after_store=[PersistStage(state_for(store))])
+    return Ingestor(CONFIG, store, analysis_stages(CONFIG, analysis_state(CONFIG, store)))
 
 
 def test_one_grievance_across_channels_is_one_event_built_incrementally(tmp_path) -> None:
@@ -147,7 +147,8 @@ def test_events_schemes_and_spikes_api(tmp_path) -> None:
     service = build_service(config)  # the real flow: PII → segment → classify → analysis → store → persist
     names = [s.name for s in service.ingestor.chain.stages]
     assert names.index("pii_mask") < names.index("dedup") < names.index("events") < names.index("store")
-    assert names.count("analysis_persist") == 1 and service.components["analysis"] is state_for(service.store)
+    assert names.count("analysis_persist") == 1 and isinstance(service.analysis, AnalysisState)
+    assert all(getattr(s, "state", service.analysis) is service.analysis for s in service.ingestor.chain.stages)
     from analysis import api as event_routes
 
     assert sum(r is event_routes.router for r in service.routers) == 1
@@ -261,5 +262,5 @@ def test_batch_item_vectors_equal_item_vector_item_by_item() -> None:
     boosted = [p for p in prepared if not p.names and {n.lower() for n in p.places[:5]} & {w for w, _ in p.terms}]
     assert boosted
     # Items prepared in two batches (different term arrays) go item by item and still agree.
-    mixed = [*prepared[:3], *AnalysisState(CONFIG.analysis).prepare(batch)[3:]]
+    mixed = [*prepared[:3], *AnalysisState(CONFIG.analysis).prepare(Batch(items=batch.items))[3:]]
     assert [list(v.items()) for v in state.item_vectors(mixed)] == [list(v.items()) for v in expected]

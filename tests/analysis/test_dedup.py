@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from analysis.dedup import _MAX_CHECKS, NearDuplicateIndex, band_groups, band_keys, signatures, similarity
-from analysis.stages import PersistStage, analysis_stages, state_for
+from analysis.stages import analysis_stages, analysis_state
 from core.config import parse_config
 from core.models import RawRecord
 from flow.ingest import Ingestor
@@ -65,8 +65,7 @@ def test_stage_links_repeats_in_batch_and_after_restart(tmp_path) -> None:
     texts = [base, base + "！！", "【扩散】" + base, "今天天气很好，去公园散步看到很多人在跳广场舞。"]
 
     def ingestor(store: SqliteStore) -> Ingestor:
-        stages = analysis_stages(config, store)
-        return Ingestor(config, store, enrich=stages, after_store=[PersistStage(state_for(store))])
+        return Ingestor(config, store, analysis_stages(config, analysis_state(config, store)))
 
     store = SqliteStore(tmp_path / "d.db", segment=segment)
     report = ingestor(store).ingest(_records(texts))
@@ -78,6 +77,29 @@ def test_stage_links_repeats_in_batch_and_after_restart(tmp_path) -> None:
     later = ingestor(reopened).ingest(_records(["扩散！" + base + "。"], start=10))
     assert reopened.get(later.item_ids[0]).enrichment.near_duplicate_of == first
 
+
+
+def test_a_repeat_of_an_item_quarantined_after_the_index_saw_it_points_at_nothing(tmp_path) -> None:
+    """The original got a temporary id in the index, then failed a later stage: a repeat in a later batch must not
+    be stored pointing at that temporary (negative) id."""
+    config = parse_config({"sources": {"weibo_a": {"channel": "weibo"}}})
+    base = "转发：A市某化工厂夜间偷排废水，河里的鱼大量死亡，附近村民多次反映没人管，希望环保部门彻查此事"
+
+    class FailsOnOriginal:
+        name = "risk"
+
+        def run(self, batch) -> None:  # noqa: ANN001
+            if any(item.source_id == "0" for item in batch.items):
+                raise RuntimeError("risk model failed")
+
+    store = SqliteStore(tmp_path / "q.db", segment=segment)
+    stages = {**analysis_stages(config, analysis_state(config, store)), "risk": FailsOnOriginal()}
+    ingest = Ingestor(config, store, stages)
+    assert ingest.ingest(_records([base])).quarantined == 1
+    later = ingest.ingest(_records(["【扩散】" + base], start=1))
+    assert later.stored == 1
+    assert store.get(later.item_ids[0]).enrichment.near_duplicate_of is None
+    store.close()
 
 def test_batch_matching_and_eviction_keep_the_latest() -> None:
     texts = [f"第{i}号工地夜间施工噪音扰民，附近{i}栋居民无法休息，多次投诉无果，希望城管部门处理编号{i}" for i in range(12)]

@@ -59,7 +59,7 @@ def test_huge_text_is_masked_without_trouble() -> None:
 
 
 def test_recrawl_with_a_phone_number_is_unchanged(tmp_path) -> None:
-    """The flow masks before the exact-duplicate check (before_dedup), so the same letter crawled again is
+    """The flow masks before the exact-duplicate check (flow.ingest.STAGES), so the same letter crawled again is
     'unchanged', not 'updated' because the raw number differs from the stored masked one."""
     from analysis.stages import pre_stages
     from core.config import parse_config
@@ -69,10 +69,10 @@ def test_recrawl_with_a_phone_number_is_unchanged(tmp_path) -> None:
     from storage.sqlite import SqliteStore
 
     config = parse_config({"sources": {"mailbox_a": {"channel": "mailbox"}}})
-    stages = pre_stages(config)
-    assert stages and all(getattr(s, "before_dedup", False) for s in stages)
     store = SqliteStore(tmp_path / "p.db", segment=segment)
-    ingest = Ingestor(config, store, prepare=[s for s in stages if s.before_dedup])
+    ingest = Ingestor(config, store, pre_stages(config))
+    names = [s.name for s in ingest.chain.stages]
+    assert names.index("pii_mask") < names.index("dedup")
 
     def record() -> RawRecord:
         return RawRecord(source="mailbox_a", payload={"source_id": "42", "published_at": "2026-01-05 10:00",

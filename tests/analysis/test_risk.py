@@ -108,8 +108,9 @@ def test_remembered_reasons_follow_each_items_values() -> None:
 
 
 def test_batch_scoring_equals_item_by_item() -> None:
-    """`score_many` (the stage's path, with its per-value caches) gives exactly `score_at`'s scores, grades and
-    reasons, over items that vary every feature, twice (the second time from the caches) and with shared-scan hits."""
+    """`score_many` over a batch (with its per-value caches filled by the items before) gives exactly the scores,
+    grades and reasons of each item scored alone by a fresh scorer, over items that vary every feature, twice (the
+    second time from the caches) and with shared-scan hits."""
     import random
 
     rng = random.Random(5)
@@ -135,7 +136,7 @@ def test_batch_scoring_equals_item_by_item() -> None:
     scorer = _scorer()
     now_ts = NOW.timestamp()
     hits = [scorer.term_hits(it.text) if k % 3 else None for k, it in enumerate(items)]
-    expected = [_scorer().score_at(it, now_ts, c, h) for it, c, h in zip(items, contexts, hits, strict=True)]
+    expected = [_scorer().score(it, NOW, c, h) for it, c, h in zip(items, contexts, hits, strict=True)]
     assert any(r.feature == "velocity" for _, _, rs in expected for r in rs)
     assert any(r.feature.startswith("terms:") for _, _, rs in expected for r in rs)
     assert {level for _, level, _ in expected} >= {"II", "III", "IV"}

@@ -27,7 +27,7 @@ SOURCES = ["demo_hotline", "demo_mailbox", "demo_board", "demo_board2", "demo_we
 def _crawl_twice(tmp: Path, source: str, spec: dict[str, Any]) -> dict[str, Any]:
     config = make_config(tmp / source, {source: spec})
     service = make_service(config)
-    crawl = service.components["crawl"]
+    crawl = service.crawl
     first: RunResult = crawl.run_source(source)
     items = {i.source_id: i for i in service.store.search(ItemQuery(source=source, limit=500)).data}
     duplicates = service.store.stats().items
@@ -202,7 +202,7 @@ def test_replayed_csv_is_crawled_as_a_board(shared_data, tmp_path):
     base = demo.start("127.0.0.1", 0)
     try:
         service = make_service(make_config(tmp_path, {"replay": board_source(f"{base}/replay/list")}))
-        run = service.components["crawl"].run_source("replay")
+        run = service.crawl.run_source("replay")
         items = service.store.search(ItemQuery(source="replay", limit=50)).data
     finally:
         demo.stop()

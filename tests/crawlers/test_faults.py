@@ -16,7 +16,7 @@ from tests.crawlers.conftest import board_source, example_sources, make_config, 
 
 def _run(tmp: Path, source: str, spec: dict[str, Any], runs: int = 1) -> dict[str, Any]:
     service = make_service(make_config(tmp / source, {source: spec}))
-    results = [service.components["crawl"].run_source(source) for _ in range(runs)]
+    results = [service.crawl.run_source(source) for _ in range(runs)]
     out = {"runs": results, "health": source_health(service.store)[source],
            "items": service.store.search(ItemQuery(source=source, limit=100)).data,
            "quarantine": service.store.list_quarantine(limit=100).data}

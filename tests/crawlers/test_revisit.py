@@ -45,7 +45,7 @@ def _board_runs(site: DemoSite, tmp: Path) -> dict[str, Any]:
     spec = example_sources(site.base_url)["demo_board"]
     spec["crawl"]["revisit"] = {"days": 15, "max_items": 3, "interval_hours": 0, "only_unreplied": True}
     service = make_service(make_config(tmp / "board", {"demo_board": spec}))
-    crawl = service.components["crawl"]
+    crawl = service.crawl
     now = datetime.now(SHANGHAI)
     unreplied = sorted(i.key for i in site.feed.visible("board") if reply_of(i, now) is None)
     out: dict[str, Any] = {"unreplied": unreplied, "runs": [], "ingest": [], "hits": []}
@@ -74,7 +74,7 @@ def _weibo_runs(site: DemoSite, tmp: Path) -> dict[str, Any]:
     spec = example_sources(site.base_url)["demo_weibo"]
     spec["crawl"]["revisit"] = {"enabled": True, "interval_hours": 0, "max_items": 100}
     service = make_service(make_config(tmp / "weibo", {"demo_weibo": spec}))
-    crawl = service.components["crawl"]
+    crawl = service.crawl
     first = crawl.run_source("demo_weibo")
     before = _items(service, "demo_weibo")
     post = site.feed.visible("weibo")[0]

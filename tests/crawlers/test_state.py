@@ -29,7 +29,7 @@ def _resume_chain(site: DemoSite, tmp: Path) -> dict[str, Any]:
     spec["crawl"]["max_pages"] = 25  # the page cap stops the first run part-way, as an interruption would
     config = make_config(tmp, {"demo_board": spec})
     service = make_service(config)
-    crawl = service.components["crawl"]
+    crawl = service.crawl
     out: dict[str, Any] = {"first": crawl.run_source("demo_board")}
     out["job_dir_kept"] = job_dir(config, "demo_board").exists()  # Scrapy's queue of pending requests
     out["second"] = crawl.run_source("demo_board")
@@ -68,10 +68,9 @@ def test_health_rules_and_changes(tmp_path):
     changes = [(c["from_state"], c["to_state"]) for c in health_changes(service.store)]
     assert changes == [("unknown", "ok"), ("ok", "degraded"), ("degraded", "failing"), ("failing", "ok"), ("ok", "degraded")]
     # What collection publishes for other packages (alert rules), in domain terms, and what alerts was given.
-    published = service.components["source_health"]
-    [status] = published()
+    [status] = service.crawl.statuses()
     assert (status.source, status.status) == ("s", "degraded") and "parse" in status.reason and status.last_success
-    assert service.components["alerts"].source_health is published
+    assert service.alerts.source_health == service.crawl.statuses
     service.close()
 
 
@@ -79,7 +78,7 @@ def test_scheduler_runs_sources_one_run_at_a_time_and_api(site, tmp_path):
     sources = example_sources(site.base_url)
     disabled = {**sources["demo_board2"], "enabled": False}  # listed by the API, never scheduled
     service = make_service(make_config(tmp_path, {"demo_wechat": sources["demo_wechat"], "demo_board2": disabled}))
-    crawl = service.components["crawl"]
+    crawl = service.crawl
     scheduler = CrawlScheduler(crawl)
     scheduler.start()  # interval sources run at start-up
     try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from fastapi.testclient import TestClient
 
 from core.models import RawRecord
@@ -76,7 +78,7 @@ def test_push_intake_stores_and_quarantines(client: TestClient) -> None:
         {"source_id": "wo-2", "title": "坏时间", "content": "内容", "published_at": "明年某天"},
         {"source_id": "wo-3", "content": "<b>超长</b>" + "字" * 250_000, "published_at": "2026-11-01"},
     ]}
-    response = client.post("/api/ingest/board_a", json=body)
+    response = client.post("/api/ingest/board_a?wait=true", json=body)
     assert response.status_code == 200
     report = response.json()["report"]
     assert (report["stored"], report["quarantined"]) == (1, 2)
@@ -89,6 +91,36 @@ def test_push_intake_stores_and_quarantines(client: TestClient) -> None:
     malformed = client.post("/api/ingest/board_a", content=b"{not json", headers={"content-type": "application/json"})
     assert malformed.status_code == 422
     assert_error_shape(malformed.json(), 422)
+
+
+def test_push_is_accepted_into_the_inbox_then_ingested_by_the_writer(client: TestClient, service: Service) -> None:
+    body = {"records": [{"source_id": f"wo-{i}", "content": f"第{i}条：人民路路灯坏了", "published_at": "2026-11-01"}
+                        for i in range(3)]}
+    response = client.post("/api/ingest/board_a", json=body)
+    assert response.status_code == 202
+    accepted = response.json()
+    assert accepted["status"] == "queued" and len(accepted["inbox_ids"]) == 3
+    assert service.writer.drain().stored == 0  # queued behind the push, which ingested its own records
+    assert service.store.stats().items == 3 and service.store.pending() == 0
+
+
+def test_a_push_left_in_the_inbox_by_a_dead_process_is_ingested_at_start(config, tmp_path) -> None:
+    from api.main import create_app
+    from yuqing.service import build_service
+
+    first = build_service(config, enrich=False, extensions=False)
+    first.store.put([RawRecord(source="board_a", payload={"source_id": "left", "content": "收件箱里的留言",
+                                                          "published_at": "2026-11-01"}, origin="api")])
+    first.store.close()  # as if the process died after accepting the push, before its ingest
+    second = build_service(config, enrich=False, extensions=False)
+    try:
+        with TestClient(create_app(second)):  # the lifespan starts the service, which drains the inbox
+            deadline = time.monotonic() + 30
+            while second.store.pending() and time.monotonic() < deadline:
+                time.sleep(0.05)
+        assert second.store.stats().items == 1 and second.store.pending() == 0
+    finally:
+        second.close()
 
 
 def test_links_in_messages_resolve(client: TestClient, service: Service) -> None:

@@ -152,7 +152,7 @@ def test_a_stage_that_crashes_on_one_item_quarantines_only_that_item(config) -> 
 def test_inbox_drain_ingests_and_empties(service: Service) -> None:
     service.store.put([rec(source_id=str(i), content=f"收件箱内容{i}") for i in range(7)])
     assert service.store.pending() == 7
-    report = service.ingestor.drain()
+    report = service.writer.drain()
     assert report.stored == 7
     assert service.store.pending() == 0
 

@@ -318,11 +318,13 @@ def test_inbox_put_take_done_and_records_survive_reopen(reopen: Callable[[], Sto
     store = reopen()
     records = [RawRecord(source="board_a", payload={"source_id": str(n), "content": f"留言{n}"}, origin="crawl")
                for n in range(3)]
-    assert store.put(records) == 3
-    assert store.put([]) == 0
+    ids = store.put(records)
+    assert len(ids) == 3 and ids == sorted(set(ids))  # inbox ids, in the order given
+    assert store.put([]) == []
     assert store.pending() == 3
     taken = store.take(2)
-    assert [r for _, r in taken] == records[:2]
+    assert [r for _, r in taken] == records[:2] and [i for i, _ in taken] == ids[:2]
+    assert [i for i, _ in store.take(5, after_id=ids[0])] == ids[1:]
     assert store.take(2) == taken  # taking does not remove: only `done` does, so a crash replays the batch
     store.done([taken[0][0]])
     assert store.pending() == 2

@@ -1,0 +1,107 @@
+"""The one writer: every run of the ingest chain — API push, crawl drain, file import — happens on one thread.
+
+Why one thread and not one lock: the chain's stages keep long-lived state (the near-duplicate index, events, the
+lexicon) that every batch mutates. With one owner none of it needs a lock, a push can be answered (202) as soon as
+its records are durable in the inbox, and callers that want the outcome wait for a future. The same design as
+Datasette's single write thread; the cost is one thread hand-off per batch of hundreds of items.
+
+Records pushed through `submit` are in the inbox before the caller is answered and leave it only once ingested, so a
+process that dies first loses nothing: `drain` (run at start) ingests whatever is still there.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+
+from core.models import IngestReport, QuarantineRecord, RawRecord
+from flow.ingest import Ingestor, chunks
+from storage.base import Inbox
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Submission:
+    """Records accepted into the inbox: their ids, and the report of their ingest once the writer has run it."""
+
+    inbox_ids: list[int]
+    outcome: Future[IngestReport]
+
+
+class IngestWriter:
+    """Owns the ingest chain: jobs run one at a time, in the order they were handed in."""
+
+    def __init__(self, ingestor: Ingestor, inbox: Inbox, batch_size: int) -> None:
+        self.ingestor = ingestor
+        self.inbox = inbox
+        self.batch_size = batch_size
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-writer")
+        # Inbox ids a queued `submit` job will ingest from the records in hand; `drain` leaves them alone, so a
+        # record is never ingested twice. Guarded together with the inbox reads and writes that decide it.
+        self._reserved: set[int] = set()
+        self._guard = threading.Lock()
+
+    def submit(self, records: list[RawRecord]) -> Submission:
+        """Store the records in the inbox and queue their ingest; returns at once (the API's 202)."""
+        with self._guard:
+            ids = self.inbox.put(records)
+            self._reserved.update(ids)
+        try:
+            outcome = self._executor.submit(self._ingest_inbox_records, ids, records)
+        except RuntimeError:  # shutting down: the records stay in the inbox for the next start
+            with self._guard:
+                self._reserved.difference_update(ids)
+            raise
+        return Submission(ids, outcome)
+
+    def ingest(self, records: Iterable[RawRecord | QuarantineRecord]) -> IngestReport:
+        """Ingest records held by the caller (a file import, demo data), batch by batch, and wait for the report.
+        Batches of other callers may run in between; the records do not pass through the inbox (a failed import is
+        simply run again: re-importing adds nothing)."""
+        total = IngestReport()
+        for chunk in chunks(records, self.batch_size):
+            total.merge(self._executor.submit(self.ingestor.ingest_batch, chunk).result())
+        return total
+
+    def drain(self) -> IngestReport:
+        """Ingest everything pending in the inbox (crawl results, pushes left by a previous process) and wait."""
+        return self.drain_soon().result()
+
+    def drain_soon(self) -> Future[IngestReport]:
+        return self._executor.submit(self._drain)
+
+    def close(self) -> None:
+        """Finish the running job; queued pushes stay in the inbox for the next start."""
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+    # ---- on the writer thread ------------------------------------------------------------------------------
+
+    def _ingest_inbox_records(self, ids: list[int], records: list[RawRecord]) -> IngestReport:
+        total = IngestReport()
+        try:
+            for start in range(0, len(records), self.batch_size):
+                end = start + self.batch_size
+                total.merge(self.ingestor.ingest_batch(records[start:end]))
+                self.inbox.done(ids[start:end])
+        finally:  # after a failure what is left stays pending, for the next drain
+            with self._guard:
+                self._reserved.difference_update(ids)
+        return total
+
+    def _drain(self) -> IngestReport:
+        total = IngestReport()
+        after = 0
+        while True:
+            with self._guard:
+                taken = self.inbox.take(self.batch_size, after_id=after)
+                todo = [(i, r) for i, r in taken if i not in self._reserved]
+            if not taken:
+                return total
+            after = taken[-1][0]
+            if todo:
+                total.merge(self.ingestor.ingest_batch([r for _, r in todo]))
+                self.inbox.done([i for i, _ in todo])
