@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from core.config import parse_config
-from tests.analysis.test_cluster import CONFIG, GRIEVANCE, _records
+from tests.helpers.events import CONFIG, GRIEVANCE, raw_records
 from yuqing.service import build_service
 
 
@@ -14,7 +14,7 @@ def test_event_heat_comes_from_nlp(tmp_path) -> None:
     try:
         heat = service.components["event_heat"]
         assert service.components["alerts"].event_heat is heat
-        ids = service.ingestor.ingest(_records(GRIEVANCE)).item_ids
+        ids = service.ingestor.ingest(raw_records(GRIEVANCE)).item_ids
         event_id = service.store.get(ids[0]).enrichment.event_id
         assert event_id and heat(event_id) > 0
         assert heat("ev-missing") is None
