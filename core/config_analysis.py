@@ -9,7 +9,7 @@ from pathlib import Path
 
 from pydantic import Field, model_validator
 
-from core.config import Strict
+from core.config_base import Strict
 
 
 class PiiConfig(Strict):
