@@ -16,7 +16,8 @@ class PiiConfig(Strict):
     """Masking of mobile, ID-card, bank-card numbers and e-mail addresses before anything is stored."""
 
     enabled: bool = True
-    keep_raw: bool = False  # true keeps the unmasked text in item.extra["raw"]; only where the law allows it
+    # true stores the unmasked fields in item.extra["raw"] (the item API shows them); only where the law allows it
+    keep_raw: bool = False
 
 
 class RiskLevels(Strict):

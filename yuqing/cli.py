@@ -75,7 +75,7 @@ def serve(config: ConfigOption = None, host: str | None = None, port: int | None
     app_ = create_app(service)
     if demo_site.enabled:
         step(f"starting the demo site on http://{demo_site.host}:{demo_site.port} and the crawl scheduler...")
-    step(f"listening on http://{host}:{port} (web page /, API docs /docs); Ctrl-C stops")
+    step(f"starting the API on http://{host}:{port} (web page /, API docs /docs); Ctrl-C stops")
     uvicorn.run(app_, host=host, port=port, log_level=log_level)
 
 

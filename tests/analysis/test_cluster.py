@@ -127,6 +127,7 @@ def test_events_schemes_and_spikes_api(tmp_path) -> None:
 
     config = parse_config({**CONFIG.model_dump(mode="json", by_alias=True, exclude_none=True),
                            "storage": {"sqlite_path": str(tmp_path / "api.db")}})
+    config.analysis.spikes.min_count = 3  # five items in all: a group of three may count as a spike
     service = build_service(config)  # the real flow: PII → segment → classify → analysis → store → persist
     names = [s.name for s in service.ingestor.chain.stages]
     assert names.index("pii_mask") < names.index("dedup") < names.index("events") < names.index("store")
@@ -149,7 +150,11 @@ def test_events_schemes_and_spikes_api(tmp_path) -> None:
         run = client.post("/api/schemes/dry-run", json={"scheme": {"name": "x", "subject": ["烧烤店"], "event": ["油烟"]},
                                                         "since": "2026-01-01", "until": "2026-01-10"})
         assert run.json()["matched"] == 3
-        assert client.get("/api/trends/spikes", params={"at": "2026-01-05 10:30"}).json()["count"] >= 0
+        # The grievance's three posts (环境保护) within the hour, none in the 12 hours before: a spike that day only.
+        spikes = client.get("/api/trends/spikes", params={"at": "2026-01-05 10:30"}).json()
+        assert [(s["dimension"], s["value"], s["recent"], s["baseline"]) for s in spikes["data"]] == [
+            ("topic", "环境保护", 3, 0)]
+        assert client.get("/api/trends/spikes", params={"at": "2026-01-06 10:30"}).json() == {"data": [], "count": 0}
         assert client.get("/api/trends/spikes", params={"dimension": "colour"}).status_code == 400
         risky = client.get("/api/items", params={"risk_level": "IV"}).json()
         assert risky["count"] >= 1
