@@ -60,21 +60,21 @@ def serve(config: ConfigOption = None, host: str | None = None, port: int | None
         typer.echo(f"[{time.monotonic() - started:5.1f}s] {message}", err=True)
 
     step(f"config {config_path(config)} ({len(cfg.sources)} sources)")
-    step("loading the web framework and the text models...")
+    step("importing the web framework and the text pipeline...")
     import uvicorn
 
     from api.main import create_app
     from yuqing.service import build_service, load_demo_if_empty
 
     setup_logging(log_level)
-    step(f"opening the store {cfg.storage.sqlite_path} (migrations) and building the ingest chain...")
+    step(f"opening the store {cfg.storage.sqlite_path} (migrations) and loading the text models...")
     service = build_service(cfg)
     if cfg.demo.enabled:
         step(f"loading demo data ({cfg.demo.items} items) if the store is empty...")
     load_demo_if_empty(service)
     app_ = create_app(service)
     if demo_site.enabled:
-        step(f"starting the demo site on http://{demo_site.host}:{demo_site.port} and the crawl scheduler...")
+        step(f"starting the demo site on {demo_site.url} and the crawl scheduler...")
     step(f"starting the API on http://{host}:{port} (web page /, API docs /docs); Ctrl-C stops")
     uvicorn.run(app_, host=host, port=port, log_level=log_level)
 
