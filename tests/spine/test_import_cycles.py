@@ -8,7 +8,11 @@ from the reader, so it counts here as well.
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 from core.paths import REPO_ROOT
 
@@ -109,6 +113,15 @@ def test_the_checker_reads_relative_and_lazy_imports(tmp_path: Path) -> None:
 def test_no_import_cycle_between_project_modules() -> None:
     cycles = import_cycles(project_graph())
     assert cycles == [], "import cycles:\n" + "\n".join(" ↔ ".join(c) for c in cycles)
+
+
+@pytest.mark.parametrize("module", ["core.config_base", "core.config_alerts", "core.config_analysis", "core.config_crawl",
+                                    "core.config_nlp", "alerts.cli", "crawlers.cli"])
+def test_modules_once_in_a_cycle_import_on_their_own(module: str) -> None:
+    """Each used to work only when its partner had been imported first (or half-imported, mid-cycle)."""
+    result = subprocess.run([sys.executable, "-c", f"import {module}"], cwd=REPO_ROOT, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
 
 
 def test_no_test_module_imports_another_test_module() -> None:
