@@ -2,22 +2,34 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
-CONFIG ?= yuqing.example.yaml
+# `make run` needs only the runtime dependencies; the test extras (pytest, ruff, playwright, psycopg, aiosmtpd) are
+# installed on top of them by the first `make test`, `make lint` or `make bench`.
+RUN_STAMP := $(VENV)/.installed-run
+TEST_STAMP := $(VENV)/.installed-test
+# Config file for `make run`: CONFIG=FILE if given, else the CLI's own order: $$YUQING_CONFIG, ./yuqing.yaml,
+# ./yuqing.example.yaml.
+CONFIG ?=
 
 .PHONY: run test lint bench clean browser-deps
 
 $(BIN)/python:
+	@echo "creating $(VENV)"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[test]'
-	touch $(STAMP)
+$(RUN_STAMP): pyproject.toml | $(BIN)/python
+	@echo "installing yuqing and its runtime dependencies into $(VENV) (first time: about a minute)..."
+	$(BIN)/python -m pip install --progress-bar on -e .
+	touch $@
 
-run: $(STAMP)
+$(TEST_STAMP): $(RUN_STAMP)
+	@echo "installing the test extras (pytest, ruff, playwright, psycopg, aiosmtpd)..."
+	$(BIN)/python -m pip install --progress-bar on -e '.[test]'
+	touch $@
+
+run: $(RUN_STAMP)
 	mkdir -p var
-	$(BIN)/yuqing serve --config $(CONFIG)
+	$(BIN)/yuqing serve $(if $(CONFIG),--config $(CONFIG))
 
 # The browser test needs Debian's Chromium and a CJK font; install them when we may (root), else the test skips.
 browser-deps:
@@ -28,14 +40,14 @@ browser-deps:
 	  else echo "chromium not installed and not root: browser tests will be skipped"; fi; \
 	fi
 
-test: $(STAMP) browser-deps
+test: $(TEST_STAMP) browser-deps
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
-lint: $(STAMP)
+lint: $(TEST_STAMP)
 	$(BIN)/ruff check .
 
-bench: $(STAMP)
+bench: $(TEST_STAMP)
 	@for b in bench/bench_*.py; do echo "== $$b" >&2; $(BIN)/python $$b || exit 1; done
 
 clean:

@@ -12,10 +12,10 @@ alerts_app = typer.Typer(help="Alerts: dry-run rules, test receivers, read the a
 
 
 def _engine(config):  # noqa: ANN001, ANN202 - Path | None → (Service, AlertEngine)
-    from yuqing.cli import load
+    from yuqing.config_file import load_config_or_exit
     from yuqing.service import build_service
 
-    service = build_service(load(config), enrich=False)
+    service = build_service(load_config_or_exit(config), enrich=False)
     engine = service.alerts
     if engine is None:
         raise typer.BadParameter("the alerts extension is not attached")

@@ -363,9 +363,6 @@ class Dispatcher:
                       "with the same dedup key", receiver=row.receiver, outbox_id=row.id)
         return len(rows)
 
-    def claim_due(self, now: datetime, limit: int = 100) -> list[int]:
-        return [i for batch in self.claim_batches(now, limit=limit, workers=1, batch_size=limit) for i in batch]
-
     def claim_batches(self, now: datetime, *, limit: int = 500, workers: int = 4, batch_size: int = 25) -> list[list[int]]:
         """Mark due rows `sending` (committed before any network call) and split them into per-channel batches.
 

@@ -25,7 +25,7 @@ from core.ports import EventHeat, SourceHealthProvider
 from flow.stages import Batch
 
 if TYPE_CHECKING:  # the composition root imports this module
-    from yuqing.service import Service
+    from yuqing.host import Service
 
 logger = logging.getLogger(__name__)
 

@@ -29,9 +29,6 @@ _MOBILE = re.compile(r"1[3-9][0-9]{9}")
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_CHECK = "10X98765432"
 
-KINDS = ("mobile", "id_card", "bank_card", "email")
-
-
 def id_card_valid(number: str) -> bool:
     """An 18-character resident ID with a correct check character (GB 11643)."""
     if len(number) != 18 or not number[:17].isdigit():
@@ -129,7 +126,10 @@ def _mask_groups(raw: str, counts: dict[str, int]) -> str:
 
 
 def mask_item(item: Item, keep_raw: bool = False) -> dict[str, int]:
-    """Mask title, content and reply text in place; returns counts per kind (empty when nothing was found)."""
+    """Mask title, content and reply text in place; returns counts per kind (empty when nothing was found).
+
+    With `keep_raw`, the unmasked originals of the fields that were changed go to `item.extra["raw"]`, which is
+    stored with the item and returned by `GET /api/items/{id}`."""
     counts: dict[str, int] = {}
     raw: dict[str, str] = {}
     for name in ("title", "content"):
@@ -155,7 +155,8 @@ def mask_item(item: Item, keep_raw: bool = False) -> dict[str, int]:
 
 
 class PiiMaskStage:
-    """First enrichment stage: personal numbers never reach the index, the API or a notification.
+    """First enrichment stage: personal numbers never reach the search index or a notification, and reach the store
+    and the API only with `keep_raw` (the unmasked fields in `extra["raw"]`, see `mask_item`).
 
     `flow.ingest.STAGES` runs it before the exact-duplicate check, so a re-crawl is compared masked to masked
     (the stored copy is masked; comparing the raw re-crawl would see a change every time)."""

@@ -11,7 +11,7 @@ from core.errors import NotFound, StorageError
 from core.ports import EventHeat
 
 if TYPE_CHECKING:  # the composition root imports this module
-    from yuqing.service import Service
+    from yuqing.host import Service
 
 
 class StoredEventHeat:

@@ -8,7 +8,7 @@ from fastapi import Depends, Request
 
 from core.config import Config
 from storage.base import Store
-from yuqing.service import Service
+from yuqing.host import Service
 
 
 def get_service(request: Request) -> Service:

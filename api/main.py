@@ -10,7 +10,7 @@ from fastapi.staticfiles import StaticFiles
 
 from api.errors import install_error_handlers
 from api.routes import health, ingest, items, quarantine, web
-from yuqing.service import Service
+from yuqing.host import Service
 
 
 def create_app(service: Service, *, start_workers: bool = True) -> FastAPI:

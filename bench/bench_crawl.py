@@ -20,7 +20,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from core.config import parse_config  # noqa: E402
+from core.config import DEMO_SITE_PLACEHOLDER, parse_config  # noqa: E402
 from core.models import SHANGHAI  # noqa: E402
 from demo.site import DemoSite  # noqa: E402
 from yuqing.service import build_service  # noqa: E402
@@ -33,7 +33,7 @@ def main() -> None:
     site = DemoSite(seed=11, history=HISTORY, new_item_seconds=10**7, incident_after_minutes=10**6,
                     start=datetime.now(SHANGHAI) - timedelta(minutes=1))
     base = site.start()
-    example = yaml.safe_load((REPO / "yuqing.example.yaml").read_text(encoding="utf-8").replace("http://127.0.0.1:8765", base))
+    example = yaml.safe_load((REPO / "yuqing.example.yaml").read_text(encoding="utf-8").replace(DEMO_SITE_PLACEHOLDER, base))
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         for mode, overrides in (("polite", {}), ("unthrottled", {"autothrottle": False, "concurrency": 8})):

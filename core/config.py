@@ -7,16 +7,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 
+from core.config_alerts import AlertsConfig
+from core.config_analysis import AnalysisConfig
+from core.config_base import Strict
+from core.config_crawl import CrawlingConfig, CrawlSpec, DemoSiteConfig
+from core.config_nlp import NlpConfig
 from core.errors import ConfigError, SourceError
 from core.models import Channel
-
-
-class Strict(BaseModel):
-    """Base for config sections: unknown keys are errors, as in Alertmanager's UnmarshalStrict."""
-
-    model_config = ConfigDict(extra="forbid")
 
 
 class ServerConfig(Strict):
@@ -74,10 +73,10 @@ class Config(Strict):
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     sources: dict[str, SourceConfig] = Field(default_factory=dict)
     demo: DemoConfig = Field(default_factory=DemoConfig)
-    crawling: CrawlingConfig = Field(default_factory=lambda: CrawlingConfig())
-    analysis: AnalysisConfig = Field(default_factory=lambda: AnalysisConfig())
-    alerts: AlertsConfig = Field(default_factory=lambda: AlertsConfig())  # core/config_alerts.py
-    nlp: NlpConfig = Field(default_factory=lambda: NlpConfig())  # core/config_nlp.py
+    crawling: CrawlingConfig = Field(default_factory=CrawlingConfig)  # core/config_crawl.py
+    analysis: AnalysisConfig = Field(default_factory=AnalysisConfig)  # core/config_analysis.py
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)  # core/config_alerts.py
+    nlp: NlpConfig = Field(default_factory=NlpConfig)  # core/config_nlp.py
 
     @model_validator(mode="after")
     def _source_ids(self) -> Config:
@@ -109,6 +108,34 @@ def _resolve_env(node: Any, path: str) -> Any:
     return node
 
 
+DEMO_SITE_PLACEHOLDER = "{demo_site}"
+
+
+def _expand_demo_site(data: dict[str, Any]) -> dict[str, Any]:
+    """Write `{demo_site}` in the sources' strings as the demo site's URL, so `crawling.demo_site.port` alone moves it."""
+    section = data.get("crawling", {}).get("demo_site", {}) if isinstance(data.get("crawling"), dict) else {}
+    try:
+        demo_site = DemoSiteConfig.model_validate(section)
+    except ValidationError:
+        return data  # the full validation below reports the problem with its field
+    used_at: list[str] = []
+
+    def expand(node: Any, path: str) -> Any:
+        if isinstance(node, str) and DEMO_SITE_PLACEHOLDER in node:
+            used_at.append(path)
+            return node.replace(DEMO_SITE_PLACEHOLDER, demo_site.url)
+        if isinstance(node, dict):
+            return {k: expand(v, f"{path}.{k}") for k, v in node.items()}
+        if isinstance(node, list):
+            return [expand(v, f"{path}[{i}]") for i, v in enumerate(node)]
+        return node
+
+    sources = expand(data.get("sources"), "sources")
+    if used_at and demo_site.port == 0:
+        raise ConfigError(f"{used_at[0]}: {DEMO_SITE_PLACEHOLDER} needs a fixed crawling.demo_site.port, not 0 (any free port)")
+    return {**data, "sources": sources} if "sources" in data else data
+
+
 def format_validation_error(origin: str, exc: ValidationError) -> ConfigError:
     """One line per problem: file, dotted field, reason."""
     lines = []
@@ -124,7 +151,7 @@ def parse_config(data: dict[str, Any], origin: str = "<config>") -> Config:
     """Validate an already-loaded mapping."""
     if not isinstance(data, dict):
         raise ConfigError(f"{origin}: the top level must be a mapping, got {type(data).__name__}")
-    resolved = _resolve_env(data, "")
+    resolved = _expand_demo_site(_resolve_env(data, ""))
     try:
         return Config.model_validate(resolved)
     except ValidationError as exc:
@@ -143,13 +170,3 @@ def load_config(path: str | Path) -> Config:
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
     return parse_config(data, str(path))
-
-
-# Section models live in their own files and subclass Strict, so they are imported after it exists.
-from core.config_alerts import AlertsConfig  # noqa: E402
-from core.config_analysis import AnalysisConfig  # noqa: E402
-from core.config_crawl import CrawlingConfig, CrawlSpec  # noqa: E402
-from core.config_nlp import NlpConfig  # noqa: E402
-
-SourceConfig.model_rebuild()
-Config.model_rebuild()

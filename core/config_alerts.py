@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_validator
 
-from core.config import Strict
+from core.config_base import Strict
 
 # ---- durations ---------------------------------------------------------------------------------------------
 

@@ -9,14 +9,15 @@ from pathlib import Path
 
 from pydantic import Field, model_validator
 
-from core.config import Strict
+from core.config_base import Strict
 
 
 class PiiConfig(Strict):
     """Masking of mobile, ID-card, bank-card numbers and e-mail addresses before anything is stored."""
 
     enabled: bool = True
-    keep_raw: bool = False  # true keeps the unmasked text in item.extra["raw"]; only where the law allows it
+    # true stores the unmasked fields in item.extra["raw"] (the item API shows them); only where the law allows it
+    keep_raw: bool = False
 
 
 class RiskLevels(Strict):

@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
 
-from core.config import Strict
+from core.config_base import Strict
 
 DEFAULT_LOGIN_MARKERS = ["请登录", "登录后", "访问过于频繁", "验证身份", "passport.weibo", "/login", "/signin"]
 
@@ -202,6 +202,12 @@ class DemoSiteConfig(Strict):
     hotline_token: SecretStr = SecretStr("demo-token")
     weibo_cookie: SecretStr = SecretStr("demo-sub")  # the `SUB` cookie value the Weibo imitation accepts
     replay: list[ReplaySpec] = Field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        """Where a crawler on this machine reaches the site; what `{demo_site}` in a source's URLs stands for."""
+        host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(self.host, self.host)
+        return f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
 
 
 class HealthSpec(Strict):

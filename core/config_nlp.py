@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from core.config import Strict
+from core.config_base import Strict
 
 
 class NlpConfig(Strict):

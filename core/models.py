@@ -28,16 +28,6 @@ class Channel(StrEnum):
     news = "news"
 
 
-class RequestType(StrEnum):
-    """12345 诉求类型."""
-
-    consult = "consult"
-    help = "help"
-    suggest = "suggest"
-    complain = "complain"
-    report = "report"
-
-
 class Reply(BaseModel):
     """An official reply (答复) to a letter, message or work order."""
 
@@ -134,7 +124,8 @@ class Item(BaseModel):
 
     @property
     def content_hash(self) -> str:
-        """Exact-duplicate key: the same words from the same channel kind are one item."""
+        """Exact-duplicate key: the same title and content (whitespace collapsed) are one item whatever the source or
+        channel; the first stored copy is the item, later copies are recorded as its duplicates."""
         basis = " ".join(self.text.split())
         return hashlib.sha1(basis.encode("utf-8")).hexdigest()
 

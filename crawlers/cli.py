@@ -24,11 +24,11 @@ def crawl_command(
     from crawlers.health import source_health
     from crawlers.runner import job_dir
     from crawlers.state import forget_source
-    from yuqing.cli import load
+    from yuqing.config_file import load_config_or_exit
     from yuqing.service import build_service
 
     setup_logging("warning")
-    cfg = load(config)
+    cfg = load_config_or_exit(config)
     cfg.crawling.scheduler = False
     cfg.crawling.demo_site.enabled = False
     service = build_service(cfg)
@@ -75,18 +75,24 @@ def demo_site_command(
                                                            "(columns as 泰迪杯 messages.csv); repeatable")] = None,
 ) -> None:
     """Serve the demo site imitating the five channels (12345 API, 信箱, 留言板 ×2, Weibo, WeChat) until Ctrl-C."""
+    from core.listen import port_problem
     from core.logging import setup_logging
     from demo.site import site_from_config
-    from yuqing.cli import load
+    from yuqing.config_file import load_config_or_exit
 
     setup_logging("info")
-    cfg = load(config).crawling.demo_site
+    cfg = load_config_or_exit(config).crawling.demo_site
     if replay:
         from core.config_crawl import ReplaySpec
 
         cfg.replay = [*cfg.replay, *(ReplaySpec(path=p, path_prefix=f"replay{i or ''}") for i, p in enumerate(replay))]
+    host = host or cfg.host
+    port = cfg.port if port is None else port
+    if problem := port_problem(host, port, "crawling.demo_site.port"):
+        typer.echo(problem, err=True)
+        raise typer.Exit(1)
     site = site_from_config(cfg)
-    url = site.start(host or cfg.host, cfg.port if port is None else port)
+    url = site.start(host, port)
     console.print(f"demo site at {url}  (robots: {url}/robots.txt)")
     for spec in cfg.replay:
         console.print(f"replaying {spec.path} at {url}/{spec.path_prefix}/list")

@@ -18,7 +18,7 @@ from crawlers.health import RunResult, record_run, source_health
 from crawlers.runner import ProgressCallback, run_crawl
 
 if TYPE_CHECKING:  # the composition root imports this module
-    from yuqing.service import Service
+    from yuqing.host import Service
 
 logger = logging.getLogger(__name__)
 

@@ -186,7 +186,6 @@ class Featurizer:
         self.spec = spec
         self.offsets = spec.offsets
         self.n_features = spec.n_features
-        self._lex_table: np.ndarray | None = None
         self._id_cache: tuple[int, int, np.ndarray, np.ndarray, np.ndarray] | None = None
         # Per-id word rows and per-character char1 rows of one remap (the serving classifier's): see `_remapped`.
         self._row_cache: tuple[np.ndarray, int, int, np.ndarray, np.ndarray] | None = None
@@ -199,7 +198,6 @@ class Featurizer:
             order = np.argsort(self._lex_hashes)
             self._lex_hashes = self._lex_hashes[order]
             self._lex_cats = np.array([cats.index(spec.lexicon[w]) for w in words], dtype=np.int64)[order]
-            self._n_cats = len(cats)
             # The hashes bucketed by their mixed top bits: most words are looked up with one probe (a bucket of zero
             # or one lexicon hash) instead of a binary search over all of them; crowded buckets still search.
             slots = _lex_slot(self._lex_hashes)

@@ -3,70 +3,80 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
+import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from core.config import Config, load_config
+from alerts.cli import alerts_app
 from core.errors import YuqingError
+from core.listen import port_problem
 from core.logging import setup_logging
+from crawlers.cli import crawl_command, demo_site_command
+from nlp.cli import nlp_app
+from yuqing.config_file import ConfigOption, config_path, console, load_config_or_exit
 
 app = typer.Typer(help="yuqing 舆情: collect, understand, alert and respond.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
-console = Console(stderr=True)
-
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option("--config", "-c", help="YAML config; default $YUQING_CONFIG, ./yuqing.yaml, then ./yuqing.example.yaml"),
-]
-
-
-def config_path(explicit: Path | None) -> Path:
-    """Which config file to use when none is named."""
-    if explicit:
-        return explicit
-    if env := os.environ.get("YUQING_CONFIG"):
-        return Path(env)
-    return Path("yuqing.yaml") if Path("yuqing.yaml").exists() else Path("yuqing.example.yaml")
-
-
-def load(explicit: Path | None) -> Config:
-    """Load the config or exit with the file, the field and the reason."""
-    path = config_path(explicit)
-    try:
-        return load_config(path)
-    except YuqingError as exc:
-        console.print(f"[red]configuration error[/red]: {exc.message}")
-        raise typer.Exit(2) from exc
+# Sub-commands live with their package; they import their heavy dependencies lazily, inside each command.
+app.add_typer(nlp_app, name="nlp")  # yuqing nlp train | classify
+app.add_typer(alerts_app, name="alerts")  # yuqing alerts dry-run | test-receiver | audit
+app.command("crawl")(crawl_command)
+app.command("demo-site")(demo_site_command)
 
 
 @app.command("check-config")
 def check_config(config: ConfigOption = None) -> None:
     """Validate the configuration file and report every problem with its field."""
-    cfg = load(config)
+    cfg = load_config_or_exit(config)
     console.print(f"[green]ok[/green]: {config_path(config)} ({len(cfg.sources)} sources)")
 
 
 @app.command("serve")
 def serve(config: ConfigOption = None, host: str | None = None, port: int | None = None,
           log_level: str = "info") -> None:
-    """Run the API (and the background workers the config enables) until interrupted."""
+    """Run the API (and the background workers the config enables) until interrupted.
+
+    Says what it is doing at each step, so a first start never looks hung, and stops with one line when a port it
+    needs is taken.
+    """
+    started = time.monotonic()
+    cfg = load_config_or_exit(config)
+    host = host or cfg.server.host
+    port = port or cfg.server.port
+    demo_site = cfg.crawling.demo_site
+    busy = [port_problem(host, port, "server.port")]
+    if demo_site.enabled:
+        busy.append(port_problem(demo_site.host, demo_site.port, "crawling.demo_site.port"))
+    if problems := [p for p in busy if p]:
+        for problem in problems:
+            typer.echo(problem, err=True)
+        raise typer.Exit(1)
+
+    def step(message: str) -> None:
+        typer.echo(f"[{time.monotonic() - started:5.1f}s] {message}", err=True)
+
+    step(f"config {config_path(config)} ({len(cfg.sources)} sources)")
+    step("importing the web framework and the text pipeline...")
     import uvicorn
 
     from api.main import create_app
     from yuqing.service import build_service, load_demo_if_empty
 
     setup_logging(log_level)
-    cfg = load(config)
+    step(f"opening the store {cfg.storage.sqlite_path} (migrations) and loading the text models...")
     service = build_service(cfg)
+    if cfg.demo.enabled:
+        step(f"loading demo data ({cfg.demo.items} items) if the store is empty...")
     load_demo_if_empty(service)
     app_ = create_app(service)
-    uvicorn.run(app_, host=host or cfg.server.host, port=port or cfg.server.port, log_level=log_level)
+    if demo_site.enabled:
+        step(f"starting the demo site on {demo_site.url} and the crawl scheduler...")
+    step(f"starting the API on http://{host}:{port} (web page /, API docs /docs); Ctrl-C stops")
+    uvicorn.run(app_, host=host, port=port, log_level=log_level)
 
 
 @app.command("import")
@@ -80,7 +90,7 @@ def import_file(
     from yuqing.service import build_service
 
     setup_logging("warning")
-    cfg = load(config)
+    cfg = load_config_or_exit(config)
     try:
         source_cfg = cfg.source(source)
         importer = FileImporter(file, source, source_cfg.import_)
@@ -117,7 +127,7 @@ def quarantine(config: ConfigOption = None, source: str | None = None, limit: in
     """List rejected input with the reason for each."""
     from yuqing.service import build_service
 
-    cfg = load(config)
+    cfg = load_config_or_exit(config)
     service = build_service(cfg, enrich=False)
     page = service.store.list_quarantine(source=source, limit=limit)
     for rec in page.data:
@@ -131,22 +141,11 @@ def demo_data(config: ConfigOption = None, count: int = 300, seed: int = 2026) -
     from yuqing.service import build_service, ingest_demo
 
     setup_logging("warning")
-    cfg = load(config)
+    cfg = load_config_or_exit(config)
     service = build_service(cfg)
     report = ingest_demo(service, count=count, seed=seed)
     typer.echo(json.dumps(report.model_dump(exclude={"item_ids"}), ensure_ascii=False))
 
-
-# Sub-commands live with their package; they import their heavy dependencies lazily, inside each command.
-from alerts.cli import alerts_app  # noqa: E402
-from crawlers.cli import crawl_command, demo_site_command  # noqa: E402
-from nlp.cli import nlp_app  # noqa: E402
-
-app.add_typer(nlp_app, name="nlp")  # yuqing nlp train | classify
-app.add_typer(alerts_app, name="alerts")  # yuqing alerts dry-run | test-receiver | audit
-
-app.command("crawl")(crawl_command)
-app.command("demo-site")(demo_site_command)
 
 
 def main() -> None:

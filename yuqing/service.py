@@ -8,83 +8,23 @@ of `core.ports` and the objects built here. The order of the ingest stages is no
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
 
 # Extensions, imported explicitly: a missing one is an ImportError, never skipped.
 import alerts.service
 import analysis.service
 import crawlers.service
-from alerts.engine import AlertEngine
-from analysis.stages import AnalysisState, analysis_state, enrich_stages
+from analysis.stages import analysis_state, enrich_stages
 from core.config import Config
 from core.models import IngestReport
-from crawlers.service import CrawlService
 from flow.ingest import Ingestor, StageOrderError, missing_stages
-from flow.stages import Stage
 from flow.writer import IngestWriter
 from nlp.search_tokens import index_tokens
 from nlp.tokenize import segment
-from storage.base import Store
 from storage.sqlite import SqliteStore
+from yuqing.host import Service
 
 logger = logging.getLogger(__name__)
-
-
-class Worker(Protocol):
-    """A background job that lives as long as the served process (scheduler, alert dispatcher)."""
-
-    def start(self) -> None: ...
-
-    def stop(self) -> None: ...
-
-
-@dataclass
-class Service:
-    """Everything a running yuqing needs, built once per process from the config.
-
-    Every ingest goes through `writer` (the one thread that runs `ingestor`'s chain); `analysis` is the one analysis
-    state (None without enrichment); `crawl` and `alerts` are set by their extensions when attached."""
-
-    config: Config
-    store: Store
-    ingestor: Ingestor
-    writer: IngestWriter
-    analysis: AnalysisState | None = None
-    crawl: CrawlService | None = None
-    alerts: AlertEngine | None = None
-    alerts_worker: alerts.service.AlertWorker | None = None
-    workers: list[Worker] = field(default_factory=list)
-    routers: list[Any] = field(default_factory=list)
-    _started: bool = False
-
-    def provide_stages(self, package: str, stages: dict[str, Stage | None]) -> None:
-        """Add a package's stages by name; `flow.ingest.STAGES` puts them in place."""
-        self.ingestor.provide(package, stages)
-
-    def start(self) -> None:
-        """Start background workers (called by the API's lifespan, not by tests that only ingest), and ingest what
-        a previous process left in the inbox."""
-        if self._started:
-            return
-        self.writer.drain_soon()
-        for worker in self.workers:
-            worker.start()
-        self._started = True
-
-    def stop(self) -> None:
-        for worker in reversed(self.workers):
-            try:
-                worker.stop()
-            except Exception:  # noqa: BLE001 - one worker failing to stop must not keep others running
-                logger.exception("worker stop failed worker=%s", type(worker).__name__)
-        self._started = False
-
-    def close(self) -> None:
-        self.stop()
-        self.writer.close()
-        self.store.close()
 
 
 def build_service(config: Config, *, db_path: Path | None = None, enrich: bool = True,

@@ -3,8 +3,6 @@ extension attached, a manual clock, and a test enrich stage that sets risk field
 
 from __future__ import annotations
 
-import email
-import email.policy
 import json
 import socket
 import threading
@@ -24,6 +22,7 @@ from alerts.engine import AlertEngine
 from core.config import Config, parse_config
 from core.models import Enrichment, RawRecord, RiskReason
 from flow.stages import Batch
+from tests.helpers.smtp import SinkHandler, SmtpSink
 
 # A Tuesday (a working day) at 10:00 Beijing time.
 T0 = datetime(2026, 3, 10, 2, 0, tzinfo=UTC)
@@ -38,39 +37,6 @@ SOURCES = {
 # ---- SMTP -----------------------------------------------------------------------------------------------------
 
 
-@dataclass
-class SmtpSink:
-    host: str
-    port: int
-    messages: list[email.message.EmailMessage] = field(default_factory=list)
-    received_at: list[float] = field(default_factory=list)
-    arrived: threading.Condition = field(default_factory=threading.Condition)
-    controller: Any = None  # the running aiosmtpd Controller (a test may restart it)
-
-    def wait_for(self, count: int, timeout: float = 10.0) -> list[email.message.EmailMessage]:
-        deadline = time.monotonic() + timeout
-        with self.arrived:
-            while len(self.messages) < count:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise AssertionError(f"expected {count} e-mails, got {len(self.messages)}")
-                self.arrived.wait(left)
-        return list(self.messages)
-
-
-class _SinkHandler:
-    def __init__(self, sink: SmtpSink) -> None:
-        self.sink = sink
-
-    async def handle_DATA(self, server, session, envelope):  # noqa: ANN001, ANN201, N802 - aiosmtpd hook
-        message = email.message_from_bytes(envelope.original_content or envelope.content, policy=email.policy.default)
-        with self.sink.arrived:
-            self.sink.messages.append(message)
-            self.sink.received_at.append(time.time())
-            self.sink.arrived.notify_all()
-        return "250 OK"
-
-
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -80,7 +46,7 @@ def free_port() -> int:
 @pytest.fixture
 def smtp_server() -> Iterator[SmtpSink]:
     sink = SmtpSink("127.0.0.1", free_port())
-    sink.controller = Controller(_SinkHandler(sink), hostname="127.0.0.1", port=sink.port)
+    sink.controller = Controller(SinkHandler(sink), hostname="127.0.0.1", port=sink.port)
     sink.controller.start()
     yield sink
     sink.controller.stop()

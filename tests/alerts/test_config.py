@@ -81,7 +81,8 @@ def test_example_config_is_valid():
 
     example = Path(__file__).resolve().parents[2] / "yuqing.example.yaml"
     cfg = load_config(example)
-    assert cfg.alerts is not None
+    assert [r.name for r in cfg.alerts.rules] == ["red_risk", "high_risk", "hot_event", "source_down"]
+    assert [r.name for r in cfg.alerts.receivers] == ["duty_office", "leaders", "ops"]
 
 
 def test_full_example_with_every_option_is_valid(monkeypatch):

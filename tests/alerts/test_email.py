@@ -10,7 +10,7 @@ from aiosmtpd.controller import Controller
 from alerts.notify.base import Message
 from alerts.notify.email import EmailNotifier, email_bytes
 from core.config_alerts import EmailIntegration, SmtpConfig
-from tests.alerts.conftest import _SinkHandler
+from tests.helpers.smtp import SinkHandler
 
 
 def alert(i: int) -> dict:
@@ -52,7 +52,7 @@ def test_connections_are_reused_and_a_dropped_one_is_replaced(smtp_server):
 
     # The server restarts: the pooled connection is dead; the RSET probe finds out and a fresh one is opened.
     smtp_server.controller.stop()
-    smtp_server.controller = Controller(_SinkHandler(smtp_server), hostname=smtp_server.host, port=smtp_server.port)
+    smtp_server.controller = Controller(SinkHandler(smtp_server), hostname=smtp_server.host, port=smtp_server.port)
     smtp_server.controller.start()
     notifier.send(message(1, key="k9:duty:email"))
     assert len(smtp_server.wait_for(6)) == 6

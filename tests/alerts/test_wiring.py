@@ -6,7 +6,7 @@ from analysis.cluster import heat_index
 from analysis.event_store import get_event
 from core.config import parse_config
 from flow.ingest import STAGES
-from tests.analysis.test_cluster import CONFIG, GRIEVANCE, _records
+from tests.helpers.events import CONFIG, GRIEVANCE, raw_records
 from yuqing.service import build_service
 
 
@@ -17,7 +17,7 @@ def test_event_heat_comes_from_analysis(tmp_path) -> None:
     try:
         heat = service.alerts.event_heat
         assert heat is not None
-        ids = service.writer.ingest(_records(GRIEVANCE)).item_ids
+        ids = service.writer.ingest(raw_records(GRIEVANCE)).item_ids
         event_id = service.store.get(ids[0]).enrichment.event_id
         event = get_event(service.store, event_id)
         # One definition: what alert rules read is what the events API shows, computed by heat_index.

@@ -18,24 +18,7 @@ from flow.intake import NormaliseStage
 from flow.stages import Batch
 from nlp.tokenize import segment, segment_many
 from storage.sqlite import SqliteStore
-
-CONFIG = parse_config({"sources": {"hotline_a": {"channel": "hotline"}, "mailbox_a": {"channel": "mailbox"},
-                                   "weibo_a": {"channel": "weibo"}, "b": {"channel": "board"}}})
-
-GRIEVANCE = [
-    ("hotline_a", "市民来电反映：江城区幸福里小区楼下烧烤店每天营业到凌晨三点，油烟和噪音扰民，要求相关部门处理。"),
-    ("mailbox_a", "尊敬的领导：幸福里小区临街烧烤店深夜经营，油烟直排进居民家中，噪音让老人孩子无法休息，请求整治。"),
-    ("weibo_a", "#江城# 幸福里小区楼下的烧烤店又开到凌晨了，油烟呛得窗户都不敢开，噪音扰民谁来管管？"),
-]
-OTHER = [
-    ("weibo_a", "江城地铁3号线今天开通试运营，早高峰乘客很多，车站秩序良好。"),
-    ("hotline_a", "市民咨询：新生儿医保怎么办理，需要带哪些材料到社区服务中心？"),
-]
-
-
-def _records(pairs: list[tuple[str, str]], start: int = 0) -> list[RawRecord]:
-    return [RawRecord(source=s, payload={"source_id": str(start + i), "content": t, "published_at": "2026-01-05 10:00"})
-            for i, (s, t) in enumerate(pairs)]
+from tests.helpers.events import CONFIG, GRIEVANCE, OTHER, raw_records
 
 
 def _ingestor(store: SqliteStore) -> Ingestor:
@@ -47,7 +30,7 @@ def test_one_grievance_across_channels_is_one_event_built_incrementally(tmp_path
     ingest = _ingestor(store)
     ids = []
     for i, pair in enumerate(GRIEVANCE + OTHER):  # one item per batch: clustering happens as items arrive
-        ids.extend(ingest.ingest(_records([pair], start=i)).item_ids)
+        ids.extend(ingest.ingest(raw_records([pair], start=i)).item_ids)
     events = [store.get(i).enrichment.event_id for i in ids]
     assert len(set(events[:3])) == 1
     assert len(set(events)) == 3
@@ -59,7 +42,7 @@ def test_one_grievance_across_channels_is_one_event_built_incrementally(tmp_path
     store.close()
     # After a restart the event is rebuilt from the store and keeps growing instead of splitting.
     reopened = SqliteStore(tmp_path / "e.db", segment=segment)
-    more = _ingestor(reopened).ingest(_records([("b", "幸福里小区烧烤店油烟噪音扰民问题仍未解决，居民再次投诉，希望彻底整治。")],
+    more = _ingestor(reopened).ingest(raw_records([("b", "幸福里小区烧烤店油烟噪音扰民问题仍未解决，居民再次投诉，希望彻底整治。")],
                                                start=100))
     assert reopened.get(more.item_ids[0]).enrichment.event_id == events[0]
     assert get_event(reopened, events[0])["volume"] == 4
@@ -68,8 +51,8 @@ def test_one_grievance_across_channels_is_one_event_built_incrementally(tmp_path
 def test_recrawl_does_not_double_count(tmp_path) -> None:
     store = SqliteStore(tmp_path / "r.db", segment=segment)
     ingest = _ingestor(store)
-    first = ingest.ingest(_records(GRIEVANCE[:1])).item_ids[0]
-    changed = _records(GRIEVANCE[:1])
+    first = ingest.ingest(raw_records(GRIEVANCE[:1])).item_ids[0]
+    changed = raw_records(GRIEVANCE[:1])
     changed[0].payload["likes"] = 50
     ingest.ingest(changed)
     event = get_event(store, store.get(first).enrichment.event_id)
@@ -127,7 +110,7 @@ def test_events_merge_when_one_matter_was_reported_apart(tmp_path) -> None:
              ("weibo_a", "幸福里小区楼下烧烤店油烟和噪音扰民，营业到凌晨，吆喝声不断，油烟直排。")]
     ids = []
     for i, pair in enumerate(texts):
-        ids.extend(ingest.ingest(_records([pair], start=i)).item_ids)
+        ids.extend(ingest.ingest(raw_records([pair], start=i)).item_ids)
         if i == 1:
             assert len({store.get(j).enrichment.event_id for j in ids}) == 2  # apart so far
     stored = [store.get(i).enrichment.event_id for i in ids]
@@ -144,6 +127,7 @@ def test_events_schemes_and_spikes_api(tmp_path) -> None:
 
     config = parse_config({**CONFIG.model_dump(mode="json", by_alias=True, exclude_none=True),
                            "storage": {"sqlite_path": str(tmp_path / "api.db")}})
+    config.analysis.spikes.min_count = 3  # five items in all: a group of three may count as a spike
     service = build_service(config)  # the real flow: PII → segment → classify → analysis → store → persist
     names = [s.name for s in service.ingestor.chain.stages]
     assert names.index("pii_mask") < names.index("dedup") < names.index("events") < names.index("store")
@@ -152,7 +136,7 @@ def test_events_schemes_and_spikes_api(tmp_path) -> None:
     from analysis import api as event_routes
 
     assert sum(r is event_routes.router for r in service.routers) == 1
-    service.ingestor.ingest(_records(GRIEVANCE + OTHER))
+    service.ingestor.ingest(raw_records(GRIEVANCE + OTHER))
     with TestClient(create_app(service, start_workers=False)) as client:
         ranked = client.get("/api/events").json()
         assert ranked["count"] == 3 and ranked["data"][0]["volume"] == 3
@@ -167,7 +151,11 @@ def test_events_schemes_and_spikes_api(tmp_path) -> None:
         run = client.post("/api/schemes/dry-run", json={"scheme": {"name": "x", "subject": ["烧烤店"], "event": ["油烟"]},
                                                         "since": "2026-01-01", "until": "2026-01-10"})
         assert run.json()["matched"] == 3
-        assert client.get("/api/trends/spikes", params={"at": "2026-01-05 10:30"}).json()["count"] >= 0
+        # The grievance's three posts (环境保护) within the hour, none in the 12 hours before: a spike that day only.
+        spikes = client.get("/api/trends/spikes", params={"at": "2026-01-05 10:30"}).json()
+        assert [(s["dimension"], s["value"], s["recent"], s["baseline"]) for s in spikes["data"]] == [
+            ("topic", "环境保护", 3, 0)]
+        assert client.get("/api/trends/spikes", params={"at": "2026-01-06 10:30"}).json() == {"data": [], "count": 0}
         assert client.get("/api/trends/spikes", params={"dimension": "colour"}).status_code == 400
         risky = client.get("/api/items", params={"risk_level": "IV"}).json()
         assert risky["count"] >= 1
@@ -181,7 +169,7 @@ def _rows(texts: list[str], start: float = 1.7e9) -> list[tuple]:
     from analysis.cluster import item_vector
 
     state = AnalysisState(CONFIG.analysis)
-    batch = Batch(raw=_records([("b", t) for t in texts]))
+    batch = Batch(raw=raw_records([("b", t) for t in texts]))
     NormaliseStage(CONFIG).run(batch)
     prepared = state.prepare(batch)
     return [(item_vector(p.terms, p.places[:5], p.names, p.hits.matters), start + i * 60, t[:20], "b", "board", None, 0, p.names)
@@ -249,7 +237,7 @@ def test_batch_item_vectors_equal_item_vector_item_by_item() -> None:
         "好", "", "12345", "WiFi信号太差 wifi 信号 WIFI，北京 北京 北京",
     ]
     state = AnalysisState(CONFIG.analysis)
-    batch = Batch(raw=_records([("b", t) for t in texts]))
+    batch = Batch(raw=raw_records([("b", t) for t in texts]))
     NormaliseStage(CONFIG).run(batch)
     prepared = state.prepare(batch)
     expected = [item_vector(p.terms, p.places[:5], p.names, p.hits.matters) for p in prepared]

@@ -19,7 +19,7 @@ from core.models import SHANGHAI
 from crawlers.health import RunResult, source_health
 from demo.site import REQUEST_TYPES_ZH, DemoSite, reply_of
 from storage.base import ItemQuery
-from tests.crawlers.conftest import example_sources, make_config, make_service
+from tests.helpers.crawl import example_sources, make_config, make_service
 
 SOURCES = ["demo_hotline", "demo_mailbox", "demo_board", "demo_board2", "demo_weibo", "demo_wechat"]
 
@@ -195,7 +195,7 @@ def test_replayed_csv_is_crawled_as_a_board(shared_data, tmp_path):
     """The site serves a real export (泰迪杯 hot-issue messages) as a board; the board spider reads it back."""
     from core.config_crawl import DemoSiteConfig
     from demo.site import site_from_config
-    from tests.crawlers.conftest import board_source
+    from tests.helpers.crawl import board_source
 
     csv = shared_data / "tipdm2020c_hot_issue_messages" / "messages.csv"
     demo: DemoSite = site_from_config(DemoSiteConfig(history_items=0, replay=[{"path": csv, "limit": 20}]))

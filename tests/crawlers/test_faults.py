@@ -11,7 +11,7 @@ import pytest
 from crawlers.health import source_health
 from demo.site import DemoSite
 from storage.base import ItemQuery
-from tests.crawlers.conftest import board_source, example_sources, make_config, make_service
+from tests.helpers.crawl import board_source, example_sources, make_config, make_service
 
 
 def _run(tmp: Path, source: str, spec: dict[str, Any], runs: int = 1) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from demo.site import DemoSite, reply_of
 from storage.base import ItemQuery
 from storage.migrations import migrate
 from storage.sqlite import SqliteStore
-from tests.crawlers.conftest import example_sources, make_config, make_service
+from tests.helpers.crawl import example_sources, make_config, make_service
 
 HISTORY = 12
 

@@ -21,7 +21,7 @@ from crawlers.runner import job_dir
 from crawlers.service import CrawlScheduler
 from demo.site import DemoSite
 from storage.base import ItemQuery
-from tests.crawlers.conftest import example_sources, make_config, make_service
+from tests.helpers.crawl import example_sources, make_config, make_service
 
 
 def _resume_chain(site: DemoSite, tmp: Path) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from core.paths import data_dir
 from demo.generator import DemoGenerator
 from demo.site import DemoSite
 from storage.schema import items as items_table
-from tests.crawlers.conftest import example_sources
+from tests.helpers.crawl import example_sources
 from yuqing.service import build_service
 
 THREADS = 16

@@ -1,0 +1,80 @@
+"""The running service's parts (`Service`), apart from the composition root that builds them (yuqing/service.py).
+
+Why a module of its own: extensions and API dependencies need the type, and importing it from the composition root,
+which imports every extension, would tie them in a cycle.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from core.config import Config
+from flow.ingest import Ingestor
+from flow.stages import Stage
+from flow.writer import IngestWriter
+from storage.base import Store
+
+if TYPE_CHECKING:  # set by the extensions when attached; types only
+    from alerts.engine import AlertEngine
+    from alerts.service import AlertWorker
+    from analysis.stages import AnalysisState
+    from crawlers.service import CrawlService
+
+logger = logging.getLogger(__name__)
+
+
+class Worker(Protocol):
+    """A background job that lives as long as the served process (scheduler, alert dispatcher)."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+@dataclass
+class Service:
+    """Everything a running yuqing needs, built once per process from the config.
+
+    Every ingest goes through `writer` (the one thread that runs `ingestor`'s chain); `analysis` is the one analysis
+    state (None without enrichment); `crawl` and `alerts` are set by their extensions when attached."""
+
+    config: Config
+    store: Store
+    ingestor: Ingestor
+    writer: IngestWriter
+    analysis: AnalysisState | None = None
+    crawl: CrawlService | None = None
+    alerts: AlertEngine | None = None
+    alerts_worker: AlertWorker | None = None
+    workers: list[Worker] = field(default_factory=list)
+    routers: list[Any] = field(default_factory=list)
+    _started: bool = False
+
+    def provide_stages(self, package: str, stages: dict[str, Stage | None]) -> None:
+        """Add a package's stages by name; `flow.ingest.STAGES` puts them in place."""
+        self.ingestor.provide(package, stages)
+
+    def start(self) -> None:
+        """Start background workers (called by the API's lifespan, not by tests that only ingest), and ingest what
+        a previous process left in the inbox."""
+        if self._started:
+            return
+        self.writer.drain_soon()
+        for worker in self.workers:
+            worker.start()
+        self._started = True
+
+    def stop(self) -> None:
+        for worker in reversed(self.workers):
+            try:
+                worker.stop()
+            except Exception:  # noqa: BLE001 - one worker failing to stop must not keep others running
+                logger.exception("worker stop failed worker=%s", type(worker).__name__)
+        self._started = False
+
+    def close(self) -> None:
+        self.stop()
+        self.writer.close()
+        self.store.close()
