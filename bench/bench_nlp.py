@@ -30,8 +30,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nlp._compiled import compiled_modules  # noqa: E402
-
 from analysis.stages import build_enrich_stages  # noqa: E402
 from core.config import Config  # noqa: E402
 from core.models import Channel, Item  # noqa: E402
@@ -216,8 +214,6 @@ def main() -> None:
         "avg_chars": round(sum(map(len, texts)) / len(texts), 1),
         "channels": {c.value: sum(it.channel is c for it in items) for c in Channel if any(it.channel is c for it in items)},
         "segmenter": tokenize.resolve_backend(), "stages": stage_names,
-        # nlp modules running compiled (setup.py, `make compile`); none when built without Cython or YUQING_PURE_PYTHON=1
-        "compiled_modules": [name.removeprefix("nlp.") for name in compiled_modules()],
         "load_average_1min": round(os.getloadavg()[0], 2),
         "segment_items_per_s": best_seg, "classify_us_per_item": round(classify_us, 1),
         "segment_classify_items_per_s": round(model_rate),
