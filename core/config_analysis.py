@@ -13,10 +13,13 @@ from core.config import Strict
 
 
 class PiiConfig(Strict):
-    """Masking of mobile, ID-card, bank-card numbers and e-mail addresses before anything is stored."""
+    """Masking of personal data (numbers, e-mail, names, home addresses, authors, payload fields) before anything is
+    stored (analysis/pii.py)."""
 
     enabled: bool = True
-    keep_raw: bool = False  # true keeps the unmasked text in item.extra["raw"]; only where the law allows it
+    # true keeps the unmasked values apart from the item (table item_originals, read only through store.original);
+    # only where the law allows it
+    keep_raw: bool = False
 
 
 class RiskLevels(Strict):
