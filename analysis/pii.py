@@ -113,8 +113,8 @@ _NOT_A_SOMEBODY = re.compile(r"[些种个天日时年月处地项方次件类样
                              r"|单位|公司|小区|部门|机构|领导|企业|学校|医院|银行")
 # 3栋2单元501室, 3栋501, 12号楼3单元, 2单元501, 501室: building, unit and room (a building alone is a landmark).
 # A number after a building is a room unless it is a floor (18层, 19楼), an area (105m2, 90平), a count of households
-# (5栋42户) or a flat type (08户型).
-_ROOM_AFTER = r"(?P<room>[0-9]{2,5})(?![0-9]|层|楼|[mM米平㎡]|户|栋|幢|座)(?:室|号)?"
+# (5栋42户), a flat type (08户型), a date or an amount (3栋12月23日开盘, 1栋31+1层).
+_ROOM_AFTER = r"(?P<room>[0-9]{2,5})(?![0-9]|层|楼|[mM米平㎡]|户|栋|幢|座|[年月日天个万元%％+＋.．])(?:室|号)?"
 _BUILDING = re.compile(rf"(?P<building>[0-9]{{1,4}})(?P<building_word>栋|幢|号楼|座)(?:(?P<unit>[0-9]{{1,2}})单元)?"
                        rf"(?:{_ROOM_AFTER})?")
 _UNIT = re.compile(rf"(?P<unit>[0-9]{{1,2}})单元(?:{_ROOM_AFTER})?")

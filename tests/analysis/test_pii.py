@@ -206,7 +206,7 @@ def test_home_addresses_lose_numbers_and_keep_the_region() -> None:
     for text, masked in cases.items():
         assert mask_text(text).text == masked, text
     for text in ["地铁2号线", "3月5号上午", "3栋楼下堆满垃圾", "6栋24层的房子", "3栋105m2户型", "第4栋36户和第5栋42户",
-                 "我省2005房补文件", "知道2号那天", "本楼有18层"]:
+                 "我省2005房补文件", "知道2号那天", "本楼有18层", "卓越中寰3栋12月23日开盘", "1栋31+1层"]:
         assert mask_text(text).text == text, text
 
 
