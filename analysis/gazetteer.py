@@ -258,7 +258,7 @@ def write_regions(pca_csv: Path, out: Path) -> int:
         names = build_regions(csv.reader(fh))
     header = ["# Region gazetteer: China's administrative divisions (province, city, district/county) by full name, and",
               "# short forms of provinces and cities that are not common words. Built by",
-              "# `python -m analysis.gazetteer build PCA_CSV nlp/resources/regions.txt` from",
+              "# `python -m analysis.gazetteer build PCA_CSV analysis/resources/regions.txt` from",
               f"# {_SOURCE}.",
               "# One name per line; '#' starts a comment. Local names (街道, 乡镇, 社区) go in config: analysis.keywords.places."]
     out.write_text("\n".join(header + names) + "\n", encoding="utf-8")

@@ -225,7 +225,6 @@ def main() -> None:
         "avg_chars": round(sum(map(len, texts)) / len(texts), 1),
         "channels": {c.value: sum(it.channel is c for it in items) for c in Channel if any(it.channel is c for it in items)},
         "segmenter": tokenize.resolve_backend(), "stages": stage_names,
-        "compiled_modules": compiled_project_modules(),
         "load_average_1min": round(os.getloadavg()[0], 2),
         "segment_items_per_s": best_seg, "classify_us_per_item": round(classify_us, 1),
         "segment_classify_items_per_s": round(model_rate),

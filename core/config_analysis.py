@@ -13,10 +13,12 @@ from core.config_base import Strict
 
 
 class PiiConfig(Strict):
-    """Masking of mobile, ID-card, bank-card numbers and e-mail addresses before anything is stored."""
+    """Masking of personal data (numbers, e-mail, names, home addresses, authors, payload fields) before anything is
+    stored (analysis/pii.py)."""
 
     enabled: bool = True
-    # true stores the unmasked fields in item.extra["raw"] (the item API shows them); only where the law allows it
+    # true keeps the unmasked values apart from the item (table item_originals, read only through store.original);
+    # only where the law allows it
     keep_raw: bool = False
 
 
@@ -46,7 +48,7 @@ class RiskConfig(Strict):
     """Weights (points out of 100) of every risk feature; the score is their sum, capped at 100."""
 
     levels: RiskLevels = Field(default_factory=RiskLevels)
-    terms_file: Path | None = None  # replaces the shipped nlp/resources/risk_terms.yaml
+    terms_file: Path | None = None  # replaces the shipped analysis/resources/risk_terms.yaml
     categories: dict[str, RiskCategory] = Field(default_factory=dict)  # added to / replacing shipped categories
     emotion_weights: dict[str, float] = Field(default_factory=lambda: {
         "angry": 15, "anger": 15, "愤怒": 15, "fear": 12, "fearful": 12, "恐惧": 12, "disgust": 8, "厌恶": 8,

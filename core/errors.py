@@ -60,12 +60,17 @@ class ModelError(YuqingError):
 
 
 class NotifyError(YuqingError):
-    """A notification channel failed; `recoverable` says whether a retry may succeed."""
+    """A notification channel failed; `recoverable` says whether a retry may succeed.
+
+    The message goes to the outbox (`last_error`), the audit trail, logs and API answers, and may quote a receiver's
+    answer or a library's exception: it is redacted here (core.redact), once for all of them."""
 
     status = 502
 
     def __init__(self, message: str, *, recoverable: bool) -> None:
-        super().__init__(message)
+        from core.redact import redact_text  # core.errors is imported everywhere; keep its own imports minimal
+
+        super().__init__(redact_text(message))
         self.recoverable = recoverable
 
 

@@ -28,6 +28,7 @@ from storage.base import (
 )
 from storage.dialect import upsert
 from storage.fts import compile_fts
+from storage.originals import read_original, write_originals
 from storage.state import SqlState
 
 logger = logging.getLogger(__name__)
@@ -171,6 +172,7 @@ class SqliteStore(SqlState):
                 pairs = [(outcomes[i].item_id, items[i]) for i in inserts]
                 self._index(conn, pairs, replace=False)
                 self._set_schemes(conn, pairs, replace=False)
+                write_originals(conn, pairs, now, replace=False)
             for index, result in enumerate(outcomes):
                 if result is not None and result.item_id == -1:
                     first = outcomes[new_hashes[rows[index]["content_hash"]]]
@@ -182,6 +184,7 @@ class SqliteStore(SqlState):
                 pairs = [(item_id, items[index]) for index, item_id in updates]
                 self._index(conn, pairs, replace=True)
                 self._set_schemes(conn, pairs, replace=True)
+                write_originals(conn, pairs, now, replace=True)
             self._record_duplicates(conn, dups, now)
         return [o for o in outcomes if o is not None]
 
@@ -223,6 +226,16 @@ class SqliteStore(SqlState):
         if row is None:
             raise NotFound(f"item {item_id} not found")
         return self._to_item(row.id, row.doc)
+
+    def original(self, item_id: int) -> dict | None:
+        """The unmasked values PII masking replaced in item `item_id` (field → value: title, content, reply, author,
+        extra), kept only with `analysis.pii.keep_raw`; None when nothing was kept. The one way back to what a citizen
+        wrote: callers must check the caller's role and write an audit row first (GET /api/items/{id}/original).
+        Raises NotFound for an unknown item."""
+        with self.read() as conn:
+            if conn.execute(select(T.id).where(T.id == item_id)).first() is None:
+                raise NotFound(f"item {item_id} not found")
+            return read_original(conn, item_id)
 
     def duplicates_of(self, item_id: int) -> list[dict]:
         """The exact copies of an item: where each was seen and, when kept, what it carried of its own (author, time,

@@ -124,14 +124,15 @@ def import_file(
 
 @app.command("quarantine")
 def quarantine(config: ConfigOption = None, source: str | None = None, limit: int = 20) -> None:
-    """List rejected input with the reason for each."""
+    """List rejected input with the reason for each (personal data masked; the store keeps the record as received)."""
+    from analysis.pii import mask_quarantine
     from yuqing.service import build_service
 
     cfg = load_config_or_exit(config)
     service = build_service(cfg, enrich=False)
     page = service.store.list_quarantine(source=source, limit=limit)
     for rec in page.data:
-        typer.echo(json.dumps(rec.model_dump(mode="json"), ensure_ascii=False))
+        typer.echo(json.dumps(mask_quarantine(rec).model_dump(mode="json"), ensure_ascii=False))
     console.print(f"{page.count} quarantined record(s)")
 
 

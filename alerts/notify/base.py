@@ -227,4 +227,4 @@ def split_markdown(message: Message, *, max_bytes: int, max_parts: int) -> list[
 def http_failure(status: int, body: str, channel: str) -> NotifyError:
     """Map an HTTP status to recoverable (5xx, 408, 429) or permanent (other 4xx)."""
     recoverable = status >= 500 or status in (408, 425, 429)
-    return NotifyError(f"{channel} answered HTTP {status}: {body[:200]}", recoverable=recoverable)
+    return NotifyError(f"{channel} answered HTTP {status}: {body[:200]}", recoverable=recoverable)  # redacted by NotifyError

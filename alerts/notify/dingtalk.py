@@ -16,6 +16,7 @@ from alerts.notify.base import Message, PartialNotifyError, split_markdown, titl
 from alerts.notify.webhook import post_json
 from core.config_alerts import DingTalkIntegration
 from core.errors import NotifyError
+from core.redact import register_secret
 
 RATE_LIMITED = {130101, -1}  # 130101: sending too fast
 
@@ -48,6 +49,8 @@ def dingtalk_bodies(message: Message, cfg: DingTalkIntegration) -> list[dict]:
 class DingTalkNotifier:
     def __init__(self, integration: DingTalkIntegration) -> None:
         self.integration = integration
+        register_secret(integration.url.get_secret_value())
+        register_secret(integration.secret.get_secret_value() if integration.secret else None)
 
     def send(self, message: Message) -> None:
         cfg = self.integration

@@ -25,6 +25,7 @@ from email.utils import formataddr, formatdate, getaddresses
 from alerts.notify.base import Message, render_html, render_text, title
 from core.config_alerts import EmailIntegration, SmtpConfig
 from core.errors import NotifyError
+from core.redact import install_log_redaction, register_secret
 
 
 def message_id(dedup_key: str) -> str:
@@ -121,6 +122,8 @@ class EmailNotifier:
         self._lock = threading.Lock()
         self._closed = False
         self.connections_opened = 0  # for tests and diagnostics: how often a new session was set up
+        register_secret(smtp.password.get_secret_value() if smtp.password else None)
+        install_log_redaction()
 
     @property
     def where(self) -> str:

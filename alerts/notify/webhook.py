@@ -9,11 +9,17 @@ import httpx
 from alerts.notify.base import Message, http_failure, intro, title
 from core.config_alerts import WebhookIntegration
 from core.errors import NotifyError
+from core.redact import install_log_redaction, redact_url, register_secret
+
+# httpx logs every request's full URL at INFO, and a robot URL's query (?access_token=, ?key=, &sign=) is the
+# credential: every module that posts to a receiver imports this one, so its loggers are filtered from then on.
+install_log_redaction()
 
 
 def redact(url: str) -> str:
-    """Scheme, host and path only: tokens in query strings never reach logs or the audit trail."""
-    return str(httpx.URL(url).copy_with(query=None, fragment=None))
+    """Scheme, host and path only (userinfo masked): tokens in query strings never reach messages or the audit
+    trail; log lines are filtered as well (core.redact)."""
+    return redact_url(str(httpx.URL(url).copy_with(query=None, fragment=None)))
 
 
 def post_json(url: str, body: dict[str, Any], *, timeout: float, channel: str,
@@ -43,6 +49,10 @@ def webhook_body(message: Message, max_alerts: int) -> dict[str, Any]:
 class WebhookNotifier:
     def __init__(self, integration: WebhookIntegration) -> None:
         self.integration = integration
+        register_secret(integration.url.get_secret_value())
+        for name, value in integration.headers.items():
+            if name.lower() in ("authorization", "x-api-key", "x-token", "x-auth-token"):
+                register_secret(value)
 
     def send(self, message: Message) -> None:
         cfg = self.integration

@@ -6,6 +6,7 @@ from alerts.notify.base import Message, PartialNotifyError, split_markdown
 from alerts.notify.webhook import post_json
 from core.config_alerts import WeComIntegration
 from core.errors import NotifyError
+from core.redact import register_secret
 
 RATE_LIMITED = {45009, -1}  # -1: system busy
 
@@ -23,6 +24,7 @@ def wecom_bodies(message: Message, cfg: WeComIntegration) -> list[dict]:
 class WeComNotifier:
     def __init__(self, integration: WeComIntegration) -> None:
         self.integration = integration
+        register_secret(integration.url.get_secret_value())
 
     def send(self, message: Message) -> None:
         cfg = self.integration

@@ -1,4 +1,5 @@
-"""Rejected input, with reasons, so nothing is lost silently."""
+"""Rejected input, with reasons, so nothing is lost silently. Kept as received (so it can be re-processed), shown
+masked like items (analysis.pii.mask_quarantine)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from analysis.pii import mask_quarantine
 from api.deps import StoreDep
 from api.schemas import QuarantinePublic
 
@@ -20,4 +22,4 @@ def list_quarantine(
     cursor: str | None = None,
 ) -> QuarantinePublic:
     page = store.list_quarantine(source=source, limit=limit, cursor=cursor)
-    return QuarantinePublic(data=page.data, count=page.count, next_cursor=page.next_cursor)
+    return QuarantinePublic(data=[mask_quarantine(r) for r in page.data], count=page.count, next_cursor=page.next_cursor)

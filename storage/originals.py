@@ -1,0 +1,95 @@
+"""Unmasked originals of items (analysis.pii.keep_raw), kept apart from the items as served.
+
+Items are stored, indexed, listed and sent masked. Where the law allows keeping what a citizen actually wrote, the
+values PII masking replaced go to `item_originals` (one JSON object per item: field → original value), written in
+the same transaction as the item and read only through `read_original` (the store's `original(item_id)`), so that
+one guarded, audited path (`GET /api/items/{id}/original`) is the only way back to them. Plain SQLAlchemy Core:
+the table and its migration run unchanged on PostgreSQL.
+
+From the masking stage to the store, originals travel beside the item, not in it (`hold` / `held`): anything in
+the item would be hashed into its signature, serialised and served; a pydantic private attribute would do, but
+costs 1.3 µs on every Item ever built or read (27 % of constructing one), for a feature that is usually off.
+"""
+
+from __future__ import annotations
+
+import json
+import weakref
+from typing import Any
+
+from sqlalchemy import Column, Connection, ForeignKey, Integer, String, Table, Text, select
+
+from core.models import Item
+from storage import schema
+from storage.migrations import register
+
+item_originals = Table(
+    "item_originals",
+    schema.metadata,
+    Column("item_id", Integer, ForeignKey("items.id", ondelete="CASCADE"), primary_key=True),
+    Column("fields", Text, nullable=False),  # JSON: {"title": ..., "content": ..., "reply": ..., "author": ..., "extra": {...}}
+    Column("kept_at", String(40), nullable=False),
+)
+
+
+@register("originals", 1, "item_originals: unmasked originals apart from served items; extra.raw moved there")
+def _originals_v1(conn: Connection) -> None:
+    schema.metadata.create_all(conn, tables=[item_originals])
+    _move_extra_raw(conn)
+
+
+def _move_extra_raw(conn: Connection) -> None:
+    """Items stored before this table kept originals in `extra.raw`, served to everyone: move them here, and
+    re-sign the item so a re-crawl of it still compares as unchanged."""
+    items = schema.items.c
+    rows = conn.execute(select(items.id, items.doc).where(items.doc.like('%"raw"%'))).all()
+    for row in rows:
+        item = Item.model_validate_json(row.doc)
+        raw = item.extra.pop("raw", None)
+        if not isinstance(raw, dict):
+            continue
+        conn.execute(schema.items.update().where(items.id == row.id).values(
+            doc=item.model_dump_json(exclude={"id"}), signature=item.signature))
+        conn.execute(item_originals.delete().where(item_originals.c.item_id == row.id))
+        conn.execute(item_originals.insert().values(item_id=row.id, fields=_dumps(raw), kept_at="migrated"))
+
+
+# id(item) → (weak reference to the item, its originals); an entry leaves when its item is garbage-collected.
+_held: dict[int, tuple[weakref.ref, dict[str, Any]]] = {}
+
+
+def hold(item: Item, fields: dict[str, Any]) -> None:
+    """Attach the originals masking replaced to this item object until the store writes them."""
+    key = id(item)
+    _held[key] = (weakref.ref(item, lambda _ref, key=key: _held.pop(key, None)), fields)
+
+
+def held(item: Item) -> dict[str, Any] | None:
+    """The originals held for this very item object, if any."""
+    entry = _held.get(id(item))
+    return entry[1] if entry is not None and entry[0]() is item else None
+
+
+def _dumps(fields: dict[str, Any]) -> str:
+    return json.dumps(fields, ensure_ascii=False, default=str)
+
+
+def write_originals(conn: Connection, pairs: list[tuple[int, Item]], now: str, *, replace: bool) -> None:
+    """Within the item's write transaction: keep each item's originals. `replace` (updated items) drops older ones
+    first, so an item stored again without originals (nothing masked any more, or keeping turned off) loses them."""
+    if not pairs:
+        return
+    if replace:
+        ids = [item_id for item_id, _ in pairs]
+        for start in range(0, len(ids), 500):
+            conn.execute(item_originals.delete().where(item_originals.c.item_id.in_(ids[start:start + 500])))
+    rows = [{"item_id": item_id, "fields": _dumps(fields), "kept_at": now}
+            for item_id, item in pairs if (fields := held(item))]
+    if rows:
+        conn.execute(item_originals.insert(), rows)
+
+
+def read_original(conn: Connection, item_id: int) -> dict[str, Any] | None:
+    """The originals kept for one item, or None when none are."""
+    fields = conn.execute(select(item_originals.c.fields).where(item_originals.c.item_id == item_id)).scalar()
+    return None if fields is None else json.loads(fields)
