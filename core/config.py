@@ -9,6 +9,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from core.config_access import AccessConfig
 from core.errors import ConfigError, SourceError
 from core.models import Channel
 
@@ -78,6 +79,7 @@ class Config(Strict):
     analysis: AnalysisConfig = Field(default_factory=lambda: AnalysisConfig())
     alerts: AlertsConfig = Field(default_factory=lambda: AlertsConfig())  # core/config_alerts.py
     nlp: NlpConfig = Field(default_factory=lambda: NlpConfig())  # core/config_nlp.py
+    access: AccessConfig = Field(default_factory=AccessConfig)  # core/config_access.py
 
     @model_validator(mode="after")
     def _source_ids(self) -> Config:

@@ -7,14 +7,16 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
+from access.guard import PrincipalDep, require
+from access.roles import READERS
 from api.deps import StoreDep
 from api.schemas import ItemDetail, ItemsPublic
-from core.errors import InputError
+from core.errors import InputError, NotFound
 from core.models import Channel
 from nlp.normalise import SHANGHAI, TimeParseError, parse_time
 from storage.base import ItemQuery
 
-router = APIRouter(prefix="/api/items", tags=["items"])
+router = APIRouter(prefix="/api/items", tags=["items"], dependencies=[require(READERS)])
 
 
 def _time(name: str, value: str | None) -> datetime | None:
@@ -29,6 +31,7 @@ def _time(name: str, value: str | None) -> datetime | None:
 @router.get("", response_model=ItemsPublic)
 def list_items(
     store: StoreDep,
+    principal: PrincipalDep,
     source: str | None = None,
     channel: Channel | None = None,
     since: Annotated[str | None, Query(description="ISO time or 2小时前 / 昨天 12:30; Asia/Shanghai if no offset")] = None,
@@ -47,12 +50,15 @@ def list_items(
 ) -> ItemsPublic:
     query = ItemQuery(source=source, channel=channel, since=_time("since", since), until=_time("until", until),
                       q=q or None, topic=topic, emotion=emotion, risk_level=risk_level, min_risk=min_risk, scheme=scheme,
-                      event_id=event, region=region, sort=sort, limit=limit, cursor=cursor)
+                      event_id=event, region=region, within_regions=principal.regions, sort=sort, limit=limit,
+                      cursor=cursor)
     page = store.search(query)
     return ItemsPublic(data=page.data, count=page.count, next_cursor=page.next_cursor)
 
 
 @router.get("/{item_id}", response_model=ItemDetail)
-def get_item(item_id: int, store: StoreDep) -> ItemDetail:
+def get_item(item_id: int, store: StoreDep, principal: PrincipalDep) -> ItemDetail:
     item = store.get(item_id)
+    if not principal.sees_region(item.region):
+        raise NotFound(f"no item {item_id}")  # outside the caller's region: as if it did not exist
     return ItemDetail(**item.model_dump(), duplicates=store.duplicates_of(item_id))
