@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
@@ -118,12 +118,29 @@ def _guards(dependant: Any) -> list[Guard]:
     return found
 
 
+def api_routes(app: FastAPI) -> Iterator[tuple[str, set[str], Any]]:
+    """(path, methods, dependant) of every API route as served, routers included by the app or by other routers
+    (FastAPI ≥ 0.16x keeps included routers as `_IncludedRouter` entries; `iter_route_contexts` flattens them with
+    the dependencies the include added)."""
+    try:
+        from fastapi.routing import iter_route_contexts
+    except ImportError:  # older FastAPI copies included routes into app.routes
+        for route in app.routes:
+            if isinstance(route, APIRoute):
+                yield route.path, set(route.methods or ()), route.dependant
+        return
+    for context in iter_route_contexts(app.routes):
+        dependant = getattr(context, "dependant", None)
+        if dependant is not None and context.methods:
+            yield context.path, set(context.methods), dependant
+
+
 def unguarded_routes(app: FastAPI) -> list[str]:
     """`METHOD path` of every API route that has no Guard."""
     missing = []
-    for route in app.routes:
-        if isinstance(route, APIRoute) and not _guards(route.dependant):
-            missing.extend(f"{m} {route.path}" for m in sorted(route.methods or ()))
+    for path, methods, dependant in api_routes(app):
+        if not _guards(dependant):
+            missing.extend(f"{m} {path}" for m in sorted(methods))
     return missing
 
 
@@ -136,15 +153,13 @@ def check_every_route_guarded(app: FastAPI) -> None:
 def route_roles(app: FastAPI) -> dict[str, frozenset[Role] | None]:
     """`METHOD path` → the roles it admits (the intersection of its guards; None = open), for tests and docs."""
     out: dict[str, frozenset[Role] | None] = {}
-    for route in app.routes:
-        if not isinstance(route, APIRoute):
-            continue
+    for path, methods, dependant in api_routes(app):
         allowed: frozenset[Role] | None = None
-        for guard in _guards(route.dependant):
+        for guard in _guards(dependant):
             if guard.roles is not None:
                 allowed = guard.roles if allowed is None else allowed & guard.roles
-        for method in route.methods or ():
-            out[f"{method} {route.path}"] = allowed
+        for method in methods:
+            out[f"{method} {path}"] = allowed
     return out
 
 

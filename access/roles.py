@@ -21,7 +21,8 @@ class Role(StrEnum):
 assert tuple(Role) == ROLES  # one list of role names (the config validates against it without importing this module)
 
 # Route groups, so routers say what they are for rather than list roles one by one.
-READERS = frozenset({Role.press_office, Role.staff, Role.manager, Role.admin})  # people who read the feed
+READERS = frozenset({Role.press_office, Role.staff, Role.manager, Role.admin})  # people: alerts, an alert's item, pages
+FEED = frozenset({Role.press_office, Role.manager, Role.admin})  # the whole feed, events, trends, sources
 RESPONDERS = frozenset({Role.press_office, Role.staff, Role.admin})  # act on alerts (ack, resolve)
 REVIEWERS = frozenset({Role.manager, Role.admin})
 ADMINS = frozenset({Role.admin})

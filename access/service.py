@@ -115,9 +115,12 @@ class AccessService:
         self._check_password(new)
         with self.store.write() as conn:
             row = conn.execute(select(tables.users).where(tables.users.c.id == principal.id)).first()
-            if row is None or not self._verify(row.password_hash, old):
+            wrong = row is None or not self._verify(row.password_hash, old)
+            if wrong:  # recorded, and the error raised once this transaction is committed
                 self._audit(conn, principal.actor, "password_change", principal.actor, "failed", address)
-                raise NotAuthenticated("current password is wrong")
+        if wrong:
+            raise NotAuthenticated("current password is wrong")
+        with self.store.write() as conn:
             conn.execute(update(tables.users).where(tables.users.c.id == row.id)
                          .values(password_hash=self.hasher.hash(new), password_ts=self.clock()))
             # Other sessions of this user end: a changed password is often a reaction to a leak.
@@ -157,40 +160,52 @@ class AccessService:
         """A new session id (to put in the cookie) and its principal; NotAuthenticated on any failure, with the
         same message whether the user exists or not (no account enumeration)."""
         now = self.clock()
-        failure = NotAuthenticated("wrong username or password, or the account is locked")
         if self._rate_limited(address):
             with self.store.write() as conn:
                 self._audit(conn, f"anonymous:{username[:60]}", "login_failed", f"user:{username[:60]}", "denied",
                             address, {"reason": "too many attempts from this address"})
             raise NotAuthenticated("too many login attempts from this address; wait a minute")
+        # Failures are recorded (counters, lock, audit) in a committed transaction before the error is raised.
         with self.store.write() as conn:
-            row = conn.execute(select(tables.users).where(tables.users.c.name == (username or "")[:100])).first()
-            if row is None:
-                self.hasher.hash(password or "x")  # the same work as a real check: timing does not tell who exists
-                self._audit(conn, f"anonymous:{(username or '')[:60]}", "login_failed", "", "failed", address,
-                            {"reason": "unknown user"})
-                raise failure
-            locked = row.locked_until is not None and row.locked_until > now
-            if row.disabled or locked:
-                self._audit(conn, f"user:{row.name}", "login_failed", f"user:{row.name}", "denied", address,
-                            {"reason": "disabled" if row.disabled else "locked"})
-                raise failure
-            if not self._verify(row.password_hash, password or ""):
-                failed = row.failed_logins + 1
-                lock = now + self.config.lockout.lock_minutes * 60 if failed >= self.config.lockout.attempts else None
-                conn.execute(update(tables.users).where(tables.users.c.id == row.id)
-                             .values(failed_logins=0 if lock else failed, locked_until=lock))
-                self._audit(conn, f"user:{row.name}", "login_failed", f"user:{row.name}", "failed", address,
-                            {"reason": "wrong password", "locked": lock is not None})
-                raise failure
-            conn.execute(update(tables.users).where(tables.users.c.id == row.id).values(failed_logins=0, locked_until=None))
-            session_id, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
-            conn.execute(delete(tables.sessions).where(tables.sessions.c.expires_ts < now))
-            conn.execute(insert(tables.sessions).values(digest=digest(session_id), user_id=row.id, csrf=csrf,
-                                                        created_ts=now,
-                                                        expires_ts=now + self.config.session_hours * 3600))
-            self._audit(conn, f"user:{row.name}", "login", f"user:{row.name}", "ok", address)
+            outcome = self._check_login(conn, username or "", password or "", address, now)
+            if isinstance(outcome, NotAuthenticated):
+                failed = outcome
+            else:
+                failed = None
+                row = outcome
+                session_id, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+                conn.execute(delete(tables.sessions).where(tables.sessions.c.expires_ts < now))
+                conn.execute(insert(tables.sessions).values(digest=digest(session_id), user_id=row.id, csrf=csrf,
+                                                            created_ts=now,
+                                                            expires_ts=now + self.config.session_hours * 3600))
+                self._audit(conn, f"user:{row.name}", "login", f"user:{row.name}", "ok", address)
+        if failed is not None:
+            raise failed
         return session_id, self._user_principal(row, csrf)
+
+    def _check_login(self, conn: Any, username: str, password: str, address: str, now: float) -> Any:
+        """The user's row when the password is right and the account open; else the error to raise (recorded)."""
+        failure = NotAuthenticated("wrong username or password, or the account is locked")
+        row = conn.execute(select(tables.users).where(tables.users.c.name == username[:100])).first()
+        if row is None:
+            self.hasher.hash(password or "x")  # the same work as a real check: timing does not tell who exists
+            self._audit(conn, f"anonymous:{username[:60]}", "login_failed", "", "failed", address,
+                        {"reason": "unknown user"})
+            return failure
+        if row.disabled or (row.locked_until is not None and row.locked_until > now):
+            self._audit(conn, f"user:{row.name}", "login_failed", f"user:{row.name}", "denied", address,
+                        {"reason": "disabled" if row.disabled else "locked"})
+            return failure
+        if not self._verify(row.password_hash, password):
+            failed = row.failed_logins + 1
+            lock = now + self.config.lockout.lock_minutes * 60 if failed >= self.config.lockout.attempts else None
+            conn.execute(update(tables.users).where(tables.users.c.id == row.id)
+                         .values(failed_logins=0 if lock else failed, locked_until=lock))
+            self._audit(conn, f"user:{row.name}", "login_failed", f"user:{row.name}", "failed", address,
+                        {"reason": "wrong password", "locked": lock is not None})
+            return failure
+        conn.execute(update(tables.users).where(tables.users.c.id == row.id).values(failed_logins=0, locked_until=None))
+        return row
 
     def _user_principal(self, row: Any, csrf: str | None) -> Principal:
         return Principal(name=row.name, roles=frozenset(Role(r) for r in json.loads(row.roles)), kind="user",

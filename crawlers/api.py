@@ -8,12 +8,12 @@ from typing import Any
 from fastapi import APIRouter
 
 from access.guard import require
-from access.roles import ADMINS, READERS
+from access.roles import ADMINS, FEED
 from api.deps import ServiceDep
 from core.errors import NotFound
 from crawlers.health import recent_runs
 
-router = APIRouter(prefix="/api/sources", tags=["sources"], dependencies=[require(READERS)])
+router = APIRouter(prefix="/api/sources", tags=["sources"], dependencies=[require(FEED)])
 
 
 def _crawl(service: Any) -> Any:

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 
 from access.guard import PrincipalDep, require
-from access.roles import READERS
+from access.roles import FEED, READERS
 from api.deps import StoreDep
 from api.schemas import ItemDetail, ItemsPublic
 from core.errors import InputError, NotFound
@@ -28,7 +28,7 @@ def _time(name: str, value: str | None) -> datetime | None:
         raise InputError(f"{name}: {exc}", errors=[{"loc": ["query", name], "msg": str(exc)}]) from exc
 
 
-@router.get("", response_model=ItemsPublic)
+@router.get("", response_model=ItemsPublic, dependencies=[require(FEED)])
 def list_items(
     store: StoreDep,
     principal: PrincipalDep,
