@@ -69,3 +69,18 @@ def wants_html(request: Request) -> bool:
     """A browser navigating to a page (not a script calling the API): send it to the login page instead of a 401."""
     return request.method == "GET" and "text/html" in request.headers.get("accept", "") \
         and not request.url.path.startswith("/api/")
+
+
+DEMO_ADMIN = "admin"
+
+
+def ensure_demo_admin(access: AccessService) -> str | None:
+    """In demo mode, the first start creates an admin with a generated password and returns it (to print once);
+    None when accounts exist already."""
+    import secrets
+
+    if access.has_users():
+        return None
+    password = secrets.token_urlsafe(12)
+    access.create_user(DEMO_ADMIN, ["admin"], password, by="demo")
+    return password

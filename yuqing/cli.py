@@ -66,7 +66,16 @@ def serve(config: ConfigOption = None, host: str | None = None, port: int | None
     service = build_service(cfg)
     load_demo_if_empty(service)
     app_ = create_app(service)
-    uvicorn.run(app_, host=host or cfg.server.host, port=port or cfg.server.port, log_level=log_level)
+    if cfg.demo.enabled:
+        from access.app import DEMO_ADMIN, ensure_demo_admin
+
+        password = ensure_demo_admin(app_.state.access)
+        if password is not None:
+            console.print(f"demo admin created — user [bold]{DEMO_ADMIN}[/bold], password [bold]{password}[/bold] "
+                          "(shown only now; `yuqing user create` adds more)")
+    # server_header=False: no banner with versions for an attacker to match against advisories.
+    uvicorn.run(app_, host=host or cfg.server.host, port=port or cfg.server.port, log_level=log_level,
+                server_header=False)
 
 
 @app.command("import")
@@ -138,12 +147,15 @@ def demo_data(config: ConfigOption = None, count: int = 300, seed: int = 2026) -
 
 
 # Sub-commands live with their package; they import their heavy dependencies lazily, inside each command.
+from access.cli import token_app, user_app  # noqa: E402
 from alerts.cli import alerts_app  # noqa: E402
 from crawlers.cli import crawl_command, demo_site_command  # noqa: E402
 from nlp.cli import nlp_app  # noqa: E402
 
 app.add_typer(nlp_app, name="nlp")  # yuqing nlp train | classify
 app.add_typer(alerts_app, name="alerts")  # yuqing alerts dry-run | test-receiver | audit
+app.add_typer(token_app, name="token")  # yuqing token create | list | revoke
+app.add_typer(user_app, name="user")  # yuqing user create | list | set-roles
 
 app.command("crawl")(crawl_command)
 app.command("demo-site")(demo_site_command)
