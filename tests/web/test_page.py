@@ -87,7 +87,8 @@ def test_feed_search_and_error(browser, server: str, tmp_path: Path) -> None:
     assert "共 3 条" in page.inner_text("#count")
     page.fill("#q", "油烟扰民")
     page.click("#search button")
-    page.wait_for_function("document.querySelectorAll('#feed > li').length === 1")
+    expect = pytest.importorskip("playwright.sync_api").expect
+    expect(page.locator("#feed > li")).to_have_count(1)  # locators, not eval: the page's CSP forbids eval
     assert "小区油烟扰民" in page.inner_text("#feed")
     page.fill("#q", "AND OR (")
     page.click("#search button")
@@ -96,7 +97,7 @@ def test_feed_search_and_error(browser, server: str, tmp_path: Path) -> None:
     page.select_option("#channel", "weibo")
     page.fill("#q", "")
     page.click("#search button")
-    page.wait_for_function("document.querySelector('#feed').innerText.includes('公交线路')")
+    expect(page.locator("#feed")).to_contain_text("公交线路")
     assert page.locator("#feed > li").count() == 1
     assert "微博" in page.inner_text("#feed")
     page.screenshot(path=str(tmp_path / "feed.png"), full_page=True)
