@@ -91,13 +91,23 @@ def _page(data: list[dict[str, Any]], count: int, limit: int) -> ListPublic:
 
 
 @router.get("", response_model=ListPublic)
-def list_alerts(engine: EngineDep, state: str | None = None, severity: str | None = None, rule: str | None = None,
+def list_alerts(engine: EngineDep, principal: PrincipalDep, state: str | None = None, severity: str | None = None,
+                rule: str | None = None,
                 item_id: int | None = None, event_id: str | None = None,
                 label: Annotated[list[str], Query(description="name=value, repeatable")] = [],  # noqa: B006
                 limit: Annotated[int, Query(ge=1, le=500)] = 50, before_id: int | None = None) -> ListPublic:
     data, count = engine.reader.list(state=state, severity=severity, rule=rule, item_id=item_id, event_id=event_id,
-                                     labels=_labels(label), limit=limit, before_id=before_id)
+                                     labels=_labels(label), limit=limit, before_id=before_id,
+                                     within_regions=principal.regions)
     return _page(data, count, limit)
+
+
+def _visible(engine: AlertEngine, alert_id: int, principal: Any) -> dict[str, Any]:
+    """The alert, if within the caller's region scope; else 404 as if it did not exist."""
+    alert = engine.reader.get(alert_id)
+    if not principal.sees_region(alert.get("labels", {}).get("region")):
+        raise NotFound(f"alert {alert_id} not found")
+    return alert
 
 
 @router.get("/audit", response_model=ListPublic)
@@ -212,15 +222,17 @@ async def stream(request: Request, engine: EngineDep,
 
 
 @router.get("/{alert_id}")
-def get_alert(engine: EngineDep, alert_id: int) -> dict[str, Any]:
-    return engine.reader.get(alert_id)
+def get_alert(engine: EngineDep, alert_id: int, principal: PrincipalDep) -> dict[str, Any]:
+    return _visible(engine, alert_id, principal)
 
 
 @router.post("/{alert_id}/ack", dependencies=[require(RESPONDERS)])
 def acknowledge(engine: EngineDep, alert_id: int, principal: PrincipalDep, body: StateChange | None = None) -> dict[str, Any]:
+    _visible(engine, alert_id, principal)
     return engine.acknowledge(alert_id, principal.actor, body.comment if body else "")
 
 
 @router.post("/{alert_id}/resolve", dependencies=[require(RESPONDERS)])
 def resolve(engine: EngineDep, alert_id: int, principal: PrincipalDep, body: StateChange | None = None) -> dict[str, Any]:
+    _visible(engine, alert_id, principal)
     return engine.resolve(alert_id, principal.actor, body.comment if body else "")

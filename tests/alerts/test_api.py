@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 import uvicorn
+from fastapi.testclient import TestClient
 
 from alerts.clock import SystemClock
 from api.main import create_app
@@ -179,3 +180,20 @@ def test_status_and_outbox(api):
     assert status["rules"] == ["high_risk", "angry_board"] and "duty" in status["receivers"]
     rows = client.get("/api/alerts/outbox").json()
     assert rows["count"] >= 2 and {r["status"] for r in rows["data"]} == {"sent"}
+
+
+def test_region_scoped_staff_see_and_act_on_their_district_only(api):
+    h, client = api
+    h.ingest(h.item(region="江城市雨花区"), h.item(region="江城市岳麓区"))
+    h.tick()
+    app = client.app
+    token = app.state.access.create_token("yuhua", "staff", regions=["雨花区"], by="tests")[1]
+    staff = TestClient(app, base_url="http://127.0.0.1", headers={"Authorization": f"Bearer {token}"})
+    mine = staff.get("/api/alerts").json()
+    assert mine["count"] >= 1 and {a["labels"]["region"] for a in mine["data"]} == {"江城市雨花区"}
+    other = next(a for a in client.get("/api/alerts").json()["data"] if a["labels"].get("region") == "江城市岳麓区")
+    assert staff.get(f"/api/alerts/{other['id']}").status_code == 404
+    assert staff.post(f"/api/alerts/{other['id']}/ack", json={}).status_code == 404
+    assert client.get(f"/api/alerts/{other['id']}").json()["state"] == "firing"  # untouched
+    token_id = app.state.access.list_tokens()[-1]["id"]
+    assert staff.post(f"/api/alerts/{mine['data'][0]['id']}/ack", json={}).json()["acked_by"] == f"token:{token_id}:yuhua"
