@@ -33,6 +33,7 @@ from alerts.store import alert_audit, alert_groups, alert_members, alert_outbox,
 from alerts.timewindows import in_interval, next_change
 from core.config_alerts import AlertsConfig, ReceiverConfig, TimeInterval
 from core.errors import NotifyError
+from storage.base import StateStore
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +79,7 @@ def resolve_rota(receiver: ReceiverConfig, now: datetime) -> str:
 class Dispatcher:
     """Owns the group, member and outbox tables; the engine calls it with the current runtime and time."""
 
-    def __init__(self, store: Any, silencer: Silencer, runtime: Callable[[], Runtime],
+    def __init__(self, store: StateStore, silencer: Silencer, runtime: Callable[[], Runtime],
                  wake: Callable[[], None] = lambda: None) -> None:
         self.store = store
         self.silencer = silencer

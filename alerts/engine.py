@@ -32,6 +32,7 @@ from alerts.store import AlertReader, alert_public, alert_silences, alerts, ts
 from core.config_alerts import AlertsConfig, RuleConfig
 from core.errors import ConfigError, InputError, NotFound, NotifyError
 from core.models import SourceStatus
+from storage.base import Store
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ def close_notifiers(runtime: Runtime) -> None:
 
 
 class AlertEngine:
-    def __init__(self, config: AlertsConfig, store: Any, *, clock: Clock | None = None,
+    def __init__(self, config: AlertsConfig, store: Store, *, clock: Clock | None = None,
                  broadcaster: Broadcaster | None = None,
                  source_health: SourceHealthProvider | None = None,
                  event_heat: Callable[[str], float | None] | None = None) -> None:

@@ -5,18 +5,18 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import select
 
 from alerts.store import alerts
 from core.config_alerts import InhibitRule, all_match
+from storage.base import StateStore
 
 
 class Inhibitor:
     """Implements `Muter`; reads the active (firing or acknowledged) alerts that can act as sources."""
 
-    def __init__(self, rules: list[InhibitRule], store: Any) -> None:
+    def __init__(self, rules: list[InhibitRule], store: StateStore) -> None:
         self.rules = rules
         self.store = store
         self._sources: list[list[dict[str, str]]] | None = None

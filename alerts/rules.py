@@ -14,16 +14,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import distinct, func, select
-
 from core.config_alerts import RISK_LEVELS, RuleConfig, all_match
 from core.config_analysis import SpikesConfig
 from core.models import Item, SourceStatus
-from storage import schema
+from storage.base import EventTotals, ItemReads
 
 logger = logging.getLogger(__name__)
-
-T = schema.items.c
 
 # The dimensions analysis.spikes tests (its DIMENSIONS), and how a message names them.
 SPIKE_DIMENSIONS = ("topic", "scheme", "region", "source")
@@ -52,15 +48,8 @@ class AlertDraft:
     event_id: str | None = None
 
 
-@dataclass
-class EventStats:
-    """The size and reach of an event (a cluster of items about one matter)."""
-
-    event_id: str
-    items: int
-    channels: int
-    engagement: int
-    max_risk: float
+class EventStats(EventTotals):
+    """The size and reach of an event (a cluster of items about one matter), as the store sums its items."""
 
     @property
     def heat(self) -> float:
@@ -134,9 +123,9 @@ def item_annotations(item: Item, public_url: str) -> dict[str, Any]:
 
 
 class RuleEvaluator:
-    """Evaluates the configured rules; event, spike and dry-run queries read the items table."""
+    """Evaluates the configured rules; event, spike and dry-run queries read stored items through the store."""
 
-    def __init__(self, rules: list[RuleConfig], *, public_url: str, store: Any = None,
+    def __init__(self, rules: list[RuleConfig], *, public_url: str, store: ItemReads | None = None,
                  event_heat: Callable[[str], float | None] | None = None) -> None:
         self.rules = rules
         self.public_url = public_url
@@ -174,15 +163,8 @@ class RuleEvaluator:
     def event_stats(self, event_id: str) -> EventStats | None:
         if self.store is None:
             return None
-        with self.store.read() as conn:
-            row = conn.execute(
-                select(func.count(), func.count(distinct(T.channel)),
-                       func.coalesce(func.sum(T.likes + T.reposts + T.comments), 0), func.max(T.risk_score))
-                .where(T.event_id == event_id)
-            ).first()
-        if row is None or not row[0]:
-            return None
-        return EventStats(event_id, int(row[0]), int(row[1]), int(row[2]), float(row[3] or 0))
+        totals = self.store.event_totals(event_id)
+        return None if totals is None else EventStats(**vars(totals))
 
     def _event_drafts(self, rule: RuleConfig, items: list[Item], cache: dict[str, EventStats | None]) -> list[AlertDraft]:
         drafts = []
@@ -323,21 +305,8 @@ class RuleEvaluator:
         scanned = 0
         hits: list[int] = []
         events: set[str] = set()
-        last_id = 0
         cache: dict[str, EventStats | None] = {}
-        while True:
-            with self.store.read() as conn:
-                rows = conn.execute(select(T.id, T.doc).where(T.published_ts >= since.timestamp(),
-                                                             T.published_ts < until.timestamp(), T.id > last_id)
-                                    .order_by(T.id).limit(1000)).all()
-            if not rows:
-                break
-            last_id = rows[-1].id
-            batch = []
-            for row in rows:
-                item = Item.model_validate_json(row.doc)
-                item.id = row.id
-                batch.append(item)
+        for batch in self.store.scan_items(since, until):
             scanned += len(batch)
             if rule.kind == "item":
                 hits.extend(i.id for i in batch if item_matches(rule, i, item_labels(i)))

@@ -16,6 +16,7 @@ from sqlalchemy import select
 from alerts.store import alert_silences, dumps, from_ts, silence_public, ts
 from core.config_alerts import Matcher, all_match
 from core.errors import InputError, NotFound
+from storage.base import StateStore
 
 
 class Muter(Protocol):
@@ -55,7 +56,7 @@ def parse_matchers(raw: Any) -> list[Matcher]:
 class Silencer:
     """Silences kept in the store; the active ones are cached and reloaded when they change."""
 
-    def __init__(self, store: Any) -> None:
+    def __init__(self, store: StateStore) -> None:
         self.store = store
         self._cache: list[Silence] | None = None
 

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import Column, Connection, Float, Index, Integer, String, Table, Text, func, or_, select
 
 from core.errors import InputError, NotFound
+from storage.base import StateStore
 from storage.migrations import register
 from storage.schema import metadata
 
@@ -222,7 +223,7 @@ def outbox_public(row: Any) -> dict[str, Any]:
 class AlertReader:
     """Read-side queries for the API (lists with filters and id cursors)."""
 
-    def __init__(self, store: Any) -> None:
+    def __init__(self, store: StateStore) -> None:
         self.store = store
 
     def get(self, alert_id: int) -> dict[str, Any]:

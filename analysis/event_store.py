@@ -11,14 +11,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Column, Float, Index, Integer, LargeBinary, String, Table, Text, func, inspect, select
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Column, Connection, Float, Index, Integer, LargeBinary, String, Table, Text, func, inspect, select
 
 from analysis.cluster import EventClusterer, EventState, heat_index
 from analysis.dedup import NUM_PERM, NearDuplicateIndex, band_keys
 from core.errors import NotFound
-from storage.migrations import migrate, register
-from storage.schema import items as items_table
+from storage.base import StateStore, Store
+from storage.dialect import insert_missing, upsert
+from storage.migrations import register
 from storage.schema import metadata
 
 _LOAD_CHUNK = 10_000  # signatures indexed per add_many on start
@@ -66,10 +66,9 @@ def _events_v2(conn) -> None:  # noqa: ANN001 - SQLAlchemy Connection
     conn.execute(dedup_signatures.delete())  # signatures of the old MinHash scheme do not compare with new ones
 
 
-def ensure_schema(store: Any) -> None:
+def ensure_schema(store: StateStore) -> None:
     """Apply this component's migrations even when the store was opened before this module was imported."""
-    with store.write() as conn:
-        migrate(conn)
+    store.migrate()
 
 
 def _iso(ts: float) -> str:
@@ -88,23 +87,26 @@ def _row(event: EventState, now: str) -> dict[str, Any]:
             "updated_at": now}
 
 
-def save(conn, changed: list[EventState], signatures: list[tuple[int, int, np.ndarray]],  # noqa: ANN001
+def save(store: Store, changed: list[EventState], signatures: list[tuple[int, int, np.ndarray]],
          merged: dict[str, str] | None = None) -> None:
-    """Upsert changed events, insert new signatures (item id, chain root id, signature), and apply merges: the
-    absorbed event's row goes and its items point at the surviving event (column and stored document)."""
+    """Persist a batch's clustering in one transaction: merges (the absorbed event's row goes and its items point at
+    the surviving event), changed events, and new near-duplicate signatures (item id, chain root id, signature)."""
+    with store.write() as conn:
+        if merged:
+            store.reassign_events(merged)  # joins this transaction
+        write_state(conn, changed, signatures, absorbed=list(merged or {}))
+
+
+def write_state(conn: Connection, changed: list[EventState], signatures: list[tuple[int, int, np.ndarray]],
+                absorbed: list[str] | None = None) -> None:
+    """The relational part of `save`, portable across SQLite and PostgreSQL: drop absorbed events, upsert changed
+    ones, insert signatures not stored yet."""
     now = datetime.now(UTC).isoformat()
-    for absorbed, target in (merged or {}).items():
-        conn.execute(events.delete().where(events.c.id == absorbed))
-        conn.execute(items_table.update().where(items_table.c.event_id == absorbed)
-                     .values(event_id=target, doc=func.json_set(items_table.c.doc, "$.enrichment.event_id", target)))
-    for event in changed:
-        row = _row(event, now)
-        stmt = sqlite_insert(events).values(**row)
-        conn.execute(stmt.on_conflict_do_update(index_elements=["id"], set_={k: v for k, v in row.items() if k != "id"}))
-    if signatures:
-        stmt = sqlite_insert(dedup_signatures).on_conflict_do_nothing(index_elements=["item_id"])
-        conn.execute(stmt, [{"item_id": i, "root_id": r, "signature": s.astype(np.uint32).tobytes()}
-                            for i, r, s in signatures])
+    if absorbed:
+        conn.execute(events.delete().where(events.c.id.in_(absorbed)))
+    upsert(conn, events, [_row(event, now) for event in changed], keys=["id"])
+    insert_missing(conn, dedup_signatures, [{"item_id": i, "root_id": r, "signature": s.astype(np.uint32).tobytes()}
+                                            for i, r, s in signatures], keys=["item_id"])
 
 
 def _state(row: Any) -> EventState:
@@ -116,7 +118,7 @@ def _state(row: Any) -> EventState:
                       regions=Counter(json.loads(row.regions)), names=Counter(json.loads(row.names or "{}")))
 
 
-def load(store: Any, clusterer: EventClusterer | None, index: NearDuplicateIndex | None) -> None:
+def load(store: StateStore, clusterer: EventClusterer | None, index: NearDuplicateIndex | None) -> None:
     """Rebuild the in-memory clusterer and near-duplicate index from the store (most recent first, up to their caps)."""
     with store.read() as conn:
         if clusterer is not None:
@@ -145,7 +147,7 @@ def public(row: Any) -> dict[str, Any]:
             "sources": sources, "channels": channels, "regions": json.loads(row.regions)}
 
 
-def list_events(store: Any, *, limit: int = 50, offset: int = 0, since: datetime | None = None,
+def list_events(store: StateStore, *, limit: int = 50, offset: int = 0, since: datetime | None = None,
                 min_volume: int = 1) -> tuple[list[dict[str, Any]], int]:
     """Events ranked by heat (then most recent), with the total count under the same filters."""
     conds = [events.c.volume >= min_volume]
@@ -164,7 +166,7 @@ def list_events(store: Any, *, limit: int = 50, offset: int = 0, since: datetime
     return out, count
 
 
-def get_event(store: Any, event_id: str) -> dict[str, Any]:
+def get_event(store: StateStore, event_id: str) -> dict[str, Any]:
     with store.read() as conn:
         row = conn.execute(select(events).where(events.c.id == event_id)).first()
     if row is None:

@@ -17,13 +17,13 @@ from typing import Any
 import ahocorasick
 import yaml
 from pydantic import ValidationError
-from sqlalchemy import select
 
 import core.config  # noqa: F401 - loaded first: it imports core.config_analysis at its end
 from core.config_analysis import SchemeSpec
 from core.errors import ConfigError, InputError, QuerySyntaxError
 from core.query import And, Near, Node, Not, Or, Term, has_positive, parse_query, positive_terms
 from flow.stages import Batch
+from storage.base import ItemReads
 
 EXAMPLES_FILE = Path(__file__).resolve().parent / "resources" / "schemes.yaml"
 _MAX_SCAN = 20_000  # characters of an item matched against schemes; a 100,000-character post is cut, not choked on
@@ -268,26 +268,22 @@ class SchemeStage:
             e.__pydantic_fields_set__.add("schemes")
 
 
-def dry_run(store: Any, spec: SchemeSpec, since: datetime, until: datetime, examples: int = 10) -> dict[str, Any]:
+def dry_run(store: ItemReads, spec: SchemeSpec, since: datetime, until: datetime, examples: int = 10) -> dict[str, Any]:
     """How many stored items published in [since, until) the scheme would have matched, with a few example ids."""
     from nlp.tokenize import segment
-    from storage.schema import items
 
     if until <= since:
         raise InputError("until must be after since", errors=[{"loc": ["until"], "msg": "until must be after since"}])
     matcher = SchemeMatcher([spec])
     scanned = matched = 0
     example_ids: list[int] = []
-    stmt = (select(items.c.id, items.c.title, items.c.content)
-            .where(items.c.published_ts >= since.timestamp(), items.c.published_ts < until.timestamp())
-            .order_by(items.c.published_ts.desc(), items.c.id.desc()))
-    with store.read() as conn:
-        for row in conn.execute(stmt):
+    for batch in store.scan_texts(since, until):
+        for row in batch:
             scanned += 1
             text = f"{row.title}\n{row.content}" if row.title else row.content
             if matcher.match(text, lambda t=text: segment(t)):
                 matched += 1
                 if len(example_ids) < examples:
-                    example_ids.append(row.id)
+                    example_ids.append(row.item_id)
     return {"scheme": spec.name, "matched": matched, "scanned": scanned, "since": since.isoformat(),
             "until": until.isoformat(), "example_ids": example_ids}

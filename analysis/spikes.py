@@ -8,38 +8,22 @@ most (recent share vs baseline share) and the sources and regions of its recent 
 
 from __future__ import annotations
 
-import json
 from collections import Counter, defaultdict
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from scipy.stats import binomtest
-from sqlalchemy import select
 
 import core.config  # noqa: F401 - loaded first: it imports core.config_analysis at its end
 from core.config_analysis import SpikesConfig
-from storage.schema import item_schemes, items
+from storage.base import ItemReads
 
 DIMENSIONS = ("topic", "scheme", "region", "source")
 
 
-def _rows(store: Any, since: float, until: float) -> list[dict[str, Any]]:
-    T = items.c
-    with store.read() as conn:
-        rows = conn.execute(select(T.id, T.published_ts, T.topic, T.region, T.source, T.doc)
-                            .where(T.published_ts >= since, T.published_ts < until)).all()
-        ids = [r.id for r in rows]
-        schemes: dict[int, list[str]] = defaultdict(list)
-        for start in range(0, len(ids), 500):
-            for r in conn.execute(select(item_schemes.c.item_id, item_schemes.c.scheme)
-                                  .where(item_schemes.c.item_id.in_(ids[start:start + 500]))):
-                schemes[r.item_id].append(r.scheme)
-    out = []
-    for r in rows:
-        keywords = json.loads(r.doc).get("enrichment", {}).get("keywords", [])
-        out.append({"id": r.id, "ts": r.published_ts, "topic": r.topic, "region": r.region, "source": r.source,
-                    "scheme": schemes.get(r.id, []), "keywords": keywords})
-    return out
+def _rows(store: ItemReads, since: datetime, until: datetime) -> list[dict[str, Any]]:
+    return [{"id": f.item_id, "ts": f.published_ts, "topic": f.topic, "region": f.region, "source": f.source,
+             "scheme": f.schemes, "keywords": f.keywords} for f in store.item_facets(since, until)]
 
 
 def _values(row: dict[str, Any], dimension: str) -> list[str]:
@@ -49,11 +33,11 @@ def _values(row: dict[str, Any], dimension: str) -> list[str]:
     return [value] if value else []
 
 
-def detect_spikes(store: Any, config: SpikesConfig, now: datetime, dimensions: tuple[str, ...] = DIMENSIONS) -> list[dict]:
+def detect_spikes(store: ItemReads, config: SpikesConfig, now: datetime, dimensions: tuple[str, ...] = DIMENSIONS) -> list[dict]:
     """Spikes at `now`, strongest (smallest p-value) first, each with its explanation."""
     recent_start = (now - timedelta(hours=config.recent_hours)).timestamp()
     base_start = recent_start - config.baseline_hours * 3600
-    rows = _rows(store, base_start, now.timestamp())
+    rows = _rows(store, datetime.fromtimestamp(base_start, UTC), now)
     p0 = config.recent_hours / (config.recent_hours + config.baseline_hours)
     spikes = []
     for dimension in dimensions:

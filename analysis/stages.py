@@ -23,7 +23,6 @@ from typing import Any
 
 import numpy as np
 from pydantic import BaseModel
-from sqlalchemy import select
 
 from analysis.cluster import ITEM_TERMS, EventClusterer, JoinRow, item_vector, item_vectors, load_matters
 from analysis.dedup import NearDuplicateIndex, band_groups, band_keys, signatures_from_hashes
@@ -231,21 +230,7 @@ class AnalysisState:
         if self.store is None:
             known = self.known
             return {k: known[k] for k in keys if k in known}
-        from storage.schema import items as table
-
-        T = table.c
-        found: dict[tuple[str, str], tuple[int | None, str | None, int]] = {}
-        by_source: dict[str, list[str]] = {}
-        for source, sid in keys:
-            by_source.setdefault(source, []).append(sid)
-        with self.store.read() as conn:
-            for source, sids in by_source.items():
-                for start in range(0, len(sids), 500):
-                    rows = conn.execute(select(T.id, T.source_id, T.event_id, T.likes, T.reposts, T.comments)
-                                        .where(T.source == source, T.source_id.in_(sids[start:start + 500]))).all()
-                    for r in rows:
-                        found[(source, r.source_id)] = (r.id, r.event_id, r.likes + r.reposts + r.comments)
-        return found
+        return self.store.known_items(keys)
 
     def fill_known(self, items: list[Item], prepared: list[Prepared]) -> None:
         if all(p.known is not _UNKNOWN for p in prepared):
@@ -437,8 +422,7 @@ class PersistStage:
         if store is not None:
             from analysis import event_store  # only with a store (importing it costs 60 ms of SQLAlchemy tables)
 
-            with store.write() as conn:
-                event_store.save(conn, changed, new_sigs, {a: clusterer.resolve(t) for a, t in merged.items()})
+            event_store.save(store, changed, new_sigs, {a: clusterer.resolve(t) for a, t in merged.items()})
             for item in fixups:
                 if item.id is not None:
                     store.update_enrichment(item.id, item.enrichment)

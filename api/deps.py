@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from core.config import Config
-from storage.sqlite import SqliteStore
+from storage.base import Store
 from yuqing.service import Service
 
 
@@ -15,7 +15,7 @@ def get_service(request: Request) -> Service:
     return request.app.state.service
 
 
-def get_store(request: Request) -> SqliteStore:
+def get_store(request: Request) -> Store:
     return request.app.state.service.store
 
 
@@ -24,5 +24,5 @@ def get_config(request: Request) -> Config:
 
 
 ServiceDep = Annotated[Service, Depends(get_service)]
-StoreDep = Annotated[SqliteStore, Depends(get_store)]
+StoreDep = Annotated[Store, Depends(get_store)]
 ConfigDep = Annotated[Config, Depends(get_config)]

@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from core.config_crawl import HealthSpec
 from crawlers.state import crawl_health, crawl_health_changes, crawl_runs, now_iso
+from storage.base import StateStore
 
 # Error kinds that mean a page was not usable (a jump in these is what degrades a source).
 PARSE_ERRORS = {"parse_error", "no_entries", "config_error", "invalid_item"}
@@ -98,7 +99,7 @@ def _describe(errors: dict[str, int]) -> str:
     return ", ".join(f"{k}={v}" for k, v in sorted(errors.items()))
 
 
-def record_run(store: Any, run: RunResult, rules: HealthSpec) -> SourceHealth:
+def record_run(store: StateStore, run: RunResult, rules: HealthSpec) -> SourceHealth:
     """Store the run, recompute the source's health and log a state change; returns the new health."""
     with store.write() as conn:
         history = conn.execute(select(crawl_runs).where(crawl_runs.c.source == run.source)
@@ -138,14 +139,14 @@ def _from_row(row: Any) -> SourceHealth:
                         errors_total=json.loads(row.errors_total or "{}"), changed_at=row.changed_at)
 
 
-def source_health(store: Any) -> dict[str, SourceHealth]:
+def source_health(store: StateStore) -> dict[str, SourceHealth]:
     """Health of every source that has run, by source id (for the API and for operations alerts)."""
     with store.read() as conn:
         rows = conn.execute(select(crawl_health).order_by(crawl_health.c.source)).all()
     return {r.source: _from_row(r) for r in rows}
 
 
-def health_changes(store: Any, after_id: int = 0, limit: int = 100) -> list[dict[str, Any]]:
+def health_changes(store: StateStore, after_id: int = 0, limit: int = 100) -> list[dict[str, Any]]:
     """State changes with id > after_id, oldest first: what an alert rule polls to say a source went quiet."""
     with store.read() as conn:
         rows = conn.execute(select(crawl_health_changes).where(crawl_health_changes.c.id > after_id)
@@ -153,7 +154,7 @@ def health_changes(store: Any, after_id: int = 0, limit: int = 100) -> list[dict
     return [dict(r._mapping) for r in rows]
 
 
-def recent_runs(store: Any, source: str, limit: int = 10) -> list[dict[str, Any]]:
+def recent_runs(store: StateStore, source: str, limit: int = 10) -> list[dict[str, Any]]:
     with store.read() as conn:
         rows = conn.execute(select(crawl_runs).where(crawl_runs.c.source == source)
                             .order_by(crawl_runs.c.id.desc()).limit(limit)).all()

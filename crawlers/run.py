@@ -71,7 +71,7 @@ def crawl(job: dict[str, Any]) -> dict[str, Any]:
     if spec is None:
         raise SystemExit(f"source {source} has no crawl section")
     store = SqliteStore(job["db"], segment=str.split, fts=False)
-    crawl_state = CrawlState(store.engine, source)
+    crawl_state = CrawlState(store, source)
     job_dir = Path(job["job_dir"]) if job.get("job_dir") else None
     resumed = bool(job_dir and job_dir.exists() and any(job_dir.iterdir()))
     process = CrawlerProcess(crawl_settings(spec, job_dir, job.get("log_level", "WARNING")), install_root_handler=True)

@@ -15,7 +15,6 @@ from core.models import SHANGHAI, SourceStatus
 from crawlers import state as _state  # noqa: F401 - registers the `crawl` migration
 from crawlers.health import RunResult, record_run, source_health
 from crawlers.runner import ProgressCallback, run_crawl
-from storage.migrations import migrate
 
 logger = logging.getLogger(__name__)
 
@@ -136,8 +135,7 @@ def source_statuses(store: Any) -> list[SourceStatus]:
 
 def attach(service: Any) -> None:
     """Called by yuqing.service.build_service: add crawl state tables, workers, the sources API and the component."""
-    with service.store.engine.begin() as conn:
-        migrate(conn)  # the `crawl` chain registers on import, after the store first opened
+    service.store.migrate()  # the `crawl` chain registers on import, after the store first opened
     crawl = CrawlService(service.config, service.store, service.ingestor.drain)
     service.components["crawl"] = crawl
     service.components["source_health"] = lambda: source_statuses(service.store)

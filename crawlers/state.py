@@ -10,9 +10,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Column, Connection, Engine, Float, Index, Integer, MetaData, String, Table, Text, or_, select, text
+from sqlalchemy import Column, Connection, Float, Index, Integer, MetaData, String, Table, Text, or_, select, text
 from sqlalchemy import inspect as inspect_db
 
+from storage.base import StateStore
 from storage.migrations import register
 
 metadata = MetaData()
@@ -123,10 +124,10 @@ class SeenEntry:
 class CrawlState:
     """One source's seen keys and cursors, read once at crawl start and written as items go to the inbox."""
 
-    def __init__(self, engine: Engine, source: str) -> None:
-        self.engine = engine
+    def __init__(self, store: StateStore, source: str) -> None:
+        self.store = store
         self.source = source
-        with engine.connect() as conn:
+        with store.read() as conn:
             rows = conn.execute(select(crawl_seen.c.key, crawl_seen.c.fingerprint).where(crawl_seen.c.source == source))
             self.seen: dict[str, str] = {r.key: r.fingerprint for r in rows}
 
@@ -171,7 +172,7 @@ class CrawlState:
         return [(r.key, r.url, json.loads(r.row_fields or "{}")) for r in rows]
 
     def cursor(self, name: str, default: Any = None) -> Any:
-        with self.engine.connect() as conn:
+        with self.store.read() as conn:
             row = conn.execute(select(crawl_cursor.c.value).where(crawl_cursor.c.source == self.source,
                                                                   crawl_cursor.c.name == name)).first()
         return json.loads(row.value) if row else default

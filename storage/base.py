@@ -1,13 +1,22 @@
-"""Storage interfaces. Callers see domain models and these types, never sqlite3 or Elasticsearch objects."""
+"""Storage interfaces. Callers see domain models and these types, never sqlite3 or Elasticsearch objects.
+
+`Store` is what every caller is typed with: items (written and read only through these methods, so a backend such
+as Elasticsearch can hold them), quarantine, the inbox, and connection contexts for the relational state of other
+components (SQLAlchemy Core tables; dialect differences live in storage/dialect.py).
+"""
 
 from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Generic, Literal, Protocol, TypeVar
+from typing import Generic, Literal, NamedTuple, Protocol, TypeVar, runtime_checkable
+
+from sqlalchemy import Connection
 
 from core.errors import InputError
 from core.models import Channel, Enrichment, Item, QuarantineRecord, RawRecord
@@ -92,6 +101,49 @@ class StoreStats:
     quarantined: int = 0
 
 
+class KnownItem(NamedTuple):
+    """A stored item as a re-crawl of it needs it: its id, its event and its engagement (likes + reposts + comments).
+
+    A tuple, so it stands where the analysis state's in-memory (id, event, engagement) tuples do."""
+
+    item_id: int
+    event_id: str | None
+    engagement: int
+
+
+@dataclass(frozen=True)
+class EventTotals:
+    """The stored items of one event, summed: how many, on how many channels, their engagement and highest risk."""
+
+    event_id: str
+    items: int
+    channels: int
+    engagement: int
+    max_risk: float
+
+
+@dataclass(frozen=True)
+class ItemFacets:
+    """What volume statistics (spikes) group an item by, without its text."""
+
+    item_id: int
+    published_ts: float
+    topic: str | None
+    region: str | None
+    source: str
+    schemes: list[str]
+    keywords: list[str]
+
+
+@dataclass(frozen=True)
+class ItemText:
+    """An item's id and text, for scanning a window of stored items (scheme dry runs)."""
+
+    item_id: int
+    title: str
+    content: str
+
+
 class ItemStore(Protocol):
     """Where normalised items live and are searched."""
 
@@ -104,6 +156,46 @@ class ItemStore(Protocol):
     def update_enrichment(self, item_id: int, enrichment: Enrichment) -> None: ...
 
     def stats(self) -> StoreStats: ...
+
+    def lookup(self, items: list[Item]) -> tuple[dict[tuple[str, str], tuple[int, str]], dict[str, int]]:
+        """For a batch: stored (id, signature) by (source, source_id), and stored item id by content hash."""
+        ...
+
+    def record_duplicates(self, pairs: list[tuple[int, Item]]) -> None:
+        """Remember that each `item` repeats the stored item `item_id`, so its reach still counts."""
+        ...
+
+    def duplicates_of(self, item_id: int) -> list[dict]:
+        """The exact copies of an item, in the order they were seen."""
+        ...
+
+    def reassign_events(self, merged: Mapping[str, str]) -> int:
+        """Point the items of each absorbed event (key) at the event that absorbed it (value); returns items moved."""
+        ...
+
+
+class ItemReads(Protocol):
+    """The reads analysis and alerting make over stored items, so none of them needs to know how items are kept."""
+
+    def known_items(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], KnownItem]:
+        """The stored items among (source, source_id) keys: a re-crawl keeps its id and event."""
+        ...
+
+    def event_totals(self, event_id: str) -> EventTotals | None:
+        """The totals of the event's stored items; None when no stored item belongs to it."""
+        ...
+
+    def item_facets(self, since: datetime, until: datetime) -> list[ItemFacets]:
+        """Facets of every item published in [since, until), in no particular order."""
+        ...
+
+    def scan_texts(self, since: datetime, until: datetime, batch_size: int = 1000) -> Iterator[list[ItemText]]:
+        """Texts of the items published in [since, until), newest first, `batch_size` at a time."""
+        ...
+
+    def scan_items(self, since: datetime, until: datetime, batch_size: int = 1000) -> Iterator[list[Item]]:
+        """Items published in [since, until), oldest id first, `batch_size` at a time."""
+        ...
 
 
 class QuarantineStore(Protocol):
@@ -122,3 +214,32 @@ class Inbox(Protocol):
     def take(self, limit: int) -> list[tuple[int, RawRecord]]: ...
 
     def done(self, ids: list[int]) -> None: ...
+
+    def pending(self) -> int: ...
+
+
+class StateStore(Protocol):
+    """Connections for the relational state of other components (crawl state, alerts, outbox, silences, events).
+
+    They write SQLAlchemy Core only; anything dialect-specific goes through storage/dialect.py. storage/state.py's
+    SqlState implements this on any engine (SqliteStore is one).
+    """
+
+    versions: dict[str, int]  # schema version per migration component
+
+    def read(self) -> AbstractContextManager[Connection]: ...
+
+    def write(self) -> AbstractContextManager[Connection]:
+        """One write transaction; a write opened inside another on the same thread joins it."""
+        ...
+
+    def migrate(self) -> dict[str, int]:
+        """Apply the migrations of components registered since the store opened; returns (and keeps) the versions."""
+        ...
+
+
+@runtime_checkable
+class Store(ItemStore, ItemReads, QuarantineStore, Inbox, StateStore, Protocol):
+    """Everything the service keeps: what callers are typed with, whatever the backend."""
+
+    def close(self) -> None: ...

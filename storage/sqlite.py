@@ -5,21 +5,30 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import Connection, Engine, and_, bindparam, create_engine, event, func, or_, select, text
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy import Connection, Engine, and_, bindparam, create_engine, distinct, event, func, or_, select, text
 
 from core.errors import InputError, NotFound, StorageError
 from core.models import Enrichment, Item, QuarantineRecord, RawRecord
 from storage import schema
-from storage.base import Cursor, ItemQuery, Page, StoreStats, UpsertOutcome, UpsertResult
+from storage.base import (
+    Cursor,
+    EventTotals,
+    ItemFacets,
+    ItemQuery,
+    ItemText,
+    KnownItem,
+    Page,
+    StoreStats,
+    UpsertOutcome,
+    UpsertResult,
+)
+from storage.dialect import upsert
 from storage.fts import compile_fts
-from storage.migrations import migrate
+from storage.state import SqlState
 
 logger = logging.getLogger(__name__)
 
@@ -49,8 +58,8 @@ def create_sqlite_engine(path: Path | str) -> Engine:
     return engine
 
 
-class SqliteStore:
-    """Items, quarantine and inbox in one SQLite file.
+class SqliteStore(SqlState):
+    """Items, quarantine and inbox in one SQLite file, with the relational state of the other components.
 
     Writes are serialised by a lock (as Datasette's single writer thread) because SQLite allows one writer;
     readers run concurrently thanks to WAL.
@@ -59,38 +68,13 @@ class SqliteStore:
     def __init__(self, path: Path | str, *, segment: Segmenter, index_segment: Segmenter | None = None,
                  fts: bool = True) -> None:
         self.path = path
-        self.engine = create_sqlite_engine(path)
         self.segment = segment
         self.index_segment = index_segment or segment
         self.fts = fts
-        self._write_lock = threading.RLock()
         try:
-            with self.engine.begin() as conn:
-                self.versions = migrate(conn)
-        except SQLAlchemyError as exc:
+            super().__init__(create_sqlite_engine(path), single_writer=True)
+        except StorageError as exc:
             raise StorageError(f"cannot open store at {path}: {exc}") from exc
-
-    def close(self) -> None:
-        self.engine.dispose()
-
-    @contextmanager
-    def write(self) -> Iterator[Connection]:
-        """One write transaction at a time; library errors become StorageError."""
-        with self._write_lock:
-            try:
-                with self.engine.begin() as conn:
-                    yield conn
-            except SQLAlchemyError as exc:
-                detail = getattr(exc, "orig", exc)
-                raise StorageError(f"write failed: {exc.__class__.__name__}: {detail}") from exc
-
-    @contextmanager
-    def read(self) -> Iterator[Connection]:
-        try:
-            with self.engine.connect() as conn:
-                yield conn
-        except OperationalError as exc:
-            raise StorageError(f"read failed: {exc.orig}") from exc
 
     # ---- items -------------------------------------------------------------------------------------------
 
@@ -224,12 +208,9 @@ class SqliteStore:
         if not pairs:
             return
         # A copy seen again keeps its first sighting's time but takes the newer document (a reply may have come).
-        conn.exec_driver_sql(
-            "INSERT INTO item_duplicates(item_id, source, source_id, url, seen_at, doc) VALUES (?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT(source, source_id) DO UPDATE SET doc = excluded.doc, url = excluded.url",
-            [(item_id, item.source, item.source_id, item.url, now, item.model_dump_json(exclude={"id", "enrichment"}))
-             for item_id, item in pairs],
-        )
+        rows = [{"item_id": item_id, "source": item.source, "source_id": item.source_id, "url": item.url, "seen_at": now,
+                 "doc": item.model_dump_json(exclude={"id", "enrichment"})} for item_id, item in pairs]
+        upsert(conn, schema.item_duplicates, rows, keys=["source", "source_id"], update=["doc", "url"])
 
     def _to_item(self, item_id: int, doc: str) -> Item:
         item = Item.model_validate_json(doc)
@@ -345,6 +326,90 @@ class SqliteStore:
             return
         with self.write() as conn:
             self._record_duplicates(conn, pairs, _now())
+
+    def reassign_events(self, merged: Mapping[str, str]) -> int:
+        """Items of each absorbed event now belong to the event that absorbed it: the column and the stored document."""
+        moved = 0
+        with self.write() as conn:
+            for absorbed, target in merged.items():
+                result = conn.execute(schema.items.update().where(T.event_id == absorbed)
+                                      .values(event_id=target, doc=func.json_set(T.doc, "$.enrichment.event_id", target)))
+                moved += result.rowcount
+        return moved
+
+    # ---- reads for analysis and alerting -------------------------------------------------------------------
+
+    def known_items(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], KnownItem]:
+        """Stored items among the keys, looked up per source in chunks of 500 (SQLite's parameter limit)."""
+        by_source: dict[str, list[str]] = {}
+        for source, source_id in keys:
+            by_source.setdefault(source, []).append(source_id)
+        found: dict[tuple[str, str], KnownItem] = {}
+        if not by_source:
+            return found
+        with self.read() as conn:
+            for source, source_ids in by_source.items():
+                for start in range(0, len(source_ids), 500):
+                    rows = conn.execute(select(T.id, T.source_id, T.event_id, T.likes, T.reposts, T.comments)
+                                        .where(T.source == source, T.source_id.in_(source_ids[start:start + 500]))).all()
+                    for r in rows:
+                        found[(source, r.source_id)] = KnownItem(r.id, r.event_id, r.likes + r.reposts + r.comments)
+        return found
+
+    def event_totals(self, event_id: str) -> EventTotals | None:
+        with self.read() as conn:
+            row = conn.execute(
+                select(func.count(), func.count(distinct(T.channel)),
+                       func.coalesce(func.sum(T.likes + T.reposts + T.comments), 0), func.max(T.risk_score))
+                .where(T.event_id == event_id)
+            ).first()
+        if row is None or not row[0]:
+            return None
+        return EventTotals(event_id, int(row[0]), int(row[1]), int(row[2]), float(row[3] or 0))
+
+    def item_facets(self, since: datetime, until: datetime) -> list[ItemFacets]:
+        """Oldest first; schemes come from one join over the same window, not one query per item."""
+        window = (T.published_ts >= since.timestamp(), T.published_ts < until.timestamp())
+        s = schema.item_schemes.c
+        with self.read() as conn:
+            rows = conn.execute(select(T.id, T.published_ts, T.topic, T.region, T.source, T.doc)
+                                .where(*window).order_by(T.published_ts, T.id)).all()
+            schemes: dict[int, list[str]] = {}
+            for r in conn.execute(select(s.item_id, s.scheme).join(schema.items, T.id == s.item_id)
+                                  .where(*window).order_by(s.item_id, s.scheme)):
+                schemes.setdefault(r.item_id, []).append(r.scheme)
+        return [ItemFacets(item_id=r.id, published_ts=r.published_ts, topic=r.topic, region=r.region, source=r.source,
+                           schemes=schemes.get(r.id, []),
+                           keywords=json.loads(r.doc).get("enrichment", {}).get("keywords", []))
+                for r in rows]
+
+    def scan_texts(self, since: datetime, until: datetime, batch_size: int = 1000) -> Iterator[list[ItemText]]:
+        """Newest first by keyset paging, so no connection stays open while the caller works on a batch."""
+        window = [T.published_ts >= since.timestamp(), T.published_ts < until.timestamp()]
+        after: tuple[float, int] | None = None
+        while True:
+            conds = list(window)
+            if after is not None:
+                conds.append(or_(T.published_ts < after[0], and_(T.published_ts == after[0], T.id < after[1])))
+            with self.read() as conn:
+                rows = conn.execute(select(T.id, T.published_ts, T.title, T.content).where(*conds)
+                                    .order_by(T.published_ts.desc(), T.id.desc()).limit(batch_size)).all()
+            if not rows:
+                return
+            yield [ItemText(r.id, r.title, r.content) for r in rows]
+            after = (rows[-1].published_ts, rows[-1].id)
+
+    def scan_items(self, since: datetime, until: datetime, batch_size: int = 1000) -> Iterator[list[Item]]:
+        window = [T.published_ts >= since.timestamp(), T.published_ts < until.timestamp()]
+        last_id = 0
+        while True:
+            with self.read() as conn:
+                rows = conn.execute(select(T.id, T.doc).where(*window, T.id > last_id)
+                                    .order_by(T.id).limit(batch_size)).all()
+            if not rows:
+                return
+            yield [self._to_item(r.id, r.doc) for r in rows]
+            last_id = rows[-1].id
 
     def stats(self) -> StoreStats:
         with self.read() as conn:

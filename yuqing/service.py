@@ -17,6 +17,7 @@ from flow.ingest import Ingestor
 from flow.stages import Stage
 from nlp.search_tokens import index_tokens
 from nlp.tokenize import segment
+from storage.base import Store
 from storage.sqlite import SqliteStore
 
 logger = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ class Service:
     """Everything a running yuqing needs, built once per process from the config."""
 
     config: Config
-    store: SqliteStore
+    store: Store
     ingestor: Ingestor
     workers: list[Worker] = field(default_factory=list)
     routers: list[Any] = field(default_factory=list)

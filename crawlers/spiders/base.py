@@ -21,6 +21,7 @@ from core.errors import ExtractionError
 from core.models import QuarantineRecord
 from crawlers.extractors.page import decode_page, login_wall
 from crawlers.state import CrawlState
+from storage.base import Store
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ class YuqingSpider(scrapy.Spider):
 
     name = "yuqing"
 
-    def __init__(self, source: str, spec: CrawlSpec, crawl_state: CrawlState, store: Any, **kwargs: Any) -> None:
+    def __init__(self, source: str, spec: CrawlSpec, crawl_state: CrawlState, store: Store, **kwargs: Any) -> None:
         super().__init__(name=source, **kwargs)
         self.source = source
         self.spec = spec

@@ -141,9 +141,8 @@ def test_weibo_revisit_updates_counts(revisits):
 
 def _state(tmp_path: Path) -> tuple[SqliteStore, CrawlState]:
     store = SqliteStore(str(tmp_path / "state.db"), segment=str.split, fts=False)
-    with store.engine.begin() as conn:
-        migrate(conn)
-    return store, CrawlState(store.engine, "s")
+    store.migrate()
+    return store, CrawlState(store, "s")
 
 
 def test_due_entries_window_interval_order_and_marking(tmp_path):
@@ -170,7 +169,7 @@ def test_due_entries_window_interval_order_and_marking(tmp_path):
 
 def test_migration_from_v1_keeps_seen_keys_and_allows_revisits(tmp_path):
     store = SqliteStore(str(tmp_path / "old.db"), segment=str.split, fts=False)
-    with store.engine.begin() as conn:
+    with store.write() as conn:
         conn.execute(text("DROP TABLE IF EXISTS crawl_seen"))
         conn.execute(text("CREATE TABLE crawl_seen (source VARCHAR(100) NOT NULL, key VARCHAR(300) NOT NULL, "
                           "fingerprint VARCHAR(100) NOT NULL, seen_at VARCHAR(40) NOT NULL, PRIMARY KEY (source, key))"))
@@ -180,7 +179,7 @@ def test_migration_from_v1_keeps_seen_keys_and_allows_revisits(tmp_path):
         assert migrate(conn)["crawl"] >= 2
         row = conn.execute(text("SELECT first_seen_at, checked_at, replied, url FROM crawl_seen WHERE key = 'old'")).one()
     assert tuple(row) == ("2026-01-01T00:00:00+00:00", "2026-01-01T00:00:00+00:00", 0, "")
-    state = CrawlState(store.engine, "s")
+    state = CrawlState(store, "s")
     assert state.is_seen("old")
     with store.write() as conn:
         state.mark_seen(conn, [SeenEntry("old", "new-fingerprint", "http://x/old")])

@@ -1,0 +1,462 @@
+"""The storage contract: what every backend behind `storage.base.Store` must do, asserted with exact results.
+
+Written against the Protocol only: the `store` fixture is parametrised over backends (SQLite today); a new backend
+(Elasticsearch for items, say) adds an opener to BACKENDS and must pass this file unchanged.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from analysis import event_store
+from analysis.cluster import EventClusterer, EventState
+from analysis.dedup import NUM_PERM, NearDuplicateIndex
+from core.config_analysis import EventsConfig
+from core.config_crawl import HealthSpec
+from core.errors import InputError, NotFound, QuerySyntaxError
+from core.models import SHANGHAI, Engagement, Enrichment, Item, QuarantineRecord, RawRecord, Reply
+from crawlers.health import RunResult, health_changes, recent_runs, record_run, source_health
+from nlp.search_tokens import index_tokens
+from nlp.tokenize import segment
+from storage.base import (
+    EventTotals,
+    ItemFacets,
+    ItemQuery,
+    ItemText,
+    KnownItem,
+    Store,
+    StoreStats,
+    UpsertOutcome,
+    UpsertResult,
+)
+from storage.sqlite import SqliteStore
+
+NOW = datetime(2026, 11, 25, 12, tzinfo=SHANGHAI)
+EPOCH = datetime(2026, 1, 1, tzinfo=SHANGHAI)  # before every test item
+END = NOW + timedelta(days=1)  # after every test item
+
+
+def _open_sqlite(folder: Path) -> Store:
+    return SqliteStore(folder / "contract.db", segment=segment, index_segment=index_tokens)
+
+
+# Backend name → how to open (or reopen) its store in a test's own folder.
+BACKENDS: dict[str, Callable[[Path], Store]] = {"sqlite": _open_sqlite}
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+def reopen(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], Store]]:
+    """Opens the backend's store at the same place each time it is called (to test what survives a restart)."""
+    opened: list[Store] = []
+
+    def open_store() -> Store:
+        store = BACKENDS[request.param](tmp_path)
+        opened.append(store)
+        return store
+
+    yield open_store
+    for store in opened:
+        store.close()
+
+
+@pytest.fixture
+def store(reopen: Callable[[], Store]) -> Store:
+    return reopen()
+
+
+def make(source_id: str, title: str, content: str, hours_ago: float, *, source: str = "board_a", channel: str = "board",
+         region: str | None = None, topic: str | None = None, emotion: str | None = None, risk: float | None = None,
+         level: str | None = None, schemes: tuple[str, ...] = (), event: str | None = None,
+         keywords: tuple[str, ...] = (), likes: int = 0, reposts: int = 0, comments: int = 0, dislikes: int = 0) -> Item:
+    return Item(source=source, channel=channel, source_id=source_id, title=title, content=content,
+                published_at=NOW - timedelta(hours=hours_ago), fetched_at=NOW, region=region,
+                engagement=Engagement(likes=likes, reposts=reposts, comments=comments, dislikes=dislikes),
+                enrichment=Enrichment(topic=topic, emotion=emotion, risk_score=risk, risk_level=level,
+                                      schemes=list(schemes), event_id=event, keywords=list(keywords)))
+
+
+def corpus() -> list[Item]:
+    """Five items, oldest first, each filter value held by a known subset."""
+    return [
+        make("1", "小区油烟扰民", "楼下烧烤店油烟扰民严重，晚上无法休息", 96, region="江城区", topic="环境保护",
+             emotion="angry", risk=80, level="I", schemes=("油烟",), event="ev1", keywords=("油烟", "烧烤店"),
+             likes=3, reposts=2, comments=1, dislikes=7),
+        make("2", "工地夜间施工噪音", "工地夜间施工噪音扰民，持续一周", 72, region="雨花区", topic="城乡建设",
+             emotion="angry", risk=55, level="II", schemes=("噪音", "夜间施工"), event="ev2", keywords=("噪音",)),
+        make("3", "公交线路调整", "公交线路调整后出行不便，老人孩子很困难", 48, source="weibo_a", channel="weibo",
+             region="江城区", topic="交通运输", emotion="sad", risk=30, level="III"),
+        make("4", "拖欠农民工工资", "包工头拖欠工资两万元，请人社局帮助", 24, source="hotline_a", channel="hotline",
+             region="雨花区", topic="劳动和社会保障", emotion="fear", risk=80, level="I", schemes=("欠薪",)),
+        make("5", "烧烤摊占道经营", "夜市烧烤摊占道经营，油烟很大", 12, source="weibo_a", channel="weibo",
+             topic="环境保护", emotion="neutral", schemes=("油烟",), event="ev1", keywords=("烧烤",), likes=10),
+    ]
+
+
+@pytest.fixture
+def loaded(store: Store) -> Store:
+    results = store.upsert(corpus())
+    assert [r.outcome for r in results] == [UpsertOutcome.inserted] * 5
+    return store
+
+
+def sids(items: list[Item]) -> list[str]:
+    return [item.source_id for item in items]
+
+
+def id_of(store: Store, source_id: str) -> int:
+    """The stored id of a corpus item (ids are the backend's to choose)."""
+    return next(i.id for i in store.search(ItemQuery(limit=500)).data if i.source_id == source_id)
+
+
+def test_backend_implements_every_method_of_the_protocol(store: Store) -> None:
+    assert isinstance(store, Store)
+    assert {"core"} <= set(store.versions)
+
+
+# ---- upsert and get --------------------------------------------------------------------------------------------------
+
+
+def test_upsert_outcomes(store: Store) -> None:
+    first, second = make("a", "", "小区停水三天", 5), make("b", "", "路灯不亮", 4)
+    inserted = store.upsert([first, second])
+    assert [r.outcome for r in inserted] == [UpsertOutcome.inserted, UpsertOutcome.inserted]
+    a_id, b_id = (r.item_id for r in inserted)
+    assert a_id != b_id
+    assert store.upsert([first]) == [UpsertResult(a_id, UpsertOutcome.unchanged)]
+    edited = first.model_copy(update={"content": "小区停水三天，至今无人处理"})
+    assert store.upsert([edited]) == [UpsertResult(a_id, UpsertOutcome.updated)]
+    assert store.get(a_id).content == "小区停水三天，至今无人处理"
+    copy_elsewhere = make("c", "", "路灯不亮", 3, source="weibo_a", channel="weibo")
+    assert store.upsert([copy_elsewhere]) == [UpsertResult(b_id, UpsertOutcome.duplicate)]
+    twins = store.upsert([make("d", "", "垃圾无人清运", 2), make("e", "", "垃圾无人清运", 1)])
+    assert twins[0].outcome == UpsertOutcome.inserted
+    assert twins[1] == UpsertResult(twins[0].item_id, UpsertOutcome.duplicate)
+    assert store.upsert([]) == []
+    assert store.stats().items == 3
+    assert [(d["source"], d["source_id"]) for d in store.duplicates_of(b_id)] == [("weibo_a", "c")]
+    assert [(d["source"], d["source_id"]) for d in store.duplicates_of(twins[0].item_id)] == [("board_a", "e")]
+
+
+def test_get_returns_the_stored_item_and_not_found_otherwise(loaded: Store) -> None:
+    item_id = id_of(loaded, "1")
+    item = loaded.get(item_id)
+    expected = corpus()[0]
+    expected.id = item_id
+    assert item == expected
+    with pytest.raises(NotFound):
+        loaded.get(item_id + 1000)
+
+
+def test_lookup_and_recorded_duplicates(loaded: Store) -> None:
+    items = corpus()
+    by_key, by_hash = loaded.lookup([items[0], make("9", "", "从未见过", 1)])
+    one = id_of(loaded, "1")
+    assert by_key == {("board_a", "1"): (one, items[0].signature)}
+    assert by_hash == {items[0].content_hash: one}
+    copy = make("x", "", "同一内容的转发", 1, source="weibo_b", channel="weibo")
+    loaded.record_duplicates([(one, copy)])
+    replied = copy.model_copy(update={"reply": Reply(text="已转交城管部门")})
+    loaded.record_duplicates([(one, replied)])  # seen again with a reply: one entry, the newer document
+    copies = loaded.duplicates_of(one)
+    assert [(d["source"], d["source_id"]) for d in copies] == [("weibo_b", "x")]
+    assert copies[0]["reply"]["text"] == "已转交城管部门"
+
+
+def test_update_enrichment_changes_what_filters_see(loaded: Store) -> None:
+    item_id = id_of(loaded, "3")
+    loaded.update_enrichment(item_id, Enrichment(topic="城乡建设", schemes=["公交"], risk_score=90, risk_level="I"))
+    assert sids(loaded.search(ItemQuery(scheme="公交")).data) == ["3"]
+    assert sids(loaded.search(ItemQuery(topic="交通运输")).data) == []
+    assert loaded.get(item_id).enrichment.risk_score == 90
+
+
+# ---- search ----------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        (ItemQuery(), ["5", "4", "3", "2", "1"]),
+        (ItemQuery(source="board_a"), ["2", "1"]),
+        (ItemQuery(channel="weibo"), ["5", "3"]),
+        (ItemQuery(since=NOW - timedelta(hours=48)), ["5", "4", "3"]),  # since is inclusive
+        (ItemQuery(until=NOW - timedelta(hours=48)), ["2", "1"]),  # until is exclusive
+        (ItemQuery(topic="环境保护"), ["5", "1"]),
+        (ItemQuery(emotion="angry"), ["2", "1"]),
+        (ItemQuery(risk_level="I"), ["4", "1"]),
+        (ItemQuery(min_risk=55), ["4", "2", "1"]),  # inclusive; no score never passes
+        (ItemQuery(scheme="油烟"), ["5", "1"]),
+        (ItemQuery(scheme="夜间施工"), ["2"]),
+        (ItemQuery(event_id="ev1"), ["5", "1"]),
+        (ItemQuery(region="雨花区"), ["4", "2"]),
+        (ItemQuery(topic="环境保护", channel="board"), ["1"]),
+        (ItemQuery(source="nobody"), []),
+    ],
+)
+def test_every_filter_narrows_exactly(loaded: Store, query: ItemQuery, expected: list[str]) -> None:
+    page = loaded.search(query)
+    assert sids(page.data) == expected
+    assert page.count == len(expected)
+    assert page.next_cursor is None
+
+
+def test_sort_by_risk_puts_unscored_last_and_breaks_ties_by_newest_id(loaded: Store) -> None:
+    assert sids(loaded.search(ItemQuery(sort="risk")).data) == ["4", "1", "2", "3", "5"]
+
+
+@pytest.mark.parametrize("sort", ["time", "risk"])
+@pytest.mark.parametrize("limit", [1, 2, 3])
+def test_cursor_paging_has_no_gaps_or_repeats(store: Store, sort: str, limit: int) -> None:
+    # Ties on both keys: three items share a time, three share a risk score.
+    items = [make(str(n), "", f"第{n}条留言内容", 10 if n < 3 else n, risk=[50, 50, 50, 70, None, 20, 20][n])
+             for n in range(7)]
+    store.upsert(items)
+    everything = sids(store.search(ItemQuery(sort=sort, limit=500)).data)
+    assert sorted(everything) == [str(n) for n in range(7)]
+    walked: list[str] = []
+    cursor = None
+    while True:
+        page = store.search(ItemQuery(sort=sort, limit=limit, cursor=cursor))
+        assert page.count == 7
+        walked.extend(sids(page.data))
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    assert walked == everything
+    if sort == "risk":
+        assert everything[0] == "3" and everything[-1] == "4"  # 70 first, the unscored last
+
+
+def test_paging_errors(loaded: Store) -> None:
+    with pytest.raises(InputError, match="invalid cursor"):
+        loaded.search(ItemQuery(cursor="garbage!!"))
+    page = loaded.search(ItemQuery(limit=1))
+    with pytest.raises(InputError, match="sort"):
+        loaded.search(ItemQuery(limit=1, cursor=page.next_cursor, sort="risk"))
+    for limit in (0, 501):
+        with pytest.raises(InputError, match="limit"):
+            loaded.search(ItemQuery(limit=limit))
+
+
+@pytest.mark.parametrize(
+    ("q", "expected"),
+    [
+        ("油烟扰民", ["1"]),
+        ("油烟", ["5", "1"]),
+        ("烧烤 油烟", ["5", "1"]),  # adjacency is AND
+        ("烧烤 AND 扰民", ["1"]),
+        ("烧烤 & 扰民", ["1"]),
+        ("烧烤 -扰民", ["5"]),
+        ("烧烤 NOT 扰民", ["5"]),
+        ("工资 OR 公交", ["4", "3"]),
+        ("工资 | 公交", ["4", "3"]),
+        ("(油烟 | 噪音) 扰民", ["2", "1"]),
+        ("（油烟 ｜ 噪音） 扰民", ["2", "1"]),  # full-width punctuation
+        ('"油烟扰民"', ["1"]),
+        ("烧烤 NEAR/3 油烟", ["5", "1"]),
+        ("拖欠房租", []),
+    ],
+)
+def test_full_text_query_language(loaded: Store, q: str, expected: list[str]) -> None:
+    assert sids(loaded.search(ItemQuery(q=q)).data) == expected
+
+
+def test_full_text_combines_with_filters(loaded: Store) -> None:
+    assert sids(loaded.search(ItemQuery(q="油烟", channel="weibo")).data) == ["5"]
+
+
+@pytest.mark.parametrize("q", ["AND OR (", "(油烟", '"油烟', "NOT 油烟", "油烟 NEAR/2 (a b)", "。。。"])
+def test_unparseable_queries_are_syntax_errors(loaded: Store, q: str) -> None:
+    with pytest.raises(QuerySyntaxError):
+        loaded.search(ItemQuery(q=q))
+
+
+def test_stats_count_items_by_channel_and_source_and_quarantine(loaded: Store) -> None:
+    loaded.quarantine([QuarantineRecord(source="board_a", reason="no content", stage="normalise", payload={"id": 1},
+                                        created_at=NOW)])
+    assert loaded.stats() == StoreStats(items=5, by_channel={"board": 2, "weibo": 2, "hotline": 1},
+                                        by_source={"board_a": 2, "weibo_a": 2, "hotline_a": 1}, quarantined=1)
+
+
+# ---- quarantine and inbox --------------------------------------------------------------------------------------------
+
+
+def test_quarantine_round_trip_counts_repeats_and_pages(store: Store) -> None:
+    bad_json = QuarantineRecord(source="s1", reason="missing published_at", stage="normalise",
+                                payload={"title": "无时间", "n": 1}, origin="file.csv:2", created_at=NOW)
+    bad_text = QuarantineRecord(source="s1", reason="unreadable", stage="parse", payload="<html>broken",
+                                created_at=NOW + timedelta(minutes=1))
+    other = QuarantineRecord(source="s2", reason="too long", stage="validate", payload={"x": "y"}, created_at=NOW)
+    store.quarantine([bad_json, bad_text, other])
+    store.quarantine([bad_json])  # the same payload rejected again is counted, not kept twice
+    store.quarantine([])
+    page = store.list_quarantine(None, 50, None)
+    assert page.count == 3 and page.next_cursor is None
+    assert [(r.source, r.stage, r.reason, r.payload, r.origin, r.created_at, r.times_seen) for r in page.data] == [
+        ("s2", "validate", "too long", {"x": "y"}, "", NOW, 1),
+        ("s1", "parse", "unreadable", "<html>broken", "", NOW + timedelta(minutes=1), 1),
+        ("s1", "normalise", "missing published_at", {"title": "无时间", "n": 1}, "file.csv:2", NOW, 2),
+    ]
+    assert [r.reason for r in store.list_quarantine("s1", 50, None).data] == ["unreadable", "missing published_at"]
+    walked, cursor = [], None
+    while True:
+        page = store.list_quarantine(None, 1, cursor)
+        walked.extend(r.id for r in page.data)
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    assert walked == [r.id for r in store.list_quarantine(None, 50, None).data]
+
+
+def test_inbox_put_take_done_and_records_survive_reopen(reopen: Callable[[], Store]) -> None:
+    store = reopen()
+    records = [RawRecord(source="board_a", payload={"source_id": str(n), "content": f"留言{n}"}, origin="crawl")
+               for n in range(3)]
+    assert store.put(records) == 3
+    assert store.put([]) == 0
+    assert store.pending() == 3
+    taken = store.take(2)
+    assert [r for _, r in taken] == records[:2]
+    assert store.take(2) == taken  # taking does not remove: only `done` does, so a crash replays the batch
+    store.done([taken[0][0]])
+    assert store.pending() == 2
+    store.close()
+    again = reopen()
+    remaining = again.take(10)
+    assert remaining[0] == taken[1]  # same id and record after the restart
+    assert [r for _, r in remaining] == records[1:]
+    again.done([i for i, _ in remaining])
+    assert again.pending() == 0 and again.take(10) == []
+
+
+# ---- reads for analysis and alerting ---------------------------------------------------------------------------------
+
+
+def test_known_items_give_id_event_and_engagement(loaded: Store) -> None:
+    known = loaded.known_items([("board_a", "1"), ("weibo_a", "5"), ("board_a", "404"), ("nowhere", "1")])
+    assert known == {("board_a", "1"): KnownItem(id_of(loaded, "1"), "ev1", 6),  # likes + reposts + comments
+                     ("weibo_a", "5"): KnownItem(id_of(loaded, "5"), "ev1", 10)}
+    assert loaded.known_items([]) == {}
+
+
+def test_known_items_across_more_keys_than_one_query_holds(store: Store) -> None:
+    store.upsert([make(str(n), "", f"编号{n}的工单内容", 1, source="hotline_a", channel="hotline", likes=n % 3)
+                  for n in range(1203)])
+    known = store.known_items([("hotline_a", str(n)) for n in range(1210)])
+    assert len(known) == 1203
+    assert {k.engagement for k in known.values()} == {0, 1, 2}
+    assert known[("hotline_a", "1202")].engagement == 1202 % 3
+
+
+def test_event_totals_sum_the_events_items(loaded: Store) -> None:
+    assert loaded.event_totals("ev1") == EventTotals("ev1", items=2, channels=2, engagement=16, max_risk=80.0)
+    assert loaded.event_totals("ev2") == EventTotals("ev2", items=1, channels=1, engagement=0, max_risk=55.0)
+    assert loaded.event_totals("nothing") is None
+
+
+def test_reassign_events_moves_items_and_their_documents(loaded: Store) -> None:
+    assert loaded.reassign_events({"ev2": "ev1"}) == 1
+    assert loaded.get(id_of(loaded, "2")).enrichment.event_id == "ev1"
+    assert sids(loaded.search(ItemQuery(event_id="ev1")).data) == ["5", "2", "1"]
+    assert loaded.event_totals("ev2") is None
+    assert loaded.reassign_events({"ev2": "ev1"}) == 0
+    assert loaded.reassign_events({}) == 0
+
+
+def test_a_write_inside_a_write_joins_its_transaction(loaded: Store) -> None:
+    with pytest.raises(RuntimeError), loaded.write():
+        loaded.reassign_events({"ev1": "ev9"})
+        raise RuntimeError("the outer transaction fails after the inner write")
+    assert loaded.event_totals("ev9") is None
+    assert loaded.event_totals("ev1").items == 2
+
+
+def test_item_facets_of_a_window_oldest_first(loaded: Store) -> None:
+    facets = loaded.item_facets(NOW - timedelta(hours=72), NOW - timedelta(hours=12))
+    assert facets == [
+        ItemFacets(id_of(loaded, "2"), (NOW - timedelta(hours=72)).timestamp(), "城乡建设", "雨花区", "board_a",
+                   sorted(["噪音", "夜间施工"]), ["噪音"]),
+        ItemFacets(id_of(loaded, "3"), (NOW - timedelta(hours=48)).timestamp(), "交通运输", "江城区", "weibo_a", [], []),
+        ItemFacets(id_of(loaded, "4"), (NOW - timedelta(hours=24)).timestamp(), "劳动和社会保障", "雨花区", "hotline_a",
+                   ["欠薪"], []),
+    ]
+    assert loaded.item_facets(END, END + timedelta(days=1)) == []
+
+
+def test_scan_texts_newest_first_in_batches(loaded: Store) -> None:
+    batches = list(loaded.scan_texts(EPOCH, END, batch_size=2))
+    assert [[t.item_id for t in b] for b in batches] == [[id_of(loaded, s) for s in pair] for pair in (("5", "4"), ("3", "2"), ("1",))]
+    assert batches[0][0] == ItemText(id_of(loaded, "5"), "烧烤摊占道经营", "夜市烧烤摊占道经营，油烟很大")
+    window = list(loaded.scan_texts(NOW - timedelta(hours=48), NOW - timedelta(hours=12)))
+    assert [[t.item_id for t in b] for b in window] == [[id_of(loaded, "4"), id_of(loaded, "3")]]
+
+
+def test_scan_texts_keeps_items_of_the_same_time_across_batches(store: Store) -> None:
+    ids = [r.item_id for r in store.upsert([make(str(n), "", f"同一时刻第{n}条", 5) for n in range(5)])]
+    batches = list(store.scan_texts(EPOCH, END, batch_size=2))
+    assert [t.item_id for b in batches for t in b] == sorted(ids, reverse=True)
+    assert [len(b) for b in batches] == [2, 2, 1]
+
+
+def test_scan_items_oldest_id_first_in_batches(loaded: Store) -> None:
+    batches = list(loaded.scan_items(EPOCH, END, batch_size=2))
+    assert [sids(b) for b in batches] == [["1", "2"], ["3", "4"], ["5"]]
+    assert batches[0][0] == loaded.get(id_of(loaded, "1"))
+    assert [sids(b) for b in loaded.scan_items(NOW - timedelta(hours=48), NOW)] == [["3", "4", "5"]]
+    assert list(loaded.scan_items(END, END + timedelta(days=1))) == []
+
+
+# ---- relational state through the store's connections ----------------------------------------------------------------
+
+
+def _event(event_id: str, volume: int, last_seen: datetime) -> EventState:
+    return EventState(id=event_id, title=f"事件{event_id}", first_seen=(last_seen - timedelta(hours=1)).timestamp(),
+                      last_seen=last_seen.timestamp(), centroid={"油烟": 0.8, "扰民": 0.6}, volume=volume, engagement=3,
+                      sources=Counter({"board_a": volume}), channels=Counter({"board": volume}),
+                      regions=Counter({"江城区": volume}))
+
+
+def test_event_state_saves_merges_and_loads(loaded: Store) -> None:
+    event_store.ensure_schema(loaded)
+    signature = np.arange(NUM_PERM, dtype=np.uint32)
+    one, two = id_of(loaded, "1"), id_of(loaded, "2")
+    event_store.save(loaded, [_event("ev1", 2, NOW), _event("ev2", 1, NOW - timedelta(hours=1))],
+                     [(one, one, signature), (two, one, signature + 1)])
+    ranked, count = event_store.list_events(loaded)
+    assert count == 2 and [e["id"] for e in ranked] == ["ev1", "ev2"]
+    event_store.save(loaded, [_event("ev1", 3, NOW)], [(two, two, signature)], merged={"ev2": "ev1"})
+    assert event_store.get_event(loaded, "ev1")["volume"] == 3
+    with pytest.raises(NotFound):
+        event_store.get_event(loaded, "ev2")
+    assert loaded.get(two).enrichment.event_id == "ev1"  # items follow the merge in the same transaction
+    clusterer = EventClusterer(EventsConfig())
+    index = NearDuplicateIndex()
+    event_store.load(loaded, clusterer, index)
+    assert set(clusterer.events) == {"ev1"} and clusterer.events["ev1"].volume == 3
+    assert two in index and index.root(two) == one  # the first signature stored for an item is kept
+
+
+def test_source_health_reads(store: Store) -> None:
+    import crawlers.state  # noqa: F401 - registers the `crawl` migrations, as the crawlers package does on attach
+
+    assert store.migrate()["crawl"] >= 2
+    assert source_health(store) == {}
+    ok = RunResult(source="s", started_at="2026-11-25T01:00:00+00:00", finished_at="2026-11-25T01:01:00+00:00",
+                   finish_reason="finished", pages=3, pages_ok=3, entries=20, items=5)
+    failed = RunResult(source="s", started_at="2026-11-25T02:00:00+00:00", finished_at="2026-11-25T02:00:05+00:00",
+                       finish_reason="finished", pages=1, pages_ok=0, errors={"connection": 2}, message="refused")
+    record_run(store, ok, HealthSpec())
+    health = record_run(store, failed, HealthSpec())
+    assert (health.state, health.reason, health.last_success_at) == ("degraded", "run failed: refused",
+                                                                     "2026-11-25T01:01:00+00:00")
+    assert source_health(store) == {"s": health}
+    assert [(c["from_state"], c["to_state"]) for c in health_changes(store)] == [("unknown", "ok"), ("ok", "degraded")]
+    assert health_changes(store, after_id=health_changes(store)[0]["id"])[0]["to_state"] == "degraded"
+    runs = recent_runs(store, "s")
+    assert [(r["outcome"], r["items"], r["errors"]) for r in runs] == [("failed", 0, {"connection": 2}), ("ok", 5, {})]
