@@ -9,13 +9,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette.sse import EventSourceResponse
 
+from access.guard import PrincipalDep, require
+from access.roles import ADMINS, READERS, RESPONDERS
 from alerts.engine import AlertEngine
 from core.errors import ConfigError, InputError, NotFound
 
-router = APIRouter(prefix="/api/alerts", tags=["alerts"])
+router = APIRouter(prefix="/api/alerts", tags=["alerts"], dependencies=[require(READERS)])
+# A silence mutes alerts for everyone: it must end, and not in a century.
+MAX_SILENCE = timedelta(days=90)
 
 
 def get_engine(request: Request) -> AlertEngine:
@@ -35,14 +39,14 @@ class ListPublic(BaseModel):
 
 
 class StateChange(BaseModel):
-    owner: str = Field(min_length=1, max_length=100)
+    """Who acts is the signed-in caller; an `owner` sent by older clients is ignored."""
+
     comment: str = Field("", max_length=2000)
 
 
 class SilenceCreate(BaseModel):
     matchers: list[str] | dict[str, str]
     reason: str = Field(min_length=1, max_length=2000)
-    owner: str = Field(min_length=1, max_length=100)
     ends_at: datetime | None = None
     duration: str | None = None  # "2h", "3d": alternative to ends_at
     starts_at: datetime | None = None
@@ -56,8 +60,12 @@ class DryRunRequest(BaseModel):
 
 
 class ReloadRequest(BaseModel):
-    path: str | None = None  # re-read this file's `alerts:` section
-    alerts: dict[str, Any] | None = None  # or apply this section directly
+    """Apply this `alerts:` section, or (no body) re-read the file the service was started with. A path is never
+    taken from a request: it would let a caller make the service read, and echo, any file it can open."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    alerts: dict[str, Any] | None = None
 
 
 def _aware(moment: datetime | None) -> datetime | None:
@@ -83,13 +91,23 @@ def _page(data: list[dict[str, Any]], count: int, limit: int) -> ListPublic:
 
 
 @router.get("", response_model=ListPublic)
-def list_alerts(engine: EngineDep, state: str | None = None, severity: str | None = None, rule: str | None = None,
+def list_alerts(engine: EngineDep, principal: PrincipalDep, state: str | None = None, severity: str | None = None,
+                rule: str | None = None,
                 item_id: int | None = None, event_id: str | None = None,
                 label: Annotated[list[str], Query(description="name=value, repeatable")] = [],  # noqa: B006
                 limit: Annotated[int, Query(ge=1, le=500)] = 50, before_id: int | None = None) -> ListPublic:
     data, count = engine.reader.list(state=state, severity=severity, rule=rule, item_id=item_id, event_id=event_id,
-                                     labels=_labels(label), limit=limit, before_id=before_id)
+                                     labels=_labels(label), limit=limit, before_id=before_id,
+                                     within_regions=principal.regions)
     return _page(data, count, limit)
+
+
+def _visible(engine: AlertEngine, alert_id: int, principal: Any) -> dict[str, Any]:
+    """The alert, if within the caller's region scope; else 404 as if it did not exist."""
+    alert = engine.reader.get(alert_id)
+    if not principal.sees_region(alert.get("labels", {}).get("region")):
+        raise NotFound(f"alert {alert_id} not found")
+    return alert
 
 
 @router.get("/audit", response_model=ListPublic)
@@ -113,8 +131,8 @@ def list_silences(engine: EngineDep, include_expired: bool = False) -> dict[str,
     return {"data": data, "count": len(data)}
 
 
-@router.post("/silences", status_code=201)
-def create_silence(engine: EngineDep, body: SilenceCreate) -> dict[str, Any]:
+@router.post("/silences", status_code=201, dependencies=[require(ADMINS)])
+def create_silence(engine: EngineDep, body: SilenceCreate, principal: PrincipalDep) -> dict[str, Any]:
     from core.config_alerts import parse_duration
 
     now = engine.clock.now()
@@ -122,9 +140,12 @@ def create_silence(engine: EngineDep, body: SilenceCreate) -> dict[str, Any]:
         raise InputError("give ends_at or duration (e.g. \"2h\"): a silence always expires")
     try:
         ends_at = _aware(body.ends_at) or now + parse_duration(body.duration)
-    except ValueError as exc:
-        raise InputError(str(exc)) from None
-    return engine.create_silence(matchers=body.matchers, reason=body.reason, owner=body.owner, ends_at=ends_at,
+    except (ValueError, OverflowError) as exc:
+        raise InputError(f"bad duration: {exc}") from None
+    if ends_at - max(now, _aware(body.starts_at) or now) > MAX_SILENCE:
+        raise InputError(f"a silence lasts at most {MAX_SILENCE.days} days",
+                         errors=[{"loc": ["body", "ends_at"], "msg": "too long"}])
+    return engine.create_silence(matchers=body.matchers, reason=body.reason, owner=principal.actor, ends_at=ends_at,
                                  starts_at=_aware(body.starts_at))
 
 
@@ -133,14 +154,14 @@ def get_silence(engine: EngineDep, silence_id: int) -> dict[str, Any]:
     return engine.silencer.get(silence_id, engine.clock.now())
 
 
-@router.delete("/silences/{silence_id}")
-def expire_silence(engine: EngineDep, silence_id: int, by: str = "") -> dict[str, Any]:
-    return engine.expire_silence(silence_id, by=by)
+@router.delete("/silences/{silence_id}", dependencies=[require(ADMINS)])
+def expire_silence(engine: EngineDep, silence_id: int, principal: PrincipalDep) -> dict[str, Any]:
+    return engine.expire_silence(silence_id, by=principal.actor)
 
 
-@router.post("/receivers/{name}/test")
-def test_receiver(engine: EngineDep, name: str, by: str = "") -> dict[str, Any]:
-    return engine.test_receiver(name, by=by)
+@router.post("/receivers/{name}/test", dependencies=[require(ADMINS)])
+def test_receiver(engine: EngineDep, name: str, principal: PrincipalDep) -> dict[str, Any]:
+    return engine.test_receiver(name, by=principal.actor)
 
 
 @router.post("/dry-run")
@@ -150,7 +171,7 @@ def dry_run(engine: EngineDep, body: DryRunRequest) -> dict[str, Any]:
     return engine.dry_run(body.rule, since, until)
 
 
-@router.post("/reload")
+@router.post("/reload", dependencies=[require(ADMINS)])
 def reload(request: Request, engine: EngineDep, body: ReloadRequest | None = None) -> dict[str, Any]:
     """Apply a new `alerts:` section (inline, or re-read from the config file); a bad one keeps the old rules."""
     try:
@@ -159,10 +180,6 @@ def reload(request: Request, engine: EngineDep, body: ReloadRequest | None = Non
         worker = request.app.state.service.alerts_worker
         if worker is None:
             raise NotFound("no alerts worker to reload")
-        if body is not None and body.path:
-            from pathlib import Path
-
-            worker.config_path = Path(body.path)
         return {"ok": True, **worker.reload_from_file()}
     except ConfigError as exc:
         raise InputError(f"reload rejected, the old alert config stays in force: {exc.message}", errors=exc.errors) from exc
@@ -206,15 +223,17 @@ async def stream(request: Request, engine: EngineDep,
 
 
 @router.get("/{alert_id}")
-def get_alert(engine: EngineDep, alert_id: int) -> dict[str, Any]:
-    return engine.reader.get(alert_id)
+def get_alert(engine: EngineDep, alert_id: int, principal: PrincipalDep) -> dict[str, Any]:
+    return _visible(engine, alert_id, principal)
 
 
-@router.post("/{alert_id}/ack")
-def acknowledge(engine: EngineDep, alert_id: int, body: StateChange) -> dict[str, Any]:
-    return engine.acknowledge(alert_id, body.owner, body.comment)
+@router.post("/{alert_id}/ack", dependencies=[require(RESPONDERS)])
+def acknowledge(engine: EngineDep, alert_id: int, principal: PrincipalDep, body: StateChange | None = None) -> dict[str, Any]:
+    _visible(engine, alert_id, principal)
+    return engine.acknowledge(alert_id, principal.actor, body.comment if body else "")
 
 
-@router.post("/{alert_id}/resolve")
-def resolve(engine: EngineDep, alert_id: int, body: StateChange) -> dict[str, Any]:
-    return engine.resolve(alert_id, body.owner, body.comment)
+@router.post("/{alert_id}/resolve", dependencies=[require(RESPONDERS)])
+def resolve(engine: EngineDep, alert_id: int, principal: PrincipalDep, body: StateChange | None = None) -> dict[str, Any]:
+    _visible(engine, alert_id, principal)
+    return engine.resolve(alert_id, principal.actor, body.comment if body else "")

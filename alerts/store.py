@@ -9,7 +9,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Column, Connection, Float, Index, Integer, String, Table, Text, func, select
+from sqlalchemy import Column, Connection, Float, Index, Integer, String, Table, Text, func, or_, select
 
 from core.errors import InputError, NotFound
 from storage.base import StateStore
@@ -235,7 +235,9 @@ class AlertReader:
 
     def list(self, *, state: str | None = None, severity: str | None = None, rule: str | None = None,
              item_id: int | None = None, event_id: str | None = None, labels: dict[str, str] | None = None,
-             limit: int = 50, before_id: int | None = None) -> tuple[list[dict[str, Any]], int]:
+             limit: int = 50, before_id: int | None = None,
+             within_regions: tuple[str, ...] = ()) -> tuple[list[dict[str, Any]], int]:
+        """`within_regions`: a caller's 属地 scope — only alerts whose `region` label contains one of them."""
         if state is not None and state not in ALERT_STATES:
             raise InputError(f"unknown state {state!r}; states: {', '.join(ALERT_STATES)}")
         conds = []
@@ -246,6 +248,10 @@ class AlertReader:
         for name, value in (labels or {}).items():
             conds.append(alerts.c.id.in_(select(alert_labels.c.alert_id).where(alert_labels.c.name == name,
                                                                                alert_labels.c.value == value)))
+        if within_regions:
+            conds.append(alerts.c.id.in_(select(alert_labels.c.alert_id).where(
+                alert_labels.c.name == "region",
+                or_(*[alert_labels.c.value.contains(r, autoescape=True) for r in within_regions]))))
         page = [*conds, alerts.c.id < before_id] if before_id else conds
         with self.store.read() as conn:
             rows = conn.execute(select(alerts).where(*page).order_by(alerts.c.id.desc()).limit(limit)).all()

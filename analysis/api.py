@@ -8,6 +8,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
+from access.guard import require
+from access.roles import FEED
 from analysis.event_store import get_event, list_events
 from analysis.schemes import dry_run
 from analysis.spikes import DIMENSIONS, detect_spikes
@@ -18,7 +20,7 @@ from core.errors import InputError
 from nlp.normalise import SHANGHAI, TimeParseError, parse_time
 from storage.base import ItemQuery
 
-router = APIRouter(tags=["events"])
+router = APIRouter(tags=["events"], dependencies=[require(FEED)])
 
 
 def _time(name: str, value: str | None) -> datetime | None:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import logging
+from urllib.parse import quote
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from core.errors import YuqingError
+from access.app import wants_html
+from core.errors import NotAuthenticated, YuqingError
 
 logger = logging.getLogger(__name__)
 
@@ -24,7 +26,9 @@ def error_response(status: int, message: str, errors: list | None = None) -> JSO
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(YuqingError)
-    async def _yuqing(_request: Request, exc: YuqingError) -> JSONResponse:
+    async def _yuqing(request: Request, exc: YuqingError) -> Response:
+        if isinstance(exc, NotAuthenticated) and wants_html(request):  # a person opening a page: the login form
+            return RedirectResponse(f"/login?next={quote(request.url.path, safe='/')}", status_code=303)
         return error_response(exc.status, exc.message, exc.errors)
 
     @app.exception_handler(RequestValidationError)

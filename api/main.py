@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
+from access.app import install_access, open_access
 from api.errors import install_error_handlers
 from api.routes import health, ingest, items, quarantine, web
 from yuqing.host import Service
@@ -23,8 +24,11 @@ def create_app(service: Service, *, start_workers: bool = True) -> FastAPI:
         finally:
             service.stop()
 
-    app = FastAPI(title="yuqing 舆情", version="0.1.0", lifespan=lifespan,
-                  description="Risk feed, search, events, alerts and response plans for government public-opinion work.")
+    # /docs, /redoc and /openapi.json are served by access.app behind login (or not at all), never open.
+    app = FastAPI(title="yuqing 舆情", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None,
+                  description="Risk feed, search, events, alerts and response plans for government public-opinion work. "
+                              "Every route but /health and /login needs a session (POST /api/auth/login) or "
+                              "`Authorization: Bearer <token>` (`yuqing token create`).")
     app.state.service = service
     install_error_handlers(app)
     for module in (health, items, quarantine, ingest, web):
@@ -32,4 +36,5 @@ def create_app(service: Service, *, start_workers: bool = True) -> FastAPI:
     for router in service.routers:
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=web.WEB_DIR), name="static")
+    install_access(app, open_access(service.store, service.config))
     return app

@@ -46,7 +46,8 @@ class HealthPublic(BaseModel):
     ok: bool
     status: str
     version: str
-    items: int
-    quarantined: int
-    inbox_pending: int
-    schema_versions: dict[str, int]
+    # Counts only for a signed-in caller (anonymous probes learn liveness, nothing about the data).
+    items: int | None = None
+    quarantined: int | None = None
+    inbox_pending: int | None = None
+    schema_versions: dict[str, int] | None = None

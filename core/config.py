@@ -9,6 +9,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import Field, ValidationError, model_validator
 
+from core.config_access import AccessConfig
 from core.config_alerts import AlertsConfig
 from core.config_analysis import AnalysisConfig
 from core.config_base import Strict
@@ -77,6 +78,7 @@ class Config(Strict):
     analysis: AnalysisConfig = Field(default_factory=AnalysisConfig)  # core/config_analysis.py
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)  # core/config_alerts.py
     nlp: NlpConfig = Field(default_factory=NlpConfig)  # core/config_nlp.py
+    access: AccessConfig = Field(default_factory=AccessConfig)  # core/config_access.py
 
     @model_validator(mode="after")
     def _source_ids(self) -> Config:

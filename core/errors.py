@@ -86,6 +86,12 @@ class InvalidTransition(PlaybookError):
     status = 409
 
 
+class NotAuthenticated(YuqingError):
+    """No valid session or token came with the request (missing, wrong, expired, revoked or forged)."""
+
+    status = 401
+
+
 class PermissionDenied(YuqingError):
     """The caller's role does not allow this operation."""
 

@@ -7,11 +7,13 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from access.guard import require
+from access.roles import ADMINS, FEED
 from api.deps import ServiceDep
 from core.errors import NotFound
 from crawlers.health import recent_runs
 
-router = APIRouter(prefix="/api/sources", tags=["sources"])
+router = APIRouter(prefix="/api/sources", tags=["sources"], dependencies=[require(FEED)])
 
 
 def _crawl(service: Any) -> Any:
@@ -34,7 +36,7 @@ def get_source(source: str, service: ServiceDep) -> dict[str, Any]:
     raise NotFound(f"no crawled source {source!r}")
 
 
-@router.post("/{source}/crawl", status_code=202)
+@router.post("/{source}/crawl", status_code=202, dependencies=[require(ADMINS)])
 def crawl_now(source: str, service: ServiceDep) -> dict[str, Any]:
     """Start a run now in the background (skipped if one is already running)."""
     crawl = _crawl(service)

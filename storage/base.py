@@ -55,6 +55,7 @@ class ItemQuery:
     scheme: str | None = None
     event_id: str | None = None
     region: str | None = None
+    within_regions: tuple[str, ...] = ()  # access scope: only items whose region contains one of these
     sort: Literal["time", "risk"] = "time"
     limit: int = 50
     cursor: str | None = None

@@ -283,6 +283,8 @@ class SqliteStore(SqlState):
             conds.append(T.event_id == query.event_id)
         if query.region:
             conds.append(T.region == query.region)
+        if query.within_regions:  # a caller's 属地 scope: the item's region names one of them (雨花区 ⊂ 江城市雨花区)
+            conds.append(or_(*[T.region.contains(r, autoescape=True) for r in query.within_regions]))
         if query.scheme:
             sub = select(schema.item_schemes.c.item_id).where(schema.item_schemes.c.scheme == query.scheme)
             conds.append(T.id.in_(sub))

@@ -20,3 +20,16 @@ def shared_data() -> Path:
             pytest.fail(message)
         pytest.skip(message)
     return path
+
+
+@pytest.fixture
+def signed_in():  # noqa: ANN201 - returns the factory below
+    """`signed_in(app, role="admin", sources=())` → a TestClient (enter it with `with`) that sends a fresh API token of
+    that role: every route but /health and /login needs one."""
+    from fastapi.testclient import TestClient
+
+    def make(app, role: str = "admin", sources: tuple[str, ...] = (), regions: tuple[str, ...] = ()) -> TestClient:  # noqa: ANN001
+        _id, token = app.state.access.create_token(f"test-{role}", role, sources=sources, regions=regions, by="tests")
+        return TestClient(app, base_url="http://127.0.0.1", headers={"Authorization": f"Bearer {token}"})
+
+    return make

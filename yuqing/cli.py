@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from access.cli import token_app, user_app
 from alerts.cli import alerts_app
 from core.errors import YuqingError
 from core.listen import port_problem
@@ -24,6 +25,8 @@ app = typer.Typer(help="yuqing 舆情: collect, understand, alert and respond.",
 # Sub-commands live with their package; they import their heavy dependencies lazily, inside each command.
 app.add_typer(nlp_app, name="nlp")  # yuqing nlp train | classify
 app.add_typer(alerts_app, name="alerts")  # yuqing alerts dry-run | test-receiver | audit
+app.add_typer(token_app, name="token")  # yuqing token create | list | revoke
+app.add_typer(user_app, name="user")  # yuqing user create | list | set-roles
 app.command("crawl")(crawl_command)
 app.command("demo-site")(demo_site_command)
 
@@ -73,10 +76,18 @@ def serve(config: ConfigOption = None, host: str | None = None, port: int | None
         step(f"loading demo data ({cfg.demo.items} items) if the store is empty...")
     load_demo_if_empty(service)
     app_ = create_app(service)
+    if cfg.demo.enabled:
+        from access.app import DEMO_ADMIN, ensure_demo_admin
+
+        password = ensure_demo_admin(app_.state.access)
+        if password is not None:
+            console.print(f"demo admin created — user [bold]{DEMO_ADMIN}[/bold], password [bold]{password}[/bold] "
+                          "(shown only now; `yuqing user create` adds more)")
     if demo_site.enabled:
         step(f"starting the demo site on {demo_site.url} and the crawl scheduler...")
     step(f"starting the API on http://{host}:{port} (web page /, API docs /docs); Ctrl-C stops")
-    uvicorn.run(app_, host=host, port=port, log_level=log_level)
+    # server_header=False: no banner with versions for an attacker to match against advisories.
+    uvicorn.run(app_, host=host, port=port, log_level=log_level, server_header=False)
 
 
 @app.command("import")

@@ -11,12 +11,14 @@ from concurrent.futures import TimeoutError as FutureTimeout
 
 from fastapi import APIRouter, Response
 
+from access.guard import PrincipalDep, require
+from access.roles import INGESTERS, Role
 from api.deps import ServiceDep
 from api.schemas import IngestAccepted, IngestCreate, IngestPublic
-from core.errors import InputError
+from core.errors import InputError, PermissionDenied
 from core.models import RawRecord
 
-router = APIRouter(prefix="/api/ingest", tags=["ingest"])
+router = APIRouter(prefix="/api/ingest", tags=["ingest"], dependencies=[require(INGESTERS)])
 
 MAX_RECORDS = 5000
 WAIT_SECONDS = 120  # a waiting caller gets 202 with the inbox ids after this; the ingest still happens
@@ -24,9 +26,11 @@ WAIT_SECONDS = 120  # a waiting caller gets 202 with the inbox ids after this; t
 
 @router.post("/{source}", status_code=202, response_model=IngestAccepted | IngestPublic,
              responses={200: {"model": IngestPublic, "description": "with ?wait=true: the ingest report"}})
-def ingest(source: str, body: IngestCreate, service: ServiceDep, response: Response,
+def ingest(source: str, body: IngestCreate, service: ServiceDep, principal: PrincipalDep, response: Response,
            wait: bool = False) -> IngestAccepted | IngestPublic:
     service.config.source(source)
+    if Role.admin not in principal.roles and source not in principal.sources:
+        raise PermissionDenied(f"this token may push to {sorted(principal.sources)}, not {source!r}")
     if len(body.records) > MAX_RECORDS:
         raise InputError(f"at most {MAX_RECORDS} records per request, got {len(body.records)}")
     records = [RawRecord(source=source, payload=r, origin="api") for r in body.records]

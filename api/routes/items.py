@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 
+from access.guard import PrincipalDep, client_address, require
+from access.roles import FEED, READERS
 from api.deps import StoreDep
 from api.schemas import ItemDetail, ItemsPublic
-from core.errors import InputError
+from core.errors import InputError, NotFound, PermissionDenied
 from core.models import Channel
 from nlp.normalise import SHANGHAI, TimeParseError, parse_time
 from storage.base import ItemQuery
 
-router = APIRouter(prefix="/api/items", tags=["items"])
+router = APIRouter(prefix="/api/items", tags=["items"], dependencies=[require(READERS)])
 
 
 def _time(name: str, value: str | None) -> datetime | None:
@@ -26,9 +28,10 @@ def _time(name: str, value: str | None) -> datetime | None:
         raise InputError(f"{name}: {exc}", errors=[{"loc": ["query", name], "msg": str(exc)}]) from exc
 
 
-@router.get("", response_model=ItemsPublic)
+@router.get("", response_model=ItemsPublic, dependencies=[require(FEED)])
 def list_items(
     store: StoreDep,
+    principal: PrincipalDep,
     source: str | None = None,
     channel: Channel | None = None,
     since: Annotated[str | None, Query(description="ISO time or 2小时前 / 昨天 12:30; Asia/Shanghai if no offset")] = None,
@@ -47,12 +50,30 @@ def list_items(
 ) -> ItemsPublic:
     query = ItemQuery(source=source, channel=channel, since=_time("since", since), until=_time("until", until),
                       q=q or None, topic=topic, emotion=emotion, risk_level=risk_level, min_risk=min_risk, scheme=scheme,
-                      event_id=event, region=region, sort=sort, limit=limit, cursor=cursor)
+                      event_id=event, region=region, within_regions=principal.regions, sort=sort, limit=limit,
+                      cursor=cursor)
     page = store.search(query)
     return ItemsPublic(data=page.data, count=page.count, next_cursor=page.next_cursor)
 
 
 @router.get("/{item_id}", response_model=ItemDetail)
-def get_item(item_id: int, store: StoreDep) -> ItemDetail:
+def get_item(item_id: int, store: StoreDep, principal: PrincipalDep) -> ItemDetail:
     item = store.get(item_id)
+    if not principal.sees_region(item.region):
+        raise NotFound(f"no item {item_id}")  # outside the caller's region: as if it did not exist
     return ItemDetail(**item.model_dump(), duplicates=store.duplicates_of(item_id))
+
+
+@router.get("/{item_id}/original")
+def get_original(item_id: int, request: Request, store: StoreDep, principal: PrincipalDep) -> dict[str, Any]:
+    """The unmasked values PII masking replaced (kept only with `analysis.pii.keep_raw`): for the roles in
+    `access.pii_roles` only, and every view — or refused attempt — is written to the audit log."""
+    access = request.app.state.access
+    allowed = {r.value for r in principal.roles} & set(access.config.pii_roles)
+    if not allowed or not principal.sees_region(store.get(item_id).region):
+        access.audit(principal.actor, "pii_view", f"item:{item_id}", "denied", client_address(request))
+        raise PermissionDenied(f"viewing personal data needs one of the roles {access.config.pii_roles}")
+    original = store.original(item_id)
+    access.audit(principal.actor, "pii_view", f"item:{item_id}", "ok", client_address(request),
+                 {"kept": original is not None})
+    return {"item_id": item_id, "original": original}

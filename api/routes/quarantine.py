@@ -7,11 +7,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from access.guard import require
+from access.roles import ADMINS
 from analysis.pii import mask_quarantine
 from api.deps import StoreDep
 from api.schemas import QuarantinePublic
 
-router = APIRouter(prefix="/api/quarantine", tags=["quarantine"])
+# Quarantined records are input as received: only admins, and masked (personal data) on the way out.
+router = APIRouter(prefix="/api/quarantine", tags=["quarantine"], dependencies=[require(ADMINS)])
 
 
 @router.get("", response_model=QuarantinePublic)

@@ -8,9 +8,12 @@ from urllib.parse import quote
 from fastapi import APIRouter
 from fastapi.responses import FileResponse, RedirectResponse
 
+from access.guard import require
+from access.roles import READERS
+
 WEB_DIR = Path(__file__).resolve().parents[1] / "web"
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, dependencies=[require(READERS)])
 
 
 @router.get("/")

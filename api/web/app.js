@@ -49,7 +49,11 @@ function renderItem(item) {
 }
 
 async function getJSON(url) {
-  const response = await fetch(url);
+  const response = await fetch(url, {credentials: "same-origin"});
+  if (response.status === 401) {  // the session ended: sign in again, then come back here
+    location.assign("/login?next=" + encodeURIComponent(location.pathname));
+    throw new Error("请重新登录");
+  }
   const body = await response.json();
   if (!response.ok) throw new Error(body.error || response.statusText);
   return body;

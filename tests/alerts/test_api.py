@@ -18,7 +18,7 @@ from api.main import create_app
 
 
 @pytest.fixture
-def api(make_harness, smtp_cfg, webhook_server):
+def api(make_harness, smtp_cfg, webhook_server, signed_in):
     h = make_harness({
         "smtp": smtp_cfg,
         "rules": [{"name": "high_risk", "min_risk_score": 80, "severity": "critical"},
@@ -28,7 +28,7 @@ def api(make_harness, smtp_cfg, webhook_server):
                       {"name": "hook", "webhook": {"url": webhook_server.url}},
                       {"name": "nowhere", "email": {"to": ["x@example.gov.cn"], "smtp": {**smtp_cfg, "port": 1}}}],
     })
-    with TestClient(create_app(h.service, start_workers=False)) as client:
+    with signed_in(create_app(h.service, start_workers=False)) as client:
         yield h, client
 
 
@@ -45,13 +45,14 @@ def test_list_filter_ack_resolve(api, smtp_server):
     assert client.get("/api/alerts", params={"label": "oops"}).json()["error"].startswith("label filter")
     alert_id = critical[0]["id"]
     acked = client.post(f"/api/alerts/{alert_id}/ack", json={"owner": "张三", "comment": "处理中"}).json()
-    assert acked["state"] == "acknowledged" and acked["acked_by"] == "张三"
-    resolved = client.post(f"/api/alerts/{alert_id}/resolve", json={"owner": "张三"}).json()
+    # Who acted is the authenticated caller, never a name the request claims.
+    assert acked["state"] == "acknowledged" and acked["acked_by"].endswith(":test-admin")
+    resolved = client.post(f"/api/alerts/{alert_id}/resolve", json={}).json()
     assert resolved["state"] == "resolved"
     again = client.post(f"/api/alerts/{alert_id}/ack", json={"owner": "李四"})
     assert again.status_code == 409 and again.json()["ok"] is False and "resolved" in again.json()["error"]
     assert client.get("/api/alerts/99999").status_code == 404
-    assert client.post(f"/api/alerts/{alert_id}/ack", json={}).status_code == 422
+    assert client.post(f"/api/alerts/{alert_id}/ack", json={"comment": 5}).status_code == 422
     trail = client.get("/api/alerts/audit", params={"alert_id": alert_id}).json()["data"]
     assert [a["decision"] for a in trail][:2] == ["resolve", "ack"]
     assert client.get("/api/alerts", params={"state": "nonsense"}).status_code == 400
@@ -59,7 +60,7 @@ def test_list_filter_ack_resolve(api, smtp_server):
 
 def test_silences_crud_and_bad_matchers(api):
     h, client = api
-    created = client.post("/api/alerts/silences", json={"matchers": ['region="江城市"'], "reason": "维修", "owner": "duty",
+    created = client.post("/api/alerts/silences", json={"matchers": ['region="江城市"'], "reason": "维修",
                                                         "duration": "2h"})
     assert created.status_code == 201
     silence = created.json()
@@ -67,13 +68,15 @@ def test_silences_crud_and_bad_matchers(api):
     h.ingest(h.item(region="江城市"))
     assert {a["state"] for a in client.get("/api/alerts").json()["data"]} == {"silenced"}
     assert client.get("/api/alerts/silences").json()["count"] == 1
-    bad = client.post("/api/alerts/silences", json={"matchers": ['region=~"("'], "reason": "x", "owner": "y", "duration": "1h"})
+    bad = client.post("/api/alerts/silences", json={"matchers": ['region=~"("'], "reason": "x", "duration": "1h"})
     assert bad.status_code == 400 and "regular expression" in bad.json()["error"]
-    empty = client.post("/api/alerts/silences", json={"matchers": [], "reason": "x", "owner": "y", "duration": "1h"})
+    empty = client.post("/api/alerts/silences", json={"matchers": [], "reason": "x", "duration": "1h"})
     assert empty.status_code == 400 and "at least one matcher" in empty.json()["error"]
-    forever = client.post("/api/alerts/silences", json={"matchers": {"a": "b"}, "reason": "x", "owner": "y"})
+    forever = client.post("/api/alerts/silences", json={"matchers": {"a": "b"}, "reason": "x"})
     assert forever.status_code == 400 and "always expires" in forever.json()["error"]
-    ended = client.delete(f"/api/alerts/silences/{silence['id']}", params={"by": "duty"}).json()
+    century = client.post("/api/alerts/silences", json={"matchers": ['rule=~".*"'], "reason": "x", "duration": "5200w"})
+    assert century.status_code == 400 and "at most 90 days" in century.json()["error"]
+    ended = client.delete(f"/api/alerts/silences/{silence['id']}").json()
     assert ended["status"] == "expired"
     assert client.get("/api/alerts/silences").json()["count"] == 0
     h.tick()
@@ -82,7 +85,7 @@ def test_silences_crud_and_bad_matchers(api):
 
 def test_test_receiver_reports_each_channel(api, smtp_server, webhook_server):
     _, client = api
-    ok = client.post("/api/alerts/receivers/duty/test", params={"by": "管理员"}).json()
+    ok = client.post("/api/alerts/receivers/duty/test").json()
     assert ok["ok"] is True and ok["results"]["email"]["ok"] and ok["results"]["inapp"]["ok"]
     assert "测试消息" in smtp_server.wait_for(1)[0]["Subject"]
     assert client.post("/api/alerts/receivers/hook/test").json()["ok"] is True
@@ -116,11 +119,13 @@ def test_failed_reload_keeps_the_old_rules(api, tmp_path):
     bad = client.post("/api/alerts/reload", json={"alerts": {"route": {"receiver": "ghost"}}})
     assert bad.status_code == 400 and "receiver 'ghost' is not defined" in bad.json()["error"]
     assert [r.name for r in h.engine.config.rules] == ["high_risk", "angry_board"]
-    cfg = tmp_path / "new.yaml"
-    cfg.write_text("alerts:\n  rules: [{name: only_red, min_risk_level: I}]\n"
-                   "  route: {receiver: duty, group_wait: 0}\n"
-                   "  receivers: [{name: duty, inapp: {}}]\n", encoding="utf-8")
-    good = client.post("/api/alerts/reload", json={"path": str(cfg)}).json()
+    secret = tmp_path / "secret.yaml"
+    secret.write_text("root:$6$hash-that-must-not-leak:19000:0:99999:7:::\n", encoding="utf-8")
+    disclosed = client.post("/api/alerts/reload", json={"path": str(secret)})
+    assert disclosed.status_code == 422 and "hash-that-must-not-leak" not in disclosed.text  # a path is never taken
+    good = client.post("/api/alerts/reload", json={"alerts": {"rules": [{"name": "only_red", "min_risk_level": "I"}],
+                                                              "route": {"receiver": "duty", "group_wait": 0},
+                                                              "receivers": [{"name": "duty", "inapp": {}}]}}).json()
     assert good["ok"] and good["rules"] == 1
     assert [r.name for r in h.engine.config.rules] == ["only_red"]
     reasons = [a["reason"] for a in client.get("/api/alerts/audit", params={"decision": "reload"}).json()["data"]]
@@ -139,9 +144,11 @@ def test_sse_stream_delivers_in_app_notifications_live(api, smtp_server):
         time.sleep(0.02)
     port = server.servers[0].sockets[0].getsockname()[1]
     events: list[dict] = []
+    _id, token = app.state.access.create_token("stream", "staff", by="tests")
 
     def listen() -> None:
-        with httpx.stream("GET", f"http://127.0.0.1:{port}/api/alerts/stream", timeout=10) as response:
+        with httpx.stream("GET", f"http://127.0.0.1:{port}/api/alerts/stream", timeout=10,
+                          headers={"Authorization": f"Bearer {token}"}) as response:
             kind = None
             for line in response.iter_lines():
                 if line.startswith("event:"):
@@ -173,3 +180,20 @@ def test_status_and_outbox(api):
     assert status["rules"] == ["high_risk", "angry_board"] and "duty" in status["receivers"]
     rows = client.get("/api/alerts/outbox").json()
     assert rows["count"] >= 2 and {r["status"] for r in rows["data"]} == {"sent"}
+
+
+def test_region_scoped_staff_see_and_act_on_their_district_only(api):
+    h, client = api
+    h.ingest(h.item(region="江城市雨花区"), h.item(region="江城市岳麓区"))
+    h.tick()
+    app = client.app
+    token = app.state.access.create_token("yuhua", "staff", regions=["雨花区"], by="tests")[1]
+    staff = TestClient(app, base_url="http://127.0.0.1", headers={"Authorization": f"Bearer {token}"})
+    mine = staff.get("/api/alerts").json()
+    assert mine["count"] >= 1 and {a["labels"]["region"] for a in mine["data"]} == {"江城市雨花区"}
+    other = next(a for a in client.get("/api/alerts").json()["data"] if a["labels"].get("region") == "江城市岳麓区")
+    assert staff.get(f"/api/alerts/{other['id']}").status_code == 404
+    assert staff.post(f"/api/alerts/{other['id']}/ack", json={}).status_code == 404
+    assert client.get(f"/api/alerts/{other['id']}").json()["state"] == "firing"  # untouched
+    token_id = app.state.access.list_tokens()[-1]["id"]
+    assert staff.post(f"/api/alerts/{mine['data'][0]['id']}/ack", json={}).json()["acked_by"] == f"token:{token_id}:yuhua"

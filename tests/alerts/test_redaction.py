@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import logging
 
-from fastapi.testclient import TestClient
-
 from api.main import create_app
 from core.errors import NotifyError
 from core.redact import redact_text, redact_url, register_secret
@@ -32,7 +30,7 @@ def _config(base: str, smtp_cfg: dict) -> dict:
             "smtp": {**smtp_cfg, "username": "yuqing", "password": "smtpPassw0rdSecret"}}
 
 
-def test_tokens_never_reach_logs_audit_outbox_or_api_answers(make_harness, webhook_server, smtp_server, smtp_cfg,
+def test_tokens_never_reach_logs_audit_outbox_or_api_answers(signed_in, make_harness, webhook_server, smtp_server, smtp_cfg,
                                                              caplog) -> None:
     h = make_harness(_config(webhook_server.url, smtp_cfg))
     secrets = (DING_TOKEN, DING_SECRET, WECOM_KEY, HOOK_TOKEN, HOOK_PASSWORD, "smtpPassw0rdSecret")
@@ -45,7 +43,7 @@ def test_tokens_never_reach_logs_audit_outbox_or_api_answers(make_harness, webho
         webhook_server.default = (502, {"errmsg": f"upstream refused key={WECOM_KEY} token={HOOK_TOKEN}"}, 0)
         h.ingest(h.item())
         h.tick(60)
-        with TestClient(create_app(h.service, start_workers=False)) as client:
+        with signed_in(create_app(h.service, start_workers=False)) as client:
             answers = [client.post("/api/alerts/receivers/duty/test").text, client.get("/api/alerts/audit").text,
                        client.get("/api/alerts/outbox").text, client.get("/api/alerts/status").text]
     httpx_lines = [r.getMessage() for r in caplog.records if r.name == "httpx"]

@@ -119,8 +119,7 @@ def test_events_merge_when_one_matter_was_reported_apart(tmp_path) -> None:
     assert count == 1 and ranked[0]["volume"] == 3
 
 
-def test_events_schemes_and_spikes_api(tmp_path) -> None:
-    from fastapi.testclient import TestClient
+def test_events_schemes_and_spikes_api(tmp_path, signed_in) -> None:
 
     from api.main import create_app
     from yuqing.service import build_service
@@ -137,7 +136,7 @@ def test_events_schemes_and_spikes_api(tmp_path) -> None:
 
     assert sum(r is event_routes.router for r in service.routers) == 1
     service.ingestor.ingest(raw_records(GRIEVANCE + OTHER))
-    with TestClient(create_app(service, start_workers=False)) as client:
+    with signed_in(create_app(service, start_workers=False)) as client:
         ranked = client.get("/api/events").json()
         assert ranked["count"] == 3 and ranked["data"][0]["volume"] == 3
         hot = client.get("/api/events/hot").json()

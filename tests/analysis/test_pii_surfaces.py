@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 
-from fastapi.testclient import TestClient
-
 from api.main import create_app
 from core.config import parse_config
 from core.models import RawRecord
@@ -34,12 +32,12 @@ def _service(tmp_path):  # noqa: ANN202 - yuqing.service.Service
     return config, build_service(config, enrich=False, extensions=False)
 
 
-def test_quarantine_is_stored_as_received_and_shown_masked_by_api_and_cli(tmp_path, monkeypatch) -> None:
+def test_quarantine_is_stored_as_received_and_shown_masked_by_api_and_cli(tmp_path, monkeypatch, signed_in) -> None:
     config, service = _service(tmp_path)
     assert service.ingestor.ingest(_rejected_records()).quarantined == 2
     stored = json.dumps([r.model_dump(mode="json") for r in service.store.list_quarantine().data], ensure_ascii=False)
     assert all(secret in stored for secret in ("13812345678", ID_CARD, CARD, "张三"))  # kept to be re-processed
-    with TestClient(create_app(service, start_workers=False)) as client:
+    with signed_in(create_app(service, start_workers=False)) as client:
         shown = client.get("/api/quarantine").text
     shown = json.loads(shown)
     assert shown["count"] == 2

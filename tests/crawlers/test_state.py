@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 
 from api.main import create_app
 from core.config_crawl import HealthSpec
@@ -74,7 +73,7 @@ def test_health_rules_and_changes(tmp_path):
     service.close()
 
 
-def test_scheduler_runs_sources_one_run_at_a_time_and_api(site, tmp_path):
+def test_scheduler_runs_sources_one_run_at_a_time_and_api(site, tmp_path, signed_in):
     sources = example_sources(site.base_url)
     disabled = {**sources["demo_board2"], "enabled": False}  # listed by the API, never scheduled
     service = make_service(make_config(tmp_path, {"demo_wechat": sources["demo_wechat"], "demo_board2": disabled}))
@@ -92,7 +91,7 @@ def test_scheduler_runs_sources_one_run_at_a_time_and_api(site, tmp_path):
     finally:
         scheduler.stop()
     assert during is None
-    with TestClient(create_app(service, start_workers=False)) as client:
+    with signed_in(create_app(service, start_workers=False)) as client:
         body = client.get("/api/sources").json()
         assert body["count"] == 2
         by_id = {s["source"]: s for s in body["data"]}

@@ -94,7 +94,9 @@ def outcome(service: Any) -> dict[str, int]:
 def run(config: Config, records: list[dict[str, Any]], concurrent: bool) -> dict[str, int]:
     service = build_service(config)
     try:
-        with TestClient(create_app(service, start_workers=False)) as client:
+        app = create_app(service, start_workers=False)
+        token = app.state.access.create_token("one-writer", "admin", by="tests")[1]
+        with TestClient(app, base_url="http://127.0.0.1", headers={"Authorization": f"Bearer {token}"}) as client:
             chunks = [records[i:i + PER_REQUEST] for i in range(0, len(records), PER_REQUEST)]
             if concurrent:
                 with ThreadPoolExecutor(THREADS + len(CRAWLED)) as pool:

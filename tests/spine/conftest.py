@@ -40,6 +40,6 @@ def service(config: Config) -> Service:
 
 
 @pytest.fixture
-def client(service: Service) -> TestClient:
-    with TestClient(create_app(service, start_workers=False)) as c:
+def client(service: Service, signed_in) -> TestClient:  # noqa: ANN001
+    with signed_in(create_app(service, start_workers=False)) as c:
         yield c

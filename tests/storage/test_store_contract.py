@@ -195,6 +195,9 @@ def test_update_enrichment_changes_what_filters_see(loaded: Store) -> None:
         (ItemQuery(scheme="夜间施工"), ["2"]),
         (ItemQuery(event_id="ev1"), ["5", "1"]),
         (ItemQuery(region="雨花区"), ["4", "2"]),
+        (ItemQuery(within_regions=("花区",)), ["4", "2"]),  # an access scope: the region contains the name
+        (ItemQuery(within_regions=("江城", "雨花")), ["4", "3", "2", "1"]),  # no region: outside every scope
+        (ItemQuery(within_regions=("%",)), []),  # LIKE wildcards in a scope are plain characters
         (ItemQuery(topic="环境保护", channel="board"), ["1"]),
         (ItemQuery(source="nobody"), []),
     ],

@@ -36,6 +36,9 @@ def browser():
         browser.close()
 
 
+PASSWORD = "reader password 1"
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -57,8 +60,9 @@ def server(tmp_path_factory: pytest.TempPathFactory):
                                              "published_at": "2026-11-22 10:00"}),
     ])
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(service, start_workers=False), host="127.0.0.1", port=port,
-                                          log_level="warning"))
+    app = create_app(service, start_workers=False)
+    app.state.access.create_user("reader", ["press_office"], PASSWORD)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.time() + 15
@@ -72,13 +76,19 @@ def server(tmp_path_factory: pytest.TempPathFactory):
 
 def test_feed_search_and_error(browser, server: str, tmp_path: Path) -> None:
     page = browser.new_page()
-    page.goto(server + "/")
+    page.goto(server + "/")  # not signed in: the login form, then back to the feed
+    page.wait_for_url("**/login**")
+    page.fill("#username", "reader")
+    page.fill("#password", PASSWORD)
+    page.click("#login-submit")
+    page.wait_for_url(server + "/")
     page.wait_for_selector("#feed > li")
     assert page.locator("#feed > li").count() == 3
     assert "共 3 条" in page.inner_text("#count")
     page.fill("#q", "油烟扰民")
     page.click("#search button")
-    page.wait_for_function("document.querySelectorAll('#feed > li').length === 1")
+    expect = pytest.importorskip("playwright.sync_api").expect
+    expect(page.locator("#feed > li")).to_have_count(1)  # locators, not eval: the page's CSP forbids eval
     assert "小区油烟扰民" in page.inner_text("#feed")
     page.fill("#q", "AND OR (")
     page.click("#search button")
@@ -87,7 +97,7 @@ def test_feed_search_and_error(browser, server: str, tmp_path: Path) -> None:
     page.select_option("#channel", "weibo")
     page.fill("#q", "")
     page.click("#search button")
-    page.wait_for_function("document.querySelector('#feed').innerText.includes('公交线路')")
+    expect(page.locator("#feed")).to_contain_text("公交线路")
     assert page.locator("#feed > li").count() == 1
     assert "微博" in page.inner_text("#feed")
     page.screenshot(path=str(tmp_path / "feed.png"), full_page=True)
