@@ -78,6 +78,8 @@ class Config(Strict):
     analysis: AnalysisConfig = Field(default_factory=lambda: AnalysisConfig())
     alerts: AlertsConfig = Field(default_factory=lambda: AlertsConfig())  # core/config_alerts.py
     nlp: NlpConfig = Field(default_factory=lambda: NlpConfig())  # core/config_nlp.py
+    calendar: CalendarConfig = Field(default_factory=lambda: CalendarConfig())  # core/config_playbooks.py
+    playbooks: PlaybooksConfig = Field(default_factory=lambda: PlaybooksConfig())  # core/config_playbooks.py
 
     @model_validator(mode="after")
     def _source_ids(self) -> Config:
@@ -150,6 +152,7 @@ from core.config_alerts import AlertsConfig  # noqa: E402
 from core.config_analysis import AnalysisConfig  # noqa: E402
 from core.config_crawl import CrawlingConfig, CrawlSpec  # noqa: E402
 from core.config_nlp import NlpConfig  # noqa: E402
+from core.config_playbooks import CalendarConfig, PlaybooksConfig  # noqa: E402
 
 SourceConfig.model_rebuild()
 Config.model_rebuild()
