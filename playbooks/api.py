@@ -1,0 +1,380 @@
+"""HTTP API for playbooks, runs, steps, approvals, evidence and reviews, plus the public deadline calculator.
+
+Lists answer `{data, count}`; errors use the project's one shape (PlaybookError 400, InvalidTransition 409,
+PermissionDenied 403, NotFound 404)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
+
+from core.calendar import default_calendar, parse_due
+from core.errors import InputError, NotFound
+
+router = APIRouter(prefix="/api", tags=["playbooks"])
+calendar_router = APIRouter(prefix="/api/calendar", tags=["calendar"])
+
+
+def get_plans(request: Request) -> Any:
+    plans = request.app.state.service.components.get("playbooks")
+    if plans is None:
+        raise NotFound("the playbooks extension is not attached")
+    return plans
+
+
+PlansDep = Annotated[Any, Depends(get_plans)]
+
+
+# ---- models ------------------------------------------------------------------------------------------------------
+
+
+class DeadlinePublic(BaseModel):
+    start: str
+    due_spec: str
+    due: str
+    calendar: Literal["official", "override", "fallback"]
+    working_days: list[str]
+
+
+class PlaybookPublic(BaseModel):
+    id: str
+    name: str
+    description: str
+    basis: str
+    version: str
+    triggers: list[dict[str, Any]]
+    steps: list[dict[str, Any]]
+
+
+class PlaybooksPublic(BaseModel):
+    data: list[PlaybookPublic]
+    count: int
+
+
+class ApprovalPublic(BaseModel):
+    round: int
+    position: int
+    role: str
+    actor: str
+    decision: str
+    comment: str | None = None
+    at: str | None = None
+
+
+class EvidencePublic(BaseModel):
+    id: int
+    kind: str
+    value: str | None = None
+    size: int | None = None
+    sha256: str | None = None
+    media_type: str | None = None
+    actor: str
+    at: str | None = None
+    run_id: int | None = None
+    step_id: str | None = None
+
+
+class StepPublic(BaseModel):
+    step_id: str
+    position: int
+    title: str
+    role: str | None = None
+    assignee: str | None = None
+    state: Literal["pending", "in_progress", "awaiting_approval", "done", "skipped"]
+    due_spec: str | None = None
+    anchor: str
+    anchor_at: str | None = None
+    due: str | None = None
+    warn_at: str | None = None
+    calendar: str | None = None
+    time_left: float | None = Field(None, description="seconds until the deadline (negative: overdue); null when finished")
+    overdue: bool
+    met: bool | None = None
+    warned_at: str | None = None
+    breached_at: str | None = None
+    round: int
+    started_at: str | None = None
+    finished_at: str | None = None
+    skip_reason: str | None = None
+    extension: str | None = None
+    waiting_for: str | None = None
+    approval: list[str] = []
+    evidence_required: list[str] = []
+    statement: bool = False
+    public_response: bool = False
+    basis: str = ""
+    approvals: list[ApprovalPublic] = []
+    evidence: list[EvidencePublic] = []
+
+
+class RunPublic(BaseModel):
+    id: int
+    playbook_id: str
+    playbook_version: str
+    subject: str
+    title: str
+    state: Literal["open", "closed", "cancelled"]
+    trigger: str
+    alert_id: int | None = None
+    item_id: int | None = None
+    event_id: str | None = None
+    labels: dict[str, str] = {}
+    region: str | None = None
+    topic: str | None = None
+    department: str | None = None
+    received_at: str | None = None
+    detected_at: str | None = None
+    alert_at: str | None = None
+    started_at: str | None = None
+    started_by: str
+    closed_at: str | None = None
+    first_response_at: str | None = None
+    steps: list[StepPublic] = []
+
+
+class RunsPublic(BaseModel):
+    data: list[RunPublic]
+    count: int
+
+
+class RunCreate(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    playbook_id: str
+    actor: str = Field(min_length=1)
+    title: str = ""
+    item_id: int | None = None
+    event_id: str | None = None
+    received_at: datetime | None = None
+    detected_at: datetime | None = None
+    labels: dict[str, str] = {}
+
+
+class TransitionCreate(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    to: str = Field(description="pending | in_progress | awaiting_approval | done | skipped")
+    actor: str
+    reason: str = ""
+
+
+class ApprovalCreate(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    actor: str
+    decision: Literal["approve", "reject"]
+    comment: str = ""
+
+
+class AssignCreate(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    assignee: str
+    actor: str
+
+
+class EvidenceCreate(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    kind: Literal["link", "text", "file"]
+    actor: str
+    value: str | None = None
+    content_b64: str | None = None
+    filename: str | None = None
+    media_type: str | None = None
+
+
+class ExtendCreate(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    by: str = Field(description="extra time in the step's unit, e.g. 20wd")
+    actor: str
+    reason: str
+
+
+class CancelCreate(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    actor: str
+    reason: str
+
+
+class CommentCreate(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    actor: str
+    text: str
+    step_id: str | None = None
+
+
+class CommentPublic(BaseModel):
+    run_id: int
+    step_id: str | None = None
+    actor: str
+    text: str
+    at: str | None = None
+
+
+class AuditEntry(BaseModel):
+    id: int
+    step_id: str | None = None
+    at: str | None = None
+    actor: str
+    action: str
+    from_state: str | None = None
+    to_state: str | None = None
+    detail: Any = None
+
+
+class AuditPublic(BaseModel):
+    data: list[AuditEntry]
+    count: int
+
+
+class TickPublic(BaseModel):
+    warning: int
+    breach: int
+    stale: int
+
+
+# ---- calendar ------------------------------------------------------------------------------------------------------
+
+
+@calendar_router.get("/deadline", response_model=DeadlinePublic)
+def deadline(start: Annotated[str, Query(description="ISO-8601 start (receipt, detection…); no offset = Asia/Shanghai")],
+             due: Annotated[str, Query(description="5h, 48h, 2d (calendar days) or 15wd (working days)")]) -> dict:
+    """When a clock started at `start` runs out: working days skip holidays and count 调休 make-up days."""
+    try:
+        moment = datetime.fromisoformat(start.strip().replace(" ", "T").replace("Z", "+00:00"))
+    except ValueError:
+        raise InputError(f"start {start!r} is not an ISO-8601 time",
+                         errors=[{"loc": ["query", "start"], "msg": "not an ISO-8601 time"}]) from None
+    try:
+        spec = parse_due(due)
+    except ValueError as exc:
+        raise InputError(str(exc), errors=[{"loc": ["query", "due"], "msg": str(exc)}]) from None
+    try:
+        return default_calendar().deadline(moment, spec).public()
+    except ValueError as exc:
+        raise InputError(str(exc), errors=[{"loc": ["query", "due"], "msg": str(exc)}]) from None
+
+
+# ---- playbooks -----------------------------------------------------------------------------------------------------
+
+
+def _playbook_public(p: Any) -> dict:
+    data = p.model_dump(mode="json")
+    return {**data, "version": p.version, "triggers": data["triggers"], "steps": data["steps"]}
+
+
+@router.get("/playbooks", response_model=PlaybooksPublic)
+def list_playbooks(plans: PlansDep) -> dict:
+    data = [_playbook_public(p) for p in plans.playbooks.values()]
+    return {"data": data, "count": len(data)}
+
+
+@router.get("/playbooks/{playbook_id}", response_model=PlaybookPublic)
+def get_playbook(playbook_id: str, plans: PlansDep) -> dict:
+    return _playbook_public(plans.runs.playbook(playbook_id))
+
+
+@router.post("/playbooks/validate", response_model=PlaybookPublic)
+def validate_playbook(body: dict[str, Any], plans: PlansDep, request: Request) -> dict:
+    """Check a playbook (as JSON) against the roles and alert rules without installing it."""
+    from playbooks.plans import parse_playbook
+
+    config = request.app.state.service.config
+    playbook = parse_playbook(body, "<request>", roles=plans.config.roles, rules={r.name for r in config.alerts.rules},
+                              receivers={r.name for r in config.alerts.receivers})
+    return _playbook_public(playbook)
+
+
+# ---- runs ----------------------------------------------------------------------------------------------------------
+
+
+@router.get("/plans/runs", response_model=RunsPublic)
+def list_runs(plans: PlansDep, item_id: int | None = None, event_id: str | None = None,
+              playbook_id: str | None = None, state: Literal["open", "closed", "cancelled"] | None = None,
+              limit: Annotated[int, Query(ge=1, le=500)] = 50, offset: Annotated[int, Query(ge=0)] = 0) -> dict:
+    data, count = plans.runs.list(item_id=item_id, event_id=event_id, playbook_id=playbook_id, state=state,
+                                  limit=limit, offset=offset)
+    return {"data": data, "count": count}
+
+
+@router.post("/plans/runs", response_model=RunPublic, status_code=201)
+def start_run(body: RunCreate, plans: PlansDep, request: Request) -> dict:
+    """Start a run by hand; for an item, its labels and times are read from the store."""
+    item = None
+    if body.item_id is not None:
+        item = request.app.state.service.store.get_item(body.item_id)
+    return plans.runs.start_manual(body.playbook_id, actor=body.actor, title=body.title, item_id=body.item_id,
+                                   event_id=body.event_id, received=body.received_at, detected=body.detected_at,
+                                   labels=body.labels, item=item)
+
+
+@router.get("/plans/runs/{run_id}", response_model=RunPublic)
+def get_run(run_id: int, plans: PlansDep) -> dict:
+    return plans.runs.get(run_id)
+
+
+@router.get("/plans/runs/{run_id}/audit", response_model=AuditPublic)
+def run_audit(run_id: int, plans: PlansDep) -> dict:
+    data = plans.runs.audit(run_id)
+    return {"data": data, "count": len(data)}
+
+
+@router.post("/plans/runs/{run_id}/cancel", response_model=RunPublic)
+def cancel_run(run_id: int, body: CancelCreate, plans: PlansDep) -> dict:
+    return plans.runs.cancel(run_id, actor=body.actor, reason=body.reason)
+
+
+@router.post("/plans/runs/{run_id}/comments", response_model=CommentPublic, status_code=201)
+def add_comment(run_id: int, body: CommentCreate, plans: PlansDep) -> dict:
+    return plans.runs.comment(run_id, actor=body.actor, text=body.text, step_id=body.step_id)
+
+
+@router.post("/plans/runs/{run_id}/steps/{step_id}/transition", response_model=RunPublic)
+def transition(run_id: int, step_id: str, body: TransitionCreate, plans: PlansDep) -> dict:
+    return plans.runs.transition(run_id, step_id, body.to, actor=body.actor, reason=body.reason)
+
+
+@router.post("/plans/runs/{run_id}/steps/{step_id}/assign", response_model=RunPublic)
+def assign(run_id: int, step_id: str, body: AssignCreate, plans: PlansDep) -> dict:
+    return plans.runs.assign(run_id, step_id, assignee=body.assignee, actor=body.actor)
+
+
+@router.post("/plans/runs/{run_id}/steps/{step_id}/approvals", response_model=RunPublic)
+def decide(run_id: int, step_id: str, body: ApprovalCreate, plans: PlansDep) -> dict:
+    if body.decision == "approve":
+        return plans.runs.approve(run_id, step_id, actor=body.actor, comment=body.comment)
+    return plans.runs.reject(run_id, step_id, actor=body.actor, comment=body.comment)
+
+
+@router.post("/plans/runs/{run_id}/steps/{step_id}/evidence", response_model=EvidencePublic, status_code=201)
+def add_evidence(run_id: int, step_id: str, body: EvidenceCreate, plans: PlansDep) -> dict:
+    return plans.runs.add_evidence(run_id, step_id, kind=body.kind, actor=body.actor, value=body.value,
+                                   content_b64=body.content_b64, filename=body.filename, media_type=body.media_type)
+
+
+@router.get("/plans/runs/{run_id}/evidence/{evidence_id}/file", response_class=Response)
+def evidence_file(run_id: int, evidence_id: int, plans: PlansDep) -> Response:
+    content, name, media_type = plans.runs.evidence_file(run_id, evidence_id)
+    from urllib.parse import quote
+
+    return Response(content, media_type=media_type,
+                    headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(name)}"})
+
+
+@router.post("/plans/runs/{run_id}/steps/{step_id}/extend", response_model=RunPublic)
+def extend(run_id: int, step_id: str, body: ExtendCreate, plans: PlansDep) -> dict:
+    return plans.runs.extend(run_id, step_id, by=body.by, actor=body.actor, reason=body.reason)
+
+
+@router.post("/plans/tick", response_model=TickPublic)
+def tick(plans: PlansDep) -> dict:
+    """Evaluate every plan clock now (the worker does this every `playbooks.clock_interval`)."""
+    return plans.tick()
