@@ -164,30 +164,6 @@ class Playbook(Strict):
     triggers: list[Trigger] = Field(default_factory=list)
     steps: list[StepSpec] = Field(min_length=1)
 
-    @model_validator(mode="after")
-    def _steps(self) -> Playbook:
-        ids = [s.id for s in self.steps]
-        dupes = sorted({i for i in ids if ids.count(i) > 1})
-        if dupes:
-            raise ValueError(f"duplicate step ids: {dupes}")
-        known = set(ids)
-        for i, step in enumerate(self.steps):
-            dep = step.depends_on
-            if dep is not None and dep not in known:
-                raise ValueError(f"steps[{i}].anchor: step {dep!r} does not exist; steps: {ids}")
-            if dep == step.id:
-                raise ValueError(f"steps[{i}].anchor: step {step.id!r} cannot be anchored on itself")
-        for i, step in enumerate(self.steps):  # follow anchors: one edge per step, so a walk finds any cycle
-            seen = [step.id]
-            current = step
-            while (dep := current.depends_on) is not None:
-                if dep in seen:
-                    cycle = " → ".join([*seen[seen.index(dep):], dep])
-                    raise ValueError(f"steps[{i}].anchor: the steps' anchors form a cycle: {cycle}")
-                seen.append(dep)
-                current = next(s for s in self.steps if s.id == dep)
-        return self
-
     def step(self, step_id: str) -> StepSpec:
         for s in self.steps:
             if s.id == step_id:
@@ -207,10 +183,44 @@ def _error(origin: str, exc: ValidationError) -> PlaybookError:
     return PlaybookError("invalid playbook\n" + "\n".join(lines), errors=errors)
 
 
+def step_graph_problems(playbook: Playbook, origin: str) -> list[dict[str, Any]]:
+    """Unique step ids, anchors on existing steps, and no cycle through the anchors (one edge per step, so a walk
+    from each step finds any cycle)."""
+    problems: list[dict[str, Any]] = []
+    ids = [s.id for s in playbook.steps]
+    for i, step in enumerate(playbook.steps):
+        if ids.count(step.id) > 1:
+            problems.append({"loc": [origin, "steps", str(i), "id"], "msg": f"duplicate step id {step.id!r}"})
+    by_id = {s.id: s for s in playbook.steps}
+    for i, step in enumerate(playbook.steps):
+        dep = step.depends_on
+        loc = [origin, "steps", str(i), "anchor"]
+        if dep is None:
+            continue
+        if dep == step.id:
+            problems.append({"loc": loc, "msg": f"step {step.id!r} cannot be anchored on itself"})
+        elif dep not in by_id:
+            problems.append({"loc": loc, "msg": f"step {dep!r} does not exist; steps: {ids}"})
+    if problems:
+        return problems
+    for i, step in enumerate(playbook.steps):
+        seen = [step.id]
+        current = step
+        while (dep := current.depends_on) is not None:
+            if dep in seen:
+                cycle = " → ".join([*seen[seen.index(dep):], dep])
+                problems.append({"loc": [origin, "steps", str(i), "anchor"],
+                                 "msg": f"the steps' anchors form a cycle: {cycle}"})
+                break
+            seen.append(dep)
+            current = by_id[dep]
+    return problems
+
+
 def check_references(playbook: Playbook, origin: str, *, roles: dict[str, RoleConfig], rules: set[str] | None,
                      receivers: set[str] | None) -> None:
     """Roles, alert rules and receivers a playbook names must exist; the error names the field."""
-    problems: list[dict[str, Any]] = []
+    problems: list[dict[str, Any]] = step_graph_problems(playbook, origin)
     for i, step in enumerate(playbook.steps):
         for field_name in ("role", "extension_role"):
             role = getattr(step, field_name)

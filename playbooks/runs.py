@@ -290,7 +290,8 @@ class PlanRuns:
                "calendar": row.calendar, "time_left": time_left,
                "overdue": bool(row.due_ts is not None and ((active and now > row.due_ts)
                                                            or (row.finished_ts or 0) > row.due_ts)),
-               "met": None if row.due_ts is None or row.state != "done" else row.finished_ts <= row.due_ts,
+               "met": (None if row.due_ts is None or row.state != "done" or row.finished_ts is None
+                       else row.finished_ts <= row.due_ts),
                "warned_at": iso(row.warned_ts), "breached_at": iso(row.breached_ts), "round": row.round,
                "started_at": iso(row.started_ts), "finished_at": iso(row.finished_ts), "skip_reason": row.skip_reason,
                "extension": row.extension, "waiting_for": None}

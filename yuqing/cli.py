@@ -141,9 +141,11 @@ def demo_data(config: ConfigOption = None, count: int = 300, seed: int = 2026) -
 from alerts.cli import alerts_app  # noqa: E402
 from crawlers.cli import crawl_command, demo_site_command  # noqa: E402
 from nlp.cli import nlp_app  # noqa: E402
+from playbooks.cli import plans_app  # noqa: E402
 
 app.add_typer(nlp_app, name="nlp")  # yuqing nlp train | classify
 app.add_typer(alerts_app, name="alerts")  # yuqing alerts dry-run | test-receiver | audit
+app.add_typer(plans_app, name="plans")  # yuqing plans list | runs | show | start | step | approve | tick | deadline …
 
 app.command("crawl")(crawl_command)
 app.command("demo-site")(demo_site_command)
