@@ -100,11 +100,13 @@ class PlaybookService:
                     continue
                 subject = f"event:{event_id}" if event_id else (f"item:{item_id}" if item_id else f"alert:{alert['id']}")
                 alert_at = datetime.fromtimestamp(alert["starts_ts"], UTC)
+                detected = facts.get("detected")
+                detected = alert_at if detected is None else min(detected, alert_at)  # never later than its alert
                 requests.append(StartRequest(
                     playbook_id=playbook.id, subject=subject, title=str(alert["annotations"].get("title") or subject),
                     trigger="alert", labels=labels, alert_id=alert["id"], item_id=None if event_id else item_id,
                     event_id=event_id, received=facts.get("received") or alert_at,
-                    detected=facts.get("detected") or alert_at, alert=alert_at))
+                    detected=detected, alert=alert_at))
         return self.runs.start(requests).started if requests else []
 
     def _subject_facts(self, event_id: str | None, item_id: int | None) -> dict[str, Any]:

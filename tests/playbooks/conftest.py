@@ -27,6 +27,7 @@ ALERTS = {
     "rules": [
         {"name": "red_risk", "min_risk_level": "I", "severity": "critical"},
         {"name": "hot_event", "kind": "event", "min_event_items": 3, "severity": "critical"},
+        {"name": "mid_risk", "min_risk_level": "III", "channels": ["weibo"], "severity": "warning"},
         {"name": "plan_warning", "kind": "deadline", "deadline_stages": ["warning"], "severity": "warning"},
         {"name": "plan_breach", "kind": "deadline", "deadline_stages": ["breach"], "severity": "critical"},
     ],
@@ -80,9 +81,11 @@ class Harness:
         return {"source_id": f"t{self.n}", "title": f"化工厂气味第{self.n}条", "content": f"第{self.n}条：工业园区化工厂附近刺鼻气味。",
                 "published_at": extra.pop("published_at", self.clock.now().isoformat()), "test_enrichment": enrichment, **extra}
 
-    def alerts(self) -> list[dict[str, Any]]:
-        rows, _ = self.engine.reader.list(limit=500) if hasattr(self.engine.reader, "list") else ([], 0)
-        return rows
+    def alerts(self, **filters: Any) -> list[dict[str, Any]]:
+        return self.engine.reader.list(limit=500, **filters)[0]
+
+    def runs(self, **filters: Any) -> list[dict[str, Any]]:
+        return self.plans.runs.list(limit=500, **filters)[0]
 
 
 def make_config(db_path: Path, **playbooks: Any) -> Any:
