@@ -310,7 +310,7 @@ def start_run(body: RunCreate, plans: PlansDep, request: Request) -> dict:
     """Start a run by hand; for an item, its labels and times are read from the store."""
     item = None
     if body.item_id is not None:
-        item = request.app.state.service.store.get_item(body.item_id)
+        item = request.app.state.service.store.get(body.item_id)
     return plans.runs.start_manual(body.playbook_id, actor=body.actor, title=body.title, item_id=body.item_id,
                                    event_id=body.event_id, received=body.received_at, detected=body.detected_at,
                                    labels=body.labels, item=item)
