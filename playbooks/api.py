@@ -374,6 +374,103 @@ def extend(run_id: int, step_id: str, body: ExtendCreate, plans: PlansDep) -> di
     return plans.runs.extend(run_id, step_id, by=body.by, actor=body.actor, reason=body.reason)
 
 
+class PeriodGroup(BaseModel):
+    key: str
+    met: int
+    missed: int
+    open: int
+    skipped: int
+    compliance: float | None = None
+
+
+class PeriodSummary(BaseModel):
+    met: int
+    missed: int
+    open: int
+    skipped: int
+    compliance: float | None = Field(None, description="met / (met + missed); null when no clock was decided")
+
+
+class PeriodReview(BaseModel):
+    since: str
+    until: str
+    clocks: int
+    total: PeriodSummary
+    by_playbook: list[PeriodGroup]
+    by_department: list[PeriodGroup]
+    by_topic: list[PeriodGroup]
+    by_region: list[PeriodGroup]
+
+
+class OpinionWindow(BaseModel):
+    model_config = {"populate_by_name": True}
+
+    from_: str = Field(alias="from")
+    to: str
+    volume: int
+    negative_share: float | None = None
+    mean_risk: float | None = None
+
+
+class Effect(BaseModel):
+    response_at: str
+    window_hours: float
+    before: OpinionWindow
+    after: OpinionWindow
+    after_complete: bool
+    change: dict[str, float | int | None]
+
+
+class RunReview(BaseModel):
+    run_id: int
+    playbook_id: str
+    title: str
+    state: str
+    event_id: str | None = None
+    item_id: int | None = None
+    deadlines: dict[str, Any]
+    time_to_first_response: float | None = Field(None, description="seconds from detection (or receipt)")
+    time_to_close: float | None = Field(None, description="seconds from receipt")
+    measured_from: str | None = None
+    who_did_what: list[dict[str, Any]]
+    effect: Effect | None = None
+
+
+def _period(since: str, until: str) -> tuple[datetime, datetime]:
+    try:
+        a = datetime.fromisoformat(since.replace("Z", "+00:00"))
+        b = datetime.fromisoformat(until.replace("Z", "+00:00"))
+    except ValueError:
+        raise InputError("since and until must be ISO-8601 times",
+                         errors=[{"loc": ["query", "since"], "msg": "not an ISO-8601 time"}]) from None
+    zone = default_calendar().zone
+    return (a if a.tzinfo else a.replace(tzinfo=zone)), (b if b.tzinfo else b.replace(tzinfo=zone))
+
+
+@router.get("/plans/runs/{run_id}/review", response_model=RunReview, response_model_by_alias=True)
+def review_run(run_id: int, plans: PlansDep,
+               window_hours: Annotated[float, Query(gt=0, le=24 * 90)] = 24.0) -> dict:
+    """Deadlines met or missed, time to first public response and to close, who did what, and the event's volume,
+    negative share and mean risk in equal windows before and after the first public response."""
+    from datetime import timedelta
+
+    return plans.review.run(run_id, window=timedelta(hours=window_hours))
+
+
+@router.get("/plans/review", response_model=PeriodReview)
+def review_period(plans: PlansDep, since: str, until: str) -> dict:
+    """SLA compliance of the clocks that fell due in [since, until), by playbook, department, topic and region."""
+    return plans.review.period(*_period(since, until))
+
+
+@router.get("/plans/review.csv", response_class=Response)
+def review_csv(plans: PlansDep, since: str, until: str) -> Response:
+    """The period as CSV: one row per clock (run, step, due, finished, outcome, hours late)."""
+    body = plans.review.period_csv(*_period(since, until))
+    return Response(body, media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": 'attachment; filename="plan_review.csv"'})
+
+
 @router.post("/plans/tick", response_model=TickPublic)
 def tick(plans: PlansDep) -> dict:
     """Evaluate every plan clock now (the worker does this every `playbooks.clock_interval`)."""

@@ -137,3 +137,27 @@ def deadline(start: str, due: str, config: ConfigOpt = None) -> None:
 
     cal = build_calendar(load(Path(config) if config else None))
     _echo(cal.deadline(datetime.fromisoformat(start), due).public())
+
+
+@plans_app.command("review")
+def review(run_id: int, window_hours: float = 24.0, config: ConfigOpt = None) -> None:
+    """Outcome review of one run: deadlines, response and close times, who did what, opinion before/after."""
+    from datetime import timedelta
+
+    service, plans = _plans(config)
+    _echo(plans.review.run(run_id, window=timedelta(hours=window_hours)))
+    service.close()
+
+
+@plans_app.command("sla")
+def sla(since: str, until: str, csv: Annotated[Path | None, typer.Option(help="write the period as CSV here")] = None,
+        config: ConfigOpt = None) -> None:
+    """SLA compliance of clocks due in [SINCE, UNTIL) by playbook, department, topic and region (and CSV export)."""
+    from playbooks.api import _period
+
+    service, plans = _plans(config)
+    start, end = _period(since, until)
+    _echo(plans.review.period(start, end))
+    if csv is not None:
+        csv.write_text(plans.review.period_csv(start, end), encoding="utf-8")
+    service.close()

@@ -21,6 +21,7 @@ from core.errors import StorageError
 from flow.stages import Batch
 from playbooks import store as _tables  # noqa: F401 - registers the "playbooks" migration chain
 from playbooks.plans import Playbook, load_playbooks
+from playbooks.review import PlanReview
 from playbooks.runs import PlanRuns, StartRequest, subject_labels
 from playbooks.tracking import ClockNotice, PlanClock
 from storage import schema
@@ -49,6 +50,7 @@ class PlaybookService:
         self.alerts = alerts  # the AlertEngine, or None
         self.runs = PlanRuns(store, playbooks, config, calendar, now=lambda: self.clock.now())
         self.tracker = PlanClock(self.runs)
+        self.review = PlanReview(self.runs)
 
     @property
     def playbooks(self) -> dict[str, Playbook]:
