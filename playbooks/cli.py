@@ -161,3 +161,15 @@ def sla(since: str, until: str, csv: Annotated[Path | None, typer.Option(help="w
     if csv is not None:
         csv.write_text(plans.review.period_csv(start, end), encoding="utf-8")
     service.close()
+
+
+@plans_app.command("reply-quality")
+def reply_quality(data_dir: Annotated[str | None, typer.Option(help="default: $YUQING_DATA_DIR, then ../shared/data")] = None,
+                  config: ConfigOpt = None) -> None:
+    """Score the 泰迪杯 replies (relevance, completeness, interpretability, timeliness) and compare with weak labels."""
+    from playbooks.reply_quality import evaluate
+    from playbooks.service import build_calendar
+    from yuqing.cli import load
+
+    cfg = load(Path(config) if config else None)
+    _echo(evaluate(data_dir or cfg.data_dir, calendar=build_calendar(cfg)))
