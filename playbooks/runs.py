@@ -97,6 +97,7 @@ class PlanRuns:
         self.config = config
         self.calendar = calendar
         self.now = now
+        self._versions: dict[str, tuple[Playbook, str]] = {}
 
     # ---- helpers ---------------------------------------------------------------------------------------------
 
@@ -177,65 +178,92 @@ class PlanRuns:
             by_playbook.setdefault(r.playbook_id, []).append(r)
         for playbook_id, group in by_playbook.items():
             playbook = self.playbooks[playbook_id]
+            version = self._version(playbook)
             known = self._ids(playbook_id, [r.subject for r in group], conn)
             result.existing.extend(known.values())
             fresh = [r for r in group if r.subject not in known]
             if not fresh:
                 continue
+            # Everything about each run is computed first (steps, replies already given, whether the run is already
+            # closed), so a batch costs three inserts and one select whatever its size.
+            planned = [self._plan_steps(playbook, r, moment) for r in fresh]
             conn.execute(plan_runs.insert(), [{
-                "playbook_id": playbook_id, "playbook_version": playbook.version, "subject": r.subject,
-                "title": r.title[:500], "state": "open", "trigger": r.trigger, "alert_id": r.alert_id,
-                "item_id": r.item_id, "event_id": r.event_id, "labels": dumps(r.labels),
+                "playbook_id": playbook_id, "playbook_version": version, "subject": r.subject,
+                "title": r.title[:500], "state": "closed" if closed is not None else "open", "trigger": r.trigger,
+                "alert_id": r.alert_id, "item_id": r.item_id, "event_id": r.event_id, "labels": dumps(r.labels),
                 "region": r.labels.get("region") or None, "topic": r.labels.get("topic") or None,
                 "department": r.labels.get("department") or None,
                 "received_ts": ts(r.received) if r.received else None,
                 "detected_ts": ts(r.detected) if r.detected else None,
                 "alert_ts": ts(r.alert) if r.alert else None, "started_ts": moment, "started_by": r.started_by,
-                "updated_ts": moment} for r in fresh])
+                "closed_ts": closed, "first_response_ts": first_response, "updated_ts": moment}
+                for r, (_steps, _evidence, first_response, closed) in zip(fresh, planned, strict=True)])
             ids = self._ids(playbook_id, [r.subject for r in fresh], conn)
-            steps, trail, evidence, finished = [], [], [], []
-            for r in fresh:
+            steps, trail, evidence = [], [], []
+            for r, (rows, proofs, _first, closed) in zip(fresh, planned, strict=True):
                 run_id = ids[r.subject]
                 result.started.append(run_id)
-                anchors = {"received": r.received, "detected": r.detected, "alert": r.alert, "run_start": None}
                 trail.append(self._audit_row(run_id, moment, r.started_by, "start_run", detail={
-                    "playbook": playbook_id, "version": playbook.version, "trigger": r.trigger, "subject": r.subject}))
-                done_at: dict[str, float] = {}
-                for position, spec in enumerate(playbook.steps):
-                    due = spec.due_for(r.labels)
-                    dep = spec.depends_on
-                    if dep is not None:
-                        anchor_ts = done_at.get(dep)
-                    else:
-                        anchor = anchors.get(spec.anchor)
-                        anchor_ts = ts(anchor) if anchor is not None else moment  # unknown anchor: the run's start
-                    row = {"run_id": run_id, "step_id": spec.id, "position": position, "title": spec.title,
-                           "role": spec.role, "assignee": None, "state": "pending",
-                           "due_spec": str(due) if due else None, "anchor": spec.anchor, "anchor_ts": anchor_ts,
-                           "warned_ts": None, "breached_ts": None, "round": 0, "started_ts": None,
-                           "finished_ts": None, "skip_reason": None, "extension": None, "updated_ts": moment,
-                           **self._schedule(spec, str(due) if due else None, anchor_ts)}
-                    if spec.completes_on_reply and r.reply_at is not None:
-                        reply_ts = ts(r.reply_at)
-                        row.update(state="done", started_ts=reply_ts, finished_ts=reply_ts, next_check_ts=None)
-                        done_at[spec.id] = reply_ts
-                        finished.append((run_id, spec, reply_ts))
-                        trail.append(self._audit_row(run_id, moment, "system:reply", "complete", step_id=spec.id,
+                    "playbook": playbook_id, "version": version, "trigger": r.trigger, "subject": r.subject}))
+                for row in rows:
+                    row["run_id"] = run_id
+                    if row["state"] == "done":
+                        trail.append(self._audit_row(run_id, moment, "system:reply", "complete", step_id=row["step_id"],
                                                      from_state="pending", to_state="done",
                                                      detail={"reason": "the item carries an official reply",
-                                                             "replied_at": iso(reply_ts)}))
-                        if "text" in spec.evidence:
-                            evidence.append({"run_id": run_id, "step_id": spec.id, "kind": "text",
-                                             "value": (r.reply_text or "")[:self.config.max_text_chars],
-                                             "media_type": None, "size": None, "sha256": None, "content": None,
-                                             "actor": "system:reply", "ts": moment})
-                    steps.append(row)
+                                                             "replied_at": iso(row["finished_ts"])}))
+                steps.extend(rows)
+                for proof in proofs:
+                    evidence.append({**proof, "run_id": run_id})
+                if closed is not None:
+                    trail.append(self._audit_row(run_id, moment, "system", "close_run", from_state="open",
+                                                 to_state="closed", detail={"reason": "every step is done or skipped"}))
             conn.execute(plan_steps.insert(), steps)
             conn.execute(plan_audit.insert(), trail)
             if evidence:
                 conn.execute(plan_evidence.insert(), evidence)
-            for run_id, spec, at in finished:
-                self._after_finish(conn, run_id, playbook, spec, at, moment)
+
+    def _version(self, playbook: Playbook) -> str:
+        cached = self._versions.get(playbook.id)
+        if cached is None or cached[0] is not playbook:
+            cached = (playbook, playbook.version)
+            self._versions[playbook.id] = cached
+        return cached[1]
+
+    def _plan_steps(self, playbook: Playbook, r: StartRequest,
+                    moment: float) -> tuple[list[dict[str, Any]], list[dict[str, Any]], float | None, float | None]:
+        """A new run's step rows (run_id filled later), evidence from a reply, first response and close times."""
+        anchors = {"received": r.received, "detected": r.detected, "alert": r.alert, "run_start": None}
+        done_at: dict[str, float] = {}
+        rows: list[dict[str, Any]] = []
+        proofs: list[dict[str, Any]] = []
+        first_response: float | None = None
+        for position, spec in enumerate(playbook.steps):
+            due = spec.due_for(r.labels)
+            dep = spec.depends_on
+            if dep is not None:
+                anchor_ts = done_at.get(dep)
+            else:
+                anchor = anchors.get(spec.anchor)
+                anchor_ts = ts(anchor) if anchor is not None else moment  # unknown anchor: the run's start
+            row = {"step_id": spec.id, "position": position, "title": spec.title, "role": spec.role, "assignee": None,
+                   "state": "pending", "due_spec": str(due) if due else None, "anchor": spec.anchor,
+                   "anchor_ts": anchor_ts, "warned_ts": None, "breached_ts": None, "round": 0, "started_ts": None,
+                   "finished_ts": None, "skip_reason": None, "extension": None, "updated_ts": moment,
+                   **self._schedule(spec, str(due) if due else None, anchor_ts)}
+            if spec.completes_on_reply and r.reply_at is not None:
+                reply_ts = ts(r.reply_at)
+                row.update(state="done", started_ts=reply_ts, finished_ts=reply_ts, next_check_ts=None)
+                done_at[spec.id] = reply_ts
+                if spec.public_response:
+                    first_response = reply_ts if first_response is None else min(first_response, reply_ts)
+                if "text" in spec.evidence:
+                    proofs.append({"step_id": spec.id, "kind": "text",
+                                   "value": (r.reply_text or "")[:self.config.max_text_chars], "media_type": None,
+                                   "size": None, "sha256": None, "content": None, "actor": "system:reply", "ts": moment})
+            rows.append(row)
+        closed = max(done_at.values()) if rows and all(x["state"] == "done" for x in rows) else None
+        return rows, proofs, first_response, closed
 
     def start_manual(self, playbook_id: str, *, actor: str, title: str = "", item_id: int | None = None,
                      event_id: str | None = None, received: datetime | None = None, detected: datetime | None = None,
