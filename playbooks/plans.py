@@ -241,7 +241,7 @@ def check_references(playbook: Playbook, origin: str, *, roles: dict[str, RoleCo
                     problems.append({"loc": [origin, "triggers", str(i), "rules", str(j)],
                                      "msg": f"unknown alert rule {rule!r}; rules: {sorted(rules)}"})
     if problems:
-        lines = [f"{'.'.join(p['loc'])}: {p['msg']}" for p in problems]
+        lines = [f"{p['loc'][0]}: {'.'.join(p['loc'][1:]) or '<root>'}: {p['msg']}" for p in problems]
         raise PlaybookError("invalid playbook\n" + "\n".join(lines), errors=problems)
 
 

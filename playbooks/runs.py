@@ -98,6 +98,9 @@ class PlanRuns:
         self.calendar = calendar
         self.now = now
         self._versions: dict[str, tuple[Playbook, str]] = {}
+        # Called after commit with the (run id, step id or None for the whole run) whose clocks stopped, e.g. to
+        # resolve their deadline alerts. A failing listener is logged; the change stays.
+        self.on_finished: list[Callable[[list[tuple[int, str | None]]], None]] = []
 
     # ---- helpers ---------------------------------------------------------------------------------------------
 
@@ -524,6 +527,8 @@ class PlanRuns:
             if action in ("complete", "skip"):
                 self._after_finish(conn, run_id, playbook, spec, moment, moment, skipped=action == "skip")
         logger.info("plan step changed run_id=%d step=%s %s→%s", run_id, step_id, step.state, to_state)
+        if action in ("complete", "skip"):
+            self._finished([(run_id, step_id)])
         return self.get(run_id)
 
     def _after_finish(self, conn: Connection, run_id: int, playbook: Playbook, spec: StepSpec, at: float,
@@ -578,6 +583,7 @@ class PlanRuns:
             if position >= len(spec.approval):  # cannot happen: the last approval finishes the step
                 raise _bad("state", f"step {step_id!r} has every approval of this round", InvalidTransition)
             role = spec.approval[position]
+            finished = False
             who = self._check_actor(actor, [role], f"{'approve' if approve else 'reject'} step {step_id!r} as {role}")
             if self.config.four_eyes and who in {a.actor for a in signed}:
                 raise PermissionDenied(f"{who!r} already signed this statement in this round (drafted or approved); "
@@ -599,10 +605,13 @@ class PlanRuns:
                 self._audit(conn, run_id, moment, who, "approve", step_id=step_id, from_state=step.state,
                             to_state="done", detail={"role": role, "comment": comment, "round": step.round, "final": True})
                 self._after_finish(conn, run_id, playbook, spec, moment, moment)
+                finished = True
             else:
                 self._audit(conn, run_id, moment, who, "approve", step_id=step_id,
                             detail={"role": role, "comment": comment, "round": step.round,
                                     "next": spec.approval[position + 1]})
+        if finished:
+            self._finished([(run_id, step_id)])
         return self.get(run_id)
 
     # ---- assignment, comments, evidence, extensions ---------------------------------------------------------------
@@ -748,6 +757,7 @@ class PlanRuns:
             conn.execute(plan_steps.update().where(plan_steps.c.run_id == run_id).values(next_check_ts=None))
             self._audit(conn, run_id, moment, who, "cancel_run", from_state="open", to_state="cancelled",
                         detail={"reason": reason})
+        self._finished([(run_id, None)])
         return self.get(run_id)
 
     # ---- replies arriving later ------------------------------------------------------------------------------------
@@ -758,6 +768,7 @@ class PlanRuns:
             return 0
         moment = ts(self.now())
         done = 0
+        stopped: list[tuple[int, str | None]] = []
         candidates = {(pid, s.id) for pid, p in self.playbooks.items() for s in p.steps if s.completes_on_reply}
         if not candidates:
             return 0
@@ -790,7 +801,18 @@ class PlanRuns:
                             detail={"reason": "the item now carries an official reply", "replied_at": iso(at)})
                 self._after_finish(conn, row.id, playbook, spec, at, moment)
                 done += 1
+                stopped.append((row.id, row.step_id))
+        self._finished(stopped)
         return done
+
+    def _finished(self, stopped: list[tuple[int, str | None]]) -> None:
+        if not stopped:
+            return
+        for listener in list(self.on_finished):
+            try:
+                listener(stopped)
+            except Exception:  # noqa: BLE001 - the step change is committed whatever a listener does
+                logger.exception("on_finished listener failed")
 
 
 def evidence_public(row: Any) -> dict[str, Any]:

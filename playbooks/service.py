@@ -51,6 +51,7 @@ class PlaybookService:
         self.runs = PlanRuns(store, playbooks, config, calendar, now=lambda: self.clock.now())
         self.tracker = PlanClock(self.runs)
         self.review = PlanReview(self.runs)
+        self.runs.on_finished.append(self._resolve_deadline_alerts)
 
     @property
     def playbooks(self) -> dict[str, Playbook]:
@@ -134,6 +135,17 @@ class PlaybookService:
     def tick(self) -> dict[str, int]:
         """Announce due warnings and breaches through the alert engine's `deadline` rules."""
         return self.tracker.tick(self.clock.now(), self._to_alerts if self.alerts is not None else None)
+
+    def _resolve_deadline_alerts(self, stopped: list[tuple[int, str | None]]) -> None:
+        """A step done or skipped (or a run cancelled) resolves its open deadline alerts: no repeats, no escalation."""
+        if self.alerts is None:
+            return
+        for run_id, step_id in stopped:
+            labels = {"kind": "deadline", "run_id": str(run_id), **({"step": step_id} if step_id else {})}
+            for state in ("firing", "acknowledged", "silenced"):
+                found, _ = self.alerts.reader.list(state=state, labels=labels, limit=500)
+                for alert in found:
+                    self.alerts.resolve(alert["id"], "yuqing", "plan step finished" if step_id else "plan run cancelled")
 
     def _to_alerts(self, notices: list[ClockNotice]) -> None:
         from alerts.rules import DeadlineNotice

@@ -93,3 +93,19 @@ def test_no_deadline_rule_means_no_alert_but_the_notice_is_audited(make_harness)
     assert h.plans.tick()["warning"] == 1
     assert deadline_alerts(h, "plan_warning") == []
     assert "warning" in [a["action"] for a in h.plans.runs.audit(run["id"])]
+
+
+def test_finishing_a_breached_step_resolves_its_deadline_alerts(harness) -> None:  # noqa: ANN001
+    h = harness
+    run = major_run(h)
+    h.clock.advance(timedelta(hours=4, minutes=10))  # assess (1h) breached, statement (5h) warned
+    h.plans.tick()
+    [breach] = [a for a in deadline_alerts(h, "plan_breach") if a["labels"]["step"] == "assess"]
+    assert breach["state"] == "firing"
+    h.plans.runs.transition(run["id"], "assess", "in_progress", actor="duty")
+    h.plans.runs.transition(run["id"], "assess", "done", actor="duty")
+    assert h.engine.reader.get(breach["id"])["state"] == "resolved"
+    others = [a for a in h.alerts(state="firing") if a["kind"] == "deadline"]
+    assert others and all(a["labels"]["step"] != "assess" for a in others)  # other steps' alerts stay
+    h.plans.runs.cancel(run["id"], actor="leader_a", reason="演练结束")
+    assert [a for a in h.alerts(state="firing") if a["kind"] == "deadline"] == []
