@@ -15,8 +15,25 @@ from pydantic import BaseModel, Field
 from core.calendar import default_calendar, parse_due
 from core.errors import InputError, NotFound
 
-router = APIRouter(prefix="/api", tags=["playbooks"])
-calendar_router = APIRouter(prefix="/api/calendar", tags=["calendar"])
+
+class ErrorPublic(BaseModel):
+    """The project's one error shape (api/errors.py)."""
+
+    ok: bool = False
+    status: int
+    error: str
+    errors: list[dict[str, Any]] = []
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorPublic, "description": "invalid input (PlaybookError / InputError); `errors[].loc` names the field"},
+    403: {"model": ErrorPublic, "description": "the actor does not hold the role (PermissionDenied)"},
+    404: {"model": ErrorPublic, "description": "no such playbook, run, step or evidence"},
+    409: {"model": ErrorPublic, "description": "the state machine refuses the change (InvalidTransition)"},
+    422: {"model": ErrorPublic, "description": "the request body or query does not validate"},
+}
+router = APIRouter(prefix="/api", tags=["playbooks"], responses=ERRORS)
+calendar_router = APIRouter(prefix="/api/calendar", tags=["calendar"], responses={400: ERRORS[400], 422: ERRORS[422]})
 
 
 def get_plans(request: Request) -> Any:

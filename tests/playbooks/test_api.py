@@ -102,4 +102,7 @@ def test_runs_for_an_item_and_openapi(client: TestClient) -> None:
     for path in ("/api/plans/runs", "/api/plans/runs/{run_id}", "/api/calendar/deadline",
                  "/api/plans/runs/{run_id}/steps/{step_id}/approvals", "/api/playbooks"):
         assert path in spec["paths"], path
-    assert {"RunPublic", "StepPublic", "RunsPublic", "DeadlinePublic", "EvidenceCreate"} <= set(spec["components"]["schemas"])
+    assert {"RunPublic", "StepPublic", "RunsPublic", "DeadlinePublic", "EvidenceCreate", "ErrorPublic", "RunReview",
+            "PeriodReview"} <= set(spec["components"]["schemas"])
+    responses = spec["paths"]["/api/plans/runs/{run_id}/steps/{step_id}/transition"]["post"]["responses"]
+    assert {"200", "403", "404", "409"} <= set(responses)

@@ -20,6 +20,9 @@ def test_alerts_about_one_event_start_one_major_incident_run(harness) -> None:  
     h.ingest(*(h.payload("I", event_id="ev-chem") for _ in range(2)), source="weibo_a")
     assert len(h.alerts(rule="red_risk")) == 5
     assert len(h.runs(event_id="ev-chem")) == 1
+    # An item of the event finds the event's run (GET /api/plans/runs?item_id=N).
+    item_id = h.alerts(rule="red_risk")[0]["item_id"]
+    assert [r["id"] for r in h.runs(item_id=item_id)] == [run["id"]]
     statement = next(s for s in h.plans.runs.get(run["id"])["steps"] if s["step_id"] == "statement")
     assert statement["due_spec"] == "5h"
     assert datetime.fromisoformat(statement["due"]) == datetime.fromisoformat(run["detected_at"]) + timedelta(hours=5)
