@@ -39,7 +39,7 @@ HOLIDAYS_DIR = Path(__file__).with_name("holidays")
 
 # ---- due times ------------------------------------------------------------------------------------------------
 
-_DUE = re.compile(r"^\s*(\d{1,4})\s*(wd|h|d)\s*$")
+_DUE = re.compile(r"^\s*(\d{1,4})\s*(wd|h|d)\s*$", re.IGNORECASE)
 DueUnit = Literal["h", "d", "wd"]
 
 
@@ -67,7 +67,7 @@ def parse_due(value: object) -> DueSpec:
     if not match or int(match.group(1)) <= 0:
         raise ValueError(f"cannot read due time {value!r}: write a positive whole number with h (hours), "
                          "d (calendar days) or wd (working days), e.g. 5h, 48h, 2d, 15wd")
-    return DueSpec(int(match.group(1)), match.group(2))  # type: ignore[arg-type]
+    return DueSpec(int(match.group(1)), match.group(2).lower())  # type: ignore[arg-type]
 
 
 # ---- override files -------------------------------------------------------------------------------------------

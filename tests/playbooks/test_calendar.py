@@ -126,7 +126,11 @@ def test_bad_override_files_are_refused_with_the_field(tmp_path: Path, body: str
     assert message in err.value.message and "2027.yaml" in err.value.message
 
 
-@pytest.mark.parametrize("bad", ["", "15", "0wd", "-3h", "3 weeks", "1.5h", "wd", None, 5])
+def test_due_times_read_case_and_spaces() -> None:
+    assert str(parse_due(" 15 WD ")) == "15wd" and str(parse_due("48H")) == "48h" and str(parse_due("2d")) == "2d"
+
+
+@pytest.mark.parametrize("bad", ["", "15", "0wd", "-3h", "3 weeks", "1.5h", "wd", None, 5, "99999h"])
 def test_unreadable_due_times(bad: object) -> None:
     with pytest.raises(ValueError, match="cannot read due time"):
         parse_due(bad)
