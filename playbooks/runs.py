@@ -238,7 +238,10 @@ class PlanRuns:
                     moment: float) -> tuple[list[dict[str, Any]], list[dict[str, Any]], float | None, float | None]:
         """A new run's step rows (run_id filled later), evidence from a reply, first response and close times."""
         anchors = {"received": r.received, "detected": r.detected, "alert": r.alert, "run_start": None}
+        # Steps a reply already finished, first: a step anchored on one of them may come earlier in the list.
         done_at: dict[str, float] = {}
+        if r.reply_at is not None:
+            done_at = {spec.id: ts(r.reply_at) for spec in playbook.steps if spec.completes_on_reply}
         rows: list[dict[str, Any]] = []
         proofs: list[dict[str, Any]] = []
         first_response: float | None = None
@@ -258,7 +261,6 @@ class PlanRuns:
             if spec.completes_on_reply and r.reply_at is not None:
                 reply_ts = ts(r.reply_at)
                 row.update(state="done", started_ts=reply_ts, finished_ts=reply_ts, next_check_ts=None)
-                done_at[spec.id] = reply_ts
                 if spec.public_response:
                     first_response = reply_ts if first_response is None else min(first_response, reply_ts)
                 if "text" in spec.evidence:
