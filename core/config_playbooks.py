@@ -60,7 +60,9 @@ class PlaybooksConfig(Strict):
     enabled: bool = True
     dir: Path | None = None
     roles: dict[str, RoleConfig] = Field(default_factory=_default_roles)
-    open_roles: bool = True  # a role with no `members` accepts any named actor (installations without accounts)
+    # A role with no `members` accepts any named actor for step work (installations without accounts); signing —
+    # drafting or approving a statement, granting an extension, cancelling a run — always needs a listed member.
+    open_roles: bool = True
     auto_start: bool = True
     warn_before: Duration = timedelta(hours=1)
     warn_before_working_days: int = Field(1, ge=0, le=30)

@@ -422,26 +422,31 @@ class PlanRuns:
 
     # ---- who may act ---------------------------------------------------------------------------------------------
 
-    def holds(self, actor: str, role: str | None) -> bool:
+    def holds(self, actor: str, role: str | None, *, sign: bool = False) -> bool:
+        """Whether `actor` holds `role`. A role without members is open for step work (`open_roles`), but signing
+        (drafting or approving a statement, granting an extension, cancelling a run) always needs a listed member."""
         if role is None:
-            return True
+            return not sign
         cfg = self.config.roles.get(role)
         if cfg is None:
             return False
         if not cfg.members:
-            return self.config.open_roles
+            return self.config.open_roles and not sign
         return actor in cfg.members
 
-    def _check_actor(self, actor: str, roles: list[str | None], what: str, assignee: str | None = None) -> str:
+    def _check_actor(self, actor: str, roles: list[str | None], what: str, assignee: str | None = None, *,
+                     sign: bool = False) -> str:
         actor = (actor or "").strip()
         if not actor:
             raise _bad("actor", f"{what} needs an actor: who does it")
-        if assignee and actor == assignee:
+        if assignee and actor == assignee and not sign:
             return actor
-        if any(self.holds(actor, role) for role in roles):
+        if any(self.holds(actor, role, sign=sign) for role in roles):
             return actor
         names = ", ".join(r for r in roles if r) or "none"
-        raise PermissionDenied(f"{actor!r} does not hold the role needed to {what} (role: {names})",
+        empty = [r for r in roles if r and r in self.config.roles and not self.config.roles[r].members]
+        hint = f"; nobody holds {', '.join(empty)} yet: list its members in playbooks.roles" if sign and empty else ""
+        raise PermissionDenied(f"{actor!r} does not hold the role needed to {what} (role: {names}){hint}",
                                errors=[{"loc": ["actor"], "msg": f"{actor!r} does not hold role {names}"}])
 
     # ---- the state machine -----------------------------------------------------------------------------------
@@ -510,7 +515,7 @@ class PlanRuns:
                 if not reason.strip():
                     raise _bad("reason", "skipping a step needs a reason")
                 roles = [spec.role, "leader"]
-            who = self._check_actor(actor, roles, f"{action} step {step_id!r}", step.assignee)
+            who = self._check_actor(actor, roles, f"{action} step {step_id!r}", step.assignee, sign=action == "submit")
             if action == "start":
                 self._check_dependency(conn, step, spec)
             if action in ("submit", "complete"):
@@ -590,7 +595,8 @@ class PlanRuns:
                 raise _bad("state", f"step {step_id!r} has every approval of this round", InvalidTransition)
             role = spec.approval[position]
             finished = False
-            who = self._check_actor(actor, [role], f"{'approve' if approve else 'reject'} step {step_id!r} as {role}")
+            who = self._check_actor(actor, [role], f"{'approve' if approve else 'reject'} step {step_id!r} as {role}",
+                                    sign=True)
             if self.config.four_eyes and who in {a.actor for a in signed}:
                 raise PermissionDenied(f"{who!r} already signed this statement in this round (drafted or approved); "
                                        "another person must sign as " + role,
@@ -737,7 +743,7 @@ class PlanRuns:
                 raise _bad("by", f"step {step_id!r} may be extended by at most {allowance} in all "
                            f"({used or 'nothing'} already granted)")
             role = spec.extension_role or (spec.approval[-1] if spec.approval else "leader")
-            who = self._check_actor(actor, [role], f"extend step {step_id!r}")
+            who = self._check_actor(actor, [role], f"extend step {step_id!r}", sign=True)
             base = parse_due(step.due_spec)
             if step.extension:
                 base = parse_due(f"{base.amount - used.amount}{base.unit}")  # type: ignore[union-attr]
@@ -757,7 +763,7 @@ class PlanRuns:
         with self.store.write() as conn:
             run = self._run_row(conn, run_id)
             self._require_open(run)
-            who = self._check_actor(actor, ["leader"], f"cancel run {run_id}")
+            who = self._check_actor(actor, ["leader"], f"cancel run {run_id}", sign=True)
             conn.execute(plan_runs.update().where(plan_runs.c.id == run_id).values(state="cancelled", closed_ts=moment,
                                                                                   updated_ts=moment))
             conn.execute(plan_steps.update().where(plan_steps.c.run_id == run_id).values(next_check_ts=None))

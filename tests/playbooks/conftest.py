@@ -90,7 +90,7 @@ class Harness:
 
 def make_config(db_path: Path, **playbooks: Any) -> Any:
     return parse_config({"sources": SOURCES, "storage": {"sqlite_path": str(db_path)}, "alerts": ALERTS,
-                         "playbooks": {"roles": ROLES, **playbooks},
+                         "playbooks": {"roles": {**ROLES, **playbooks.pop("roles", {})}, **playbooks},
                          "calendar": {"overrides": []}})
 
 

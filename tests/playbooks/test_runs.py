@@ -269,3 +269,18 @@ def test_time_left_counts_down_with_the_clock(h) -> None:  # noqa: ANN001
     h.clock.advance(timedelta(hours=3))
     s = step(h, run_id, "plain")
     assert s["time_left"] == pytest.approx(-3600, abs=1) and s["overdue"] is True
+
+
+def test_open_roles_allow_step_work_but_never_signing(make_harness) -> None:  # noqa: ANN001
+    roles = {"duty_office": {}, "press_office": {}, "drafter": {}, "reviewer": {}, "leader": {}}
+    h = make_harness(dir=str(PLANS), auto_start=False, roles=roles)
+    runs = h.plans.runs
+    run_id = run_of(h)
+    runs.transition(run_id, "signed", "in_progress", actor="anyone")  # open role: step work is allowed
+    with pytest.raises(PermissionDenied, match="nobody holds drafter yet"):
+        runs.transition(run_id, "signed", "awaiting_approval", actor="anyone")
+    with pytest.raises(PermissionDenied):
+        runs.extend(run_id, "proof", by="1wd", actor="anyone", reason="x")
+    with pytest.raises(PermissionDenied):
+        runs.cancel(run_id, actor="anyone", reason="x")
+    assert step(h, run_id, "signed")["state"] == "in_progress"
