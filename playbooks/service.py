@@ -89,12 +89,16 @@ class PlaybookService:
         if not self.config.auto_start:
             return []
         requests = []
+        cache: dict[tuple[str | None, int | None], dict[str, Any]] = {}  # a burst raises many alerts per event
         for alert in raised:
             if alert["kind"] in SKIP_ALERT_KINDS:
                 continue
             labels = {k: str(v) for k, v in alert["labels"].items()}
             event_id, item_id = alert.get("event_id"), alert.get("item_id")
-            facts = self._subject_facts(event_id, item_id)
+            key = (event_id, None) if event_id else (None, item_id)
+            if key not in cache:
+                cache[key] = self._subject_facts(event_id, item_id)
+            facts = cache[key]
             labels.setdefault("grade", labels.get("risk_level") or facts.get("grade") or "")
             if not labels["grade"]:
                 labels["grade"] = facts.get("grade") or ""
