@@ -91,3 +91,15 @@ def test_auto_start_can_be_switched_off(make_harness) -> None:  # noqa: ANN001
     h.ingest(h.payload(request_type="consult"), source="hotline_a")
     h.ingest(*(h.payload("I", event_id="ev-x") for _ in range(3)), source="weibo_a")
     assert h.runs() == []
+
+
+def test_a_failing_plan_trigger_never_loses_the_stored_items(harness, monkeypatch) -> None:  # noqa: ANN001
+    h = harness
+
+    def broken(items):  # noqa: ANN001, ANN202
+        raise RuntimeError("trigger bug")
+
+    monkeypatch.setattr(h.plans, "on_items", broken)
+    ids = h.ingest(h.payload(request_type="consult"), source="hotline_a")
+    assert len(ids) == 1 and h.service.store.get(ids[0]).id == ids[0]
+    assert h.service.store.list_quarantine().count == 0
