@@ -82,7 +82,24 @@ class PlaybookService:
         started = self.runs.start(requests).started if requests else []
         if replies:
             self.runs.complete_on_reply(replies)
+        graded = {i.enrichment.event_id for i in items
+                  if i.enrichment.event_id and i.enrichment.risk_level in ("I", "II", "III")}
+        if graded:
+            started += self.regrade(graded)
         return started
+
+    def regrade(self, event_ids: set[str]) -> list[int]:
+        """An event alert fires once, often while the event is still small and mild; when a later item raises the
+        event's grade, its still-active event alerts are matched again, so e.g. `major_incident` starts then."""
+        if self.alerts is None:
+            return []
+        active = []
+        for event_id in sorted(event_ids):
+            for state in ("firing", "acknowledged", "silenced"):
+                rows, _ = self.alerts.reader.list(event_id=event_id, state=state, limit=50)
+                active.extend({**r, "starts_ts": datetime.fromisoformat(r["starts_at"]).timestamp()}
+                              for r in rows if r["kind"] == "event")
+        return self.on_alerts(active) if active else []
 
     def on_alerts(self, raised: list[dict[str, Any]]) -> list[int]:
         """Newly raised alerts → runs of playbooks with a matching alert trigger, one per event (or item)."""

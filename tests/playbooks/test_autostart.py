@@ -103,3 +103,16 @@ def test_a_failing_plan_trigger_never_loses_the_stored_items(harness, monkeypatc
     ids = h.ingest(h.payload(request_type="consult"), source="hotline_a")
     assert len(ids) == 1 and h.service.store.get(ids[0]).id == ids[0]
     assert h.service.store.list_quarantine().count == 0
+
+
+def test_an_event_graded_up_after_its_alert_fired_starts_the_major_plan(harness) -> None:  # noqa: ANN001
+    h = harness
+    h.ingest(*(h.payload(None, event_id="ev-grow") for _ in range(3)), source="weibo_a")  # grade IV: hot_event fires
+    assert len(h.alerts(rule="hot_event")) == 1 and h.runs(event_id="ev-grow") == []
+    h.clock.advance(600)
+    h.ingest(h.payload("II", event_id="ev-grow"), source="board_a")  # no item rule fires for it; the event is II now
+    assert len(h.alerts(rule="hot_event")) == 1 and len(h.alerts()) == 1
+    [run] = h.runs(event_id="ev-grow")
+    assert run["playbook_id"] == "major_incident" and run["labels"]["grade"] == "II"
+    h.ingest(h.payload("II", event_id="ev-grow"), source="weibo_a")
+    assert len(h.runs(event_id="ev-grow")) == 1
