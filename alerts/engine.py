@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -25,7 +26,7 @@ from alerts.notify.inapp import Broadcaster, InAppNotifier
 from alerts.notify.webhook import WebhookNotifier
 from alerts.notify.wecom import WeComNotifier
 from alerts.route import build
-from alerts.rules import AlertDraft, RuleEvaluator
+from alerts.rules import AlertDraft, DeadlineNotice, RuleEvaluator
 from alerts.silence import Silencer, silence_notice_text
 from alerts.store import AlertReader, alert_public, alert_silences, alerts, ts
 from core.config_alerts import AlertsConfig, RuleConfig
@@ -70,6 +71,9 @@ class AlertEngine:
         self.escalator = Escalator(self.dispatcher)
         self.reader = AlertReader(store)
         self._tick_lock = threading.Lock()
+        # Called with the newly raised alerts (id, rule, kind, labels, item_id, event_id, starts_ts) after they are
+        # stored, e.g. to start response plans. A failing callback is logged and never undoes the alerts.
+        self.on_raised: list[Callable[[list[dict[str, Any]]], None]] = []
 
     # ---- config --------------------------------------------------------------------------------------------
 
@@ -141,10 +145,32 @@ class AlertEngine:
             return []
         now = self.clock.now()
         drafts = self._runtime.evaluator.evaluate(items, now)
-        return self.dispatcher.raise_alerts(drafts, now)
+        return self._raised(self.dispatcher.raise_alerts(drafts, now))
 
     def raise_drafts(self, drafts: list[AlertDraft]) -> list[int]:
-        return self.dispatcher.raise_alerts(drafts, self.clock.now())
+        return self._raised(self.dispatcher.raise_alerts(drafts, self.clock.now()))
+
+    def raise_deadlines(self, notices: list[DeadlineNotice]) -> list[int]:
+        """Plan clock notices → alerts through the `deadline` rules and the usual routing (no rule, no alert)."""
+        if not self.config.enabled:
+            return []
+        return self.raise_drafts(self._runtime.evaluator.evaluate_deadlines(notices))
+
+    def _raised(self, ids: list[int]) -> list[int]:
+        if ids and self.on_raised:
+            rows: list[dict[str, Any]] = []
+            with self.store.read() as conn:
+                for start in range(0, len(ids), 500):
+                    rows.extend({"id": r.id, "rule": r.rule, "kind": r.kind, "severity": r.severity,
+                                 "labels": json.loads(r.labels), "annotations": json.loads(r.annotations),
+                                 "item_id": r.item_id, "event_id": r.event_id, "starts_ts": r.starts_ts}
+                                for r in conn.execute(select(alerts).where(alerts.c.id.in_(ids[start:start + 500]))))
+            for callback in list(self.on_raised):
+                try:
+                    callback(rows)
+                except Exception:  # noqa: BLE001 - the alerts are stored and routed whatever a listener does
+                    logger.exception("on_raised callback failed callback=%s", getattr(callback, "__name__", callback))
+        return ids
 
     def check_sources(self, health: list[SourceStatus]) -> None:
         """Operations alerts for unhealthy sources; alerts of sources healthy again are resolved."""

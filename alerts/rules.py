@@ -53,6 +53,21 @@ class EventStats(EventTotals):
     """The size and reach of an event (a cluster of items about one matter), as the store sums its items."""
 
 
+@dataclass
+class DeadlineNotice:
+    """A response-plan step at its warning time or past its deadline, as the plan clock reports it to alerts."""
+
+    stage: str  # warning | breach
+    key: str  # stable id of the step's clock (run and step), so a notice raised twice is one alert
+    due_at: str
+    labels: dict[str, str]
+    title: str
+    summary: str
+    link: str = ""
+    item_id: int | None = None
+    event_id: str | None = None
+
+
 def fingerprint(*parts: object) -> str:
     return hashlib.sha1("\x1f".join(str(p) for p in parts).encode("utf-8")).hexdigest()
 
@@ -266,6 +281,29 @@ class RuleEvaluator:
         }
         return AlertDraft(fingerprint=fingerprint(rule.name, "spike", dimension, value, bucket), rule=rule.name,
                           kind="spike", severity=rule.severity, labels=labels, annotations=annotations)
+
+    # ---- plan deadlines ----------------------------------------------------------------------------------
+
+    def evaluate_deadlines(self, notices: Iterable[DeadlineNotice]) -> list[AlertDraft]:
+        """Alerts for plan steps at their warning or past their deadline, from the `deadline` rules that take them."""
+        drafts = []
+        for rule in self.rules:
+            if rule.kind != "deadline":
+                continue
+            for n in notices:
+                labels = {**n.labels, **rule.labels, "rule": rule.name, "severity": rule.severity, "kind": "deadline",
+                          "deadline_stage": n.stage}
+                if n.stage not in rule.deadline_stages or not all_match(rule.matchers, labels):
+                    continue
+                word = "即将到期" if n.stage == "warning" else "已超时"
+                annotations = {"title": f"预案时限{word}：{n.title}", "summary": n.summary,
+                               "link": n.link or f"{self.public_url.rstrip('/')}/plans", "due_at": n.due_at,
+                               "reasons": [{"feature": "deadline", "weight": 1, "detail": f"{n.stage} {n.due_at}",
+                                            "evidence": None}]}
+                drafts.append(AlertDraft(fingerprint=fingerprint(rule.name, "deadline", n.key, n.stage, n.due_at),
+                                         rule=rule.name, kind="deadline", severity=rule.severity, labels=labels,
+                                         annotations=annotations, item_id=n.item_id, event_id=n.event_id))
+        return drafts
 
     # ---- source health -----------------------------------------------------------------------------------
 

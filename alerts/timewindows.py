@@ -1,39 +1,37 @@
-"""Named time windows (working hours, weekends, rest days) evaluated against the official Chinese calendar.
+"""Named time windows (working hours, weekends, rest days) evaluated against the product's working-day calendar.
 
-`chinese-calendar` knows holidays and 调休 make-up workdays only for the years it ships (2004–2026 in 1.11);
-for other years we fall back to Monday–Friday and log a visible warning once per year, so nobody mistakes a
-guessed working day for an official one.
+Working days come from `core.calendar` (official schedule with 调休, local override files, then a flagged
+Monday–Friday fallback that logs a warning once per year), so alerts and plan deadlines agree on every date.
 """
 
 from __future__ import annotations
 
 import logging
 from datetime import date, datetime, timedelta
-from functools import lru_cache
 from zoneinfo import ZoneInfo
 
+from core.calendar import default_calendar
 from core.config_alerts import TimeInterval
 
 logger = logging.getLogger(__name__)
 
-_warned_years: set[int] = set()
-fallback_years: set[int] = set()  # years for which the weekday fallback was used (shown by the API)
+
+class _FallbackYears:
+    """Years for which the weekday fallback was used (shown by the API); a view of the calendar's own record."""
+
+    def __contains__(self, year: object) -> bool:
+        return year in default_calendar().fallback_years
+
+    def __iter__(self):  # noqa: ANN204
+        return iter(sorted(default_calendar().fallback_years))
 
 
-@lru_cache(maxsize=4096)
+fallback_years = _FallbackYears()
+
+
 def is_workday(day: date) -> bool:
-    """Official working day (调休 included) where the calendar knows the year, else Monday–Friday with a warning."""
-    try:
-        import chinese_calendar
-
-        return bool(chinese_calendar.is_workday(day))
-    except (NotImplementedError, ImportError):
-        fallback_years.add(day.year)
-        if day.year not in _warned_years:
-            _warned_years.add(day.year)
-            logger.warning("workday calendar has no official schedule for year=%d; using Monday-Friday as working days",
-                           day.year)
-        return day.weekday() < 5
+    """Official working day (调休 included), an override file's, or Monday–Friday (flagged) for unknown years."""
+    return default_calendar().is_workday(day)
 
 
 def in_interval(interval: TimeInterval, moment: datetime) -> bool:

@@ -15,6 +15,7 @@ from core.config_analysis import AnalysisConfig
 from core.config_base import Strict
 from core.config_crawl import CrawlingConfig, CrawlSpec, DemoSiteConfig
 from core.config_nlp import NlpConfig
+from core.config_playbooks import CalendarConfig, PlaybooksConfig
 from core.errors import ConfigError, SourceError
 from core.models import Channel
 
@@ -79,6 +80,8 @@ class Config(Strict):
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)  # core/config_alerts.py
     nlp: NlpConfig = Field(default_factory=NlpConfig)  # core/config_nlp.py
     access: AccessConfig = Field(default_factory=AccessConfig)  # core/config_access.py
+    calendar: CalendarConfig = Field(default_factory=CalendarConfig)  # core/config_playbooks.py
+    playbooks: PlaybooksConfig = Field(default_factory=PlaybooksConfig)  # core/config_playbooks.py
 
     @model_validator(mode="after")
     def _source_ids(self) -> Config:

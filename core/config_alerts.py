@@ -345,12 +345,13 @@ class RuleConfig(Strict):
     """When to raise an alert and with which severity and labels.
 
     kind: item (each stored item), event (the item's event as a whole), spike (volume over time),
-    source_health (a degraded or failing source — an operations alert).
+    source_health (a degraded or failing source — an operations alert), deadline (a response-plan step reaching
+    its warning time or its deadline; `deadline_stages` picks which, `matchers` see playbook/step/role labels).
     All conditions given must hold; list conditions mean "any of".
     """
 
     name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_\-.]+$")
-    kind: Literal["item", "event", "spike", "source_health"] = "item"
+    kind: Literal["item", "event", "spike", "source_health", "deadline"] = "item"
     severity: Literal["critical", "warning", "info"] = "warning"
     description: str = ""
     matchers: Matchers = Field(default_factory=list)
@@ -366,6 +367,7 @@ class RuleConfig(Strict):
     min_event_heat: float | None = Field(None, ge=0)
     spike: SpikeSpec | None = None
     source_statuses: list[Literal["degraded", "failing"]] = Field(default_factory=lambda: ["degraded", "failing"])
+    deadline_stages: list[Literal["warning", "breach"]] = Field(default_factory=lambda: ["warning", "breach"])
     labels: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")

@@ -37,8 +37,7 @@ STAGES: list[tuple[str, str]] = [
     ("store", "flow"),
     ("analysis_persist", "enrich"),
     ("alert_rules", "alerts"),
-    # Response plans attach here: `playbooks.service` (being built) will provide "plan_triggers", run on the
-    # alerts just raised. Listing it costs nothing while no package provides it.
+    # Response plans: runs for stored work orders and letters (alerts start runs through the alert engine).
     ("plan_triggers", "playbooks"),
 ]
 STAGE_PACKAGE: dict[str, str] = dict(STAGES)

@@ -123,6 +123,25 @@ class EventTotals:
 
 
 @dataclass(frozen=True)
+class SubjectFacts:
+    """When an event (or one item) was first published and first stored, and its most severe risk grade: the
+    anchors of a response plan's clocks."""
+
+    first_published_ts: float
+    first_stored_at: str  # ISO time the first of its items was stored (detection)
+    top_grade: str  # "I" (most severe) … "IV"; "" when no item has a grade
+
+
+@dataclass(frozen=True)
+class ItemOpinion:
+    """The opinion signals of one item: for before/after comparisons of an event around a response."""
+
+    polarity: str | None
+    emotion: str | None
+    risk_score: float | None
+
+
+@dataclass(frozen=True)
 class ItemFacets:
     """What volume statistics (spikes) group an item by, without its text."""
 
@@ -187,6 +206,14 @@ class ItemReads(Protocol):
 
     def item_facets(self, since: datetime, until: datetime) -> list[ItemFacets]:
         """Facets of every item published in [since, until), in no particular order."""
+        ...
+
+    def subject_facts(self, *, event_id: str | None = None, item_id: int | None = None) -> SubjectFacts | None:
+        """First publication, first storage and top grade of the event's items (or of one item); None if none."""
+        ...
+
+    def event_opinions(self, event_id: str, since_ts: float, until_ts: float) -> list[ItemOpinion]:
+        """Polarity, emotion and risk of the event's items published in [since_ts, until_ts)."""
         ...
 
     def scan_texts(self, since: datetime, until: datetime, batch_size: int = 1000) -> Iterator[list[ItemText]]:

@@ -18,11 +18,13 @@ from storage.base import (
     Cursor,
     EventTotals,
     ItemFacets,
+    ItemOpinion,
     ItemQuery,
     ItemText,
     KnownItem,
     Page,
     StoreStats,
+    SubjectFacts,
     UpsertOutcome,
     UpsertResult,
 )
@@ -379,6 +381,24 @@ class SqliteStore(SqlState):
         if row is None or not row[0]:
             return None
         return EventTotals(event_id, int(row[0]), int(row[1]), int(row[2]), float(row[3] or 0))
+
+    def subject_facts(self, *, event_id: str | None = None, item_id: int | None = None) -> SubjectFacts | None:
+        if not event_id and item_id is None:
+            return None
+        where = T.event_id == event_id if event_id else T.id == item_id
+        with self.read() as conn:
+            # min(risk_level) is the most severe grade: "I" < "II" < "III" < "IV" as text
+            row = conn.execute(select(func.min(T.published_ts), func.min(T.created_at), func.min(T.risk_level))
+                               .where(where)).first()
+        if row is None or row[0] is None:
+            return None
+        return SubjectFacts(float(row[0]), row[1] or "", row[2] or "")
+
+    def event_opinions(self, event_id: str, since_ts: float, until_ts: float) -> list[ItemOpinion]:
+        with self.read() as conn:
+            rows = conn.execute(select(T.polarity, T.emotion, T.risk_score).where(
+                T.event_id == event_id, T.published_ts >= since_ts, T.published_ts < until_ts)).all()
+        return [ItemOpinion(r.polarity, r.emotion, r.risk_score) for r in rows]
 
     def item_facets(self, since: datetime, until: datetime) -> list[ItemFacets]:
         """Oldest first; schemes come from one join over the same window, not one query per item."""

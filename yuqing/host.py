@@ -21,6 +21,7 @@ if TYPE_CHECKING:  # set by the extensions when attached; types only
     from alerts.service import AlertWorker
     from analysis.stages import AnalysisState
     from crawlers.service import CrawlService
+    from playbooks.service import PlaybookService
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ class Service:
     """Everything a running yuqing needs, built once per process from the config.
 
     Every ingest goes through `writer` (the one thread that runs `ingestor`'s chain); `analysis` is the one analysis
-    state (None without enrichment); `crawl` and `alerts` are set by their extensions when attached."""
+    state (None without enrichment); `crawl`, `alerts` and `playbooks` are set by their extensions when attached."""
 
     config: Config
     store: Store
@@ -48,6 +49,7 @@ class Service:
     crawl: CrawlService | None = None
     alerts: AlertEngine | None = None
     alerts_worker: AlertWorker | None = None
+    playbooks: PlaybookService | None = None
     workers: list[Worker] = field(default_factory=list)
     routers: list[Any] = field(default_factory=list)
     _started: bool = False

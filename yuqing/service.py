@@ -14,6 +14,7 @@ from pathlib import Path
 import alerts.service
 import analysis.service
 import crawlers.service
+import playbooks.service
 from analysis.stages import analysis_state, enrich_stages
 from core.config import Config
 from core.models import IngestReport
@@ -40,8 +41,7 @@ def build_service(config: Config, *, db_path: Path | None = None, enrich: bool =
         crawl = crawlers.service.attach(service)
         event_heat = analysis.service.attach(service, state)
         alerts.service.attach(service, source_health=crawl.statuses, event_heat=event_heat)
-        # Response plans attach here once the `playbooks` package exists: `playbooks.service.attach(service, ...)`
-        # providing the "plan_triggers" stage (listed in flow.ingest.STAGES after "alert_rules").
+        playbooks.service.attach(service, alerts=service.alerts)
     missing = missing_stages(ingestor.provided)
     if missing:
         service.close()

@@ -81,7 +81,8 @@ def test_example_config_is_valid():
 
     example = Path(__file__).resolve().parents[2] / "yuqing.example.yaml"
     cfg = load_config(example)
-    assert [r.name for r in cfg.alerts.rules] == ["red_risk", "high_risk", "hot_event", "source_down"]
+    assert [r.name for r in cfg.alerts.rules] == ["red_risk", "high_risk", "hot_event", "source_down",
+                                                "plan_deadline_warning", "plan_deadline_breach"]
     assert [r.name for r in cfg.alerts.receivers] == ["duty_office", "leaders", "ops"]
 
 

@@ -26,7 +26,7 @@ def test_event_heat_comes_from_analysis(tmp_path) -> None:
         assert heat("ev-missing") is None
         names = [s.name for s in service.ingestor.chain.stages]
         assert names == [name for name, _ in STAGES if name in names]
-        assert names[-2:] == ["analysis_persist", "alert_rules"]
+        assert names[-3:] == ["analysis_persist", "alert_rules", "plan_triggers"]
     finally:
         service.close()
 
@@ -37,7 +37,8 @@ def test_without_enrichment_alerts_run_without_event_heat(tmp_path) -> None:
     service = build_service(config, enrich=False)
     try:
         assert service.analysis is None and service.alerts.event_heat is None
-        assert [s.name for s in service.ingestor.chain.stages] == ["normalise", "dedup", "store", "alert_rules"]
+        assert [s.name for s in service.ingestor.chain.stages] == ["normalise", "dedup", "store", "alert_rules",
+                                                                 "plan_triggers"]
     finally:
         service.close()
 
