@@ -14,8 +14,9 @@ from datetime import datetime
 from itertools import islice
 
 from core.config import Config
-from core.errors import ConfigError
-from core.models import IngestReport, QuarantineRecord, RawRecord
+from core.errors import ConfigError, NotFound, StorageError
+from core.models import IngestReport, Item, QuarantineRecord, RawRecord
+from flow import after_store
 from flow.intake import DedupStage, NormaliseStage, StoreStage
 from flow.stages import Batch, Chain, Stage
 
@@ -42,6 +43,9 @@ STAGES: list[tuple[str, str]] = [
     ("plan_triggers", "playbooks"),
 ]
 STAGE_PACKAGE: dict[str, str] = dict(STAGES)
+# After-store stages that need only the stored item, so the outbox of flow/after_store.py can run them again after a
+# crash; "analysis_persist" works on the batch's in-memory scratch, which a restart rebuilds from the store anyway.
+REDRIVEN_AFTER_STORE: frozenset[str] = frozenset({"alert_rules", "plan_triggers"})
 
 
 class StageOrderError(ConfigError):
@@ -95,7 +99,13 @@ class Ingestor:
         self.store = store
         self.provided: dict[str, Stage | None] = {
             "normalise": NormaliseStage(config, now=now), "dedup": DedupStage(store), "store": StoreStage(store)}
+        if "flow" not in getattr(store, "versions", {"flow": 1}):
+            store.migrate()  # the after-store outbox's table (registered when flow.after_store was imported)
         self.chain = Chain(order_stages(self.provided))
+        self.up_to_store = Chain([])
+        self.after_store = Chain([])
+        self.redriven = Chain([])
+        self._split()
         for name, stage in (stages or {}).items():  # each under the package STAGES lists it for
             self.provide(STAGE_PACKAGE.get(name, "an unlisted package"), {name: stage})
 
@@ -105,6 +115,15 @@ class Ingestor:
         provided = {**self.provided, **stages}
         self.chain.stages = order_stages(provided)
         self.provided = provided
+        self._split()
+
+    def _split(self) -> None:
+        """The chain in two at "store": the after-store part runs in its own transaction with the outbox clear."""
+        names = [stage.name for stage in self.chain.stages]
+        cut = names.index("store") + 1 if "store" in names else len(names)
+        self.up_to_store.stages = self.chain.stages[:cut]
+        self.after_store.stages = self.chain.stages[cut:]
+        self.redriven.stages = [s for s in self.after_store.stages if s.name in REDRIVEN_AFTER_STORE]
 
     def ingest(self, records: Iterable[RawRecord | QuarantineRecord], batch_size: int | None = None) -> IngestReport:
         """Ingest in batches; QuarantineRecords (rows a reader could not parse) are kept and counted."""
@@ -116,7 +135,8 @@ class Ingestor:
     def ingest_batch(self, records: list[RawRecord | QuarantineRecord]) -> IngestReport:
         raw = [r for r in records if isinstance(r, RawRecord)]
         rejected = [r for r in records if isinstance(r, QuarantineRecord)]
-        batch = self.chain.run(Batch(raw=raw))
+        batch = self.up_to_store.run(Batch(raw=raw))
+        self._after_store(batch, self.after_store)
         batch.quarantined.extend(rejected)
         batch.report.received += len(rejected)
         batch.report.quarantined += len(rejected)
@@ -126,6 +146,44 @@ class Ingestor:
                     report.received, report.stored, report.updated, report.unchanged, report.duplicates,
                     report.quarantined)
         return report
+
+
+    def _after_store(self, batch: Batch, chain: Chain) -> None:
+        """Run the after-store stages and clear the items' outbox record in one transaction: what the stages write
+        (alerts) and the record that they ran commit together or not at all."""
+        if not batch.stored:
+            return
+        ids = [item.id for item in batch.stored if item.id is not None]
+        with self.store.write() as conn:
+            chain.run(batch)
+            after_store.clear_pending(conn, ids)
+
+    def redrive_pending(self, limit: int = 200) -> int:
+        """Run the re-drivable after-store stages for items the outbox still holds (a crash between the store commit
+        and the rules, or a storage failure in them); returns how many items were re-driven. Writer thread only."""
+        with self.store.read() as conn:
+            ids = after_store.oldest_pending(conn, limit)
+        if not ids:
+            return 0
+        items: list[Item] = []
+        for item_id in ids:
+            try:
+                items.append(self.store.get(item_id))
+            except NotFound:  # deleted since: nothing left to alert on
+                continue
+        batch = Batch(items=list(items), stored=list(items))
+        try:
+            with self.store.write() as conn:
+                self.redriven.run(batch)
+                after_store.clear_pending(conn, ids)
+        except StorageError as exc:
+            with self.store.write() as conn:
+                after_store.note_failure(conn, ids, str(exc))
+            logger.warning("after-store re-drive failed items=%d error=%s", len(ids), exc)
+            return 0
+        self.store.quarantine(batch.quarantined)
+        logger.info("after-store stages re-driven items=%d", len(items))
+        return len(items)
 
 
 def chunks(records: Iterable, size: int) -> Iterator[list]:

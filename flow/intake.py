@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from core.config import Config
 from core.models import Channel, Engagement, Item, Reply
+from flow.after_store import mark_pending
 from flow.stages import Batch
 from nlp.normalise import TimeParseError, clean_text, parse_time
 from storage.base import UpsertOutcome
@@ -225,7 +226,12 @@ class StoreStage:
         self.store = store
 
     def run(self, batch: Batch) -> None:
-        results = self.store.upsert(batch.items)
+        # One transaction: the items, and the record that their after-store stages are pending (flow/after_store.py),
+        # so a crash right after the commit still leaves every stored item's alert rules to be run.
+        with self.store.write() as conn:
+            results = self.store.upsert(batch.items)
+            mark_pending(conn, [(r.item_id, r.outcome.value) for r in results
+                                if r.outcome in (UpsertOutcome.inserted, UpsertOutcome.updated)])
         for item, result in zip(batch.items, results, strict=True):
             item.id = result.item_id
             if result.outcome is UpsertOutcome.inserted:

@@ -74,6 +74,10 @@ class IngestWriter:
     def drain_soon(self) -> Future[IngestReport]:
         return self._executor.submit(self._drain)
 
+    def redrive_soon(self) -> Future[int]:
+        """Queue a re-drive of the after-store outbox (flow/after_store.py) behind the jobs already queued."""
+        return self._executor.submit(self._redrive)
+
     def close(self) -> None:
         """Finish the running job; queued pushes stay in the inbox for the next start."""
         self._executor.shutdown(wait=True, cancel_futures=True)
@@ -92,6 +96,12 @@ class IngestWriter:
                 self._reserved.difference_update(ids)
         return total
 
+    def _redrive(self) -> int:
+        total = 0
+        while done := self.ingestor.redrive_pending():
+            total += done
+        return total
+
     def _drain(self) -> IngestReport:
         total = IngestReport()
         after = 0
@@ -105,3 +115,39 @@ class IngestWriter:
             if todo:
                 total.merge(self.ingestor.ingest_batch([r for _, r in todo]))
                 self.inbox.done([i for i, _ in todo])
+
+
+class RedriveWorker:
+    """Re-drives the after-store outbox through the writer at start (after the inbox drain queued before it) and then
+    every `interval` seconds, so an item stored just before a crash, or whose rules hit a storage error, is alerted."""
+
+    def __init__(self, writer: IngestWriter, interval: float = 5.0) -> None:
+        self.writer = writer
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="after-store-redrive", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                redriven = self.writer.redrive_soon().result()
+                if redriven:
+                    logger.warning("after-store stages re-driven for items left pending count=%d", redriven)
+            except RuntimeError:  # the writer is shutting down
+                return
+            except Exception:  # noqa: BLE001 - the next pass tries again
+                logger.exception("after-store re-drive failed")
+            self._stop.wait(self.interval)
