@@ -10,6 +10,7 @@ from fastapi.staticfiles import StaticFiles
 
 from access.app import install_access, open_access
 from api.errors import install_error_handlers
+from api.limits import BodySizeLimit
 from api.routes import health, ingest, items, quarantine, web
 from yuqing.host import Service
 
@@ -37,4 +38,6 @@ def create_app(service: Service, *, start_workers: bool = True) -> FastAPI:
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=web.WEB_DIR), name="static")
     install_access(app, open_access(service.store, service.config))
+    # Outermost, so an oversized push is refused while it streams in, before the access layer or JSON parsing.
+    app.add_middleware(BodySizeLimit, limits={ingest.router.prefix: ingest.MAX_BODY_BYTES})
     return app
