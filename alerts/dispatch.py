@@ -363,7 +363,30 @@ class Dispatcher:
                       "with the same dedup key", receiver=row.receiver, outbox_id=row.id)
         return len(rows)
 
-    def claim_batches(self, now: datetime, *, limit: int = 500, workers: int = 4, batch_size: int = 25) -> list[list[int]]:
+    def requeue(self, now: datetime, *, by: str, ids: list[int] | None = None) -> list[int]:
+        """Put given-up notifications (`dead` after the retries ran out, or `failed`) back to `pending`, due now, with
+        their attempts reset: after a receiver's outage is fixed, nothing is lost for good. Each is audited with who
+        asked. `ids` None: every given-up row. Returns the ids re-queued."""
+        o = alert_outbox.c
+        moment = ts(now)
+        given_up = o.status.in_(("dead", "failed"))
+        with self.store.write() as conn:
+            query = select(o.id, o.receiver, o.status, o.attempts).where(given_up)
+            if ids is not None:
+                query = query.where(o.id.in_(ids))
+            rows = conn.execute(query.order_by(o.id)).all()
+            for row in rows:
+                conn.execute(alert_outbox.update().where(o.id == row.id, given_up).values(
+                    status="pending", attempts=0, next_attempt_ts=moment))
+            if rows:
+                conn.execute(alert_audit.insert(), [audit_row(
+                    moment, "requeue", f"re-queued by {by}: was {row.status} after {row.attempts} attempts; sent again "
+                    "with the same dedup key", receiver=row.receiver, outbox_id=row.id) for row in rows])
+        if rows:
+            self.wake()
+        return [row.id for row in rows]
+
+    def claim_batches(self, now: datetime, *, limit: int = 100, workers: int = 4, batch_size: int = 25) -> list[list[int]]:
         """Mark due rows `sending` (committed before any network call) and split them into per-channel batches.
 
         Rows of one receiver's channel are spread over up to `workers` batches of at most `batch_size`, oldest first,

@@ -1,0 +1,68 @@
+"""A notification given up on (dead after its retries, or failed) is listed and can be re-queued — API (admin only) and
+CLI — and is then delivered with the same dedup key; every re-queue is in the audit trail with who asked."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+from sqlalchemy import select
+
+from alerts.store import alert_outbox
+from api.main import create_app
+from tests.alerts.test_delivery import config, outbox_rows
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def dead_webhook(make_harness, webhook_server):  # noqa: ANN001, ANN201
+    webhook_server.script = [(503, {}, 0), (503, {}, 0)]
+    h = make_harness(config([{"name": "hook", "webhook": {"url": webhook_server.url}}],
+                            retry={"initial": "1s", "max_attempts": 2}))
+    h.ingest(h.item())
+    h.tick()
+    h.tick(1)
+    assert [r.status for r in outbox_rows(h)] == ["dead"]
+    return h
+
+
+def test_dead_notification_is_listed_requeued_by_an_admin_and_delivered(make_harness, webhook_server, signed_in):
+    h = dead_webhook(make_harness, webhook_server)
+    app = create_app(h.service, start_workers=False)
+    with signed_in(app, role="manager") as manager:
+        assert manager.get("/api/alerts/outbox/dead").status_code == 403
+        assert manager.post("/api/alerts/outbox/requeue", json={"all": True}).status_code == 403
+    with signed_in(app, role="admin") as admin:
+        listed = admin.get("/api/alerts/outbox/dead").json()
+        assert listed["count"] == 1 and listed["data"][0]["status"] == "dead"
+        dead_id = listed["data"][0]["id"]
+        assert admin.post("/api/alerts/outbox/requeue", json={}).status_code == 400
+        answer = admin.post("/api/alerts/outbox/requeue", json={"ids": [dead_id]}).json()
+        assert answer["requeued"] == [dead_id]
+        assert admin.post("/api/alerts/outbox/requeue", json={"ids": [dead_id]}).json()["count"] == 0  # pending now
+    webhook_server.default = (200, {}, 0)
+    assert h.tick(1)["sent"] == 1
+    row = outbox_rows(h)[0]
+    assert row.status == "sent" and row.attempts == 1
+    keys = {r["headers"]["Idempotency-Key"] for r in webhook_server.requests}
+    assert len(webhook_server.requests) == 3 and len(keys) == 1
+    trail = h.engine.reader.audit(decision="requeue")[0]
+    assert len(trail) == 1 and "re-queued by token:2:test-admin" in trail[0]["reason"] and "was dead" in trail[0]["reason"]
+
+
+def test_cli_requeues_every_dead_notification(make_harness, webhook_server, tmp_path):
+    h = dead_webhook(make_harness, webhook_server)
+    db = Path(h.service.store.engine.url.database)
+    cfg = tmp_path / "cli.yaml"
+    cfg.write_text(yaml.safe_dump({"storage": {"sqlite_path": str(db)}, "sources": {"board_a": {"channel": "board"}},
+                                   "alerts": h.engine.config.model_dump(mode="json", by_alias=True, exclude_none=True)},
+                                  allow_unicode=True))
+    run = subprocess.run([sys.executable, "-c", "from yuqing.cli import main; main()", "alerts", "requeue", "--all",
+                          "-c", str(cfg)], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert "re-queued 1 notification" in run.stderr
+    with h.service.store.read() as conn:
+        assert [r.status for r in conn.execute(select(alert_outbox))] == ["pending"]
+    assert "re-queued by cli" in h.engine.reader.audit(decision="requeue")[0][0]["reason"]
