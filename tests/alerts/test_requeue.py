@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import yaml
@@ -66,3 +67,30 @@ def test_cli_requeues_every_dead_notification(make_harness, webhook_server, tmp_
     with h.service.store.read() as conn:
         assert [r.status for r in conn.execute(select(alert_outbox))] == ["pending"]
     assert "re-queued by cli" in h.engine.reader.audit(decision="requeue")[0][0]["reason"]
+
+
+def test_the_dispatcher_claims_no_more_than_its_workers_are_sending(make_harness, webhook_server):
+    """A backlog of 300 notifications and 2 send workers: at most 2 x 25 rows are ever `sending`, so a crash re-sends
+    at most those (it used to claim 500 per pass, and again on every wake-up)."""
+    from alerts.notify.base import Message
+
+    webhook_server.default = (200, {}, 0.02)
+    h = make_harness({**config([{"name": "hook", "webhook": {"url": webhook_server.url}}]), "send_workers": 2,
+                      "poll_interval": "0.05s"})
+    with h.service.store.write() as conn:
+        for n in range(300):
+            h.engine.dispatcher.enqueue(conn, Message(kind="test", dedup_key=f"backlog-{n}", receiver="hook",
+                                                      text=f"积压 {n}"), h.clock.now())
+    worker = h.service.alerts_worker
+    assert worker.max_in_flight == 50
+    worker.start()
+    most_sending = 0
+    try:
+        while len(webhook_server.requests) < 150:
+            with h.service.store.read() as conn:
+                sending = sum(1 for r in conn.execute(select(alert_outbox.c.status)) if r.status == "sending")
+            most_sending = max(most_sending, sending)
+            time.sleep(0.01)
+    finally:
+        worker.stop()
+    assert 0 < most_sending <= 50
