@@ -7,10 +7,8 @@ the ingest and answers 200 with its report, for callers that need the outcome.
 
 from __future__ import annotations
 
-import json
 from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import UTC, datetime
-from typing import Any
 
 from fastapi import APIRouter, Response
 
@@ -20,6 +18,7 @@ from api.deps import ServiceDep
 from api.schemas import IngestAccepted, IngestCreate, IngestPublic
 from core.errors import InputError, PermissionDenied
 from core.models import QuarantineRecord, RawRecord
+from flow.intake import escape_surrogates, not_storable
 
 router = APIRouter(prefix="/api/ingest", tags=["ingest"], dependencies=[require(INGESTERS)])
 
@@ -58,25 +57,3 @@ def ingest(source: str, body: IngestCreate, service: ServiceDep, principal: Prin
         return IngestPublic(report=report)
     return IngestAccepted(inbox_ids=submission.inbox_ids, quarantined=len(rejected))
 
-
-def not_storable(payload: Any) -> str | None:
-    """Why a pushed record cannot even be kept in the inbox, or None. JSON may carry lone surrogates (`"\\ud800"`),
-    which are no text: UTF-8 cannot encode them, so the record is quarantined with this reason."""
-    try:
-        json.dumps(payload, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError as exc:
-        return f"text is not valid Unicode: lone surrogate {exc.object[exc.start]!r} at character {exc.start}"
-    except (TypeError, ValueError) as exc:
-        return f"record cannot be stored: {exc}"
-    return None
-
-
-def escape_surrogates(value: Any) -> Any:
-    """The record with every lone surrogate written out as text (`\\ud800`), so it can be stored and shown."""
-    if isinstance(value, str):
-        return value.encode("utf-8", "backslashreplace").decode("utf-8")
-    if isinstance(value, dict):
-        return {escape_surrogates(str(k)): escape_surrogates(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [escape_surrogates(v) for v in value]
-    return value

@@ -57,3 +57,15 @@ def test_an_oversized_push_is_refused_before_it_is_parsed(service: Service, sign
         streamed = client.post("/api/ingest/board_a", content=chunks(), headers={"Content-Type": "application/json"})
         assert streamed.status_code == 413
         assert client.post("/api/ingest/board_a", json={"records": []}).status_code == 202
+
+
+def test_a_jsonl_import_with_a_lone_surrogate_quarantines_that_row(service: Service, tmp_path) -> None:  # noqa: ANN001
+    from flow.importer import FileImporter
+
+    path = tmp_path / "rows.jsonl"
+    path.write_text('{"source_id": "1", "title": "\\ud800", "content": "坏", "published_at": "2026-12-01 09:00"}\n'
+                    '{"source_id": "2", "title": "路灯", "content": "坏了", "published_at": "2026-12-01 09:00"}\n')
+    report = service.writer.ingest(FileImporter(path, "board_a").records())
+    assert (report.stored, report.quarantined) == (1, 1)
+    rejected = service.store.list_quarantine().data
+    assert "lone surrogate" in rejected[0].reason and rejected[0].payload["title"] == "\\ud800"
