@@ -18,7 +18,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, select, update
@@ -33,6 +33,7 @@ from alerts.store import alert_audit, alert_groups, alert_members, alert_outbox,
 from alerts.timewindows import in_interval, next_change
 from core.config_alerts import AlertsConfig, ReceiverConfig, TimeInterval
 from core.errors import NotifyError
+from core.metrics import ALERT_SEND_FAILURES, observe_alert_latency
 from storage.base import StateStore
 
 logger = logging.getLogger(__name__)
@@ -455,6 +456,8 @@ class Dispatcher:
         except Exception as exc:  # noqa: BLE001 - a notifier bug must be recorded, not crash the dispatcher
             logger.exception("notifier crashed receiver=%s integration=%s", row.receiver, row.integration)
             return NotifyError(f"notifier error {exc.__class__.__name__}: {exc}", recoverable=False), row.parts_done
+        if message.kind == "alert":  # repeats and notices would measure the repeat interval, not the latency
+            observe_alert_latency(row.integration, message.alerts[:message.new], datetime.now(UTC))
         return None, row.parts_done
 
     def _record(self, rt: Runtime, done: list[tuple[Any, NotifyError | None, int, datetime]]) -> dict[int, str]:
@@ -487,6 +490,7 @@ class Dispatcher:
                     logger.warning("alert send failed, will retry receiver=%s integration=%s attempts=%d",
                                    row.receiver, row.integration, attempts)
                     statuses[row.id] = "pending"
+                    ALERT_SEND_FAILURES.labels(integration=row.integration, status="pending").inc()
                     continue
                 status = "dead" if error.recoverable else "failed"
                 why = f"gave up after {attempts} attempts" if error.recoverable else "permanent failure, not retried"
@@ -496,6 +500,7 @@ class Dispatcher:
                 logger.error("alert send failed for good receiver=%s integration=%s status=%s", row.receiver,
                              row.integration, status)
                 statuses[row.id] = status
+                ALERT_SEND_FAILURES.labels(integration=row.integration, status=status).inc()
             if sent:
                 conn.execute(alert_outbox.update().where(o.id == bindparam("b_id")).values(
                     status="sent", sent_ts=bindparam("sent_ts"), attempts=bindparam("attempts"), last_error=None), sent)

@@ -11,7 +11,7 @@ from fastapi.staticfiles import StaticFiles
 from access.app import install_access, open_access
 from api.errors import install_error_handlers
 from api.limits import BodySizeLimit
-from api.routes import health, ingest, items, quarantine, web
+from api.routes import health, ingest, items, metrics, quarantine, web
 from yuqing.host import Service
 
 
@@ -32,7 +32,7 @@ def create_app(service: Service, *, start_workers: bool = True) -> FastAPI:
                               "`Authorization: Bearer <token>` (`yuqing token create`).")
     app.state.service = service
     install_error_handlers(app)
-    for module in (health, items, quarantine, ingest, web):
+    for module in (health, items, quarantine, ingest, metrics, web):
         app.include_router(module.router)
     for router in service.routers:
         app.include_router(router)

@@ -15,6 +15,14 @@ from itertools import islice
 
 from core.config import Config
 from core.errors import ConfigError, NotFound, StorageError
+from core.metrics import (
+    AFTER_STORE_FAILURES,
+    AFTER_STORE_REDRIVEN,
+    ITEMS_INGESTED,
+    RECORDS_COLLECTED,
+    RECORDS_QUARANTINED,
+    count_by_source,
+)
 from core.models import IngestReport, Item, QuarantineRecord, RawRecord
 from flow import after_store
 from flow.intake import DedupStage, NormaliseStage, StoreStage
@@ -135,12 +143,16 @@ class Ingestor:
     def ingest_batch(self, records: list[RawRecord | QuarantineRecord]) -> IngestReport:
         raw = [r for r in records if isinstance(r, RawRecord)]
         rejected = [r for r in records if isinstance(r, QuarantineRecord)]
+        count_by_source(RECORDS_COLLECTED, (r.source for r in records))
         batch = self.up_to_store.run(Batch(raw=raw))
         self._after_store(batch, self.after_store)
         batch.quarantined.extend(rejected)
         batch.report.received += len(rejected)
         batch.report.quarantined += len(rejected)
         self.store.quarantine(batch.quarantined)
+        count_by_source(ITEMS_INGESTED, (item.source for item in batch.stored))
+        for stage in {q.stage for q in batch.quarantined}:
+            count_by_source(RECORDS_QUARANTINED, (q.source for q in batch.quarantined if q.stage == stage), stage=stage)
         report = batch.report
         logger.info("ingest received=%d stored=%d updated=%d unchanged=%d duplicates=%d quarantined=%d",
                     report.received, report.stored, report.updated, report.unchanged, report.duplicates,
@@ -180,8 +192,10 @@ class Ingestor:
             with self.store.write() as conn:
                 after_store.note_failure(conn, ids, str(exc))
             logger.warning("after-store re-drive failed items=%d error=%s", len(ids), exc)
+            AFTER_STORE_FAILURES.inc()
             return 0
         self.store.quarantine(batch.quarantined)
+        AFTER_STORE_REDRIVEN.inc(len(items))
         logger.info("after-store stages re-driven items=%d", len(items))
         return len(items)
 

@@ -74,6 +74,10 @@ class IngestWriter:
     def drain_soon(self) -> Future[IngestReport]:
         return self._executor.submit(self._drain)
 
+    def queued(self) -> int:
+        """Jobs waiting for the writer thread (pushes, imports, drains), for /metrics."""
+        return self._executor._work_queue.qsize()
+
     def redrive_soon(self) -> Future[int]:
         """Queue a re-drive of the after-store outbox (flow/after_store.py) behind the jobs already queued."""
         return self._executor.submit(self._redrive)
