@@ -47,7 +47,7 @@ def ingest(source: str, body: IngestCreate, service: ServiceDep, principal: Prin
                                              payload=escape_surrogates(payload), created_at=datetime.now(UTC)))
     if rejected:
         service.store.quarantine(rejected)
-    submission = service.writer.submit(records)
+    submission = service.writer.submit(records, coalesce=not wait)  # a waiting caller gets its own report
     if wait:
         try:
             report = submission.outcome.result(timeout=WAIT_SECONDS)
