@@ -13,9 +13,20 @@ from sqlalchemy import select
 
 from alerts.store import alert_outbox
 from api.main import create_app
-from tests.alerts.test_delivery import config, outbox_rows
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+def outbox_rows(h) -> list:  # noqa: ANN001 - the alerts harness
+    with h.service.store.read() as conn:
+        return conn.execute(select(alert_outbox).order_by(alert_outbox.c.id)).all()
+
+
+def config(receivers: list[dict], **extra) -> dict:  # noqa: ANN003
+    return {"rules": [{"name": "high_risk", "min_risk_score": 80}],
+            "route": {"receiver": receivers[0]["name"], "group_by": ["rule"], "group_wait": 0},
+            "receivers": receivers, "retry": {"initial": "10s", "multiplier": 2, "max_delay": "1m", "max_attempts": 4},
+            **extra}
 
 
 def dead_webhook(make_harness, webhook_server):  # noqa: ANN001, ANN201

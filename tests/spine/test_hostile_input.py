@@ -6,8 +6,12 @@ from fastapi.testclient import TestClient
 
 from api.main import create_app
 from api.routes.ingest import MAX_BODY_BYTES
-from tests.spine.test_api import assert_error_shape
 from yuqing.service import Service
+
+
+def assert_error_shape(body: dict, status: int) -> None:
+    assert set(body) == {"ok", "status", "error", "errors"}
+    assert body["ok"] is False and body["status"] == status and body["error"]
 
 
 def test_deeply_nested_query_is_a_400_with_a_position(client: TestClient) -> None:
