@@ -144,6 +144,7 @@ class Ingestor:
         raw = [r for r in records if isinstance(r, RawRecord)]
         rejected = [r for r in records if isinstance(r, QuarantineRecord)]
         count_by_source(RECORDS_COLLECTED, (r.source for r in records))
+        self._split()  # `chain.stages` is the one list of record: probes and benches insert stages into it in place
         batch = self.up_to_store.run(Batch(raw=raw))
         self._after_store(batch, self.after_store)
         batch.quarantined.extend(rejected)
@@ -177,6 +178,7 @@ class Ingestor:
             ids = after_store.oldest_pending(conn, limit)
         if not ids:
             return 0
+        self._split()
         items: list[Item] = []
         for item_id in ids:
             try:
