@@ -147,6 +147,7 @@ class Dispatcher:
             trail: list[dict[str, Any]] = []
             members: list[dict[str, Any]] = []
             groups: dict[str, Any] = {}
+            joins: list[tuple[Route, int, dict[str, str]]] = []
             for draft in fresh:
                 alert_id = ids[draft.fingerprint]
                 trail.append(audit_row(moment, "raise", f"rule {draft.rule} ({draft.kind}, {draft.severity})",
@@ -154,35 +155,60 @@ class Dispatcher:
                 if reason := reasons[draft.fingerprint]:
                     decision = "inhibit" if reason.startswith("inhibit") else "silence"
                     trail.append(audit_row(moment, decision, f"muted by {reason} when raised", alert_id=alert_id))
-                for matched in routing.match(rt.root, draft.labels):
-                    members.append(self._join_group(conn, groups, matched, alert_id, draft.labels, moment, trail))
+                joins.extend((matched, alert_id, draft.labels) for matched in routing.match(rt.root, draft.labels))
+            self._load_groups(conn, groups, {route.group_key(labels) for route, _, labels in joins})
+            for matched, alert_id, labels in joins:
+                members.append(self._join_group(conn, groups, matched, alert_id, labels, moment, trail))
+            self._write_groups(conn, groups)
             conn.execute(alert_members.insert(), members)
             conn.execute(alert_audit.insert(), trail)
         logger.info("alerts raised count=%d", len(fresh))
         self.wake()
         return [ids[d.fingerprint] for d in fresh]
 
+    @staticmethod
+    def _load_groups(conn: Connection, groups: dict[str, Any], keys: set[str]) -> None:
+        """The stored groups among `keys`, read in a few IN queries rather than one query per alert (a burst of
+        one-item groups raised thousands of single-row SELECTs)."""
+        ordered = sorted(keys)
+        for start in range(0, len(ordered), 500):
+            for row in conn.execute(select(alert_groups).where(alert_groups.c.key.in_(ordered[start:start + 500]))):
+                groups[row.key] = {"row": row, "insert": None, "flush": None, "decided": False}
+
+    @staticmethod
+    def _write_groups(conn: Connection, groups: dict[str, Any]) -> None:
+        """The groups `_join_group` created or scheduled, written in two executemany statements."""
+        inserts = [g["insert"] for g in groups.values() if g.get("insert")]
+        if inserts:
+            conn.execute(alert_groups.insert(), inserts)
+        flushes = [{"b_key": key, "next_flush_ts": g["flush"]} for key, g in groups.items()
+                   if g.get("flush") is not None and not g.get("insert")]
+        if flushes:
+            conn.execute(alert_groups.update().where(alert_groups.c.key == bindparam("b_key"))
+                         .values(next_flush_ts=bindparam("next_flush_ts")), flushes)
+
     def _join_group(self, conn: Connection, groups: dict[str, Any], route: Route, alert_id: int,
                     labels: dict[str, str], moment: float, trail: list[dict[str, Any]]) -> dict[str, Any]:
-        """Schedule the alert's group (creating it if new) and return the member row to insert."""
+        """Decide the alert's group (new, or scheduled anew) and return the member row to insert; `groups` holds the
+        stored groups (`_load_groups`) and collects what `_write_groups` writes."""
         key = route.group_key(labels)
-        g = alert_groups.c
-        if key in groups:
+        entry = groups.get(key)
+        if entry is not None and entry["decided"]:
             why = "joins a group already waiting to be notified"
+        elif entry is None:
+            groups[key] = {"row": None, "decided": True, "flush": None, "insert": {
+                "key": key, "route_path": route.path, "receiver": route.receiver,
+                "labels": dumps(route.group_labels(labels)), "created_ts": moment,
+                "next_flush_ts": moment + route.group_wait.total_seconds(), "seq": 0}}
+            why = f"new group, first notification after group_wait {route.group_wait}"
         else:
-            group = conn.execute(select(alert_groups).where(g.key == key)).first()
-            groups[key] = True
-            if group is None:
-                conn.execute(alert_groups.insert().values(key=key, route_path=route.path, receiver=route.receiver,
-                                                          labels=dumps(route.group_labels(labels)), created_ts=moment,
-                                                          next_flush_ts=moment + route.group_wait.total_seconds(), seq=0))
-                why = f"new group, first notification after group_wait {route.group_wait}"
-            elif group.next_flush_ts is None:
+            group = entry["row"]
+            entry["decided"] = True
+            if group.next_flush_ts is None:
                 if group.last_notified_ts is None:
-                    flush = moment + route.group_wait.total_seconds()
+                    entry["flush"] = moment + route.group_wait.total_seconds()
                 else:
-                    flush = max(moment, group.last_notified_ts + route.group_interval.total_seconds())
-                conn.execute(alert_groups.update().where(g.key == key).values(next_flush_ts=flush))
+                    entry["flush"] = max(moment, group.last_notified_ts + route.group_interval.total_seconds())
                 why = f"joins notified group, next notification after group_interval {route.group_interval}"
             else:
                 why = "joins a group already waiting to be notified"
