@@ -160,7 +160,6 @@ class Ingestor:
                     report.quarantined)
         return report
 
-
     def _after_store(self, batch: Batch, chain: Chain) -> None:
         """Run the after-store stages and clear the items' outbox record in one transaction: what the stages write
         (alerts) and the record that they ran commit together or not at all."""
