@@ -47,8 +47,10 @@ test: $(TEST_STAMP) browser-deps
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check .
 
+# Every bench/bench_*.py (long soaks and loads belong here, not in `make test`); writes bench/RESULTS.md and
+# bench/results.json.
 bench: $(TEST_STAMP)
-	@for b in bench/bench_*.py; do echo "== $$b" >&2; $(BIN)/python $$b || exit 1; done
+	$(BIN)/python bench/report.py
 
 clean:
 	rm -rf var .pytest_cache .ruff_cache build

@@ -125,6 +125,33 @@ def outbox(engine: EngineDep, status: str | None = None, limit: Annotated[int, Q
     return ListPublic(data=data, count=count)
 
 
+class RequeueRequest(BaseModel):
+    """Which given-up notifications to send again: `ids`, or every one with `all`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ids: list[Annotated[int, Field(ge=1, le=2**63 - 1)]] | None = Field(None, max_length=10000)
+    all: bool = False
+
+
+@router.get("/outbox/dead", response_model=ListPublic, dependencies=[require(ADMINS)])
+def dead_notifications(engine: EngineDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> ListPublic:
+    """Notifications given up on (`dead`: retries ran out; `failed`: a permanent error), newest first."""
+    dead, dead_count = engine.reader.outbox(status="dead", limit=limit)
+    failed, failed_count = engine.reader.outbox(status="failed", limit=limit)
+    data = sorted(dead + failed, key=lambda row: row["id"], reverse=True)[:limit]
+    return ListPublic(data=data, count=dead_count + failed_count)
+
+
+@router.post("/outbox/requeue", dependencies=[require(ADMINS)])
+def requeue(engine: EngineDep, body: RequeueRequest, principal: PrincipalDep) -> dict[str, Any]:
+    """Send given-up notifications again (attempts reset, same dedup key); audited with who asked."""
+    if body.ids is None and not body.all:
+        raise InputError("name the notifications to re-queue (`ids`) or pass `all: true`")
+    ids = engine.dispatcher.requeue(engine.clock.now(), by=principal.actor, ids=None if body.all else body.ids)
+    return {"ok": True, "requeued": ids, "count": len(ids)}
+
+
 @router.get("/silences")
 def list_silences(engine: EngineDep, include_expired: bool = False) -> dict[str, Any]:
     data = engine.silencer.list(engine.clock.now(), include_expired=include_expired)

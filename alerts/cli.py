@@ -8,7 +8,8 @@ from typing import Annotated
 
 import typer
 
-alerts_app = typer.Typer(help="Alerts: dry-run rules, test receivers, read the audit trail.", no_args_is_help=True)
+alerts_app = typer.Typer(help="Alerts: dry-run rules, test receivers, read the audit trail, re-queue dead notifications.",
+                         no_args_is_help=True)
 
 
 def _engine(config):  # noqa: ANN001, ANN202 - Path | None → (Service, AlertEngine)
@@ -57,4 +58,33 @@ def audit(limit: int = 20, decision: str | None = None, alert_id: int | None = N
     rows, _ = engine.reader.audit(limit=limit, decision=decision, alert_id=alert_id)
     for row in rows:
         typer.echo(json.dumps(row, ensure_ascii=False))
+    service.close()
+
+
+@alerts_app.command("dead")
+def dead(limit: int = 50, config: Annotated[str | None, typer.Option("--config", "-c")] = None) -> None:
+    """Notifications given up on (dead: retries ran out; failed: permanent error), one JSON line each."""
+    from pathlib import Path
+
+    service, engine = _engine(Path(config) if config else None)
+    for status in ("dead", "failed"):
+        rows, _ = engine.reader.outbox(status=status, limit=limit)
+        for row in rows:
+            typer.echo(json.dumps(row, ensure_ascii=False))
+    service.close()
+
+
+@alerts_app.command("requeue")
+def requeue(ids: Annotated[list[int] | None, typer.Argument(help="outbox ids (see `yuqing alerts dead`)")] = None,
+            all_: Annotated[bool, typer.Option("--all", help="every dead or failed notification")] = False,
+            config: Annotated[str | None, typer.Option("--config", "-c")] = None) -> None:
+    """Send given-up notifications again (attempts reset, same dedup key); audited as re-queued by `cli`. A running
+    service sends them on its next dispatcher pass."""
+    from pathlib import Path
+
+    if not ids and not all_:
+        raise typer.BadParameter("give outbox ids or --all")
+    service, engine = _engine(Path(config) if config else None)
+    requeued = engine.dispatcher.requeue(engine.clock.now(), by="cli", ids=None if all_ else list(ids or []))
+    typer.echo(f"re-queued {len(requeued)} notification(s): {', '.join(map(str, requeued)) or 'none'}", err=True)
     service.close()

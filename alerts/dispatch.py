@@ -18,7 +18,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, select, update
@@ -33,6 +33,7 @@ from alerts.store import alert_audit, alert_groups, alert_members, alert_outbox,
 from alerts.timewindows import in_interval, next_change
 from core.config_alerts import AlertsConfig, ReceiverConfig, TimeInterval
 from core.errors import NotifyError
+from core.metrics import ALERT_SEND_FAILURES, observe_alert_latency
 from storage.base import StateStore
 
 logger = logging.getLogger(__name__)
@@ -146,6 +147,7 @@ class Dispatcher:
             trail: list[dict[str, Any]] = []
             members: list[dict[str, Any]] = []
             groups: dict[str, Any] = {}
+            joins: list[tuple[Route, int, dict[str, str]]] = []
             for draft in fresh:
                 alert_id = ids[draft.fingerprint]
                 trail.append(audit_row(moment, "raise", f"rule {draft.rule} ({draft.kind}, {draft.severity})",
@@ -153,35 +155,60 @@ class Dispatcher:
                 if reason := reasons[draft.fingerprint]:
                     decision = "inhibit" if reason.startswith("inhibit") else "silence"
                     trail.append(audit_row(moment, decision, f"muted by {reason} when raised", alert_id=alert_id))
-                for matched in routing.match(rt.root, draft.labels):
-                    members.append(self._join_group(conn, groups, matched, alert_id, draft.labels, moment, trail))
+                joins.extend((matched, alert_id, draft.labels) for matched in routing.match(rt.root, draft.labels))
+            self._load_groups(conn, groups, {route.group_key(labels) for route, _, labels in joins})
+            for matched, alert_id, labels in joins:
+                members.append(self._join_group(conn, groups, matched, alert_id, labels, moment, trail))
+            self._write_groups(conn, groups)
             conn.execute(alert_members.insert(), members)
             conn.execute(alert_audit.insert(), trail)
         logger.info("alerts raised count=%d", len(fresh))
         self.wake()
         return [ids[d.fingerprint] for d in fresh]
 
+    @staticmethod
+    def _load_groups(conn: Connection, groups: dict[str, Any], keys: set[str]) -> None:
+        """The stored groups among `keys`, read in a few IN queries rather than one query per alert (a burst of
+        one-item groups raised thousands of single-row SELECTs)."""
+        ordered = sorted(keys)
+        for start in range(0, len(ordered), 500):
+            for row in conn.execute(select(alert_groups).where(alert_groups.c.key.in_(ordered[start:start + 500]))):
+                groups[row.key] = {"row": row, "insert": None, "flush": None, "decided": False}
+
+    @staticmethod
+    def _write_groups(conn: Connection, groups: dict[str, Any]) -> None:
+        """The groups `_join_group` created or scheduled, written in two executemany statements."""
+        inserts = [g["insert"] for g in groups.values() if g.get("insert")]
+        if inserts:
+            conn.execute(alert_groups.insert(), inserts)
+        flushes = [{"b_key": key, "next_flush_ts": g["flush"]} for key, g in groups.items()
+                   if g.get("flush") is not None and not g.get("insert")]
+        if flushes:
+            conn.execute(alert_groups.update().where(alert_groups.c.key == bindparam("b_key"))
+                         .values(next_flush_ts=bindparam("next_flush_ts")), flushes)
+
     def _join_group(self, conn: Connection, groups: dict[str, Any], route: Route, alert_id: int,
                     labels: dict[str, str], moment: float, trail: list[dict[str, Any]]) -> dict[str, Any]:
-        """Schedule the alert's group (creating it if new) and return the member row to insert."""
+        """Decide the alert's group (new, or scheduled anew) and return the member row to insert; `groups` holds the
+        stored groups (`_load_groups`) and collects what `_write_groups` writes."""
         key = route.group_key(labels)
-        g = alert_groups.c
-        if key in groups:
+        entry = groups.get(key)
+        if entry is not None and entry["decided"]:
             why = "joins a group already waiting to be notified"
+        elif entry is None:
+            groups[key] = {"row": None, "decided": True, "flush": None, "insert": {
+                "key": key, "route_path": route.path, "receiver": route.receiver,
+                "labels": dumps(route.group_labels(labels)), "created_ts": moment,
+                "next_flush_ts": moment + route.group_wait.total_seconds(), "seq": 0}}
+            why = f"new group, first notification after group_wait {route.group_wait}"
         else:
-            group = conn.execute(select(alert_groups).where(g.key == key)).first()
-            groups[key] = True
-            if group is None:
-                conn.execute(alert_groups.insert().values(key=key, route_path=route.path, receiver=route.receiver,
-                                                          labels=dumps(route.group_labels(labels)), created_ts=moment,
-                                                          next_flush_ts=moment + route.group_wait.total_seconds(), seq=0))
-                why = f"new group, first notification after group_wait {route.group_wait}"
-            elif group.next_flush_ts is None:
+            group = entry["row"]
+            entry["decided"] = True
+            if group.next_flush_ts is None:
                 if group.last_notified_ts is None:
-                    flush = moment + route.group_wait.total_seconds()
+                    entry["flush"] = moment + route.group_wait.total_seconds()
                 else:
-                    flush = max(moment, group.last_notified_ts + route.group_interval.total_seconds())
-                conn.execute(alert_groups.update().where(g.key == key).values(next_flush_ts=flush))
+                    entry["flush"] = max(moment, group.last_notified_ts + route.group_interval.total_seconds())
                 why = f"joins notified group, next notification after group_interval {route.group_interval}"
             else:
                 why = "joins a group already waiting to be notified"
@@ -363,7 +390,30 @@ class Dispatcher:
                       "with the same dedup key", receiver=row.receiver, outbox_id=row.id)
         return len(rows)
 
-    def claim_batches(self, now: datetime, *, limit: int = 500, workers: int = 4, batch_size: int = 25) -> list[list[int]]:
+    def requeue(self, now: datetime, *, by: str, ids: list[int] | None = None) -> list[int]:
+        """Put given-up notifications (`dead` after the retries ran out, or `failed`) back to `pending`, due now, with
+        their attempts reset: after a receiver's outage is fixed, nothing is lost for good. Each is audited with who
+        asked. `ids` None: every given-up row. Returns the ids re-queued."""
+        o = alert_outbox.c
+        moment = ts(now)
+        given_up = o.status.in_(("dead", "failed"))
+        with self.store.write() as conn:
+            query = select(o.id, o.receiver, o.status, o.attempts).where(given_up)
+            if ids is not None:
+                query = query.where(o.id.in_(ids))
+            rows = conn.execute(query.order_by(o.id)).all()
+            for row in rows:
+                conn.execute(alert_outbox.update().where(o.id == row.id, given_up).values(
+                    status="pending", attempts=0, next_attempt_ts=moment))
+            if rows:
+                conn.execute(alert_audit.insert(), [audit_row(
+                    moment, "requeue", f"re-queued by {by}: was {row.status} after {row.attempts} attempts; sent again "
+                    "with the same dedup key", receiver=row.receiver, outbox_id=row.id) for row in rows])
+        if rows:
+            self.wake()
+        return [row.id for row in rows]
+
+    def claim_batches(self, now: datetime, *, limit: int = 100, workers: int = 4, batch_size: int = 25) -> list[list[int]]:
         """Mark due rows `sending` (committed before any network call) and split them into per-channel batches.
 
         Rows of one receiver's channel are spread over up to `workers` batches of at most `batch_size`, oldest first,
@@ -432,6 +482,8 @@ class Dispatcher:
         except Exception as exc:  # noqa: BLE001 - a notifier bug must be recorded, not crash the dispatcher
             logger.exception("notifier crashed receiver=%s integration=%s", row.receiver, row.integration)
             return NotifyError(f"notifier error {exc.__class__.__name__}: {exc}", recoverable=False), row.parts_done
+        if message.kind == "alert":  # repeats and notices would measure the repeat interval, not the latency
+            observe_alert_latency(row.integration, message.alerts[:message.new], datetime.now(UTC))
         return None, row.parts_done
 
     def _record(self, rt: Runtime, done: list[tuple[Any, NotifyError | None, int, datetime]]) -> dict[int, str]:
@@ -464,6 +516,7 @@ class Dispatcher:
                     logger.warning("alert send failed, will retry receiver=%s integration=%s attempts=%d",
                                    row.receiver, row.integration, attempts)
                     statuses[row.id] = "pending"
+                    ALERT_SEND_FAILURES.labels(integration=row.integration, status="pending").inc()
                     continue
                 status = "dead" if error.recoverable else "failed"
                 why = f"gave up after {attempts} attempts" if error.recoverable else "permanent failure, not retried"
@@ -473,6 +526,7 @@ class Dispatcher:
                 logger.error("alert send failed for good receiver=%s integration=%s status=%s", row.receiver,
                              row.integration, status)
                 statuses[row.id] = status
+                ALERT_SEND_FAILURES.labels(integration=row.integration, status=status).inc()
             if sent:
                 conn.execute(alert_outbox.update().where(o.id == bindparam("b_id")).values(
                     status="sent", sent_ts=bindparam("sent_ts"), attempts=bindparam("attempts"), last_error=None), sent)

@@ -207,9 +207,11 @@ class AlertEngine:
             return counts
 
     def deliver_due(self) -> int:
+        """Send due rows inline, claiming one batch at a time so a crash re-sends at most that batch."""
         sent = 0
-        for batch in self.dispatcher.claim_batches(self.clock.now(), workers=1, batch_size=100):
-            sent += sum(s == "sent" for s in self.dispatcher.deliver_many(batch, self.clock.now).values())
+        while batches := self.dispatcher.claim_batches(self.clock.now(), limit=100, workers=1, batch_size=100):
+            for batch in batches:
+                sent += sum(s == "sent" for s in self.dispatcher.deliver_many(batch, self.clock.now).values())
         return sent
 
     def close_channels(self) -> None:

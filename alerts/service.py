@@ -65,9 +65,16 @@ class AlertWorker:
     """Background dispatcher: ticks on every wake-up (an alert raised) or every poll interval, and sends in a small
     thread pool so one hanging webhook does not hold the other receivers."""
 
+    # Rows a send worker pushes down one connection per batch; also the unit of the in-flight bound below.
+    batch_size = 25
+
     def __init__(self, engine: AlertEngine, *, config_path: Path | None = None) -> None:
         self.engine = engine
         self.config_path = config_path
+        # Outbox rows claimed (`sending`) and not yet recorded. Claims never exceed `max_in_flight`, so a crash
+        # re-sends at most what the workers were actually sending, not a backlog claimed ahead of them.
+        self._in_flight = 0
+        self._in_flight_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._pool: ThreadPoolExecutor | None = None
@@ -85,6 +92,14 @@ class AlertWorker:
         if threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGHUP"):
             with contextlib.suppress(ValueError):  # not in the main interpreter thread after all
                 signal.signal(signal.SIGHUP, lambda *_: threading.Thread(target=self._reload_quietly, daemon=True).start())
+
+    @property
+    def max_in_flight(self) -> int:
+        return self.engine.config.send_workers * self.batch_size
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
 
     def stop(self) -> None:
         if self._thread is None:
@@ -106,9 +121,16 @@ class AlertWorker:
             engine.wakeup.clear()
             try:
                 engine.tick(deliver=False)
-                for batch in engine.dispatcher.claim_batches(engine.clock.now(), workers=engine.config.send_workers):
-                    assert self._pool is not None
-                    self._pool.submit(self._deliver, batch)
+                room = self.max_in_flight - self._in_flight
+                if room > 0:
+                    batches = engine.dispatcher.claim_batches(engine.clock.now(), limit=room,
+                                                              workers=engine.config.send_workers,
+                                                              batch_size=self.batch_size)
+                    with self._in_flight_lock:
+                        self._in_flight += sum(map(len, batches))
+                    for batch in batches:
+                        assert self._pool is not None
+                        self._pool.submit(self._deliver, batch)
             except Exception:  # noqa: BLE001 - the dispatcher must outlive any single failure
                 logger.exception("alert dispatcher pass failed; retrying next poll")
             engine.wakeup.wait(engine.config.poll_interval.total_seconds())
@@ -118,6 +140,10 @@ class AlertWorker:
             self.engine.dispatcher.deliver_many(batch, self.engine.clock.now)
         except Exception:  # noqa: BLE001 - recorded by the next resume; never kill the pool thread
             logger.exception("delivery of outbox rows %s failed unexpectedly", batch)
+        finally:
+            with self._in_flight_lock:
+                self._in_flight -= len(batch)
+            self.engine.wakeup.set()  # room for the next claim
 
     def _reload_quietly(self) -> None:
         with contextlib.suppress(YuqingError):  # logged and audited by reload_from_file

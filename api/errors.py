@@ -41,6 +41,12 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
         return error_response(exc.status_code, str(exc.detail))
 
+    @app.exception_handler(OverflowError)
+    async def _overflow(request: Request, _exc: OverflowError) -> JSONResponse:
+        # A number a client sent that no SQL integer holds (an id of 30 digits): it names nothing, a client error.
+        logger.info("number out of range path=%s", request.url.path)
+        return error_response(400, "a number in the request is out of range (at most 2**63 - 1)")
+
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         logger.exception("unhandled error path=%s", request.url.path)

@@ -10,7 +10,8 @@ from fastapi.staticfiles import StaticFiles
 
 from access.app import install_access, open_access
 from api.errors import install_error_handlers
-from api.routes import health, ingest, items, quarantine, web
+from api.limits import BodySizeLimit
+from api.routes import health, ingest, items, metrics, quarantine, web
 from yuqing.host import Service
 
 
@@ -31,10 +32,12 @@ def create_app(service: Service, *, start_workers: bool = True) -> FastAPI:
                               "`Authorization: Bearer <token>` (`yuqing token create`).")
     app.state.service = service
     install_error_handlers(app)
-    for module in (health, items, quarantine, ingest, web):
+    for module in (health, items, quarantine, ingest, metrics, web):
         app.include_router(module.router)
     for router in service.routers:
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=web.WEB_DIR), name="static")
     install_access(app, open_access(service.store, service.config))
+    # Outermost, so an oversized push is refused while it streams in, before the access layer or JSON parsing.
+    app.add_middleware(BodySizeLimit, limits={ingest.router.prefix: ingest.MAX_BODY_BYTES})
     return app

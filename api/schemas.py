@@ -40,6 +40,7 @@ class IngestAccepted(BaseModel):
     ok: bool = True
     status: str = "queued"
     inbox_ids: list[int]
+    quarantined: int = 0  # records refused before the inbox (e.g. text that is not valid Unicode), with their reason
 
 
 class HealthPublic(BaseModel):

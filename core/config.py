@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -99,11 +100,17 @@ class Config(Strict):
             raise SourceError(f"unknown source {source_id!r}; configured sources: {known}") from None
 
 
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
 def _resolve_env(node: Any, path: str) -> Any:
     """Replace `{"$env": NAME}` with the environment variable, so secrets never sit in the file."""
     if isinstance(node, dict):
         if set(node) == {"$env"}:
             name = node["$env"]
+            if not isinstance(name, str) or not _ENV_NAME.fullmatch(name):
+                raise ConfigError(f"{path or '<root>'}: $env must name an environment variable (letters, digits, _), "
+                                  f"got {name!r}")
             if name not in os.environ:
                 raise ConfigError(f"{path or '<root>'}: environment variable {name} is not set")
             return os.environ[name]

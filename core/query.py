@@ -101,11 +101,22 @@ def _tokens(text: str) -> list[_Tok]:
     return out
 
 
+# Deepest nesting of parentheses and NOTs a query may have: the parser and every walk over the tree recurse, and a
+# hostile `q` of thousands of "(" must be a 400 with a position, not a RecursionError.
+MAX_DEPTH = 32
+
+
 class _Parser:
     def __init__(self, text: str) -> None:
         self.text = text
         self.toks = _tokens(text)
         self.i = 0
+        self.depth = 0
+
+    def nest(self, tok: _Tok) -> None:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise QuerySyntaxError(f"query nested deeper than {MAX_DEPTH} levels at position {tok.pos}", position=tok.pos)
 
     def peek(self) -> _Tok | None:
         return self.toks[self.i] if self.i < len(self.toks) else None
@@ -147,8 +158,10 @@ class _Parser:
     def unary(self) -> Node:
         tok = self.peek()
         if tok and tok.kind == "not":
-            self.take()
-            return Not(self.unary())
+            self.nest(self.take())
+            node = Not(self.unary())
+            self.depth -= 1
+            return node
         return self.near()
 
     def near(self) -> Node:
@@ -167,11 +180,12 @@ class _Parser:
         if tok is None:
             raise self.fail("expected a word, phrase or '('")
         if tok.kind == "(":
-            self.take()
+            self.nest(self.take())
             node = self.orexp()
             if not (close := self.peek()) or close.kind != ")":
                 raise self.fail("expected ')'")
             self.take()
+            self.depth -= 1
             return node
         if tok.kind == "term":
             self.take()

@@ -14,8 +14,17 @@ from datetime import datetime
 from itertools import islice
 
 from core.config import Config
-from core.errors import ConfigError
-from core.models import IngestReport, QuarantineRecord, RawRecord
+from core.errors import ConfigError, NotFound, StorageError
+from core.metrics import (
+    AFTER_STORE_FAILURES,
+    AFTER_STORE_REDRIVEN,
+    ITEMS_INGESTED,
+    RECORDS_COLLECTED,
+    RECORDS_QUARANTINED,
+    count_by_source,
+)
+from core.models import IngestReport, Item, QuarantineRecord, RawRecord
+from flow import after_store
 from flow.intake import DedupStage, NormaliseStage, StoreStage
 from flow.stages import Batch, Chain, Stage
 
@@ -41,6 +50,9 @@ STAGES: list[tuple[str, str]] = [
     ("plan_triggers", "playbooks"),
 ]
 STAGE_PACKAGE: dict[str, str] = dict(STAGES)
+# After-store stages that need only the stored item, so the outbox of flow/after_store.py can run them again after a
+# crash; "analysis_persist" works on the batch's in-memory scratch, which a restart rebuilds from the store anyway.
+REDRIVEN_AFTER_STORE: frozenset[str] = frozenset({"alert_rules", "plan_triggers"})
 
 
 class StageOrderError(ConfigError):
@@ -94,7 +106,13 @@ class Ingestor:
         self.store = store
         self.provided: dict[str, Stage | None] = {
             "normalise": NormaliseStage(config, now=now), "dedup": DedupStage(store), "store": StoreStage(store)}
+        if "flow" not in getattr(store, "versions", {"flow": 1}):
+            store.migrate()  # the after-store outbox's table (registered when flow.after_store was imported)
         self.chain = Chain(order_stages(self.provided))
+        self.up_to_store = Chain([])
+        self.after_store = Chain([])
+        self.redriven = Chain([])
+        self._split()
         for name, stage in (stages or {}).items():  # each under the package STAGES lists it for
             self.provide(STAGE_PACKAGE.get(name, "an unlisted package"), {name: stage})
 
@@ -104,6 +122,15 @@ class Ingestor:
         provided = {**self.provided, **stages}
         self.chain.stages = order_stages(provided)
         self.provided = provided
+        self._split()
+
+    def _split(self) -> None:
+        """The chain in two at "store": the after-store part runs in its own transaction with the outbox clear."""
+        names = [stage.name for stage in self.chain.stages]
+        cut = names.index("store") + 1 if "store" in names else len(names)
+        self.up_to_store.stages = self.chain.stages[:cut]
+        self.after_store.stages = self.chain.stages[cut:]
+        self.redriven.stages = [s for s in self.after_store.stages if s.name in REDRIVEN_AFTER_STORE]
 
     def ingest(self, records: Iterable[RawRecord | QuarantineRecord], batch_size: int | None = None) -> IngestReport:
         """Ingest in batches; QuarantineRecords (rows a reader could not parse) are kept and counted."""
@@ -115,16 +142,62 @@ class Ingestor:
     def ingest_batch(self, records: list[RawRecord | QuarantineRecord]) -> IngestReport:
         raw = [r for r in records if isinstance(r, RawRecord)]
         rejected = [r for r in records if isinstance(r, QuarantineRecord)]
-        batch = self.chain.run(Batch(raw=raw))
+        count_by_source(RECORDS_COLLECTED, (r.source for r in records))
+        self._split()  # `chain.stages` is the one list of record: probes and benches insert stages into it in place
+        batch = self.up_to_store.run(Batch(raw=raw))
+        self._after_store(batch, self.after_store)
         batch.quarantined.extend(rejected)
         batch.report.received += len(rejected)
         batch.report.quarantined += len(rejected)
         self.store.quarantine(batch.quarantined)
+        count_by_source(ITEMS_INGESTED, (item.source for item in batch.stored))
+        for stage in {q.stage for q in batch.quarantined}:
+            count_by_source(RECORDS_QUARANTINED, (q.source for q in batch.quarantined if q.stage == stage), stage=stage)
         report = batch.report
         logger.info("ingest received=%d stored=%d updated=%d unchanged=%d duplicates=%d quarantined=%d",
                     report.received, report.stored, report.updated, report.unchanged, report.duplicates,
                     report.quarantined)
         return report
+
+    def _after_store(self, batch: Batch, chain: Chain) -> None:
+        """Run the after-store stages and clear the items' outbox record in one transaction: what the stages write
+        (alerts) and the record that they ran commit together or not at all."""
+        if not batch.stored:
+            return
+        ids = [item.id for item in batch.stored if item.id is not None]
+        with self.store.write() as conn:
+            chain.run(batch)
+            after_store.clear_pending(conn, ids)
+
+    def redrive_pending(self, limit: int = 200) -> int:
+        """Run the re-drivable after-store stages for items the outbox still holds (a crash between the store commit
+        and the rules, or a storage failure in them); returns how many items were re-driven. Writer thread only."""
+        with self.store.read() as conn:
+            ids = after_store.oldest_pending(conn, limit)
+        if not ids:
+            return 0
+        self._split()
+        items: list[Item] = []
+        for item_id in ids:
+            try:
+                items.append(self.store.get(item_id))
+            except NotFound:  # deleted since: nothing left to alert on
+                continue
+        batch = Batch(items=list(items), stored=list(items))
+        try:
+            with self.store.write() as conn:
+                self.redriven.run(batch)
+                after_store.clear_pending(conn, ids)
+        except StorageError as exc:
+            with self.store.write() as conn:
+                after_store.note_failure(conn, ids, str(exc))
+            logger.warning("after-store re-drive failed items=%d error=%s", len(ids), exc)
+            AFTER_STORE_FAILURES.inc()
+            return 0
+        self.store.quarantine(batch.quarantined)
+        AFTER_STORE_REDRIVEN.inc(len(items))
+        logger.info("after-store stages re-driven items=%d", len(items))
+        return len(items)
 
 
 def chunks(records: Iterable, size: int) -> Iterator[list]:

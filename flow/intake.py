@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from datetime import datetime, timedelta
 from typing import Any
@@ -12,6 +13,7 @@ from pydantic import ValidationError
 
 from core.config import Config
 from core.models import Channel, Engagement, Item, Reply
+from flow.after_store import mark_pending
 from flow.stages import Batch
 from nlp.normalise import TimeParseError, clean_text, parse_time
 from storage.base import UpsertOutcome
@@ -29,6 +31,29 @@ _KNOWN = {"source_id", "url", "title", "content", "author", "published_at", "fet
 
 class RejectedInput(ValueError):
     """A raw record that cannot become an item; the message is the quarantine reason."""
+
+
+def not_storable(payload: Any) -> str | None:
+    """Why a record cannot even be kept in the inbox, or None. JSON may carry lone surrogates (`"\\ud800"`),
+    which are no text: UTF-8 cannot encode them, so the record is quarantined with this reason."""
+    try:
+        json.dumps(payload, ensure_ascii=False, default=str).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return f"text is not valid Unicode: lone surrogate {exc.object[exc.start]!r} at character {exc.start}"
+    except (TypeError, ValueError) as exc:
+        return f"record cannot be stored: {exc}"
+    return None
+
+
+def escape_surrogates(value: Any) -> Any:
+    """The record with every lone surrogate written out as text (`\\ud800`), so it can be stored and shown."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, dict):
+        return {escape_surrogates(str(k)): escape_surrogates(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [escape_surrogates(v) for v in value]
+    return value
 
 
 def _count(value: Any, name: str) -> int:
@@ -56,6 +81,8 @@ class NormaliseStage:
     def to_item(self, source: str, payload: dict[str, Any]) -> Item:
         if not isinstance(payload, dict):
             raise RejectedInput(f"payload must be an object, got {type(payload).__name__}")
+        if problem := not_storable(payload):
+            raise RejectedInput(problem)
         source_cfg = self.config.sources.get(source)
         channel_value = payload.get("channel") or (source_cfg.channel if source_cfg else None)
         if channel_value is None:
@@ -149,7 +176,7 @@ class NormaliseStage:
             try:
                 item = self.to_item(raw.source, raw.payload)
             except RejectedInput as exc:
-                batch.reject(raw.source, self.name, str(exc), raw.payload, raw.origin)
+                batch.reject(raw.source, self.name, str(exc), escape_surrogates(raw.payload), raw.origin)
                 continue
             batch.origins[id(item)] = raw
             batch.items.append(item)
@@ -225,7 +252,12 @@ class StoreStage:
         self.store = store
 
     def run(self, batch: Batch) -> None:
-        results = self.store.upsert(batch.items)
+        # One transaction: the items, and the record that their after-store stages are pending (flow/after_store.py),
+        # so a crash right after the commit still leaves every stored item's alert rules to be run.
+        with self.store.write() as conn:
+            results = self.store.upsert(batch.items)
+            mark_pending(conn, [(r.item_id, r.outcome.value) for r in results
+                                if r.outcome in (UpsertOutcome.inserted, UpsertOutcome.updated)])
         for item, result in zip(batch.items, results, strict=True):
             item.id = result.item_id
             if result.outcome is UpsertOutcome.inserted:

@@ -7,11 +7,13 @@ batch is retried item by item, and only the items that still fail are quarantine
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from core.errors import StorageError
+from core.metrics import STAGE_SECONDS
 from core.models import IngestReport, Item, QuarantineRecord, RawRecord
 
 logger = logging.getLogger(__name__)
@@ -69,6 +71,7 @@ class Chain:
 
     def run(self, batch: Batch) -> Batch:
         for stage in self.stages:
+            started = time.perf_counter()
             try:
                 stage.run(batch)
             except StorageError:
@@ -76,6 +79,7 @@ class Chain:
             except Exception as exc:  # noqa: BLE001 - any stage bug must not lose the batch
                 logger.warning("stage=%s failed on batch of %d: %s; retrying item by item", stage.name, len(batch.items), exc)
                 self._isolate(stage, batch)
+            STAGE_SECONDS.labels(stage=stage.name).observe(time.perf_counter() - started)
         for _kept, copy in batch.copies:  # the item they copy never reached the store: keep the copies in quarantine
             batch.reject_item(copy, "dedup", "exact copy of an item of the same batch that was not stored")
         batch.copies.clear()

@@ -43,18 +43,32 @@ class IngestWriter:
         # Inbox ids a queued `submit` job will ingest from the records in hand; `drain` leaves them alone, so a
         # record is never ingested twice. Guarded together with the inbox reads and writes that decide it.
         self._reserved: set[int] = set()
+        # Coalescing pushes not yet taken by the writer: (inbox ids, records, the future their callers hold).
+        self._waiting: list[tuple[list[int], list[RawRecord], Future[IngestReport]]] = []
         self._guard = threading.Lock()
 
-    def submit(self, records: list[RawRecord]) -> Submission:
-        """Store the records in the inbox and queue their ingest; returns at once (the API's 202)."""
+    def submit(self, records: list[RawRecord], *, coalesce: bool = False) -> Submission:
+        """Store the records in the inbox and queue their ingest; returns at once (the API's 202).
+
+        `coalesce`: the records may share one ingest batch with other coalescing pushes queued meanwhile, and the
+        outcome is that batch's report. Why: at 50 pushes of 5 records a second, one chain run per push pays each
+        stage's per-batch cost 50 times a second; a writer that finds ten pushes waiting runs them as one batch."""
+        outcome: Future[IngestReport] = Future()
         with self._guard:
             ids = self.inbox.put(records)
             self._reserved.update(ids)
+            if coalesce:
+                self._waiting.append((ids, records, outcome))
         try:
-            outcome = self._executor.submit(self._ingest_inbox_records, ids, records)
+            if coalesce:
+                self._executor.submit(self._ingest_waiting)
+            else:
+                outcome = self._executor.submit(self._ingest_inbox_records, ids, records)
         except RuntimeError:  # shutting down: the records stay in the inbox for the next start
             with self._guard:
                 self._reserved.difference_update(ids)
+                if coalesce:
+                    self._waiting = [w for w in self._waiting if w[2] is not outcome]
             raise
         return Submission(ids, outcome)
 
@@ -74,6 +88,14 @@ class IngestWriter:
     def drain_soon(self) -> Future[IngestReport]:
         return self._executor.submit(self._drain)
 
+    def queued(self) -> int:
+        """Jobs waiting for the writer thread (pushes, imports, drains), for /metrics."""
+        return self._executor._work_queue.qsize()
+
+    def redrive_soon(self) -> Future[int]:
+        """Queue a re-drive of the after-store outbox (flow/after_store.py) behind the jobs already queued."""
+        return self._executor.submit(self._redrive)
+
     def close(self) -> None:
         """Finish the running job; queued pushes stay in the inbox for the next start."""
         self._executor.shutdown(wait=True, cancel_futures=True)
@@ -92,6 +114,33 @@ class IngestWriter:
                 self._reserved.difference_update(ids)
         return total
 
+    def _redrive(self) -> int:
+        total = 0
+        while done := self.ingestor.redrive_pending():
+            total += done
+        return total
+
+    def _ingest_waiting(self) -> None:
+        """Take the coalescing pushes waiting (up to one batch of records, at least one push) and ingest them
+        together; a job that finds none (an earlier job took them) does nothing."""
+        with self._guard:
+            taken, size = [], 0
+            while self._waiting and (not taken or size + len(self._waiting[0][1]) <= self.batch_size):
+                taken.append(self._waiting.pop(0))
+                size += len(taken[-1][1])
+        if not taken:
+            return
+        ids = [i for got, _, _ in taken for i in got]
+        records = [r for _, got, _ in taken for r in got]
+        try:
+            report = self._ingest_inbox_records(ids, records)
+        except BaseException as exc:
+            for _, _, outcome in taken:
+                outcome.set_exception(exc)
+            raise
+        for _, _, outcome in taken:
+            outcome.set_result(report)
+
     def _drain(self) -> IngestReport:
         total = IngestReport()
         after = 0
@@ -105,3 +154,39 @@ class IngestWriter:
             if todo:
                 total.merge(self.ingestor.ingest_batch([r for _, r in todo]))
                 self.inbox.done([i for i, _ in todo])
+
+
+class RedriveWorker:
+    """Re-drives the after-store outbox through the writer at start (after the inbox drain queued before it) and then
+    every `interval` seconds, so an item stored just before a crash, or whose rules hit a storage error, is alerted."""
+
+    def __init__(self, writer: IngestWriter, interval: float = 5.0) -> None:
+        self.writer = writer
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="after-store-redrive", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                redriven = self.writer.redrive_soon().result()
+                if redriven:
+                    logger.warning("after-store stages re-driven for items left pending count=%d", redriven)
+            except RuntimeError:  # the writer is shutting down
+                return
+            except Exception:  # noqa: BLE001 - the next pass tries again
+                logger.exception("after-store re-drive failed")
+            self._stop.wait(self.interval)

@@ -161,6 +161,33 @@ def demo_data(config: ConfigOption = None, count: int = 300, seed: int = 2026) -
     typer.echo(json.dumps(report.model_dump(exclude={"item_ids"}), ensure_ascii=False))
 
 
+@app.command("status")
+def status(config: ConfigOption = None, as_json: bool = typer.Option(False, "--json", help="one JSON object")) -> None:
+    """What /metrics reports, read from the store for an operator: items per source, quarantine, inbox, the
+    after-store outbox (items whose alert rules are pending), notifications per status, source health."""
+    from yuqing.observe import snapshot
+    from yuqing.service import build_service
+
+    setup_logging("warning")
+    service = build_service(load_config_or_exit(config), enrich=False)
+    try:
+        snap = snapshot(service)
+    finally:
+        service.close()
+    if as_json:
+        typer.echo(json.dumps(snap.as_dict(), ensure_ascii=False))
+        return
+    items = ", ".join(f"{s} {n}" for s, n in sorted(snap.items_by_source.items())) or "none"
+    outbox = ", ".join(f"{s} {n}" for s, n in sorted(snap.outbox_by_status.items())) or "empty"
+    sources = ", ".join(f"{s} {st}" for s, st in sorted(snap.source_status.items())) or "no crawl has run"
+    typer.echo(f"items stored        {sum(snap.items_by_source.values())} ({items})")
+    typer.echo(f"quarantined         {snap.quarantined}")
+    typer.echo(f"inbox pending       {snap.inbox_pending}")
+    typer.echo(f"alert rules pending {snap.after_store_pending} item(s)"
+               + (f", {snap.after_store_given_up} given up after repeated failures" if snap.after_store_given_up else ""))
+    typer.echo(f"notifications       {outbox}")
+    typer.echo(f"sources             {sources}")
+
 
 def main() -> None:
     try:

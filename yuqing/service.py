@@ -19,7 +19,7 @@ from analysis.stages import analysis_state, enrich_stages
 from core.config import Config
 from core.models import IngestReport
 from flow.ingest import Ingestor, StageOrderError, missing_stages
-from flow.writer import IngestWriter
+from flow.writer import IngestWriter, RedriveWorker
 from nlp.search_tokens import index_tokens
 from nlp.tokenize import segment
 from storage.sqlite import SqliteStore
@@ -37,6 +37,7 @@ def build_service(config: Config, *, db_path: Path | None = None, enrich: bool =
     ingestor = Ingestor(config, store, enrich_stages(config, state) if state is not None else None)
     writer = IngestWriter(ingestor, store, config.ingest.batch_size)
     service = Service(config=config, store=store, ingestor=ingestor, writer=writer, analysis=state)
+    service.workers.append(RedriveWorker(writer))  # first, so it starts right after the inbox drain
     if extensions:
         crawl = crawlers.service.attach(service)
         event_heat = analysis.service.attach(service, state)

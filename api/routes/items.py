@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 
 from access.guard import PrincipalDep, client_address, require
 from access.roles import FEED, READERS
@@ -56,8 +56,12 @@ def list_items(
     return ItemsPublic(data=page.data, count=page.count, next_cursor=page.next_cursor)
 
 
+# Ids are SQL integers (64-bit signed): a larger number can name no item, and must not reach the driver (OverflowError).
+ItemId = Annotated[int, Path(ge=1, le=2**63 - 1, description="the item's id")]
+
+
 @router.get("/{item_id}", response_model=ItemDetail)
-def get_item(item_id: int, store: StoreDep, principal: PrincipalDep) -> ItemDetail:
+def get_item(item_id: ItemId, store: StoreDep, principal: PrincipalDep) -> ItemDetail:
     item = store.get(item_id)
     if not principal.sees_region(item.region):
         raise NotFound(f"no item {item_id}")  # outside the caller's region: as if it did not exist
@@ -65,7 +69,7 @@ def get_item(item_id: int, store: StoreDep, principal: PrincipalDep) -> ItemDeta
 
 
 @router.get("/{item_id}/original")
-def get_original(item_id: int, request: Request, store: StoreDep, principal: PrincipalDep) -> dict[str, Any]:
+def get_original(item_id: ItemId, request: Request, store: StoreDep, principal: PrincipalDep) -> dict[str, Any]:
     """The unmasked values PII masking replaced (kept only with `analysis.pii.keep_raw`): for the roles in
     `access.pii_roles` only, and every view — or refused attempt — is written to the audit log."""
     access = request.app.state.access

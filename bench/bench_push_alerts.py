@@ -1,0 +1,281 @@
+"""Push → alert → delivery, end to end, as an operator would try it: `yuqing serve` (full enrichment) in its own
+process, records offered through POST /api/ingest at a steady rate from this process, one rule firing for every item
+and one group per alert, delivered by e-mail to a real aiosmtpd server and by webhook to a real HTTP receiver (both in
+a third process). Latency is from the push being sent to the message being received.
+
+Prints one JSON object: per offered rate, the rate ingest accepted, e-mail and webhook p50/p95/p99, items lost (stored
+but not delivered when the drain timeout ends), duplicates (an item received twice on one channel), drain time and the
+service's RSS. Target (issue 15): 250 items/s with p95 ≤ 2 s on both channels.
+
+    .venv/bin/python bench/bench_push_alerts.py [--rates 5,50,250] [--seconds 15] [--drain 60] [--repo DIR]
+
+`--repo DIR` runs the service from another checkout (e.g. the commit before a change) with this venv, so before and
+after are measured the same way on the same machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+HERE = Path(__file__).resolve()
+REPO = HERE.parents[1]
+
+
+# ---- receivers (their own process) ------------------------------------------------------------------------------
+
+def _item_ids_in_mail(content: bytes) -> list[int]:
+    import re
+
+    headers = re.sub(r"\r\n[ \t]+", " ", content.split(b"\r\n\r\n", 1)[0].decode("utf-8", "replace"))
+    for line in headers.splitlines():
+        if line.lower().startswith("x-yuqing-item-ids:"):
+            return [int(raw) for raw in line.split(":", 1)[1].split(",") if raw.strip().isdigit()]
+    return []
+
+
+def _item_ids_in_json(node: Any) -> list[int]:
+    if isinstance(node, dict):
+        found = [node["item_id"]] if isinstance(node.get("item_id"), int) else []
+        return found + [i for k, v in node.items() if k != "item_id" for i in _item_ids_in_json(v)]
+    if isinstance(node, list):
+        return [i for v in node for i in _item_ids_in_json(v)]
+    return []
+
+
+def serve_receivers(smtp_port: int, webhook_port: int) -> None:
+    """aiosmtpd and an HTTP webhook receiver; one "channel item_id time" line per item received, until stdin closes."""
+    from aiosmtpd.controller import Controller
+
+    out = threading.Lock()
+
+    def note(channel: str, ids: list[int]) -> None:
+        now = time.time()
+        with out:
+            sys.stdout.write("".join(f"{channel} {i} {now:.6f}\n" for i in ids))
+            sys.stdout.flush()
+
+    class Mail:
+        async def handle_DATA(self, server, session, envelope):  # noqa: ANN001, ANN201, N802 - aiosmtpd hook
+            note("email", _item_ids_in_mail(envelope.content))
+            return "250 OK"
+
+    class Hook(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:  # noqa: N802 - http.server hook
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            note("webhook", _item_ids_in_json(json.loads(body or b"null")))
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    controller = Controller(Mail(), hostname="127.0.0.1", port=smtp_port)
+    controller.start()
+    hooks = ThreadingHTTPServer(("127.0.0.1", webhook_port), Hook)
+    hooks.daemon_threads = True
+    threading.Thread(target=hooks.serve_forever, daemon=True).start()
+    sys.stdout.write("ready\n")
+    sys.stdout.flush()
+    try:
+        sys.stdin.read()
+    finally:
+        controller.stop()
+        hooks.shutdown()
+
+
+# ---- the bench ----------------------------------------------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return round(ordered[min(int(round(q / 100 * (len(ordered) - 1))), len(ordered) - 1)], 3)
+
+
+class Receivers:
+    def __init__(self) -> None:
+        self.smtp_port, self.webhook_port = free_port(), free_port()
+        self.proc = subprocess.Popen([sys.executable, str(HERE), "--serve-receivers", str(self.smtp_port),
+                                      str(self.webhook_port)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout is not None and self.proc.stdout.readline().strip() == "ready"
+        self.seen: dict[str, dict[int, list[float]]] = {"email": {}, "webhook": {}}
+        self.lock = threading.Lock()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            channel, item_id, at = line.split()
+            with self.lock:
+                self.seen[channel].setdefault(int(item_id), []).append(float(at))
+
+    def reset(self) -> None:
+        with self.lock:
+            self.seen = {"email": {}, "webhook": {}}
+
+    def stop(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        self.proc.wait(10)
+
+
+def rss_mb(pid: int) -> float | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        return None
+    return None
+
+
+def run_rate(repo: Path, rate: int, seconds: float, drain: float, receivers: Receivers, workdir: Path) -> dict:
+    port = free_port()
+    db = workdir / f"push-{rate}.db"
+    config_path = workdir / f"push-{rate}.yaml"
+    config_path.write_text(yaml.safe_dump({
+        "server": {"host": "127.0.0.1", "port": port},
+        "storage": {"sqlite_path": str(db)},
+        "sources": {"push_src": {"channel": "hotline", "region": "江城市"}},
+        "crawling": {"scheduler": False},
+        "alerts": {"smtp": {"host": "127.0.0.1", "port": receivers.smtp_port, "sender": "yuqing@example.gov.cn"},
+                   "rules": [{"name": "every_item", "sources": ["push_src"], "severity": "warning"}],
+                   "route": {"receiver": "duty", "group_by": ["item_id"], "group_wait": 0},
+                   "receivers": [{"name": "duty", "email": {"to": ["duty@example.gov.cn"]},
+                                  "webhook": {"url": f"http://127.0.0.1:{receivers.webhook_port}/hook"}}]},
+    }, allow_unicode=True))
+    env = {**os.environ, "PYTHONPATH": str(repo)}
+    sys.path.insert(0, str(repo))
+    from access.app import open_access
+    from core.config import load_config
+    from yuqing.service import build_service
+
+    config = load_config(config_path)
+    setup = build_service(config, enrich=False, extensions=False)
+    _id, token = open_access(setup.store, config).create_token("bench", "ingest", sources=["push_src"], by="bench")
+    setup.close()
+    log = (workdir / f"serve-{rate}.log").open("w")
+    service = subprocess.Popen([sys.executable, "-c", "from yuqing.cli import main; main()", "serve", "-c",
+                                str(config_path), "--log-level", "warning"], cwd=repo, env=env, stdout=log,
+                               stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline or service.poll() is not None:
+                raise RuntimeError(f"service did not start; see {log.name}")
+            time.sleep(0.2)
+        rss_start = rss_mb(service.pid)
+        receivers.reset()
+        pushed_at: dict[str, float] = {}
+        tick = 0.1 if rate >= 10 else 1.0 / rate
+        per_tick = max(1, round(rate * tick))
+        total = int(rate * seconds)
+        n = 0
+        started = time.monotonic()
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {token}"},
+                          timeout=60) as client:
+            while n < total:
+                chunk = list(range(n, min(n + per_tick, total)))
+                records = [{"source_id": f"b{rate}-{i}", "title": f"第{i}号工单：小区路灯不亮",
+                            "content": f"江城市雨花区某小区{i}号楼前路灯坏了一周，居民夜间出行不便，多次反映无人处理，"
+                                       "希望尽快维修。", "published_at": "2026-12-06 09:00"} for i in chunk]
+                sent = time.time()
+                answer = client.post("/api/ingest/push_src", json={"records": records})
+                if answer.status_code == 202:
+                    for i in chunk:
+                        pushed_at[f"b{rate}-{i}"] = sent
+                n += len(chunk)
+                next_tick = started + (n / per_tick) * tick
+                time.sleep(max(0.0, next_tick - time.monotonic()))
+        push_seconds = time.monotonic() - started
+        drain_started = time.monotonic()
+        while time.monotonic() - drain_started < drain:
+            with receivers.lock:
+                done = min(len(receivers.seen["email"]), len(receivers.seen["webhook"]))
+            if done >= len(pushed_at):
+                break
+            time.sleep(0.2)
+        drained = time.monotonic() - drain_started
+        rss_end = rss_mb(service.pid)
+    finally:
+        service.terminate()
+        try:
+            service.wait(30)
+        except subprocess.TimeoutExpired:
+            service.kill()
+        log.close()
+    with sqlite3.connect(db) as conn:
+        source_of = dict(conn.execute("SELECT id, source_id FROM items WHERE source = 'push_src'").fetchall())
+    result: dict[str, Any] = {"offered_per_s": rate, "offered": total, "accepted": len(pushed_at),
+                              "accepted_per_s": round(len(pushed_at) / push_seconds, 1), "stored": len(source_of),
+                              "drain_s": round(drained, 1), "rss_mb_start": rss_start, "rss_mb_end": rss_end}
+    with receivers.lock:
+        seen = {channel: dict(ids) for channel, ids in receivers.seen.items()}
+    for channel, ids in seen.items():
+        latencies = [min(times) - pushed_at[source_of[i]] for i, times in ids.items()
+                     if i in source_of and source_of[i] in pushed_at]
+        result[channel] = {"delivered": len(latencies), "p50_s": percentile(latencies, 50),
+                           "p95_s": percentile(latencies, 95), "p99_s": percentile(latencies, 99),
+                           "mean_s": round(statistics.fmean(latencies), 3) if latencies else None,
+                           "lost": len(set(source_of) - set(ids)),
+                           "duplicates": sum(len(times) - 1 for times in ids.values())}
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rates", default="5,50,250")
+    parser.add_argument("--seconds", type=float, default=15)
+    parser.add_argument("--drain", type=float, default=60)
+    parser.add_argument("--repo", type=Path, default=REPO)
+    parser.add_argument("--serve-receivers", nargs=2, type=int, metavar=("SMTP", "WEBHOOK"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve_receivers:
+        serve_receivers(*args.serve_receivers)
+        return
+    receivers = Receivers()
+    results = []
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            for rate in (int(r) for r in args.rates.split(",")):
+                results.append(run_rate(args.repo.resolve(), rate, args.seconds, args.drain, receivers, Path(tmp)))
+                print(json.dumps(results[-1], ensure_ascii=False), file=sys.stderr)  # noqa: T201 - progress
+    finally:
+        receivers.stop()
+    print(json.dumps({"bench": "push_alerts", "repo": str(args.repo), "seconds": args.seconds, "results": results},  # noqa: T201
+                     ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,86 @@
+"""The after-store outbox: items whose after-store stages (alert rules, …) have not run yet.
+
+Why: an item is committed by the store stage and its alert raised by a later stage. A process killed in between would
+leave a stored item that no rule ever saw, and a client's retry answers `unchanged`. So the store stage records each
+inserted or changed item here in the same transaction as the item itself (the transactional-outbox pattern), the
+after-store stages clear it in the same transaction as what they write, and the ingest writer re-drives whatever is
+still recorded, at start and continuously. Alerts are deduplicated by fingerprint, so a re-drive raises nothing twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+from sqlalchemy import Column, Connection, Float, Integer, String, Table, Text, delete, func, select, update
+
+from storage.migrations import register
+from storage.schema import metadata
+
+# How many times a re-drive may fail on one item before it is left for an operator (logged, counted, kept).
+MAX_REDRIVE_ATTEMPTS = 5
+
+pending_after_store = Table(
+    "pending_after_store",
+    metadata,
+    Column("item_id", Integer, primary_key=True, autoincrement=False),
+    Column("reason", String(20), nullable=False),  # "inserted" or "updated"
+    Column("queued_ts", Float, nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("last_error", Text),
+)
+
+
+@register("flow", 1, "pending_after_store: stored items whose after-store stages have not run yet")
+def _flow_v1(conn: Connection) -> None:
+    metadata.create_all(conn, tables=[pending_after_store])
+
+
+def mark_pending(conn: Connection, items: Iterable[tuple[int, str]]) -> None:
+    """Record (item id, reason) as pending, inside the transaction that stored the items. An item already pending
+    (updated again before its stages ran) stays recorded once."""
+    rows = {item_id: reason for item_id, reason in items}
+    if not rows:
+        return
+    ids = list(rows)
+    known: set[int] = set()
+    for start in range(0, len(ids), 500):
+        known.update(r.item_id for r in conn.execute(select(pending_after_store.c.item_id)
+                                                     .where(pending_after_store.c.item_id.in_(ids[start:start + 500]))))
+    now = datetime.now(UTC).timestamp()
+    fresh = [{"item_id": i, "reason": rows[i], "queued_ts": now, "attempts": 0} for i in ids if i not in known]
+    if fresh:
+        conn.execute(pending_after_store.insert(), fresh)
+
+
+def clear_pending(conn: Connection, item_ids: Iterable[int]) -> None:
+    """The after-store stages of these items ran: forget them (same transaction as what the stages wrote)."""
+    ids = list(item_ids)
+    for start in range(0, len(ids), 500):
+        conn.execute(delete(pending_after_store).where(pending_after_store.c.item_id.in_(ids[start:start + 500])))
+
+
+def oldest_pending(conn: Connection, limit: int) -> list[int]:
+    """Ids of pending items that may still be re-driven, oldest first."""
+    p = pending_after_store.c
+    rows = conn.execute(select(p.item_id).where(p.attempts < MAX_REDRIVE_ATTEMPTS)
+                        .order_by(p.queued_ts, p.item_id).limit(limit))
+    return [r.item_id for r in rows]
+
+
+def note_failure(conn: Connection, item_ids: Iterable[int], error: str) -> None:
+    """A re-drive of these items failed: count it, keep the reason (capped), try again later."""
+    ids = list(item_ids)
+    p = pending_after_store.c
+    for start in range(0, len(ids), 500):
+        conn.execute(update(pending_after_store).where(p.item_id.in_(ids[start:start + 500]))
+                     .values(attempts=p.attempts + 1, last_error=error[:500]))
+
+
+def depth(conn: Connection) -> tuple[int, int]:
+    """(items pending, of which given up after MAX_REDRIVE_ATTEMPTS failures) — for /metrics and `yuqing status`."""
+    p = pending_after_store.c
+    total = conn.execute(select(func.count()).select_from(pending_after_store)).scalar_one()
+    stuck = conn.execute(select(func.count()).select_from(pending_after_store)
+                         .where(p.attempts >= MAX_REDRIVE_ATTEMPTS)).scalar_one()
+    return int(total), int(stuck)
