@@ -6,6 +6,7 @@
 - a second 留言板 with another structure: tables, offset paging, 年月日 dates      /board2/index, /board2/detail/<id>.html
 - Weibo mobile API `cards[].mblog`, search (card_group) and uid timelines       /weibo/api/container/getIndex
 - WeChat 公众号 profile (`var msgList`) + getmsg paging + article pages          /wechat/mp/profile_ext, /wechat/s
+- JSON 留言板 like 人民网 领导留言板: POST list `data.data[]`, JSON detail     /liuyan/v2/threads/search, /v1/threads/content
 - fault pages (403/418/429/500, slow, 20 MB, endless paging, wrong charset, bad JSON, login redirect, anti-crawl)
 
 A stdlib threading server: no dependency, starts in milliseconds, and is easy to run in a test thread.
@@ -33,7 +34,10 @@ logger = logging.getLogger(__name__)
 
 REQUEST_TYPES_ZH = {"consult": "咨询", "help": "求助", "suggest": "建议", "complain": "投诉", "report": "举报"}
 DEADLINE_DAYS = {"consult": 2, "help": 10, "suggest": 10, "complain": 15, "report": 15}
-PAGE_SIZE = {"mailbox": 20, "board": 15, "board2": 20, "weibo": 10, "wechat": 10}
+PAGE_SIZE = {"mailbox": 20, "board": 15, "board2": 20, "weibo": 10, "wechat": 10, "liuyan": 10}
+# 人民网 留言板 classifications: typeId/typeName (留言类型) and domainId/domainName (领域), as in its list API.
+LIUYAN_TYPES = [(1, "建言"), (2, "投诉/求助"), (3, "咨询")]
+LIUYAN_DOMAINS = [(1, "城建"), (2, "交通"), (3, "环保"), (4, "教育"), (5, "医疗"), (6, "三农"), (7, "文娱")]
 ROBOTS = "User-agent: *\nDisallow: /private/\n"
 
 
@@ -94,6 +98,30 @@ def weibo_html(text: str) -> str:
         f'<a  href="/search?containerid=231522type%3D1%26q%3D%23{quote(m.group(1))}%23" data-hide="">'
         f'<span class="surl-text">#{m.group(1)}#</span></a>'), out)
     return out.replace("\n", "<br />")
+
+
+def liuyan_thread(item: SiteItem, with_content: bool = True) -> dict[str, Any]:
+    """One message as the list API's `data.data[]` entry (the keys of the saved 人民网 sample)."""
+    p = item.payload
+    now = datetime.now(SHANGHAI)
+    reply = reply_of(item, now) if "reply" in p else None
+    type_id, type_name = LIUYAN_TYPES[item.seq % len(LIUYAN_TYPES)]
+    domain_id, domain_name = LIUYAN_DOMAINS[item.seq % len(LIUYAN_DOMAINS)]
+    author = str(p.get("author") or "")
+    thread = {
+        "tid": int(item.key), "fid": 539 + item.seq % 3, "forumName": "江城市委书记" if item.seq % 2 else "江城市市长",
+        "subject": p.get("title", ""), "nickName": (author[:2] + "*" * max(len(author) - 3, 1) + author[-1:]) if author
+        else "网友", "typeId": type_id, "typeName": type_name, "domainId": domain_id, "domainName": domain_name,
+        "stateInfo": "已办理" if reply else "办理中", "createDateline": _t(item.published_at),
+        "dateline": int(item.published_at.timestamp()), "threadsCheckTime": int(item.published_at.timestamp()) + 3600,
+        "lastAnswerTime": int(datetime.fromisoformat(reply["replied_at"]).timestamp()) if reply else None,
+        "threadState": 1, "processState": 2 if reply else 1,
+        "traceStateDesc": "已回复待评价" if reply else "办理中", "favNum": 0, "likesNum": p.get("likes", 0) or 0,
+        "threadPlace": p.get("region", ""), "userType": 0, "attachment": "", "topicId": 0,
+    }
+    if with_content:
+        thread["content"] = str(p.get("content", ""))[:60]  # the list shows the beginning only
+    return thread
 
 
 class DemoSite:
@@ -180,6 +208,23 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _json(self, data: Any, status: int = 200) -> None:
         self._send(status, json.dumps(data, ensure_ascii=False).encode("utf-8"), "application/json; charset=utf-8")
+
+    def do_POST(self) -> None:  # noqa: N802 - stdlib naming
+        """JSON APIs that take their parameters as a JSON body (the 人民网 留言板 list)."""
+        parts = urlsplit(self.path)
+        self.site.hits[parts.path] = self.site.hits.get(parts.path, 0) + 1
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        try:
+            body = json.loads(raw or b"{}")
+        except ValueError:
+            body = None
+        for pattern, method in POST_ROUTES:
+            if re.fullmatch(pattern, parts.path):
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    getattr(self, method)(body if isinstance(body, dict) else None)
+                return
+        self._json({"resultCode": "404", "resultMsg": "接口不存在"}, status=404)
 
     def do_HEAD(self) -> None:  # noqa: N802 - stdlib naming
         self.do_GET()
@@ -446,6 +491,41 @@ class _Handler(BaseHTTPRequestHandler):
                                       "reposts_count": p.get("reposts", 0) or 0, "comments_count": p.get("comments", 0) or 0,
                                       "attitudes_count": p.get("likes", 0) or 0}})
 
+    # ---- JSON 留言板 (人民网 领导留言板 shapes) ------------------------------------------------------------------------
+
+    def liuyan_search(self, body: dict[str, Any] | None) -> None:
+        """`POST /v2/threads/search`: body `{"appCode", "param": {"page", "rows", ...}}` or the same keys flat."""
+        if body is None or not body.get("appCode"):
+            self._json({"resultCode": "400", "resultMsg": "参数错误：缺少appCode", "data": None}, status=200)
+            return
+        param = body.get("param") if isinstance(body.get("param"), dict) else body
+        try:
+            page, rows = max(int(param.get("page", 1)), 1), min(max(int(param.get("rows", PAGE_SIZE["liuyan"])), 1), 100)
+        except (TypeError, ValueError):
+            self._json({"resultCode": "400", "resultMsg": "参数错误：page/rows", "data": None})
+            return
+        items = self.site.feed.visible("liuyan")
+        chunk = items[(page - 1) * rows : page * rows]
+        self._json({"resultCode": "200", "resultMsg": "成功",
+                    "data": {"data": [liuyan_thread(i) for i in chunk], "total": len(items), "page": page,
+                             "rows": rows, "hasMore": page * rows < len(items)}})
+
+    def liuyan_content(self, query: dict[str, str]) -> None:
+        """`GET /v1/threads/content?tid=`: the message in full with its answers (`reply[]`, newest last)."""
+        item = self.site.feed.find("liuyan", query.get("tid", ""))
+        if item is None:
+            self._json({"resultCode": "404", "resultMsg": "留言不存在或未公开", "data": None})
+            return
+        thread = liuyan_thread(item, with_content=False)
+        thread["content"] = str(item.payload.get("content", ""))
+        reply = reply_of(item, datetime.now(SHANGHAI)) if "reply" in item.payload else None
+        answers = []
+        if reply:
+            answers.append({"answerId": int(item.key) * 10 + 1, "unitName": reply["department"],
+                            "content": reply["text"],
+                            "answerTime": int(datetime.fromisoformat(reply["replied_at"]).timestamp()) * 1000})
+        self._json({"resultCode": "200", "resultMsg": "成功", "data": {"thread": thread, "reply": answers}})
+
     # ---- WeChat ---------------------------------------------------------------------------------------------------
 
     def _wechat_items(self, biz: str) -> list[SiteItem]:
@@ -612,6 +692,10 @@ ROUTES: list[tuple[str, str]] = [
     (r"/faults/login", "fault_login"),
     (r"/faults/broken", "broken_html"),
     (r"/login", "login_page"),
+    (r"/liuyan/v1/threads/content", "liuyan_content"),
+]
+POST_ROUTES: list[tuple[str, str]] = [
+    (r"/liuyan/v2/threads/search", "liuyan_search"),
 ]
 
 

@@ -19,6 +19,7 @@ from twisted.python.failure import Failure
 from core.config_crawl import CrawlSpec
 from core.errors import ExtractionError
 from core.models import QuarantineRecord
+from crawlers.extractors.fields import ConfigProblem
 from crawlers.extractors.page import decode_page, login_wall
 from crawlers.state import CrawlState
 from storage.base import Store
@@ -47,6 +48,7 @@ class YuqingSpider(scrapy.Spider):
         self.crawl_state = crawl_state
         self.store = store
         self.problems: list[QuarantineRecord] = []
+        self.first_problem: dict[str, str] = {}  # kind → its first detail, for the run's message
         self.list_pages = 0
         self.scheduled: set[str] = set()  # keys requested in this run (search and timeline streams overlap)
         self.allowed_domains = []
@@ -56,9 +58,18 @@ class YuqingSpider(scrapy.Spider):
     def count(self, name: str, amount: int = 1) -> None:
         self.crawler.stats.inc_value(f"yuqing/{name}", amount)
 
+    def field_yield(self, values: dict[str, Any], configured: list[str]) -> None:
+        """Count, per configured field, the pages read and those where it had a value: health compares this with
+        earlier runs, so a field that silently stops matching (an optional `reply.text`) is noticed and named."""
+        for name in configured:
+            self.count(f"fields/{name}/read")
+            if values.get(name) not in (None, ""):
+                self.count(f"fields/{name}/filled")
+
     def problem(self, kind: str, url: str, detail: str, snippet: str | bytes = "") -> None:
         """Record a page that could not be used: counted by kind for health, kept in quarantine with its reason."""
         self.count(f"errors/{kind}")
+        self.first_problem.setdefault(kind, f"{detail} ({url})")
         if isinstance(snippet, bytes):
             snippet = snippet[:2000].decode("utf-8", errors="replace")
         logger.warning("crawl problem source=%s kind=%s url=%s detail=%s", self.source, kind, url, detail[:200])
@@ -90,6 +101,10 @@ class YuqingSpider(scrapy.Spider):
         return True
 
     def extraction_failed(self, response: Response, exc: ExtractionError, kind: str = "parse_error") -> None:
+        """A page that could not be read; a configuration that cannot run is counted as `config_error` whatever
+        the caller expected, so health says "configuration error", never "ok" with 0 items."""
+        if isinstance(exc, ConfigProblem):
+            kind = "config_error"
         self.problem(kind, response.url, str(exc), response.body[:2000])
 
     def errback(self, failure: Failure) -> None:

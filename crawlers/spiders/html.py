@@ -106,6 +106,7 @@ class HtmlSpider(YuqingSpider):
         except ExtractionError as exc:
             self.extraction_failed(response, exc)
             return
+        self.field_yield(values, [*html.row_fields, *html.detail_fields])
         missing = [f for f in html.required if not values.get(f)]
         if missing:
             self.problem("parse_error", response.url, f"detail page lacks {', '.join(missing)} (page changed?)", text[:2000])

@@ -17,11 +17,11 @@ import pytest
 
 from core.models import SHANGHAI
 from crawlers.health import RunResult, source_health
-from demo.site import REQUEST_TYPES_ZH, DemoSite, reply_of
+from demo.site import REQUEST_TYPES_ZH, DemoSite, liuyan_thread, reply_of
 from storage.base import ItemQuery
 from tests.helpers.crawl import example_sources, make_config, make_service
 
-SOURCES = ["demo_hotline", "demo_mailbox", "demo_board", "demo_board2", "demo_weibo", "demo_wechat"]
+SOURCES = ["demo_hotline", "demo_mailbox", "demo_board", "demo_board2", "demo_liuyan", "demo_weibo", "demo_wechat"]
 
 
 def _crawl_twice(tmp: Path, source: str, spec: dict[str, Any]) -> dict[str, Any]:
@@ -140,6 +140,24 @@ def test_mailbox_fields_gbk(crawled, site):
         assert item.author == p["author"] and item.published_at == site_item.published_at
         _reply_matches(item, reply_of(site_item, now))
     assert len(items) >= 30
+
+
+def test_json_board_fields_from_yaml_only(crawled, site):
+    """The JSON 留言板 (POST list + JSON detail, 人民网 shapes) is crawled by configuration alone, every field right."""
+    now = datetime.now(SHANGHAI)
+    result = crawled["demo_liuyan"]
+    items = result["items"]
+    assert len(items) == 40 and result["first"].errors == {}
+    for site_item in site.feed.visible("liuyan"):
+        item = items[site_item.key]
+        p, thread = site_item.payload, liuyan_thread(site_item)
+        assert item.channel == "board" and item.title == p["title"] and item.content == p["content"]  # not the list's 60
+        assert item.author == thread["nickName"] and item.region == p["region"]
+        assert item.published_at == site_item.published_at and item.engagement.likes == (p.get("likes") or 0)
+        assert item.extra == {"forum": thread["forumName"], "type": thread["typeName"], "domain": thread["domainName"]}
+        assert item.url.endswith(f"/liuyan/v1/threads/content?tid={site_item.key}")
+        _reply_matches(item, reply_of(site_item, now) if "reply" in p else None)
+    assert sum(i.reply is not None for i in items.values()) >= 5
 
 
 def test_hotline_fields(crawled, site):
