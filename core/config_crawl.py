@@ -132,6 +132,9 @@ class HotlineSpec(Strict):
     updated_field: str = "updateTime"
     auth_header: str = "Authorization"
     auth_scheme: str = "Bearer"
+    # An item's `url`, `{id}` the work-order number; default: the API URL asking for that order (`?orderNo={id}`,
+    # the parameter named as the id's key in `fields`).
+    item_url: str | None = None
     fields: dict[str, str] = Field(default_factory=lambda: {
         "source_id": "orderNo", "title": "title", "content": "content", "region": "area", "published_at": "acceptTime",
         "request_type": "requestType", "handling_unit": "handleUnit", "deadline": "timeLimit", "status": "status",

@@ -17,6 +17,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from core.config import SourceConfig
 from core.config_crawl import CrawlSpec
 from crawlers import state as _state  # noqa: F401 - registers the `crawl` migration before the store opens
@@ -70,7 +72,13 @@ def crawl(job: dict[str, Any]) -> dict[str, Any]:
     from storage.sqlite import SqliteStore
 
     source = job["source"]
-    source_config = SourceConfig.model_validate(job["config"])
+    try:
+        source_config = SourceConfig.model_validate(job["config"])
+    except ValidationError as exc:  # normally caught when the config loads; never a crash that looks like a site problem
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        return {"event": "finished", "source": source, "finish_reason": "config_error", "errors": {"config_error": 1},
+                "message": f"sources.{source}.{where}: {first['msg']}"[:1000]}
     spec = source_config.crawl
     if spec is None:
         raise SystemExit(f"source {source} has no crawl section")

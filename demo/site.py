@@ -295,6 +295,8 @@ class _Handler(BaseHTTPRequestHandler):
         orders = [work_order(i, now) for i in self.site.feed.visible("hotline", now)]
         if since:
             orders = [o for o in orders if o["updateTime"] > since]
+        if order_no := query.get("orderNo"):  # one work order, as its item `url` asks for it
+            orders = [o for o in orders if o["orderNo"] == order_no]
         orders.sort(key=lambda o: (o["updateTime"], o["orderNo"]))
         size = min(max(self._int(query, "page_size", 20), 1), 200)
         page = max(self._int(query, "page", 1), 1)
@@ -328,13 +330,14 @@ class _Handler(BaseHTTPRequestHandler):
             self._html(_page("信件不存在", "<p>信件不存在或已删除</p>", "gbk"), status=404, charset="gbk")
             return
         reply = reply_of(item, datetime.now(SHANGHAI)) or {}
+        # As on the real 上海信访办 pages (page_samples/mayor_mailbox): the title in `li>h6`, then five `li>p`, each
+        # label in a <span>, dates without a time, no name of the writer.
+        rows = [("来信日期", _t(item.published_at, "%Y-%m-%d")), ("信件内容", item.payload["content"]),
+                ("回复日期", _t(reply.get("replied_at"), "%Y-%m-%d")), ("回复单位", reply.get("department", "")),
+                ("回复内容", reply.get("text", ""))]
         body = (f'<div class="detail"><ul>\n<li><h6>{_e(item.payload["title"])}</h6></li>\n'
-                f"<li><p>来信人：{_e(item.payload.get('author', ''))}</p></li>\n"
-                f"<li><p>来信日期：{_t(item.published_at)}</p></li>\n"
-                f"<li><p>信件内容：{_e(item.payload['content'])}</p></li>\n"
-                f"<li><p>回复日期：{_t(reply.get('replied_at'))}</p></li>\n"
-                f"<li><p>回复单位：{_e(reply.get('department', ''))}</p></li>\n"
-                f"<li><p>回复内容：{_e(reply.get('text', ''))}</p></li>\n</ul></div>")
+                + "".join(f"<li><p><span>{label}：</span>{_e(value)}</p></li>\n" for label, value in rows)
+                + "</ul></div>")
         # Half the detail pages declare GBK only inside the page (a meta tag), as many old sites do.
         self._html(_page(item.payload["title"], body, "gbk"), charset="gbk", declare=item.seq % 2 == 0)
 

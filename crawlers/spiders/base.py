@@ -87,10 +87,19 @@ class YuqingSpider(scrapy.Spider):
             self.count("encoding_fixed")
             logger.info("encoding fixed source=%s url=%s used=%s", self.source, response.url, encoding)
         self.count("pages_ok")
-        if reason := login_wall(response.url, text, self.spec.login_markers, response.meta.get("redirect_urls")):
+        # Only the URL here: a page that gives its fields is content whatever it says (a reply may well say
+        # "请登录一网通办办理"); the page's structure is looked at when it gives nothing (`page_problem`).
+        if reason := login_wall(response.url, "", self.spec.login_markers, response.meta.get("redirect_urls")):
             self.problem("login_wall", response.url, f"login or anti-crawl wall: {reason}", text[:2000])
             return None
         return text
+
+    def page_problem(self, response: Response, text: str, kind: str, detail: str) -> None:
+        """A page that gave nothing usable: a login or anti-crawl wall when its structure says so, else `kind`."""
+        if reason := login_wall(response.url, text, self.spec.login_markers, response.meta.get("redirect_urls")):
+            self.problem("login_wall", response.url, f"login or anti-crawl wall: {reason}", text[:2000])
+        else:
+            self.problem(kind, response.url, detail, text[:2000])
 
     def json_ok(self, response: Response) -> bool:
         """Counts a JSON page as fetched unless it is a redirect to a login page."""
@@ -104,8 +113,11 @@ class YuqingSpider(scrapy.Spider):
         """A page that could not be read; a configuration that cannot run is counted as `config_error` whatever
         the caller expected, so health says "configuration error", never "ok" with 0 items."""
         if isinstance(exc, ConfigProblem):
-            kind = "config_error"
-        self.problem(kind, response.url, str(exc), response.body[:2000])
+            self.problem("config_error", response.url, str(exc), response.body[:2000])
+            return
+        content_type = response.headers.get("Content-Type", b"").decode("latin-1")
+        text = decode_page(response.body[:300_000], content_type, self.spec.encoding)[0] if kind != "login_wall" else ""
+        self.page_problem(response, text, kind, str(exc))
 
     def errback(self, failure: Failure) -> None:
         """Every failed request is counted by kind (http_429, timeout, too_large...) and kept with its reason."""

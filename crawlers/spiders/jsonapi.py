@@ -163,9 +163,10 @@ class JsonApiSpider(YuqingSpider):
         if self.may_follow_list(request.url if api.method == "GET" else f"{request.url} page {page + 1}"):
             yield request
 
-    def _payload(self, key: str, *records: Any) -> dict[str, Any]:
+    def _payload(self, key: str, *records: Any, revisit: bool = False) -> dict[str, Any]:
         values = read_fields(self.api.fields, *records)
-        self.field_yield(values, list(self.api.fields))
+        if not revisit:  # revisits re-read unanswered entries: their empty replies say nothing about the config
+            self.field_yield(values, list(self.api.fields))
         values = apply_date_format(values, self.api.date_format)
         missing = [f for f in self.api.required if values.get(f) in (None, "")]
         if missing:
@@ -177,7 +178,7 @@ class JsonApiSpider(YuqingSpider):
     def _list_item(self, response: Response, key: str, record: Any, fresh: bool) -> dict[str, Any] | None:
         """An entry read from the list alone: new, or changed since collected (a reply, new counts)."""
         try:
-            payload = self._payload(key, record)
+            payload = self._payload(key, record, revisit=not fresh)
         except ExtractionError as exc:
             self.problem("parse_error", response.url, str(exc), str(record)[:1000])
             return None
@@ -193,7 +194,7 @@ class JsonApiSpider(YuqingSpider):
             record = search(self.api.detail_record, data)
             if not isinstance(record, dict):
                 raise ExtractionError(f"detail_record {self.api.detail_record!r} is not an object in the detail response")
-            payload = self._payload(key, record, entry)
+            payload = self._payload(key, record, entry, revisit=revisit)
         except ExtractionError as exc:
             self.extraction_failed(response, exc)
             return
