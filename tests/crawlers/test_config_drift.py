@@ -147,3 +147,19 @@ def test_crawl_cli_counts_what_was_stored_and_a_full_recrawl_changes_nothing(sma
     assert first_summary["new_items"] == 12 and first_summary["sent"] == 12
     assert (full_summary["sent"], full_summary["new_items"], full_summary["updated_items"]) == (12, 0, 0)
     assert full_summary["unchanged_items"] == 12
+
+
+def test_the_worked_examples_in_the_docs_are_the_tested_example_sources() -> None:
+    """docs/crawling.md's examples must work unchanged against the demo site: they are the example config's sources,
+    which test_channels crawls field by field (README points to both)."""
+    from core.paths import REPO_ROOT
+
+    text = (REPO_ROOT / "docs" / "crawling.md").read_text(encoding="utf-8")
+    blocks = [yaml.safe_load(b.split("```", 1)[0]) for b in text.split("```yaml\n")[1:]]
+    sources = {name: spec for b in blocks if isinstance(b, dict) and "sources" in b for name, spec in b["sources"].items()}
+    assert set(sources) == {"demo_mailbox", "demo_liuyan"}
+    examples = example_sources("{demo_site}")
+    for name, spec in sources.items():
+        assert spec == examples[name], name
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    assert "docs/crawling.md" in readme
