@@ -7,6 +7,7 @@
 - Weibo mobile API `cards[].mblog`, search (card_group) and uid timelines       /weibo/api/container/getIndex
 - WeChat 公众号 profile (`var msgList`) + getmsg paging + article pages          /wechat/mp/profile_ext, /wechat/s
 - JSON 留言板 like 人民网 领导留言板: POST list `data.data[]`, JSON detail     /liuyan/v2/threads/search, /v1/threads/content
+- gov.cn 我为政府网站找错: JSON list by offset or cursor, JSON detail           /zfwzzc/check_web/errorInfo_*.action
 - fault pages (403/418/429/500, slow, 20 MB, endless paging, wrong charset, bad JSON, login redirect, anti-crawl)
 
 A stdlib threading server: no dependency, starts in milliseconds, and is easy to run in a test thread.
@@ -34,7 +35,9 @@ logger = logging.getLogger(__name__)
 
 REQUEST_TYPES_ZH = {"consult": "咨询", "help": "求助", "suggest": "建议", "complain": "投诉", "report": "举报"}
 DEADLINE_DAYS = {"consult": 2, "help": 10, "suggest": 10, "complain": 15, "report": 15}
-PAGE_SIZE = {"mailbox": 20, "board": 15, "board2": 20, "weibo": 10, "wechat": 10, "liuyan": 10}
+PAGE_SIZE = {"mailbox": 20, "board": 15, "board2": 20, "weibo": 10, "wechat": 10, "liuyan": 10, "zhaocuo": 20}
+# gov.cn 找错: problem_id (问题类型) codes and blzt (办理状态) codes as in its list; the names are the platform's.
+ZHAOCUO_PROBLEMS = {1: "内容更新不及时", 2: "链接不可用", 3: "错别字", 4: "互动回应差", 5: "服务不实用"}
 # 人民网 留言板 classifications: typeId/typeName (留言类型) and domainId/domainName (领域), as in its list API.
 LIUYAN_TYPES = [(1, "建言"), (2, "投诉/求助"), (3, "咨询")]
 LIUYAN_DOMAINS = [(1, "城建"), (2, "交通"), (3, "环保"), (4, "教育"), (5, "医疗"), (6, "三农"), (7, "文娱")]
@@ -122,6 +125,11 @@ def liuyan_thread(item: SiteItem, with_content: bool = True) -> dict[str, Any]:
     if with_content:
         thread["content"] = str(p.get("content", ""))[:60]  # the list shows the beginning only
     return thread
+
+
+def zhaocuo_site(item: SiteItem) -> str:
+    """The government website a 找错 report is about."""
+    return ["江城市财政局", "江城市城市管理委员会", "江城市农业农村委员会", "江城市教育局"][item.seq % 4]
 
 
 class DemoSite:
@@ -529,6 +537,36 @@ class _Handler(BaseHTTPRequestHandler):
                             "answerTime": int(datetime.fromisoformat(reply["replied_at"]).timestamp()) * 1000})
         self._json({"resultCode": "200", "resultMsg": "成功", "data": {"thread": thread, "reply": answers}})
 
+    # ---- gov.cn 我为政府网站找错 (list rows as in page_samples/message_board/…_table.csv) -------------------------------
+
+    def zhaocuo_list(self, query: dict[str, str]) -> None:
+        """The report list: `start`/`length` offsets (DataTables style) or the `cursor` its answer gives for the next
+        page; rows carry only the site, the problem code, the state and the date, as on the real platform."""
+        items = self.site.feed.visible("zhaocuo")
+        length = min(max(self._int(query, "length", PAGE_SIZE["zhaocuo"]), 1), 100)
+        cursor = query.get("cursor", "")
+        start = int(cursor[1:]) if cursor.startswith("s") and cursor[1:].isdigit() else self._int(query, "start", 0)
+        chunk = items[start : start + length]
+        rows = [{"id": int(i.key), "sitecode": f"12000000{i.seq % 90 + 10}", "wzmc": zhaocuo_site(i),
+                 "problem_id": str(i.seq % len(ZHAOCUO_PROBLEMS) + 1), "blzt": "22" if reply_of(i, datetime.now(SHANGHAI))
+                 and "reply" in i.payload else "1", "bgdate": _t(i.published_at, "%Y-%m-%d")} for i in chunk]
+        more = start + length < len(items)
+        self._json({"draw": 1, "recordsTotal": len(items), "recordsFiltered": len(items), "data": rows,
+                    "nextCursor": f"s{start + length}" if more else None})
+
+    def zhaocuo_detail(self, query: dict[str, str]) -> None:
+        """One report with the problem described and the site's answer (`hfnr`, `hfdw`, `hfsj`)."""
+        item = self.site.feed.find("zhaocuo", query.get("id", ""))
+        if item is None:
+            self._json({"success": False, "msg": "记录不存在"})
+            return
+        reply = reply_of(item, datetime.now(SHANGHAI)) if "reply" in item.payload else None
+        self._json({"success": True, "errorInfo": {
+            "id": int(item.key), "wzmc": zhaocuo_site(item), "wtlx": ZHAOCUO_PROBLEMS[item.seq % len(ZHAOCUO_PROBLEMS) + 1],
+            "wtbt": item.payload.get("title", ""), "wtms": item.payload.get("content", ""),
+            "bgsj": _t(item.published_at), "hfnr": reply["text"] if reply else "", "hfdw": reply["department"] if reply
+            else "", "hfsj": _t(reply["replied_at"]) if reply else ""}})
+
     # ---- WeChat ---------------------------------------------------------------------------------------------------
 
     def _wechat_items(self, biz: str) -> list[SiteItem]:
@@ -696,6 +734,8 @@ ROUTES: list[tuple[str, str]] = [
     (r"/faults/broken", "broken_html"),
     (r"/login", "login_page"),
     (r"/liuyan/v1/threads/content", "liuyan_content"),
+    (r"/zfwzzc/check_web/errorInfo_querySearch\.action", "zhaocuo_list"),
+    (r"/zfwzzc/check_web/errorInfo_getErrorInfoList2\.action", "zhaocuo_detail"),
 ]
 POST_ROUTES: list[tuple[str, str]] = [
     (r"/liuyan/v2/threads/search", "liuyan_search"),
