@@ -146,6 +146,7 @@ class DemoSite:
         self.layouts: dict[str, int] = {}
         self.replays = {prefix: ReplayFeed(path, columns, limit) for prefix, path, columns, limit in (replay or [])}
         self.hits: dict[str, int] = {}
+        self.last_headers: dict[str, dict[str, str]] = {}  # path?query → headers of its last request (tests: secrets)
         self.server: ThreadingHTTPServer | None = None
         self.thread: threading.Thread | None = None
 
@@ -242,6 +243,8 @@ class _Handler(BaseHTTPRequestHandler):
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
         site = self.site
         site.hits[parts.path] = site.hits.get(parts.path, 0) + 1
+        if len(site.last_headers) < 2000 or self.path in site.last_headers:  # bounded while `make run` goes on
+            site.last_headers[self.path] = dict(self.headers)
         for pattern, method in ROUTES:
             match = re.fullmatch(pattern, parts.path)
             if match:

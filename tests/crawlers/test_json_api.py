@@ -3,6 +3,7 @@ against the demo site's gov.cn 找错-shaped platform (list rows as in page_samp
 
 from __future__ import annotations
 
+import os
 from datetime import datetime
 from typing import Any
 
@@ -33,11 +34,16 @@ def _source(base: str, paging: dict[str, Any], detail: bool = True) -> dict[str,
 def zhaocuo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     site = DemoSite(seed=5, history=12, new_item_seconds=10**7, incident_after_minutes=10**6)
     base = site.start("127.0.0.1", 0)
-    sources = {"by_offset": _source(base, {"mode": "offset", "param": "start", "step": 5}),
+    with_key = _source(base, {"mode": "offset", "param": "start", "step": 5})
+    with_key["crawl"]["json"]["headers"] = {"X-Api-Key": {"$env": "ZHAOCUO_TEST_KEY"}}
+    with_key["crawl"]["json"]["list_url"] += "&client=keyed"
+    os.environ["ZHAOCUO_TEST_KEY"] = "s3cret-key"
+    sources = {"by_offset": with_key,
                "by_cursor": _source(base, {"mode": "cursor", "path": "nextCursor", "param": "cursor"}),
                "list_only": _source(base, {"mode": "offset", "step": 5}, detail=False)}
-    service = make_service(make_config(tmp_path_factory.mktemp("zhaocuo"), sources))
-    out: dict[str, Any] = {"site": site}
+    config = make_config(tmp_path_factory.mktemp("zhaocuo"), sources)
+    service = make_service(config)
+    out: dict[str, Any] = {"site": site, "config_dump": str(config.sources["by_offset"].model_dump())}
     for name in sources:
         first = service.crawl.run_source(name)
         if name == "list_only":  # a report gets its answer: its list row's state changes, so it is sent again
@@ -50,6 +56,7 @@ def zhaocuo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
                      "items": {i.source_id: i for i in service.store.search(ItemQuery(source=name, limit=100)).data}}
     service.close()
     site.stop()
+    del os.environ["ZHAOCUO_TEST_KEY"]
     return out
 
 
@@ -68,6 +75,12 @@ def test_offset_and_cursor_lists_with_a_detail_per_entry(zhaocuo, name):
         reply = reply_of(site_item, now) if "reply" in p else None
         assert (item.reply and item.reply.text) == (reply and reply["text"])
         assert item.url.endswith(f"errorInfo_getErrorInfoList2.action?id={site_item.key}")
+
+
+def test_secret_headers_come_from_the_environment_and_are_sent_but_never_shown(zhaocuo):
+    sent = [{k.lower(): v for k, v in h.items()} for path, h in zhaocuo["site"].last_headers.items() if "client=keyed" in path]
+    assert sent and all(h.get("x-api-key") == "s3cret-key" for h in sent)
+    assert "s3cret-key" not in zhaocuo["config_dump"]
 
 
 def test_list_only_entries_and_a_changed_entry_comes_again(zhaocuo):
