@@ -159,7 +159,9 @@ class AlertEngine:
     def _raised(self, ids: list[int]) -> list[int]:
         if ids and self.on_raised:
             rows: list[dict[str, Any]] = []
-            with self.store.read() as conn:
+            # write(), not read(): the after-store stage raises inside the store's transaction (flow/after_store.py),
+            # and only that transaction's connection sees the alerts before it commits.
+            with self.store.write() as conn:
                 for start in range(0, len(ids), 500):
                     rows.extend({"id": r.id, "rule": r.rule, "kind": r.kind, "severity": r.severity,
                                  "labels": json.loads(r.labels), "annotations": json.loads(r.annotations),

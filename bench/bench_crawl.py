@@ -3,7 +3,8 @@
 
 Each figure is one full first crawl of a source (every history item), run as the service runs it: a Scrapy
 subprocess writing to the inbox, then the ingest drain. `crawl_seconds` is Scrapy's own elapsed time;
-`wall_seconds` includes process start-up (≈1.5–2 s) and the drain.
+`wall_seconds` includes process start-up (≈1.5–2 s) and the drain. Source names as arguments bench only those
+(`python bench/bench_crawl.py demo_liuyan`: the json_api kind, one list request and one detail per message).
 """
 
 from __future__ import annotations
@@ -26,10 +27,11 @@ from demo.site import DemoSite  # noqa: E402
 from yuqing.service import build_service  # noqa: E402
 
 HISTORY = 200
-SOURCES = ["demo_board", "demo_board2", "demo_mailbox", "demo_hotline", "demo_weibo", "demo_wechat"]
+SOURCES = ["demo_board", "demo_board2", "demo_mailbox", "demo_liuyan", "demo_hotline", "demo_weibo", "demo_wechat"]
 
 
 def main() -> None:
+    sources = sys.argv[1:] or SOURCES
     site = DemoSite(seed=11, history=HISTORY, new_item_seconds=10**7, incident_after_minutes=10**6,
                     start=datetime.now(SHANGHAI) - timedelta(minutes=1))
     base = site.start()
@@ -37,7 +39,7 @@ def main() -> None:
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         for mode, overrides in (("polite", {}), ("unthrottled", {"autothrottle": False, "concurrency": 8})):
-            for source in SOURCES:
+            for source in sources:
                 spec = example["sources"][source]
                 spec = {**spec, "crawl": {**spec["crawl"], **overrides, "max_pages": 5000, "max_list_pages": 500}}
                 config = parse_config({"storage": {"sqlite_path": f"{tmp}/{mode}-{source}.db"},

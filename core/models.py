@@ -7,6 +7,7 @@ jurisdiction 属地, scheme 监测方案, event 事件, risk grade 风险等级 
 from __future__ import annotations
 
 import hashlib
+import weakref
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -117,17 +118,40 @@ class Item(BaseModel):
 
     @property
     def signature(self) -> str:
-        """Hash of what a collector saw; equal signatures mean a re-crawl brought nothing new."""
+        """Hash of what a collector saw; equal signatures mean a re-crawl brought nothing new.
+
+        Once intake has frozen it (`freeze_signature`), enrichment that fills fields (a region from the text) no
+        longer changes it, so the stored signature compares like with like against the next identical input."""
+        entry = _FROZEN_SIGNATURES.get(id(self))
+        if entry is not None and entry[0]() is self:
+            return entry[1]
+        return self.intake_signature()
+
+    def intake_signature(self) -> str:
+        """The signature computed from the fields as they are now."""
         seen = self.model_dump_json(include={"url", "title", "content", "author", "published_at", "region",
                                              "engagement", "reply", "extra", "channel"})
         return hashlib.sha1(seen.encode("utf-8")).hexdigest()
 
     @property
     def content_hash(self) -> str:
-        """Exact-duplicate key: the same title and content (whitespace collapsed) are one item whatever the source or
-        channel; the first stored copy is the item, later copies are recorded as its duplicates."""
-        basis = " ".join(self.text.split())
+        """Exact-duplicate key: the same title and content (whitespace collapsed) from the same source under the same
+        id of the site's own (items without one: from the same source). The same words from two sources or two ids
+        are two items, linked as near-duplicates: two citizens may well both write "写错了", each with a reply."""
+        own_id = "" if self.source_id.startswith("h:") else self.source_id
+        basis = "\x1f".join((self.source, own_id, " ".join(self.text.split())))
         return hashlib.sha1(basis.encode("utf-8")).hexdigest()
+
+
+# Signatures frozen at intake, beside the items rather than in them (a private attribute would cost every Item built).
+_FROZEN_SIGNATURES: dict[int, tuple[weakref.ref, str]] = {}
+
+
+def freeze_signature(item: Item) -> str:
+    """Fix `item.signature` to what it is now (at exact dedup, before enrichment) for as long as the object lives."""
+    key, value = id(item), item.intake_signature()
+    _FROZEN_SIGNATURES[key] = (weakref.ref(item, lambda _ref, key=key: _FROZEN_SIGNATURES.pop(key, None)), value)
+    return value
 
 
 class RawRecord(BaseModel):

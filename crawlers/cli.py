@@ -53,13 +53,17 @@ def crawl_command(
 
         result = crawl.run_source(source, on_progress=show)
     health = source_health(service.store).get(source)
+    ingest = service.crawl.last_ingest.get(source)
     service.close()
     if result is None:
         console.print(f"{source} is already being crawled")
         raise typer.Exit(1)
     summary = {"source": source, "outcome": result.outcome, "finish_reason": result.finish_reason, "pages": result.pages,
-               "entries": result.entries, "new_items": result.items - result.revisit_changed,
-               "revisited": result.revisited, "updated_items": result.revisit_changed, "errors": result.errors,
+               "entries": result.entries, "sent": result.items,
+               # What the store did with them: a --full run of an unchanged site sends every entry, stores none.
+               "new_items": getattr(ingest, "stored", 0), "updated_items": getattr(ingest, "updated", 0),
+               "unchanged_items": getattr(ingest, "unchanged", 0), "duplicates": getattr(ingest, "duplicates", 0),
+               "quarantined": getattr(ingest, "quarantined", 0), "revisited": result.revisited, "errors": result.errors,
                "seconds": round(result.duration, 2), "health": health.state if health else "unknown",
                "reason": health.reason if health else ""}
     typer.echo(json.dumps(summary, ensure_ascii=False))

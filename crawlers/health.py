@@ -43,6 +43,7 @@ class RunResult:
     resumed: bool = False
     incremental: bool = False  # the site was asked only for changes (updated_since): zero entries is normal
     exit_code: int = 0
+    fields: dict[str, list[int]] = field(default_factory=dict)  # per configured field: [pages filled, pages read]
 
     @property
     def outcome(self) -> str:
@@ -76,6 +77,8 @@ class SourceHealth:
 def _judge(run: RunResult, history: list[Any], failures: int, rules: HealthSpec) -> tuple[str, str]:
     """The state after `run`, given earlier runs (newest first) and the consecutive failures including this run."""
     errors = run.errors
+    if errors.get("config_error"):  # retrying cannot help: someone has to fix the source's configuration
+        return "failing", f"configuration error ({errors['config_error']} pages): {run.message or 'see quarantine'}"
     if failures >= rules.failing_after:
         return "failing", f"{failures} failed runs in a row; last: {run.message or _describe(errors) or run.finish_reason}"
     if credential := sorted(CREDENTIAL_ERRORS & set(errors)):
@@ -85,6 +88,8 @@ def _judge(run: RunResult, history: list[Any], failures: int, rules: HealthSpec)
     found_before = any(r.entries > 0 for r in history[:10])
     if run.entries == 0 and found_before and not run.incremental:
         return "degraded", "pages that used to list entries now list none: the site's structure may have changed"
+    if drift := _field_drift(run, history, rules):
+        return "degraded", drift
     parse_errors = sum(v for k, v in errors.items() if k in PARSE_ERRORS)
     if parse_errors and parse_errors / max(run.entries, 1) > rules.error_jump_ratio:
         return "degraded", f"parse errors jumped: {parse_errors} of {run.entries} entries ({_describe(errors)})"
@@ -93,6 +98,29 @@ def _judge(run: RunResult, history: list[Any], failures: int, rules: HealthSpec)
     if errors:
         return "ok", f"minor errors: {_describe(errors)}"
     return "ok", ""
+
+
+def _field_drift(run: RunResult, history: list[Any], rules: HealthSpec) -> str:
+    """Configured fields that used to be filled on most pages and are empty on every page of this run, named.
+
+    Required fields already fail their pages; this catches the optional ones (`reply.text`, `region`), whose
+    selector can stop matching without a single error."""
+    lost = []
+    for name, (filled, read) in sorted(run.fields.items()):
+        if filled or read < rules.field_drift_min_pages:
+            continue
+        before_filled = before_read = 0
+        for past in history[:10]:
+            pair = json.loads(getattr(past, "fields", None) or "{}").get(name)
+            if pair:
+                before_filled += pair[0]
+                before_read += pair[1]
+        if before_read >= rules.field_drift_min_pages and before_filled / before_read >= rules.field_drift_share:
+            lost.append(f"{name} (filled on {before_filled * 100 // before_read}% of pages before, on none of {read} now)")
+    if not lost:
+        return ""
+    return (f"field{'s' if len(lost) > 1 else ''} no longer found: {'; '.join(lost)}: the site or its selector changed "
+            f"(stored values are kept)")
 
 
 def _describe(errors: dict[str, int]) -> str:
@@ -107,7 +135,7 @@ def record_run(store: StateStore, run: RunResult, rules: HealthSpec) -> SourceHe
         conn.execute(crawl_runs.insert().values(
             source=run.source, started_at=run.started_at, finished_at=run.finished_at, duration=run.duration,
             outcome=run.outcome, finish_reason=run.finish_reason, pages=run.pages, entries=run.entries, items=run.items,
-            errors=json.dumps(run.errors), message=run.message[:2000]))
+            errors=json.dumps(run.errors), message=run.message[:2000], fields=json.dumps(run.fields)))
         row = conn.execute(select(crawl_health).where(crawl_health.c.source == run.source)).first()
         previous = _from_row(row) if row else SourceHealth(source=run.source)
         failures = previous.consecutive_failures + 1 if run.outcome == "failed" else 0

@@ -7,6 +7,7 @@ progress while running, then one `finished` line with the run's statistics.
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import json
 import logging
@@ -16,16 +17,21 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from core.config import SourceConfig
+from core.config_crawl import CrawlSpec
 from crawlers import state as _state  # noqa: F401 - registers the `crawl` migration before the store opens
 from crawlers.settings import crawl_settings
 from crawlers.spiders.hotline import HotlineSpider
 from crawlers.spiders.html import HtmlSpider
+from crawlers.spiders.jsonapi import JsonApiSpider
 from crawlers.spiders.wechat import WechatSpider
 from crawlers.spiders.weibo import WeiboSpider
-from crawlers.state import CrawlState
+from crawlers.state import CrawlState, forget_source
 
-SPIDERS = {"html": HtmlSpider, "hotline_api": HotlineSpider, "weibo_api": WeiboSpider, "wechat": WechatSpider}
+SPIDERS = {"html": HtmlSpider, "json_api": JsonApiSpider, "hotline_api": HotlineSpider, "weibo_api": WeiboSpider,
+           "wechat": WechatSpider}
 
 
 def _jsonable(value: Any) -> Any:
@@ -66,11 +72,18 @@ def crawl(job: dict[str, Any]) -> dict[str, Any]:
     from storage.sqlite import SqliteStore
 
     source = job["source"]
-    source_config = SourceConfig.model_validate(job["config"])
+    try:
+        source_config = SourceConfig.model_validate(job["config"])
+    except ValidationError as exc:  # normally caught when the config loads; never a crash that looks like a site problem
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        return {"event": "finished", "source": source, "finish_reason": "config_error", "errors": {"config_error": 1},
+                "message": f"sources.{source}.{where}: {first['msg']}"[:1000]}
     spec = source_config.crawl
     if spec is None:
         raise SystemExit(f"source {source} has no crawl section")
     store = SqliteStore(job["db"], segment=str.split, fts=False)
+    refetch = refetch_after_config_change(store, source, spec)
     crawl_state = CrawlState(store, source)
     job_dir = Path(job["job_dir"]) if job.get("job_dir") else None
     resumed = bool(job_dir and job_dir.exists() and any(job_dir.iterdir()))
@@ -84,6 +97,9 @@ def crawl(job: dict[str, Any]) -> dict[str, Any]:
         store.quarantine(spider.problems)
     finish_reason = stats.get("finish_reason", "")
     errors = {k.removeprefix("yuqing/errors/"): v for k, v in stats.items() if k.startswith("yuqing/errors/")}
+    fields = field_yields(stats)
+    first = getattr(spider, "first_problem", {})
+    message = first.get("config_error") or next(iter(first.values()), "")
     if finish_reason == "finished":
         if job_dir is not None:
             shutil.rmtree(job_dir, ignore_errors=True)
@@ -99,7 +115,43 @@ def crawl(job: dict[str, Any]) -> dict[str, Any]:
             "items": stats.get("item_scraped_count", 0), "errors": errors, "incremental": bool(stats.get("yuqing/incremental")),
             "encoding_fixed": stats.get("yuqing/encoding_fixed", 0), "backoffs": stats.get("yuqing/backoffs", 0),
             "robots_forbidden": stats.get("robotstxt/forbidden", 0), "elapsed": stats.get("elapsed_time_seconds", 0),
-            "revisited": stats.get("yuqing/revisit_due", 0), "revisit_changed": stats.get("yuqing/revisit_changed", 0)}
+            "revisited": stats.get("yuqing/revisit_due", 0), "revisit_changed": stats.get("yuqing/revisit_changed", 0),
+            "fields": fields, "message": message[:1000], "refetch": refetch}
+
+
+def extraction_digest(spec: CrawlSpec) -> str:
+    """What decides how pages become items (the kind's section: URLs, selectors, field maps), as a short hash."""
+    section = {"html": spec.html, "json_api": spec.json_api, "hotline_api": spec.hotline, "weibo_api": spec.weibo,
+               "wechat": spec.wechat}[spec.kind]
+    text = json.dumps([spec.kind, spec.encoding, section.model_dump(mode="json") if section else None], sort_keys=True,
+                      ensure_ascii=False, default=str)
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()[:16]
+
+
+def refetch_after_config_change(store: Any, source: str, spec: CrawlSpec) -> bool:
+    """After the source's extraction config changed, forget what was seen, so this run (and the next ones, within
+    `max_pages`) fetch every page again and fixed selectors bring their fields back; returns whether it did.
+
+    Harmless for the store: an unchanged item is reported unchanged, and an empty field never replaces a stored value.
+    """
+    digest = extraction_digest(spec)
+    previous = CrawlState.read_cursor(store, source, "extraction_digest")
+    with store.write() as conn:
+        if previous is not None and previous != digest:
+            forget_source(conn, source)
+        CrawlState.write_cursor(conn, source, "extraction_digest", digest)
+    return previous is not None and previous != digest
+
+
+def field_yields(stats: dict[str, Any]) -> dict[str, list[int]]:
+    """Per configured field: [pages where it had a value, pages read] (from the spiders' `fields/...` counters)."""
+    out: dict[str, list[int]] = {}
+    for key, value in stats.items():
+        if key.startswith("yuqing/fields/"):
+            name, _, what = key.removeprefix("yuqing/fields/").rpartition("/")
+            pair = out.setdefault(name, [0, 0])
+            pair[0 if what == "filled" else 1] = int(value)
+    return out
 
 
 def main() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -20,6 +21,8 @@ from core.config import Config
 from core.errors import SourceError
 from core.paths import REPO_ROOT
 from crawlers.health import RunResult
+
+logger = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[dict[str, Any]], None]
 
@@ -93,8 +96,11 @@ def run_crawl(config: Config, source: str, *, db_path: Path | str | None = None,
         last = [line for line in tail.strip().splitlines() if line.strip()][-1:] or [""]
         return RunResult(source=source, started_at=started.isoformat(), finished_at=finished.isoformat(), duration=duration,
                          finish_reason=reason, errors={"crash": 1}, message=f"{reason}: {last[0][:500]}", exit_code=code or 1)
+    if final.get("errors") and tail.strip():  # the crawl's own log says more than the counts: keep it visible
+        logger.warning("crawl problems source=%s errors=%s log tail:\n%s", source, final["errors"], tail[-1500:])
     return RunResult(source=source, started_at=started.isoformat(), finished_at=finished.isoformat(), duration=duration,
-                     finish_reason=final.get("finish_reason", ""), pages=final.get("pages", 0), pages_ok=final.get("pages_ok", 0),
+                     finish_reason=final.get("finish_reason", ""), message=final.get("message", ""),
+                     fields=final.get("fields", {}), pages=final.get("pages", 0), pages_ok=final.get("pages_ok", 0),
                      entries=final.get("entries", 0), entries_seen=final.get("entries_seen", 0), items=final.get("items", 0),
                      revisited=final.get("revisited", 0), revisit_changed=final.get("revisit_changed", 0),
                      errors=final.get("errors", {}), resumed=final.get("resumed", False),

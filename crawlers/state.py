@@ -56,6 +56,8 @@ crawl_runs = Table(
     Column("items", Integer, nullable=False, default=0),  # new or changed items sent to the inbox
     Column("errors", Text, nullable=False, default="{}"),  # counts by kind, JSON
     Column("message", Text, nullable=False, default=""),
+    # v3: per configured field, [pages where it had a value, pages read], JSON: what field drift is judged on
+    Column("fields", Text, nullable=False, default="{}"),
     Index("ix_crawl_runs_source", "source", "id"),
 )
 
@@ -104,6 +106,12 @@ def _crawl_v2(conn: Connection) -> None:
     conn.execute(crawl_seen.update().where(crawl_seen.c.first_seen_at.is_(None))
                  .values(first_seen_at=crawl_seen.c.seen_at, checked_at=crawl_seen.c.seen_at))
     revisit_index.create(conn, checkfirst=True)
+
+
+@register("crawl", 3, "crawl_runs: per-field yield of each run (field drift)")
+def _crawl_v3(conn: Connection) -> None:
+    if "fields" not in {c["name"] for c in inspect_db(conn).get_columns("crawl_runs")}:
+        conn.execute(text("ALTER TABLE crawl_runs ADD COLUMN fields TEXT NOT NULL DEFAULT '{}'"))
 
 
 def now_iso() -> str:
@@ -172,17 +180,25 @@ class CrawlState:
         return [(r.key, r.url, json.loads(r.row_fields or "{}")) for r in rows]
 
     def cursor(self, name: str, default: Any = None) -> Any:
-        with self.store.read() as conn:
-            row = conn.execute(select(crawl_cursor.c.value).where(crawl_cursor.c.source == self.source,
+        return self.read_cursor(self.store, self.source, name, default)
+
+    def set_cursor(self, conn: Connection, name: str, value: Any) -> None:
+        self.write_cursor(conn, self.source, name, value)
+
+    @staticmethod
+    def read_cursor(store: StateStore, source: str, name: str, default: Any = None) -> Any:
+        with store.read() as conn:
+            row = conn.execute(select(crawl_cursor.c.value).where(crawl_cursor.c.source == source,
                                                                   crawl_cursor.c.name == name)).first()
         return json.loads(row.value) if row else default
 
-    def set_cursor(self, conn: Connection, name: str, value: Any) -> None:
+    @staticmethod
+    def write_cursor(conn: Connection, source: str, name: str, value: Any) -> None:
         data = {"value": json.dumps(value, ensure_ascii=False), "updated_at": now_iso()}
-        updated = conn.execute(crawl_cursor.update().where(crawl_cursor.c.source == self.source, crawl_cursor.c.name == name)
+        updated = conn.execute(crawl_cursor.update().where(crawl_cursor.c.source == source, crawl_cursor.c.name == name)
                                .values(**data))
         if not updated.rowcount:
-            conn.execute(crawl_cursor.insert().values(source=self.source, name=name, **data))
+            conn.execute(crawl_cursor.insert().values(source=source, name=name, **data))
 
 
 def forget_source(conn: Connection, source: str) -> None:

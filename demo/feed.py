@@ -19,7 +19,10 @@ from core.models import SHANGHAI
 from demo.generator import DemoGenerator
 
 # Feed name → the generator channel that fills it; board2 is a second message board with another HTML structure.
-FEEDS = {"hotline": "hotline", "mailbox": "mailbox", "board": "board", "board2": "board", "weibo": "weibo", "wechat": "wechat"}
+# liuyan is a JSON message board (人民网 领导留言板 shapes), zhaocuo the gov.cn 找错 platform's JSON list; new feeds go
+# last, so the others keep their items.
+FEEDS = {"hotline": "hotline", "mailbox": "mailbox", "board": "board", "board2": "board", "weibo": "weibo", "wechat": "wechat",
+         "liuyan": "board", "zhaocuo": "board"}
 WEIBO_ACCOUNTS = {"6279793937": "江城发布", "1907518591": "江城生态环境"}
 WECHAT_ACCOUNTS = {"MzA5NzE1NTMyNg==": "江城发布", "MjM5NzE1NTMyNg==": "江城生态环境"}
 
@@ -49,6 +52,10 @@ def _site_key(feed: str, seq: int, seed: int, at: datetime) -> str:
         return str(4_900_000_000_000_000 + seq * 7919)
     if feed == "wechat":
         return f"{2_650_000_000 + seq}"
+    if feed == "zhaocuo":
+        return str(314_000 + seq)  # gov.cn 找错 report ids are 6-digit numbers
+    if feed == "liuyan":
+        return str(18_200_000 + seq * 37)  # 人民网 thread ids (`tid`) are 8-digit numbers
     return str(seq)
 
 

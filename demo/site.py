@@ -6,6 +6,8 @@
 - a second 留言板 with another structure: tables, offset paging, 年月日 dates      /board2/index, /board2/detail/<id>.html
 - Weibo mobile API `cards[].mblog`, search (card_group) and uid timelines       /weibo/api/container/getIndex
 - WeChat 公众号 profile (`var msgList`) + getmsg paging + article pages          /wechat/mp/profile_ext, /wechat/s
+- JSON 留言板 like 人民网 领导留言板: POST list `data.data[]`, JSON detail     /liuyan/v2/threads/search, /v1/threads/content
+- gov.cn 我为政府网站找错: JSON list by offset or cursor, JSON detail           /zfwzzc/check_web/errorInfo_*.action
 - fault pages (403/418/429/500, slow, 20 MB, endless paging, wrong charset, bad JSON, login redirect, anti-crawl)
 
 A stdlib threading server: no dependency, starts in milliseconds, and is easy to run in a test thread.
@@ -33,7 +35,12 @@ logger = logging.getLogger(__name__)
 
 REQUEST_TYPES_ZH = {"consult": "咨询", "help": "求助", "suggest": "建议", "complain": "投诉", "report": "举报"}
 DEADLINE_DAYS = {"consult": 2, "help": 10, "suggest": 10, "complain": 15, "report": 15}
-PAGE_SIZE = {"mailbox": 20, "board": 15, "board2": 20, "weibo": 10, "wechat": 10}
+PAGE_SIZE = {"mailbox": 20, "board": 15, "board2": 20, "weibo": 10, "wechat": 10, "liuyan": 10, "zhaocuo": 20}
+# gov.cn 找错: problem_id (问题类型) codes and blzt (办理状态) codes as in its list; the names are the platform's.
+ZHAOCUO_PROBLEMS = {1: "内容更新不及时", 2: "链接不可用", 3: "错别字", 4: "互动回应差", 5: "服务不实用"}
+# 人民网 留言板 classifications: typeId/typeName (留言类型) and domainId/domainName (领域), as in its list API.
+LIUYAN_TYPES = [(1, "建言"), (2, "投诉/求助"), (3, "咨询")]
+LIUYAN_DOMAINS = [(1, "城建"), (2, "交通"), (3, "环保"), (4, "教育"), (5, "医疗"), (6, "三农"), (7, "文娱")]
 ROBOTS = "User-agent: *\nDisallow: /private/\n"
 
 
@@ -96,6 +103,35 @@ def weibo_html(text: str) -> str:
     return out.replace("\n", "<br />")
 
 
+def liuyan_thread(item: SiteItem, with_content: bool = True) -> dict[str, Any]:
+    """One message as the list API's `data.data[]` entry (the keys of the saved 人民网 sample)."""
+    p = item.payload
+    now = datetime.now(SHANGHAI)
+    reply = reply_of(item, now) if "reply" in p else None
+    type_id, type_name = LIUYAN_TYPES[item.seq % len(LIUYAN_TYPES)]
+    domain_id, domain_name = LIUYAN_DOMAINS[item.seq % len(LIUYAN_DOMAINS)]
+    author = str(p.get("author") or "")
+    thread = {
+        "tid": int(item.key), "fid": 539 + item.seq % 3, "forumName": "江城市委书记" if item.seq % 2 else "江城市市长",
+        "subject": p.get("title", ""), "nickName": (author[:2] + "*" * max(len(author) - 3, 1) + author[-1:]) if author
+        else "网友", "typeId": type_id, "typeName": type_name, "domainId": domain_id, "domainName": domain_name,
+        "stateInfo": "已办理" if reply else "办理中", "createDateline": _t(item.published_at),
+        "dateline": int(item.published_at.timestamp()), "threadsCheckTime": int(item.published_at.timestamp()) + 3600,
+        "lastAnswerTime": int(datetime.fromisoformat(reply["replied_at"]).timestamp()) if reply else None,
+        "threadState": 1, "processState": 2 if reply else 1,
+        "traceStateDesc": "已回复待评价" if reply else "办理中", "favNum": 0, "likesNum": p.get("likes", 0) or 0,
+        "threadPlace": p.get("region", ""), "userType": 0, "attachment": "", "topicId": 0,
+    }
+    if with_content:
+        thread["content"] = str(p.get("content", ""))[:60]  # the list shows the beginning only
+    return thread
+
+
+def zhaocuo_site(item: SiteItem) -> str:
+    """The government website a 找错 report is about."""
+    return ["江城市财政局", "江城市城市管理委员会", "江城市农业农村委员会", "江城市教育局"][item.seq % 4]
+
+
 class DemoSite:
     """The site's state (feeds, layout versions, request counts) and its server."""
 
@@ -110,6 +146,7 @@ class DemoSite:
         self.layouts: dict[str, int] = {}
         self.replays = {prefix: ReplayFeed(path, columns, limit) for prefix, path, columns, limit in (replay or [])}
         self.hits: dict[str, int] = {}
+        self.last_headers: dict[str, dict[str, str]] = {}  # path?query → headers of its last request (tests: secrets)
         self.server: ThreadingHTTPServer | None = None
         self.thread: threading.Thread | None = None
 
@@ -181,6 +218,23 @@ class _Handler(BaseHTTPRequestHandler):
     def _json(self, data: Any, status: int = 200) -> None:
         self._send(status, json.dumps(data, ensure_ascii=False).encode("utf-8"), "application/json; charset=utf-8")
 
+    def do_POST(self) -> None:  # noqa: N802 - stdlib naming
+        """JSON APIs that take their parameters as a JSON body (the 人民网 留言板 list)."""
+        parts = urlsplit(self.path)
+        self.site.hits[parts.path] = self.site.hits.get(parts.path, 0) + 1
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        try:
+            body = json.loads(raw or b"{}")
+        except ValueError:
+            body = None
+        for pattern, method in POST_ROUTES:
+            if re.fullmatch(pattern, parts.path):
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    getattr(self, method)(body if isinstance(body, dict) else None)
+                return
+        self._json({"resultCode": "404", "resultMsg": "接口不存在"}, status=404)
+
     def do_HEAD(self) -> None:  # noqa: N802 - stdlib naming
         self.do_GET()
 
@@ -189,6 +243,8 @@ class _Handler(BaseHTTPRequestHandler):
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
         site = self.site
         site.hits[parts.path] = site.hits.get(parts.path, 0) + 1
+        if len(site.last_headers) < 2000 or self.path in site.last_headers:  # bounded while `make run` goes on
+            site.last_headers[self.path] = dict(self.headers)
         for pattern, method in ROUTES:
             match = re.fullmatch(pattern, parts.path)
             if match:
@@ -250,6 +306,8 @@ class _Handler(BaseHTTPRequestHandler):
         orders = [work_order(i, now) for i in self.site.feed.visible("hotline", now)]
         if since:
             orders = [o for o in orders if o["updateTime"] > since]
+        if order_no := query.get("orderNo"):  # one work order, as its item `url` asks for it
+            orders = [o for o in orders if o["orderNo"] == order_no]
         orders.sort(key=lambda o: (o["updateTime"], o["orderNo"]))
         size = min(max(self._int(query, "page_size", 20), 1), 200)
         page = max(self._int(query, "page", 1), 1)
@@ -283,13 +341,14 @@ class _Handler(BaseHTTPRequestHandler):
             self._html(_page("信件不存在", "<p>信件不存在或已删除</p>", "gbk"), status=404, charset="gbk")
             return
         reply = reply_of(item, datetime.now(SHANGHAI)) or {}
+        # As on the real 上海信访办 pages (page_samples/mayor_mailbox): the title in `li>h6`, then five `li>p`, each
+        # label in a <span>, dates without a time, no name of the writer.
+        rows = [("来信日期", _t(item.published_at, "%Y-%m-%d")), ("信件内容", item.payload["content"]),
+                ("回复日期", _t(reply.get("replied_at"), "%Y-%m-%d")), ("回复单位", reply.get("department", "")),
+                ("回复内容", reply.get("text", ""))]
         body = (f'<div class="detail"><ul>\n<li><h6>{_e(item.payload["title"])}</h6></li>\n'
-                f"<li><p>来信人：{_e(item.payload.get('author', ''))}</p></li>\n"
-                f"<li><p>来信日期：{_t(item.published_at)}</p></li>\n"
-                f"<li><p>信件内容：{_e(item.payload['content'])}</p></li>\n"
-                f"<li><p>回复日期：{_t(reply.get('replied_at'))}</p></li>\n"
-                f"<li><p>回复单位：{_e(reply.get('department', ''))}</p></li>\n"
-                f"<li><p>回复内容：{_e(reply.get('text', ''))}</p></li>\n</ul></div>")
+                + "".join(f"<li><p><span>{label}：</span>{_e(value)}</p></li>\n" for label, value in rows)
+                + "</ul></div>")
         # Half the detail pages declare GBK only inside the page (a meta tag), as many old sites do.
         self._html(_page(item.payload["title"], body, "gbk"), charset="gbk", declare=item.seq % 2 == 0)
 
@@ -445,6 +504,71 @@ class _Handler(BaseHTTPRequestHandler):
         self._json({"ok": 1, "data": {"ok": 1, "longTextContent": weibo_html(str(p.get("content", ""))),
                                       "reposts_count": p.get("reposts", 0) or 0, "comments_count": p.get("comments", 0) or 0,
                                       "attitudes_count": p.get("likes", 0) or 0}})
+
+    # ---- JSON 留言板 (人民网 领导留言板 shapes) ------------------------------------------------------------------------
+
+    def liuyan_search(self, body: dict[str, Any] | None) -> None:
+        """`POST /v2/threads/search`: body `{"appCode", "param": {"page", "rows", ...}}` or the same keys flat."""
+        if body is None or not body.get("appCode"):
+            self._json({"resultCode": "400", "resultMsg": "参数错误：缺少appCode", "data": None}, status=200)
+            return
+        param = body.get("param") if isinstance(body.get("param"), dict) else body
+        try:
+            page, rows = max(int(param.get("page", 1)), 1), min(max(int(param.get("rows", PAGE_SIZE["liuyan"])), 1), 100)
+        except (TypeError, ValueError):
+            self._json({"resultCode": "400", "resultMsg": "参数错误：page/rows", "data": None})
+            return
+        items = self.site.feed.visible("liuyan")
+        chunk = items[(page - 1) * rows : page * rows]
+        self._json({"resultCode": "200", "resultMsg": "成功",
+                    "data": {"data": [liuyan_thread(i) for i in chunk], "total": len(items), "page": page,
+                             "rows": rows, "hasMore": page * rows < len(items)}})
+
+    def liuyan_content(self, query: dict[str, str]) -> None:
+        """`GET /v1/threads/content?tid=`: the message in full with its answers (`reply[]`, newest last)."""
+        item = self.site.feed.find("liuyan", query.get("tid", ""))
+        if item is None:
+            self._json({"resultCode": "404", "resultMsg": "留言不存在或未公开", "data": None})
+            return
+        thread = liuyan_thread(item, with_content=False)
+        thread["content"] = str(item.payload.get("content", ""))
+        reply = reply_of(item, datetime.now(SHANGHAI)) if "reply" in item.payload else None
+        answers = []
+        if reply:
+            answers.append({"answerId": int(item.key) * 10 + 1, "unitName": reply["department"],
+                            "content": reply["text"],
+                            "answerTime": int(datetime.fromisoformat(reply["replied_at"]).timestamp()) * 1000})
+        self._json({"resultCode": "200", "resultMsg": "成功", "data": {"thread": thread, "reply": answers}})
+
+    # ---- gov.cn 我为政府网站找错 (list rows as in page_samples/message_board/…_table.csv) -------------------------------
+
+    def zhaocuo_list(self, query: dict[str, str]) -> None:
+        """The report list: `start`/`length` offsets (DataTables style) or the `cursor` its answer gives for the next
+        page; rows carry only the site, the problem code, the state and the date, as on the real platform."""
+        items = self.site.feed.visible("zhaocuo")
+        length = min(max(self._int(query, "length", PAGE_SIZE["zhaocuo"]), 1), 100)
+        cursor = query.get("cursor", "")
+        start = int(cursor[1:]) if cursor.startswith("s") and cursor[1:].isdigit() else self._int(query, "start", 0)
+        chunk = items[start : start + length]
+        rows = [{"id": int(i.key), "sitecode": f"12000000{i.seq % 90 + 10}", "wzmc": zhaocuo_site(i),
+                 "problem_id": str(i.seq % len(ZHAOCUO_PROBLEMS) + 1), "blzt": "22" if reply_of(i, datetime.now(SHANGHAI))
+                 and "reply" in i.payload else "1", "bgdate": _t(i.published_at, "%Y-%m-%d")} for i in chunk]
+        more = start + length < len(items)
+        self._json({"draw": 1, "recordsTotal": len(items), "recordsFiltered": len(items), "data": rows,
+                    "nextCursor": f"s{start + length}" if more else None})
+
+    def zhaocuo_detail(self, query: dict[str, str]) -> None:
+        """One report with the problem described and the site's answer (`hfnr`, `hfdw`, `hfsj`)."""
+        item = self.site.feed.find("zhaocuo", query.get("id", ""))
+        if item is None:
+            self._json({"success": False, "msg": "记录不存在"})
+            return
+        reply = reply_of(item, datetime.now(SHANGHAI)) if "reply" in item.payload else None
+        self._json({"success": True, "errorInfo": {
+            "id": int(item.key), "wzmc": zhaocuo_site(item), "wtlx": ZHAOCUO_PROBLEMS[item.seq % len(ZHAOCUO_PROBLEMS) + 1],
+            "wtbt": item.payload.get("title", ""), "wtms": item.payload.get("content", ""),
+            "bgsj": _t(item.published_at), "hfnr": reply["text"] if reply else "", "hfdw": reply["department"] if reply
+            else "", "hfsj": _t(reply["replied_at"]) if reply else ""}})
 
     # ---- WeChat ---------------------------------------------------------------------------------------------------
 
@@ -612,6 +736,12 @@ ROUTES: list[tuple[str, str]] = [
     (r"/faults/login", "fault_login"),
     (r"/faults/broken", "broken_html"),
     (r"/login", "login_page"),
+    (r"/liuyan/v1/threads/content", "liuyan_content"),
+    (r"/zfwzzc/check_web/errorInfo_querySearch\.action", "zhaocuo_list"),
+    (r"/zfwzzc/check_web/errorInfo_getErrorInfoList2\.action", "zhaocuo_detail"),
+]
+POST_ROUTES: list[tuple[str, str]] = [
+    (r"/liuyan/v2/threads/search", "liuyan_search"),
 ]
 
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 
 from core.config import Config
-from core.models import Channel, Engagement, Item, Reply
+from core.models import Channel, Engagement, Item, QuarantineRecord, Reply, freeze_signature
 from flow.after_store import mark_pending
 from flow.stages import Batch
 from nlp.normalise import TimeParseError, clean_text, parse_time
@@ -196,9 +196,16 @@ def _jsonable(value: Any) -> Any:
 
 
 class DedupStage:
-    """Drop what the store already has before costly enrichment: unchanged re-crawls and exact content copies."""
+    """Drop what the store already has before costly enrichment: unchanged re-crawls and exact copies (same source,
+    same id, same words; see `Item.content_hash`).
+
+    Signatures are frozen here, before enrichment fills fields, so an identical re-import compares unchanged and
+    keeps its scores. A changed item never loses a stored value to an empty one (a selector that stopped matching
+    must not wipe the replies already stored): the stored value is kept and the event quarantined with its reason.
+    """
 
     name = "dedup"
+    KEPT_FIELDS = ("title", "content", "author", "url", "reply")  # what collectors fill and enrichment never changes
 
     def __init__(self, store: Any) -> None:
         self.store = store
@@ -213,9 +220,10 @@ class DedupStage:
             key = (item.source, item.source_id)
             stored = by_key.get(key)
             if stored is not None:
-                if stored[1] == item.signature:
+                if stored[1] == item.signature or self._keep_stored_values(batch, item, stored):
                     batch.report.unchanged += 1
                     continue
+                freeze_signature(item)
                 keep_index = seen_keys.get(key)
                 if keep_index is not None:
                     keep[keep_index] = item  # the later copy in a batch is the fresher one
@@ -224,6 +232,7 @@ class DedupStage:
                 keep.append(item)
                 continue
             if key in seen_keys:
+                freeze_signature(item)
                 keep[seen_keys[key]] = item
                 continue
             digest = item.content_hash
@@ -236,11 +245,37 @@ class DedupStage:
                 batch.copies.append((kept, item))  # recorded by the store stage once the kept item has an id
                 batch.report.duplicates += 1
                 continue
+            freeze_signature(item)
             seen_hashes[digest] = key
             seen_keys[key] = len(keep)
             keep.append(item)
         self.store.record_duplicates(duplicates)
         batch.items = keep
+
+    def _keep_stored_values(self, batch: Batch, item: Item, stored: tuple[int, str]) -> bool:
+        """Put back stored values the new version lacks, recording each; True when the item is then unchanged."""
+        lost = [name for name in self.KEPT_FIELDS if not getattr(item, name)]
+        try:
+            previous = self.store.get(stored[0])
+        except Exception:  # noqa: BLE001 - a vanished row only means there is nothing to keep
+            return False
+        kept = [name for name in lost if getattr(previous, name)]
+        lost_extra = [k for k, v in previous.extra.items() if v not in (None, "") and item.extra.get(k) in (None, "")]
+        if not kept and not lost_extra:
+            return False
+        for name in kept:
+            setattr(item, name, getattr(previous, name))
+        for name in lost_extra:
+            item.extra[name] = previous.extra[name]
+        names = ", ".join([*kept, *(f"extra.{k}" for k in lost_extra)])
+        logger.warning("stored value kept source=%s source_id=%s fields=%s", item.source, item.source_id, names)
+        raw = batch.origins.get(id(item))
+        batch.quarantined.append(QuarantineRecord(
+            source=item.source, stage="dedup:kept_stored", origin=raw.origin if raw else (item.url or ""),
+            reason=f"{item.source}/{item.source_id}: new version has no {names}; the stored value was kept "
+                   f"(a selector that stopped matching? see the source's health)",
+            payload=raw.payload if raw else item.model_dump(mode="json"), created_at=datetime.now(UTC)))
+        return item.signature == stored[1]
 
 
 class StoreStage:

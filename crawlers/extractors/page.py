@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 
+import lxml.html
 from charset_normalizer import from_bytes
+from lxml import etree
 
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?([\w-]+)""", re.I)
 # Chinese sites label GBK pages as GB2312 or leave them unlabelled; GB18030 is the superset that reads them all.
@@ -46,13 +48,55 @@ def decode_page(body: bytes, content_type: str | None = None, forced: str | None
     return body.decode(encoding, errors="replace"), encoding, True
 
 
+# A login or anti-crawl page says little: markers count on the page's structure only when its visible text is short.
+# Spiders ask only about pages that gave none of their fields, so a letter or a reply that mentions "请登录一网通办"
+# (or a site-wide login box) never makes a page a wall.
+SHORT_PAGE_CHARS = 600
+
+
+def _structure(text: str) -> tuple[str, list[str], str, bool, int]:
+    """(title, headings, script text, has a password field, visible text length) of an HTML page."""
+    try:
+        root = lxml.html.fromstring(text[:300_000])
+    except (etree.ParserError, ValueError):
+        return "", [], "", False, len(text)
+    title = " ".join(root.xpath("string(//title)").split())
+    headings = [" ".join(h.text_content().split()) for h in root.xpath(
+        "//h1|//h2|//h3|//*[contains(@class,'title') or contains(@class,'msg') or contains(@class,'tips')]")]
+    scripts = " ".join(root.xpath("//script/text()"))
+    password = bool(root.xpath("//input[translate(@type,'PASWORD','pasword')='password']"))
+    for node in root.xpath("//script|//style|//noscript"):
+        node.drop_tree()
+    visible = len("".join(root.text_content().split()))
+    return title, headings, scripts, password, visible
+
+
 def login_wall(url: str, text: str, markers: list[str], redirected_from: list[str] | None = None) -> str | None:
-    """Why this page is a login or anti-crawl wall rather than content, or None."""
+    """Why this page is a login or anti-crawl wall rather than content, or None.
+
+    Markers with "/" or "." are looked for in the URL (a redirect to `/login`, `passport.weibo`); the others in the
+    page's structure — its <title>, headings and scripts (JS-rendered interstitials) — and a password field counts
+    too, but only on a short page: never in the body text of a letter, which may quote them. Spiders call it with
+    the page's text only when the page gave none of its fields (the URL alone is checked on every page).
+    """
     lowered_url = url.lower()
-    for marker in markers:
-        if marker.startswith("/") or "." in marker:
-            if marker.lower() in lowered_url:
-                return f"redirected to a login page ({url})" if redirected_from else f"login page ({url})"
-        elif marker in text[:20_000]:
-            return f"page says {marker!r}"
+    url_markers = [m for m in markers if m.startswith("/") or "." in m]
+    for marker in url_markers:
+        if marker.lower() in lowered_url:
+            return f"redirected to a login page ({url})" if redirected_from else f"login page ({url})"
+    text_markers = [m for m in markers if m not in url_markers]
+    if not text.strip() or "<" not in text:
+        return None
+    title, headings, scripts, password, visible = _structure(text)
+    if visible > SHORT_PAGE_CHARS:
+        return None
+    if password and visible < SHORT_PAGE_CHARS // 3:
+        return "page is a login form (password field)"
+    for marker in text_markers:
+        if marker in title:
+            return f"page title says {marker!r}"
+        if any(marker in h for h in headings):
+            return f"page heading says {marker!r}"
+        if marker in scripts:
+            return f"page script shows {marker!r}"
     return None

@@ -19,6 +19,7 @@ from twisted.python.failure import Failure
 from core.config_crawl import CrawlSpec
 from core.errors import ExtractionError
 from core.models import QuarantineRecord
+from crawlers.extractors.fields import ConfigProblem
 from crawlers.extractors.page import decode_page, login_wall
 from crawlers.state import CrawlState
 from storage.base import Store
@@ -47,6 +48,7 @@ class YuqingSpider(scrapy.Spider):
         self.crawl_state = crawl_state
         self.store = store
         self.problems: list[QuarantineRecord] = []
+        self.first_problem: dict[str, str] = {}  # kind → its first detail, for the run's message
         self.list_pages = 0
         self.scheduled: set[str] = set()  # keys requested in this run (search and timeline streams overlap)
         self.allowed_domains = []
@@ -56,9 +58,18 @@ class YuqingSpider(scrapy.Spider):
     def count(self, name: str, amount: int = 1) -> None:
         self.crawler.stats.inc_value(f"yuqing/{name}", amount)
 
+    def field_yield(self, values: dict[str, Any], configured: list[str]) -> None:
+        """Count, per configured field, the pages read and those where it had a value: health compares this with
+        earlier runs, so a field that silently stops matching (an optional `reply.text`) is noticed and named."""
+        for name in configured:
+            self.count(f"fields/{name}/read")
+            if values.get(name) not in (None, ""):
+                self.count(f"fields/{name}/filled")
+
     def problem(self, kind: str, url: str, detail: str, snippet: str | bytes = "") -> None:
         """Record a page that could not be used: counted by kind for health, kept in quarantine with its reason."""
         self.count(f"errors/{kind}")
+        self.first_problem.setdefault(kind, f"{detail} ({url})")
         if isinstance(snippet, bytes):
             snippet = snippet[:2000].decode("utf-8", errors="replace")
         logger.warning("crawl problem source=%s kind=%s url=%s detail=%s", self.source, kind, url, detail[:200])
@@ -76,10 +87,19 @@ class YuqingSpider(scrapy.Spider):
             self.count("encoding_fixed")
             logger.info("encoding fixed source=%s url=%s used=%s", self.source, response.url, encoding)
         self.count("pages_ok")
-        if reason := login_wall(response.url, text, self.spec.login_markers, response.meta.get("redirect_urls")):
+        # Only the URL here: a page that gives its fields is content whatever it says (a reply may well say
+        # "请登录一网通办办理"); the page's structure is looked at when it gives nothing (`page_problem`).
+        if reason := login_wall(response.url, "", self.spec.login_markers, response.meta.get("redirect_urls")):
             self.problem("login_wall", response.url, f"login or anti-crawl wall: {reason}", text[:2000])
             return None
         return text
+
+    def page_problem(self, response: Response, text: str, kind: str, detail: str) -> None:
+        """A page that gave nothing usable: a login or anti-crawl wall when its structure says so, else `kind`."""
+        if reason := login_wall(response.url, text, self.spec.login_markers, response.meta.get("redirect_urls")):
+            self.problem("login_wall", response.url, f"login or anti-crawl wall: {reason}", text[:2000])
+        else:
+            self.problem(kind, response.url, detail, text[:2000])
 
     def json_ok(self, response: Response) -> bool:
         """Counts a JSON page as fetched unless it is a redirect to a login page."""
@@ -90,7 +110,14 @@ class YuqingSpider(scrapy.Spider):
         return True
 
     def extraction_failed(self, response: Response, exc: ExtractionError, kind: str = "parse_error") -> None:
-        self.problem(kind, response.url, str(exc), response.body[:2000])
+        """A page that could not be read; a configuration that cannot run is counted as `config_error` whatever
+        the caller expected, so health says "configuration error", never "ok" with 0 items."""
+        if isinstance(exc, ConfigProblem):
+            self.problem("config_error", response.url, str(exc), response.body[:2000])
+            return
+        content_type = response.headers.get("Content-Type", b"").decode("latin-1")
+        text = decode_page(response.body[:300_000], content_type, self.spec.encoding)[0] if kind != "login_wall" else ""
+        self.page_problem(response, text, kind, str(exc))
 
     def errback(self, failure: Failure) -> None:
         """Every failed request is counted by kind (http_429, timeout, too_large...) and kept with its reason."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
+from urllib.parse import quote
 
 import scrapy
 from scrapy.http import Response
@@ -38,6 +39,13 @@ class HotlineSpider(YuqingSpider):
             headers[hot.auth_header] = f"{hot.auth_scheme} {token}".strip()
         return scrapy.Request(url, headers=headers, callback=self.parse_page, errback=self.errback, cb_kwargs={"page": page})
 
+    def item_url(self, order_no: str) -> str:
+        """Where a person (with the platform's token) finds this work order: every item has a `url`."""
+        hot = self.spec.hotline
+        if hot.item_url:
+            return hot.item_url.replace("{id}", quote(order_no, safe=""))
+        return with_param(self.spec.start_url, hot.fields.get("source_id", "id"), order_no)
+
     async def start(self) -> AsyncIterator[Any]:
         yield self._request(1)
 
@@ -59,6 +67,7 @@ class HotlineSpider(YuqingSpider):
             if not payload.get("source_id"):
                 self.problem("parse_error", response.url, "work order without an id", str(record)[:500])
                 continue
+            payload["url"] = self.item_url(str(payload["source_id"]))
             updated = str(dig(record, hot.updated_field) or "")
             orders.append((str(payload["source_id"]), updated, payload))
             if updated and (self.updated_max is None or updated > self.updated_max):

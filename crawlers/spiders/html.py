@@ -57,6 +57,7 @@ class HtmlSpider(YuqingSpider):
             self.extraction_failed(response, exc, "config_error")
             return
         entries: list[tuple[str, str, dict[str, str]]] = []
+        links_missing = 0
         for row in rows:
             try:
                 link = extract_first(row, html.link)
@@ -65,7 +66,7 @@ class HtmlSpider(YuqingSpider):
                 self.extraction_failed(response, exc, "config_error")
                 return
             if not link:
-                self.count("errors/parse_error")
+                links_missing += 1
                 continue
             url = response.urljoin(link)
             entries.append((self.key_of(url), url, fields))
@@ -73,9 +74,13 @@ class HtmlSpider(YuqingSpider):
         if not entries:
             if first_page or html.paging.mode == "next_link":
                 # A list that used to have entries and now has none is the sign of a redesign (schema drift).
-                self.problem("no_entries", response.url, f"list page has no entries matching row selector {html.row!r}",
-                             text[:2000])
+                reason = (f"{len(rows)} rows match row selector {html.row!r} but none has a link matching {html.link!r}"
+                          if rows else f"list page has no entries matching row selector {html.row!r}")
+                self.page_problem(response, text, "no_entries", reason)
             return
+        if links_missing:  # some rows without a link (an advert, a notice): counted, not fatal
+            self.problem("parse_error", response.url, f"{links_missing} of {len(rows)} rows have no link matching "
+                                                      f"{html.link!r}", text[:2000])
         fresh = set(self.unseen([k for k, _, _ in entries]))
         for key, url, fields in entries:
             if key in fresh:
@@ -106,9 +111,11 @@ class HtmlSpider(YuqingSpider):
         except ExtractionError as exc:
             self.extraction_failed(response, exc)
             return
+        if not revisit:  # revisits re-read unanswered letters: their empty replies say nothing about the selectors
+            self.field_yield(values, [*html.row_fields, *html.detail_fields])
         missing = [f for f in html.required if not values.get(f)]
         if missing:
-            self.problem("parse_error", response.url, f"detail page lacks {', '.join(missing)} (page changed?)", text[:2000])
+            self.page_problem(response, text, "parse_error", f"detail page lacks {', '.join(missing)} (page changed?)")
             return
         payload = nest(values)
         payload["url"] = response.url

@@ -26,42 +26,60 @@ def test_item_is_normalised_and_stored(service: Service) -> None:
     assert item.published_at.utcoffset().total_seconds() == 8 * 3600
 
 
-def test_exact_dedup_by_key_and_by_content(service: Service) -> None:
+def test_exact_dedup_is_by_source_id_and_words(service: Service) -> None:
     first = service.ingestor.ingest([rec()])
     assert first.stored == 1
     again = service.ingestor.ingest([rec()])
     assert (again.stored, again.unchanged) == (0, 1)
-    copy = service.ingestor.ingest([rec(source="weibo_a", source_id="w9")])
-    assert (copy.stored, copy.duplicates) == (0, 1)
-    assert service.store.duplicates_of(first.item_ids[0])[0]["source"] == "weibo_a"
-    in_batch = service.ingestor.ingest([rec(source_id="2", content="同一批次里的重复内容"),
-                                        rec(source_id="3", content="同一批次里的重复内容")])
-    assert (in_batch.stored, in_batch.duplicates) == (1, 1)
-    assert service.store.stats().items == 2
-    assert [d["source_id"] for d in service.store.duplicates_of(in_batch.item_ids[0])] == ["3"]
+    # The same words from another source, or under another id of the same site, are other citizens' messages.
+    other_source = service.ingestor.ingest([rec(source="weibo_a", source_id="w9")])
+    other_ids = service.ingestor.ingest([rec(source_id="2", content="写错了"), rec(source_id="3", content="写错了")])
+    assert (other_source.stored, other_source.duplicates) == (1, 0)
+    assert (other_ids.stored, other_ids.duplicates) == (2, 0)
+    assert service.store.stats().items == 4
 
 
-def test_copies_keep_what_is_their_own(service: Service) -> None:
-    """A copy-paste petition sent by many people is one item, but each copy's own reply and time are kept."""
-    letter = "小区电梯多次故障困人，物业不维修，请住建局督促。"
-    first = service.ingestor.ingest([
-        rec(source_id="a", content=letter),
-        rec(source_id="b", content=letter, published_at="2026-11-20 11:00:00",
-            reply={"text": "已督促物业维修", "department": "住建局", "replied_at": "2026-11-22 09:00"}),
-    ])
-    assert (first.stored, first.duplicates) == (1, 1)
-    later = service.ingestor.ingest([rec(source_id="c", content=letter, likes=7)])
-    assert (later.stored, later.duplicates) == (0, 1)
-    copies = {d["source_id"]: d for d in service.store.duplicates_of(first.item_ids[0])}
-    assert set(copies) == {"b", "c"}
-    assert copies["b"]["reply"]["department"] == "住建局"
-    assert copies["b"]["published_at"].startswith("2026-11-20T11:00:00")
-    assert copies["c"]["engagement"]["likes"] == 7
-    # The copy re-crawled with a reply that came later: the newer document replaces the kept one.
-    service.ingestor.ingest([rec(source_id="c", content=letter, likes=7,
-                                 reply={"text": "已处理", "department": "住建局", "replied_at": "2026-11-23 09:00"})])
-    copies = {d["source_id"]: d for d in service.store.duplicates_of(first.item_ids[0])}
-    assert copies["c"]["reply"]["text"] == "已处理"
+def test_same_short_text_keeps_each_citizens_reply(service: Service) -> None:
+    """Defect 5 of issue 18: "写错了" from two sites merged into one item and the second reply was lost."""
+    report = service.ingestor.ingest([
+        rec(source="board_a", source_id="7", title="", content="写错了",
+            reply={"text": "已更正网站错误", "department": "市财政局", "replied_at": "2026-11-21 09:00"}),
+        rec(source="weibo_a", source_id="7", title="", content="写错了",
+            reply={"text": "感谢指正", "department": "市教育局", "replied_at": "2026-11-22 09:00"})])
+    assert report.stored == 2
+    replies = {service.store.get(i).source: service.store.get(i).reply.department for i in report.item_ids}
+    assert replies == {"board_a": "市财政局", "weibo_a": "市教育局"}
+
+
+def test_identical_reimport_is_unchanged_even_after_enrichment_filled_fields(service: Service) -> None:
+    """Defect 6: the stored item (region filled by enrichment) was compared with the raw incoming one: "updated"."""
+    from flow.stages import Batch, Chain
+
+    class FillRegion:  # what the places stage does after dedup: a region read from the text
+        name = "places_like"
+
+        def run(self, batch: Batch) -> None:
+            for item in batch.items:
+                item.region = "江城市雨花区"
+
+    stages = list(service.ingestor.chain.stages)
+    at = next(i for i, s in enumerate(stages) if s.name == "store")
+    enriching = Chain(stages[:at] + [FillRegion()] + stages[at:])
+    first = enriching.run(Batch(raw=[rec(source="weibo_a")]))
+    assert first.report.stored == 1 and service.store.get(first.report.item_ids[0]).region == "江城市雨花区"
+    again = enriching.run(Batch(raw=[rec(source="weibo_a")]))
+    assert (again.report.updated, again.report.unchanged) == (0, 1)
+
+
+def test_an_empty_field_never_replaces_a_stored_one_silently(service: Service) -> None:
+    """Defect 1: a broken optional selector sent letters without their reply; the stored replies were wiped."""
+    replied = {"text": "已责成执法队处理", "department": "东湖区城管局", "replied_at": "2026-11-21 09:00"}
+    service.ingestor.ingest([rec(reply=replied)])
+    report = service.ingestor.ingest([rec()])  # the same letter, its reply not found this time
+    assert report.unchanged == 1
+    assert service.store.search(ItemQuery()).data[0].reply.text == replied["text"]
+    kept = [q for q in service.store.list_quarantine(limit=10).data if q.stage == "dedup:kept_stored"]
+    assert len(kept) == 1 and "reply" in kept[0].reason
 
 
 def test_a_copy_of_an_item_that_fails_is_quarantined_not_dropped(service: Service) -> None:
@@ -80,9 +98,9 @@ def test_a_copy_of_an_item_that_fails_is_quarantined_not_dropped(service: Servic
     faulty = Chain(stages[:at] + [FailFirst()] + stages[at:])
     batch = faulty.run(Batch(raw=[rec(source_id="x1", content="同样的文字"), rec(source_id="x2", content="同样的文字"),
                                   rec(source_id="x3", content="别的文字")]))
-    assert {q.payload["source_id"] for q in batch.quarantined} == {"x1", "x2"}
-    assert "exact copy" in next(q.reason for q in batch.quarantined if q.payload["source_id"] == "x2")
-    assert [i.source_id for i in batch.stored] == ["x3"]
+    # x2 has its own id, so it is an item of its own (issue 18), not a copy that shares x1's fate.
+    assert {q.payload["source_id"] for q in batch.quarantined} == {"x1"}
+    assert sorted(i.source_id for i in batch.stored) == ["x2", "x3"]
 
 
 def test_changed_item_is_updated_not_duplicated(service: Service) -> None:
