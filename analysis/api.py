@@ -87,12 +87,14 @@ def schemes_dry_run(body: DryRunRequest, store: StoreDep) -> dict[str, Any]:
 @router.get("/api/trends/spikes")
 def trends_spikes(store: StoreDep, config: ConfigDep, at: str | None = None,
                   dimension: Annotated[list[str] | None, Query()] = None) -> dict:
-    """Volume spikes per topic, scheme, region and source at `at` (default now), explained."""
+    """Volume spikes per topic, scheme, region and source at `at` (default now), explained; groups without enough
+    history yet are listed under `waiting_for_baseline` instead."""
     dims = tuple(dimension or DIMENSIONS)
     unknown = [d for d in dims if d not in DIMENSIONS]
     if unknown:
         raise InputError(f"unknown dimension {unknown[0]!r}; expected one of {', '.join(DIMENSIONS)}",
                          errors=[{"loc": ["query", "dimension"], "msg": "unknown dimension"}])
     now = _time("at", at) or datetime.now(UTC)
-    data = detect_spikes(store, analysis_config(config).spikes, now, dims)
-    return {"data": data, "count": len(data)}
+    waiting: list[dict] = []
+    data = detect_spikes(store, analysis_config(config).spikes, now, dims, waiting)
+    return {"data": data, "count": len(data), "waiting_for_baseline": waiting}

@@ -129,6 +129,7 @@ class SpikesConfig(Strict):
 class AnalysisConfig(Strict):
     """The `analysis:` section of yuqing.yaml."""
 
+    min_baseline: int = Field(3, ge=0)  # items a group needs in its baseline window before it can spike
     pii: PiiConfig = Field(default_factory=PiiConfig)
     risk: RiskConfig = Field(default_factory=RiskConfig)
     schemes: SchemesConfig = Field(default_factory=SchemesConfig)
