@@ -50,9 +50,14 @@ class RiskConfig(Strict):
     levels: RiskLevels = Field(default_factory=RiskLevels)
     terms_file: Path | None = None  # replaces the shipped analysis/resources/risk_terms.yaml
     categories: dict[str, RiskCategory] = Field(default_factory=dict)  # added to / replacing shipped categories
+    # × the classifier's calibrated confidence; only anger, fear and sadness signal risk
     emotion_weights: dict[str, float] = Field(default_factory=lambda: {
-        "angry": 15, "anger": 15, "愤怒": 15, "fear": 12, "fearful": 12, "恐惧": 12, "disgust": 8, "厌恶": 8,
-        "sad": 5, "sadness": 5, "悲伤": 5})
+        "angry": 15, "anger": 15, "愤怒": 15, "fear": 12, "fearful": 12, "恐惧": 12, "sad": 5, "sadness": 5, "悲伤": 5})
+    emotion_min_confidence: float = Field(0.5, ge=0, le=1)  # below it the emotion adds nothing
+    horizon_days: float = Field(7, gt=0)  # older items keep only a decaying share of their score
+    stale_half_life_days: float = Field(30, gt=0)  # beyond the horizon, the score halves every this many days
+    growth_weight: float = 8  # the item's event growing fast (items per day, log-scaled)
+    growth_saturation: float = Field(20, gt=0)  # items per day at which the full weight applies
     negative_weight: float = 8  # × |polarity_score| when polarity is negative
     engagement_weight: float = 12
     engagement_saturation: int = Field(10_000, ge=1)  # likes+reposts+comments at which the full weight applies (log)
@@ -124,12 +129,12 @@ class SpikesConfig(Strict):
     alpha: float = Field(0.01, gt=0, lt=1)
     min_count: int = Field(5, ge=1)
     min_ratio: float = Field(2.0, ge=1)
+    min_baseline: int = Field(3, ge=0)  # items a group needs in its baseline window before it can spike
 
 
 class AnalysisConfig(Strict):
     """The `analysis:` section of yuqing.yaml."""
 
-    min_baseline: int = Field(3, ge=0)  # items a group needs in its baseline window before it can spike
     pii: PiiConfig = Field(default_factory=PiiConfig)
     risk: RiskConfig = Field(default_factory=RiskConfig)
     schemes: SchemesConfig = Field(default_factory=SchemesConfig)

@@ -2,10 +2,10 @@
 
 classify reads one JSON object per line on stdin, `{"id", "title", "content"}` plus optional `source`, `channel`,
 `published_at`, `likes`, `reposts`, `comments`, and writes one JSON line per input, in input order, with `id`,
-`topic`, `topic_score`, `emotion`, `polarity`, `polarity_score`, `risk_score`, `risk_level`, `risk_reasons`,
-`keywords`, `schemes` (and `event_id` with --events). A line that cannot be read gives `{"id": ..., "error": ...}`.
-An item with no words (empty, emoji or punctuation only) gets `topic` and `topic_score` null, emotion and polarity
-neutral.
+`topic`, `topic_score`, `emotion`, `emotion_score` (calibrated confidence), `polarity`, `polarity_score`,
+`risk_score`, `risk_level`, `risk_reasons`, `keywords`, `schemes` (and `event_id` with --events).
+A line that cannot be read gives `{"id": ..., "error": ...}`. An item with no words (empty, emoji or punctuation
+only) gets `topic` and `topic_score` null, emotion and polarity neutral.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ import typer
 nlp_app = typer.Typer(help="Text understanding: train models, classify JSON lines.", no_args_is_help=True,
                       pretty_exceptions_enable=False)
 
-OUTPUT_FIELDS = ("topic", "topic_score", "emotion", "polarity", "polarity_score", "risk_score", "risk_level",
-                 "risk_reasons", "keywords", "schemes")
+OUTPUT_FIELDS = ("topic", "topic_score", "emotion", "emotion_score", "polarity", "polarity_score", "risk_score",
+                 "risk_level", "risk_reasons", "keywords", "schemes")
 
 
 @nlp_app.command("train")

@@ -150,11 +150,13 @@ def test_events_schemes_and_spikes_api(tmp_path, signed_in) -> None:
         run = client.post("/api/schemes/dry-run", json={"scheme": {"name": "x", "subject": ["烧烤店"], "event": ["油烟"]},
                                                         "since": "2026-01-01", "until": "2026-01-10"})
         assert run.json()["matched"] == 3
-        # The grievance's three posts (环境保护) within the hour, none in the 12 hours before: a spike that day only.
+        # The grievance's three posts (环境保护) within the hour, none in the 12 hours before: no history, so no
+        # spike but a group waiting for its baseline, that day only.
         spikes = client.get("/api/trends/spikes", params={"at": "2026-01-05 10:30"}).json()
-        assert [(s["dimension"], s["value"], s["recent"], s["baseline"]) for s in spikes["data"]] == [
-            ("topic", "环境保护", 3, 0)]
-        assert client.get("/api/trends/spikes", params={"at": "2026-01-06 10:30"}).json() == {"data": [], "count": 0}
+        assert spikes["data"] == [] and [(s["dimension"], s["value"], s["recent"], s["baseline"])
+                                         for s in spikes["waiting_for_baseline"]] == [("topic", "环境保护", 3, 0)]
+        assert client.get("/api/trends/spikes", params={"at": "2026-01-06 10:30"}).json() == {
+            "data": [], "count": 0, "waiting_for_baseline": []}
         assert client.get("/api/trends/spikes", params={"dimension": "colour"}).status_code == 400
         risky = client.get("/api/items", params={"risk_level": "IV"}).json()
         assert risky["count"] >= 1

@@ -8,7 +8,7 @@ import sys
 
 from core.paths import REPO_ROOT
 
-FIELDS = {"id", "topic", "topic_score", "emotion", "polarity", "polarity_score", "risk_score", "risk_level",
+FIELDS = {"id", "topic", "topic_score", "emotion", "emotion_score", "polarity", "polarity_score", "risk_score", "risk_level",
           "risk_reasons", "keywords", "schemes"}
 
 
@@ -52,7 +52,7 @@ def test_classify_good_and_bad_lines():
         assert -1 <= o["polarity_score"] <= 1 and o["polarity"] in {"negative", "neutral", "positive"}
     assert out[0]["topic"] == "城乡建设" and out[0]["polarity"] == "negative"
     reasons = {r["feature"]: r for r in out[0]["risk_reasons"]}  # the negative tone counts, with its strength
-    assert reasons["polarity"]["weight"] > 0 and reasons["polarity"]["detail"].startswith("negative (0.")
+    assert reasons["polarity"]["weight"] > 0 and reasons["polarity"]["detail"].startswith("负面倾向（强度 0.")
     assert out[9]["polarity"] == "positive"
     for empty in (out[2], out[3]):  # no words at all: no topic guessed from nothing, and no feeling
         assert empty["topic"] is None and empty["topic_score"] is None
