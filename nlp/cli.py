@@ -177,12 +177,20 @@ def classify_cmd(
     events: Annotated[bool, typer.Option("--events", help="also cluster the batch into events (adds event_id)")] = False,
     batch_size: Annotated[int, typer.Option(min=1, max=100_000)] = 256,
     models_dir: Annotated[Path | None, typer.Option("--models-dir")] = None,
+    config_file: Annotated[Path | None, typer.Option("--config", "-c", help="YAML config whose risk terms, schemes, "
+                                                     "places and models are used (default: built-in settings)")] = None,
 ) -> None:
-    """Read JSON lines on stdin, write one JSON result (or error) line per input on stdout."""
+    """Read JSON lines on stdin, write one JSON result (or error) line per input on stdout. With --config the
+    result is what the service configured by that file gives for the same item."""
     from core.config import Config
     from core.errors import YuqingError
 
-    config = Config()
+    if config_file is not None:
+        from yuqing.config_file import load_config_or_exit
+
+        config = load_config_or_exit(config_file)
+    else:
+        config = Config()
     if models_dir is not None and hasattr(config, "nlp"):
         config.nlp.models_dir = models_dir
     try:

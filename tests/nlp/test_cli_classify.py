@@ -63,3 +63,50 @@ def test_classify_good_and_bad_lines():
 def test_events_flag_adds_event_id():
     out = run([json.dumps({"id": 1, "content": "地铁站附近占道经营"}, ensure_ascii=False)], "--events")
     assert "event_id" in out[0]
+
+
+FLOOD_CONFIG = """
+storage: {sqlite_path: DB}
+sources:
+  board_a: {channel: board}
+analysis:
+  risk:
+    categories:
+      flood: {weight: 25, label: 汛情, terms: [内涝, 被淹, 积水]}
+  schemes:
+    examples: false
+    items:
+      - {name: 防汛, subject: [车库, 小区], event: [内涝, 积水]}
+"""
+
+
+def test_classify_with_config_gives_what_the_service_gives(tmp_path):
+    """The same flood text scored 22.9/IV in the CLI and 47.9/III in the service: `--config` uses the configured
+    risk terms and schemes, and the result is the service's for the same item."""
+    from datetime import UTC, datetime, timedelta
+
+    from core.config import load_config
+    from core.models import RawRecord
+    from yuqing.service import build_service
+
+    path = tmp_path / "c.yaml"
+    path.write_text(FLOOD_CONFIG.replace("DB", str(tmp_path / "s.db")), encoding="utf-8")
+    published = (datetime.now(UTC) - timedelta(hours=2)).isoformat()
+    record = {"source_id": "f1", "title": "地下车库内涝", "content": "暴雨后小区地下车库严重内涝，几十辆车被淹，物业不管！",
+              "published_at": published}
+    service = build_service(load_config(path))
+    try:
+        ids = service.writer.ingest([RawRecord(source="board_a", payload=record)]).item_ids
+        stored = service.store.get(ids[0]).enrichment
+    finally:
+        service.close()
+    line = json.dumps({"id": "f1", "source": "board_a", "channel": "board", "title": record["title"],
+                       "content": record["content"], "published_at": published}, ensure_ascii=False)
+    configured = run([line], "--config", str(path))[0]
+    assert any(r["feature"] == "terms:flood" for r in configured["risk_reasons"])
+    assert configured["schemes"] == stored.schemes == ["防汛"]
+    for key in ("topic", "emotion", "polarity", "polarity_score", "risk_score", "risk_level", "keywords"):
+        assert configured[key] == getattr(stored, key), key
+    assert configured["risk_reasons"] == [r.model_dump(mode="json") for r in stored.risk_reasons]
+    plain = run([line])[0]
+    assert not any(r["feature"] == "terms:flood" for r in plain["risk_reasons"])
