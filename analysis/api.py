@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from access.guard import require
 from access.roles import FEED
-from analysis.event_store import get_event, list_events
+from analysis.event_store import get_event, list_events, list_issues
 from analysis.schemes import dry_run
 from analysis.spikes import DIMENSIONS, detect_spikes
 from analysis.stages import analysis_config, scheme_specs
@@ -37,6 +37,14 @@ def events_ranked(store: StoreDep, since: str | None = None, min_volume: Annotat
                   limit: Annotated[int, Query(ge=1, le=500)] = 50, offset: Annotated[int, Query(ge=0)] = 0) -> dict:
     """Events ranked by heat: `{data, count}`."""
     data, count = list_events(store, limit=limit, offset=offset, since=_time("since", since), min_volume=min_volume)
+    return {"data": data, "count": count}
+
+
+@router.get("/api/issues")
+def issues_ranked(store: StoreDep, min_events: Annotated[int, Query(ge=1)] = 1,
+                  limit: Annotated[int, Query(ge=1, le=500)] = 50, offset: Annotated[int, Query(ge=0)] = 0) -> dict:
+    """Issues (热点问题): the events of one grievance across time, most items first: `{data, count}`."""
+    data, count = list_issues(store, limit=limit, offset=offset, min_events=min_events)
     return {"data": data, "count": count}
 
 

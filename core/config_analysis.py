@@ -115,9 +115,12 @@ class EventsConfig(Strict):
 
     enabled: bool = True
     threshold: float = Field(0.3, gt=0, le=1)  # joins an event active within window_days
-    strong_threshold: float = Field(0.5, gt=0, le=1)  # joins an event whatever its age (long-running grievances)
-    name_threshold: float = Field(0.2, gt=0, le=1)  # joins an event naming the same site or body, whatever its age
+    strong_threshold: float = Field(0.5, gt=0, le=1)  # joins an open event (or links to a closed one's issue)
+    name_threshold: float = Field(0.2, gt=0, le=1)  # joins an open event naming the same site or body (ditto)
     window_days: float = Field(30, gt=0)
+    # an event without a new item for this long is closed; a later report of the same matter starts a new event of
+    # the same issue (热点问题)
+    close_days: float = Field(14, gt=0)
     max_active: int = Field(200_000, ge=100)
 
 

@@ -60,9 +60,16 @@ def test_classify_good_and_bad_lines():
     assert out[5]["topic"] is not None  # traditional characters and HTML remnants still have words
 
 
-def test_events_flag_adds_event_id():
-    out = run([json.dumps({"id": 1, "content": "地铁站附近占道经营"}, ensure_ascii=False)], "--events")
-    assert "event_id" in out[0]
+def test_events_flag_adds_event_and_issue_ids():
+    """The same grievance in January and in March: two events (bounded in time), one issue."""
+    text = "幸福里小区楼下烧烤店营业到凌晨，油烟和噪音扰民，要求相关部门处理。"
+    lines = [json.dumps({"id": i, "content": text + tail, "published_at": when}, ensure_ascii=False)
+             for i, (tail, when) in enumerate([("", "2026-01-05 10:00"), ("再次反映", "2026-01-06 10:00"),
+                                               ("居民再次投诉", "2026-03-10 22:00")])]
+    out = run(lines, "--events")
+    assert out[0]["event_id"] == out[1]["event_id"] != out[2]["event_id"]
+    assert out[0]["issue_id"] == out[1]["issue_id"] == out[2]["issue_id"] == out[0]["event_id"]
+    assert "issue_id" not in run(lines)[0]
 
 
 FLOOD_CONFIG = """
