@@ -13,8 +13,9 @@ out of the cosine):
   the term cosine "same problem": 油烟 rather than 楼板开裂 at 魅力之城小区);
 - cosine ≥ `threshold` and the item falls within `window_days` of the event's activity (first to last item);
 - cosine ≥ `strong_threshold`.
-An **issue** (热点问题) groups the events of one grievance across time: the same rules applied to closed events say
-that a new event raises again a matter already raised, and the new event takes that event's `issue_id` (a grievance
+An **issue** (热点问题) groups the events of one grievance across time: a closed event naming the same site or body
+with a term cosine ≥ `name_threshold` (same place, same subject) says that a new event raises again a matter already
+raised, and the new event takes that event's `issue_id` (a grievance
 about one place is raised for months or years until it is solved; 重复诉求 is what managers must see). An event that
 starts an issue has its own id as `issue_id`.
 The clusterer returns ids and keeps state; it never writes (see `analysis.event_store`).
@@ -303,6 +304,12 @@ class EventState:
                 "names": dict(self.names), "heat": self.heat}
 
 
+def _main_names(event: EventState, top: int = 2) -> set[str]:
+    """The sites or bodies an event is mainly about (its most named): an issue links events through these only, so a
+    name one post mentions in passing (or a badly cut one, 导致小区) never chains two grievances into one issue."""
+    return {name for name, _ in event.names.most_common(top)}
+
+
 def _post_keys(index: dict[str, list[str]], keys: Iterable[str], event_id: str) -> None:
     """Add `event_id` to the posting list of each key; a list past the cap drops its oldest half (a word in hundreds
     of events says little). One call per item and kind, the loop inside: joining posts ~7 keys per item."""
@@ -390,7 +397,7 @@ class EventClusterer:
                 if event.first_seen - close <= ts <= event.last_seen + close:
                     if sim > best_sim:
                         best, best_sim = event, sim
-                elif sim > earlier_sim:
+                elif sim > earlier_sim and _main_names(event) & set(names):
                     earlier, earlier_sim = event, sim
             if best is not None:
                 return best, best_sim, None
@@ -429,10 +436,8 @@ class EventClusterer:
                 sim -= sum(map(mul, matter_weights, map(get, matter_keys, repeat(0.0)))) / math.sqrt(event._norm2 or 1.0)
             if sim <= best_sim:
                 continue
-            if not event.first_seen - close <= ts <= event.last_seen + close:  # closed: at most the same issue
-                if sim >= cfg.strong_threshold and sim > earlier_sim:
-                    earlier, earlier_sim = event, sim
-                continue
+            if not event.first_seen - close <= ts <= event.last_seen + close:
+                continue  # closed; without a shared name the text alone does not make it the same issue
             # An event about a named site takes a report naming none only when it is very close.
             if sim >= cfg.strong_threshold:
                 best, best_sim = event, sim
@@ -564,7 +569,8 @@ class EventClusterer:
                     if not alive[j] or _centroid_cosine(keep, other, norms) < threshold:
                         continue
                     if other.first_seen > keep.last_seen + close or keep.first_seen > other.last_seen + close:
-                        self._link_issue(keep, other)  # the same grievance at another time: one issue, two events
+                        if _main_names(keep) & _main_names(other):  # what both are mainly about, not a passing name
+                            self._link_issue(keep, other)  # the same grievance at another time: one issue, two events
                         continue
                     self._absorb(keep, other)
                     norms.pop(keep.id, None)
