@@ -93,6 +93,17 @@ def item_labels(item: Item) -> dict[str, str]:
     }
 
 
+def is_backfill(item: Item) -> bool:
+    """Imported history (`yuqing import` marks its records `backfill`): stored and analysed, never alerted on."""
+    return item.extra.get("backfill") is True
+
+
+def fresh(items: list[Item], rule: RuleConfig, now: datetime) -> list[Item]:
+    """The items published within the rule's `max_age` of `now`."""
+    oldest = now - rule.max_age
+    return [i for i in items if i.published_at >= oldest]
+
+
 def _level_at_least(actual: str | None, minimum: str) -> bool:
     """I is the most severe: at least II means I or II."""
     if actual not in RISK_LEVELS:
@@ -149,22 +160,23 @@ class RuleEvaluator:
     # ---- items and events ------------------------------------------------------------------------------
 
     def evaluate(self, items: Iterable[Item], now: datetime) -> list[AlertDraft]:
-        """Drafts for stored items: event-level first, so inhibition already sees them when item alerts arrive."""
-        items = [i for i in items if i.id is not None]
+        """Drafts for stored items: event-level first, so inhibition already sees them when item alerts arrive.
+        Backfill (imported history) raises nothing, and each rule sees only items younger than its `max_age`."""
+        items = [i for i in items if i.id is not None and not is_backfill(i)]
         drafts: list[AlertDraft] = []
         event_cache: dict[str, EventStats | None] = {}
         for rule in self.rules:
             if rule.kind == "event":
-                drafts.extend(self._event_drafts(rule, items, event_cache))
+                drafts.extend(self._event_drafts(rule, fresh(items, rule, now), event_cache))
         for rule in self.rules:
             if rule.kind == "item":
-                for item in items:
+                for item in fresh(items, rule, now):
                     labels = item_labels(item)
                     if item_matches(rule, item, labels):
                         drafts.append(self._item_draft(rule, item, labels))
         for rule in self.rules:
             if rule.kind == "spike":
-                drafts.extend(self._spike_drafts(rule, items, now))
+                drafts.extend(self._spike_drafts(rule, fresh(items, rule, now), now))
         return drafts
 
     def _item_draft(self, rule: RuleConfig, item: Item, labels: dict[str, str]) -> AlertDraft:

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from access.guard import require
 from access.roles import FEED
-from analysis.event_store import get_event, list_events
+from analysis.event_store import get_event, list_events, list_issues
 from analysis.schemes import dry_run
 from analysis.spikes import DIMENSIONS, detect_spikes
 from analysis.stages import analysis_config, scheme_specs
@@ -37,6 +37,14 @@ def events_ranked(store: StoreDep, since: str | None = None, min_volume: Annotat
                   limit: Annotated[int, Query(ge=1, le=500)] = 50, offset: Annotated[int, Query(ge=0)] = 0) -> dict:
     """Events ranked by heat: `{data, count}`."""
     data, count = list_events(store, limit=limit, offset=offset, since=_time("since", since), min_volume=min_volume)
+    return {"data": data, "count": count}
+
+
+@router.get("/api/issues")
+def issues_ranked(store: StoreDep, min_events: Annotated[int, Query(ge=1)] = 1,
+                  limit: Annotated[int, Query(ge=1, le=500)] = 50, offset: Annotated[int, Query(ge=0)] = 0) -> dict:
+    """Issues (热点问题): the events of one grievance across time, most items first: `{data, count}`."""
+    data, count = list_issues(store, limit=limit, offset=offset, min_events=min_events)
     return {"data": data, "count": count}
 
 
@@ -87,12 +95,14 @@ def schemes_dry_run(body: DryRunRequest, store: StoreDep) -> dict[str, Any]:
 @router.get("/api/trends/spikes")
 def trends_spikes(store: StoreDep, config: ConfigDep, at: str | None = None,
                   dimension: Annotated[list[str] | None, Query()] = None) -> dict:
-    """Volume spikes per topic, scheme, region and source at `at` (default now), explained."""
+    """Volume spikes per topic, scheme, region and source at `at` (default now), explained; groups without enough
+    history yet are listed under `waiting_for_baseline` instead."""
     dims = tuple(dimension or DIMENSIONS)
     unknown = [d for d in dims if d not in DIMENSIONS]
     if unknown:
         raise InputError(f"unknown dimension {unknown[0]!r}; expected one of {', '.join(DIMENSIONS)}",
                          errors=[{"loc": ["query", "dimension"], "msg": "unknown dimension"}])
     now = _time("at", at) or datetime.now(UTC)
-    data = detect_spikes(store, analysis_config(config).spikes, now, dims)
-    return {"data": data, "count": len(data)}
+    waiting: list[dict] = []
+    data = detect_spikes(store, analysis_config(config).spikes, now, dims, waiting)
+    return {"data": data, "count": len(data), "waiting_for_baseline": waiting}

@@ -6,12 +6,18 @@ event keeps the sum of its items' vectors (top terms only), the named sites and 
 candidates costs a few dictionary look-ups over the recent events of the item's weightiest terms. Channels do not
 matter: a 12345 work order, a mailbox letter and Weibo posts about the same matter join one event.
 
-Joining rules (cosine of the item against the event's term centroid, names left out of the cosine):
-- the item names a site or body the event names and cosine ≥ `name_threshold`: joins whatever the age — a grievance
-  about one place or body is raised again for months or years until it is solved, and the shared name already says
-  "same matter" (the term cosine only has to say "same problem": 油烟 rather than 楼板开裂 at 魅力之城小区);
+An event is one incident, bounded in time: it is open while items keep coming, and `close_days` (14) without a new
+item closes it. Joining rules for an open event (cosine of the item against the event's term centroid, names left
+out of the cosine):
+- the item names a site or body the event names and cosine ≥ `name_threshold` (the shared name says "same place",
+  the term cosine "same problem": 油烟 rather than 楼板开裂 at 魅力之城小区);
 - cosine ≥ `threshold` and the item falls within `window_days` of the event's activity (first to last item);
-- cosine ≥ `strong_threshold`, whatever the age.
+- cosine ≥ `strong_threshold`.
+An **issue** (热点问题) groups the events of one grievance across time: a closed event naming the same site or body
+with a term cosine ≥ `name_threshold` (same place, same subject) says that a new event raises again a matter already
+raised, and the new event takes that event's `issue_id` (a grievance
+about one place is raised for months or years until it is solved; 重复诉求 is what managers must see). An event that
+starts an issue has its own id as `issue_id`.
 The clusterer returns ids and keeps state; it never writes (see `analysis.event_store`).
 """
 
@@ -266,6 +272,11 @@ class EventState:
     regions: Counter = field(default_factory=_counter)
     names: Counter = field(default_factory=_counter)
     _norm2: float | None = field(default=None, repr=False, compare=False)
+    issue_id: str = ""  # the grievance this incident is one episode of (its own id when it starts one)
+
+    def __post_init__(self) -> None:
+        if not self.issue_id:
+            self.issue_id = self.id
 
     @property
     def keywords(self) -> list[str]:
@@ -286,10 +297,17 @@ class EventState:
         return _dot(vector, self.centroid) / math.sqrt(norm2)
 
     def public(self) -> dict:
-        return {"id": self.id, "title": self.title, "keywords": self.keywords, "first_seen": self.first_seen,
+        return {"id": self.id, "issue_id": self.issue_id, "title": self.title, "keywords": self.keywords,
+                "first_seen": self.first_seen,
                 "last_seen": self.last_seen, "volume": self.volume, "engagement": self.engagement,
                 "sources": dict(self.sources), "channels": dict(self.channels), "regions": dict(self.regions),
                 "names": dict(self.names), "heat": self.heat}
+
+
+def _main_names(event: EventState, top: int = 2) -> set[str]:
+    """The sites or bodies an event is mainly about (its most named): an issue links events through these only, so a
+    name one post mentions in passing (or a badly cut one, 导致小区) never chains two grievances into one issue."""
+    return {name for name, _ in event.names.most_common(top)}
 
 
 def _post_keys(index: dict[str, list[str]], keys: Iterable[str], event_id: str) -> None:
@@ -345,13 +363,17 @@ class EventClusterer:
         return self.join_batch(((vector, ts, title, source, channel, region, engagement, names),))[0]
 
     def _best(self, vector: dict[str, float], ts: float, names: Sequence[str], index: dict[str, list[str]],
-              events: dict[str, EventState], cfg: EventsConfig) -> tuple[EventState | None, float]:
+              events: dict[str, EventState], cfg: EventsConfig
+              ) -> tuple[EventState | None, float, EventState | None]:
         """Candidates are the latest events of each of the item's names (all compared) and of its weightiest terms
         (only those sharing two or more of these terms are compared). An event naming other sites or bodies than
         the item does is never joined: 油烟扰民 at 润芳园小区 is not the 油烟扰民 of 魅力之城小区.
         Written for speed (it runs for every new item): cosines inline, the shared-term count only when two of the
-        looked-up postings can share an event, whether an event is named only when the rule needs it."""
+        looked-up postings can share an event, whether an event is named only when the rule needs it.
+        Returns (open event to join, its cosine, closed event of the same issue when no open one matches)."""
         best, best_sim = None, 0.0
+        earlier, earlier_sim = None, 0.0  # the best closed event the item would have joined: its issue continues
+        close = cfg.close_days * 86400
         named: set[str] | tuple = ()
         specific = False  # the item names a site or body found in few events (or none yet)
         for name in names:  # specific names and the latest events naming them
@@ -370,10 +392,15 @@ class EventClusterer:
                 if event is None:
                     continue
                 sim = event.cosine(vector)
-                if sim >= threshold and sim > best_sim:
-                    best, best_sim = event, sim
+                if sim < threshold:
+                    continue
+                if event.first_seen - close <= ts <= event.last_seen + close:
+                    if sim > best_sim:
+                        best, best_sim = event, sim
+                elif sim > earlier_sim and _main_names(event) & set(names):
+                    earlier, earlier_sim = event, sim
             if best is not None:
-                return best, best_sim
+                return best, best_sim, None
         found: list[str] = []
         for term in islice(vector, _LOOKUP_TERMS):  # the vector is ordered best first
             posting = index.get(term)
@@ -382,7 +409,7 @@ class EventClusterer:
         counts: dict[str, int] = {}
         _count_elements(counts, found)  # Counter's own C counting loop, without Counter's Python-level __init__
         if len(counts) == len(found):
-            return None, 0.0  # no event shares two of the terms
+            return None, 0.0, earlier  # no event shares two of the terms
         # Most shared first; the sort is stable, so equal counts keep first-found order (dicts keep insertion order).
         shared = sorted(counts.items(), key=_WEIGHT, reverse=True)[:_MAX_CANDIDATES]
         matter_keys: list[str] | None = None
@@ -409,6 +436,8 @@ class EventClusterer:
                 sim -= sum(map(mul, matter_weights, map(get, matter_keys, repeat(0.0)))) / math.sqrt(event._norm2 or 1.0)
             if sim <= best_sim:
                 continue
+            if not event.first_seen - close <= ts <= event.last_seen + close:
+                continue  # closed; without a shared name the text alone does not make it the same issue
             # An event about a named site takes a report naming none only when it is very close.
             if sim >= cfg.strong_threshold:
                 best, best_sim = event, sim
@@ -417,7 +446,7 @@ class EventClusterer:
                     event_named = bool(event_names) and self.has_specific(event_names)
                 if not event_named:
                     best, best_sim = event, sim
-        return best, best_sim
+        return best, best_sim, None if best is not None else earlier
 
     def join_batch(self, rows: Iterable[JoinRow]) -> list[str]:
         """Each row (vector, ts, title, source, channel, region, engagement, names) joins the best event or starts
@@ -436,10 +465,11 @@ class EventClusterer:
         for vector, ts, title, source, channel, region, engagement, names in rows:
             if not vector:
                 vector = {f"#{title[:20]}": 1.0}
-            event, _ = best_of(vector, ts, names, index, events, cfg)
+            event, _, earlier = best_of(vector, ts, names, index, events, cfg)
             if event is None:
                 event_id = new_id()
-                event = EventState(event_id, title[:120], ts, ts, vector.copy())
+                event = EventState(event_id, title[:120], ts, ts, vector.copy(),
+                                   issue_id=earlier.issue_id if earlier is not None else event_id)
                 events[event_id] = event
                 _post_keys(index, vector, event_id)  # every term is new to a fresh event
                 if len(events) > max_active:
@@ -522,6 +552,7 @@ class EventClusterer:
         merged: dict[str, str] = {}
         names, self.touched_names = self.touched_names, set()
         threshold = self.config.name_threshold
+        close = self.config.close_days * 86400
         norms: dict[str, float] = {}  # fresh squared norms of centroids compared in this call, by event id
         for name in sorted(names):  # a set's order follows the hash seed: merges must not
             posting = self._index.get(_NAME + name)
@@ -535,13 +566,28 @@ class EventClusterer:
                     continue
                 for j in range(i + 1, len(group)):
                     other = group[j]
-                    if alive[j] and _centroid_cosine(keep, other, norms) >= threshold:
-                        self._absorb(keep, other)
-                        norms.pop(keep.id, None)
-                        alive[j] = False
-                        merged[other.id] = keep.id
+                    if not alive[j] or _centroid_cosine(keep, other, norms) < threshold:
+                        continue
+                    if other.first_seen > keep.last_seen + close or keep.first_seen > other.last_seen + close:
+                        if _main_names(keep) & _main_names(other):  # what both are mainly about, not a passing name
+                            self._link_issue(keep, other)  # the same grievance at another time: one issue, two events
+                        continue
+                    self._absorb(keep, other)
+                    norms.pop(keep.id, None)
+                    alive[j] = False
+                    merged[other.id] = keep.id
         self.merged.update(merged)
         return merged
+
+    def _link_issue(self, a: EventState, b: EventState) -> None:
+        """Put two events (and every event of their issues) in one issue: the older issue's id is kept."""
+        keep, drop = (a.issue_id, b.issue_id) if a.first_seen <= b.first_seen else (b.issue_id, a.issue_id)
+        if keep == drop:
+            return
+        for event in self.events.values():
+            if event.issue_id == drop:
+                event.issue_id = keep
+                self.dirty.add(event.id)
 
     def _absorb(self, keep: EventState, other: EventState) -> None:
         centroid = keep.centroid

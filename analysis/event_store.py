@@ -39,8 +39,10 @@ events = Table(
     Column("regions", Text, nullable=False),
     Column("centroid", Text, nullable=False),
     Column("names", Text, nullable=False, server_default="{}"),
+    Column("issue_id", String(64), nullable=False, server_default=""),
     Column("updated_at", String(40), nullable=False),
     Index("ix_events_heat", "heat"),
+    Index("ix_events_issue", "issue_id"),
     Index("ix_events_last_seen", "last_seen_ts"),
 )
 
@@ -66,6 +68,17 @@ def _events_v2(conn) -> None:  # noqa: ANN001 - SQLAlchemy Connection
     conn.execute(dedup_signatures.delete())  # signatures of the old MinHash scheme do not compare with new ones
 
 
+@register("events", 3, "issues: the grievance (热点问题) each event is one episode of")
+def _events_v3(conn) -> None:  # noqa: ANN001 - SQLAlchemy Connection
+    columns = {column["name"] for column in inspect(conn).get_columns("events")}
+    if "issue_id" not in columns:
+        conn.exec_driver_sql("ALTER TABLE events ADD COLUMN issue_id VARCHAR(64) NOT NULL DEFAULT ''")
+    conn.execute(events.update().where(events.c.issue_id == "").values(issue_id=events.c.id))
+    indexes = {index["name"] for index in inspect(conn).get_indexes("events")}
+    if "ix_events_issue" not in indexes:
+        conn.exec_driver_sql("CREATE INDEX ix_events_issue ON events (issue_id)")
+
+
 def ensure_schema(store: StateStore) -> None:
     """Apply this component's migrations even when the store was opened before this module was imported."""
     store.migrate()
@@ -83,7 +96,7 @@ def _row(event: EventState, now: str) -> dict[str, Any]:
             "channels": json.dumps(dict(event.channels), ensure_ascii=False),
             "regions": json.dumps(dict(event.regions), ensure_ascii=False),
             "centroid": json.dumps({k: round(v, 5) for k, v in event.centroid.items()}, ensure_ascii=False),
-            "names": json.dumps(dict(event.names), ensure_ascii=False),
+            "names": json.dumps(dict(event.names), ensure_ascii=False), "issue_id": event.issue_id,
             "updated_at": now}
 
 
@@ -115,7 +128,8 @@ def _state(row: Any) -> EventState:
     return EventState(id=row.id, title=row.title, first_seen=row.first_seen_ts, last_seen=row.last_seen_ts,
                       centroid=json.loads(row.centroid), volume=row.volume, engagement=row.engagement,
                       sources=Counter(json.loads(row.sources)), channels=Counter(json.loads(row.channels)),
-                      regions=Counter(json.loads(row.regions)), names=Counter(json.loads(row.names or "{}")))
+                      regions=Counter(json.loads(row.regions)), names=Counter(json.loads(row.names or "{}")),
+                      issue_id=row.issue_id or row.id)
 
 
 def load(store: StateStore, clusterer: EventClusterer | None, index: NearDuplicateIndex | None) -> None:
@@ -140,7 +154,7 @@ def load(store: StateStore, clusterer: EventClusterer | None, index: NearDuplica
 def public(row: Any) -> dict[str, Any]:
     sources = json.loads(row.sources)
     channels = json.loads(row.channels)
-    return {"id": row.id, "title": row.title, "keywords": json.loads(row.keywords),
+    return {"id": row.id, "issue_id": row.issue_id or row.id, "title": row.title, "keywords": json.loads(row.keywords),
             "first_seen": _iso(row.first_seen_ts), "last_seen": _iso(row.last_seen_ts), "volume": row.volume,
             "engagement": row.engagement, "heat": row.heat,
             "heat_check": heat_index(row.volume, row.engagement, len(channels), len(sources)),
@@ -174,3 +188,40 @@ def get_event(store: StateStore, event_id: str) -> dict[str, Any]:
     data = public(row)
     data.pop("heat_check")
     return data
+
+
+def list_issues(store: StateStore, *, limit: int = 50, offset: int = 0, min_events: int = 1
+                ) -> tuple[list[dict[str, Any]], int]:
+    """Issues (热点问题: one grievance, any time) ranked by their items, then most recent: each with its events'
+    count, items, engagement and time span, the heat of all its items together (`heat_index`, the one definition)
+    and its events, hottest first."""
+    size = func.count().label("events")
+    grouped = (select(events.c.issue_id, size, func.sum(events.c.volume).label("volume"),
+                      func.sum(events.c.engagement).label("engagement"),
+                      func.min(events.c.first_seen_ts).label("first_seen"), func.max(events.c.last_seen_ts).label("last_seen"))
+               .group_by(events.c.issue_id).having(size >= min_events))
+    with store.read() as conn:
+        count = conn.execute(select(func.count()).select_from(grouped.subquery())).scalar_one()
+        groups = conn.execute(grouped.order_by(func.sum(events.c.volume).desc(), func.max(events.c.last_seen_ts).desc(),
+                                               events.c.issue_id).limit(limit).offset(offset)).all()
+        members = conn.execute(select(events).where(events.c.issue_id.in_([g.issue_id for g in groups]))
+                               .order_by(events.c.first_seen_ts)).all() if groups else []
+    by_issue: dict[str, list[Any]] = {}
+    for row in members:
+        by_issue.setdefault(row.issue_id, []).append(row)
+    out = []
+    for g in groups:
+        rows = by_issue.get(g.issue_id, [])
+        sources: set[str] = set()
+        channels: set[str] = set()
+        for row in rows:
+            sources.update(json.loads(row.sources))
+            channels.update(json.loads(row.channels))
+        first = rows[0] if rows else None
+        out.append({"id": g.issue_id, "title": first.title if first else "", "events": g.events,
+                    "volume": int(g.volume or 0), "engagement": int(g.engagement or 0),
+                    "first_seen": _iso(g.first_seen), "last_seen": _iso(g.last_seen),
+                    "heat": heat_index(int(g.volume or 0), int(g.engagement or 0), len(channels), len(sources)),
+                    "keywords": json.loads(first.keywords) if first else [],
+                    "event_ids": [row.id for row in sorted(rows, key=lambda r: -r.heat)]})
+    return out, count

@@ -1,9 +1,13 @@
 """Risk score (0–100) and grade (I–IV) with the evidence behind every point.
 
-Features, each a configured weight in points: anger/fear and negative polarity, sensitive-term categories (one
-Aho-Corasick pass finds every term of every category with its offsets), engagement and its velocity (log-scaled),
-channel, repeated complaints (near-duplicates and the size of the item's event), and an official reply that is missing
-or came after its deadline. The score is the sum, capped at 100; every addition is a `RiskReason`.
+Features, each a configured weight in points: anger/fear/sadness (× the classifier's calibrated confidence, and
+only above `emotion_min_confidence`: a polite question the model is unsure about adds nothing) and negative polarity,
+sensitive-term categories (one Aho-Corasick pass finds every term of every category with its offsets), engagement and
+its velocity (log-scaled), channel, repeated complaints (near-duplicates and the size of the item's event), how fast
+its event grows, and an official reply that is missing or came after its deadline. The score is the sum, capped at
+100; an item published more than `horizon_days` before scoring keeps only a decaying share of it (half per
+`stale_half_life_days` beyond the horizon): history must not bury today. Every addition is a `RiskReason` whose
+`detail` is Chinese for the reader ("情绪：愤怒（置信度 0.82）"); `feature` stays an identifier.
 """
 
 from __future__ import annotations
@@ -31,6 +35,10 @@ _REASONS: dict[tuple, RiskReason] = {}
 _MAX_REASONS = 100_000
 _MISSING = object()
 _NEGATIVE = frozenset(("negative", "neg", "负面"))  # polarity labels (lower-cased) that count as negative
+EMOTION_ZH = {"anger": "愤怒", "angry": "愤怒", "fear": "恐惧", "fearful": "恐惧", "sadness": "悲伤", "sad": "悲伤",
+              "disgust": "厌恶", "happiness": "喜悦", "surprise": "惊讶", "neutral": "中性"}
+CHANNEL_ZH = {"weibo": "微博", "news": "新闻", "wechat": "微信公众号", "board": "留言板", "mailbox": "领导信箱",
+              "hotline": "12345 热线"}
 
 
 def reason(*, feature: str, weight: float, detail: str = "", evidence: str | None = None,
@@ -76,6 +84,7 @@ class RiskContext(NamedTuple):
 
     repeats: int = 0
     event_volume: int = 1
+    event_days: int = 0  # whole days between the event's first and last item (its growth rate is volume / days)
 
 
 class RiskScorer:
@@ -94,12 +103,12 @@ class RiskScorer:
         self._scanner: TermScanner | None = None
         self._log_eng = math.log1p(config.engagement_saturation)
         self._log_vel = math.log1p(config.velocity_saturation)
-        self._emotions: dict[str, RiskReason | None] = {}
+        self._emotions: dict[tuple, RiskReason | None] = {}
         self._channels: dict[str, RiskReason | None] = {}
         self._memo: dict[tuple, RiskReason | None] = {}  # (feature, the one value its reason depends on) → reason
         # `score_many`'s: (reason, weight) per emotion, per polarity strength, per risk category with its hits and
         # evidence; (reasons, weights) per channel and context
-        self._emotion_weights: dict[str, tuple[RiskReason, float] | None] = {}
+        self._emotion_weights: dict[tuple, tuple[RiskReason, float] | None] = {}
         self._strengths: dict[float, tuple[RiskReason, float] | None] = {}
         self._term_reasons: dict[tuple, tuple[RiskReason, float]] = {}
         self._tails: dict[tuple, tuple[list[RiskReason], list[float]]] = {}
@@ -128,7 +137,7 @@ class RiskScorer:
             weight = cat.weight * min(1.5, 1 + 0.25 * (len(distinct) - 1))
             term, start, end = hits[0]
             reasons.append(reason(feature=f"terms:{name}", weight=round(weight, 2),
-                                      detail=f"{cat.label or name}: {'、'.join(distinct[:8])}",
+                                      detail=f"敏感词（{cat.label or name}）：{'、'.join(distinct[:8])}",
                                       evidence=text[start:end], span=(start, end)))
         return reasons
 
@@ -149,7 +158,7 @@ class RiskScorer:
         if replied is not None and replied.timestamp() > deadline and cfg.reply_late_weight:
             late = (replied.timestamp() - deadline) / 86400
             return reason(feature="reply_late", weight=cfg.reply_late_weight,
-                          detail=f"reply came {late:.0f} days after the {days:g}-day deadline")
+                          detail=f"答复逾期：超出 {days:g} 天办理时限 {late:.0f} 天后才答复")
         return None
 
     def _missing_reply(self, days: float, deadline: float, now_ts: float) -> RiskReason:
@@ -161,7 +170,7 @@ class RiskScorer:
         if found is None:
             found = self._remember(key, reason(
                 feature="reply_missing", weight=self.config.reply_missing_weight,
-                detail=f"no official reply {overdue:.0f} days after the {days:g}-day deadline"))
+                detail=f"未答复：已超出 {days:g} 天办理时限 {overdue:.0f} 天"))
         return found
 
     def _by_value(self, cache: dict[str, RiskReason | None], key: str, make: Callable[[str], RiskReason | None]
@@ -173,13 +182,19 @@ class RiskScorer:
             found = cache[key] = make(key)
             return found
 
-    def _emotion_reason(self, emotion: str) -> RiskReason | None:
+    def _emotion_reason(self, key: tuple[str, float | None]) -> RiskReason | None:
+        """The emotion's weight × its calibrated confidence, when the confidence reaches the threshold; an emotion
+        without a confidence (not from the calibrated classifier) or below it adds nothing."""
+        emotion, confidence = key
         w = self.config.emotion_weights.get(emotion.lower(), 0)
-        return reason(feature="emotion", weight=w, detail=f"emotion {emotion}") if w else None
+        if not w or confidence is None or confidence < self.config.emotion_min_confidence:
+            return None
+        return reason(feature="emotion", weight=round(w * confidence, 2),
+                      detail=f"情绪：{EMOTION_ZH.get(emotion.lower(), emotion)}（置信度 {confidence:.2f}）")
 
     def _channel_reason(self, channel: str) -> RiskReason | None:
         w = self.config.channel_weights.get(channel, 0)
-        return reason(feature="channel", weight=w, detail=f"channel {channel}") if w else None
+        return reason(feature="channel", weight=w, detail=f"渠道：{CHANNEL_ZH.get(channel, channel)}") if w else None
 
     def score(self, item: Item, now: datetime, context: RiskContext | None = None,
               term_hits: dict[str, list[tuple[str, int, int]]] | None = None) -> tuple[float, str, list[RiskReason]]:
@@ -187,11 +202,12 @@ class RiskScorer:
         already found by a shared scan (else scanned here)."""
         return self.score_many([item], now.timestamp(), [context], [term_hits])[0]
 
-    def _head(self, emotion: str | None, polarity: str | None, polarity_score: float | None) -> list[RiskReason]:
+    def _head(self, emotion: str | None, polarity: str | None, polarity_score: float | None,
+              emotion_score: float | None = None) -> list[RiskReason]:
         """The reasons that come before the terms: emotion, then negative polarity."""
         cfg = self.config
         reasons: list[RiskReason] = []
-        if emotion and (r := self._by_value(self._emotions, emotion, self._emotion_reason)) is not None:
+        if emotion and (r := self._by_value(self._emotions, (emotion, emotion_score), self._emotion_reason)) is not None:
             reasons.append(r)
         if polarity and polarity.lower() in _NEGATIVE and cfg.negative_weight:
             # The classifier's polarity_score is negative for negative text: its magnitude is the strength.
@@ -200,7 +216,7 @@ class RiskScorer:
             r = self._memo.get(key, _MISSING)
             if r is _MISSING:
                 w = round(cfg.negative_weight * max(0.0, min(1.0, strength)), 2)
-                r = self._remember(key, reason(feature="polarity", weight=w, detail=f"negative ({strength:.2f})")
+                r = self._remember(key, reason(feature="polarity", weight=w, detail=f"负面倾向（强度 {strength:.2f}）")
                                    if w else None)
             if r is not None:
                 reasons.append(r)
@@ -215,13 +231,13 @@ class RiskScorer:
             r = self._memo.get(key)
             if r is None:
                 w = round(cfg.engagement_weight * min(1.0, math.log1p(eng) / self._log_eng), 2)
-                r = self._remember(key, reason(feature="engagement", weight=w, detail=f"{eng} likes, reposts and comments"))
+                r = self._remember(key, reason(feature="engagement", weight=w, detail=f"互动量：点赞、转发、评论共 {eng} 次"))
             reasons.append(r)
             hours = max(1.0, (now_ts - published) / 3600)
             per_hour = eng / hours
             if cfg.velocity_weight and per_hour >= 1:
                 w = round(cfg.velocity_weight * min(1.0, math.log1p(per_hour) / self._log_vel), 2)
-                reasons.append(reason(feature="velocity", weight=w, detail=f"{per_hour:.1f} interactions per hour"))
+                reasons.append(reason(feature="velocity", weight=w, detail=f"传播速度：每小时 {per_hour:.1f} 次互动"))
         return reasons
 
     def _tail(self, channel: str, context: RiskContext | None) -> list[RiskReason]:
@@ -235,8 +251,26 @@ class RiskScorer:
             if repeats and cfg.repeat_weight:
                 w = round(cfg.repeat_weight * min(1.0, repeats / cfg.repeat_saturation), 2)
                 reasons.append(reason(feature="repeated", weight=w,
-                                      detail=f"{context.repeats} near-duplicates, {context.event_volume} items in its event"))
+                                      detail=f"重复诉求：{context.repeats} 条近似重复，所属事件共 {context.event_volume} 条"))
+            # growth: items per day over the event's life so far (a day at least), from its third item on
+            if context.event_volume >= 3 and cfg.growth_weight:
+                per_day = context.event_volume / max(1, context.event_days)
+                if per_day >= 1:
+                    w = round(cfg.growth_weight * min(1.0, math.log1p(per_day) / math.log1p(cfg.growth_saturation)), 2)
+                    reasons.append(reason(feature="event_growth", weight=w,
+                                          detail=f"事件增长：{max(1, context.event_days)} 天内 {context.event_volume} 条，"
+                                                 f"每天 {per_day:.1f} 条"))
         return reasons
+
+    def _stale(self, total: float, age_days: float) -> RiskReason | None:
+        """The share of `total` an item loses for being older than the horizon (half per half-life beyond it)."""
+        cfg = self.config
+        beyond = age_days - cfg.horizon_days
+        if beyond <= 0 or total <= 0:
+            return None
+        keep = 0.5 ** (beyond / cfg.stale_half_life_days)
+        return reason(feature="recency", weight=-round(total * (1 - keep), 2),
+                      detail=f"时效：发布于 {age_days:.0f} 天前，超出 {cfg.horizon_days:g} 天的时效范围")
 
     def score_many(self, items: Sequence[Item], now_ts: float, contexts: Sequence[RiskContext | None],
                    term_hits: Sequence[dict[str, list[tuple[str, int, int]]] | None]
@@ -268,10 +302,12 @@ class RiskScorer:
             reasons: list[RiskReason] = []
             weights: list[float] = []
             if emotion := e.emotion:
-                got = emotions.get(emotion, _MISSING)
+                confidence = e.emotion_score
+                emotion_key = (emotion, None if confidence is None else round(confidence, 2))
+                got = emotions.get(emotion_key, _MISSING)
                 if got is _MISSING:
-                    r = self._by_value(self._emotions, emotion, self._emotion_reason)
-                    got = emotions[emotion] = None if r is None else (r, r.weight)
+                    r = self._by_value(self._emotions, emotion_key, self._emotion_reason)
+                    got = emotions[emotion_key] = None if r is None else (r, r.weight)
                 if got is not None:
                     reasons.append(got[0])
                     weights.append(got[1])
@@ -303,7 +339,7 @@ class RiskScorer:
             eng = engagement.likes + engagement.dislikes + engagement.reposts + engagement.comments + engagement.reads // 100
             channel = item.channel._value_  # the plain str: Enum.value is a property, a Python call per item
             replies = channel in _REPLY_CHANNELS
-            published = item.published_at.timestamp() if eng or replies else 0.0
+            published = item.published_at.timestamp()
             if eng:
                 made = self._engagement(eng, published, now_ts)
                 reasons += made
@@ -326,7 +362,12 @@ class RiskScorer:
                 if reply is not None:
                     reasons.append(reply)
                     weights.append(reply.weight)
-            total = round(min(100.0, sum(weights)), 2)
+            total = min(100.0, sum(weights))
+            stale = self._stale(total, (now_ts - published) / 86400)
+            if stale is not None:
+                reasons.append(stale)
+                total += stale.weight
+            total = round(max(0.0, total), 2)
             level = "I" if total >= level_i else "II" if total >= level_ii else "III" if total >= level_iii else "IV"  # grade
             out.append((total, level, reasons))
         return out

@@ -4,6 +4,10 @@ Test: given n items of a group in the recent and baseline windows together, the 
 p0 = recent / (recent + baseline) hours when nothing changed; a spike is a one-sided p-value below `alpha`, at least
 `min_count` recent items and a rate ratio of at least `min_ratio`. Each spike is explained by the keywords that grew
 most (recent share vs baseline share) and the sources and regions of its recent items.
+
+A group needs a history first: with fewer than `min_baseline` items in its baseline window (right after start-up,
+a new source) any volume would look like a 100× burst, so it is listed as waiting for a baseline instead
+(`detect_spikes(..., waiting=[])`), with the reason in Chinese.
 """
 
 from __future__ import annotations
@@ -33,8 +37,10 @@ def _values(row: dict[str, Any], dimension: str) -> list[str]:
     return [value] if value else []
 
 
-def detect_spikes(store: ItemReads, config: SpikesConfig, now: datetime, dimensions: tuple[str, ...] = DIMENSIONS) -> list[dict]:
-    """Spikes at `now`, strongest (smallest p-value) first, each with its explanation."""
+def detect_spikes(store: ItemReads, config: SpikesConfig, now: datetime, dimensions: tuple[str, ...] = DIMENSIONS,
+                  waiting: list[dict] | None = None) -> list[dict]:
+    """Spikes at `now`, strongest (smallest p-value) first, each with its explanation. Groups with recent volume but
+    too little history are appended to `waiting` (when given) rather than reported."""
     recent_start = (now - timedelta(hours=config.recent_hours)).timestamp()
     base_start = recent_start - config.baseline_hours * 3600
     rows = _rows(store, datetime.fromtimestamp(base_start, UTC), now)
@@ -50,6 +56,13 @@ def detect_spikes(store: ItemReads, config: SpikesConfig, now: datetime, dimensi
             recent, base = parts["recent"], parts["base"]
             r, b = len(recent), len(base)
             if r < config.min_count:
+                continue
+            if b < config.min_baseline:
+                if waiting is not None:
+                    waiting.append({"dimension": dimension, "value": value, "recent": r, "baseline": b,
+                                    "status": "no_baseline",
+                                    "reason": f"基线不足：此前 {config.baseline_hours:g} 小时仅 {b} 条"
+                                              f"（至少需要 {config.min_baseline} 条），暂不判断是否激增"})
                 continue
             expected = (b + 1) * config.recent_hours / config.baseline_hours  # +1: a group new this hour still has a rate
             ratio = r / expected

@@ -126,7 +126,7 @@ class AnalysisState:
         self.dedup = NearDuplicateIndex(threshold=config.dedup.threshold, max_entries=config.dedup.max_entries)
         self.events = EventClusterer(config.events)
         self.dup_counts: Counter[int] = Counter()  # repeats per chain root, for the risk feature
-        self._contexts: dict[tuple[int, int], RiskContext] = {}  # (repeats, event volume) → its one RiskContext
+        self._contexts: dict[tuple[int, int, int], RiskContext] = {}  # (repeats, event volume, days) → its RiskContext
         self.known: dict[tuple[str, str], tuple[int | None, str | None, int]] = {}  # memory mode: key → (id, event, eng)
         # Temporary ids stay unique across batches: one whose item never reached the store stays in the index.
         self._next_temp = -1
@@ -241,7 +241,7 @@ class AnalysisState:
                 p.known = known.get((item.source, item.source_id))
 
     def risk_contexts(self, items: list[Item]) -> list[RiskContext]:
-        """Each item's RiskContext (repeats of its near-duplicate chain, volume of its event), for a whole batch."""
+        """Each item's RiskContext (repeats of its near-duplicate chain, volume and span of its event), for a batch."""
         dup_counts, root_of, events, interned = self.dup_counts, self.dedup.root, self.events.events, self._contexts
         if len(interned) > 100_000:
             interned.clear()
@@ -251,7 +251,8 @@ class AnalysisState:
             root = e.near_duplicate_of
             event = events.get(e.event_id) if e.event_id else None
             # A plain pair finds the equal named tuple (a few hundred distinct ones): no Python-level __new__ per item
-            pair = (dup_counts.get(root_of(root), 0) if root else 0, event.volume if event else 1)
+            pair = (dup_counts.get(root_of(root), 0) if root else 0, event.volume if event else 1,
+                    int((event.last_seen - event.first_seen) // 86400) if event else 0)
             context = interned.get(pair)
             if context is None:
                 context = interned[pair] = RiskContext(*pair)

@@ -365,6 +365,8 @@ class RuleConfig(Strict):
     regions: list[str] | None = None
     min_event_items: int | None = Field(None, ge=1)
     min_event_heat: float | None = Field(None, ge=0)
+    # items published longer ago never raise this rule (history is not news); raise it to alert on older items
+    max_age: Duration = timedelta(days=7)
     spike: SpikeSpec | None = None
     source_statuses: list[Literal["degraded", "failing"]] = Field(default_factory=lambda: ["degraded", "failing"])
     deadline_stages: list[Literal["warning", "breach"]] = Field(default_factory=lambda: ["warning", "breach"])

@@ -50,9 +50,14 @@ class RiskConfig(Strict):
     levels: RiskLevels = Field(default_factory=RiskLevels)
     terms_file: Path | None = None  # replaces the shipped analysis/resources/risk_terms.yaml
     categories: dict[str, RiskCategory] = Field(default_factory=dict)  # added to / replacing shipped categories
+    # × the classifier's calibrated confidence; only anger, fear and sadness signal risk
     emotion_weights: dict[str, float] = Field(default_factory=lambda: {
-        "angry": 15, "anger": 15, "愤怒": 15, "fear": 12, "fearful": 12, "恐惧": 12, "disgust": 8, "厌恶": 8,
-        "sad": 5, "sadness": 5, "悲伤": 5})
+        "angry": 15, "anger": 15, "愤怒": 15, "fear": 12, "fearful": 12, "恐惧": 12, "sad": 5, "sadness": 5, "悲伤": 5})
+    emotion_min_confidence: float = Field(0.5, ge=0, le=1)  # below it the emotion adds nothing
+    horizon_days: float = Field(7, gt=0)  # older items keep only a decaying share of their score
+    stale_half_life_days: float = Field(30, gt=0)  # beyond the horizon, the score halves every this many days
+    growth_weight: float = 8  # the item's event growing fast (items per day, log-scaled)
+    growth_saturation: float = Field(20, gt=0)  # items per day at which the full weight applies
     negative_weight: float = 8  # × |polarity_score| when polarity is negative
     engagement_weight: float = 12
     engagement_saturation: int = Field(10_000, ge=1)  # likes+reposts+comments at which the full weight applies (log)
@@ -110,9 +115,12 @@ class EventsConfig(Strict):
 
     enabled: bool = True
     threshold: float = Field(0.3, gt=0, le=1)  # joins an event active within window_days
-    strong_threshold: float = Field(0.5, gt=0, le=1)  # joins an event whatever its age (long-running grievances)
-    name_threshold: float = Field(0.2, gt=0, le=1)  # joins an event naming the same site or body, whatever its age
+    strong_threshold: float = Field(0.5, gt=0, le=1)  # joins an open event (or links to a closed one's issue)
+    name_threshold: float = Field(0.2, gt=0, le=1)  # joins an open event naming the same site or body (ditto)
     window_days: float = Field(30, gt=0)
+    # an event without a new item for this long is closed; a later report of the same matter starts a new event of
+    # the same issue (热点问题)
+    close_days: float = Field(14, gt=0)
     max_active: int = Field(200_000, ge=100)
 
 
@@ -124,6 +132,7 @@ class SpikesConfig(Strict):
     alpha: float = Field(0.01, gt=0, lt=1)
     min_count: int = Field(5, ge=1)
     min_ratio: float = Field(2.0, ge=1)
+    min_baseline: int = Field(3, ge=0)  # items a group needs in its baseline window before it can spike
 
 
 class AnalysisConfig(Strict):

@@ -71,6 +71,7 @@ class Enrichment(BaseModel):
     topic: str | None = None
     topic_score: float | None = None
     emotion: str | None = None
+    emotion_score: float | None = None  # calibrated confidence of `emotion`; risk counts an emotion only above a threshold
     polarity: str | None = None
     polarity_score: float | None = None
     risk_score: float | None = None

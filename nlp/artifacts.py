@@ -182,6 +182,20 @@ def render_card(name: str, meta: dict[str, Any]) -> str:
         for cls, row in ev.get("per_class", {}).items():
             lines.append(f"| {cls} | {row['f1']:.4f} | {row['support']} |")
         lines.append("")
+    cal = card.get("calibration")
+    if cal:
+        lines += ["## Calibration (held out)", "", f"{cal['method']}; scale {cal['scale']}.", "",
+                  f"ECE **{cal['ece']:.4f}** (uncalibrated softmax of the margins: {cal['ece_before']:.4f}); below a "
+                  f"confidence of {cal['threshold']:g} the model abstains: **{cal['abstention_rate']:.1%}** of items, "
+                  f"accuracy on the rest {cal['accuracy_when_confident']}."]
+        lines += [f"macro-F1 with abstentions as {k.rsplit('_', 1)[1]}: **{v:.4f}**" for k, v in cal.items()
+                  if k.startswith("macro_f1_abstentions_as_")]
+        if cal.get("abstention_sweep"):
+            lines += ["", "macro-F1 by abstention threshold (the best is served): " + ", ".join(
+                f"{t}: {f:.4f}" for t, f in cal["abstention_sweep"].items())]
+        lines += ["", "| confidence bin | n | mean confidence | accuracy |", "|---|---|---|---|"]
+        lines += [f"| {r['bin']} | {r['n']} | {r['confidence']:.3f} | {r['accuracy']:.3f} |" for r in cal["reliability"]]
+        lines.append("")
     if card.get("caveats"):
         lines += ["## Caveats", ""] + [f"- {c}" for c in card["caveats"]] + [""]
     tried = card.get("tried")  # measured and not adopted: kept so nobody re-measures blind

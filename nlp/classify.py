@@ -28,6 +28,7 @@ class Prediction:
     emotion: str
     polarity: str
     polarity_score: float
+    emotion_score: float = 0.0  # calibrated confidence of `emotion` (0 for an abstention, served as neutral)
 
 
 class Classifier:
@@ -47,6 +48,8 @@ class Classifier:
         self.topic, self.emotion, self.polarity = topic, emotion, polarity
         self.neutral_band = neutral_band
         self.emotion_weight = emotion_weight
+        # below this calibrated confidence the emotion model abstains: the item is served as neutral (card's value)
+        self.emotion_min_confidence = float(emotion.card.get("calibration", {}).get("threshold", 0.0))
         self.featurizer = Featurizer(topic.spec)
         models = (topic, emotion, polarity)
         union = np.unique(np.concatenate([m.used for m in models]))
@@ -82,11 +85,11 @@ class Classifier:
         return [Prediction(*row) for row in zip(*self.columns(docs), strict=True)]
 
     def columns(self, docs: list[Doc], words: np.ndarray | WordIds | None = None
-                ) -> tuple[list[str | None], list[float | None], list[str], list[str], list[float]]:
-        """`predict` as five lists (topic, topic score, emotion, polarity, polarity score), without an object per
-        document: the classify stage writes them straight into the items."""
+                ) -> tuple[list[str | None], list[float | None], list[str], list[str], list[float], list[float]]:
+        """`predict` as six lists (topic, topic score, emotion, polarity, polarity score, emotion score), without an
+        object per document: the classify stage writes them straight into the items."""
         if not docs:
-            return [], [], [], [], []
+            return [], [], [], [], [], []
         td, ed, pd_ = self.decisions(docs, words)
         tp = artifacts.margins_to_proba(td, self.topic.scale)
         ep = artifacts.margins_to_proba(ed, self.emotion.scale)
@@ -98,15 +101,18 @@ class Classifier:
         ti, ei = tp.argmax(axis=1), ed.argmax(axis=1)
         topic_scores: list[float | None] = np.round(tp[np.arange(len(docs)), ti], 4).tolist()
         topics: list[str | None] = np.array(self.topic.classes, dtype=object)[ti].tolist()
-        emotions = np.array(self.emotion.classes, dtype=object)[ei].tolist()
+        emotion_conf = ep[np.arange(len(docs)), ei]
+        confident = emotion_conf >= self.emotion_min_confidence
+        emotions = np.where(confident, np.array(self.emotion.classes, dtype=object)[ei], "neutral").tolist()
+        emotion_scores = np.where(confident, np.round(emotion_conf, 4), 0.0).tolist()
         band = self.neutral_band
         labels = np.where(rounded >= band, "positive", np.where(rounded <= -band, "negative", "neutral")).tolist()
         scores = rounded.tolist()
         for k, doc in enumerate(docs):
             if not doc.tokens:  # nothing to read (empty, emoji-only): no subject to guess, no feeling either way
                 topics[k], topic_scores[k] = None, None
-                emotions[k], labels[k], scores[k] = "neutral", "neutral", 0.0
-        return topics, topic_scores, emotions, labels, scores
+                emotions[k], labels[k], scores[k], emotion_scores[k] = "neutral", "neutral", 0.0, 0.0
+        return topics, topic_scores, emotions, labels, scores, emotion_scores
 
 
 _cache: dict[tuple[str, float, float], Classifier] = {}

@@ -2,10 +2,10 @@
 
 classify reads one JSON object per line on stdin, `{"id", "title", "content"}` plus optional `source`, `channel`,
 `published_at`, `likes`, `reposts`, `comments`, and writes one JSON line per input, in input order, with `id`,
-`topic`, `topic_score`, `emotion`, `polarity`, `polarity_score`, `risk_score`, `risk_level`, `risk_reasons`,
-`keywords`, `schemes` (and `event_id` with --events). A line that cannot be read gives `{"id": ..., "error": ...}`.
-An item with no words (empty, emoji or punctuation only) gets `topic` and `topic_score` null, emotion and polarity
-neutral.
+`topic`, `topic_score`, `emotion`, `emotion_score` (calibrated confidence), `polarity`, `polarity_score`,
+`risk_score`, `risk_level`, `risk_reasons`, `keywords`, `schemes` (and `event_id`, `issue_id` with --events).
+A line that cannot be read gives `{"id": ..., "error": ...}`. An item with no words (empty, emoji or punctuation
+only) gets `topic` and `topic_score` null, emotion and polarity neutral.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ import typer
 nlp_app = typer.Typer(help="Text understanding: train models, classify JSON lines.", no_args_is_help=True,
                       pretty_exceptions_enable=False)
 
-OUTPUT_FIELDS = ("topic", "topic_score", "emotion", "polarity", "polarity_score", "risk_score", "risk_level",
-                 "risk_reasons", "keywords", "schemes")
+OUTPUT_FIELDS = ("topic", "topic_score", "emotion", "emotion_score", "polarity", "polarity_score", "risk_score",
+                 "risk_level", "risk_reasons", "keywords", "schemes")
 
 
 @nlp_app.command("train")
@@ -107,7 +107,9 @@ class _Bad(ValueError):
         self.ident = ident
 
 
-def result_of(ident: Any, item: Any, events: bool) -> dict[str, Any]:
+def result_of(ident: Any, item: Any, events: Any) -> dict[str, Any]:
+    """The output line of one item; `events`: the batch's event clusterer (`--events`: adds event_id and issue_id),
+    or None."""
     e = item.enrichment
     out: dict[str, Any] = {"id": ident}
     for key in OUTPUT_FIELDS:
@@ -117,6 +119,8 @@ def result_of(ident: Any, item: Any, events: bool) -> dict[str, Any]:
         out[key] = value
     if events:
         out["event_id"] = e.event_id
+        event = events.events.get(events.resolve(e.event_id)) if e.event_id else None
+        out["issue_id"] = event.issue_id if event is not None else None
     return out
 
 
@@ -128,7 +132,10 @@ def classify_stream(lines: Any, out: Any, *, events: bool = False, batch_size: i
     from flow.stages import Batch, Chain
 
     config = config or Config()
-    chain = Chain(build_enrich_stages(config, store=None))  # the events stage is always part of it
+    stages = build_enrich_stages(config, store=None)  # the events stage is always part of it
+    chain = Chain(stages)
+    state = next((s.state for s in stages if getattr(s, "state", None) is not None), None)
+    clusterer = state.events if events and state is not None else None
     now = datetime.now(UTC)
     errors = 0
     pending: list[tuple[Any, Any, str | None]] = []  # (id, item or None, error)
@@ -148,7 +155,7 @@ def classify_stream(lines: Any, out: Any, *, events: bool = False, batch_size: i
                 errors += 1
                 out.write(json.dumps({"id": ident, "error": err}, ensure_ascii=False) + "\n")
             else:
-                out.write(json.dumps(result_of(ident, item, events), ensure_ascii=False, default=str) + "\n")
+                out.write(json.dumps(result_of(ident, item, clusterer), ensure_ascii=False, default=str) + "\n")
         out.flush()
         pending.clear()
 
@@ -174,15 +181,24 @@ def classify_stream(lines: Any, out: Any, *, events: bool = False, batch_size: i
 
 @nlp_app.command("classify")
 def classify_cmd(
-    events: Annotated[bool, typer.Option("--events", help="also cluster the batch into events (adds event_id)")] = False,
+    events: Annotated[bool, typer.Option("--events", help="also cluster the batch into events and issues (adds event_id, "
+                                                           "issue_id)")] = False,
     batch_size: Annotated[int, typer.Option(min=1, max=100_000)] = 256,
     models_dir: Annotated[Path | None, typer.Option("--models-dir")] = None,
+    config_file: Annotated[Path | None, typer.Option("--config", "-c", help="YAML config whose risk terms, schemes, "
+                                                     "places and models are used (default: built-in settings)")] = None,
 ) -> None:
-    """Read JSON lines on stdin, write one JSON result (or error) line per input on stdout."""
+    """Read JSON lines on stdin, write one JSON result (or error) line per input on stdout. With --config the
+    result is what the service configured by that file gives for the same item."""
     from core.config import Config
     from core.errors import YuqingError
 
-    config = Config()
+    if config_file is not None:
+        from yuqing.config_file import load_config_or_exit
+
+        config = load_config_or_exit(config_file)
+    else:
+        config = Config()
     if models_dir is not None and hasattr(config, "nlp"):
         config.nlp.models_dir = models_dir
     try:

@@ -18,7 +18,7 @@ from nlp.classify import Classifier
 from nlp.features import MAX_CHARS, Doc, WordIds
 
 logger = logging.getLogger(__name__)
-_PREDICTED = ("topic", "topic_score", "emotion", "polarity", "polarity_score")
+_PREDICTED = ("topic", "topic_score", "emotion", "polarity", "polarity_score", "emotion_score")
 
 
 class SegmentStage:
@@ -87,12 +87,13 @@ class ClassifyStage:
         docs = self.docs(batch)  # fills batch.tokens first
         words = self.word_ids(batch, batch.items) if self.word_ids is not None else None
         columns = self.classifier.columns(docs, words)
-        for item, topic, topic_score, emotion, polarity, polarity_score in zip(batch.items, *columns, strict=True):
-            # Five plain fields, set as pydantic's own __setattr__ sets them (no validate_assignment), in one go.
+        for item, topic, topic_score, emotion, polarity, polarity_score, emotion_score in zip(batch.items, *columns,
+                                                                                            strict=True):
+            # Six plain fields, set as pydantic's own __setattr__ sets them (no validate_assignment), in one go.
             e = item.enrichment
             values = e.__dict__
             values["topic"], values["topic_score"], values["emotion"] = topic, topic_score, emotion
-            values["polarity"], values["polarity_score"] = polarity, polarity_score
+            values["polarity"], values["polarity_score"], values["emotion_score"] = polarity, polarity_score, emotion_score
             e.__pydantic_fields_set__.update(_PREDICTED)
 
 

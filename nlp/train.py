@@ -10,16 +10,18 @@ keeps `disgust` for clear cases) are tuned for macro-F1 on inner folds only, so 
 from __future__ import annotations
 
 import logging
+import math
 import re
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 import sklearn
 from scipy import sparse
+from scipy.optimize import minimize_scalar
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score, precision_recall_fscore_support
 from sklearn.model_selection import GroupKFold
@@ -40,6 +42,12 @@ EMO7_MAP = {"optimism": "happiness", "gratitude": "happiness", "anger": "anger",
             "sadness": "sadness", "surprise": "surprise", "fear": "fear"}
 _WEIBO_EMOTICON = re.compile(r"\[[^\[\]\s]{1,8}\]")
 SPEC = FeatureSpec()
+# Calibrated confidence below which a model abstains (kept in the card; the classifier reads it from there): an
+# emotion below it is served as neutral and adds nothing to risk; topic and polarity report their abstention rates.
+TOPIC_MIN_CONFIDENCE = 0.5
+EMOTION_MIN_CONFIDENCE = 0.5  # the sweep below picks the emotion model's own threshold for the best macro-F1
+POLARITY_MIN_CONFIDENCE = 0.6
+ABSTENTION_SWEEP = (0.0, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5)
 
 
 @dataclass(frozen=True)
@@ -529,26 +537,104 @@ def _fold_decisions(counts: sparse.csr_matrix, ds: Dataset, recipe: Recipe, trai
     out[np.ix_(out_rows, cols)] = fitted.decisions(counts[test_rows])
 
 
+class CrossValidated(NamedTuple):
+    """What nested CV leaves for the card: held-out predictions, the final offsets, and the held-out decisions (each
+    fold's own offsets applied, as serving applies the final ones) with their fold, for calibration."""
+
+    pred: np.ndarray
+    offsets: np.ndarray
+    decisions: np.ndarray
+    fold: np.ndarray
+
+
 def cross_validate(counts: sparse.csr_matrix, ds: Dataset, recipe: Recipe, folds: int = 5, *,
                    tune: bool = True, scored_classes: tuple[str, ...] | None = None,
-                   inner_folds: int = 3) -> tuple[np.ndarray, np.ndarray]:
-    """Nested CV over the scored rows: (predicted labels, final offsets). Each outer fold tunes offsets on inner
-    out-of-fold decisions of its own training part; the final offsets are tuned on all outer out-of-fold decisions."""
+                   inner_folds: int = 3) -> CrossValidated:
+    """Nested CV over the scored rows. Each outer fold tunes offsets on inner out-of-fold decisions of its own
+    training part; the final offsets are tuned on all outer out-of-fold decisions."""
     classes = sorted(set(ds.labels))
     scored = np.flatnonzero(ds.eval_mask)
     extra = np.flatnonzero(~ds.eval_mask)
     cls = np.array(classes, dtype=object)
     pred = np.empty(len(scored), dtype=object)
     outer = np.zeros((len(scored), len(classes)))
-    for tr, te in _folds(ds.groups[scored], folds).split(scored, groups=ds.groups[scored]):
+    held_out = np.zeros_like(outer)
+    fold = np.zeros(len(scored), dtype=int)
+    for k, (tr, te) in enumerate(_folds(ds.groups[scored], folds).split(scored, groups=ds.groups[scored])):
         _fold_decisions(counts, ds, recipe, np.concatenate([scored[tr], extra]), scored[te], classes, outer, te)
         offsets = np.zeros(len(classes))
         if tune:
             inner = oof_decisions(counts, ds, recipe, scored[tr], extra, classes, inner_folds)
             offsets = tune_offsets(inner, ds.labels[scored[tr]], classes, scored_classes)
-        pred[te] = cls[(outer[te] + offsets).argmax(1)]
+        held_out[te] = outer[te] + offsets
+        fold[te] = k
+        pred[te] = cls[held_out[te].argmax(1)]
     final = tune_offsets(outer, ds.labels[scored], classes, scored_classes) if tune else np.zeros(len(classes))
-    return pred, final
+    return CrossValidated(pred, final, held_out, fold)
+
+
+def fit_temperature(decisions: np.ndarray, y_index: np.ndarray) -> float:
+    """Temperature scaling: the one scale s whose softmax(s·decisions) has the lowest log-loss. One parameter keeps
+    the argmax (so every F1 is unchanged) and is what the artifact already stores (`scale`)."""
+    rows = np.arange(len(y_index))
+
+    def log_loss(log_scale: float) -> float:
+        p = artifacts.margins_to_proba(decisions, math.exp(log_scale))[rows, y_index]
+        return float(-np.mean(np.log(np.maximum(p, 1e-12))))
+
+    return float(math.exp(minimize_scalar(log_loss, bounds=(-4.0, 4.0), method="bounded").x))
+
+
+def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins: int = 10
+                               ) -> tuple[float, list[dict[str, Any]]]:
+    """ECE over equal-width confidence bins (weighted |accuracy − confidence|) and the reliability table."""
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.clip(np.digitize(confidence, edges[1:-1]), 0, bins - 1)
+    ece, table = 0.0, []
+    for b in range(bins):
+        inside = which == b
+        if not inside.any():
+            continue
+        conf, acc = float(confidence[inside].mean()), float(correct[inside].mean())
+        ece += inside.mean() * abs(acc - conf)
+        table.append({"bin": f"{edges[b]:.1f}-{edges[b + 1]:.1f}", "n": int(inside.sum()),
+                      "confidence": round(conf, 3), "accuracy": round(acc, 3)})
+    return float(ece), table
+
+
+def calibrate(cv: CrossValidated, labels: np.ndarray, classes: list[str], threshold: float,
+              abstain_as: str | None = None, scored: tuple[str, ...] | None = None) -> tuple[float, dict[str, Any]]:
+    """(scale for the artifact, calibration section of the card). Held-out figures are cross-fitted: the scale used
+    on each outer fold is fitted on the other folds' held-out decisions only; the artifact's scale on all of them.
+    Below `threshold` the model abstains: the rate is reported and, with `abstain_as`, macro-F1 counting every
+    abstention as that label (every item is still scored)."""
+    y = np.array([classes.index(c) for c in labels])
+    proba = np.zeros_like(cv.decisions)
+    for k in np.unique(cv.fold):
+        rest = cv.fold != k
+        proba[~rest] = artifacts.margins_to_proba(cv.decisions[~rest], fit_temperature(cv.decisions[rest], y[rest]))
+    confidence = proba.max(axis=1)
+    correct = proba.argmax(axis=1) == y
+    before, _ = expected_calibration_error(artifacts.margins_to_proba(cv.decisions).max(axis=1), correct)
+    ece, table = expected_calibration_error(confidence, correct)
+    names = list(scored or classes)
+    if abstain_as is not None:  # the abstention threshold that keeps macro-F1 best (abstentions as `abstain_as`)
+        sweep = {t: float(f1_score(labels, np.where(confidence < t, abstain_as, np.array(classes, dtype=object)[
+            proba.argmax(axis=1)]), labels=names, average="macro", zero_division=0)) for t in ABSTENTION_SWEEP}
+        threshold = max(sweep, key=lambda t: (round(sweep[t], 3), t))
+    abstain = confidence < threshold
+    section: dict[str, Any] = {
+        "method": "temperature scaling of the offset decisions (one scale), cross-fitted on the outer folds",
+        "ece_before": round(before, 4), "ece": round(ece, 4), "threshold": threshold,
+        "abstention_rate": round(float(abstain.mean()), 4),
+        "accuracy_when_confident": round(float(correct[~abstain].mean()), 4) if (~abstain).any() else None,
+        "reliability": table}
+    if abstain_as is not None:
+        section["macro_f1_abstentions_as_" + abstain_as] = round(sweep[threshold], 4)
+        section["abstention_sweep"] = {f"{t:g}": round(f, 4) for t, f in sweep.items()}
+    scale = fit_temperature(cv.decisions, y)
+    section["scale"] = round(scale, 4)
+    return scale, section
 
 
 def report(y_true: np.ndarray, y_pred: np.ndarray, protocol: str, labels: list[str] | None = None) -> dict[str, Any]:
@@ -572,11 +658,12 @@ def _card(ds: Dataset, description: str, evaluation: dict[str, Any], caveats: li
 def _train(name: str, ds: Dataset, recipe: Recipe, folds: int, spec: FeatureSpec, *, tune: bool,
            scored_classes: tuple[str, ...] | None = None) -> tuple[Fitted, np.ndarray, np.ndarray]:
     counts = count_matrix(ds.docs, spec)
-    pred, offsets = cross_validate(counts, ds, recipe, folds, tune=tune, scored_classes=scored_classes)
+    cv = cross_validate(counts, ds, recipe, folds, tune=tune, scored_classes=scored_classes)
+    offsets = cv.offsets
     fitted = fit_linear(counts, ds.labels, recipe, aux=~ds.eval_mask, sample_weight=ds.weights)
     final = np.array([offsets[sorted(set(ds.labels)).index(c)] for c in fitted.classes])
     logger.info("%s trained on %d documents, %d columns", name, len(ds.docs), len(fitted.used))
-    return fitted, final, pred
+    return fitted, final, cv
 
 
 def train_topic(data_dir: Path, *, topic_csv: Path | None = None, limit: int | None = None,
@@ -588,7 +675,8 @@ def train_topic(data_dir: Path, *, topic_csv: Path | None = None, limit: int | N
     # per-class offsets tuned for macro-F1 on inner folds (nested CV 0.867 → 0.873); not for small own CSVs, whose
     # inner folds may miss a class
     tune = topic_csv is None
-    fitted, offsets, pred = _train("topic", ds, recipe, folds, spec, tune=tune)
+    fitted, offsets, cv = _train("topic", ds, recipe, folds, spec, tune=tune)
+    pred = cv.pred
     ev = report(ds.labels[ds.eval_mask], pred, f"{'nested ' if tune else ''}{folds}-fold GroupKFold on near_dup_group"
                 f"{' (class offsets tuned on inner folds)' if tune else ''}; out-of-fold predictions over all rows")
     card = _card(ds, "Topic (first-level category) of a citizen message; hashed words, title words, character "
@@ -599,14 +687,18 @@ def train_topic(data_dir: Path, *, topic_csv: Path | None = None, limit: int | N
                   "Label noise between 城乡建设 and 劳动和社会保障 is known in the source."], recipe)
     if not topic_csv and recipe == TOPIC_RECIPE:
         card["tried"] = list(TOPIC_TRIED)
-    return fitted.artifact("topic", spec, offsets, card), ev
+    scale, card["calibration"] = calibrate(cv, ds.labels[ds.eval_mask], sorted(set(ds.labels)), TOPIC_MIN_CONFIDENCE)
+    art = fitted.artifact("topic", spec, offsets, card)
+    art.scale = scale
+    return art, ev
 
 
 def train_emotion(data_dir: Path, *, limit: int | None = None, recipe: Recipe = EMOTION_RECIPE,
                   folds: int = 5) -> tuple[artifacts.LinearArtifact, dict[str, Any]]:
     ds = emotion_data(data_dir, limit)
     spec = training_spec(data_dir)
-    fitted, offsets, pred = _train("emotion", ds, recipe, folds, spec, tune=True, scored_classes=SMP_CLASSES)
+    fitted, offsets, cv = _train("emotion", ds, recipe, folds, spec, tune=True, scored_classes=SMP_CLASSES)
+    pred = cv.pred
     rows = np.flatnonzero(ds.eval_mask)
     ev = report(ds.labels[rows], pred, f"SMP2020-EWECT 6 classes, nested {folds}-fold GroupKFold on near_dup_group "
                 "(class offsets tuned on inner folds); weibo_covid19_emotion7 rows always in training; "
@@ -620,14 +712,19 @@ def train_emotion(data_dir: Path, *, limit: int | None = None, recipe: Recipe = 
                   "scores, where disgust is always wrong (set EMOTION_TRAIN_DISGUST to learn it).",
                   EMOTION_AUX_NOTE], recipe)
     card["tried"] = EMOTION_TRIED
-    return fitted.artifact("emotion", spec, offsets, card), ev
+    scale, card["calibration"] = calibrate(cv, ds.labels[rows], sorted(set(ds.labels)), EMOTION_MIN_CONFIDENCE,
+                                           abstain_as="neutral", scored=SMP_CLASSES)
+    art = fitted.artifact("emotion", spec, offsets, card)
+    art.scale = scale
+    return art, ev
 
 
 def train_polarity(data_dir: Path, *, limit: int | None = None, recipe: Recipe = POLARITY_RECIPE,
                    folds: int = 5) -> tuple[artifacts.LinearArtifact, dict[str, Any]]:
     ds = polarity_data(data_dir, limit)
     spec = training_spec(data_dir)
-    fitted, offsets, pred = _train("polarity", ds, recipe, folds, spec, tune=True)
+    fitted, offsets, cv = _train("polarity", ds, recipe, folds, spec, tune=True)
+    pred = cv.pred
     rows = np.flatnonzero(ds.eval_mask)
     ev = report(ds.labels[rows], pred, f"ChnSentiCorp hotel reviews, nested {folds}-fold GroupKFold on near_dup_group "
                 "(decision threshold tuned on inner folds); read as the sign of polarity_score")
@@ -638,8 +735,9 @@ def train_polarity(data_dir: Path, *, limit: int | None = None, recipe: Recipe =
                  {"chnsenticorp_sign": ev},
                  ["Hotel reviews are not government affairs; use as a generic sentiment check."], recipe)
     card["tried"] = POLARITY_TRIED
+    scale, card["calibration"] = calibrate(cv, ds.labels[rows], sorted(set(ds.labels)), POLARITY_MIN_CONFIDENCE)
     art = fitted.artifact("polarity", spec, offsets, card)
-    art.scale = 1.0  # logistic-regression margins are log-odds already: 2·sigmoid(margin) − 1 keeps scores graded
+    art.scale = scale  # polarity_score = 2·P(positive) − 1 with the calibrated P
     return art, ev
 
 

@@ -111,7 +111,7 @@ def import_file(
     except YuqingError as exc:
         console.print(f"[red]error[/red]: {exc.message}")
         raise typer.Exit(2) from exc
-    from core.models import IngestReport
+    from core.models import IngestReport, RawRecord
 
     total = IngestReport()
     batch: list = []
@@ -122,6 +122,8 @@ def import_file(
         for record in importer.records():
             if importer.total is not None:
                 progress.update(task, total=importer.total)
+            if isinstance(record, RawRecord):
+                record.payload["backfill"] = True  # history: analysed and stored, never alerted on (alerts.rules)
             batch.append(record)
             if len(batch) >= size:
                 total.merge(service.writer.ingest(batch))

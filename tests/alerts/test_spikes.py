@@ -62,9 +62,17 @@ def test_spike_is_found_by_binomial_test_and_explained(make_harness, smtp_cfg, s
 def test_rule_conditions_choose_which_items_can_trigger(make_harness, smtp_cfg, smtp_server):
     rule = {**SPIKE_RULE, "regions": ["东湖区"]}  # only items from 东湖区 (hotline_a) may raise it
     h = make_harness({**config(smtp_cfg), "rules": [rule]})
+    h.ingest(*[posted(h, timedelta(hours=3 + 3 * k), "城乡建设", ["物业"]) for k in range(3)])  # its baseline
     h.ingest(*[posted(h, timedelta(minutes=5 + 5 * k), "城乡建设", ["停水"]) for k in range(9)])  # board_a: 江城市
     assert h.engine.reader.list(rule="topic_spike")[1] == 0
     h.clock.advance(60)
     h.ingest(posted(h, timedelta(minutes=1), "城乡建设", ["停水"]), source="hotline_a")
     alerts, count = h.engine.reader.list(rule="topic_spike")
     assert count == 1 and alerts[0]["annotations"]["spike"]["recent"] == 10
+
+
+def test_no_spike_alert_before_a_baseline(make_harness, smtp_cfg, smtp_server):
+    """At start-up a topic has no history: 12 items in the first hour are not a spike (it waits for a baseline)."""
+    h = make_harness(config(smtp_cfg))
+    h.ingest(*[posted(h, timedelta(minutes=2 + 4 * k), "城乡建设", ["停水"]) for k in range(12)])
+    assert h.engine.reader.list(rule="topic_spike")[1] == 0

@@ -66,9 +66,10 @@ HOT_ISSUES = (  # (planted ids, the place or body, words of the matter)
 
 
 @pytest.mark.data
-def test_problem_statement_hot_issues_come_out_as_clean_events(shared_data) -> None:
-    """All of 附件3, batch after batch as a drain would: each planted hot issue is one event holding all its posts,
-    and everything else in that event is about the same matter at the same place or body (the earlier copies)."""
+def test_problem_statement_hot_issues_come_out_as_clean_issues(shared_data) -> None:
+    """All of 附件3, batch after batch as a drain would: each planted hot issue is one issue holding all its posts
+    (the 经济学院 posts span 2017-2019: several events, each bounded in time, of one issue), the two apart, no issue
+    over 200 posts, and everything else in that issue is about the same matter at the same place or body."""
     frame = pd.read_csv(shared_data / "tipdm2020c_hot_issue_messages" / "messages.csv")
     state = AnalysisState(CONFIG.analysis)
     items = []
@@ -84,7 +85,8 @@ def test_problem_statement_hot_issues_come_out_as_clean_events(shared_data) -> N
         EventStage(state).run(batch)
         PersistStage(state).run(batch)  # end of batch: events of one matter found apart are merged
         items.extend(batch.items)
-    event_of = {int(i.source_id): state.events.resolve(i.enrichment.event_id) for i in items}
+    clusterer = state.events
+    event_of = {int(i.source_id): clusterer.events[clusterer.resolve(i.enrichment.event_id)].issue_id for i in items}
     members: dict[str, list] = {}
     for item in items:
         members.setdefault(event_of[int(item.source_id)], []).append(item)
@@ -94,7 +96,12 @@ def test_problem_statement_hot_issues_come_out_as_clean_events(shared_data) -> N
         event = events.pop()
         for m in members[event]:
             assert marker in m.text and any(w in m.text for w in matter), (marker, m.source_id, m.title)
-        assert state.events.events[event].volume == len(members[event])
+    assert event_of[360100] != event_of[360110]
+    assert max(Counter(event_of.values()).values()) <= 200
+    for item in items:  # an event is bounded: no gap of 14 days or more between its consecutive items
+        days = sorted(i.published_at.timestamp() / 86400 for i in items
+                      if i.enrichment.event_id == item.enrichment.event_id) if int(item.source_id) >= 360100 else []
+        assert all(b - a < 14 for a, b in zip(days, days[1:], strict=False)), item.source_id
     # A different matter at the same place stays apart (楼板开裂 at 魅力之城小区).
     cracks = [i for i in items if "魅力之城" in i.title and "开裂" in i.title]
     assert cracks and all(event_of[int(i.source_id)] != event_of[360100] for i in cracks)
@@ -150,11 +157,13 @@ def test_events_schemes_and_spikes_api(tmp_path, signed_in) -> None:
         run = client.post("/api/schemes/dry-run", json={"scheme": {"name": "x", "subject": ["烧烤店"], "event": ["油烟"]},
                                                         "since": "2026-01-01", "until": "2026-01-10"})
         assert run.json()["matched"] == 3
-        # The grievance's three posts (环境保护) within the hour, none in the 12 hours before: a spike that day only.
+        # The grievance's three posts (环境保护) within the hour, none in the 12 hours before: no history, so no
+        # spike but a group waiting for its baseline, that day only.
         spikes = client.get("/api/trends/spikes", params={"at": "2026-01-05 10:30"}).json()
-        assert [(s["dimension"], s["value"], s["recent"], s["baseline"]) for s in spikes["data"]] == [
-            ("topic", "环境保护", 3, 0)]
-        assert client.get("/api/trends/spikes", params={"at": "2026-01-06 10:30"}).json() == {"data": [], "count": 0}
+        assert spikes["data"] == [] and [(s["dimension"], s["value"], s["recent"], s["baseline"])
+                                         for s in spikes["waiting_for_baseline"]] == [("topic", "环境保护", 3, 0)]
+        assert client.get("/api/trends/spikes", params={"at": "2026-01-06 10:30"}).json() == {
+            "data": [], "count": 0, "waiting_for_baseline": []}
         assert client.get("/api/trends/spikes", params={"dimension": "colour"}).status_code == 400
         risky = client.get("/api/items", params={"risk_level": "IV"}).json()
         assert risky["count"] >= 1
@@ -251,3 +260,48 @@ def test_batch_item_vectors_equal_item_vector_item_by_item() -> None:
     # Items prepared in two batches (different term arrays) go item by item and still agree.
     mixed = [*prepared[:3], *AnalysisState(CONFIG.analysis).prepare(Batch(items=batch.items))[3:]]
     assert [list(v.items()) for v in state.item_vectors(mixed)] == [list(v.items()) for v in expected]
+
+
+def _dated(pairs: list[tuple[str, str, str]], start: int = 0) -> list[RawRecord]:
+    return [RawRecord(source=src, payload={"source_id": str(start + i), "content": text, "published_at": when})
+            for i, (src, text, when) in enumerate(pairs)]
+
+
+def test_a_grievance_raised_again_later_is_a_new_event_of_the_same_issue(tmp_path, signed_in) -> None:
+    """One matter reported in January and again in March (a month without reports closes the January event): two
+    incidents, one issue (热点问题), listed by GET /api/issues; an unrelated item is its own issue."""
+    from api.main import create_app
+    from yuqing.service import build_service
+
+    config = parse_config({**CONFIG.model_dump(mode="json", by_alias=True, exclude_none=True),
+                           "storage": {"sqlite_path": str(tmp_path / "i.db")}})
+    service = build_service(config)
+    january = [(s, t, "2026-01-05 10:00") for s, t in GRIEVANCE[:2]]
+    march = [("weibo_a", "幸福里小区楼下烧烤店又营业到凌晨，油烟和噪音扰民，居民再次投诉，要求彻底整治。", "2026-03-10 22:00")]
+    other = [("hotline_a", OTHER[1][1], "2026-03-10 09:00")]
+    ids = service.ingestor.ingest(_dated(january)).item_ids
+    ids += service.ingestor.ingest(_dated(march + other, start=10)).item_ids
+    enrichment = [service.store.get(i).enrichment for i in ids]
+    assert enrichment[0].event_id == enrichment[1].event_id != enrichment[2].event_id
+    with signed_in(create_app(service, start_workers=False)) as client:
+        issues = client.get("/api/issues").json()
+        assert issues["count"] == 2
+        top = issues["data"][0]
+        assert top["events"] == 2 and top["volume"] == 3 and set(top["event_ids"]) == {enrichment[0].event_id,
+                                                                                         enrichment[2].event_id}
+        assert top["first_seen"].startswith("2026-01-05") and top["last_seen"].startswith("2026-03-10")
+        assert client.get("/api/issues", params={"min_events": 2}).json()["count"] == 1
+        detail = client.get(f"/api/events/{enrichment[2].event_id}").json()
+        assert detail["issue_id"] == top["id"]
+
+
+def test_a_place_alone_never_joins_two_items(tmp_path) -> None:
+    """Two different matters in one district on one day share only the place: two events, two issues."""
+    store = SqliteStore(tmp_path / "p.db", segment=segment)
+    ingest = _ingestor(store)
+    pairs = [("hotline_a", "雨花区劳动东路路灯坏了一个月，晚上漆黑一片。", "2026-01-05 10:00"),
+             ("weibo_a", "雨花区劳动东路新开的幼儿园收费太高，家长负担重。", "2026-01-05 11:00")]
+    ids = ingest.ingest(_dated(pairs)).item_ids
+    first, second = (store.get(i).enrichment.event_id for i in ids)
+    assert first != second
+    assert get_event(store, first)["issue_id"] != get_event(store, second)["issue_id"]

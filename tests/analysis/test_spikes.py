@@ -26,8 +26,8 @@ def test_burst_is_detected_and_explained(tmp_path) -> None:
     # Steady background: one item an hour about traffic in 江城区 over the last 13 hours.
     for h in range(13):
         items.append(_item(len(items), h * 60 + 30, f"江城区早高峰道路拥堵{h}", "江城区", "交通运输", [], ["拥堵", "早高峰"]))
-    # Baseline of the burst group: two items in 12 hours.
-    for m in (300, 500):
+    # Baseline of the burst group: three items in 12 hours (the least history a group needs to spike).
+    for m in (300, 500, 640):
         items.append(_item(len(items), m, f"化工厂附近有异味{m}", "雨花区", "环境保护", ["节能减排与绿色制造"], ["异味", "化工厂"]))
     # The burst: 12 items in the last hour about a leak at the same plant.
     for k in range(12):
@@ -40,7 +40,7 @@ def test_burst_is_detected_and_explained(tmp_path) -> None:
     assert ("region", "雨花区") in found and ("scheme", "节能减排与绿色制造") in found and ("topic", "环境保护") in found
     assert ("region", "江城区") not in found
     region = next(s for s in spikes if s["dimension"] == "region")
-    assert region["recent"] == 12 and region["baseline"] == 2 and region["p_value"] < 0.001
+    assert region["recent"] == 12 and region["baseline"] == 3 and region["p_value"] < 0.001
     terms = [t["term"] for t in region["explanation"]["terms"]]
     assert terms[0] in ("泄漏", "刺鼻")
     assert {s["source"] for s in region["explanation"]["sources"]} == {"weibo_a", "weibo_b"}
@@ -50,3 +50,16 @@ def test_burst_is_detected_and_explained(tmp_path) -> None:
 def test_no_spike_in_an_empty_or_quiet_store(tmp_path) -> None:
     store = SqliteStore(tmp_path / "q.db", segment=segment)
     assert detect_spikes(store, parse_config({}).analysis.spikes, NOW) == []
+
+
+def test_a_group_without_history_waits_for_its_baseline(tmp_path) -> None:
+    """Right after start-up every group is new: 20 items in the last hour and nothing before must not read as a 240×
+    burst; the group is listed as waiting, with the reason."""
+    store = SqliteStore(tmp_path / "w.db", segment=segment)
+    store.upsert([_item(k, k * 2 + 1, f"新来源的第{k}条消息", "江城区", "交通运输", [], ["消息"], source="fresh_source")
+                  for k in range(20)])
+    waiting: list[dict] = []
+    assert detect_spikes(store, parse_config({}).analysis.spikes, NOW, waiting=waiting) == []
+    source = next(w for w in waiting if w["dimension"] == "source")
+    assert source["value"] == "fresh_source" and source["recent"] == 20 and source["baseline"] == 0
+    assert source["status"] == "no_baseline" and "基线不足" in source["reason"]

@@ -57,6 +57,29 @@ def test_cards_have_cross_validated_scores():
     assert size < 40 * 1024 * 1024
 
 
+def test_cards_give_calibration_and_abstention():
+    """Every model's card gives its held-out ECE (calibrated below the uncalibrated softmax), its reliability table
+    and its abstention rate; the emotion card also macro-F1 with abstentions scored as neutral."""
+    for name in artifacts.TASKS:
+        cal = json.loads((MODELS / name / "model.json").read_text(encoding="utf-8"))["card"]["calibration"]
+        assert 0 <= cal["ece"] < 0.06 and cal["reliability"] and 0 <= cal["abstention_rate"] < 0.5
+        assert cal["scale"] == pytest.approx(artifacts.load(MODELS, name).scale, abs=1e-4)
+        assert "## Calibration (held out)" in (MODELS / name / "card.md").read_text(encoding="utf-8")
+    emotion = json.loads((MODELS / "emotion" / "model.json").read_text(encoding="utf-8"))["card"]["calibration"]
+    assert emotion["macro_f1_abstentions_as_neutral"] > 0.59
+
+
+def test_an_unsure_emotion_is_served_as_neutral():
+    clf = get_classifier(MODELS)
+    texts = ["请问公交卡在哪里办理？谢谢", "太气人了！物业收钱不办事，投诉多次没人管，愤怒！", "好的", "今天天气不错"]
+    for pred in clf.predict(docs(*texts)):
+        if pred.emotion_score == 0.0:
+            assert pred.emotion == "neutral"
+        else:
+            assert pred.emotion_score >= clf.emotion_min_confidence
+    assert clf.emotion_min_confidence > 0
+
+
 def test_save_load_roundtrip(tmp_path: Path):
     art = artifacts.load(MODELS, "topic")
     artifacts.save(art, tmp_path)

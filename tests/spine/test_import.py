@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,8 @@ from typer.testing import CliRunner
 
 from core.errors import SourceError
 from flow.importer import FileImporter
+from nlp.tokenize import segment
+from storage.sqlite import SqliteStore
 from yuqing.cli import app
 from yuqing.service import Service
 
@@ -122,6 +125,9 @@ def test_import_command_end_to_end(tmp_path: Path) -> None:
     first = runner.invoke(app, ["import", str(data), "--source", "board_tipdm", "-c", str(config)])
     assert first.exit_code == 0, first.output
     assert json.loads(first.stdout.strip().splitlines()[-1])["stored"] == 3
+    store = SqliteStore(tmp_path / "cli.db", segment=segment)
+    imported = [i for batch in store.scan_items(datetime(2000, 1, 1, tzinfo=UTC), datetime.now(UTC)) for i in batch]
+    assert len(imported) == 3 and all(i.extra["backfill"] is True for i in imported)  # history: never alerted on
     second = runner.invoke(app, ["import", str(data), "--source", "board_tipdm", "-c", str(config)])
     assert json.loads(second.stdout.strip().splitlines()[-1])["stored"] == 0
     unknown = runner.invoke(app, ["import", str(data), "--source", "nope", "-c", str(config)])
