@@ -187,8 +187,12 @@ class SqliteStore(SqlState):
                 new_hashes[row["content_hash"]] = index
                 inserts.append(index)
             if inserts:
-                stmt = schema.items.insert().returning(T.id, sort_by_parameter_order=True)
-                ids = conn.execute(stmt, [{**rows[i], "created_at": now} for i in inserts]).scalars().all()
+                # Ids are given, not returned: INSERT … RETURNING in parameter order runs one statement per row on
+                # SQLite, and this transaction is the only writer, so the next ids are known.
+                first = (conn.execute(select(func.max(T.id))).scalar() or 0) + 1
+                ids = list(range(first, first + len(inserts)))
+                conn.execute(schema.items.insert(), [{**rows[i], "created_at": now, "id": new_id}
+                                                     for i, new_id in zip(inserts, ids, strict=True)])
                 for index, new_id in zip(inserts, ids, strict=True):
                     outcomes[index] = UpsertResult(new_id, UpsertOutcome.inserted)
                 pairs = [(outcomes[i].item_id, items[i]) for i in inserts]
