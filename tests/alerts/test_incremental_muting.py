@@ -10,7 +10,13 @@ from datetime import timedelta
 
 from sqlalchemy import event
 
-from tests.alerts.test_policy import alerts_of, receivers
+
+def receivers(*names: str) -> list[dict]:
+    return [{"name": n, "email": {"to": [f"{n}@example.gov.cn"]}} for n in names]
+
+
+def alerts_of(h, **filters) -> list[dict]:  # noqa: ANN001 - the alerts Harness
+    return h.engine.reader.list(limit=500, **filters)[0]
 
 
 @contextmanager

@@ -8,14 +8,18 @@ import shutil
 import sqlite3
 from pathlib import Path
 
+from core.models import Item
 from nlp.search_tokens import index_tokens
 from nlp.tokenize import segment
 from storage.base import ItemQuery, UpsertOutcome
 from storage.fts import fts_key
 from storage.sqlite import SqliteStore
-from tests.storage.test_store_contract import corpus, sids
 
 FIXTURE = Path(__file__).parent / "fixtures" / "core_v3.db"
+
+
+def sids(items: list[Item]) -> list[str]:
+    return [item.source_id for item in items]
 
 
 def test_a_v3_database_migrates_and_answers_as_before(tmp_path: Path) -> None:
@@ -29,7 +33,8 @@ def test_a_v3_database_migrates_and_answers_as_before(tmp_path: Path) -> None:
         assert sids(store.search(ItemQuery(q="烧烤 NEAR/3 油烟", channel="weibo")).data) == ["5"]
         assert sids(store.search(ItemQuery(min_risk=55)).data) == ["4", "2", "1"]
         # An edited item leaves the index under its old text and enters it under the new one.
-        edited = corpus()[0].model_copy(update={"title": "小区噪音扰民", "content": "楼下烧烤店噪音扰民"})
+        first = next(i for i in store.search(ItemQuery()).data if i.source_id == "1")
+        edited = first.model_copy(update={"id": None, "title": "小区噪音扰民", "content": "楼下烧烤店噪音扰民"})
         assert store.upsert([edited])[0].outcome == UpsertOutcome.updated
         assert sids(store.search(ItemQuery(q="油烟")).data) == ["5"]
         assert sids(store.search(ItemQuery(q="噪音")).data) == ["2", "1"]

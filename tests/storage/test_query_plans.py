@@ -6,17 +6,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 from sqlalchemy import event
 
+from core.models import SHANGHAI, Item
 from nlp.search_tokens import index_tokens
 from nlp.tokenize import segment
 from storage.base import ItemQuery
 from storage.fts import FTS_KEY_SQL
 from storage.sqlite import COUNT_CAP, SqliteStore
-from tests.storage.test_store_contract import make
 
 ITEMS = 100_000
 START_TS = 1_760_000_000.0
@@ -28,7 +29,9 @@ def big_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SqliteStore]
     """100,000 synthetic rows written in two statements (the plans, not the texts, are under test); times do not
     follow ids, one item in ten has no risk score."""
     store = SqliteStore(Path(tmp_path_factory.mktemp("plans")) / "big.db", segment=segment, index_segment=index_tokens)
-    doc = make("x", "小区停水", "小区停水三天", 1).model_dump_json(exclude={"id"})
+    moment = datetime(2026, 1, 1, tzinfo=SHANGHAI)
+    doc = Item(source="board_a", channel="board", source_id="x", title="小区停水", content="小区停水三天",
+               published_at=moment, fetched_at=moment).model_dump_json(exclude={"id"})
     with store.write() as conn:
         conn.exec_driver_sql("PRAGMA cache_size = -262144")  # 256 MB for this build: 17 indexes fill in random order
         conn.exec_driver_sql(f"""
