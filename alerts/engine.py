@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from alerts.clock import Clock, SystemClock
 from alerts.dispatch import Dispatcher, Runtime, audit
@@ -28,7 +28,7 @@ from alerts.notify.wecom import WeComNotifier
 from alerts.route import build
 from alerts.rules import AlertDraft, DeadlineNotice, RuleEvaluator
 from alerts.silence import Silencer, silence_notice_text
-from alerts.store import AlertReader, alert_public, alert_silences, alerts, ts
+from alerts.store import AlertReader, alert_labels, alert_public, alert_silences, alerts, ts
 from core.config_alerts import AlertsConfig, RuleConfig
 from core.errors import ConfigError, InputError, NotFound, NotifyError
 from core.models import SourceStatus
@@ -74,6 +74,7 @@ class AlertEngine:
         # Called with the newly raised alerts (id, rule, kind, labels, item_id, event_id, starts_ts) after they are
         # stored, e.g. to start response plans. A failing callback is logged and never undoes the alerts.
         self.on_raised: list[Callable[[list[dict[str, Any]]], None]] = []
+        self._unmute_checked: Inhibitor | None = None  # the inhibitor whose lost sources were last looked at
 
     # ---- config --------------------------------------------------------------------------------------------
 
@@ -221,25 +222,59 @@ class AlertEngine:
         close_notifiers(self._runtime)
 
     def unmute_expired(self, now: datetime) -> int:
-        """Silenced alerts whose silence ended or whose inhibiting alert went away fire again."""
+        """Silenced alerts whose silence ended or whose inhibiting alert went away fire again.
+
+        Only alerts that may have changed are read: those of silences that ended since the last tick and those
+        inhibited under `equal` values that lost their last source (every silenced alert once, after a start or a
+        reload), so a tick with nothing ended reads no alert at all, however many are silenced."""
+        inhibitor = self._runtime.inhibitor
+        ended = self.silencer.take_ended(now)
+        lost = inhibitor.take_lost()
+        everything = self._unmute_checked is not inhibitor
+        self._unmute_checked = inhibitor
+        if not (everything or ended or lost):
+            return 0
+        silenced = alerts.c.state == "silenced"
         with self.store.read() as conn:
-            rows = conn.execute(select(alerts.c.id, alerts.c.labels, alerts.c.muted_by)
-                                .where(alerts.c.state == "silenced")).all()
-        freed = []
+            if everything:
+                rows = conn.execute(select(alerts.c.id, alerts.c.labels, alerts.c.muted_by).where(silenced)).all()
+            else:
+                rows = conn.execute(select(alerts.c.id, alerts.c.labels, alerts.c.muted_by).where(
+                    silenced, or_(alerts.c.muted_by.in_([f"silence:{i}" for i in ended]),
+                                  *[self._inhibited_under(rule, key) for rule, key in lost]))).all()
+        freed, moved = [], []
         for row in rows:
-            if self.dispatcher.mute_reason(json.loads(row.labels), now) is None:
+            reason = self.dispatcher.mute_reason(json.loads(row.labels), now)
+            if reason is None:
                 freed.append(row)
-        if not freed:
+            elif reason != row.muted_by:  # still muted, for another reason: that reason's end is what frees it
+                moved.append((row.id, reason))
+        if not freed and not moved:
             return 0
         moment = ts(now)
         with self.store.write() as conn:
+            for alert_id, reason in moved:
+                conn.execute(alerts.update().where(alerts.c.id == alert_id, alerts.c.state == "silenced")
+                             .values(muted_by=reason, updated_ts=moment))
             for row in freed:
                 conn.execute(alerts.update().where(alerts.c.id == row.id, alerts.c.state == "silenced")
                              .values(state="firing", muted_by=None, updated_ts=moment))
                 audit(conn, moment, "unmute", f"{row.muted_by} no longer applies; the alert fires again", alert_id=row.id)
-            self.dispatcher.schedule_groups_of(conn, [r.id for r in freed], moment)
-        self._runtime.inhibitor.invalidate()
+            if freed:
+                self.dispatcher.schedule_groups_of(conn, [r.id for r in freed], moment)
+        if freed:
+            inhibitor.invalidate()
         return len(freed)
+
+    def _inhibited_under(self, rule: int, key: tuple[str, ...]) -> Any:
+        """Alerts muted by inhibit rule `rule` whose `equal` labels have the values `key` (through alert_labels)."""
+        cond = alerts.c.muted_by == f"inhibit:{rule}"
+        names = self._runtime.inhibitor.rules[rule].equal
+        present = [(name, value) for name, value in zip(names, key, strict=True) if value != ""]
+        for name, value in present:  # a missing label (value "") has no row: those alerts are all re-checked
+            cond = cond & alerts.c.id.in_(select(alert_labels.c.alert_id).where(alert_labels.c.name == name,
+                                                                                alert_labels.c.value == value))
+        return cond
 
     def send_silence_notices(self, now: datetime) -> int:
         cfg = self.config.silence_notice

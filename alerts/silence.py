@@ -54,26 +54,47 @@ def parse_matchers(raw: Any) -> list[Matcher]:
 
 
 class Silencer:
-    """Silences kept in the store; the active ones are cached and reloaded when they change."""
+    """Silences kept in the store; those not yet ended are cached and reloaded when they change.
+
+    Ended silences leave the cache and are reported once by `take_ended`, so the alerts they muted are re-checked
+    then, and only then: muting costs the number of current silences, whatever the history."""
 
     def __init__(self, store: StateStore) -> None:
         self.store = store
         self._cache: list[Silence] | None = None
+        self._watched: set[int] = set()  # ids cached before the last invalidate: those missing on reload have ended
+        self._ended: set[int] = set()
 
     def invalidate(self) -> None:
+        if self._cache is not None:
+            self._watched.update(s.id for s in self._cache)
         self._cache = None
 
-    def _silences(self) -> list[Silence]:
+    def _silences(self, moment: float) -> list[Silence]:
         if self._cache is None:
+            s = alert_silences.c
             with self.store.read() as conn:
-                rows = conn.execute(select(alert_silences).where(alert_silences.c.deleted_ts.is_(None))).all()
+                rows = conn.execute(select(alert_silences).where(s.deleted_ts.is_(None), s.ends_ts > moment)).all()
             self._cache = [Silence(r.id, [Matcher.model_validate(m) for m in json.loads(r.matchers)], r.reason, r.owner,
                                    r.starts_ts, r.ends_ts) for r in rows]
+            self._ended.update(self._watched - {silence.id for silence in self._cache})
+            self._watched.clear()
         return self._cache
+
+    def take_ended(self, now: datetime) -> list[int]:
+        """Ids of the silences that ended (or were expired) since the last call."""
+        moment = ts(now)
+        current = self._silences(moment)
+        ended = {silence.id for silence in current if silence.ends_ts <= moment}
+        if ended:
+            self._cache = [silence for silence in current if silence.id not in ended]
+        ended |= self._ended
+        self._ended = set()
+        return sorted(ended)
 
     def mutes(self, labels: dict[str, str], now: datetime) -> str | None:
         moment = ts(now)
-        for silence in self._silences():
+        for silence in self._silences(moment):
             if silence.active(moment) and all_match(silence.matchers, labels):
                 return f"silence:{silence.id}"
         return None

@@ -11,6 +11,7 @@ class ItemsPublic(BaseModel):
     data: list[Item]
     count: int
     next_cursor: str | None = None
+    count_exact: bool = True  # False: at least `count` items match (counting stops at a cap on large data)
 
 
 class QuarantinePublic(BaseModel):

@@ -63,9 +63,13 @@ class ItemQuery:
 
 @dataclass
 class Page(Generic[T]):  # noqa: UP046 - Python 3.11 has no PEP 695 syntax
+    """One page of a list. `count` is exact when `count_exact`; otherwise at least that many match (a backend may
+    stop counting at a cap, as Elasticsearch's track_total_hits does, so a count never costs a scan of everything)."""
+
     data: list[T]
     count: int
     next_cursor: str | None = None
+    count_exact: bool = True
 
 
 @dataclass

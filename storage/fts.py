@@ -6,12 +6,34 @@ inject FTS5 syntax: only the operators our own parser accepted reach SQLite.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 from core.errors import QuerySyntaxError
 from core.query import And, Near, Node, Not, Or, Term, parse_query
 
 Segmenter = Callable[[str], list[str]]
+
+# The full-text index's rowid is the item's publication second followed by its id (second · 2³¹ + id), so walking
+# the index by rowid, newest first, meets matches in feed order and a search stops after the page it needs. Ties
+# within one second are put in (published_ts, id) order by the caller. Ids stay below 2³¹ (two billion items) and
+# seconds below 2³² (the year 2106); times before 1970 share second 0.
+FTS_ID_BITS = 31
+FTS_ID_MASK = (1 << FTS_ID_BITS) - 1
+# The same key in SQL, over the items table (CAST truncates, which is floor for the non-negative seconds used).
+FTS_KEY_SQL = f"(max(0, CAST(published_ts AS INTEGER)) * {1 << FTS_ID_BITS} + id)"
+
+
+def fts_second(published_ts: float) -> int:
+    """The publication second a full-text rowid starts with."""
+    return max(0, math.floor(published_ts))
+
+
+def fts_key(published_ts: float, item_id: int) -> int:
+    """The full-text rowid of an item."""
+    if not 0 < item_id <= FTS_ID_MASK:
+        raise ValueError(f"item id {item_id} does not fit the full-text key")
+    return (fts_second(published_ts) << FTS_ID_BITS) | item_id
 
 
 def _tokens(term: Term, segment: Segmenter) -> list[str]:

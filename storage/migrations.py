@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from sqlalchemy import Connection, inspect, select, text
 
 from storage import schema
+from storage.fts import FTS_KEY_SQL
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,31 @@ def _core_v3(conn: Connection) -> None:
     # Databases created at v1 by this code already have the column (v1 creates the tables as schema.py has them now).
     if "doc" not in {c["name"] for c in inspect(conn).get_columns("item_duplicates")}:
         conn.execute(text("ALTER TABLE item_duplicates ADD COLUMN doc TEXT"))
+
+
+@register("core", 4, "risk_rank (unscored = -1) and indexes pairing each feed filter with the time and risk sorts")
+def _core_v4(conn: Connection) -> None:
+    # Databases created at v1 by this code already have the column and the indexes.
+    if "risk_rank" not in {c["name"] for c in inspect(conn).get_columns("items")}:
+        conn.execute(text(f"ALTER TABLE items ADD COLUMN risk_rank FLOAT NOT NULL DEFAULT {schema.UNSCORED_RISK}"))
+        conn.execute(text("UPDATE items SET risk_rank = risk_score WHERE risk_score IS NOT NULL"))
+    for superseded in ("ix_items_risk", "ix_items_event"):  # risk_score's and event_id's, now served by the new ones
+        conn.execute(text(f"DROP INDEX IF EXISTS {superseded}"))
+    for index in schema.items.indexes:
+        index.create(conn, checkfirst=True)
+
+
+@register("core", 5, "full-text index keyed by publication time, without its own copy of the text")
+def _core_v5(conn: Connection) -> None:
+    if conn.dialect.name != "sqlite":
+        return
+    # Contentless (content=''): the index alone, no second copy of the segmented text. The rowid becomes the time key
+    # (storage/fts.py); the segmented text is carried over from the old table, which kept it.
+    conn.execute(text("CREATE VIRTUAL TABLE items_fts_timed USING fts5(title, content, content='', tokenize='unicode61')"))
+    conn.execute(text(f"INSERT INTO items_fts_timed(rowid, title, content) SELECT {FTS_KEY_SQL}, f.title, f.content "
+                      "FROM items_fts f JOIN items ON items.id = f.rowid"))
+    conn.execute(text("DROP TABLE items_fts"))
+    conn.execute(text("ALTER TABLE items_fts_timed RENAME TO items_fts"))
 
 
 def migrate(conn: Connection) -> dict[str, int]:

@@ -25,41 +25,56 @@ schema_version = Table(
     Column("applied_at", String(40), nullable=False),
 )
 
+# The feed's filters: each gets an index paired with the time sort and one paired with the risk sort, so a filtered
+# page reads its rows in order from the index and stops at the page, whatever the number of items.
+FEED_FILTERS = ("channel", "source", "topic", "risk_level", "emotion", "region", "event_id")
+UNSCORED_RISK = -1.0  # risk_rank of an item without a risk score: below every score, so the risk sort puts it last
+
+
+def _feed_indexes() -> list[Index]:
+    indexes = [Index("ix_items_time", "published_ts", "id"), Index("ix_items_risk_rank", "risk_rank", "id")]
+    for column in FEED_FILTERS:
+        indexes.append(Index(f"ix_items_{column}_time", column, "published_ts", "id"))
+        indexes.append(Index(f"ix_items_{column}_risk", column, "risk_rank", "id"))
+    return indexes
+
+
+# Short, often-read columns come first and the long text last: SQLite reads a row's columns in order, so a filter on
+# topic must not step over the text (new databases; existing ones keep their order, which only costs speed).
 items = Table(
     "items",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("published_ts", Float, nullable=False),
+    Column("risk_rank", Float, nullable=False, default=UNSCORED_RISK),  # risk_score, or UNSCORED_RISK when none
     Column("source", String(100), nullable=False),
     Column("channel", String(20), nullable=False),
-    Column("source_id", String(300), nullable=False),
-    Column("url", Text),
-    Column("title", Text, nullable=False, default=""),
-    Column("content", Text, nullable=False, default=""),
-    Column("author", String(200)),
-    Column("published_at", String(40), nullable=False),
-    Column("published_ts", Float, nullable=False),
-    Column("fetched_at", String(40), nullable=False),
+    Column("topic", String(50)),
+    Column("risk_level", String(10)),
+    Column("emotion", String(20)),
     Column("region", String(100)),
+    Column("event_id", String(64)),
+    Column("risk_score", Float),
+    Column("polarity", String(20)),
     Column("likes", Integer, nullable=False, default=0),
     Column("reposts", Integer, nullable=False, default=0),
     Column("comments", Integer, nullable=False, default=0),
     Column("has_reply", Integer, nullable=False, default=0),
+    Column("source_id", String(300), nullable=False),
     Column("content_hash", String(40), nullable=False),
     Column("signature", String(40), nullable=False),
-    Column("topic", String(50)),
-    Column("emotion", String(20)),
-    Column("polarity", String(20)),
-    Column("risk_score", Float),
-    Column("risk_level", String(10)),
-    Column("event_id", String(64)),
-    Column("doc", Text, nullable=False),
+    Column("published_at", String(40), nullable=False),
+    Column("fetched_at", String(40), nullable=False),
     Column("created_at", String(40), nullable=False),
     Column("updated_at", String(40), nullable=False),
+    Column("author", String(200)),
+    Column("url", Text),
+    Column("title", Text, nullable=False, default=""),
+    Column("content", Text, nullable=False, default=""),
+    Column("doc", Text, nullable=False),
     UniqueConstraint("source", "source_id", name="uq_items_source_sid"),
     Index("ix_items_hash", "content_hash"),
-    Index("ix_items_time", "published_ts", "id"),
-    Index("ix_items_risk", "risk_score", "id"),
-    Index("ix_items_event", "event_id"),
+    *_feed_indexes(),
 )
 
 item_schemes = Table(

@@ -9,7 +9,21 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import Connection, Engine, and_, bindparam, create_engine, distinct, event, func, or_, select, text
+from sqlalchemy import (
+    Connection,
+    Engine,
+    bindparam,
+    column,
+    create_engine,
+    distinct,
+    event,
+    func,
+    literal,
+    or_,
+    select,
+    table,
+    tuple_,
+)
 
 from core.errors import InputError, NotFound, StorageError
 from core.models import Enrichment, Item, QuarantineRecord, RawRecord
@@ -29,7 +43,7 @@ from storage.base import (
     UpsertResult,
 )
 from storage.dialect import upsert
-from storage.fts import compile_fts
+from storage.fts import FTS_ID_BITS, FTS_ID_MASK, compile_fts, fts_key, fts_second
 from storage.originals import read_original, write_originals
 from storage.state import SqlState
 
@@ -37,6 +51,8 @@ logger = logging.getLogger(__name__)
 
 Segmenter = Callable[[str], list[str]]
 T = schema.items.c
+FTS = table("items_fts", column("rowid"), column("items_fts"))
+COUNT_CAP = 10_000  # a page's count stops here (then count_exact is False), as Elasticsearch's track_total_hits
 
 
 def _now() -> str:
@@ -105,6 +121,7 @@ class SqliteStore(SqlState):
             "emotion": e.emotion,
             "polarity": e.polarity,
             "risk_score": e.risk_score,
+            "risk_rank": schema.UNSCORED_RISK if e.risk_score is None else e.risk_score,
             "risk_level": e.risk_level,
             "event_id": e.event_id,
             "doc": item.model_dump_json(exclude={"id"}),
@@ -112,14 +129,19 @@ class SqliteStore(SqlState):
         }
 
     def _fts_rows(self, pairs: list[tuple[int, Item]]) -> list[tuple[int, str, str]]:
-        return [(item_id, " ".join(self.index_segment(item.title)), " ".join(self.index_segment(item.content)))
-                for item_id, item in pairs]
+        return [(fts_key(item.published_at.timestamp(), item_id), " ".join(self.index_segment(item.title)),
+                 " ".join(self.index_segment(item.content))) for item_id, item in pairs]
 
-    def _index(self, conn: Connection, pairs: list[tuple[int, Item]], replace: bool) -> None:
+    def _index(self, conn: Connection, pairs: list[tuple[int, Item]], replaced: list[tuple[int, Item]] | None = None) -> None:
+        """Index the items' text; `replaced` are the stored versions they replace (id, item), taken out first.
+
+        The index keeps no text (contentless), so taking an entry out needs the text it was made from: the stored
+        item's, segmented again the same way."""
         if not self.fts or not pairs:
             return
-        if replace:
-            conn.exec_driver_sql("DELETE FROM items_fts WHERE rowid = ?", [(item_id,) for item_id, _ in pairs])
+        if replaced:
+            conn.exec_driver_sql("INSERT INTO items_fts(items_fts, rowid, title, content) VALUES ('delete', ?, ?, ?)",
+                                 self._fts_rows(replaced))
         conn.exec_driver_sql("INSERT INTO items_fts(rowid, title, content) VALUES (?, ?, ?)", self._fts_rows(pairs))
 
     def _set_schemes(self, conn: Connection, pairs: list[tuple[int, Item]], replace: bool) -> None:
@@ -167,12 +189,16 @@ class SqliteStore(SqlState):
                 new_hashes[row["content_hash"]] = index
                 inserts.append(index)
             if inserts:
-                stmt = schema.items.insert().returning(T.id, sort_by_parameter_order=True)
-                ids = conn.execute(stmt, [{**rows[i], "created_at": now} for i in inserts]).scalars().all()
+                # Ids are given, not returned: INSERT … RETURNING in parameter order runs one statement per row on
+                # SQLite, and this transaction is the only writer, so the next ids are known.
+                first = (conn.execute(select(func.max(T.id))).scalar() or 0) + 1
+                ids = list(range(first, first + len(inserts)))
+                conn.execute(schema.items.insert(), [{**rows[i], "created_at": now, "id": new_id}
+                                                     for i, new_id in zip(inserts, ids, strict=True)])
                 for index, new_id in zip(inserts, ids, strict=True):
                     outcomes[index] = UpsertResult(new_id, UpsertOutcome.inserted)
                 pairs = [(outcomes[i].item_id, items[i]) for i in inserts]
-                self._index(conn, pairs, replace=False)
+                self._index(conn, pairs)
                 self._set_schemes(conn, pairs, replace=False)
                 write_originals(conn, pairs, now, replace=False)
             for index, result in enumerate(outcomes):
@@ -184,7 +210,9 @@ class SqliteStore(SqlState):
                 for index, item_id in updates:
                     conn.execute(schema.items.update().where(T.id == bindparam("_id")), {**rows[index], "_id": item_id})
                 pairs = [(item_id, items[index]) for index, item_id in updates]
-                self._index(conn, pairs, replace=True)
+                old = [(item_id, self._to_item(item_id, by_key[(items[index].source, items[index].source_id)][2]))
+                       for index, item_id in updates]
+                self._index(conn, pairs, replaced=old)
                 self._set_schemes(conn, pairs, replace=True)
                 write_originals(conn, pairs, now, replace=True)
             self._record_duplicates(conn, dups, now)
@@ -264,6 +292,7 @@ class SqliteStore(SqlState):
             self._set_schemes(conn, [(item_id, item)], replace=True)
 
     def _filters(self, query: ItemQuery) -> list:
+        """Conditions on `items` for every filter but the full-text one (see `_search_text`)."""
         conds = []
         if query.source:
             conds.append(T.source == query.source)
@@ -280,7 +309,9 @@ class SqliteStore(SqlState):
         if query.risk_level:
             conds.append(T.risk_level == query.risk_level)
         if query.min_risk is not None:
-            conds.append(T.risk_score >= query.min_risk)
+            conds.append(T.risk_rank >= query.min_risk)
+            if query.min_risk <= schema.UNSCORED_RISK:
+                conds.append(T.risk_score.is_not(None))  # no score never passes
         if query.event_id:
             conds.append(T.event_id == query.event_id)
         if query.region:
@@ -290,33 +321,36 @@ class SqliteStore(SqlState):
         if query.scheme:
             sub = select(schema.item_schemes.c.item_id).where(schema.item_schemes.c.scheme == query.scheme)
             conds.append(T.id.in_(sub))
+        return conds
+
+    def search(self, query: ItemQuery) -> Page[Item]:
+        """Filtered items newest first (or riskiest first), with an opaque cursor for the next page.
+
+        Every query kind reads its page in order from an index and stops there; the count stops at COUNT_CAP."""
+        if not 1 <= query.limit <= 500:
+            raise InputError("limit must be between 1 and 500")
+        conds = self._filters(query)
+        match = None
         if query.q:
             if not self.fts:
                 raise InputError("full-text search is disabled on this store")
             match = compile_fts(query.q, self.segment)
-            conds.append(T.id.in_(text("SELECT rowid FROM items_fts WHERE items_fts MATCH :match").bindparams(match=match)))
-        return conds
-
-    def search(self, query: ItemQuery) -> Page[Item]:
-        """Filtered items newest first (or riskiest first), with an opaque cursor for the next page."""
-        if not 1 <= query.limit <= 500:
-            raise InputError("limit must be between 1 and 500")
-        conds = self._filters(query)
-        sort_key = T.published_ts if query.sort == "time" else func.coalesce(T.risk_score, -1.0)
+        sort_key = T.published_ts if query.sort == "time" else T.risk_rank
+        cursor = Cursor.decode(query.cursor, query.sort) if query.cursor else None
         page_conds = list(conds)
-        if query.cursor:
-            cur = Cursor.decode(query.cursor, query.sort)
-            page_conds.append(or_(sort_key < cur.key, and_(sort_key == cur.key, T.id < cur.item_id)))
-        stmt = (
-            select(T.id, T.doc, sort_key.label("k"))
-            .where(*page_conds)
-            .order_by(sort_key.desc(), T.id.desc())
-            .limit(query.limit + 1)
-        )
+        if cursor is not None:  # a row value, so the index seeks to the cursor instead of testing every row before it
+            page_conds.append(tuple_(sort_key, T.id) < tuple_(literal(cursor.key), literal(cursor.item_id)))
         try:
             with self.read() as conn:
-                rows = conn.execute(stmt).all()
-                count = conn.execute(select(func.count()).select_from(schema.items).where(*conds)).scalar_one()
+                if match is not None and query.sort == "time":
+                    rows = self._search_text(conn, match, page_conds, cursor, query.limit + 1)
+                else:
+                    stmt = select(T.id, T.doc, sort_key.label("k")).where(*page_conds)
+                    if match is not None:
+                        stmt = stmt.where(T.id.in_(select(FTS.c.rowid.op("&")(FTS_ID_MASK))
+                                                   .where(FTS.c.items_fts.match(match))))
+                    rows = conn.execute(stmt.order_by(sort_key.desc(), T.id.desc()).limit(query.limit + 1)).all()
+                count = self._count(conn, conds, match)
         except StorageError as exc:
             if "fts5" in str(exc).lower() or "MATCH" in str(exc):
                 raise InputError(f"search query not understood: {exc}") from exc
@@ -325,7 +359,40 @@ class SqliteStore(SqlState):
         rows = rows[: query.limit]
         data = [self._to_item(r.id, r.doc) for r in rows]
         next_cursor = Cursor(query.sort, float(rows[-1].k), rows[-1].id).encode() if more and rows else None
-        return Page(data=data, count=count, next_cursor=next_cursor)
+        return Page(data=data, count=min(count, COUNT_CAP), next_cursor=next_cursor, count_exact=count <= COUNT_CAP)
+
+    def _text_matches(self, match: str, conds: list):  # noqa: ANN202 - a SQLAlchemy Select
+        """Items matching the full-text expression and `conds`, walked newest second first through the index."""
+        return (select(T.id, T.doc, T.published_ts.label("k"), FTS.c.rowid.label("key"))
+                .select_from(FTS.join(schema.items, T.id == FTS.c.rowid.op("&")(FTS_ID_MASK), full=False))
+                .where(FTS.c.items_fts.match(match), *conds))
+
+    def _search_text(self, conn: Connection, match: str, conds: list, cursor: Cursor | None, want: int) -> list:
+        """The first `want` matches in feed order, reading the index only down to the page.
+
+        The index is walked by its time key (second, id); the rows of the page's last second are then fetched whole
+        and put in (published_ts, id) order, since within one second the key orders by id alone."""
+        keyed = list(conds)
+        if cursor is not None:
+            keyed.append(FTS.c.rowid < (fts_second(cursor.key) + 1) << FTS_ID_BITS)
+        rows = conn.execute(self._text_matches(match, keyed).order_by(FTS.c.rowid.desc()).limit(want)).all()
+        if len(rows) < want:
+            return sorted(rows, key=lambda r: (r.k, r.id), reverse=True)
+        last_second = rows[-1].key >> FTS_ID_BITS
+        earlier = [r for r in rows if r.key >> FTS_ID_BITS > last_second]
+        same_second = conn.execute(self._text_matches(match, [
+            *conds, FTS.c.rowid >= last_second << FTS_ID_BITS, FTS.c.rowid < (last_second + 1) << FTS_ID_BITS])).all()
+        return sorted(earlier + list(same_second), key=lambda r: (r.k, r.id), reverse=True)[:want]
+
+    def _count(self, conn: Connection, conds: list, match: str | None) -> int:
+        """How many items the filters select, counted up to COUNT_CAP + 1 (more says only "more than the cap")."""
+        if match is None:
+            hits = select(T.id).where(*conds)
+        elif conds:
+            hits = self._text_matches(match, conds).with_only_columns(T.id)
+        else:
+            hits = select(FTS.c.rowid).where(FTS.c.items_fts.match(match))
+        return conn.execute(select(func.count()).select_from(hits.limit(COUNT_CAP + 1).subquery())).scalar_one()
 
     def lookup(self, items: list[Item]) -> tuple[dict[tuple[str, str], tuple[int, str]], dict[str, int]]:
         """For a batch: stored (id, signature) by (source, source_id), and stored item id by content hash."""
@@ -423,7 +490,7 @@ class SqliteStore(SqlState):
         while True:
             conds = list(window)
             if after is not None:
-                conds.append(or_(T.published_ts < after[0], and_(T.published_ts == after[0], T.id < after[1])))
+                conds.append(tuple_(T.published_ts, T.id) < tuple_(literal(after[0]), literal(after[1])))
             with self.read() as conn:
                 rows = conn.execute(select(T.id, T.published_ts, T.title, T.content).where(*conds)
                                     .order_by(T.published_ts.desc(), T.id.desc()).limit(batch_size)).all()

@@ -53,7 +53,7 @@ def list_items(
                       event_id=event, region=region, within_regions=principal.regions, sort=sort, limit=limit,
                       cursor=cursor)
     page = store.search(query)
-    return ItemsPublic(data=page.data, count=page.count, next_cursor=page.next_cursor)
+    return ItemsPublic(data=page.data, count=page.count, next_cursor=page.next_cursor, count_exact=page.count_exact)
 
 
 # Ids are SQL integers (64-bit signed): a larger number can name no item, and must not reach the driver (OverflowError).

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import pytest
 from fastapi.testclient import TestClient
 
 from core.models import RawRecord
@@ -32,12 +33,24 @@ def test_health(client: TestClient, service: Service) -> None:
 def test_list_search_and_page(client: TestClient, service: Service) -> None:
     seed(service)
     first = client.get("/api/items", params={"limit": 2, "q": "油烟扰民"}).json()
-    assert set(first) == {"data", "count", "next_cursor"}
-    assert first["count"] == 5 and len(first["data"]) == 2
+    assert set(first) == {"data", "count", "count_exact", "next_cursor"}
+    assert first["count"] == 5 and first["count_exact"] is True and len(first["data"]) == 2
     assert first["data"][0]["source_id"] == "4"
     second = client.get("/api/items", params={"limit": 2, "q": "油烟扰民", "cursor": first["next_cursor"]}).json()
     assert [d["source_id"] for d in second["data"]] == ["2", "1"]
     assert client.get("/api/items", params={"since": "2026-11-23 00:00"}).json()["count"] == 2
+
+
+def test_a_capped_count_says_it_is_a_lower_bound(client: TestClient, service: Service,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    import storage.sqlite
+
+    monkeypatch.setattr(storage.sqlite, "COUNT_CAP", 3)
+    seed(service)
+    capped = client.get("/api/items", params={"limit": 2}).json()
+    assert (capped["count"], capped["count_exact"]) == (3, False)
+    narrow = client.get("/api/items", params={"since": "2026-11-23 00:00"}).json()
+    assert (narrow["count"], narrow["count_exact"]) == (2, True)
 
 
 def test_item_detail_and_not_found(client: TestClient, service: Service) -> None:

@@ -1,0 +1,257 @@
+"""The embedded store at scale (issue 16): query latency from another process, idle CPU, RSS and DB size per item.
+
+Builds N items (default 1,000,000) from the shared real texts: 泰迪杯 posts, posts with their official replies and
+the Weibo sample, recombined sentence by sentence (seeded) so no two are alike, over five channels (two sources
+each) and 90 days, published in random order. They are written through `SqliteStore.upsert` in batches, with the
+real full-text segmentation; the enrichment is synthesised (full NLP runs at a few thousand items/s, too slow for a
+million here): the topic is the real 一级标签 when a text comes from the labelled set, else drawn with that set's
+class frequencies; emotion, risk score (risk level from the example's thresholds), region, event and schemes are
+drawn from fixed distributions. No alert rules run, so the service starts with no alerts.
+
+Then `yuqing serve` runs on the built database (no crawling, no demo site, the example's alert rules) and another
+process queries GET /api/items with 1 and with 8 clients: p50/p95/p99 ms of each query kind, and errors. The idle
+CPU of the service is sampled over 30 s (/proc), its RSS idle and under load.
+Run: `.venv/bin/python bench/bench_store.py [--items N] [--db PATH] [--reuse]`; prints JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from core.models import SHANGHAI, Channel, Engagement, Enrichment, Item, Reply  # noqa: E402
+from core.paths import data_dir  # noqa: E402
+from nlp.search_tokens import index_tokens  # noqa: E402
+from nlp.tokenize import segment  # noqa: E402
+from storage.sqlite import SqliteStore  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+START = datetime(2026, 9, 1, tzinfo=SHANGHAI)
+DAYS = 90
+SOURCES = {Channel.hotline: ["hotline_city", "hotline_district"], Channel.mailbox: ["mailbox_mayor", "mailbox_party"],
+           Channel.board: ["board_tipdm", "board_people"], Channel.weibo: ["weibo_keywords", "weibo_accounts"],
+           Channel.wechat: ["wechat_city", "wechat_media"]}
+EMOTIONS = (["neutral"] * 40 + ["angry"] * 25 + ["sad"] * 12 + ["fear"] * 8 + ["happy"] * 10 + ["surprise"] * 5)
+REGIONS = [f"A市A{n}区" for n in range(1, 10)] + ["江城市雨花区", "江城市江城区", "江城市高新区", None]
+SCHEMES = ["油烟", "噪音", "欠薪", "供水", "物业", "拆迁", "教育收费"]
+# The query kinds of the issue's table (plus the other feed filters), as GET /api/items parameters.
+QUERIES: dict[str, dict[str, str]] = {
+    "default feed": {},
+    "channel=weibo": {"channel": "weibo"},
+    "topic=": {"topic": "城乡建设"},
+    "risk_level=I": {"risk_level": "I"},
+    "sort=risk": {"sort": "risk"},
+    "region=": {"region": "A市A3区"},
+    "q=小区 (common word)": {"q": "小区"},
+    "phrase": {"q": '"物业公司"'},
+    "boolean": {"q": "(停水 OR 停电) 小区 NOT 物业"},
+    "NEAR": {"q": "噪音 NEAR/5 扰民"},
+}
+
+
+def clean(text: object) -> str:
+    return re.sub(r"\s+", "", str(text)) if isinstance(text, str) else ""
+
+
+def sentences(text: str) -> list[str]:
+    return [s for s in re.split(r"(?<=[。！？!?；])", text) if len(s) >= 4]
+
+
+def load_texts(folder: Path) -> dict[str, object]:
+    """Titles and sentences per origin, the labelled posts' topics, and the replies."""
+    hot = pd.read_csv(folder / "tipdm2020c_hot_issue_messages" / "messages.csv")
+    replies = pd.read_csv(folder / "tipdm2020c_replies" / "replies.csv")
+    labelled = pd.read_csv(folder / "tipdm2020c_messages_labeled" / "messages.csv")
+    weibo = pd.read_csv(folder / "weibo_covid19_unlabeled_sample" / "posts.csv")
+    posts = [(clean(r.title), clean(r.body), None) for r in hot.itertuples()]
+    posts += [(clean(r.title), clean(r.body), None) for r in replies.itertuples()]
+    posts += [(clean(r.title), clean(r.body), str(r.label_l1)) for r in labelled.itertuples()]
+    posts = [p for p in posts if p[0] and p[1]]
+    return {
+        "posts": posts,
+        "post_sentences": [s for _t, body, _l in posts for s in sentences(body)],
+        "weibo": [t for t in (clean(x) for x in weibo.text) if len(t) >= 8],
+        "replies": [r for r in (clean(x) for x in replies.reply) if r],
+        "topics": [str(x) for x in labelled.label_l1],
+    }
+
+
+def make_item(n: int, rng: random.Random, texts: dict, events: int) -> Item:
+    """Item n: a real title with a few real sentences recombined around its own body's start."""
+    channel = rng.choice(list(SOURCES))
+    source = rng.choice(SOURCES[channel])
+    if channel == Channel.weibo:
+        base = rng.choice(texts["weibo"])
+        title, content, topic = base[:20], base + "".join(rng.sample(texts["weibo"], rng.randint(0, 2))), None
+    else:
+        title, body, topic = rng.choice(texts["posts"])
+        own = sentences(body)[:2] or [body[:80]]
+        content = "".join(own + rng.sample(texts["post_sentences"], rng.randint(1, 3)))
+    content = content[:600]
+    score = min(100.0, round(rng.lognormvariate(3.3, 0.45), 1))
+    level = "I" if score >= 80 else "II" if score >= 60 else "III" if score >= 40 else "IV"
+    event = f"ev{int(events * rng.random() ** 2)}" if rng.random() < 0.4 else None
+    published = START + timedelta(seconds=rng.uniform(0, DAYS * 86400))
+    reply = Reply(text=rng.choice(texts["replies"])[:300]) if channel != Channel.weibo and rng.random() < 0.3 else None
+    return Item(source=source, channel=channel, source_id=f"{source}-{n}", title=title, content=content,
+                published_at=published, fetched_at=published + timedelta(minutes=rng.randint(1, 600)),
+                region=rng.choice(REGIONS), reply=reply,
+                engagement=Engagement(likes=int(rng.expovariate(0.2)), reposts=int(rng.expovariate(0.5)),
+                                      comments=int(rng.expovariate(0.3))),
+                enrichment=Enrichment(topic=topic or rng.choice(texts["topics"]), emotion=rng.choice(EMOTIONS),
+                                      risk_score=score, risk_level=level, event_id=event,
+                                      schemes=[rng.choice(SCHEMES)] if rng.random() < 0.1 else []))
+
+
+def build(db: Path, count: int, seed: int, batch: int = 2000) -> dict[str, float]:
+    texts = load_texts(data_dir())
+    rng = random.Random(seed)
+    store = SqliteStore(db, segment=segment, index_segment=index_tokens)
+    started = time.perf_counter()
+    stored = 0
+    try:
+        for first in range(0, count, batch):
+            items = [make_item(n, rng, texts, events=max(1, count // 50)) for n in range(first, min(count, first + batch))]
+            stored += sum(r.outcome == "inserted" for r in store.upsert(items))
+    finally:
+        store.close()
+    seconds = time.perf_counter() - started
+    return {"items_built": count, "items_stored": stored, "build_seconds": round(seconds, 1),
+            "build_items_per_s": round(count / seconds)}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def write_config(folder: Path, db: Path, port: int) -> Path:
+    example = (REPO / "yuqing.example.yaml").read_text(encoding="utf-8")
+    alerts = example[example.index("\nalerts:"):]  # the example's alert rules, routes and receivers
+    config = folder / "bench.yaml"
+    config.write_text(f"server: {{port: {port}}}\nstorage: {{sqlite_path: {db}}}\ndata_dir: {data_dir()}\n"
+                      f"sources: {{}}\ncrawling: {{scheduler: false, state_dir: {folder / 'crawl'}, "
+                      f"demo_site: {{enabled: false}}}}\n" + alerts, encoding="utf-8")
+    return config
+
+
+def proc_cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))], 1)
+
+
+def measure(base: str, token: str, clients: int, rounds: int, pid: int) -> tuple[dict, float]:
+    """Each query kind `rounds` times per client, the clients at once; latency in ms from this process."""
+    import httpx
+
+    results: dict[str, dict] = {}
+    peak = 0.0
+    for name, params in QUERIES.items():
+        def run(_client: int, params: dict[str, str] = params) -> tuple[list[float], int]:
+            times, errors = [], 0
+            with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=60) as http:
+                for _ in range(rounds):
+                    started = time.perf_counter()
+                    response = http.get("/api/items", params={**params, "limit": "50"})
+                    times.append((time.perf_counter() - started) * 1000)
+                    errors += response.status_code != 200
+            return times, errors
+
+        with ThreadPoolExecutor(clients) as pool:
+            outcomes = list(pool.map(run, range(clients)))
+        peak = max(peak, rss_mb(pid))
+        times = [t for ts, _ in outcomes for t in ts]
+        results[name] = {"p50": percentile(times, 50), "p95": percentile(times, 95), "p99": percentile(times, 99),
+                         "errors": sum(e for _, e in outcomes)}
+    return results, peak
+
+
+def serve_and_measure(db: Path, rounds: int, idle_seconds: float) -> dict[str, object]:
+    folder = Path(tempfile.mkdtemp(prefix="bench_store_"))
+    port = free_port()
+    config = write_config(folder, db, port)
+    yuqing = [sys.executable, "-m", "yuqing"]  # from the checkout, whatever the installed package lists
+    created = subprocess.run([*yuqing, "token", "create", "--role", "press_office", "--name", "bench", "-c", str(config)],
+                             capture_output=True, text=True, check=True, cwd=REPO)
+    token = created.stdout.strip().splitlines()[-1]
+    started = time.perf_counter()
+    server = subprocess.Popen([*yuqing, "serve", "-c", str(config)], stdout=subprocess.DEVNULL,
+                              stderr=open(folder / "serve.log", "w"), cwd=REPO)  # noqa: SIM115 - lives with the server
+    try:
+        import httpx
+
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if server.poll() is not None or time.perf_counter() - started > 300:
+                raise RuntimeError(f"yuqing serve did not start; see {folder / 'serve.log'}")
+            time.sleep(0.5)
+        startup = time.perf_counter() - started
+        time.sleep(5)  # let start-up work settle before sampling idle
+        cpu_before, wall_before = proc_cpu_seconds(server.pid), time.perf_counter()
+        time.sleep(idle_seconds)
+        idle_cpu = (proc_cpu_seconds(server.pid) - cpu_before) / (time.perf_counter() - wall_before) * 100
+        idle_rss = rss_mb(server.pid)
+        base = f"http://127.0.0.1:{port}"
+        one, peak_one = measure(base, token, 1, rounds, server.pid)
+        eight, peak_eight = measure(base, token, 8, max(3, rounds // 4), server.pid)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    return {"service_startup_s": round(startup, 1), "idle_cpu_percent": round(idle_cpu, 2),
+            "idle_sample_seconds": idle_seconds, "rss_idle_mb": idle_rss,
+            "rss_under_load_mb": max(peak_one, peak_eight), "clients_1": one, "clients_8": eight}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--items", type=int, default=1_000_000)
+    parser.add_argument("--seed", type=int, default=16)
+    parser.add_argument("--db", type=Path, help="where to build (default: a temporary folder)")
+    parser.add_argument("--reuse", action="store_true", help="measure an already built --db")
+    parser.add_argument("--rounds", type=int, default=40, help="requests per query kind per client (1 client)")
+    parser.add_argument("--idle-seconds", type=float, default=30)
+    args = parser.parse_args()
+    db = args.db or Path(tempfile.mkdtemp(prefix="bench_store_db_")) / "store.db"
+    report: dict[str, object] = {"items": args.items, "seed": args.seed, "db": str(db)}
+    if not args.reuse:
+        report.update(build(db, args.items, args.seed))
+    size = sum(p.stat().st_size for p in db.parent.glob(db.name + "*"))
+    report["db_bytes_per_item"] = round(size / args.items)
+    report.update(serve_and_measure(db, args.rounds, args.idle_seconds))
+    print(json.dumps(report, ensure_ascii=False, indent=1))
+
+
+if __name__ == "__main__":
+    main()
