@@ -5,7 +5,7 @@ the shared data folder, batches of 500) and writes one JSON line per item: the i
 enrichment field, region, title, content, extra with its pii_masked counts) and the near-duplicate index's match for
 it. A stand-in for the store gives each batch's items ids 1..N before `analysis_persist`, as the writer's store stage
 does, so near-duplicate roots become real ids; event ids are random, so they are renumbered in order of first
-appearance. Prints the SHA-256 of the dump; compare it before and after a change.
+appearance. The clock the risk stage reads is pinned. Prints the SHA-256 of the dump; compare it before and after a change.
 Run: `.venv/bin/python bench/enrich_dump.py [--items N] [--out FILE]`."""
 
 from __future__ import annotations
@@ -19,10 +19,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from datetime import UTC, datetime  # noqa: E402
+
 from bench_nlp import item_source, make_items  # noqa: E402
 
-from analysis.stages import build_enrich_stages  # noqa: E402
+from analysis.stages import analysis_state, enrich_stages  # noqa: E402
 from core.config import Config  # noqa: E402
+from flow.ingest import order_stages  # noqa: E402
 from flow.stages import Batch, Chain  # noqa: E402
 
 
@@ -49,7 +52,9 @@ def main() -> None:
     args = parser.parse_args()
     _, posts = item_source()
     items = make_items(args.items, posts)
-    stages = build_enrich_stages(Config())
+    config = Config()
+    now = datetime(2026, 12, 6, tzinfo=UTC)  # risk reads the clock (days without a reply): pinned, so runs compare
+    stages = order_stages(enrich_stages(config, analysis_state(config, now=lambda: now)))
     state = next(s for s in stages if s.name == "near_duplicates").state
     matched: list = []  # per item, in order: the index's match (normalised: an index root or a batch position)
     match_batch = state.dedup.match_batch
