@@ -24,8 +24,9 @@ def _parts(word: str) -> list[str]:
 def index_tokens(text: str) -> list[str]:
     """Lower-cased words in text order, each preceded by its parts."""
     out: list[str] = []
-    for word in segment(text):
-        word = word.lower()
-        out.extend(_parts(word))
-        out.append(word)
+    append = out.append
+    for word in map(str.lower, segment(text)):
+        if 2 < len(word) <= _MAX_EXPAND and not word.isascii():  # `_parts` is empty otherwise: most words skip the call
+            out.extend(_parts(word))
+        append(word)
     return out
