@@ -78,7 +78,7 @@ def serve(config: ConfigOption = None, host: str | None = None, port: int | None
         step(f"loading demo data ({cfg.demo.items} items) if the store is empty...")
     load_demo_if_empty(service)
     app_ = create_app(service)
-    if cfg.demo.enabled:
+    if cfg.demo.enabled or cfg.crawling.demo_site.enabled:  # demo mode: generated items or the local demo site
         from access.app import DEMO_ADMIN, ensure_demo_admin
 
         password = ensure_demo_admin(app_.state.access)
