@@ -367,6 +367,22 @@ def test_event_totals_sum_the_events_items(loaded: Store) -> None:
     assert loaded.event_totals("nothing") is None
 
 
+def test_subject_facts_give_first_publication_and_top_grade(loaded: Store) -> None:
+    facts = loaded.subject_facts(event_id="ev1")  # items 1 (96 h ago, grade I) and 5 (12 h ago, no grade)
+    assert facts is not None and facts.first_published_ts == (NOW - timedelta(hours=96)).timestamp()
+    assert facts.top_grade == "I" and facts.first_stored_at
+    item_id = loaded.lookup([make("2", "", "", 0)])[0][("board_a", "2")][0]
+    assert loaded.subject_facts(item_id=item_id).top_grade == "II"
+    assert loaded.subject_facts(event_id="nothing") is None and loaded.subject_facts() is None
+
+
+def test_event_opinions_of_a_time_window(loaded: Store) -> None:
+    since, until = (NOW - timedelta(hours=100)).timestamp(), (NOW - timedelta(hours=50)).timestamp()
+    assert [(o.emotion, o.risk_score) for o in loaded.event_opinions("ev1", since, until)] == [("angry", 80.0)]
+    assert sorted(o.emotion or "" for o in loaded.event_opinions("ev1", since, NOW.timestamp())) == ["angry", "neutral"]
+    assert loaded.event_opinions("ev1", until, until) == []
+
+
 def test_reassign_events_moves_items_and_their_documents(loaded: Store) -> None:
     assert loaded.reassign_events({"ev2": "ev1"}) == 1
     assert loaded.get(id_of(loaded, "2")).enrichment.event_id == "ev1"
