@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import socket
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -174,6 +173,7 @@ def run_rate(repo: Path, rate: int, seconds: float, drain: float, receivers: Rec
     sys.path.insert(0, str(repo))
     from access.app import open_access
     from core.config import load_config
+    from storage.sqlite import SqliteStore
     from yuqing.service import build_service
 
     config = load_config(config_path)
@@ -235,8 +235,12 @@ def run_rate(repo: Path, rate: int, seconds: float, drain: float, receivers: Rec
         except subprocess.TimeoutExpired:
             service.kill()
         log.close()
-    with sqlite3.connect(db) as conn:
-        source_of = dict(conn.execute("SELECT id, source_id FROM items WHERE source = 'push_src'").fetchall())
+    store = SqliteStore(db, segment=str.split, fts=False)  # read through the store's interface, as any backend
+    try:
+        known = store.known_items([("push_src", source_id) for source_id in pushed_at])
+    finally:
+        store.close()
+    source_of = {entry.item_id: source_id for (_source, source_id), entry in known.items()}
     result: dict[str, Any] = {"offered_per_s": rate, "offered": total, "accepted": len(pushed_at),
                               "accepted_per_s": round(len(pushed_at) / push_seconds, 1), "stored": len(source_of),
                               "drain_s": round(drained, 1), "rss_mb_start": rss_start, "rss_mb_end": rss_end}

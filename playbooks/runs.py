@@ -26,7 +26,6 @@ from core.config_playbooks import PlaybooksConfig
 from core.errors import InvalidTransition, NotFound, PermissionDenied, PlaybookError, StorageError
 from playbooks.plans import Playbook, StepSpec
 from playbooks.store import plan_approvals, plan_audit, plan_evidence, plan_runs, plan_steps
-from storage.schema import items as items_table
 
 logger = logging.getLogger(__name__)
 
@@ -378,8 +377,10 @@ class PlanRuns:
         conditions = []
         if item_id is not None:
             # The item's own runs and the runs of the event it belongs to (a plan for the matter it is part of).
-            with self.store.read() as conn:
-                event = conn.execute(select(items_table.c.event_id).where(items_table.c.id == item_id)).scalar()
+            try:
+                event = self.store.get(item_id).enrichment.event_id
+            except NotFound:
+                event = None
             conditions.append(or_(r.item_id == item_id, r.event_id == event) if event else r.item_id == item_id)
         if event_id is not None:
             conditions.append(r.event_id == event_id)
