@@ -18,6 +18,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from core.models import IngestReport, QuarantineRecord, RawRecord
+from core.worker import PeriodicWorker
 from flow.ingest import Ingestor, chunks
 from storage.base import Inbox
 
@@ -156,37 +157,26 @@ class IngestWriter:
                 self.inbox.done([i for i, _ in todo])
 
 
-class RedriveWorker:
+class RedriveWorker(PeriodicWorker):
     """Re-drives the after-store outbox through the writer at start (after the inbox drain queued before it) and then
     every `interval` seconds, so an item stored just before a crash, or whose rules hit a storage error, is alerted."""
 
+    name = "after-store-redrive"
+    join_timeout = 10.0
+
     def __init__(self, writer: IngestWriter, interval: float = 5.0) -> None:
+        super().__init__()
         self.writer = writer
-        self.interval = interval
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self.every = interval
 
-    def start(self) -> None:
-        if self._thread is not None:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="after-store-redrive", daemon=True)
-        self._thread.start()
+    def interval(self) -> float:
+        return self.every
 
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                redriven = self.writer.redrive_soon().result()
-                if redriven:
-                    logger.warning("after-store stages re-driven for items left pending count=%d", redriven)
-            except RuntimeError:  # the writer is shutting down
-                return
-            except Exception:  # noqa: BLE001 - the next pass tries again
-                logger.exception("after-store re-drive failed")
-            self._stop.wait(self.interval)
+    def run_once(self) -> bool | None:
+        try:
+            redriven = self.writer.redrive_soon().result()
+        except RuntimeError:  # the writer is shutting down
+            return False
+        if redriven:
+            logger.warning("after-store stages re-driven for items left pending count=%d", redriven)
+        return None

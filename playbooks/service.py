@@ -9,13 +9,13 @@ clock in a worker whose notices go to the alert engine as `deadline` alerts; set
 from __future__ import annotations
 
 import logging
-import threading
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from alerts.clock import Clock, SystemClock
 from core.calendar import WorkCalendar, configure
 from core.errors import StorageError
+from core.worker import PeriodicWorker
 from flow.stages import Batch
 from playbooks import store as _tables  # noqa: F401 - registers the "playbooks" migration chain
 from playbooks.plans import Playbook, load_playbooks
@@ -205,35 +205,20 @@ class PlanStage:
             logger.exception("plan triggers failed on a batch of %d stored items", len(batch.stored))
 
 
-class PlanClockWorker:
+class PlanClockWorker(PeriodicWorker):
     """Ticks the plan clock every `clock_interval` in a daemon thread."""
 
+    name = "plan-clock"
+
     def __init__(self, plans: PlaybookService) -> None:
+        super().__init__()
         self.plans = plans
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
-    def start(self) -> None:
-        if self._thread is not None:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="plan-clock", daemon=True)
-        self._thread.start()
+    def interval(self) -> float:
+        return self.plans.config.clock_interval.total_seconds()
 
-    def stop(self) -> None:
-        if self._thread is None:
-            return
-        self._stop.set()
-        self._thread.join(timeout=30)
-        self._thread = None
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.plans.tick()
-            except Exception:  # noqa: BLE001 - the clock must outlive any single failure
-                logger.exception("plan clock tick failed; retrying next interval")
-            self._stop.wait(self.plans.config.clock_interval.total_seconds())
+    def run_once(self) -> None:
+        self.plans.tick()
 
 
 def attach(service: Service, *, alerts: AlertEngine | None = None) -> PlaybookService | None:
