@@ -7,7 +7,8 @@ most (recent share vs baseline share) and the sources and regions of its recent 
 
 A group needs a history first: with fewer than `min_baseline` items in its baseline window (right after start-up,
 a new source) any volume would look like a 100× burst, so it is listed as waiting for a baseline instead
-(`detect_spikes(..., waiting=[])`), with the reason in Chinese.
+(`detect_spikes(..., waiting=[])`), with the reason in Chinese. Imported history (items marked backfill) counts in
+neither window: an import of last night's export is not volume of today.
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ DIMENSIONS = ("topic", "scheme", "region", "source")
 
 
 def _rows(store: ItemReads, since: datetime, until: datetime) -> list[dict[str, Any]]:
+    """The live items of the window: imported history (backfill) is neither a baseline nor a burst."""
     return [{"id": f.item_id, "ts": f.published_ts, "topic": f.topic, "region": f.region, "source": f.source,
-             "scheme": f.schemes, "keywords": f.keywords} for f in store.item_facets(since, until)]
+             "scheme": f.schemes, "keywords": f.keywords} for f in store.item_facets(since, until) if not f.backfill]
 
 
 def _values(row: dict[str, Any], dimension: str) -> list[str]:

@@ -156,6 +156,7 @@ class ItemFacets:
     source: str
     schemes: list[str]
     keywords: list[str]
+    backfill: bool = False  # imported history (`yuqing import`): no volume of today, so no part of a spike baseline
 
 
 @dataclass(frozen=True)

@@ -478,10 +478,14 @@ class SqliteStore(SqlState):
             for r in conn.execute(select(s.item_id, s.scheme).join(schema.items, T.id == s.item_id)
                                   .where(*window).order_by(s.item_id, s.scheme)):
                 schemes.setdefault(r.item_id, []).append(r.scheme)
-        return [ItemFacets(item_id=r.id, published_ts=r.published_ts, topic=r.topic, region=r.region, source=r.source,
-                           schemes=schemes.get(r.id, []),
-                           keywords=json.loads(r.doc).get("enrichment", {}).get("keywords", []))
-                for r in rows]
+        out = []
+        for r in rows:
+            doc = json.loads(r.doc)
+            out.append(ItemFacets(item_id=r.id, published_ts=r.published_ts, topic=r.topic, region=r.region,
+                                  source=r.source, schemes=schemes.get(r.id, []),
+                                  keywords=doc.get("enrichment", {}).get("keywords", []),
+                                  backfill=doc.get("extra", {}).get("backfill") is True))
+        return out
 
     def scan_texts(self, since: datetime, until: datetime, batch_size: int = 1000) -> Iterator[list[ItemText]]:
         """Newest first by keyset paging, so no connection stays open while the caller works on a batch."""

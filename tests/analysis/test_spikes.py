@@ -63,3 +63,32 @@ def test_a_group_without_history_waits_for_its_baseline(tmp_path) -> None:
     source = next(w for w in waiting if w["dimension"] == "source")
     assert source["value"] == "fresh_source" and source["recent"] == 20 and source["baseline"] == 0
     assert source["status"] == "no_baseline" and "基线不足" in source["reason"]
+
+
+def _backfill(item: Item) -> Item:
+    item.extra["backfill"] = True  # what `yuqing import` marks its records
+    return item
+
+
+def test_imported_history_neither_fills_a_baseline_nor_spikes(tmp_path) -> None:
+    """An import of yesterday's export is history, not volume: backfill items in the baseline window must not hide a
+    real burst, and backfill items in the recent window must not read as one."""
+    store = SqliteStore(tmp_path / "b.db", segment=segment)
+    items = [_item(1000 + m, m, f"化工厂附近有异味{m}", "雨花区", "环境保护", [], ["异味"]) for m in (300, 500, 640)]
+    items += [_item(100 + k, k * 4 + 1, f"雨花区化工厂气体泄漏{k}", "雨花区", "环境保护", [], ["泄漏"]) for k in range(12)]
+    # 60 imported letters about the same district over the baseline hours: a live baseline this big hides the burst
+    items += [_backfill(_item(200 + k, 90 + k * 10, f"雨花区旧信件{k}", "雨花区", "城乡建设", [], ["旧信件"],
+                              source="board_tipdm")) for k in range(60)]
+    # 30 imported letters in the last hour about a district with a steady live history
+    items += [_item(300 + h, h * 60 + 70, f"江城区道路拥堵{h}", "江城区", "交通运输", [], ["拥堵"]) for h in range(12)]
+    items += [_backfill(_item(400 + k, k * 2 + 1, f"江城区旧信件{k}", "江城区", "城乡建设", [], ["旧信件"],
+                              source="board_tipdm")) for k in range(30)]
+    store.upsert(items)
+    waiting: list[dict] = []
+    spikes = detect_spikes(store, parse_config({}).analysis.spikes, NOW, waiting=waiting)
+    found = {(s["dimension"], s["value"]): s for s in spikes}
+    assert ("region", "雨花区") in found, spikes
+    assert found[("region", "雨花区")]["recent"] == 12 and found[("region", "雨花区")]["baseline"] == 3
+    assert ("region", "江城区") not in found and ("source", "board_tipdm") not in found
+    assert ("topic", "城乡建设") not in found
+    assert not any(w["value"] in ("board_tipdm", "城乡建设") for w in waiting)

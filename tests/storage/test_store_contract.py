@@ -412,6 +412,14 @@ def test_item_facets_of_a_window_oldest_first(loaded: Store) -> None:
     assert loaded.item_facets(END, END + timedelta(days=1)) == []
 
 
+def test_item_facets_say_which_items_are_imported_history(store: Store) -> None:
+    imported = make("old", "旧信件", "2012 年的信件", 2)
+    imported.extra["backfill"] = True
+    store.upsert([imported, make("new", "新留言", "今天的留言", 1)])
+    facets = store.item_facets(NOW - timedelta(hours=3), NOW)
+    assert [(f.item_id, f.backfill) for f in facets] == [(id_of(store, "old"), True), (id_of(store, "new"), False)]
+
+
 def test_scan_texts_newest_first_in_batches(loaded: Store) -> None:
     batches = list(loaded.scan_texts(EPOCH, END, batch_size=2))
     assert [[t.item_id for t in b] for b in batches] == [[id_of(loaded, s) for s in pair] for pair in (("5", "4"), ("3", "2"), ("1",))]
