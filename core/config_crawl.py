@@ -335,7 +335,8 @@ class DemoSiteConfig(Strict):
     seed: int = 2026
     history_items: int = Field(60, ge=0, le=20_000)  # per channel, spread over the past week
     new_item_seconds: float = Field(30, gt=0)  # a new item per channel this often while running
-    incident_after_minutes: float = Field(2, ge=0)  # the incident starts this long after start-up and builds for an hour
+    incident_after_minutes: float = Field(2, ge=0)  # the incident starts this long after start-up…
+    incident_minutes: float = Field(6, gt=0)  # …and escalates over this long (first reports, then a burst)
     # Letters published while the site runs get their reply this many minutes later (a revisit picks it up);
     # None keeps the generator's 1-12 days.
     reply_after_minutes: float | None = Field(None, gt=0)

@@ -1,7 +1,8 @@
 """What the demo site shows: per-channel item streams from the seeded generator, growing while the site runs.
 
 Each feed has its own generator so the same seed gives the same items whatever order pages are requested in.
-An incident (the generator's chemical-plant smell) starts a few minutes after start-up and builds for an hour.
+An incident (the generator's chemical-plant smell) starts a few minutes after start-up and escalates within
+`incident_minutes` (default 6): a few first reports, then a burst across channels, as a real one does.
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ class SiteFeed:
 
     def __init__(self, seed: int = 2026, history: int = 60, new_item_seconds: float = 30.0,
                  incident_after_minutes: float = 2.0, start: datetime | None = None,
-                 reply_after_minutes: float | None = None) -> None:
+                 reply_after_minutes: float | None = None, incident_minutes: float = 6.0) -> None:
         self.seed = seed
         self.reply_after_minutes = reply_after_minutes
         self.start = start or datetime.now(SHANGHAI)
@@ -81,7 +82,7 @@ class SiteFeed:
                 at = self.start - timedelta(seconds=gen.rng.randint(60, 7 * 86400))
                 self._add(name, at, gen.one(channel, at).payload)
         incident_start = self.start + timedelta(minutes=incident_after_minutes)
-        for demo_item in DemoGenerator(seed + 99).incident(incident_start):
+        for demo_item in DemoGenerator(seed + 99).incident(incident_start, minutes=incident_minutes):
             at = datetime.fromisoformat(demo_item.payload["published_at"])
             self._add(demo_item.channel, at, demo_item.payload)
 

@@ -74,7 +74,7 @@ POSITIVE = [
 
 INCIDENT = [
     "{district}工业园区化工厂附近闻到刺鼻气味，有点头晕",
-    "{district}工业园区化工厂方向冒出黑烟，气味越来越重，周围居民都在关窗",
+    "{district}工业园区化工厂方向冒出黑烟，刺鼻气味越来越重，周围居民都在关窗",
     "紧急！{district}化工厂疑似泄漏，好多人咳嗽呕吐，孩子被送去医院了，政府为什么没有任何通知？",
     "{district}化工厂泄漏已经两个小时了，还没有官方消息，大家都很害怕，有人说要去市政府讨个说法",
     "强烈要求公开{district}化工厂事故真相！已经有几十人送医，官方一直不回应，太让人愤怒了",
@@ -142,8 +142,9 @@ class DemoGenerator:
             payload["handling_unit"] = DEPARTMENTS.get(topic, "市政府办公室")
         return DemoItem(channel=channel, topic="positive" if positive else topic, payload=payload)
 
-    def incident(self, start: datetime, minutes: int = 60, count: int = 40) -> list[DemoItem]:
-        """Posts about one incident, denser and angrier as the hour goes on."""
+    def incident(self, start: datetime, minutes: float = 60, count: int = 40) -> list[DemoItem]:
+        """Posts about one incident over `minutes`, denser and angrier as it goes on: a few first reports, then a
+        burst across Weibo, the 12345 hotline (calls reporting it), the message board and the mayor's mailbox."""
         out = []
         district = "临港新区"
         for i in range(count):
@@ -164,6 +165,9 @@ class DemoGenerator:
                 "comments": int(5 * (1 + 20 * frac) * self.rng.random()),
                 "likes": int(20 * (1 + 30 * frac) * self.rng.random()),
             }
+            if channel == "hotline":  # a call about a leak is a report (举报) for the environment bureau
+                payload["request_type"] = "report"
+                payload["handling_unit"] = DEPARTMENTS["环境保护"]
             out.append(DemoItem(channel=channel, topic="环境保护", payload=payload))
         return out
 

@@ -138,9 +138,9 @@ class DemoSite:
     def __init__(self, *, seed: int = 2026, history: int = 60, new_item_seconds: float = 30.0,
                  incident_after_minutes: float = 2.0, hotline_token: str = "demo-token", weibo_cookie: str = "demo-sub",
                  replay: list[tuple[str, Path, dict[str, str], int]] | None = None, start: datetime | None = None,
-                 reply_after_minutes: float | None = None) -> None:
+                 reply_after_minutes: float | None = None, incident_minutes: float = 6.0) -> None:
         self.feed = SiteFeed(seed, history, new_item_seconds, incident_after_minutes, start=start,
-                             reply_after_minutes=reply_after_minutes)
+                             reply_after_minutes=reply_after_minutes, incident_minutes=incident_minutes)
         self.hotline_token = hotline_token
         self.weibo_cookie = weibo_cookie
         self.layouts: dict[str, int] = {}
@@ -754,7 +754,7 @@ def site_from_config(config: Any) -> DemoSite:
         path = spec.path if spec.path.is_absolute() else data_dir() / spec.path if not spec.path.exists() else spec.path
         replay.append((spec.path_prefix, Path(path), spec.columns, spec.limit))
     return DemoSite(seed=config.seed, history=config.history_items, new_item_seconds=config.new_item_seconds,
-                    incident_after_minutes=config.incident_after_minutes,
+                    incident_after_minutes=config.incident_after_minutes, incident_minutes=config.incident_minutes,
                     hotline_token=config.hotline_token.get_secret_value(), weibo_cookie=config.weibo_cookie.get_secret_value(),
                     replay=replay, reply_after_minutes=config.reply_after_minutes)
 
