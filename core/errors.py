@@ -99,6 +99,6 @@ class PermissionDenied(YuqingError):
 
 
 class ReportError(YuqingError):
-    """A report cannot be made or sent as asked (no CJK font for its PDF and charts, no receivers configured)."""
+    """A report cannot be rendered here: no CJK font for its PDF and charts."""
 
     status = 503

@@ -19,10 +19,10 @@ from core.errors import NotFound, PermissionDenied
 from reports.mail import content_disposition
 
 ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"model": ErrorPublic, "description": "an unknown kind or a date that is not YYYY-MM-DD"},
+    400: {"model": ErrorPublic, "description": "a date that is not YYYY-MM-DD (1990–2199), or no / unknown receivers"},
     403: {"model": ErrorPublic, "description": "the caller's role (or region scope) may not read or send reports"},
     404: {"model": ErrorPublic, "description": "the reports extension is not attached"},
-    503: {"model": ErrorPublic, "description": "no CJK font for the PDF, or no receivers configured (ReportError)"},
+    503: {"model": ErrorPublic, "description": "no CJK font for the PDF (ReportError)"},
 }
 router = APIRouter(prefix="/api/reports", tags=["reports"], responses=ERRORS, dependencies=[require(FEED)])
 # The page is self-contained: inline styles and data: images, nothing else (crawled text in it can never run).

@@ -11,7 +11,7 @@ from urllib.parse import quote
 
 from alerts.notify.email import EmailNotifier
 from core.config_alerts import AlertsConfig, ReceiverConfig
-from core.errors import NotifyError, ReportError
+from core.errors import InputError, NotifyError
 from reports.render import link_url
 
 
@@ -60,7 +60,9 @@ def email_receivers(alerts: AlertsConfig, names: list[str]) -> list[ReceiverConf
     for name in names:
         receiver = alerts.receiver(name)
         if receiver is None or receiver.email is None:
-            raise ReportError(f"reports.receivers: {name!r} is not an alerts receiver with e-mail")
+            known = sorted(r.name for r in alerts.receivers if r.email is not None) or "none"
+            raise InputError(f"{name!r} is not an alert receiver with e-mail; receivers with e-mail: {known}",
+                             errors=[{"loc": ["body", "receivers"], "msg": "unknown receiver"}])
         found.append(receiver)
     return found
 

@@ -12,6 +12,7 @@ from core.errors import InputError
 Kind = Literal["daily", "weekly"]
 KINDS: tuple[Kind, ...] = ("daily", "weekly")
 KIND_ZH = {"daily": "日报", "weekly": "周报"}
+FIRST_DAY, LAST_DAY = date(1990, 1, 1), date(2199, 12, 31)  # a report's date: neither before the web nor past reason
 
 
 @dataclass(frozen=True)
@@ -81,4 +82,7 @@ def parse_day(value: str | None, kind: str, now: datetime, zone: ZoneInfo) -> Pe
     except ValueError as exc:
         raise InputError(f"date must be YYYY-MM-DD, got {value!r}",
                          errors=[{"loc": ["query", "date"], "msg": "YYYY-MM-DD"}]) from exc
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise InputError(f"date must be between {FIRST_DAY} and {LAST_DAY}, got {value}",
+                         errors=[{"loc": ["query", "date"], "msg": "out of range"}])
     return period_of(kind, day, zone)

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 from alerts.clock import Clock, SystemClock
 from core.config import Config
-from core.errors import NotifyError, ReportError
+from core.errors import InputError, NotifyError, ReportError
 from reports import store as _tables  # noqa: F401 - registers the "reports" migration chain
 from reports.charts import report_charts
 from reports.content import Sources, build_content
@@ -105,7 +105,8 @@ class ReportService:
         the receivers it already went to (the schedule)."""
         names = self.settings.receivers if receivers is None else receivers
         if not names:
-            raise ReportError("no receivers: list alert receivers with e-mail under reports.receivers")
+            raise InputError("no receivers: name them in the request or list alert receivers with e-mail under "
+                             "reports.receivers", errors=[{"loc": ["body", "receivers"], "msg": "none configured"}])
         targets = email_receivers(self.config.alerts, names)
         if skip_sent:
             sent = {d["receiver"] for d in self.archive.deliveries(report.id) if d["status"] == "sent"}

@@ -103,4 +103,6 @@ def test_bad_input_is_a_clear_error(app, signed_in) -> None:
         assert client.get("/api/reports/monthly").status_code == 422
         assert client.get("/api/reports/daily", params={"format": "docx"}).status_code == 422
         unknown = client.post("/api/reports/daily/send", json={"date": DAY, "receivers": ["nobody"]})
-        assert unknown.status_code == 503 and "nobody" in unknown.json()["error"]
+        assert unknown.status_code == 400 and "nobody" in unknown.json()["error"]
+        assert client.get("/api/reports/weekly", params={"date": "0001-01-01"}).status_code == 400
+        assert client.get("/api/reports/weekly", params={"date": "9999-12-31"}).status_code == 400

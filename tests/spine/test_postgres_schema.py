@@ -14,7 +14,7 @@ from storage.migrations import migrate
 
 PG_URL = os.environ.get("YUQING_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 # Importing these registers each component's migrations, as opening the service does.
-COMPONENT_MODULES = ["crawlers.state", "alerts.store", "analysis.event_store", "storage.originals"]
+COMPONENT_MODULES = ["crawlers.state", "alerts.store", "analysis.event_store", "storage.originals", "reports.store"]
 
 
 @pytest.fixture
@@ -45,7 +45,7 @@ def test_all_migrations_run_on_postgres_and_are_idempotent(pg_schema) -> None:
         importlib.import_module(module)
     with engine.begin() as conn:
         versions = migrate(conn)
-    assert {"core", "crawl", "alerts", "events", "originals"} <= set(versions)
+    assert {"core", "crawl", "alerts", "events", "originals", "reports"} <= set(versions)
     with engine.begin() as conn:
         assert migrate(conn) == versions
     tables = set(inspect(engine).get_table_names(schema=name))
