@@ -180,8 +180,9 @@ class ReportScheduler:
     """APScheduler (3.x) cron jobs, one per report kind, in the reports' time zone; at start, the jobs whose time
     passed while the service was down run once."""
 
-    def __init__(self, reports: ReportService) -> None:
+    def __init__(self, reports: ReportService, *, catch_up_delay: float = 30.0) -> None:
         self.reports = reports
+        self.catch_up_delay = catch_up_delay  # seconds after start: start-up (and the inbox drain) goes first
         self.scheduler: Any = None
 
     def start(self) -> None:
@@ -199,8 +200,10 @@ class ReportScheduler:
                                                      minute=settings.weekly.at.minute, timezone=self.reports.zone),
                               args=["weekly"], id="report-weekly", coalesce=True, max_instances=1,
                               misfire_grace_time=3600)
+        catch_up = {"trigger": "date", "run_date": datetime.now(self.reports.zone) + timedelta(seconds=self.catch_up_delay)} \
+            if self.catch_up_delay > 0 else {}  # no trigger: runs once, now
         for kind in self.reports.missed():
-            scheduler.add_job(self._run, args=[kind], id=f"report-{kind}-catch-up")  # no trigger: runs once, now
+            scheduler.add_job(self._run, args=[kind], id=f"report-{kind}-catch-up", **catch_up)
         scheduler.start()
         self.scheduler = scheduler
 

@@ -66,7 +66,7 @@ def test_the_schedule_runs_once_per_period_across_a_restart(make_harness, sink, 
     db = tmp_path / "restart.db"
     first = make_harness(smtp=smtp_block(sink), settings={"receivers": ["leaders"], "weekly": {"enabled": False}}, db=db)
     assert first.reports.missed() == ["daily"]  # 10:00: the 08:00 job of the day is owed
-    scheduler = ReportScheduler(first.reports)
+    scheduler = ReportScheduler(first.reports, catch_up_delay=0)
     scheduler.start()  # catches the missed job up at once, in APScheduler's thread
     try:
         assert len(sink.wait_for(1, timeout=60)) == 1
