@@ -135,7 +135,8 @@ class Harness:
         return self.service.reports
 
 
-def reports_config(db: Path, *, smtp: dict[str, Any] | None = None, settings: dict[str, Any] | None = None) -> Any:
+def reports_config(db: Path, *, smtp: dict[str, Any] | None = None, settings: dict[str, Any] | None = None,
+                   sections: dict[str, Any] | None = None) -> Any:
     receivers: list[dict[str, Any]] = [{"name": "duty_office", "inapp": {}}]
     if smtp is not None:
         receivers += [{"name": "leaders", "email": {"to": ["leader@example.gov.cn", "mayor@example.gov.cn"]}},
@@ -144,7 +145,7 @@ def reports_config(db: Path, *, smtp: dict[str, Any] | None = None, settings: di
               "route": {"receiver": "duty_office", "group_by": ["rule"]}, "receivers": receivers,
               **({"smtp": smtp} if smtp else {}), "public_url": "https://yuqing.example.gov.cn"}
     return parse_config({"storage": {"sqlite_path": str(db)}, "sources": SOURCES, "alerts": alerts,
-                         "reports": {"schedule": False, **(settings or {})}})
+                         "reports": {"schedule": False, **(settings or {})}, **(sections or {})})
 
 
 @pytest.fixture(scope="module")
@@ -152,14 +153,14 @@ def make_harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[
     made: list[Any] = []
 
     def build(*, smtp: dict[str, Any] | None = None, settings: dict[str, Any] | None = None, db: Path | None = None,
-              ingest: bool = True) -> Harness:
+              ingest: bool = True, sections: dict[str, Any] | None = None) -> Harness:
         import alerts.service
         import playbooks.service
         import reports.service
         from yuqing.service import build_service
 
         db = db or tmp_path_factory.mktemp("reports") / "reports.db"
-        service = build_service(reports_config(db, smtp=smtp, settings=settings), enrich=False, extensions=False)
+        service = build_service(reports_config(db, smtp=smtp, settings=settings, sections=sections), enrich=False, extensions=False)
         service.provide_stages("enrich", {"risk": EnrichmentFromPayload()})
         clock = ManualClock(DAY_START + timedelta(hours=12))
         engine = alerts.service.attach(service)

@@ -8,7 +8,7 @@ from datetime import date
 import pytest
 
 from reports.period import latest_complete, period_of
-from tests.reports.conftest import DAY
+from tests.reports.conftest import DAY, REPORT_TIME
 
 
 @pytest.fixture(scope="module")
@@ -121,3 +121,54 @@ def test_recurring_issue_names_its_earlier_events(make_harness) -> None:
     assert smoke["first_seen"].startswith("2026-02-01")
     assert c["hot_events"][0]["title"] == "雨花小区停水"  # the stored event's title, not an item's
     assert any("反复出现" in s["text"] for s in c["summary"])
+
+
+def test_a_plan_run_with_its_response_time_and_opinion_before_and_after(make_harness) -> None:
+    """An event that calms after the statement: the report gives the time to first response, the deadlines met and
+    missed, and the event's volume and negative share in the 24 hours before and after the response."""
+    from datetime import timedelta
+
+    from core.models import RawRecord
+    from tests.reports.conftest import DAY_START
+
+    from core.config_playbooks import PlaybooksConfig
+
+    roles = {**{k: v.model_dump() for k, v in PlaybooksConfig().roles.items()},
+             "drafter": {"members": ["drafter_a"]}, "reviewer": {"members": ["reviewer_a"]},
+             "leader": {"members": ["leader_a"]}}
+    harness = make_harness(ingest=False, sections={"playbooks": {"auto_start": False, "roles": roles}})
+
+    def item(n: int, hours: float, polarity: str, risk: float) -> RawRecord:
+        return RawRecord(source="weibo_a", payload={
+            "source_id": f"o{n}", "title": f"化工厂气味第{n}条", "content": f"化工厂事件第{n}条讨论",
+            "published_at": (DAY_START + timedelta(hours=hours)).isoformat(),
+            "test_enrichment": {"risk_score": risk, "risk_level": "III", "polarity": polarity, "event_id": "ev-odour",
+                                "topic": "环境保护"}})
+
+    before = [item(i, 4 + i / 2, "negative" if i < 6 else "neutral", 80) for i in range(8)]
+    after = [item(10 + i, 10.5 + i, "negative" if i < 1 else "positive", 40) for i in range(4)]
+    harness.service.writer.ingest(before + after)
+    runs = harness.service.playbooks.runs
+    harness.clock.set(DAY_START + timedelta(hours=6))
+    run_id = runs.start_manual("major_incident", actor="duty", event_id="ev-odour", detected=DAY_START + timedelta(hours=6))["id"]
+    harness.clock.set(DAY_START + timedelta(hours=7))
+    runs.transition(run_id, "assess", "in_progress", actor="x")
+    runs.transition(run_id, "assess", "done", actor="x")
+    harness.clock.set(DAY_START + timedelta(hours=10))
+    runs.transition(run_id, "statement", "in_progress", actor="press_a")
+    runs.add_evidence(run_id, "statement", kind="link", actor="press_a", value="https://www.gov.cn/statement")
+    runs.transition(run_id, "statement", "awaiting_approval", actor="drafter_a")
+    runs.approve(run_id, "statement", actor="reviewer_a")
+    runs.approve(run_id, "statement", actor="leader_a")  # the first public response, 4 h after detection
+    harness.clock.set(REPORT_TIME)
+    plans = harness.reports.make(harness.reports.period("daily", DAY), trigger="demand").content["plans"]
+    assert plans["started"] == 1 and plans["median_first_response"] == "4 小时 0 分"
+    run = plans["runs"][0]
+    assert run["links"] == [{"event": "ev-odour"}] and run["first_response_seconds"] == 4 * 3600
+    assert run["met"] == 2 and run["missed"] == 1  # 研判 and 口径 in time; the 24 h press conference missed by 10:00 next day
+    assert plans["sla"]["met"] == 2 and plans["sla"]["missed"] == 0  # clocks due on the day (the conference falls due the next)
+    opinion = run["opinion"]
+    assert (opinion["before_volume"], opinion["after_volume"]) == (8, 4)
+    assert (opinion["before_negative"], opinion["after_negative"]) == (0.75, 0.25)
+    assert (opinion["before_risk"], opinion["after_risk"]) == (80, 40) and opinion["complete"]
+    assert plans["with_opinion"] == [run]
