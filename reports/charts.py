@@ -55,7 +55,13 @@ def _figure(width: float, height: float, font: Path | None) -> Any:
     return plt, plt.figure(figsize=(width, height), dpi=110)
 
 
-def _png(plt: Any, fig: Any) -> bytes:
+def _png(plt: Any, fig: Any, ax: Any = None, title: str | None = None) -> bytes:
+    """The figure as PNG; with `ax`, titled and without the top and right frame lines first."""
+    if ax is not None:
+        ax.set_title(title, fontsize=11)
+        for side in ("top", "right"):
+            ax.spines[side].set_visible(False)
+        ax.tick_params(labelsize=8)
     buffer = io.BytesIO()
     fig.tight_layout()
     fig.savefig(buffer, format="png")
@@ -75,11 +81,7 @@ def bar_chart(title: str, labels: list[str], values: list[float], *, font: Path 
         else:
             bars = ax.bar(labels, values, color=PALETTE[3])
         ax.bar_label(bars, fmt="%g", fontsize=8, padding=2)
-        ax.set_title(title, fontsize=11)
-        for side in ("top", "right"):
-            ax.spines[side].set_visible(False)
-        ax.tick_params(labelsize=8)
-        return _png(plt, fig)
+        return _png(plt, fig, ax, title)
 
 
 def line_chart(title: str, labels: list[str], values: list[float], *, font: Path | None = None) -> bytes:
@@ -91,12 +93,8 @@ def line_chart(title: str, labels: list[str], values: list[float], *, font: Path
         ax.fill_between(range(len(values)), values, alpha=0.15, color=PALETTE[3])
         step = max(1, len(labels) // 12)
         ax.set_xticks(range(0, len(labels), step), [labels[i] for i in range(0, len(labels), step)])
-        ax.set_title(title, fontsize=11)
         ax.set_ylabel("条数", fontsize=8)
-        for side in ("top", "right"):
-            ax.spines[side].set_visible(False)
-        ax.tick_params(labelsize=8)
-        return _png(plt, fig)
+        return _png(plt, fig, ax, title)
 
 
 def pie_chart(title: str, labels: list[str], values: list[float], *, font: Path | None = None) -> bytes:

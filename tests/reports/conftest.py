@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -14,13 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from alerts.clock import ManualClock
 from core.config import parse_config
-from core.models import Enrichment, RawRecord, RiskReason
-from flow.stages import Batch
-from tests.helpers.smtp import SinkHandler, SmtpSink
+from core.models import RawRecord
+from tests.helpers.enrich import EnrichmentFromPayload
+from tests.helpers.smtp import SmtpSink, running_sink
 
 # Monday 2026-03-09 in Beijing: the day the items are published; reports are made on Tuesday at 10:00.
 DAY = "2026-03-09"
@@ -63,33 +61,10 @@ def pdf_text(pdf: bytes, tmp_path: Path) -> str:
     return subprocess.run([tool, "-enc", "UTF-8", str(path), "-"], check=True, capture_output=True, timeout=60).stdout.decode()
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def smtp_server() -> Iterator[SmtpSink]:
-    sink = SmtpSink("127.0.0.1", free_port())
-    sink.controller = Controller(SinkHandler(sink), hostname="127.0.0.1", port=sink.port)
-    sink.controller.start()
-    yield sink
-    sink.controller.stop()
-
-
-class EnrichmentFromPayload:
-    """Test stage in the place of the risk stage: `test_enrichment` in the payload becomes the item's enrichment, so
-    each item's topic, emotion, grade, reasons and event are known."""
-
-    name = "risk"
-
-    def run(self, batch: Batch) -> None:
-        for item in batch.items:
-            data = item.extra.pop("test_enrichment", None)
-            if data:
-                reasons = [RiskReason(**r) for r in data.pop("risk_reasons", [])]
-                item.enrichment = Enrichment(**data, risk_reasons=reasons)
+    with running_sink() as sink:
+        yield sink
 
 
 def day_items() -> list[RawRecord]:

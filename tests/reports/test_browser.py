@@ -4,37 +4,22 @@ in test-artifacts/screenshots/ (gitignored)."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import threading
-import time
 from pathlib import Path
 
 import pytest
-import uvicorn
 
 from api.main import create_app
-from tests.reports.conftest import DAY, free_port, pdf_text, require_cjk_font, require_tool
+from tests.helpers.browser import chromium, serving
+from tests.reports.conftest import DAY, pdf_text, require_cjk_font, require_tool
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-               "--disable-sync", "--no-first-run"]
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 PASSWORD = "manager password 1"
 
 
 @pytest.fixture(scope="module")
 def browser():
-    if CHROMIUM is None:
-        message = "Chromium not found: `make test` installs it (Debian package chromium) when run as root"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    playwright_api = pytest.importorskip("playwright.sync_api")
-    with playwright_api.sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+    with chromium() as launched:
         yield launched
-        launched.close()
 
 
 @pytest.fixture(scope="module")
@@ -43,16 +28,8 @@ def server(make_harness):
     harness = make_harness()
     app = create_app(harness.service, start_workers=False)
     app.state.access.create_user("manager1", ["manager"], PASSWORD)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 15
-    while not server.started and time.time() < deadline:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=5)
+    with serving(app) as url:
+        yield url
 
 
 def test_manager_reads_the_report_and_downloads_the_pdf(browser, server: str, tmp_path: Path) -> None:

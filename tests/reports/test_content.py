@@ -128,10 +128,9 @@ def test_a_plan_run_with_its_response_time_and_opinion_before_and_after(make_har
     missed, and the event's volume and negative share in the 24 hours before and after the response."""
     from datetime import timedelta
 
+    from core.config_playbooks import PlaybooksConfig
     from core.models import RawRecord
     from tests.reports.conftest import DAY_START
-
-    from core.config_playbooks import PlaybooksConfig
 
     roles = {**{k: v.model_dump() for k, v in PlaybooksConfig().roles.items()},
              "drafter": {"members": ["drafter_a"]}, "reviewer": {"members": ["reviewer_a"]},

@@ -47,7 +47,7 @@ def test_send_mails_html_and_the_pdf_to_each_receiver(make_harness, sink, tmp_pa
 
 def test_a_relay_that_is_down_is_recorded_and_the_next_run_sends(make_harness, sink) -> None:
     require_cjk_font()
-    from tests.reports.conftest import free_port
+    from tests.helpers.browser import free_port
 
     down = {**smtp_block(sink), "port": free_port()}  # nothing listens there
     harness = make_harness(smtp=down, settings={"receivers": ["leaders"], "weekly": {"enabled": False}})

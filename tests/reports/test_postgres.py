@@ -2,40 +2,18 @@
 
 from __future__ import annotations
 
-import os
-import uuid
-
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.exc import OperationalError
 
 import reports.store  # noqa: F401 - registers the "reports" migrations
 from reports.store import ReportArchive
 from storage.state import SqlState
-
-PG_URL = os.environ.get("YUQING_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+from tests.helpers.postgres import pg_schema
 
 
 @pytest.fixture
 def pg_state():
-    engine = create_engine(PG_URL)
-    try:
-        with engine.connect():
-            pass
-    except OperationalError as exc:
-        message = f"PostgreSQL not reachable at {PG_URL}: {exc.orig}"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    name = f"yq_{uuid.uuid4().hex[:10]}"
-    with engine.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{name}"'))
-    scoped = create_engine(PG_URL, connect_args={"options": f"-csearch_path={name}"})
-    yield SqlState(scoped)
-    scoped.dispose()
-    with engine.begin() as conn:
-        conn.execute(text(f'DROP SCHEMA "{name}" CASCADE'))
-    engine.dispose()
+    with pg_schema() as (engine, _name):
+        yield SqlState(engine)
 
 
 def test_reports_and_deliveries_on_postgres(pg_state: SqlState) -> None:
