@@ -133,8 +133,8 @@ def render_pdf(content: dict[str, Any], *, base: str, charts: dict[str, bytes] |
     if not c["complete"]:
         story.append(para("本期尚未结束：以下为截至生成时的情况。", small))
     story.append(para("一、总体态势", h2))
-    for statement in c["summary"] or [{"text": "本期没有监测到信息。", "links": []}]:
-        story.append(para("• " + text(statement["text"])))
+    for number, statement in enumerate(c["summary"] or [{"text": "本期没有监测到信息。", "links": []}], 1):
+        story.append(para(f"{number}. " + text(statement["text"])))  # numbered: the CJK fonts lack a bullet glyph
         if statement["links"]:
             story.append(para(anchors(statement["links"]), small))
     for name, width in (("series", 170), ("channel", 150), ("topic", 150), ("emotion", 110)):

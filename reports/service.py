@@ -86,8 +86,8 @@ class ReportService:
         """The kept report of `period` if it covers all of it; else a new one (a period still running is made
         again each time it is asked for)."""
         kept = self.archive.get(period.kind, period.key)
-        if kept is not None and kept.complete and not refresh:
-            return kept
+        if kept is not None and kept.complete and not refresh and kept.link_base == self.page_base:
+            return kept  # (a changed reports.base_url makes it again, so its links point where they should)
         return self.make(period, trigger=trigger)
 
     def pdf(self, report: StoredReport) -> bytes:

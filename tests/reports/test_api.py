@@ -11,7 +11,7 @@ import pytest
 from access.guard import route_roles
 from access.roles import Role
 from api.main import create_app
-from tests.reports.conftest import DAY, pdf_text, require_cjk_font
+from tests.helpers.reports import DAY, pdf_text, require_cjk_font
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import pytest
 
 from api.main import create_app
 from tests.helpers.browser import chromium, serving
-from tests.reports.conftest import DAY, pdf_text, require_cjk_font, require_tool
+from tests.helpers.reports import DAY, pdf_text, require_cjk_font, require_tool
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 PASSWORD = "manager password 1"

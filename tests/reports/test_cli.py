@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 
 from core.models import RawRecord
-from tests.reports.conftest import DAY, DAY_START, SOURCES, pdf_text, require_cjk_font
+from tests.helpers.reports import DAY, DAY_START, SOURCES, pdf_text, require_cjk_font
 
 
 def test_make_writes_pdf_and_html_and_list_shows_it(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ from datetime import date
 import pytest
 
 from reports.period import latest_complete, period_of
-from tests.reports.conftest import DAY, REPORT_TIME
+from tests.helpers.reports import DAY, REPORT_TIME
 
 
 @pytest.fixture(scope="module")
@@ -130,7 +130,7 @@ def test_a_plan_run_with_its_response_time_and_opinion_before_and_after(make_har
 
     from core.config_playbooks import PlaybooksConfig
     from core.models import RawRecord
-    from tests.reports.conftest import DAY_START
+    from tests.helpers.reports import DAY_START
 
     roles = {**{k: v.model_dump() for k, v in PlaybooksConfig().roles.items()},
              "drafter": {"members": ["drafter_a"]}, "reviewer": {"members": ["reviewer_a"]},

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from reports.service import ReportScheduler
-from tests.reports.conftest import DAY, pdf_text, require_cjk_font
+from tests.helpers.reports import DAY, pdf_text, require_cjk_font
 
 
 def smtp_block(sink) -> dict:  # noqa: ANN001

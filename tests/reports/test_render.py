@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from reports.render import render_html, render_pdf
-from tests.reports.conftest import DAY, pdf_text, require_cjk_font
+from tests.helpers.reports import DAY, pdf_text, require_cjk_font
 
 PAYLOADS = ["<script>alert('x')</script>", "<img src=x onerror=alert(1)>", "\"><svg onload=alert(2)>",
             "<a href=\"javascript:alert(3)\">点我</a>", "<iframe srcdoc='<script>alert(4)</script>'>"]
