@@ -26,6 +26,7 @@ def cjk_font(configured: Path | None = None) -> tuple[str, Path]:
     """(family name, file) of a font with Chinese glyphs: the configured file, else the first family installed."""
     from matplotlib import font_manager
 
+    logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)  # "now using weight 500": the font has one
     if configured is not None:
         if not configured.is_file():
             raise ReportError(f"reports.font_path: no font file at {configured}")
@@ -45,7 +46,6 @@ def _figure(width: float, height: float, font: Path | None) -> Any:
     import matplotlib
 
     matplotlib.use("Agg")
-    logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)  # "using weight 500" for each chart
     from matplotlib import pyplot as plt
 
     family, _ = cjk_font(font)
