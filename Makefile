@@ -31,13 +31,18 @@ run: $(RUN_STAMP)
 	mkdir -p var
 	$(BIN)/yuqing serve $(if $(CONFIG),--config $(CONFIG))
 
-# The browser test needs Debian's Chromium and a CJK font; install them when we may (root), else the test skips.
+# The browser tests need Debian's Chromium and a CJK font, the report tests pdftotext (poppler-utils); install the
+# missing ones when we may (root), else those tests skip (and fail under CI=true).
 browser-deps:
-	@if ! command -v chromium >/dev/null 2>&1; then \
+	@missing=""; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	fc-list 2>/dev/null | grep -qi "WenQuanYi Zen Hei" || missing="$$missing fonts-wqy-zenhei"; \
+	command -v pdftotext >/dev/null 2>&1 || missing="$$missing poppler-utils"; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "installing chromium and fonts-wqy-zenhei (Debian packages)"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-zenhei >/dev/null; \
-	  else echo "chromium not installed and not root: browser tests will be skipped"; fi; \
+	    echo "installing$$missing (Debian packages)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "not installed and not root:$$missing — browser and report tests will be skipped"; fi; \
 	fi
 
 test: $(TEST_STAMP) browser-deps

@@ -258,6 +258,18 @@ class AlertReader:
             count = conn.execute(select(func.count()).select_from(alerts).where(*conds)).scalar_one()
         return [alert_public(r) for r in rows], count
 
+    def period(self, since_ts: float, until_ts: float, *, limit: int = 500) -> dict[str, list[dict[str, Any]]]:
+        """Alerts raised, acknowledged and resolved in [since_ts, until_ts) (reports), each list oldest first and
+        capped at `limit`."""
+        out: dict[str, list[dict[str, Any]]] = {}
+        with self.store.read() as conn:
+            for name, column in (("raised", alerts.c.starts_ts), ("acknowledged", alerts.c.acked_ts),
+                                 ("resolved", alerts.c.resolved_ts)):
+                rows = conn.execute(select(alerts).where(column >= since_ts, column < until_ts)
+                                    .order_by(column, alerts.c.id).limit(limit)).all()
+                out[name] = [alert_public(r) for r in rows]
+        return out
+
     def audit(self, *, alert_id: int | None = None, decision: str | None = None, receiver: str | None = None,
               limit: int = 100, before_id: int | None = None) -> tuple[list[dict[str, Any]], int]:
         conds = []

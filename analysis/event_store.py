@@ -225,3 +225,38 @@ def list_issues(store: StateStore, *, limit: int = 50, offset: int = 0, min_even
                     "keywords": json.loads(first.keywords) if first else [],
                     "event_ids": [row.id for row in sorted(rows, key=lambda r: -r.heat)]})
     return out, count
+
+
+def get_events(store: StateStore, event_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """Several events by id in one read (reports); ids not stored are left out."""
+    found: dict[str, dict[str, Any]] = {}
+    ids = list(dict.fromkeys(event_ids))
+    with store.read() as conn:
+        for start in range(0, len(ids), 500):
+            for row in conn.execute(select(events).where(events.c.id.in_(ids[start:start + 500]))).all():
+                data = public(row)
+                data.pop("heat_check")
+                found[row.id] = data
+    return found
+
+
+def issue_histories(store: StateStore, issue_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """For each issue: how many events it has, their items and the first and last time it was seen, with its event
+    ids oldest first — whether a grievance in a report keeps coming back."""
+    ids = list(dict.fromkeys(i for i in issue_ids if i))
+    out: dict[str, dict[str, Any]] = {}
+    with store.read() as conn:
+        for start in range(0, len(ids), 500):
+            rows = conn.execute(select(events.c.id, events.c.issue_id, events.c.volume, events.c.first_seen_ts,
+                                       events.c.last_seen_ts)
+                                .where(events.c.issue_id.in_(ids[start:start + 500]))
+                                .order_by(events.c.first_seen_ts)).all()
+            for row in rows:
+                entry = out.setdefault(row.issue_id, {"events": 0, "volume": 0, "first_seen_ts": row.first_seen_ts,
+                                                      "last_seen_ts": row.last_seen_ts, "event_ids": []})
+                entry["events"] += 1
+                entry["volume"] += row.volume
+                entry["first_seen_ts"] = min(entry["first_seen_ts"], row.first_seen_ts)
+                entry["last_seen_ts"] = max(entry["last_seen_ts"], row.last_seen_ts)
+                entry["event_ids"].append(row.id)
+    return out

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel
 
 from core.models import IngestReport, Item, QuarantineRecord
@@ -53,3 +55,12 @@ class HealthPublic(BaseModel):
     quarantined: int | None = None
     inbox_pending: int | None = None
     schema_versions: dict[str, int] | None = None
+
+
+class ErrorPublic(BaseModel):
+    """The project's one error shape (api/errors.py), for routers' documented error responses."""
+
+    ok: bool = False
+    status: int
+    error: str
+    errors: list[dict[str, Any]] = []

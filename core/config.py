@@ -17,6 +17,7 @@ from core.config_base import Strict
 from core.config_crawl import CrawlingConfig, CrawlSpec, DemoSiteConfig
 from core.config_nlp import NlpConfig
 from core.config_playbooks import CalendarConfig, PlaybooksConfig
+from core.config_reports import ReportsConfig
 from core.errors import ConfigError, SourceError
 from core.models import Channel
 
@@ -83,12 +84,25 @@ class Config(Strict):
     access: AccessConfig = Field(default_factory=AccessConfig)  # core/config_access.py
     calendar: CalendarConfig = Field(default_factory=CalendarConfig)  # core/config_playbooks.py
     playbooks: PlaybooksConfig = Field(default_factory=PlaybooksConfig)  # core/config_playbooks.py
+    reports: ReportsConfig = Field(default_factory=ReportsConfig)  # core/config_reports.py
 
     @model_validator(mode="after")
     def _source_ids(self) -> Config:
         for key in self.sources:
             if not key.replace("_", "").isalnum() or not key.isascii():
                 raise ValueError(f"source id {key!r} must be ASCII letters, digits and underscores")
+        return self
+
+    @model_validator(mode="after")
+    def _report_receivers(self) -> Config:
+        """Reports go by e-mail through alert receivers: each named one must exist and have an e-mail integration."""
+        for i, name in enumerate(self.reports.receivers):
+            receiver = self.alerts.receiver(name)
+            if receiver is None:
+                known = sorted(r.name for r in self.alerts.receivers) or "none"
+                raise ValueError(f"reports.receivers[{i}]: {name!r} is not an alerts receiver; receivers: {known}")
+            if receiver.email is None:
+                raise ValueError(f"reports.receivers[{i}]: receiver {name!r} has no e-mail integration (reports are e-mailed)")
         return self
 
     def source(self, source_id: str) -> SourceConfig:

@@ -96,3 +96,9 @@ class PermissionDenied(YuqingError):
     """The caller's role does not allow this operation."""
 
     status = 403
+
+
+class ReportError(YuqingError):
+    """A report cannot be rendered here: no CJK font for its PDF and charts."""
+
+    status = 503

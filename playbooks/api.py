@@ -14,18 +14,9 @@ from pydantic import BaseModel, Field
 
 from access.guard import PrincipalDep, require
 from access.roles import ADMINS, READERS, Principal, Role
+from api.schemas import ErrorPublic
 from core.calendar import default_calendar, parse_due
 from core.errors import InputError, NotFound, PermissionDenied
-
-
-class ErrorPublic(BaseModel):
-    """The project's one error shape (api/errors.py)."""
-
-    ok: bool = False
-    status: int
-    error: str
-    errors: list[dict[str, Any]] = []
-
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorPublic, "description": "invalid input (PlaybookError / InputError); `errors[].loc` names the field"},

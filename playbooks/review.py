@@ -142,6 +142,14 @@ class PlanReview:
         return {"since": since.isoformat(), "until": until.isoformat(), "clocks": len(rows), "total": summary(total),
                 **{f"by_{g}": [{"key": k, **summary(v)} for k, v in sorted(groups[g].items())] for g in GROUPS}}
 
+    def runs_started(self, since: datetime, until: datetime, *, limit: int = 200) -> list[int]:
+        """Ids of the runs started in [since, until), oldest first (cancelled ones left out): for reports."""
+        r = plan_runs.c
+        with self.runs.store.read() as conn:
+            return list(conn.execute(select(r.id).where(r.started_ts >= ts(since), r.started_ts < ts(until),
+                                                        r.state != "cancelled")
+                                     .order_by(r.started_ts, r.id).limit(limit)).scalars())
+
     def period_csv(self, since: datetime, until: datetime) -> str:
         """One row per clock that fell due in the period (UTF-8 with BOM so Excel opens Chinese correctly)."""
         now = ts(self.runs.now())

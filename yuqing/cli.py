@@ -19,6 +19,7 @@ from core.logging import setup_logging
 from crawlers.cli import crawl_command, demo_site_command
 from nlp.cli import nlp_app
 from playbooks.cli import plans_app
+from reports.cli import reports_app
 from yuqing.config_file import ConfigOption, config_path, console, load_config_or_exit
 
 app = typer.Typer(help="yuqing 舆情: collect, understand, alert and respond.", no_args_is_help=True,
@@ -28,6 +29,7 @@ app.add_typer(nlp_app, name="nlp")  # yuqing nlp train | classify
 app.add_typer(alerts_app, name="alerts")  # yuqing alerts dry-run | test-receiver | audit
 app.add_typer(token_app, name="token")  # yuqing token create | list | revoke
 app.add_typer(user_app, name="user")  # yuqing user create | list | set-roles
+app.add_typer(reports_app, name="reports")  # yuqing reports make | list | send
 app.add_typer(plans_app, name="plans")  # yuqing plans list | runs | show | start | step | approve | tick | deadline …
 app.command("crawl")(crawl_command)
 app.command("demo-site")(demo_site_command)

@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # set by the extensions when attached; types only
     from analysis.stages import AnalysisState
     from crawlers.service import CrawlService
     from playbooks.service import PlaybookService
+    from reports.service import ReportService
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ class Service:
     """Everything a running yuqing needs, built once per process from the config.
 
     Every ingest goes through `writer` (the one thread that runs `ingestor`'s chain); `analysis` is the one analysis
-    state (None without enrichment); `crawl`, `alerts` and `playbooks` are set by their extensions when attached."""
+    state (None without enrichment); `crawl`, `alerts`, `playbooks` and `reports` are set by their extensions when attached."""
 
     config: Config
     store: Store
@@ -50,6 +51,7 @@ class Service:
     alerts: AlertEngine | None = None
     alerts_worker: AlertWorker | None = None
     playbooks: PlaybookService | None = None
+    reports: ReportService | None = None
     workers: list[Worker] = field(default_factory=list)
     routers: list[Any] = field(default_factory=list)
     _started: bool = False

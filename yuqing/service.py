@@ -15,6 +15,7 @@ import alerts.service
 import analysis.service
 import crawlers.service
 import playbooks.service
+import reports.service
 from analysis.stages import analysis_state, enrich_stages
 from core.config import Config
 from core.models import IngestReport
@@ -43,6 +44,7 @@ def build_service(config: Config, *, db_path: Path | None = None, enrich: bool =
         event_heat = analysis.service.attach(service, state)
         alerts.service.attach(service, source_health=crawl.statuses, event_heat=event_heat)
         playbooks.service.attach(service, alerts=service.alerts)
+        reports.service.attach(service)  # reads what the others keep: attached last
     missing = missing_stages(ingestor.provided)
     if missing:
         service.close()

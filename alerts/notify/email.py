@@ -182,13 +182,18 @@ class EmailNotifier:
             session.close()
 
     def send(self, message: Message) -> None:
-        mail = email_bytes(message, self.smtp, self.to)
+        self.send_mail(email_bytes(message, self.smtp, self.to))
+
+    def send_mail(self, mail: bytes, to: list[str] | None = None) -> None:
+        """Deliver an assembled e-mail (an alert, or a report with its PDF: reports/mail.py) to `to` (default: the
+        receiver's addresses) over the pooled connections; failures raise NotifyError as for alerts."""
+        to = self.to if to is None else to
         envelope_from = getaddresses([self.smtp.sender])[0][1] or self.smtp.sender
         where = self.where
         session: _Session | None = None
         try:
             session = self._checkout()
-            refused = session.client.sendmail(envelope_from, [addr for _, addr in getaddresses(self.to)], mail)
+            refused = session.client.sendmail(envelope_from, [addr for _, addr in getaddresses(to)], mail)
         except (smtplib.SMTPException, OSError) as exc:
             if session is not None:
                 session.close()  # a failed session's state is unknown: never reuse it

@@ -4,7 +4,6 @@ extension attached, a manual clock, and a test enrich stage that sets risk field
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -15,14 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from alerts.clock import ManualClock
 from alerts.engine import AlertEngine
 from core.config import Config, parse_config
-from core.models import Enrichment, RawRecord, RiskReason
-from flow.stages import Batch
-from tests.helpers.smtp import SinkHandler, SmtpSink
+from core.models import RawRecord
+from tests.helpers.enrich import EnrichmentFromPayload
+from tests.helpers.smtp import SmtpSink, running_sink
 
 # A Tuesday (a working day) at 10:00 Beijing time.
 T0 = datetime(2026, 3, 10, 2, 0, tzinfo=UTC)
@@ -37,19 +35,10 @@ SOURCES = {
 # ---- SMTP -----------------------------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture
 def smtp_server() -> Iterator[SmtpSink]:
-    sink = SmtpSink("127.0.0.1", free_port())
-    sink.controller = Controller(SinkHandler(sink), hostname="127.0.0.1", port=sink.port)
-    sink.controller.start()
-    yield sink
-    sink.controller.stop()
+    with running_sink() as sink:
+        yield sink
 
 
 # ---- webhook --------------------------------------------------------------------------------------------------
@@ -117,18 +106,7 @@ def webhook_server() -> Iterator[WebhookSink]:
 # ---- service --------------------------------------------------------------------------------------------------
 
 
-class RiskFromPayload:
-    """Test enrich stage in the place of the risk stage: copies `test_enrichment` from the payload into
-    item.enrichment (as enrichment would fill it)."""
-
-    name = "risk"
-
-    def run(self, batch: Batch) -> None:
-        for item in batch.items:
-            data = item.extra.pop("test_enrichment", None)
-            if data:
-                reasons = [RiskReason(**r) for r in data.pop("risk_reasons", [])]
-                item.enrichment = Enrichment(**data, risk_reasons=reasons)
+RiskFromPayload = EnrichmentFromPayload  # copies `test_enrichment` from the payload into item.enrichment
 
 
 def alerts_config(db_path: Path, alerts: dict[str, Any]) -> Config:

@@ -6,6 +6,8 @@ import email
 import email.policy
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,3 +45,22 @@ class SinkHandler:
             self.sink.received_at.append(time.time())
             self.sink.arrived.notify_all()
         return "250 OK"
+
+
+@contextmanager
+def running_sink() -> Iterator[SmtpSink]:
+    """A real aiosmtpd SMTP server on a free 127.0.0.1 port, stopped afterwards."""
+    import socket
+
+    from aiosmtpd.controller import Controller
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    sink = SmtpSink("127.0.0.1", port)
+    sink.controller = Controller(SinkHandler(sink), hostname="127.0.0.1", port=sink.port)
+    sink.controller.start()
+    try:
+        yield sink
+    finally:
+        sink.controller.stop()
