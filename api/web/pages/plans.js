@@ -7,8 +7,26 @@
   const box = document.getElementById("runs");
   const only = new URLSearchParams(location.search).get("run");
 
+  // The plan service's refusals (playbooks/runs.py), said in Chinese; anything else keeps the generic message.
+  const REFUSALS = [
+    [/needs evidence|required evidence missing/, "缺少本步骤要求的证据，请先添加"],
+    [/does not hold the role/, "您不在负责此步骤的角色中（预案角色成员见配置 playbooks.roles）"],
+    [/already signed this statement/, "同一轮审签中您已签过，需由另一人审签"],
+    [/follows step/, "需先完成前一步骤"],
+    [/needs approval/, "此步骤需审签，请提交送审"],
+    [/rejecting a statement needs a comment/, "退回时请填写意见"],
+    [/a link must be an http/, "链接须以 http:// 或 https:// 开头"],
+    [/text evidence cannot be empty/, "请填写证据内容"],
+    [/larger than the limit|bytes; at most/, "文件过大"],
+    [/nothing can change any more/, "该处置已结束，不能再修改"],
+    [/cannot become|not awaiting approval|evidence can no longer be added/, "步骤状态已变化，请刷新后再试"],
+  ];
+  function refusal(err) {
+    for (const [re, zh] of REFUSALS) if (re.test(err.detail || "")) return zh;
+    return err.message;
+  }
   async function act(call, done) {
-    try { await call(); flash(done); load(); } catch (err) { flash(err.message + (err.detail ? "：" + err.detail : "")); }
+    try { await call(); flash(done); load(); } catch (err) { flash(refusal(err)); load(); }
   }
 
   function evidenceForm(run, step) {

@@ -8,6 +8,24 @@
     const sec = s.interval_seconds;
     return sec ? (sec >= 3600 ? `每 ${(sec / 3600).toFixed(1)} 小时` : `每 ${Math.round(sec / 60)} 分钟`) : "";
   }
+  // The health reasons crawlers/health.py writes, in Chinese (technical details such as error names stay as they are).
+  const REASONS = [
+    [/^never run$/, () => "尚未运行"],
+    [/^configuration error \((\d+) pages\): (.*)$/, m => `配置错误（${m[1]} 页）：${m[2] === "see quarantine" ? "见隔离区" : m[2]}`],
+    [/^(\d+) failed runs in a row; last: (.*)$/, m => `连续 ${m[1]} 次失败；最近一次：${m[2]}`],
+    [/^credentials rejected or login wall \((.*)\): renew the cookie or token$/, m => `凭据被拒或遇到登录墙（${m[1]}）：请更新 Cookie 或令牌`],
+    [/^run failed: (.*)$/, m => `运行失败：${m[1] === "no page could be fetched" ? "没有抓到任何页面" : m[1]}`],
+    [/^pages that used to list entries now list none/, () => "以往有条目的列表页现在为空：网站结构可能已改变"],
+    [/^parse errors jumped: (\d+) of (\d+) entries \((.*)\)$/, m => `解析错误激增：${m[2]} 条中 ${m[1]} 条（${m[3]}）`],
+    [/^stopped early \((.*)\); the next run resumes$/, m => `提前停止（${m[1]}），下次运行继续`],
+    [/^minor errors: (.*)$/, m => `少量错误：${m[1]}`],
+    [/^fields? no longer found: (.*): the site or its selector changed/, m => `字段不再出现：${m[1]}；网站或选择器已改变（已存的值保留）`],
+  ];
+  function reasonZh(text) {
+    for (const [re, to] of REASONS) { const m = String(text || "").match(re); if (m) return to(m); }
+    return text || "";
+  }
+
   async function load() {
     try {
       const body = await get("/api/sources");
@@ -19,7 +37,7 @@
           el("td", {class: "last-success"}, s.last_success_at ? fmtTime(s.last_success_at) : "从未成功"),
           el("td", {}, fmtTime(s.last_run_at) || "—"), el("td", {}, String(s.last_items ?? 0)),
           el("td", {}, String(s.consecutive_failures ?? 0)), el("td", {}, schedule(s.schedule)),
-          el("td", {class: "meta"}, s.reason === "never run" ? "尚未运行" : s.reason || ""),
+          el("td", {class: "meta"}, reasonZh(s.reason)),
           el("td", {}, YQ.can("admin") ? el("button", {type: "button", onclick: async () => {
             try { await api("POST", `/api/sources/${encodeURIComponent(s.source)}/crawl`); flash("已开始采集：" + (s.name || s.source)); setTimeout(load, 2000); }
             catch (err) { flash(err.message); }

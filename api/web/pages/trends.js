@@ -11,7 +11,7 @@
       YQ.chart(document.getElementById("volume-chart"), {
         legend: {type: "scroll"}, grid: {left: 40, right: 20, bottom: 30},
         xAxis: {type: "category", data: v.days}, yAxis: {type: "value", name: "条/天"},
-        series: v.series.map(s => ({name: s.name || "（未知）", type: "line", smooth: true, data: s.counts})),
+        series: v.series.map(s => ({name: s.name || "（未知）", type: "line", data: s.counts})),
       });
     } catch (err) { showError("volume-chart", err); }
   }
@@ -25,14 +25,14 @@
         el("div", {class: "meta"}, `近期 ${sp.recent} 条，基线 ${sp.baseline} 条，预期 ${sp.expected} 条（p=${Number(sp.p_value).toPrecision(2)}）`),
         el("div", {class: "item-head"}, "突出词：", ((sp.explanation || {}).terms || []).slice(0, 8).map(t => el("span", {class: "kw"}, `${t.term} ${t.recent}`))),
         el("div", {class: "item-head"}, (sp.item_ids || []).slice(0, 5).map(i => el("a", {class: "tag", href: "/items/" + i}, "#" + i)))))
-        : [el("li", {class: "muted"}, "当前没有突增")]));
+        : []));
       const top = s.data.slice(0, 10);
       if (top.length) YQ.chart(document.getElementById("spike-chart"), {
         legend: {}, grid: {left: 8, right: 20, bottom: 20, containLabel: true},
         xAxis: {type: "category", data: top.map(sp => `${DIMS[sp.dimension] || sp.dimension}:${sp.value}`.slice(0, 12))},
         yAxis: {type: "value"},
         series: [{name: "近期", type: "bar", data: top.map(sp => sp.recent)}, {name: "预期", type: "bar", data: top.map(sp => sp.expected)}],
-      }); else document.getElementById("spike-chart").replaceChildren();
+      }); else document.getElementById("spike-chart").replaceChildren(el("p", {class: "muted"}, "当前没有突增：各分组近期数量都在基线范围内"));
       const rows = s.waiting_for_baseline || [];
       document.getElementById("waiting").replaceChildren(rows.length ? el("table", {},
         el("tr", {}, el("th", {}, "维度"), el("th", {}, "分组"), el("th", {}, "近期"), el("th", {}, "说明")),
