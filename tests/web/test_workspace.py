@@ -209,3 +209,23 @@ def test_api_docs_work_offline(signed, site) -> None:
     page = s.open("/redoc")
     expect(page.locator("h1").first).to_contain_text("yuqing")
     assert not outside, outside
+
+
+def test_review_downloads_the_daily_report_pdf(signed, site, tmp_path) -> None:
+    """The 舆情日报 link of the review page gives a PDF with Chinese text (the reports part serves /api/reports)."""
+    import shutil
+    import subprocess
+
+    if not any(getattr(r, "path", "").startswith("/api/reports") for r in site.app.routes):
+        pytest.skip("the reports router (/api/reports) is not part of this build yet")
+    s = signed("manager")
+    page = s.open("/review")
+    href = page.get_attribute("#daily-pdf", "href")
+    response = page.request.get(site.url + href)  # the signed-in session, as the link would send it
+    assert response.status == 200, (href, response.text()[:300])
+    pdf = tmp_path / "daily.pdf"
+    pdf.write_bytes(response.body())
+    assert pdf.read_bytes()[:5] == b"%PDF-", href
+    if shutil.which("pdftotext"):
+        text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+        assert "舆情" in text

@@ -78,6 +78,8 @@
     } catch (err) { /* the filters stay as free choices */ }
     const url = new URLSearchParams(location.search);  // a shared link or a reload keeps its filters
     for (const [k, v] of url.entries()) if (form.elements[k]) form.elements[k].value = v;
+    if (["channel", "source", "topic", "emotion", "scheme", "region", "until"].some(k => url.get(k)))
+      document.getElementById("more-filters").open = true;  // a link with those filters shows them
     if (url.toString() && !url.has("since")) form.elements.since.value = "";
   }
 
