@@ -72,6 +72,9 @@ def time_load(http: httpx.Client, paths: list[str], rounds: int) -> dict[str, ob
 
 def start_runs(http: httpx.Client, count: int, seed: int) -> int:
     """Plan runs on random work orders, a third with the first step done (evidence given), through the API."""
+    existing = http.get("/api/plans/runs", params={"limit": 1}).json()["count"]
+    if existing >= count:  # --reuse of a database that has them already
+        return existing
     rng = random.Random(seed)
     page = http.get("/api/items", params={"channel": "hotline", "limit": 500}).json()["data"]
     started = 0

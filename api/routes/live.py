@@ -73,11 +73,18 @@ def _topics(models_dir: str) -> tuple[str, ...]:
         return ()
 
 
+_FACETS: dict[int, tuple[Config, dict[str, Any]]] = {}
+
+
 def facets(config: Config) -> dict[str, Any]:
+    """Computed once per config (reading the scheme files is most of it); the config of a process does not change."""
+    known = _FACETS.get(id(config))
+    if known is not None and known[0] is config:
+        return known[1]
     from analysis.stages import analysis_config, scheme_specs
 
     regions = sorted(set(config.analysis.keywords.places) | {s.region for s in config.sources.values() if s.region})
-    return {
+    answer = {
         "channels": [c.value for c in Channel],
         "sources": [{"id": sid, "name": s.name or sid} for sid, s in config.sources.items()],
         "topics": list(_topics(str(config.nlp.models_dir))),
@@ -85,6 +92,8 @@ def facets(config: Config) -> dict[str, Any]:
         "schemes": [{"name": s.name, "label": s.name} for s in scheme_specs(analysis_config(config))],
         "regions": regions,
     }
+    _FACETS[id(config)] = (config, answer)
+    return answer
 
 
 @router.get("/facets")

@@ -64,7 +64,7 @@ def review_summary(request: Request, store: StoreDep, since: str, until: str,
     if end <= start:
         raise InputError("until must be after since", errors=[{"loc": ["query", "until"], "msg": "before since"}])
     period = plans.review.period(start, end)
-    latest, _count = plans.runs.list(limit=runs * 3)
+    latest, _count = plans.runs.list(limit=runs)  # newest first: the period's latest runs are among them
     chosen = [r for r in latest if r.get("started_at") and start <= datetime.fromisoformat(r["started_at"]) < end][:runs]
     quality = _reply_quality(store, chosen)
     reviews = []
