@@ -29,7 +29,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.bench_store import REPO, build, free_port, percentile, write_config  # noqa: E402
+from bench.bench_store import REPO, build, free_port, percentile, wait_healthy, write_config  # noqa: E402
 from core.models import SHANGHAI  # noqa: E402
 
 STATIC = ["/static/app.css", "/static/common.js"]
@@ -106,16 +106,7 @@ def serve_and_measure(db: Path, rounds: int, runs: int) -> dict[str, object]:
                               stderr=open(folder / "serve.log", "w"), cwd=REPO)  # noqa: SIM115 - lives with the server
     base = f"http://127.0.0.1:{port}"
     try:
-        started = time.perf_counter()
-        while True:
-            try:
-                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if server.poll() is not None or time.perf_counter() - started > 300:
-                raise RuntimeError(f"yuqing serve did not start; see {folder / 'serve.log'}")
-            time.sleep(0.5)
+        wait_healthy(port, server, time.perf_counter(), folder / "serve.log")
         with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}", "Accept": "text/html,*/*"},
                           timeout=120) as http:
             made = start_runs(http, runs, seed=17)

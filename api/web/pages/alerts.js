@@ -6,6 +6,8 @@
   let before = null;
   const list = document.getElementById("alerts");
   const LABELS = {source: "信息源", channel: "渠道", region: "属地", topic: "主题", department: "部门", kind: "类型", rule: "规则"};
+  const KINDS = {item: "单条信息", event: "事件", spike: "突增", deadline: "处置时限", source_health: "信息源异常"};
+  const VALUES = {channel: YQ.CHANNELS, kind: KINDS};
 
   function actionForm(a) {
     const box = el("div", {class: "actions"});
@@ -40,7 +42,8 @@
 
   function render(a) {
     const ann = a.annotations || {};
-    const labels = Object.entries(a.labels || {}).filter(([k]) => LABELS[k] && k !== "rule");
+    const labels = Object.entries(a.labels || {}).filter(([k, v]) => LABELS[k] && k !== "rule" && v)
+      .map(([k, v]) => [k, (VALUES[k] && VALUES[k][v]) || v]);
     return el("li", {"data-id": a.id, "data-state": a.state},
       el("div", {class: "item-head"}, el("span", {class: "badge " + a.severity}, SEVERITY[a.severity] || a.severity),
         el("span", {class: "badge " + a.state}, ALERT_STATES[a.state] || a.state),

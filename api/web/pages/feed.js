@@ -8,6 +8,7 @@
   const more = document.getElementById("more");
   let nextCursor = null;
   let loading = 0;
+  let sourceNames = {};
 
   function renderItem(item) {
     const e = item.enrichment || {};
@@ -20,7 +21,7 @@
       el("a", {class: "title", href: "/items/" + item.id}, highlight(title, terms)));
     const content = (item.content || "").slice(0, 300) + ((item.content || "").length > 300 ? "…" : "");
     const keywords = (e.keywords || []).slice(0, 6).map(k => el("span", {class: "kw"}, k));
-    const meta = el("div", {class: "meta"}, `${fmtTime(item.published_at)} · ${item.source}`,
+    const meta = el("div", {class: "meta"}, `${fmtTime(item.published_at)} · ${sourceNames[item.source] || item.source}`,
       item.region ? ` · ${item.region}` : "", item.reply ? " · 已答复" : "",
       e.event_id && YQ.can("feed") ? [" · ", el("a", {href: "/events/" + encodeURIComponent(e.event_id)}, "所属事件")] : null);
     return el("li", {"data-id": item.id, class: "grade-" + (e.risk_level || "none")}, head,
@@ -69,6 +70,7 @@
   async function facets() {
     try {
       const f = await get("/api/feed/facets");
+      sourceNames = Object.fromEntries(f.sources.map(s => [s.id, s.name]));
       fill(document.getElementById("channel"), f.channels, CHANNELS);
       fill(document.getElementById("source"), f.sources.map(s => s.id), Object.fromEntries(f.sources.map(s => [s.id, s.name])));
       fill(document.getElementById("topic"), f.topics);
