@@ -5,7 +5,8 @@ The store is built by bench_store.py's builder (real texts recombined, synthesis
 2026-11-30); `yuqing serve` runs on it with the example's alert rules, and 300 response-plan runs are started by hand
 (hotline_12345 on random work orders, a third with their first step done) so the review has runs to review. Timed
 from another process over 127.0.0.1 with one client: p50 / p95 / max ms of the whole load (the requests one after
-another, so the sum is an upper bound of what a browser that runs them in parallel waits) and of each request.
+another, so the sum is an upper bound of what a browser that runs them in parallel waits) and of each request, and
+the server process's CPU time per load (robust to the other work on a shared machine; the load average is reported).
 
 The feed is measured as a browser opens it (`since=7天前`: the last 7 days of the bench clock, which has no data
 after 2026-11-30, so also with the window moved onto the data's last 7 days, and with all history).
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import subprocess
 import sys
@@ -29,7 +31,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.bench_store import REPO, build, free_port, percentile, wait_healthy, write_config  # noqa: E402
+from bench.bench_store import REPO, build, free_port, percentile, proc_cpu_seconds, wait_healthy, write_config  # noqa: E402
 from core.models import SHANGHAI  # noqa: E402
 
 STATIC = ["/static/app.css", "/static/common.js"]
@@ -49,7 +51,10 @@ def review_load() -> list[str]:
             f"/api/review/summary?since={quote(since)}&until={quote(now.isoformat())}"]
 
 
-def time_load(http: httpx.Client, paths: list[str], rounds: int) -> dict[str, object]:
+def time_load(http: httpx.Client, paths: list[str], rounds: int, pid: int) -> dict[str, object]:
+    """Wall time per load and per request from this process, and the server's CPU time per load (/proc: what the
+    load costs the server whatever else the machine runs)."""
+    cpu_before = proc_cpu_seconds(pid)
     totals: list[float] = []
     each: dict[str, list[float]] = {p: [] for p in paths}
     statuses: dict[str, int] = {}
@@ -65,7 +70,9 @@ def time_load(http: httpx.Client, paths: list[str], rounds: int) -> dict[str, ob
             each[path].append(elapsed)
             total += elapsed
         totals.append(total)
+    cpu_ms = (proc_cpu_seconds(pid) - cpu_before) * 1000 / rounds
     return {"load_ms": {"p50": percentile(totals, 50), "p95": percentile(totals, 95), "max": round(max(totals), 1)},
+            "server_cpu_ms_per_load": round(cpu_ms, 1),
             "requests": {p: {"p50": percentile(t, 50), "p95": percentile(t, 95), "status": statuses[p]}
                          for p, t in each.items()}}
 
@@ -113,10 +120,10 @@ def serve_and_measure(db: Path, rounds: int, runs: int) -> dict[str, object]:
             for path in feed_load("7天前") + review_load():  # warm: first-request imports, page caches
                 http.get(path)
             return {"plan_runs": made,
-                    "feed_page (since=7天前, as a browser opens it)": time_load(http, feed_load("7天前"), rounds),
-                    "feed_page (the data's last 7 days)": time_load(http, feed_load("2026-11-23"), rounds),
-                    "feed_page (all history)": time_load(http, feed_load(""), rounds),
-                    "review_page (last 30 days)": time_load(http, review_load(), rounds)}
+                    "feed_page (since=7天前, as a browser opens it)": time_load(http, feed_load("7天前"), rounds, server.pid),
+                    "feed_page (the data's last 7 days)": time_load(http, feed_load("2026-11-23"), rounds, server.pid),
+                    "feed_page (all history)": time_load(http, feed_load(""), rounds, server.pid),
+                    "review_page (last 30 days)": time_load(http, review_load(), rounds, server.pid)}
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -136,6 +143,7 @@ def main() -> None:
     if not args.reuse:
         report.update(build(db, args.items, args.seed))
     report.update(serve_and_measure(db, args.rounds, args.runs))
+    report["load_average_1m"] = round(os.getloadavg()[0], 1)
     print(json.dumps(report, ensure_ascii=False, indent=1))
 
 

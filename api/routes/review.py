@@ -4,6 +4,8 @@ official replies, in one request so the page loads in one round trip."""
 
 from __future__ import annotations
 
+import csv
+import io
 import statistics
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
@@ -51,12 +53,32 @@ def _reply_quality(store: Any, runs: list[dict[str, Any]]) -> dict[int, dict[str
     return out
 
 
+def _trend(clocks_csv: str, start: datetime, end: datetime) -> list[dict[str, Any]]:
+    """Met / missed / open clocks per day (periods up to 14 days), week (up to 120) or 30 days, by due time: the
+    period's clocks (playbooks' one row per clock) counted into buckets, so one query serves the whole chart."""
+    step = timedelta(days=1 if end - start <= timedelta(days=14) else 7 if end - start <= timedelta(days=120) else 30)
+    buckets = []
+    cut = start
+    while cut < end:
+        buckets.append({"since": cut.isoformat(), "met": 0, "missed": 0, "open": 0, "skipped": 0, "compliance": None})
+        cut += step
+    for row in csv.DictReader(io.StringIO(clocks_csv.lstrip("\ufeff"))):
+        if row["due"] and row["outcome"] in ("met", "missed", "open", "skipped"):
+            index = int((datetime.fromisoformat(row["due"]) - start) / step)
+            if 0 <= index < len(buckets):
+                buckets[index][row["outcome"]] += 1
+    for bucket in buckets:
+        decided = bucket["met"] + bucket["missed"]
+        bucket["compliance"] = round(bucket["met"] / decided, 4) if decided else None
+    return buckets
+
+
 @router.get("/summary")
 def review_summary(request: Request, store: StoreDep, since: str, until: str,
                    runs: Annotated[int, Query(ge=1, le=100)] = 20) -> dict[str, Any]:
-    """`period`: SLA compliance of the clocks due in [since, until); `runs`: the latest runs started in the period,
-    each with its review (deadlines, time to first response, opinion before/after) and reply quality;
-    `first_response`: median and mean seconds to the first public response over those runs."""
+    """`period`: SLA compliance of the clocks due in [since, until); `trend`: the same per day, week or 30 days;
+    `runs`: the latest runs started in the period, each with its review (deadlines, time to first response, opinion
+    before/after) and reply quality; `first_response`: median and mean seconds to the first public response over those runs."""
     plans = request.app.state.service.playbooks
     if plans is None:
         raise NotFound("the playbooks extension is not attached")
@@ -64,6 +86,7 @@ def review_summary(request: Request, store: StoreDep, since: str, until: str,
     if end <= start:
         raise InputError("until must be after since", errors=[{"loc": ["query", "until"], "msg": "before since"}])
     period = plans.review.period(start, end)
+    trend = _trend(plans.review.period_csv(start, end), start, end)
     latest, _count = plans.runs.list(limit=runs)  # newest first: the period's latest runs are among them
     chosen = [r for r in latest if r.get("started_at") and start <= datetime.fromisoformat(r["started_at"]) < end][:runs]
     quality = _reply_quality(store, chosen)
@@ -75,7 +98,7 @@ def review_summary(request: Request, store: StoreDep, since: str, until: str,
         reviews.append({**review, "department": run.get("department"), "region": run.get("region"),
                         "started_at": run.get("started_at"), "reply_quality": quality.get(run["id"])})
     firsts = [r["time_to_first_response"] for r in reviews if r["time_to_first_response"] is not None]
-    return {"since": start.isoformat(), "until": end.isoformat(), "period": period, "runs": reviews,
+    return {"since": start.isoformat(), "until": end.isoformat(), "period": period, "trend": trend, "runs": reviews,
             "first_response": {"runs": len(firsts), "median": statistics.median(firsts) if firsts else None,
                                "mean": round(statistics.fmean(firsts), 1) if firsts else None}}
 

@@ -39,6 +39,16 @@
       el("div", {class: "stat"}, el("b", {}, fmtDuration(fr.median)), `首次回应（中位，${fr.runs} 项）`),
       el("div", {class: "stat"}, el("b", {}, String(data.runs.length)), "期间启动的处置"));
     compliance();
+    const trend = data.trend || [];
+    if (trend.some(b => b.met + b.missed + b.open)) YQ.chart(document.getElementById("trend-chart"), {
+      legend: {}, grid: {left: 8, right: 30, bottom: 20, containLabel: true},
+      xAxis: {type: "category", data: trend.map(b => fmtTime(b.since).slice(0, 10))},
+      yAxis: [{type: "value", name: "项"}, {type: "value", name: "达标率 %", max: 100}],
+      series: [{name: "按时", type: "bar", stack: "n", data: trend.map(b => b.met), itemStyle: {color: "#2e7d32"}},
+        {name: "超时", type: "bar", stack: "n", data: trend.map(b => b.missed), itemStyle: {color: "#c62828"}},
+        {name: "达标率 %", type: "line", yAxisIndex: 1, connectNulls: true,
+          data: trend.map(b => b.compliance === null ? null : Math.round(b.compliance * 100))}],
+    }); else document.getElementById("trend-chart").replaceChildren(el("p", {class: "muted"}, "这段时间没有到期的时限"));
     const runs = data.runs;
     const named = runs.map(r => (r.title || r.playbook_id).slice(0, 10) + "#" + r.run_id);
     const withFirst = runs.filter(r => r.time_to_first_response !== null);
@@ -74,7 +84,7 @@
       data = await get(`/api/review/summary?since=${encodeURIComponent(p.since)}&until=${encodeURIComponent(p.until)}`);
       render();
     } catch (err) {
-      for (const id of ["compliance-chart", "ttfr-chart", "effect-chart", "runs"]) document.getElementById(id).replaceChildren();
+      for (const id of ["compliance-chart", "trend-chart", "ttfr-chart", "effect-chart", "runs"]) document.getElementById(id).replaceChildren();
       showError("summary", err);
     }
   }
