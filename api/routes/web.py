@@ -73,14 +73,15 @@ def render(page: Page, principal: Principal) -> str:
     scripts.append(f'<script src="/static/pages/{page.key}.js"></script>')
     roles = "、".join(ROLE_ZH.get(r.value, r.value) for r in sorted(principal.roles))
     classes = " ".join(f"cap-{c}" for c in capabilities(principal))
+    # The user's name, the one value not written here, goes in last: no later replacement can see into it.
     return (_read("shell.html")
+            .replace("{{body}}", _read(f"pages/{page.key}.html"))
+            .replace("{{scripts}}", "\n".join(scripts))
+            .replace("{{nav}}", nav)
             .replace("{{title}}", html.escape(page.title))
             .replace("{{page}}", page.key)
             .replace("{{classes}}", classes)
-            .replace("{{user}}", html.escape(f"{principal.name}（{roles}）"))
-            .replace("{{nav}}", nav)
-            .replace("{{body}}", _read(f"pages/{page.key}.html"))
-            .replace("{{scripts}}", "\n".join(scripts)))
+            .replace("{{user}}", html.escape(f"{principal.name}（{roles}）")))
 
 
 def _respond(page: Page, principal: Principal) -> Response:
