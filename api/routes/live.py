@@ -104,20 +104,32 @@ def feed_facets(config: ConfigDep) -> dict[str, Any]:
 
 @router.get("/stream")
 async def feed_stream(request: Request) -> EventSourceResponse:
-    """Server-sent `items` events (`{"stored": n, "max_risk": x}`) after each ingest batch that stored items."""
+    """Server-sent events for the feed page, on one connection (a browser allows six per host): `items`
+    (`{"stored": n, "max_risk": x}`) after each ingest batch that stored items, and `alerts` (no data: a signal to
+    re-read the scoped list) when an in-app notification or an alert's state change goes out."""
     signal: ItemSignal = request.app.state.item_signal
-    queue = signal.subscribe()
+    engine = request.app.state.service.alerts
+    items = signal.subscribe()
+    alerts = engine.broadcaster.subscribe() if engine is not None else None
 
     async def events():  # noqa: ANN202 - async generator of SSE dicts
+        waiting: dict[str, asyncio.Future] = {}
         try:
             while not await request.is_disconnected():
-                try:
-                    payload = await asyncio.wait_for(queue.get(), timeout=15)
-                except TimeoutError:
-                    continue
-                yield {"event": "items", "data": json.dumps(payload)}
+                waiting.setdefault("items", asyncio.ensure_future(items.get()))
+                if alerts is not None:
+                    waiting.setdefault("alerts", asyncio.ensure_future(alerts.get()))
+                done, _ = await asyncio.wait(waiting.values(), timeout=15, return_when=asyncio.FIRST_COMPLETED)
+                for name in [n for n, future in waiting.items() if future in done]:
+                    value = waiting.pop(name).result()
+                    yield {"event": "items", "data": json.dumps(value)} if name == "items" else \
+                        {"event": "alerts", "data": json.dumps({"kind": value.event})}
         finally:
-            signal.unsubscribe(queue)
+            for future in waiting.values():
+                future.cancel()
+            signal.unsubscribe(items)
+            if alerts is not None:
+                engine.broadcaster.unsubscribe(alerts)
 
     return EventSourceResponse(events(), ping=10)
 

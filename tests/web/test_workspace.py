@@ -92,9 +92,10 @@ def test_feed_fills_live_when_an_item_is_ingested(signed, site) -> None:
     expect(page.locator("#count")).to_contain_text("共")
     before = page.locator("#feed > li").count()
     now = datetime.now(SHANGHAI).strftime("%Y-%m-%d %H:%M")
-    site.push("weibo_a", [{"source_id": "live-1", "content": "江城大桥突发交通事故，现场拥堵严重", "published_at": now}])
+    site.push("weibo_a", [{"source_id": "live-1", "content": "江城大桥突发交通事故，造成两人死亡，大批群众聚集围观", "published_at": now}])
     expect(page.locator("#feed")).to_contain_text("江城大桥突发交通事故")  # no reload: the SSE `items` event
     assert page.locator("#feed > li").count() == before + 1
+    expect(page.locator("#alerts")).to_contain_text("江城大桥突发交通事故")  # its alert joins the side panel
     s.shot("feed-live")
 
 

@@ -119,11 +119,7 @@
       clearTimeout(timer);
       timer = setTimeout(() => { if (!nextCursor || feed.children.length <= 30) load(); side(); }, 500);
     });
-    if (YQ.can("respond") || YQ.can("feed")) {
-      const alerts = new EventSource("/api/alerts/stream");
-      alerts.addEventListener("notification", () => side());
-      alerts.addEventListener("alert_state", () => side());
-    }
+    stream.addEventListener("alerts", () => side());  // one connection for both: a browser allows six per host
   }
 
   form.addEventListener("submit", ev => { ev.preventDefault(); load(); });
