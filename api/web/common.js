@@ -194,6 +194,12 @@ const YQ = (() => {
 
   function can(cap) { return caps.has(cap); }
 
+  function fill(target, ...children) {  // replaceChildren, leaving out the parts a page did not have (null)
+    const node = typeof target === "string" ? document.getElementById(target) : target;
+    node.replaceChildren(...children.flat().filter(c => c !== null && c !== undefined && c !== false));
+    return node;
+  }
+
   function names(x) { return Array.isArray(x) ? x : Object.keys(x || {}); }  // a list, or a {name: count} map
 
   function params(form) {
@@ -209,5 +215,5 @@ const YQ = (() => {
 
   return {CHANNELS, LEVELS, EMOTIONS, POLARITY, ALERT_STATES, SEVERITY, STEP_STATES, RUN_STATES, SOURCE_STATES,
     el, api, get, showError, flash, fmtTime, fmtDuration, countdown, evidenceTerms, highlight, reasonList, gradeBadge,
-    chart, can, params, names, ApiError};
+    chart, can, params, names, fill, ApiError};
 })();

@@ -39,7 +39,7 @@
     try { ev = await get(`/api/events/${encodeURIComponent(id)}?limit=500`); } catch (err) {
       showError("event", err); document.getElementById("timeline").replaceChildren(); return;
     }
-    document.getElementById("event").replaceChildren(
+    YQ.fill("event", 
       el("h1", {}, ev.title || ev.id),
       el("div", {class: "stats"},
         el("div", {class: "stat"}, el("b", {}, String(ev.volume)), "条信息"),

@@ -20,7 +20,7 @@
     const terms = evidenceTerms(e.risk_reasons);
     document.title = (item.title || "信息详情") + " · yuqing 舆情";
     const eng = item.engagement || {};
-    document.getElementById("item").replaceChildren(
+    YQ.fill("item", 
       el("div", {class: "item-head"}, gradeBadge(e), el("span", {class: "tag"}, CHANNELS[item.channel] || item.channel),
         e.topic ? el("span", {class: "tag"}, e.topic) : null,
         e.emotion ? el("span", {class: "tag"}, "情绪：" + (EMOTIONS[e.emotion] || e.emotion)) : null,
