@@ -16,6 +16,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from access.guard import PrincipalDep, require
 from access.roles import ADMINS, FEED, READERS, RESPONDERS, REVIEWERS, Principal, Role
+from api.deps import StoreDep
+from core.errors import NotFound
 
 WEB_DIR = Path(__file__).resolve().parents[1] / "web"
 ECHARTS = WEB_DIR / "vendor" / "echarts.min.js"  # fetched from the npm registry by `make` (Makefile: echarts)
@@ -100,12 +102,19 @@ def index(principal: PrincipalDep) -> Response:
 
 
 @router.get("/items/{item_id}", dependencies=[require(_page("item").roles)])
-def item_page(item_id: Annotated[int, PathParam(ge=1, le=2**63 - 1)], principal: PrincipalDep) -> Response:
+def item_page(item_id: Annotated[int, PathParam(ge=1, le=2**63 - 1)], principal: PrincipalDep, store: StoreDep) -> Response:
+    """Links in alert messages and reports point here: an item that does not exist, or lies outside the caller's
+    regions, is a 404 (a Chinese page for a browser), not an empty page."""
+    if not principal.sees_region(store.get(item_id).region):
+        raise NotFound(f"no item {item_id}")
     return _respond(_page("item"), principal)
 
 
 @router.get("/events/{event_id}", dependencies=[require(_page("event").roles)])
-def event_page(event_id: Annotated[str, PathParam(max_length=200)], principal: PrincipalDep) -> Response:
+def event_page(event_id: Annotated[str, PathParam(max_length=200)], principal: PrincipalDep, store: StoreDep) -> Response:
+    from analysis.event_store import get_event
+
+    get_event(store, event_id)  # NotFound → 404
     return _respond(_page("event"), principal)
 
 

@@ -60,7 +60,8 @@ def test_each_role_gets_its_pages_with_the_csp(app, role: str) -> None:  # noqa:
         else:
             assert response.status_code == 403 and "无权" in response.text, (role, path)
     assert http.get("/items/1").status_code == 200
-    assert http.get("/events/ev-1").status_code == (403 if role == "staff" else 200)
+    assert http.get("/items/99").status_code == 404 and "不存在" in http.get("/items/99").text
+    assert http.get("/events/ev-nope").status_code == (403 if role == "staff" else 404)
 
 
 def test_the_pages_name_every_page_they_serve() -> None:
