@@ -10,7 +10,11 @@ TEST_STAMP := $(VENV)/.installed-test
 # ./yuqing.example.yaml.
 CONFIG ?=
 
-.PHONY: run test lint bench clean browser-deps
+.PHONY: run test lint bench clean browser-deps echarts
+# ECharts for the web page's charts, from the npm registry (only its one minified file is kept; gitignored). Without
+# npm or network the pages still work and say where the charts would be.
+ECHARTS_VERSION := 5.6.0
+ECHARTS := api/web/vendor/echarts.min.js
 
 $(BIN)/python:
 	@echo "creating $(VENV)"
@@ -27,7 +31,18 @@ $(TEST_STAMP): $(RUN_STAMP)
 	$(BIN)/python -m pip install --progress-bar on -e '.[test]'
 	touch $@
 
-run: $(RUN_STAMP)
+$(ECHARTS):
+	@if command -v npm >/dev/null 2>&1; then \
+	  echo "fetching ECharts $(ECHARTS_VERSION) for the charts (npm registry, 10 MB download, about 10 s)..."; \
+	  tmp=$$(mktemp -d) && (cd $$tmp && npm pack --silent echarts@$(ECHARTS_VERSION) >/dev/null) \
+	    && tar -xzf $$tmp/echarts-$(ECHARTS_VERSION).tgz -C $$tmp package/dist/echarts.min.js \
+	    && mkdir -p $(@D) && mv $$tmp/package/dist/echarts.min.js $@; rm -rf $$tmp; \
+	  [ -f $@ ] || echo "could not fetch ECharts: pages will show no charts (run make echarts later)"; \
+	else echo "npm not found: pages will show no charts (apt-get install npm, then make echarts)"; fi
+
+echarts: $(ECHARTS)
+
+run: $(RUN_STAMP) $(ECHARTS)
 	mkdir -p var
 	$(BIN)/yuqing serve $(if $(CONFIG),--config $(CONFIG))
 
@@ -45,7 +60,7 @@ browser-deps:
 	  else echo "not installed and not root:$$missing — browser and report tests will be skipped"; fi; \
 	fi
 
-test: $(TEST_STAMP) browser-deps
+test: $(TEST_STAMP) browser-deps $(ECHARTS)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
@@ -54,8 +69,8 @@ lint: $(TEST_STAMP)
 
 # Every bench/bench_*.py (long soaks and loads belong here, not in `make test`); writes bench/RESULTS.md and
 # bench/results.json.
-bench: $(TEST_STAMP)
+bench: $(TEST_STAMP) $(ECHARTS)
 	$(BIN)/python bench/report.py
 
 clean:
-	rm -rf var .pytest_cache .ruff_cache build
+	rm -rf var .pytest_cache .ruff_cache build test-artifacts

@@ -7,13 +7,20 @@ from urllib.parse import quote
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from access.app import wants_html
-from core.errors import NotAuthenticated, YuqingError
+from core.errors import NotAuthenticated, NotFound, PermissionDenied, YuqingError
 
 logger = logging.getLogger(__name__)
+
+
+_PAGE_TEXT = {403: "您的角色无权查看此页面。", 404: "页面或内容不存在。"}
+_PAGE_ERROR = ('<!doctype html><html lang="zh-CN"><head><meta charset="utf-8"><meta name="viewport" '
+               'content="width=device-width, initial-scale=1"><title>{status} · yuqing 舆情</title>'
+               '<link rel="stylesheet" href="/static/app.css"></head><body class="login"><main class="login-box">'
+               '<h1>{text}</h1><p><a href="/">返回首页</a> · <a href="/login">换个账号登录</a></p></main></body></html>')
 
 
 def error_body(status: int, message: str, errors: list | None = None) -> dict:
@@ -29,6 +36,8 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _yuqing(request: Request, exc: YuqingError) -> Response:
         if isinstance(exc, NotAuthenticated) and wants_html(request):  # a person opening a page: the login form
             return RedirectResponse(f"/login?next={quote(request.url.path, safe='/')}", status_code=303)
+        if isinstance(exc, PermissionDenied | NotFound) and wants_html(request):  # a page this person may not open
+            return HTMLResponse(_PAGE_ERROR.format(status=exc.status, text=_PAGE_TEXT[exc.status]), status_code=exc.status)
         return error_response(exc.status, exc.message, exc.errors)
 
     @app.exception_handler(RequestValidationError)

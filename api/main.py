@@ -11,7 +11,7 @@ from fastapi.staticfiles import StaticFiles
 from access.app import install_access, open_access
 from api.errors import install_error_handlers
 from api.limits import BodySizeLimit
-from api.routes import health, ingest, items, metrics, quarantine, web
+from api.routes import health, ingest, items, live, metrics, quarantine, review, web
 from yuqing.host import Service
 
 
@@ -31,11 +31,15 @@ def create_app(service: Service, *, start_workers: bool = True) -> FastAPI:
                               "Every route but /health and /login needs a session (POST /api/auth/login) or "
                               "`Authorization: Bearer <token>` (`yuqing token create`).")
     app.state.service = service
+    app.state.item_signal = live.ItemSignal()
+    service.ingestor.listeners.append(app.state.item_signal)
     install_error_handlers(app)
-    for module in (health, items, quarantine, ingest, metrics, web):
+    for module in (health, items, live, review, quarantine, ingest, metrics, web):
         app.include_router(module.router)
+    app.include_router(review.board)
     for router in service.routers:
         app.include_router(router)
+    web.install_docs(app)  # before /static: the docs' assets are a mount of their own under it
     app.mount("/static", StaticFiles(directory=web.WEB_DIR), name="static")
     install_access(app, open_access(service.store, service.config))
     # Outermost, so an oversized push is refused while it streams in, before the access layer or JSON parsing.

@@ -196,6 +196,21 @@ def measure(base: str, token: str, clients: int, rounds: int, pid: int) -> tuple
     return results, peak
 
 
+def wait_healthy(port: int, server: subprocess.Popen, started: float, log: Path) -> None:
+    """Until the served process answers /health (at most 300 s from `started`, or until it exits)."""
+    import httpx
+
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if server.poll() is not None or time.perf_counter() - started > 300:
+            raise RuntimeError(f"yuqing serve did not start; see {log}")
+        time.sleep(0.5)
+
+
 def serve_and_measure(db: Path, rounds: int, idle_seconds: float) -> dict[str, object]:
     folder = Path(tempfile.mkdtemp(prefix="bench_store_"))
     port = free_port()
@@ -208,17 +223,7 @@ def serve_and_measure(db: Path, rounds: int, idle_seconds: float) -> dict[str, o
     server = subprocess.Popen([*yuqing, "serve", "-c", str(config)], stdout=subprocess.DEVNULL,
                               stderr=open(folder / "serve.log", "w"), cwd=REPO)  # noqa: SIM115 - lives with the server
     try:
-        import httpx
-
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if server.poll() is not None or time.perf_counter() - started > 300:
-                raise RuntimeError(f"yuqing serve did not start; see {folder / 'serve.log'}")
-            time.sleep(0.5)
+        wait_healthy(port, server, started, folder / "serve.log")
         startup = time.perf_counter() - started
         time.sleep(5)  # let start-up work settle before sampling idle
         cpu_before, wall_before = proc_cpu_seconds(server.pid), time.perf_counter()

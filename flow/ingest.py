@@ -9,7 +9,7 @@ listed stage that an enabled package (one that provided any stage) does not prov
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
 from itertools import islice
 
@@ -112,6 +112,9 @@ class Ingestor:
         self.up_to_store = Chain([])
         self.after_store = Chain([])
         self.redriven = Chain([])
+        # Told of the items each batch stored (new or changed), after their after-store stages committed: the web
+        # page's live feed. A failing listener is logged; it never fails the ingest.
+        self.listeners: list[Callable[[list[Item]], None]] = []
         self._split()
         for name, stage in (stages or {}).items():  # each under the package STAGES lists it for
             self.provide(STAGE_PACKAGE.get(name, "an unlisted package"), {name: stage})
@@ -153,11 +156,21 @@ class Ingestor:
         count_by_source(ITEMS_INGESTED, (item.source for item in batch.stored))
         for stage in {q.stage for q in batch.quarantined}:
             count_by_source(RECORDS_QUARANTINED, (q.source for q in batch.quarantined if q.stage == stage), stage=stage)
+        self._tell(batch.stored)
         report = batch.report
         logger.info("ingest received=%d stored=%d updated=%d unchanged=%d duplicates=%d quarantined=%d",
                     report.received, report.stored, report.updated, report.unchanged, report.duplicates,
                     report.quarantined)
         return report
+
+    def _tell(self, stored: list[Item]) -> None:
+        if not stored:
+            return
+        for listener in list(self.listeners):
+            try:
+                listener(stored)
+            except Exception:  # noqa: BLE001 - a listener (a web page's stream) must not fail the ingest
+                logger.exception("ingest listener failed listener=%r", listener)
 
     def _after_store(self, batch: Batch, chain: Chain) -> None:
         """Run the after-store stages and clear the items' outbox record in one transaction: what the stages write

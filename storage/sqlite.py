@@ -8,6 +8,7 @@ import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 
 from sqlalchemy import (
     Connection,
@@ -52,6 +53,9 @@ logger = logging.getLogger(__name__)
 Segmenter = Callable[[str], list[str]]
 T = schema.items.c
 FTS = table("items_fts", column("rowid"), column("items_fts"))
+# A `sort=risk` page of a time window holding at most this many items sorts the window (read by the time index)
+# rather than walking the risk index: the walk reads about limit × (all items / window items) rows.
+WINDOW_SORT_MAX = 2_000
 COUNT_CAP = 10_000  # a page's count stops here (then count_exact is False), as Elasticsearch's track_total_hits
 
 
@@ -342,15 +346,20 @@ class SqliteStore(SqlState):
             page_conds.append(tuple_(sort_key, T.id) < tuple_(literal(cursor.key), literal(cursor.item_id)))
         try:
             with self.read() as conn:
+                window = query.sort == "risk" and match is None and query.since is not None
+                count = self._count(conn, conds, match) if window else None
                 if match is not None and query.sort == "time":
                     rows = self._search_text(conn, match, page_conds, cursor, query.limit + 1)
+                elif window and count is not None and count <= WINDOW_SORT_MAX:
+                    rows = self._riskiest_in_window(conn, page_conds, query.limit + 1)
                 else:
                     stmt = select(T.id, T.doc, sort_key.label("k")).where(*page_conds)
                     if match is not None:
                         stmt = stmt.where(T.id.in_(select(FTS.c.rowid.op("&")(FTS_ID_MASK))
                                                    .where(FTS.c.items_fts.match(match))))
                     rows = conn.execute(stmt.order_by(sort_key.desc(), T.id.desc()).limit(query.limit + 1)).all()
-                count = self._count(conn, conds, match)
+                if count is None:
+                    count = self._count(conn, conds, match)
         except StorageError as exc:
             if "fts5" in str(exc).lower() or "MATCH" in str(exc):
                 raise InputError(f"search query not understood: {exc}") from exc
@@ -360,6 +369,16 @@ class SqliteStore(SqlState):
         data = [self._to_item(r.id, r.doc) for r in rows]
         next_cursor = Cursor(query.sort, float(rows[-1].k), rows[-1].id).encode() if more and rows else None
         return Page(data=data, count=min(count, COUNT_CAP), next_cursor=next_cursor, count_exact=count <= COUNT_CAP)
+
+    def _riskiest_in_window(self, conn: Connection, conds: list, want: int) -> list:
+        """The riskiest items of a small time window (the feed's "risky now"): read the window through the time index
+        and sort it, instead of walking the risk index past every older item until the window's ones turn up (a
+        quiet week after years of imported history is a walk over nearly every row). `risk_rank + 0` keeps SQLite
+        from ordering by the risk index; the documents are read for the page's rows only."""
+        keyed = conn.execute(select(T.id, T.risk_rank.label("k")).where(*conds)
+                             .order_by((T.risk_rank + 0).desc(), T.id.desc()).limit(want)).all()
+        docs = dict(conn.execute(select(T.id, T.doc).where(T.id.in_([r.id for r in keyed]))).all()) if keyed else {}
+        return [SimpleNamespace(id=r.id, doc=docs[r.id], k=r.k) for r in keyed]
 
     def _text_matches(self, match: str, conds: list):  # noqa: ANN202 - a SQLAlchemy Select
         """Items matching the full-text expression and `conds`, walked newest second first through the index."""

@@ -139,6 +139,8 @@ def test_a_push_left_in_the_inbox_by_a_dead_process_is_ingested_at_start(config,
 def test_links_in_messages_resolve(client: TestClient, service: Service) -> None:
     seed(service, 1)
     item_id = client.get("/api/items").json()["data"][0]["id"]
-    assert client.get(f"/items/{item_id}").json()["id"] == item_id
+    page = client.get(f"/items/{item_id}", headers={"Accept": "text/html"})  # the item page, which reads the item
+    assert page.status_code == 200 and "/static/pages/item.js" in page.text
     assert client.get("/items/999999").status_code == 404
+    assert "不存在" in client.get("/items/999999", headers={"Accept": "text/html"}).text
     assert client.get("/").headers["content-type"].startswith("text/html")

@@ -152,3 +152,27 @@ def test_full_text_pages_follow_the_feed_order(big_store: SqliteStore) -> None:
         if not (cursor := page.next_cursor):
             break
     assert len(expected) > 1000 and walked == expected
+
+
+def test_risky_now_sorts_a_small_window_instead_of_walking_the_risk_index(big_store: SqliteStore) -> None:
+    """`since` + `sort=risk` (the feed's default): a window of at most WINDOW_SORT_MAX items is read through the time
+    index and sorted, so a quiet recent week costs its own rows, not a walk over all history; same page as the walk."""
+    from datetime import UTC, datetime
+
+    from storage.sqlite import WINDOW_SORT_MAX
+
+    with big_store.read() as conn:
+        cutoffs = [r[0] for r in conn.exec_driver_sql("SELECT published_ts FROM items ORDER BY published_ts DESC LIMIT ?",
+                                                       (WINDOW_SORT_MAX + 1,))]
+    since = datetime.fromtimestamp(cutoffs[WINDOW_SORT_MAX // 2], UTC)
+    plans, page = plans_of(big_store, ItemQuery(since=since, sort="risk", limit=20))
+    assert "ix_items_time" in " ".join(plans[1][1]) and page.count == WINDOW_SORT_MAX // 2 + 1
+    with big_store.read() as conn:
+        expected = [r[0] for r in conn.exec_driver_sql(
+            "SELECT id FROM items WHERE published_ts >= ? ORDER BY risk_rank DESC, id DESC LIMIT 40", (since.timestamp(),))]
+    following = big_store.search(ItemQuery(since=since, sort="risk", limit=20, cursor=page.next_cursor))
+    assert [i.id for i in page.data + following.data] == expected
+    empty_plans, empty = plans_of(big_store, ItemQuery(since=datetime(2100, 1, 1, tzinfo=UTC), sort="risk"))
+    assert empty.data == [] and "ix_items_risk_rank" not in " ".join(step for _, plan in empty_plans for step in plan)
+    wide, _ = plans_of(big_store, ItemQuery(since=datetime.fromtimestamp(cutoffs[-1] - 86400 * 365, UTC), sort="risk"))
+    assert_indexed(wide[1:], "ix_items_risk_rank")  # a large window: the walk finds its page at once
