@@ -33,3 +33,12 @@ def signed_in():  # noqa: ANN201 - returns the factory below
         return TestClient(app, base_url="http://127.0.0.1", headers={"Authorization": f"Bearer {token}"})
 
     return make
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One headless Chromium for the whole run: Playwright's sync API allows one instance per thread at a time."""
+    from tests.helpers.browser import chromium
+
+    with chromium() as launched:
+        yield launched

@@ -9,17 +9,11 @@ from pathlib import Path
 import pytest
 
 from api.main import create_app
-from tests.helpers.browser import chromium, serving
+from tests.helpers.browser import serving
 from tests.helpers.reports import DAY, pdf_text, require_cjk_font, require_tool
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 PASSWORD = "manager password 1"
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with chromium() as launched:
-        yield launched
 
 
 @pytest.fixture(scope="module")
