@@ -69,7 +69,7 @@ def crawl(job: dict[str, Any]) -> dict[str, Any]:
     _import_download_handler()
     from scrapy.crawler import CrawlerProcess
 
-    from storage.sqlite import SqliteStore
+    from storage.opening import open_store
 
     source = job["source"]
     try:
@@ -82,7 +82,7 @@ def crawl(job: dict[str, Any]) -> dict[str, Any]:
     spec = source_config.crawl
     if spec is None:
         raise SystemExit(f"source {source} has no crawl section")
-    store = SqliteStore(job["db"], segment=str.split, fts=False)
+    store = open_store(job["db"], job.get("state_url"), segment=str.split, fts=False)
     refetch = refetch_after_config_change(store, source, spec)
     crawl_state = CrawlState(store, source)
     job_dir = Path(job["job_dir"]) if job.get("job_dir") else None

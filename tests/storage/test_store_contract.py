@@ -1,13 +1,16 @@
 """The storage contract: what every backend behind `storage.base.Store` must do, asserted with exact results.
 
-Written against the Protocol only: the `store` fixture is parametrised over backends (SQLite today); a new backend
-(Elasticsearch for items, say) adds an opener to BACKENDS and must pass this file unchanged.
+Written against the Protocol only: the `store` fixture is parametrised over backends; a new backend (Elasticsearch
+for items, say) adds an opener to BACKENDS and must pass this file unchanged. "sqlite+postgresql" keeps the items in
+SQLite and every state behaviour (inbox, quarantine, events, crawl health, locks) in a PostgreSQL schema of the
+test's own (`storage.state_url`), so each state behaviour runs on both databases with the same expected results.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -35,7 +38,9 @@ from storage.base import (
     UpsertOutcome,
     UpsertResult,
 )
+from storage.opening import open_store
 from storage.sqlite import SqliteStore
+from tests.helpers.services import pg_schema
 
 NOW = datetime(2026, 11, 25, 12, tzinfo=SHANGHAI)
 EPOCH = datetime(2026, 1, 1, tzinfo=SHANGHAI)  # before every test item
@@ -46,8 +51,19 @@ def _open_sqlite(folder: Path) -> Store:
     return SqliteStore(folder / "contract.db", segment=segment, index_segment=index_tokens)
 
 
+_PG_STATE: dict[Path, tuple[str, ExitStack]] = {}  # a test's folder → its PostgreSQL schema (dropped after the test)
+
+
+def _open_sqlite_with_postgres_state(folder: Path) -> Store:
+    if folder not in _PG_STATE:
+        resources = ExitStack()
+        _PG_STATE[folder] = (resources.enter_context(pg_schema()), resources)
+    return open_store(folder / "items.db", _PG_STATE[folder][0], segment=segment, index_segment=index_tokens)
+
+
 # Backend name → how to open (or reopen) its store in a test's own folder.
-BACKENDS: dict[str, Callable[[Path], Store]] = {"sqlite": _open_sqlite}
+BACKENDS: dict[str, Callable[[Path], Store]] = {"sqlite": _open_sqlite,
+                                                "sqlite+postgresql": _open_sqlite_with_postgres_state}
 
 
 @pytest.fixture(params=sorted(BACKENDS))
@@ -63,6 +79,8 @@ def reopen(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[
     yield open_store
     for store in opened:
         store.close()
+    if tmp_path in _PG_STATE:
+        _PG_STATE.pop(tmp_path)[1].close()
 
 
 @pytest.fixture
@@ -393,11 +411,22 @@ def test_reassign_events_moves_items_and_their_documents(loaded: Store) -> None:
 
 
 def test_a_write_inside_a_write_joins_its_transaction(loaded: Store) -> None:
-    with pytest.raises(RuntimeError), loaded.write():
+    with pytest.raises(RuntimeError), loaded.item_write():
         loaded.reassign_events({"ev1": "ev9"})
         raise RuntimeError("the outer transaction fails after the inner write")
     assert loaded.event_totals("ev9") is None
     assert loaded.event_totals("ev1").items == 2
+
+
+def test_a_state_write_covers_items_only_when_they_share_its_database(loaded: Store) -> None:
+    """Documented in storage/split.py: apart, the items' write commits on its own inside a failing state write."""
+    with pytest.raises(RuntimeError), loaded.write():
+        loaded.reassign_events({"ev1": "ev9"})
+        raise RuntimeError("the outer transaction fails after the inner write")
+    if loaded.items_with_state:
+        assert (loaded.event_totals("ev9"), loaded.event_totals("ev1").items) == (None, 2)
+    else:
+        assert (loaded.event_totals("ev9").items, loaded.event_totals("ev1")) == (2, None)
 
 
 def test_item_facets_of_a_window_oldest_first(loaded: Store) -> None:
