@@ -15,8 +15,9 @@ import logging
 import os
 import re
 import threading
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -163,6 +164,25 @@ class ClusterLocks:
         if self._instance is not None:
             self._release(f"instance:{self.instance_id}", self._instance)
             self._instance = None
+
+    # ---- scheduled jobs ------------------------------------------------------------------------------------
+
+    def run_once(self, store: Any, name: str, period: float, job: Callable[[], Any]) -> bool:
+        """Run a scheduled `job` once across the instances: under lock `name` (an instance finding it taken skips),
+        and not if any instance started it less than 0.9 × `period` seconds ago (each instance's scheduler fires on
+        its own; the first one in runs it). Returns whether this instance ran it. Clocks are assumed in step (NTP)."""
+        with self.hold(name, wait=False) as mine:
+            if not mine:
+                return False
+            started = time.time()
+            with store.read() as conn:
+                last = self.read_mark(conn, f"{name}:started")
+            if last is not None and started - float(last) < 0.9 * period:
+                return False
+            with store.write() as conn:
+                self.write_mark(conn, f"{name}:started", repr(started))
+            job()
+            return True
 
     # ---- marks ---------------------------------------------------------------------------------------------
 
