@@ -49,6 +49,10 @@ class SplitStore:
     def versions(self) -> dict[str, int]:
         return self.state.versions
 
+    @versions.setter
+    def versions(self, value: dict[str, int]) -> None:
+        self.state.versions = value
+
     @property
     def engine(self):  # noqa: ANN201 - the state database's engine (cluster locks, metrics)
         return self.state.engine

@@ -512,3 +512,91 @@ def test_source_health_reads(store: Store) -> None:
     assert health_changes(store, after_id=health_changes(store)[0]["id"])[0]["to_state"] == "degraded"
     runs = recent_runs(store, "s")
     assert [(r["outcome"], r["items"], r["errors"]) for r in runs] == [("failed", 0, {"connection": 2}), ("ok", 5, {})]
+
+
+# ---- several instances on one state database ---------------------------------------------------------------------
+
+
+def test_inbox_leaves_records_another_instance_holds_to_it(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    import storage.state
+
+    pushed = store.put([RawRecord(source="s", payload={"n": 1}, origin="api")], holder="instance-a")
+    crawled = store.put([RawRecord(source="s", payload={"n": 2}, origin="crawl")])
+    assert [i for i, _ in store.take(10, holder="instance-b")] == crawled  # a's push is a's to ingest
+    assert [i for i, _ in store.take(10, holder="instance-a")] == pushed + crawled
+    assert [i for i, _ in store.take(10)] == pushed + crawled  # no holder given: everything (a single process)
+    monkeypatch.setattr(storage.state, "HELD_GRACE", timedelta(seconds=-1))  # a held past its grace: a died
+    assert [i for i, _ in store.take(10, holder="instance-b")] == pushed + crawled
+
+
+def test_cluster_locks_exclude_other_instances_and_tell_who_is_alive(store: Store) -> None:
+    from storage.cluster import ClusterLocks
+
+    store.migrate()
+    a, b = ClusterLocks(store.engine, "instance-a"), ClusterLocks(store.engine, "instance-b")
+    with a.hold("ingest") as held:
+        assert held
+        with b.hold("ingest", wait=False) as other:
+            assert not other
+    with b.hold("ingest", wait=False) as other:
+        assert other
+    a.announce()
+    assert b.alive("instance-a") and a.alive("instance-a")
+    a.close()
+    assert not b.alive("instance-a") and not b.alive("never-started")
+    ran: list[str] = []
+    assert a.run_once(store, "job", 60, lambda: ran.append("a"))
+    assert not b.run_once(store, "job", 60, lambda: ran.append("b"))  # started less than a period ago elsewhere
+    assert b.run_once(store, "job", 0, lambda: ran.append("b"))
+    assert ran == ["a", "b"]
+    with store.write() as conn:
+        a.write_mark(conn, "m", "1")
+        a.write_mark(conn, "m", "2")
+    with store.read() as conn:
+        assert (b.read_mark(conn, "m"), b.read_mark(conn, "none")) == ("2", None)
+    b.close()
+
+
+def _outbox_rows(store: Store, count: int) -> None:
+    from alerts.store import alert_outbox
+
+    with store.write() as conn:
+        conn.execute(alert_outbox.insert(), [
+            {"dedup_key": f"k{n}", "kind": "notification", "receiver": "duty", "integration": "webhook",
+             "payload": "{}", "status": "pending", "attempts": 0, "parts_done": 0, "next_attempt_ts": 0.0,
+             "created_ts": 0.0} for n in range(count)])
+
+
+def test_outbox_claims_never_overlap_and_only_a_dead_instances_claims_resume(store: Store) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    import alerts.store  # noqa: F401 - registers the alert tables, as the alerts package does on attach
+    from alerts.dispatch import Dispatcher
+    from alerts.store import alert_outbox
+    from storage.cluster import ClusterLocks
+
+    store.migrate()
+    _outbox_rows(store, 200)
+    dispatcher = Dispatcher(store, None, lambda: None)  # claims and resumes need only the store
+
+    def claim_all(claimer: str) -> list[int]:
+        mine: list[int] = []
+        while batches := dispatcher.claim_batches(NOW, limit=7, workers=1, batch_size=7, claimer=claimer):
+            mine.extend(i for batch in batches for i in batch)
+        return mine
+
+    with ThreadPoolExecutor(4) as pool:
+        claimed = list(pool.map(claim_all, ["a", "b", "c", "d"]))
+    every = [i for ids in claimed for i in ids]
+    assert len(every) == 200 and len(set(every)) == 200  # each row claimed once, by one claimer
+    a, b = ClusterLocks(store.engine, "a"), ClusterLocks(store.engine, "b")
+    a.announce()
+    b.announce()
+    assert dispatcher.resume_interrupted(NOW, alive=b.alive) == len(claimed[2]) + len(claimed[3])  # c, d: gone
+    a.close()
+    assert dispatcher.resume_interrupted(NOW, alive=b.alive) == len(claimed[0])  # a stopped: its rows go back
+    with store.read() as conn:
+        sending = conn.execute(alert_outbox.select().where(alert_outbox.c.status == "sending")).all()
+    assert {r.claimed_by for r in sending} == {"b"} and len(sending) == len(claimed[1])
+    assert dispatcher.resume_interrupted(NOW) == len(claimed[1])  # one process restarting: everything it left
+    b.close()
