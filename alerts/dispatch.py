@@ -377,11 +377,13 @@ class Dispatcher:
             self.wake()
         return made
 
-    def resume_interrupted(self, now: datetime, alive: Callable[[str], bool] | None = None) -> int:
+    def resume_interrupted(self, now: datetime, alive: Callable[[str], bool] | None = None,
+                           keep: set[int] | frozenset[int] = frozenset()) -> int:
         """Rows left `sending` by a process that died mid-send go back to `pending` (at-least-once).
 
         `alive(instance)`: with several instances, only rows claimed by an instance that is gone (or by no known one)
-        are resumed; those of a live instance are still being sent. Without it every `sending` row is resumed."""
+        are resumed; those of a live instance are still being sent. Without it every `sending` row is resumed.
+        `keep`: rows this process is sending right now, never resumed."""
         moment = ts(now)
         o = alert_outbox.c
         with self.store.read() as conn:
@@ -396,7 +398,8 @@ class Dispatcher:
         if None in gone:
             whose = o.claimed_by.is_(None) if whose is None else or_(whose, o.claimed_by.is_(None))
         with self.store.write() as conn:
-            rows = conn.execute(select(o.id, o.receiver, o.claimed_by).where(o.status == "sending", whose)).all()
+            rows = [r for r in conn.execute(select(o.id, o.receiver, o.claimed_by).where(o.status == "sending", whose))
+                    if r.id not in keep]
             for row in rows:
                 conn.execute(alert_outbox.update().where(o.id == row.id, o.status == "sending")
                              .values(status="pending", next_attempt_ts=moment, claimed_by=None))

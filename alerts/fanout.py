@@ -16,6 +16,7 @@ from typing import Any
 
 from alerts.notify.base import NotifyError
 from alerts.notify.inapp import Broadcaster, StreamEvent
+from core.redact import redact_url
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ class RedisBroadcaster(Broadcaster):
         return StreamEvent(event_id, event, data)
 
     def _where(self) -> str:
-        return self.url.split("@")[-1]
+        return redact_url(self.url)
 
     def _listen(self) -> None:
         import redis

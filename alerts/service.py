@@ -84,6 +84,7 @@ class AlertWorker:
         # Outbox rows claimed (`sending`) and not yet recorded. Claims never exceed `max_in_flight`, so a crash
         # re-sends at most what the workers were actually sending, not a backlog claimed ahead of them.
         self._in_flight = 0
+        self._in_flight_ids: set[int] = set()  # the rows themselves: own claims not among them were abandoned
         self._in_flight_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -132,7 +133,13 @@ class AlertWorker:
         if self.cluster is None:
             return self.engine.dispatcher.resume_interrupted(self.engine.clock.now())
         self.cluster.announce()
-        return self.engine.dispatcher.resume_interrupted(self.engine.clock.now(), alive=self.cluster.alive)
+        me = self.cluster.instance_id
+        with self._in_flight_lock:
+            sending = set(self._in_flight_ids)
+        # Other instances' claims only when they are gone; ours when no send worker holds them any more (a send
+        # whose outcome could not be recorded, the database being away then).
+        return self.engine.dispatcher.resume_interrupted(
+            self.engine.clock.now(), alive=lambda claimer: claimer != me and self.cluster.alive(claimer), keep=sending)
 
     def _loop(self) -> None:
         engine = self.engine
@@ -159,6 +166,7 @@ class AlertWorker:
                                                       claimer=self.cluster.instance_id if self.cluster else None)
             with self._in_flight_lock:
                 self._in_flight += sum(map(len, batches))
+                self._in_flight_ids.update(i for batch in batches for i in batch)
             for batch in batches:
                 assert self._pool is not None
                 self._pool.submit(self._deliver, batch)
@@ -171,6 +179,7 @@ class AlertWorker:
         finally:
             with self._in_flight_lock:
                 self._in_flight -= len(batch)
+                self._in_flight_ids.difference_update(batch)
             self.engine.wakeup.set()  # room for the next claim
 
     def _reload_quietly(self) -> None:

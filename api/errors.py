@@ -29,7 +29,10 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _yuqing(request: Request, exc: YuqingError) -> Response:
         if isinstance(exc, NotAuthenticated) and wants_html(request):  # a person opening a page: the login form
             return RedirectResponse(f"/login?next={quote(request.url.path, safe='/')}", status_code=303)
-        return error_response(exc.status, exc.message, exc.errors)
+        response = error_response(exc.status, exc.message, exc.errors)
+        if exc.status == 503:  # a database away (StorageUnavailable): the client retries what it sent
+            response.headers["Retry-After"] = "5"
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -88,7 +88,9 @@ def crawl(job: dict[str, Any]) -> dict[str, Any]:
         try:
             queued = shared_queue_length(redis_url, source)
         except Exception as exc:  # noqa: BLE001 - any failure to reach Redis is this run's outcome, said plainly
-            where = redis_url.split("@")[-1]
+            from core.redact import redact_url
+
+            where = redact_url(redis_url)
             return {"event": "finished", "source": source, "finish_reason": "redis_unreachable",
                     "errors": {"redis_unreachable": 1},
                     "message": f"crawling.redis_url={where}: the shared crawl queue is unreachable: {exc}"[:1000]}

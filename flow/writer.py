@@ -20,6 +20,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from core.errors import StorageError
 from core.models import IngestReport, QuarantineRecord, RawRecord
 from core.worker import PeriodicWorker
 from flow.ingest import Ingestor, chunks
@@ -221,24 +222,43 @@ class IngestWriter:
 
 class RedriveWorker(PeriodicWorker):
     """Re-drives the after-store outbox through the writer at start (after the inbox drain queued before it) and then
-    every `interval` seconds, so an item stored just before a crash, or whose rules hit a storage error, is alerted."""
+    every `interval` seconds, so an item stored just before a crash, or whose rules hit a storage error, is alerted.
+
+    With `drain` (state in a database of its own, maybe shared by several instances) each pass first drains the inbox:
+    records a failed batch left there, or another instance's that it can no longer ingest, are stored within seconds
+    rather than at the next start. While the database is away each pass fails fast and the next one waits twice as
+    long (up to `max_backoff`); the records stay in the inbox meanwhile."""
 
     name = "after-store-redrive"
     join_timeout = 10.0
+    max_backoff = 60.0
 
-    def __init__(self, writer: IngestWriter, interval: float = 5.0) -> None:
+    def __init__(self, writer: IngestWriter, interval: float = 5.0, *, drain: bool = False) -> None:
         super().__init__()
         self.writer = writer
         self.every = interval
+        self.drain = drain
+        self.failures = 0
 
     def interval(self) -> float:
-        return self.every
+        return min(self.every * 2 ** self.failures, self.max_backoff)
 
     def run_once(self) -> bool | None:
         try:
+            drained = self.writer.drain_soon().result() if self.drain else None
             redriven = self.writer.redrive_soon().result()
         except RuntimeError:  # the writer is shutting down
             return False
+        except StorageError as exc:
+            self.failures += 1
+            logger.warning("inbox drain and after-store re-drive failed (records stay in the inbox); next try in "
+                           "%.0f s: %s", self.interval(), exc)
+            return None
+        if self.failures:
+            logger.info("inbox drain and after-store re-drive work again after %d failed tries", self.failures)
+        self.failures = 0
+        if drained is not None and drained.received:
+            logger.info("inbox drained received=%d stored=%d", drained.received, drained.stored)
         if redriven:
             logger.warning("after-store stages re-driven for items left pending count=%d", redriven)
         return None

@@ -23,7 +23,7 @@ from typing import Any
 
 from sqlalchemy import Column, Connection, Engine, String, Table, select
 
-from core.errors import StorageError
+from core.errors import StorageUnavailable
 from storage.dialect import upsert
 from storage.migrations import register
 from storage.schema import metadata
@@ -90,14 +90,14 @@ class ClusterLocks:
             try:
                 conn = self.engine.connect()
             except Exception as exc:
-                raise StorageError(f"cannot take cluster lock {name!r}: {getattr(exc, 'orig', exc)}") from exc
+                raise StorageUnavailable(f"cannot take cluster lock {name!r}: {getattr(exc, 'orig', exc)}") from exc
             try:
                 fn = "pg_advisory_lock" if wait else "pg_try_advisory_lock"
                 got = conn.exec_driver_sql(f"SELECT {fn}(%(key)s)", {"key": lock_key(name)}).scalar()
                 conn.commit()  # the session lock outlives the transaction; keep no transaction open
             except Exception as exc:
                 conn.close()
-                raise StorageError(f"cannot take cluster lock {name!r}: {getattr(exc, 'orig', exc)}") from exc
+                raise StorageUnavailable(f"cannot take cluster lock {name!r}: {getattr(exc, 'orig', exc)}") from exc
             if wait or got:
                 return conn
             conn.close()

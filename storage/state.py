@@ -16,9 +16,9 @@ from pathlib import Path
 
 from sqlalchemy import Connection, Engine, create_engine, event, func, or_, select
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 
-from core.errors import InputError, StorageError
+from core.errors import InputError, StorageError, StorageUnavailable
 from core.models import QuarantineRecord, RawRecord
 from storage import schema
 from storage.base import Cursor, Page
@@ -102,6 +102,12 @@ class SqlState:
                         yield conn
                     finally:
                         self._writing.conn = None
+            except (OperationalError, InterfaceError) as exc:
+                raise self._unavailable("write", exc) from exc
+            except DBAPIError as exc:
+                if exc.connection_invalidated:
+                    raise self._unavailable("write", exc) from exc
+                raise StorageError(f"write failed: {exc.__class__.__name__}: {exc.orig}".strip()) from exc
             except SQLAlchemyError as exc:
                 detail = getattr(exc, "orig", None) or exc
                 raise StorageError(f"write failed: {exc.__class__.__name__}: {detail}".strip()) from exc
@@ -111,8 +117,17 @@ class SqlState:
         try:
             with self.engine.connect() as conn:
                 yield conn
-        except OperationalError as exc:
-            raise StorageError(f"read failed: {exc.orig}".strip()) from exc
+        except (OperationalError, InterfaceError) as exc:
+            raise self._unavailable("read", exc) from exc
+
+    def _unavailable(self, what: str, exc: DBAPIError) -> StorageError:
+        """A database that cannot be reached says which one (SQLite's own operational errors keep their words)."""
+        if self.engine.dialect.name == "sqlite":  # as before: "database is locked" and the like are not an outage
+            kind = f"{exc.__class__.__name__}: " if what == "write" else ""
+            return StorageError(f"{what} failed: {kind}{getattr(exc, 'orig', None) or exc}".strip())
+        text = str(getattr(exc, "orig", None) or exc).strip()
+        detail = text.splitlines()[0] if text else exc.__class__.__name__
+        return StorageUnavailable(f"{what} failed: the database at {self.where} is unreachable: {detail}")
 
     def migrate(self) -> dict[str, int]:
         """Apply every registered component's pending migrations (components register on import, often after the

@@ -42,7 +42,8 @@ def build_service(config: Config, *, db_path: Path | None = None, enrich: bool =
     ingestor = Ingestor(config, store, enrich_stages(config, state) if state is not None else None)
     writer = IngestWriter(ingestor, store, config.ingest.batch_size, gate=gate, holder=cluster.instance_id)
     service = Service(config=config, store=store, ingestor=ingestor, writer=writer, analysis=state, cluster=cluster)
-    service.workers.append(RedriveWorker(writer))  # first, so it starts right after the inbox drain
+    # First, so it starts right after the inbox drain; with a state database of its own it drains the inbox too.
+    service.workers.append(RedriveWorker(writer, drain=bool(config.storage.state_url)))
     if extensions:
         crawl = crawlers.service.attach(service)
         event_heat = analysis.service.attach(service, state)
