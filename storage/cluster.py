@@ -164,6 +164,10 @@ class ClusterLocks:
         if self._instance is not None:
             self._release(f"instance:{self.instance_id}", self._instance)
             self._instance = None
+            if self.lock_dir is not None:  # this instance's liveness file: nobody needs it any more
+                safe = re.sub(r"[^A-Za-z0-9_.-]", "_", f"instance:{self.instance_id}")
+                with contextlib.suppress(OSError):
+                    (self.lock_dir / f".yuqing-lock-{safe}").unlink()
 
     # ---- scheduled jobs ------------------------------------------------------------------------------------
 

@@ -58,7 +58,7 @@ def create_state_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         return create_sqlite_engine(parsed.database or ":memory:")
     connect_args = {"connect_timeout": 5} if parsed.get_backend_name() == "postgresql" else {}
-    return create_engine(parsed, pool_pre_ping=True, pool_size=5, max_overflow=10, pool_recycle=1800,
+    return create_engine(parsed, pool_pre_ping=True, pool_size=10, max_overflow=20, pool_recycle=1800,
                          connect_args=connect_args)
 
 

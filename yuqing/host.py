@@ -65,8 +65,8 @@ class Service:
         a previous process left in the inbox."""
         if self._started:
             return
-        if self.cluster is not None:
-            self.cluster.announce()
+        if self.cluster is not None and self.config.storage.state_url:
+            self.cluster.announce()  # other instances can tell this one is alive (alert outbox claims)
         self.writer.drain_soon()
         for worker in self.workers:
             worker.start()

@@ -40,7 +40,10 @@ def build_service(config: Config, *, db_path: Path | None = None, enrich: bool =
     state = analysis_state(config, store) if enrich else None
     gate.on_stale = state.reload if state is not None else None
     ingestor = Ingestor(config, store, enrich_stages(config, state) if state is not None else None)
-    writer = IngestWriter(ingestor, store, config.ingest.batch_size, gate=gate, holder=cluster.instance_id)
+    # Pushes are marked as held by this instance only when instances share the state (alone, every record is ours, and
+    # what a previous process left is drained at start at once).
+    holder = cluster.instance_id if config.storage.state_url else None
+    writer = IngestWriter(ingestor, store, config.ingest.batch_size, gate=gate, holder=holder)
     service = Service(config=config, store=store, ingestor=ingestor, writer=writer, analysis=state, cluster=cluster)
     # First, so it starts right after the inbox drain; with a state database of its own it drains the inbox too.
     service.workers.append(RedriveWorker(writer, drain=bool(config.storage.state_url)))

@@ -202,7 +202,15 @@ def test_two_instances_share_one_cluster_without_duplicates_or_losses(tmp_path: 
         for log in logs:
             assert "Traceback" not in log.read_text(), log.read_text()[-4000:]
         both = [log.read_text() for log in logs]
-        assert all("ingest" in text_ for text_ in both)  # each instance ingested some of it
+        assert all("msg=ingest received=" in text_ for text_ in both)  # each instance ingested some of it
+        # ... and picked up what the other one learnt before its next batch, so events stay one set: every event an
+        # item points at is stored, none was absorbed by one instance and kept alive by the other.
+        assert any("another instance ingested since our last batch" in text_ for text_ in both)
+        with items_db.connect() as conn:
+            used = set(conn.execute(text("SELECT DISTINCT event_id FROM items WHERE event_id IS NOT NULL")).scalars())
+        with state.connect() as conn:
+            stored_events = set(conn.execute(text("SELECT id FROM events")).scalars())
+        assert used and used <= stored_events
         state.dispose()
         items_db.dispose()
     finally:

@@ -8,6 +8,7 @@ test's own (`storage.state_url`), so each state behaviour runs on both databases
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -600,3 +601,57 @@ def test_outbox_claims_never_overlap_and_only_a_dead_instances_claims_resume(sto
     assert {r.claimed_by for r in sending} == {"b"} and len(sending) == len(claimed[1])
     assert dispatcher.resume_interrupted(NOW) == len(claimed[1])  # one process restarting: everything it left
     b.close()
+
+
+# ---- state of the other packages through the same store ----------------------------------------------------------
+
+
+def test_accounts_sessions_lockout_and_tokens(store: Store) -> None:
+    from access.app import open_access
+    from core.config import parse_config
+    from core.errors import NotAuthenticated
+
+    access = open_access(store, parse_config({}))
+    access.create_user("liwei", "press_office", "correct horse battery", regions=())
+    session_id, principal = access.login("liwei", "correct horse battery")
+    assert principal.name == "liwei" and access.session(session_id).name == "liwei"
+    for _ in range(5):
+        with pytest.raises(NotAuthenticated):
+            access.login("liwei", "wrong")
+    with pytest.raises(NotAuthenticated):  # locked now, even with the right password
+        access.login("liwei", "correct horse battery")
+    token_id, token = access.create_token("hotline", "ingest", sources=["board_a"], by="admin")
+    assert access.token(token).sources == ("board_a",)
+    access.revoke_token(token_id, by="admin")
+    assert access.token(token) is None
+    actions = [a["action"] for a in access.list_audit(limit=100)[0]]
+    assert {"login", "login_failed", "token_create", "token_revoke"} <= set(actions)
+
+
+def test_alerts_raise_once_per_item_group_into_the_outbox_and_obey_silences(loaded: Store) -> None:
+    import alerts.store  # noqa: F401 - registers the alert tables, as the alerts package does on attach
+    from alerts.engine import AlertEngine
+    from alerts.store import alert_outbox
+    from core.config_alerts import AlertsConfig
+
+    loaded.migrate()
+    config = AlertsConfig.model_validate({
+        "rules": [{"name": "risky", "min_risk_score": 50, "max_age": "3650d"}],
+        "route": {"receiver": "duty", "group_by": ["source"], "group_wait": "0s"},
+        "receivers": [{"name": "duty", "inapp": {}}]})
+    engine = AlertEngine(config, loaded)
+    items = loaded.search(ItemQuery(limit=500)).data
+    engine.create_silence(matchers=['source="hotline_a"'], reason="值班已知", owner="admin",
+                          ends_at=datetime.now(SHANGHAI) + timedelta(hours=1))
+    raised = engine.evaluate(items)
+    assert len(raised) == 3  # items 1, 2 (board_a) and 4 (hotline_a) score 50 or more
+    engine.evaluate(items)  # the same items again: the same alerts, refreshed
+    listed = engine.reader.list(limit=50)[0]
+    assert sorted((a["item_id"], a["state"]) for a in listed) == sorted(
+        [(id_of(loaded, "1"), "firing"), (id_of(loaded, "2"), "firing"), (id_of(loaded, "4"), "silenced")])
+    engine.tick(deliver=False)
+    with loaded.read() as conn:
+        rows = conn.execute(alert_outbox.select()).all()
+    assert [(r.receiver, r.integration, r.status) for r in rows] == [("duty", "inapp", "pending")]  # one group
+    assert sorted(a["item_id"] for a in json.loads(rows[0].payload)["alerts"]) == sorted(
+        [id_of(loaded, "1"), id_of(loaded, "2")])
