@@ -6,9 +6,6 @@ alerted once and every alert reaches the real webhook receiver once."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -27,9 +24,9 @@ from core.models import SHANGHAI
 from crawlers.settings import redis_keys
 from demo.site import DemoSite
 from tests.helpers.crawl import example_sources
+from tests.helpers.serve import free_port, start_service
 from tests.helpers.services import REDIS_URL, pg_schema, redis_client
 
-REPO = Path(__file__).resolve().parents[2]
 RULE = "every_item"
 
 
@@ -69,34 +66,9 @@ class Receiver:
         self.server.server_close()
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def record(n: int) -> dict:
     return {"source_id": f"wo-{n}", "title": f"第{n}号工单", "content": f"第{n}号楼电梯停运{n % 7 + 1}天，老人上下楼困难，请尽快维修。",
             "published_at": datetime.now(SHANGHAI).strftime("%Y-%m-%d %H:%M")}
-
-
-def start(config: Path, port: int, log: Path) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-c", "from yuqing.cli import main; main()", "serve", "-c", str(config),
-                             "--log-level", "info"], cwd=REPO, stdout=log.open("a"), stderr=subprocess.STDOUT,
-                            env={**os.environ, "PYTHONPATH": str(REPO)})
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, log.read_text()[-3000:]
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    proc.kill()
-    raise AssertionError("service did not start: " + log.read_text()[-3000:])
 
 
 def push(port: int, token: str, numbers: list[int], answers: list[int]) -> None:
@@ -151,7 +123,8 @@ def test_two_instances_share_one_cluster_without_duplicates_or_losses(tmp_path: 
     setup.close()
 
     logs = [tmp_path / "instance0.log", tmp_path / "instance1.log"]
-    procs = [start(configs[0], ports[0], logs[0]), start(configs[1], ports[1], logs[1])]
+    procs = [start_service(configs[0], ports[0], logs[0], log_level="info", timeout=90),
+                 start_service(configs[1], ports[1], logs[1], log_level="info", timeout=90)]
     try:
         answers: list[int] = []
         first, second = list(range(0, 120)), list(range(100, 220))  # 100–119 go to both instances
