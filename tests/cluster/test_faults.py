@@ -16,7 +16,7 @@ from sqlalchemy.engine import make_url
 
 from core.config import parse_config
 from core.errors import StorageError
-from tests.cluster.test_two_instances import Receiver, record
+from tests.helpers.cluster import Receiver, record
 from tests.helpers.services import pg_schema, redis_client
 from tests.helpers.tcpproxy import TcpProxy
 

@@ -48,14 +48,14 @@ EPOCH = datetime(2026, 1, 1, tzinfo=SHANGHAI)  # before every test item
 END = NOW + timedelta(days=1)  # after every test item
 
 
-def _open_sqlite(folder: Path) -> Store:
+def _open_sqlite(folder: Path, _request: pytest.FixtureRequest) -> Store:
     return SqliteStore(folder / "contract.db", segment=segment, index_segment=index_tokens)
 
 
 _PG_STATE: dict[Path, tuple[str, ExitStack]] = {}  # a test's folder → its PostgreSQL schema (dropped after the test)
 
 
-def _open_sqlite_with_postgres_state(folder: Path) -> Store:
+def _open_sqlite_with_postgres_state(folder: Path, _request: pytest.FixtureRequest) -> Store:
     if folder not in _PG_STATE:
         resources = ExitStack()
         _PG_STATE[folder] = (resources.enter_context(pg_schema()), resources)
@@ -63,8 +63,8 @@ def _open_sqlite_with_postgres_state(folder: Path) -> Store:
 
 
 # Backend name → how to open (or reopen) its store in a test's own folder.
-BACKENDS: dict[str, Callable[[Path], Store]] = {"sqlite": _open_sqlite,
-                                                "sqlite+postgresql": _open_sqlite_with_postgres_state}
+BACKENDS: dict[str, Callable[[Path, pytest.FixtureRequest], Store]] = {
+    "sqlite": _open_sqlite, "sqlite+postgresql": _open_sqlite_with_postgres_state}
 
 
 @pytest.fixture(params=sorted(BACKENDS))
@@ -73,7 +73,7 @@ def reopen(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[
     opened: list[Store] = []
 
     def open_store() -> Store:
-        store = BACKENDS[request.param](tmp_path)
+        store = BACKENDS[request.param](tmp_path, request)
         opened.append(store)
         return store
 
