@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, select, update
+from sqlalchemy import Connection, and_, bindparam, or_, select, update
 
 from alerts import route as routing
 from alerts.inhibit import Inhibitor
@@ -377,15 +377,32 @@ class Dispatcher:
             self.wake()
         return made
 
-    def resume_interrupted(self, now: datetime) -> int:
-        """Rows left `sending` by a process that died mid-send go back to `pending` (at-least-once)."""
+    def resume_interrupted(self, now: datetime, alive: Callable[[str], bool] | None = None,
+                           keep: set[int] | frozenset[int] = frozenset()) -> int:
+        """Rows left `sending` by a process that died mid-send go back to `pending` (at-least-once).
+
+        `alive(instance)`: with several instances, only rows claimed by an instance that is gone (or by no known one)
+        are resumed; those of a live instance are still being sent. Without it every `sending` row is resumed.
+        `keep`: rows this process is sending right now, never resumed."""
         moment = ts(now)
+        o = alert_outbox.c
+        with self.store.read() as conn:
+            claimers = [r.claimed_by for r in conn.execute(select(o.claimed_by).where(o.status == "sending").distinct())]
+        if not claimers:
+            return 0
+        gone = [c for c in claimers if c is None or alive is None or not alive(c)]
+        if not gone:
+            return 0
+        named = [c for c in gone if c is not None]
+        whose = o.claimed_by.in_(named) if named else None
+        if None in gone:
+            whose = o.claimed_by.is_(None) if whose is None else or_(whose, o.claimed_by.is_(None))
         with self.store.write() as conn:
-            rows = conn.execute(select(alert_outbox.c.id, alert_outbox.c.receiver)
-                                .where(alert_outbox.c.status == "sending")).all()
+            rows = [r for r in conn.execute(select(o.id, o.receiver, o.claimed_by).where(o.status == "sending", whose))
+                    if r.id not in keep]
             for row in rows:
-                conn.execute(alert_outbox.update().where(alert_outbox.c.id == row.id).values(status="pending",
-                                                                                           next_attempt_ts=moment))
+                conn.execute(alert_outbox.update().where(o.id == row.id, o.status == "sending")
+                             .values(status="pending", next_attempt_ts=moment, claimed_by=None))
                 audit(conn, moment, "resume", "was being sent when the previous process stopped; sending again "
                       "with the same dedup key", receiver=row.receiver, outbox_id=row.id)
         return len(rows)
@@ -413,20 +430,27 @@ class Dispatcher:
             self.wake()
         return [row.id for row in rows]
 
-    def claim_batches(self, now: datetime, *, limit: int = 100, workers: int = 4, batch_size: int = 25) -> list[list[int]]:
+    def claim_batches(self, now: datetime, *, limit: int = 100, workers: int = 4, batch_size: int = 25,
+                      claimer: str | None = None) -> list[list[int]]:
         """Mark due rows `sending` (committed before any network call) and split them into per-channel batches.
 
         Rows of one receiver's channel are spread over up to `workers` batches of at most `batch_size`, oldest first,
-        so each send worker can push its batch down one reused connection.
+        so each send worker can push its batch down one reused connection. On PostgreSQL the rows are read
+        `FOR UPDATE SKIP LOCKED`, so instances claiming at once each get different rows (SQLite has one writer).
+        `claimer`: this instance's id, kept on the rows so only a dead instance's claims are ever resumed.
         """
         moment = ts(now)
         o = alert_outbox.c
         with self.store.write() as conn:
-            rows = conn.execute(select(o.id, o.receiver, o.integration).where(o.status == "pending", o.next_attempt_ts <= moment)
-                                .order_by(o.next_attempt_ts, o.id).limit(limit)).all()
+            query = (select(o.id, o.receiver, o.integration).where(o.status == "pending", o.next_attempt_ts <= moment)
+                     .order_by(o.next_attempt_ts, o.id).limit(limit))
+            if conn.dialect.name == "postgresql":
+                query = query.with_for_update(skip_locked=True)
+            rows = conn.execute(query).all()
             ids = [r.id for r in rows]
             for start in range(0, len(ids), 500):
-                conn.execute(alert_outbox.update().where(o.id.in_(ids[start:start + 500])).values(status="sending"))
+                conn.execute(alert_outbox.update().where(o.id.in_(ids[start:start + 500]), o.status == "pending")
+                             .values(status="sending", claimed_by=claimer))
         channels: dict[tuple[str, str], list[int]] = {}
         for row in rows:
             channels.setdefault((row.receiver, row.integration), []).append(row.id)

@@ -75,6 +75,55 @@ class AlertEngine:
         # stored, e.g. to start response plans. A failing callback is logged and never undoes the alerts.
         self.on_raised: list[Callable[[list[dict[str, Any]]], None]] = []
         self._unmute_checked: Inhibitor | None = None  # the inhibitor whose lost sources were last looked at
+        # Several instances (storage/cluster.py): a mark every instance bumps when alerts or silences change, so the
+        # others drop their cached silences and inhibiting alerts before they next mute or raise.
+        self._shared: Any = None
+        self._seen_change: str | None = None
+        self._syncing = False
+        self._hook_invalidation()
+
+    # ---- several instances -------------------------------------------------------------------------------------
+
+    CHANGE_MARK = "alerts:changed"
+
+    def share_with(self, cluster: Any) -> None:
+        """Keep the caches in step with other instances sharing the state database (`cluster`: ClusterLocks; None
+        alone, where no read is added to an idle tick)."""
+        self._shared = cluster
+        if cluster is not None:
+            with self.store.read() as conn:
+                self._seen_change = cluster.read_mark(conn, self.CHANGE_MARK)
+
+    def _hook_invalidation(self) -> None:
+        self.silencer.on_invalidate = self._changed
+        self._runtime.inhibitor.on_invalidate = self._changed
+
+    def _changed(self) -> None:
+        """A local cache was invalidated because something changed: tell the other instances."""
+        if self._shared is None or self._syncing:
+            return
+        import uuid
+
+        mark = uuid.uuid4().hex
+        with self.store.write() as conn:  # joins the transaction that made the change, when one is open
+            self._shared.write_mark(conn, self.CHANGE_MARK, mark)
+        self._seen_change = mark
+
+    def _sync(self) -> None:
+        """Drop cached silences and inhibiting alerts when another instance changed them."""
+        if self._shared is None:
+            return
+        with self.store.read() as conn:
+            current = self._shared.read_mark(conn, self.CHANGE_MARK)
+        if current == self._seen_change:
+            return
+        self._seen_change = current
+        self._syncing = True
+        try:
+            self.silencer.invalidate()
+            self._runtime.inhibitor.invalidate()
+        finally:
+            self._syncing = False
 
     # ---- config --------------------------------------------------------------------------------------------
 
@@ -129,6 +178,7 @@ class AlertEngine:
             self._audit("reload", f"rejected, old config kept: {exc.message}")
             raise
         replaced, self._runtime = self._runtime, runtime
+        self._hook_invalidation()
         close_notifiers(replaced)
         self._audit("reload", f"applied: {len(validated.rules)} rules, {len(validated.receivers)} receivers")
         self.wakeup.set()
@@ -146,9 +196,11 @@ class AlertEngine:
             return []
         now = self.clock.now()
         drafts = self._runtime.evaluator.evaluate(items, now)
+        self._sync()
         return self._raised(self.dispatcher.raise_alerts(drafts, now))
 
     def raise_drafts(self, drafts: list[AlertDraft]) -> list[int]:
+        self._sync()
         return self._raised(self.dispatcher.raise_alerts(drafts, self.clock.now()))
 
     def raise_deadlines(self, notices: list[DeadlineNotice]) -> list[int]:
@@ -158,6 +210,8 @@ class AlertEngine:
         return self.raise_drafts(self._runtime.evaluator.evaluate_deadlines(notices))
 
     def _raised(self, ids: list[int]) -> list[int]:
+        if ids:
+            self._changed()  # new firing alerts may inhibit others
         if ids and self.on_raised:
             rows: list[dict[str, Any]] = []
             # write(), not read(): the after-store stage raises inside the store's transaction (flow/after_store.py),
@@ -194,6 +248,7 @@ class AlertEngine:
     def tick(self, *, deliver: bool = True) -> dict[str, int]:
         """One pass of everything that depends on time; `deliver` sends due outbox rows inline (tests, CLI)."""
         with self._tick_lock:
+            self._sync()
             now = self.clock.now()
             counts = {"unmuted": self.unmute_expired(now)}
             if self.source_health and (self._last_health_check is None
@@ -330,7 +385,10 @@ class AlertEngine:
                   f"{owner}: {comment}" if comment else owner, alert_id=alert_id)
             updated = alert_public(conn.execute(select(alerts).where(alerts.c.id == alert_id)).first())
         self._runtime.inhibitor.invalidate()
-        self.broadcaster.publish("alert_state", {"id": alert_id, "state": target, "by": owner})
+        try:
+            self.broadcaster.publish("alert_state", {"id": alert_id, "state": target, "by": owner})
+        except NotifyError as exc:  # the change is stored; only the live view of it is missing (Redis away)
+            logger.warning("alert %s %s by %s not streamed: %s", alert_id, target, owner, exc)
         return updated
 
     # ---- silences ----------------------------------------------------------------------------------------------

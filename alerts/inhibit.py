@@ -7,6 +7,7 @@ deciding whether one alert is muted is a dictionary look-up, not a comparison wi
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import datetime
 
 from sqlalchemy import select
@@ -31,11 +32,15 @@ class Inhibitor:
         self._previous: list[dict[EqualKey, list[dict[str, str]]]] | None = None
         self._lost: set[tuple[int, EqualKey]] = set()
 
+    on_invalidate: Callable[[], None] | None = None  # told of every invalidation (other instances follow, alerts/engine.py)
+
     def invalidate(self) -> None:
         """Forget cached sources (call when alerts are raised, acknowledged, resolved, muted or unmuted)."""
         if self._sources is not None and self._previous is None:
             self._previous = self._sources
         self._sources = None
+        if self.on_invalidate is not None:
+            self.on_invalidate()
 
     def take_lost(self) -> set[tuple[int, EqualKey]]:
         """(rule index, equal values) that had a source and have none since the last call."""

@@ -14,17 +14,20 @@ import os
 import signal
 import sys
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from alerts import store as _tables  # noqa: F401 - registers the "alerts" migration chain
 from alerts.engine import AlertEngine
+from alerts.fanout import stream_broadcaster
 from core.errors import StorageError, YuqingError
 from core.ports import EventHeat, SourceHealthProvider
 from flow.stages import Batch
 
 if TYPE_CHECKING:  # the composition root imports this module
+    from storage.cluster import ClusterLocks
     from yuqing.host import Service
 
 logger = logging.getLogger(__name__)
@@ -68,12 +71,20 @@ class AlertWorker:
     # Rows a send worker pushes down one connection per batch; also the unit of the in-flight bound below.
     batch_size = 25
 
-    def __init__(self, engine: AlertEngine, *, config_path: Path | None = None) -> None:
+    # How often an instance looks for rows a dead instance left `sending` (several instances: storage/cluster.py).
+    resume_every = 10.0
+
+    def __init__(self, engine: AlertEngine, *, config_path: Path | None = None, cluster: ClusterLocks | None = None) -> None:
         self.engine = engine
         self.config_path = config_path
+        # Several instances: one dispatcher pass (tick and claim) at a time across them, under the cluster lock
+        # "alerts:dispatch"; sends run outside it, so instances send in parallel, each its own claimed rows.
+        self.cluster = cluster
+        self._last_resume = 0.0
         # Outbox rows claimed (`sending`) and not yet recorded. Claims never exceed `max_in_flight`, so a crash
         # re-sends at most what the workers were actually sending, not a backlog claimed ahead of them.
         self._in_flight = 0
+        self._in_flight_ids: set[int] = set()  # the rows themselves: own claims not among them were abandoned
         self._in_flight_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -82,7 +93,7 @@ class AlertWorker:
     def start(self) -> None:
         if self._thread is not None:
             return
-        resumed = self.engine.dispatcher.resume_interrupted(self.engine.clock.now())
+        resumed = self._resume()
         if resumed:
             logger.warning("alert outbox rows interrupted by the previous process resumed count=%d", resumed)
         self._stop.clear()
@@ -114,26 +125,51 @@ class AlertWorker:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
         self.engine.close_channels()
+        self.engine.broadcaster.close()
+
+    def _resume(self) -> int:
+        """Rows a dead process left `sending` go back to `pending`; with several instances only a dead one's."""
+        self._last_resume = time.monotonic()
+        if self.cluster is None:
+            return self.engine.dispatcher.resume_interrupted(self.engine.clock.now())
+        self.cluster.announce()
+        me = self.cluster.instance_id
+        with self._in_flight_lock:
+            sending = set(self._in_flight_ids)
+        # Other instances' claims only when they are gone; ours when no send worker holds them any more (a send
+        # whose outcome could not be recorded, the database being away then).
+        return self.engine.dispatcher.resume_interrupted(
+            self.engine.clock.now(), alive=lambda claimer: claimer != me and self.cluster.alive(claimer), keep=sending)
 
     def _loop(self) -> None:
         engine = self.engine
         while not self._stop.is_set():
             engine.wakeup.clear()
             try:
-                engine.tick(deliver=False)
-                room = self.max_in_flight - self._in_flight
-                if room > 0:
-                    batches = engine.dispatcher.claim_batches(engine.clock.now(), limit=room,
-                                                              workers=engine.config.send_workers,
-                                                              batch_size=self.batch_size)
-                    with self._in_flight_lock:
-                        self._in_flight += sum(map(len, batches))
-                    for batch in batches:
-                        assert self._pool is not None
-                        self._pool.submit(self._deliver, batch)
+                with self.cluster.hold("alerts:dispatch") if self.cluster else contextlib.nullcontext(True):
+                    self._pass()
             except Exception:  # noqa: BLE001 - the dispatcher must outlive any single failure
                 logger.exception("alert dispatcher pass failed; retrying next poll")
             engine.wakeup.wait(engine.config.poll_interval.total_seconds())
+
+    def _pass(self) -> None:
+        engine = self.engine
+        if self.cluster is not None and time.monotonic() - self._last_resume >= self.resume_every:
+            resumed = self._resume()
+            if resumed:
+                logger.warning("alert outbox rows of an instance that stopped resumed count=%d", resumed)
+        engine.tick(deliver=False)
+        room = self.max_in_flight - self._in_flight
+        if room > 0:
+            batches = engine.dispatcher.claim_batches(engine.clock.now(), limit=room, workers=engine.config.send_workers,
+                                                      batch_size=self.batch_size,
+                                                      claimer=self.cluster.instance_id if self.cluster else None)
+            with self._in_flight_lock:
+                self._in_flight += sum(map(len, batches))
+                self._in_flight_ids.update(i for batch in batches for i in batch)
+            for batch in batches:
+                assert self._pool is not None
+                self._pool.submit(self._deliver, batch)
 
     def _deliver(self, batch: list[int]) -> None:
         try:
@@ -143,6 +179,7 @@ class AlertWorker:
         finally:
             with self._in_flight_lock:
                 self._in_flight -= len(batch)
+                self._in_flight_ids.difference_update(batch)
             self.engine.wakeup.set()  # room for the next claim
 
     def _reload_quietly(self) -> None:
@@ -182,10 +219,13 @@ def attach(service: Service, *, source_health: SourceHealthProvider | None = Non
     """Provide the "alert_rules" stage, add the dispatcher worker and the API router; sets `service.alerts` and
     `service.alerts_worker`."""
     service.store.migrate()  # our tables register after the store opened
-    engine = AlertEngine(service.config.alerts, service.store, source_health=source_health, event_heat=event_heat)
+    engine = AlertEngine(service.config.alerts, service.store, source_health=source_health, event_heat=event_heat,
+                         broadcaster=stream_broadcaster(service.config))
+    shared = service.cluster if service.config.storage.state_url else None  # several instances may share the state
+    engine.share_with(shared)
     service.alerts = engine
     service.provide_stages("alerts", {AlertStage.name: AlertStage(engine)})
-    worker = AlertWorker(engine)
+    worker = AlertWorker(engine, cluster=shared)
     service.alerts_worker = worker
     service.workers.append(worker)
     from alerts.api import router

@@ -7,6 +7,7 @@ reason an alert is muted, so the audit trail can say why.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -65,10 +66,14 @@ class Silencer:
         self._watched: set[int] = set()  # ids cached before the last invalidate: those missing on reload have ended
         self._ended: set[int] = set()
 
+    on_invalidate: Callable[[], None] | None = None  # told of every invalidation (other instances follow, alerts/engine.py)
+
     def invalidate(self) -> None:
         if self._cache is not None:
             self._watched.update(s.id for s in self._cache)
         self._cache = None
+        if self.on_invalidate is not None:
+            self.on_invalidate()
 
     def _silences(self, moment: float) -> list[Silence]:
         if self._cache is None:

@@ -9,7 +9,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Column, Connection, Float, Index, Integer, String, Table, Text, func, or_, select
+from sqlalchemy import Column, Connection, Float, Index, Integer, String, Table, Text, func, inspect, or_, select, text
 
 from core.errors import InputError, NotFound
 from storage.base import StateStore
@@ -89,6 +89,7 @@ alert_outbox = Table(
     Column("last_error", Text),
     Column("created_ts", Float, nullable=False),
     Column("sent_ts", Float),
+    Column("claimed_by", String(100)),  # the instance sending the row while `sending` (storage/cluster.py)
     Index("ix_alert_outbox_due", "status", "next_attempt_ts"),
 )
 
@@ -152,6 +153,13 @@ def _alerts_v2(conn: Connection) -> None:
             break
         last = rows[-1].id
         conn.execute(alert_labels.insert(), [r for row in rows for r in label_rows(row.id, json.loads(row.labels))])
+
+
+@register("alerts", 3, "alert_outbox.claimed_by: which instance is sending a row, so another resumes only a dead one's")
+def _alerts_v3(conn: Connection) -> None:
+    # Databases created at v1 by this code already have the column.
+    if "claimed_by" not in {c["name"] for c in inspect(conn).get_columns("alert_outbox")}:
+        conn.execute(text("ALTER TABLE alert_outbox ADD COLUMN claimed_by VARCHAR(100)"))
 
 
 def label_rows(alert_id: int, labels: dict[str, str]) -> list[dict[str, Any]]:

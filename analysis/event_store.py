@@ -103,10 +103,13 @@ def _row(event: EventState, now: str) -> dict[str, Any]:
 def save(store: Store, changed: list[EventState], signatures: list[tuple[int, int, np.ndarray]],
          merged: dict[str, str] | None = None) -> None:
     """Persist a batch's clustering in one transaction: merges (the absorbed event's row goes and its items point at
-    the surviving event), changed events, and new near-duplicate signatures (item id, chain root id, signature)."""
+    the surviving event), changed events, and new near-duplicate signatures (item id, chain root id, signature).
+
+    With the state in its own database (storage/split.py) the items move first, in their own transaction: a failure
+    before the events commit leaves items pointing at the surviving event, where the next save puts them anyway."""
     with store.write() as conn:
         if merged:
-            store.reassign_events(merged)  # joins this transaction
+            store.reassign_events(merged)  # joins this transaction when items and state share one database
         write_state(conn, changed, signatures, absorbed=list(merged or {}))
 
 

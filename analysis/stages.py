@@ -137,6 +137,20 @@ class AnalysisState:
             event_store.load(store, self.events, self.dedup)
             self.events.dirty.clear()
 
+    def reload(self) -> None:
+        """Rebuild events and the near-duplicate index from the store: another instance ingested since this one last
+        did (flow.writer.IngestGate), so what it learnt is in the store and not in this memory."""
+        if self.store is None:
+            return
+        from analysis import event_store
+
+        self.dedup = NearDuplicateIndex(threshold=self.config.dedup.threshold, max_entries=self.config.dedup.max_entries)
+        self.events = EventClusterer(self.config.events)
+        self.dup_counts.clear()
+        self._contexts.clear()
+        event_store.load(self.store, self.events, self.dedup)
+        self.events.dirty.clear()
+
     def new_temp_id(self) -> int:
         self._next_temp -= 1
         return self._next_temp

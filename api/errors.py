@@ -38,7 +38,10 @@ def install_error_handlers(app: FastAPI) -> None:
             return RedirectResponse(f"/login?next={quote(request.url.path, safe='/')}", status_code=303)
         if isinstance(exc, PermissionDenied | NotFound) and wants_html(request):  # a page this person may not open
             return HTMLResponse(_PAGE_ERROR.format(status=exc.status, text=_PAGE_TEXT[exc.status]), status_code=exc.status)
-        return error_response(exc.status, exc.message, exc.errors)
+        response = error_response(exc.status, exc.message, exc.errors)
+        if exc.status == 503:  # a database away (StorageUnavailable): the client retries what it sent
+            response.headers["Retry-After"] = "5"
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:

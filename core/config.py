@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from core.config_access import AccessConfig
 from core.config_alerts import AlertsConfig
@@ -30,6 +30,26 @@ class ServerConfig(Strict):
 class StorageConfig(Strict):
     backend: Literal["sqlite"] = "sqlite"
     sqlite_path: Path = Path("var/yuqing.db")
+    # Where the relational state lives (crawl state, inbox, quarantine, events, alerts and their outbox, silences, plan
+    # runs, users, audit): an SQLAlchemy URL such as postgresql+psycopg://yuqing@db:5432/yuqing. Unset: in the items'
+    # SQLite file. Several instances share one state database (docs/scale-out.md).
+    state_url: str | None = None
+
+    @field_validator("state_url")
+    @classmethod
+    def _state_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            url = make_url(value)
+        except ArgumentError as exc:
+            raise ValueError(f"not an SQLAlchemy URL ({exc}); e.g. postgresql+psycopg://user@host:5432/db") from None
+        if url.get_backend_name() not in ("sqlite", "postgresql"):
+            raise ValueError(f"state database {url.get_backend_name()!r} is not supported; use sqlite or postgresql")
+        return value
 
 
 class IngestConfig(Strict):

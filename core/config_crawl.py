@@ -371,4 +371,7 @@ class CrawlingConfig(Strict):
     run_timeout_seconds: int = Field(900, ge=10)
     health: HealthSpec = Field(default_factory=HealthSpec)
     demo_site: DemoSiteConfig = Field(default_factory=DemoSiteConfig)
+    # redis://host:6379/0: the crawl queue and duplicate filter live in Redis (scrapy-redis) so several crawler
+    # machines share them, and live alert/feed streams fan out across instances. Unset: local (one machine).
+    redis_url: str | None = Field(None, pattern=r"^(redis|rediss|unix)://")
 

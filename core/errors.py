@@ -49,6 +49,12 @@ class StorageError(YuqingError):
     """The store failed to read or write."""
 
 
+class StorageUnavailable(StorageError):
+    """The database cannot be reached (down, restarting, network cut): try again shortly; nothing was lost."""
+
+    status = 503
+
+
 class NotFound(StorageError):
     """The requested record does not exist."""
 

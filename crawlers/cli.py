@@ -43,6 +43,10 @@ def crawl_command(
         import shutil
 
         shutil.rmtree(job_dir(cfg, source), ignore_errors=True)
+        if cfg.crawling.redis_url:  # the shared queue and duplicate filter, as the JOBDIR
+            from crawlers.run import clear_shared_queue
+
+            clear_shared_queue(cfg.crawling.redis_url, source)
     columns = [SpinnerColumn(), TextColumn("crawling {task.description}"), TextColumn("pages {task.fields[pages]}"),
                TextColumn("entries {task.fields[entries]}"), TextColumn("new items {task.fields[items]}"), TimeElapsedColumn()]
     with Progress(*columns, console=console, disable=not console.is_terminal) as progress:

@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from core.config import SourceConfig
 from core.config_crawl import CrawlSpec
 from crawlers import state as _state  # noqa: F401 - registers the `crawl` migration before the store opens
-from crawlers.settings import crawl_settings
+from crawlers.settings import crawl_settings, redis_keys
 from crawlers.spiders.hotline import HotlineSpider
 from crawlers.spiders.html import HtmlSpider
 from crawlers.spiders.jsonapi import JsonApiSpider
@@ -69,7 +69,7 @@ def crawl(job: dict[str, Any]) -> dict[str, Any]:
     _import_download_handler()
     from scrapy.crawler import CrawlerProcess
 
-    from storage.sqlite import SqliteStore
+    from storage.opening import open_store
 
     source = job["source"]
     try:
@@ -82,12 +82,25 @@ def crawl(job: dict[str, Any]) -> dict[str, Any]:
     spec = source_config.crawl
     if spec is None:
         raise SystemExit(f"source {source} has no crawl section")
-    store = SqliteStore(job["db"], segment=str.split, fts=False)
+    redis_url = job.get("redis_url")
+    queued = 0
+    if redis_url:
+        try:
+            queued = shared_queue_length(redis_url, source)
+        except Exception as exc:  # noqa: BLE001 - any failure to reach Redis is this run's outcome, said plainly
+            from core.redact import redact_url
+
+            where = redact_url(redis_url)
+            return {"event": "finished", "source": source, "finish_reason": "redis_unreachable",
+                    "errors": {"redis_unreachable": 1},
+                    "message": f"crawling.redis_url={where}: the shared crawl queue is unreachable: {exc}"[:1000]}
+    store = open_store(job["db"], job.get("state_url"), segment=str.split, fts=False)
     refetch = refetch_after_config_change(store, source, spec)
     crawl_state = CrawlState(store, source)
     job_dir = Path(job["job_dir"]) if job.get("job_dir") else None
-    resumed = bool(job_dir and job_dir.exists() and any(job_dir.iterdir()))
-    process = CrawlerProcess(crawl_settings(spec, job_dir, job.get("log_level", "WARNING")), install_root_handler=True)
+    resumed = bool(queued) if redis_url else bool(job_dir and job_dir.exists() and any(job_dir.iterdir()))
+    process = CrawlerProcess(crawl_settings(spec, job_dir, job.get("log_level", "WARNING"), redis_url=redis_url,
+                                            source=source), install_root_handler=True)
     crawler = process.create_crawler(SPIDERS[spec.kind])
     process.crawl(crawler, source=source, spec=spec, crawl_state=crawl_state, store=store)
     process.start()
@@ -101,7 +114,9 @@ def crawl(job: dict[str, Any]) -> dict[str, Any]:
     first = getattr(spider, "first_problem", {})
     message = first.get("config_error") or next(iter(first.values()), "")
     if finish_reason == "finished":
-        if job_dir is not None:
+        if redis_url:
+            clear_shared_queue(redis_url, source)
+        elif job_dir is not None:
             shutil.rmtree(job_dir, ignore_errors=True)
         updated_max = getattr(spider, "updated_max", None)
         # Advance the work-order cursor only after a clean run: a failed page must be fetched again next time.
@@ -117,6 +132,28 @@ def crawl(job: dict[str, Any]) -> dict[str, Any]:
             "robots_forbidden": stats.get("robotstxt/forbidden", 0), "elapsed": stats.get("elapsed_time_seconds", 0),
             "revisited": stats.get("yuqing/revisit_due", 0), "revisit_changed": stats.get("yuqing/revisit_changed", 0),
             "fields": fields, "message": message[:1000], "refetch": refetch}
+
+
+def shared_queue_length(redis_url: str, source: str) -> int:
+    """Requests a previous, interrupted run of `source` left in the shared queue (raises when Redis is away)."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url, socket_connect_timeout=5, socket_timeout=5)
+    try:
+        return int(client.zcard(redis_keys(source)[0]))
+    finally:
+        client.close()
+
+
+def clear_shared_queue(redis_url: str, source: str) -> None:
+    """After a clean run: the next run starts afresh (its list pages are not "seen"), as a removed JOBDIR does."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url, socket_connect_timeout=5, socket_timeout=5)
+    try:
+        client.delete(*redis_keys(source))
+    finally:
+        client.close()
 
 
 def extraction_digest(spec: CrawlSpec) -> str:

@@ -53,7 +53,8 @@ def crawl_job(config: Config, source: str, db_path: Path | str | None = None, lo
         raise SourceError(f"source {source!r} has no crawl section; nothing to crawl")
     db = Path(db_path or config.storage.sqlite_path)
     return {"source": source, "config": _reveal(source_config.model_dump(by_alias=True)),
-            "db": str(db if db.is_absolute() else Path.cwd() / db), "job_dir": str(job_dir(config, source)),
+            "db": str(db if db.is_absolute() else Path.cwd() / db), "state_url": config.storage.state_url,
+            "redis_url": config.crawling.redis_url, "job_dir": str(job_dir(config, source)),
             "log_level": log_level}
 
 

@@ -4,6 +4,7 @@ for alert rules)."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Callable
@@ -29,10 +30,12 @@ class CrawlService:
     `drain` is the ingest writer's (`flow.writer.IngestWriter.drain`): it serialises every ingest of the process,
     so crawls running in parallel need no lock of their own around it."""
 
-    def __init__(self, config: Config, store: Any, drain: Callable[[], Any]) -> None:
+    def __init__(self, config: Config, store: Any, drain: Callable[[], Any], cluster: Any = None) -> None:
         self.config = config
         self.store = store
         self.drain = drain
+        # Several instances (storage/cluster.py): a source runs on one of them at a time, and a scheduled run once.
+        self.cluster = cluster
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
         self.running: set[str] = set()
@@ -54,6 +57,16 @@ class CrawlService:
         if not lock.acquire(blocking=False):
             logger.info("crawl skipped source=%s reason=already_running", source)
             return None
+        try:
+            with self.cluster.hold(f"crawl:{source}", wait=False) if self.cluster else contextlib.nullcontext(True) as mine:
+                if not mine:
+                    logger.info("crawl skipped source=%s reason=running_on_another_instance", source)
+                    return None
+                return self._run_source(source, on_progress)
+        finally:
+            lock.release()
+
+    def _run_source(self, source: str, on_progress: ProgressCallback | None) -> RunResult:
         self.running.add(source)
         try:
             result = run_crawl(self.config, source, db_path=self.config.storage.sqlite_path, on_progress=on_progress)
@@ -66,7 +79,6 @@ class CrawlService:
             return result
         finally:
             self.running.discard(source)
-            lock.release()
 
     def statuses(self) -> list[SourceStatus]:
         """Every source that has run, as other packages see it (`core.ports.SourceHealthProvider`)."""
@@ -111,17 +123,25 @@ class CrawlScheduler:
             if schedule.cron:
                 trigger = CronTrigger.from_crontab(schedule.cron, timezone=SHANGHAI)
                 first = None
+                period = 50.0  # cron fires at the same minute on every instance: once per firing
             else:
                 trigger = IntervalTrigger(seconds=schedule.interval_seconds, timezone=SHANGHAI)
                 first = datetime.now(SHANGHAI)  # interval sources run at start-up, so a fresh install fills quickly
+                period = float(schedule.interval_seconds)
             kwargs = {"next_run_time": first} if first else {}
-            self.scheduler.add_job(self._run, trigger, args=[sid], id=f"crawl:{sid}", name=f"crawl {sid}", **kwargs)
+            self.scheduler.add_job(self._run, trigger, args=[sid, period], id=f"crawl:{sid}", name=f"crawl {sid}",
+                                   **kwargs)
         self.scheduler.start()
         logger.info("crawl scheduler started jobs=%d", len(self.scheduler.get_jobs()))
 
-    def _run(self, source: str) -> None:
+    def _run(self, source: str, period: float = 0.0) -> None:
         try:
-            self.crawl.run_source(source)
+            cluster = self.crawl.cluster
+            if cluster is None:
+                self.crawl.run_source(source)
+            elif not cluster.run_once(self.crawl.store, f"schedule:crawl:{source}", period,
+                                      lambda: self.crawl.run_source(source)):
+                logger.info("scheduled crawl left to another instance source=%s", source)
         except Exception:  # noqa: BLE001 - one source's failure must never stop the scheduler
             logger.exception("crawl job failed source=%s", source)
 
@@ -146,7 +166,8 @@ def attach(service: Service) -> CrawlService:
     """Called by yuqing.service.build_service: add crawl state tables, workers and the sources API; the crawl
     service drains through the service's ingest writer."""
     service.store.migrate()  # the `crawl` chain registers on import, after the store first opened
-    crawl = CrawlService(service.config, service.store, service.writer.drain)
+    shared = service.cluster if service.config.storage.state_url else None
+    crawl = CrawlService(service.config, service.store, service.writer.drain, cluster=shared)
     service.crawl = crawl
     crawling = service.config.crawling
     if crawling.demo_site.enabled:

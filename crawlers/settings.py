@@ -10,7 +10,13 @@ from core.config_crawl import CrawlSpec
 RETRY_HTTP_CODES = [408, 429, 500, 502, 503, 504, 522, 524]
 
 
-def crawl_settings(spec: CrawlSpec, job_dir: Path | None, log_level: str = "WARNING") -> dict[str, Any]:
+def redis_keys(source: str) -> tuple[str, str]:
+    """The Redis keys of a source's shared crawl queue and duplicate filter."""
+    return f"yuqing:crawl:{source}:requests", f"yuqing:crawl:{source}:dupefilter"
+
+
+def crawl_settings(spec: CrawlSpec, job_dir: Path | None, log_level: str = "WARNING", *, redis_url: str | None = None,
+                   source: str = "") -> dict[str, Any]:
     settings: dict[str, Any] = {
         "BOT_NAME": "yuqing",
         "USER_AGENT": spec.user_agent,
@@ -51,7 +57,16 @@ def crawl_settings(spec: CrawlSpec, job_dir: Path | None, log_level: str = "WARN
         "ITEM_PIPELINES": {"crawlers.pipelines.ValidatePipeline": 100, "crawlers.pipelines.InboxPipeline": 900},
         "EXTENSIONS": {"crawlers.middlewares.ProgressExtension": 500},
     }
-    if job_dir is not None:
+    if redis_url:
+        # scrapy-redis: the pending requests and the seen-request fingerprints live in Redis, shared by every crawler
+        # machine, so a run interrupted on one resumes on another; cleared after a clean run, as JOBDIR is.
+        queue_key, dupefilter_key = redis_keys(source)
+        settings.update({"SCHEDULER": "scrapy_redis.scheduler.Scheduler",
+                         "DUPEFILTER_CLASS": "scrapy_redis.dupefilter.RFPDupeFilter",
+                         "SCHEDULER_PERSIST": True, "REDIS_URL": redis_url,
+                         "SCHEDULER_QUEUE_KEY": queue_key, "SCHEDULER_DUPEFILTER_KEY": dupefilter_key,
+                         "REDIS_PARAMS": {"socket_connect_timeout": 5, "socket_timeout": 10, "retry_on_timeout": True}})
+    elif job_dir is not None:
         # Scrapy's own persistence: the pending request queue and seen requests survive an interrupted run.
         settings["JOBDIR"] = str(job_dir)
     return settings

@@ -5,12 +5,19 @@ leave a stored item that no rule ever saw, and a client's retry answers `unchang
 inserted or changed item here in the same transaction as the item itself (the transactional-outbox pattern), the
 after-store stages clear it in the same transaction as what they write, and the ingest writer re-drives whatever is
 still recorded, at start and continuously. Alerts are deduplicated by fingerprint, so a re-drive raises nothing twice.
+
+The outbox lives beside the items (`store.item_write()`). When the state is in another database (`storage.state_url`,
+storage/split.py) no transaction covers both: the stages' writes commit first and the outbox is cleared after, so a
+crash in between re-drives the items, which the fingerprints (and the one-run-per-subject constraint of response
+plans) make harmless — at least once, never lost.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import Column, Connection, Float, Integer, String, Table, Text, delete, func, select, update
 
@@ -58,6 +65,19 @@ def clear_pending(conn: Connection, item_ids: Iterable[int]) -> None:
     ids = list(item_ids)
     for start in range(0, len(ids), 500):
         conn.execute(delete(pending_after_store).where(pending_after_store.c.item_id.in_(ids[start:start + 500])))
+
+
+@contextmanager
+def stages_transaction(store: Any, item_ids: list[int]) -> Iterator[Connection]:
+    """The transaction the after-store stages write in, clearing the items' outbox record: in the same transaction
+    when items and state share one database, right after it commits otherwise (see the module docstring)."""
+    with store.write() as conn:
+        yield conn
+        if store.items_with_state:
+            clear_pending(conn, item_ids)
+    if not store.items_with_state:
+        with store.item_write() as items_conn:
+            clear_pending(items_conn, item_ids)
 
 
 def oldest_pending(conn: Connection, limit: int) -> list[int]:

@@ -178,14 +178,13 @@ class Ingestor:
         if not batch.stored:
             return
         ids = [item.id for item in batch.stored if item.id is not None]
-        with self.store.write() as conn:
+        with after_store.stages_transaction(self.store, ids):
             chain.run(batch)
-            after_store.clear_pending(conn, ids)
 
     def redrive_pending(self, limit: int = 200) -> int:
         """Run the re-drivable after-store stages for items the outbox still holds (a crash between the store commit
         and the rules, or a storage failure in them); returns how many items were re-driven. Writer thread only."""
-        with self.store.read() as conn:
+        with self.store.item_read() as conn:
             ids = after_store.oldest_pending(conn, limit)
         if not ids:
             return 0
@@ -198,11 +197,10 @@ class Ingestor:
                 continue
         batch = Batch(items=list(items), stored=list(items))
         try:
-            with self.store.write() as conn:
+            with after_store.stages_transaction(self.store, ids):
                 self.redriven.run(batch)
-                after_store.clear_pending(conn, ids)
         except StorageError as exc:
-            with self.store.write() as conn:
+            with self.store.item_write() as conn:
                 after_store.note_failure(conn, ids, str(exc))
             logger.warning("after-store re-drive failed items=%d error=%s", len(ids), exc)
             AFTER_STORE_FAILURES.inc()

@@ -289,7 +289,7 @@ class StoreStage:
     def run(self, batch: Batch) -> None:
         # One transaction: the items, and the record that their after-store stages are pending (flow/after_store.py),
         # so a crash right after the commit still leaves every stored item's alert rules to be run.
-        with self.store.write() as conn:
+        with self.store.item_write() as conn:
             results = self.store.upsert(batch.items)
             mark_pending(conn, [(r.item_id, r.outcome.value) for r in results
                                 if r.outcome in (UpsertOutcome.inserted, UpsertOutcome.updated)])

@@ -11,18 +11,63 @@ process that dies first loses nothing: `drain` (run at start) ingests whatever i
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
-from collections.abc import Iterable
+import uuid
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
+from core.errors import StorageError
 from core.models import IngestReport, QuarantineRecord, RawRecord
 from core.worker import PeriodicWorker
 from flow.ingest import Ingestor, chunks
 from storage.base import Inbox
 
 logger = logging.getLogger(__name__)
+
+
+class IngestGate:
+    """One ingest batch at a time across every instance sharing the state database, each with current analysis state.
+
+    Why: the chain's analysis state (events, the near-duplicate index) lives in the memory of the instance running it.
+    Each batch takes the cluster lock "ingest" (storage/cluster.py) and leaves a mark; an instance that finds another
+    instance's mark first reloads its analysis state from the store (`on_stale`), so events and near-duplicates join
+    across instances as they do in one. Alone, an instance only ever finds its own mark and reloads nothing."""
+
+    MARK = "ingest:last-batch"
+
+    def __init__(self, locks: Any, store: Any, on_stale: Callable[[], None] | None = None) -> None:
+        self.locks = locks
+        self.store = store
+        self.on_stale = on_stale
+        self._seen = self._current()  # read before the analysis state loads: a batch in between is seen as foreign
+
+    def _current(self) -> str | None:
+        with self.store.read() as conn:
+            return self.locks.read_mark(conn, self.MARK)
+
+    @contextlib.contextmanager
+    def turn(self) -> Iterator[None]:
+        with self.locks.hold("ingest"):
+            current = self._current()
+            if current != self._seen and self.on_stale is not None:
+                logger.info("another instance ingested since our last batch: reloading analysis state mark=%s", current)
+                self.on_stale()
+            self._seen = current
+            try:
+                yield
+            finally:
+                mark = f"{self.locks.instance_id}:{uuid.uuid4().hex[:12]}"
+                try:
+                    with self.store.write() as conn:
+                        self.locks.write_mark(conn, self.MARK, mark)
+                    self._seen = mark
+                except Exception:  # noqa: BLE001 - unknown whether it landed: reload before the next batch
+                    self._seen = None
+                    logger.warning("could not record the ingest mark; analysis state reloads before the next batch")
 
 
 @dataclass(frozen=True)
@@ -36,10 +81,13 @@ class Submission:
 class IngestWriter:
     """Owns the ingest chain: jobs run one at a time, in the order they were handed in."""
 
-    def __init__(self, ingestor: Ingestor, inbox: Inbox, batch_size: int) -> None:
+    def __init__(self, ingestor: Ingestor, inbox: Inbox, batch_size: int, *, gate: IngestGate | None = None,
+                 holder: str | None = None) -> None:
         self.ingestor = ingestor
         self.inbox = inbox
         self.batch_size = batch_size
+        self.gate = gate
+        self.holder = holder  # this instance's id: pushes are put in the inbox as held by it
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-writer")
         # Inbox ids a queued `submit` job will ingest from the records in hand; `drain` leaves them alone, so a
         # record is never ingested twice. Guarded together with the inbox reads and writes that decide it.
@@ -56,7 +104,7 @@ class IngestWriter:
         stage's per-batch cost 50 times a second; a writer that finds ten pushes waiting runs them as one batch."""
         outcome: Future[IngestReport] = Future()
         with self._guard:
-            ids = self.inbox.put(records)
+            ids = self.inbox.put(records, holder=self.holder) if self.holder else self.inbox.put(records)
             self._reserved.update(ids)
             if coalesce:
                 self._waiting.append((ids, records, outcome))
@@ -79,7 +127,7 @@ class IngestWriter:
         simply run again: re-importing adds nothing)."""
         total = IngestReport()
         for chunk in chunks(records, self.batch_size):
-            total.merge(self._executor.submit(self.ingestor.ingest_batch, chunk).result())
+            total.merge(self._executor.submit(self._ingest_batch, chunk).result())
         return total
 
     def drain(self) -> IngestReport:
@@ -103,13 +151,21 @@ class IngestWriter:
 
     # ---- on the writer thread ------------------------------------------------------------------------------
 
+    def _turn(self) -> contextlib.AbstractContextManager[None]:
+        return self.gate.turn() if self.gate is not None else contextlib.nullcontext()
+
+    def _ingest_batch(self, records: list[RawRecord | QuarantineRecord]) -> IngestReport:
+        with self._turn():
+            return self.ingestor.ingest_batch(records)
+
     def _ingest_inbox_records(self, ids: list[int], records: list[RawRecord]) -> IngestReport:
         total = IngestReport()
         try:
             for start in range(0, len(records), self.batch_size):
                 end = start + self.batch_size
-                total.merge(self.ingestor.ingest_batch(records[start:end]))
-                self.inbox.done(ids[start:end])
+                with self._turn():
+                    total.merge(self.ingestor.ingest_batch(records[start:end]))
+                    self.inbox.done(ids[start:end])
         finally:  # after a failure what is left stays pending, for the next drain
             with self._guard:
                 self._reserved.difference_update(ids)
@@ -117,9 +173,12 @@ class IngestWriter:
 
     def _redrive(self) -> int:
         total = 0
-        while done := self.ingestor.redrive_pending():
+        while True:
+            with self._turn():
+                done = self.ingestor.redrive_pending()
+            if not done:
+                return total
             total += done
-        return total
 
     def _ingest_waiting(self) -> None:
         """Take the coalescing pushes waiting (up to one batch of records, at least one push) and ingest them
@@ -146,37 +205,60 @@ class IngestWriter:
         total = IngestReport()
         after = 0
         while True:
-            with self._guard:
-                taken = self.inbox.take(self.batch_size, after_id=after)
-                todo = [(i, r) for i, r in taken if i not in self._reserved]
-            if not taken:
-                return total
-            after = taken[-1][0]
-            if todo:
-                total.merge(self.ingestor.ingest_batch([r for _, r in todo]))
-                self.inbox.done([i for i, _ in todo])
+            # Taken, ingested and marked done in one turn of the cluster lock: another instance's drain cannot take
+            # the same records in between (records another instance holds from a push are left to it).
+            with self._turn():
+                with self._guard:
+                    taken = (self.inbox.take(self.batch_size, after_id=after, holder=self.holder) if self.holder
+                             else self.inbox.take(self.batch_size, after_id=after))
+                    todo = [(i, r) for i, r in taken if i not in self._reserved]
+                if not taken:
+                    return total
+                after = taken[-1][0]
+                if todo:
+                    total.merge(self.ingestor.ingest_batch([r for _, r in todo]))
+                    self.inbox.done([i for i, _ in todo])
 
 
 class RedriveWorker(PeriodicWorker):
     """Re-drives the after-store outbox through the writer at start (after the inbox drain queued before it) and then
-    every `interval` seconds, so an item stored just before a crash, or whose rules hit a storage error, is alerted."""
+    every `interval` seconds, so an item stored just before a crash, or whose rules hit a storage error, is alerted.
+
+    With `drain` (state in a database of its own, maybe shared by several instances) each pass first drains the inbox:
+    records a failed batch left there, or another instance's that it can no longer ingest, are stored within seconds
+    rather than at the next start. While the database is away each pass fails fast and the next one waits twice as
+    long (up to `max_backoff`); the records stay in the inbox meanwhile."""
 
     name = "after-store-redrive"
     join_timeout = 10.0
+    max_backoff = 60.0
 
-    def __init__(self, writer: IngestWriter, interval: float = 5.0) -> None:
+    def __init__(self, writer: IngestWriter, interval: float = 5.0, *, drain: bool = False) -> None:
         super().__init__()
         self.writer = writer
         self.every = interval
+        self.drain = drain
+        self.failures = 0
 
     def interval(self) -> float:
-        return self.every
+        return min(self.every * 2 ** self.failures, self.max_backoff)
 
     def run_once(self) -> bool | None:
         try:
+            drained = self.writer.drain_soon().result() if self.drain else None
             redriven = self.writer.redrive_soon().result()
         except RuntimeError:  # the writer is shutting down
             return False
+        except StorageError as exc:
+            self.failures += 1
+            logger.warning("inbox drain and after-store re-drive failed (records stay in the inbox); next try in "
+                           "%.0f s: %s", self.interval(), exc)
+            return None
+        if self.failures:
+            logger.info("inbox drain and after-store re-drive work again after %d failed tries", self.failures)
+        self.failures = 0
+        if drained is not None and drained.received:
+            logger.info("inbox drained received=%d stored=%d", drained.received, drained.stored)
         if redriven:
             logger.warning("after-store stages re-driven for items left pending count=%d", redriven)
         return None

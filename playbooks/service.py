@@ -210,15 +210,19 @@ class PlanClockWorker(PeriodicWorker):
 
     name = "plan-clock"
 
-    def __init__(self, plans: PlaybookService) -> None:
+    def __init__(self, plans: PlaybookService, cluster: Any = None) -> None:
         super().__init__()
         self.plans = plans
+        self.cluster = cluster  # several instances: one tick per interval across them (storage/cluster.py)
 
     def interval(self) -> float:
         return self.plans.config.clock_interval.total_seconds()
 
     def run_once(self) -> None:
-        self.plans.tick()
+        if self.cluster is None:
+            self.plans.tick()
+        else:
+            self.cluster.run_once(self.plans.store, "plan-clock", self.interval(), self.plans.tick)
 
 
 def attach(service: Service, *, alerts: AlertEngine | None = None) -> PlaybookService | None:
@@ -247,7 +251,7 @@ def attach(service: Service, *, alerts: AlertEngine | None = None) -> PlaybookSe
     service.provide_stages("playbooks", {PlanStage.name: PlanStage(plans)})
     if engine is not None:
         engine.on_raised.append(plans.on_alerts)
-    service.workers.append(PlanClockWorker(plans))
+    service.workers.append(PlanClockWorker(plans, cluster=service.cluster if config.storage.state_url else None))
     from playbooks.api import calendar_router, router
 
     service.routers.extend([router, calendar_router])

@@ -269,9 +269,18 @@ class StateStore(Protocol):
         """Apply the migrations of components registered since the store opened; returns (and keeps) the versions."""
         ...
 
+    def item_write(self) -> AbstractContextManager[Connection]:
+        """A write transaction on the database that holds the items (and the after-store outbox beside them): the same
+        as `write()`, and joining it, when `items_with_state`; another database's otherwise (storage/split.py)."""
+        ...
+
+    def item_read(self) -> AbstractContextManager[Connection]: ...
+
 
 @runtime_checkable
 class Store(ItemStore, ItemReads, QuarantineStore, Inbox, StateStore, Protocol):
     """Everything the service keeps: what callers are typed with, whatever the backend."""
+
+    items_with_state: bool  # one database and one transaction hold both items and state
 
     def close(self) -> None: ...

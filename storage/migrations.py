@@ -83,6 +83,13 @@ def _core_v5(conn: Connection) -> None:
     conn.execute(text("ALTER TABLE items_fts_timed RENAME TO items_fts"))
 
 
+@register("core", 6, "inbox.holder: the instance ingesting a pushed record, so other instances' drains leave it")
+def _core_v6(conn: Connection) -> None:
+    # Databases created at v1 by this code already have the column.
+    if "holder" not in {c["name"] for c in inspect(conn).get_columns("inbox")}:
+        conn.execute(text("ALTER TABLE inbox ADD COLUMN holder VARCHAR(64)"))
+
+
 def migrate(conn: Connection) -> dict[str, int]:
     """Apply every pending migration of every registered component; returns the resulting versions."""
     schema.metadata.create_all(conn, tables=[schema.schema_version])

@@ -125,6 +125,7 @@ inbox = Table(
     Column("origin", Text, nullable=False, default=""),
     Column("received_at", String(40), nullable=False),
     Column("status", String(10), nullable=False, default="pending"),
+    Column("holder", String(64)),  # the instance ingesting a push from the records in hand (NULL: any drain takes it)
     Index("ix_inbox_status", "status", "id"),
 )
 

@@ -1,36 +1,88 @@
-"""Relational state on any SQLAlchemy engine: the read/write connection contexts and migrations of `StateStore`.
+"""Relational state on any SQLAlchemy engine: the read/write connection contexts, migrations, quarantine and the inbox.
 
-SqliteStore is one (state in the items' SQLite file); a deployment keeping items elsewhere (Elasticsearch) keeps the
-state of crawls, alerts and events in PostgreSQL through this class unchanged.
+SqliteStore is one (state in the items' SQLite file). With `storage.state_url` the state lives in its own database,
+PostgreSQL for several instances (storage/split.py pairs it with the items' store), through this class unchanged.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
-from sqlalchemy import Connection, Engine
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy import Connection, Engine, create_engine, event, func, or_, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 
-from core.errors import StorageError
+from core.errors import InputError, StorageError, StorageUnavailable
+from core.models import QuarantineRecord, RawRecord
+from storage import schema
+from storage.base import Cursor, Page
 from storage.migrations import migrate
+
+# A record put in the inbox by a push (`holder` = that instance) is ingested by that instance from the records in hand;
+# another instance's drain leaves it alone for this long, then takes it (its holder died before ingesting it).
+HELD_GRACE = timedelta(seconds=60)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def create_sqlite_engine(path: Path | str) -> Engine:
+    """An engine with WAL, a busy timeout and foreign keys on every connection."""
+    if str(path) != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(f"sqlite:///{path}", connect_args={"check_same_thread": False, "timeout": 30})
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001 - DBAPI objects are untyped
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.close()
+
+    return engine
+
+
+def create_state_engine(url: str) -> Engine:
+    """The engine of `storage.state_url`: SQLite as the embedded store opens it, PostgreSQL with a pool that checks a
+    connection before lending it (a restarted server costs one failed check, not a failed request)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return create_sqlite_engine(parsed.database or ":memory:")
+    connect_args = {"connect_timeout": 5} if parsed.get_backend_name() == "postgresql" else {}
+    return create_engine(parsed, pool_pre_ping=True, pool_size=10, max_overflow=20, pool_recycle=1800,
+                         connect_args=connect_args)
 
 
 class SqlState:
-    """Connections to one database, with its migrations applied on open.
+    """Connections to one database, with its migrations applied on open; quarantine and inbox live here.
 
     `single_writer` serialises write transactions in this process, as SQLite needs (it allows one writer; WAL lets
     readers run alongside). A write opened inside another on the same thread joins it: a second connection would wait
     for the first one's lock, and joining lets a component change its state and items in one transaction.
     """
 
-    def __init__(self, engine: Engine, *, single_writer: bool = False) -> None:
+    def __init__(self, engine: Engine, *, single_writer: bool | None = None) -> None:
         self.engine = engine
+        if single_writer is None:
+            single_writer = engine.dialect.name == "sqlite"
         self._write_lock = threading.RLock() if single_writer else None
         self._writing = threading.local()  # the connection of this thread's open write transaction, if any
         self.versions: dict[str, int] = {}
         self.migrate()
+
+    @property
+    def where(self) -> str:
+        """The database, for messages (the password, if any, hidden)."""
+        return self.engine.url.render_as_string(hide_password=True)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -50,21 +102,130 @@ class SqlState:
                         yield conn
                     finally:
                         self._writing.conn = None
+            except (OperationalError, InterfaceError) as exc:
+                raise self._unavailable("write", exc) from exc
+            except DBAPIError as exc:
+                if exc.connection_invalidated:
+                    raise self._unavailable("write", exc) from exc
+                raise StorageError(f"write failed: {exc.__class__.__name__}: {exc.orig}".strip()) from exc
             except SQLAlchemyError as exc:
-                detail = getattr(exc, "orig", exc)
-                raise StorageError(f"write failed: {exc.__class__.__name__}: {detail}") from exc
+                detail = getattr(exc, "orig", None) or exc
+                raise StorageError(f"write failed: {exc.__class__.__name__}: {detail}".strip()) from exc
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
         try:
             with self.engine.connect() as conn:
                 yield conn
-        except OperationalError as exc:
-            raise StorageError(f"read failed: {exc.orig}") from exc
+        except (OperationalError, InterfaceError) as exc:
+            raise self._unavailable("read", exc) from exc
+
+    def _unavailable(self, what: str, exc: DBAPIError) -> StorageError:
+        """A database that cannot be reached says which one (SQLite's own operational errors keep their words)."""
+        if self.engine.dialect.name == "sqlite":  # as before: "database is locked" and the like are not an outage
+            kind = f"{exc.__class__.__name__}: " if what == "write" else ""
+            return StorageError(f"{what} failed: {kind}{getattr(exc, 'orig', None) or exc}".strip())
+        text = str(getattr(exc, "orig", None) or exc).strip()
+        detail = text.splitlines()[0] if text else exc.__class__.__name__
+        return StorageUnavailable(f"{what} failed: the database at {self.where} is unreachable: {detail}")
 
     def migrate(self) -> dict[str, int]:
         """Apply every registered component's pending migrations (components register on import, often after the
         store opened); returns the versions, also kept in `versions`."""
         with self.write() as conn:
+            if conn.dialect.name == "postgresql":
+                # Instances starting together would run the same migrations at once: the first one in applies them,
+                # the others wait here and then find nothing left to do. Released with the transaction.
+                conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7300001)")
             self.versions = migrate(conn)
         return self.versions
+
+    # ---- quarantine ----------------------------------------------------------------------------------------
+
+    def quarantine(self, records: list[QuarantineRecord]) -> None:
+        """Keep rejected input; the same payload rejected again is counted, not stored twice."""
+        if not records:
+            return
+        q = schema.quarantine
+        now = _now()
+        with self.write() as conn:
+            for r in records:
+                payload = r.payload if isinstance(r.payload, str) else json.dumps(r.payload, ensure_ascii=False, default=str)
+                digest = hashlib.sha1(f"{r.stage}\n{r.reason}\n{payload}".encode()).hexdigest()
+                seen = conn.execute(select(q.c.id).where(q.c.source == r.source, q.c.payload_hash == digest)).first()
+                if seen is not None:
+                    conn.execute(q.update().where(q.c.id == seen.id).values(times_seen=q.c.times_seen + 1, last_seen_at=now))
+                    continue
+                conn.execute(q.insert().values(source=r.source, stage=r.stage, reason=r.reason, payload=payload,
+                                               payload_hash=digest, origin=r.origin,
+                                               created_at=r.created_at.isoformat(), last_seen_at=now, times_seen=1))
+
+    def quarantined(self) -> int:
+        with self.read() as conn:
+            return conn.execute(select(func.count()).select_from(schema.quarantine)).scalar_one()
+
+    def list_quarantine(self, source: str | None = None, limit: int = 50, cursor: str | None = None) -> Page[QuarantineRecord]:
+        if not 1 <= limit <= 500:
+            raise InputError("limit must be between 1 and 500")
+        q = schema.quarantine
+        conds = [q.c.source == source] if source else []
+        page_conds = list(conds)
+        if cursor:
+            page_conds.append(q.c.id < Cursor.decode(cursor, "id").item_id)
+        with self.read() as conn:
+            rows = conn.execute(select(q).where(*page_conds).order_by(q.c.id.desc()).limit(limit + 1)).all()
+            count = conn.execute(select(func.count()).select_from(q).where(*conds)).scalar_one()
+        more = len(rows) > limit
+        rows = rows[:limit]
+        data = []
+        for r in rows:
+            try:
+                payload = json.loads(r.payload)
+            except ValueError:
+                payload = r.payload
+            data.append(QuarantineRecord(id=r.id, source=r.source, stage=r.stage, reason=r.reason, payload=payload,
+                                         origin=r.origin, created_at=datetime.fromisoformat(r.created_at),
+                                         times_seen=r.times_seen))
+        next_cursor = Cursor("id", 0, rows[-1].id).encode() if more and rows else None
+        return Page(data=data, count=count, next_cursor=next_cursor)
+
+    # ---- inbox ---------------------------------------------------------------------------------------------
+
+    def put(self, records: list[RawRecord], *, holder: str | None = None) -> list[int]:
+        """Keep the records until `done`; returns their inbox ids, in the order given. `holder`: the instance that
+        will ingest them from the records in hand (a push), so other instances' drains leave them to it."""
+        if not records:
+            return []
+        now = _now()
+        rows = [{"source": r.source, "payload": json.dumps(r.payload, ensure_ascii=False, default=str),
+                 "origin": r.origin, "received_at": now, "status": "pending", "holder": holder} for r in records]
+        ib = schema.inbox
+        with self.write() as conn:
+            result = conn.execute(ib.insert().returning(ib.c.id, sort_by_parameter_order=True), rows)
+            return list(result.scalars())
+
+    def take(self, limit: int, after_id: int = 0, *, holder: str | None = None) -> list[tuple[int, RawRecord]]:
+        """The oldest pending records with an id above `after_id` (they stay pending until `done`).
+
+        With `holder` (the asking instance): records another instance holds are left to it for HELD_GRACE."""
+        ib = schema.inbox
+        conds = [ib.c.status == "pending", ib.c.id > after_id]
+        if holder is not None:
+            stale = (datetime.now(UTC) - HELD_GRACE).isoformat()
+            conds.append(or_(ib.c.holder.is_(None), ib.c.holder == holder, ib.c.received_at < stale))
+        with self.read() as conn:
+            rows = conn.execute(select(ib).where(*conds).order_by(ib.c.id).limit(limit)).all()
+        return [(r.id, RawRecord(source=r.source, payload=json.loads(r.payload), origin=r.origin)) for r in rows]
+
+    def done(self, ids: list[int]) -> None:
+        if not ids:
+            return
+        ib = schema.inbox
+        with self.write() as conn:
+            for start in range(0, len(ids), 500):
+                conn.execute(ib.delete().where(ib.c.id.in_(ids[start:start + 500])))
+
+    def pending(self) -> int:
+        ib = schema.inbox
+        with self.read() as conn:
+            return conn.execute(select(func.count()).select_from(ib).where(ib.c.status == "pending")).scalar_one()

@@ -15,6 +15,7 @@ from flow.ingest import Ingestor
 from flow.stages import Stage
 from flow.writer import IngestWriter
 from storage.base import Store
+from storage.cluster import ClusterLocks
 
 if TYPE_CHECKING:  # set by the extensions when attached; types only
     from alerts.engine import AlertEngine
@@ -52,6 +53,7 @@ class Service:
     alerts_worker: AlertWorker | None = None
     playbooks: PlaybookService | None = None
     reports: ReportService | None = None
+    cluster: ClusterLocks | None = None  # locks shared with every instance on the same state database
     workers: list[Worker] = field(default_factory=list)
     routers: list[Any] = field(default_factory=list)
     _started: bool = False
@@ -65,6 +67,8 @@ class Service:
         a previous process left in the inbox."""
         if self._started:
             return
+        if self.cluster is not None and self.config.storage.state_url:
+            self.cluster.announce()  # other instances can tell this one is alive (alert outbox claims)
         self.writer.drain_soon()
         for worker in self.workers:
             worker.start()
@@ -81,4 +85,6 @@ class Service:
     def close(self) -> None:
         self.stop()
         self.writer.close()
+        if self.cluster is not None:
+            self.cluster.close()
         self.store.close()

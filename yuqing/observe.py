@@ -46,8 +46,9 @@ def snapshot(service: Service) -> Snapshot:
     stats = store.stats()
     snap = Snapshot(items_by_source=dict(stats.by_source), quarantined=stats.quarantined, inbox_pending=store.pending(),
                     writer_queue=service.writer.queued())
-    with store.read() as conn:
+    with store.item_read() as conn:
         snap.after_store_pending, snap.after_store_given_up = after_store.depth(conn)
+    with store.read() as conn:
         if service.alerts is not None:
             from alerts.store import alert_outbox
 

@@ -20,10 +20,11 @@ from analysis.stages import analysis_state, enrich_stages
 from core.config import Config
 from core.models import IngestReport
 from flow.ingest import Ingestor, StageOrderError, missing_stages
-from flow.writer import IngestWriter, RedriveWorker
+from flow.writer import IngestGate, IngestWriter, RedriveWorker
 from nlp.search_tokens import index_tokens
 from nlp.tokenize import segment
-from storage.sqlite import SqliteStore
+from storage.cluster import ClusterLocks
+from storage.opening import open_store
 from yuqing.host import Service
 
 logger = logging.getLogger(__name__)
@@ -33,12 +34,20 @@ def build_service(config: Config, *, db_path: Path | None = None, enrich: bool =
                   extensions: bool = True) -> Service:
     """Open the store (running migrations), build the one analysis state and the ingest chain, attach the
     extensions; a listed stage an enabled package does not provide is an error here, at start."""
-    store = SqliteStore(db_path or config.storage.sqlite_path, segment=segment, index_segment=index_tokens)
+    store = open_store(db_path or config.storage.sqlite_path, config.storage.state_url, segment=segment,
+                       index_segment=index_tokens)
+    cluster = ClusterLocks(store.engine)
+    gate = IngestGate(cluster, store)  # reads the ingest mark before the analysis state loads
     state = analysis_state(config, store) if enrich else None
+    gate.on_stale = state.reload if state is not None else None
     ingestor = Ingestor(config, store, enrich_stages(config, state) if state is not None else None)
-    writer = IngestWriter(ingestor, store, config.ingest.batch_size)
-    service = Service(config=config, store=store, ingestor=ingestor, writer=writer, analysis=state)
-    service.workers.append(RedriveWorker(writer))  # first, so it starts right after the inbox drain
+    # Pushes are marked as held by this instance only when instances share the state (alone, every record is ours, and
+    # what a previous process left is drained at start at once).
+    holder = cluster.instance_id if config.storage.state_url else None
+    writer = IngestWriter(ingestor, store, config.ingest.batch_size, gate=gate, holder=holder)
+    service = Service(config=config, store=store, ingestor=ingestor, writer=writer, analysis=state, cluster=cluster)
+    # First, so it starts right after the inbox drain; with a state database of its own it drains the inbox too.
+    service.workers.append(RedriveWorker(writer, drain=bool(config.storage.state_url)))
     if extensions:
         crawl = crawlers.service.attach(service)
         event_heat = analysis.service.attach(service, state)

@@ -37,6 +37,12 @@ class Broadcaster:
     def publish(self, event: str, data: dict[str, Any]) -> StreamEvent:
         with self._lock:
             item = StreamEvent(next(self._ids), event, data)
+        self.deliver_local(item)
+        return item
+
+    def deliver_local(self, item: StreamEvent) -> None:
+        """Keep the event in the history and hand it to this process's subscribers."""
+        with self._lock:
             self._history.append(item)
             subscribers = list(self._subscribers)
         for loop, queue in subscribers:
@@ -44,7 +50,6 @@ class Broadcaster:
                 loop.call_soon_threadsafe(self._offer, queue, item)
             except RuntimeError:  # the subscriber's loop has closed
                 self.unsubscribe(queue)
-        return item
 
     @staticmethod
     def _offer(queue: asyncio.Queue, item: StreamEvent) -> None:
@@ -71,6 +76,9 @@ class Broadcaster:
     def subscribers(self) -> int:
         with self._lock:
             return len(self._subscribers)
+
+    def close(self) -> None:
+        """Nothing to release in one process (the Redis fan-out stops its listener)."""
 
 
 class InAppNotifier:

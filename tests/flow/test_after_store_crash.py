@@ -8,12 +8,9 @@ random points, then checks that every stored item has exactly one alert.
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -25,8 +22,8 @@ from core.config import load_config
 from core.models import RawRecord
 from flow.after_store import pending_after_store
 from flow.stages import Batch
+from tests.helpers.serve import free_port, start_service
 
-REPO = Path(__file__).resolve().parents[2]
 RULE = "every_item"
 ALERTS = {"rules": [{"name": RULE, "sources": ["push_src"]}],
           "route": {"receiver": "duty", "group_wait": "1h"},  # alerts are raised; nothing needs sending here
@@ -108,31 +105,6 @@ def test_an_update_runs_the_rules_again(tmp_path):
         assert len(audit) == 1  # the same item's alert is refreshed, not raised twice
     finally:
         service.close()
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_service(config_path: Path, port: int, log: Path) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-c", "from yuqing.cli import main; main()", "serve", "-c", str(config_path),
-                             "--log-level", "warning"], cwd=REPO, stdout=log.open("a"), stderr=subprocess.STDOUT,
-                            env={**os.environ, "PYTHONPATH": str(REPO)})
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, log.read_text()[-3000:]
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    proc.kill()
-    raise AssertionError("service did not start: " + log.read_text()[-3000:])
 
 
 def push(port: int, token: str, numbers: list[int], stop: threading.Event, accepted: set[int]) -> None:

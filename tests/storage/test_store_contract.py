@@ -1,13 +1,17 @@
 """The storage contract: what every backend behind `storage.base.Store` must do, asserted with exact results.
 
-Written against the Protocol only: the `store` fixture is parametrised over backends (SQLite today); a new backend
-(Elasticsearch for items, say) adds an opener to BACKENDS and must pass this file unchanged.
+Written against the Protocol only: the `store` fixture is parametrised over backends; a new backend (Elasticsearch
+for items, say) adds an opener to BACKENDS and must pass this file unchanged. "sqlite+postgresql" keeps the items in
+SQLite and every state behaviour (inbox, quarantine, events, crawl health, locks) in a PostgreSQL schema of the
+test's own (`storage.state_url`), so each state behaviour runs on both databases with the same expected results.
 """
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -35,19 +39,32 @@ from storage.base import (
     UpsertOutcome,
     UpsertResult,
 )
+from storage.opening import open_store
 from storage.sqlite import SqliteStore
+from tests.helpers.services import pg_schema
 
 NOW = datetime(2026, 11, 25, 12, tzinfo=SHANGHAI)
 EPOCH = datetime(2026, 1, 1, tzinfo=SHANGHAI)  # before every test item
 END = NOW + timedelta(days=1)  # after every test item
 
 
-def _open_sqlite(folder: Path) -> Store:
+def _open_sqlite(folder: Path, _request: pytest.FixtureRequest) -> Store:
     return SqliteStore(folder / "contract.db", segment=segment, index_segment=index_tokens)
 
 
+_PG_STATE: dict[Path, tuple[str, ExitStack]] = {}  # a test's folder → its PostgreSQL schema (dropped after the test)
+
+
+def _open_sqlite_with_postgres_state(folder: Path, _request: pytest.FixtureRequest) -> Store:
+    if folder not in _PG_STATE:
+        resources = ExitStack()
+        _PG_STATE[folder] = (resources.enter_context(pg_schema()), resources)
+    return open_store(folder / "items.db", _PG_STATE[folder][0], segment=segment, index_segment=index_tokens)
+
+
 # Backend name → how to open (or reopen) its store in a test's own folder.
-BACKENDS: dict[str, Callable[[Path], Store]] = {"sqlite": _open_sqlite}
+BACKENDS: dict[str, Callable[[Path, pytest.FixtureRequest], Store]] = {
+    "sqlite": _open_sqlite, "sqlite+postgresql": _open_sqlite_with_postgres_state}
 
 
 @pytest.fixture(params=sorted(BACKENDS))
@@ -56,13 +73,15 @@ def reopen(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[
     opened: list[Store] = []
 
     def open_store() -> Store:
-        store = BACKENDS[request.param](tmp_path)
+        store = BACKENDS[request.param](tmp_path, request)
         opened.append(store)
         return store
 
     yield open_store
     for store in opened:
         store.close()
+    if tmp_path in _PG_STATE:
+        _PG_STATE.pop(tmp_path)[1].close()
 
 
 @pytest.fixture
@@ -393,11 +412,22 @@ def test_reassign_events_moves_items_and_their_documents(loaded: Store) -> None:
 
 
 def test_a_write_inside_a_write_joins_its_transaction(loaded: Store) -> None:
-    with pytest.raises(RuntimeError), loaded.write():
+    with pytest.raises(RuntimeError), loaded.item_write():
         loaded.reassign_events({"ev1": "ev9"})
         raise RuntimeError("the outer transaction fails after the inner write")
     assert loaded.event_totals("ev9") is None
     assert loaded.event_totals("ev1").items == 2
+
+
+def test_a_state_write_covers_items_only_when_they_share_its_database(loaded: Store) -> None:
+    """Documented in storage/split.py: apart, the items' write commits on its own inside a failing state write."""
+    with pytest.raises(RuntimeError), loaded.write():
+        loaded.reassign_events({"ev1": "ev9"})
+        raise RuntimeError("the outer transaction fails after the inner write")
+    if loaded.items_with_state:
+        assert (loaded.event_totals("ev9"), loaded.event_totals("ev1").items) == (None, 2)
+    else:
+        assert (loaded.event_totals("ev9").items, loaded.event_totals("ev1")) == (2, None)
 
 
 def test_item_facets_of_a_window_oldest_first(loaded: Store) -> None:
@@ -491,3 +521,145 @@ def test_source_health_reads(store: Store) -> None:
     assert health_changes(store, after_id=health_changes(store)[0]["id"])[0]["to_state"] == "degraded"
     runs = recent_runs(store, "s")
     assert [(r["outcome"], r["items"], r["errors"]) for r in runs] == [("failed", 0, {"connection": 2}), ("ok", 5, {})]
+
+
+# ---- several instances on one state database ---------------------------------------------------------------------
+
+
+def test_inbox_leaves_records_another_instance_holds_to_it(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    import storage.state
+
+    pushed = store.put([RawRecord(source="s", payload={"n": 1}, origin="api")], holder="instance-a")
+    crawled = store.put([RawRecord(source="s", payload={"n": 2}, origin="crawl")])
+    assert [i for i, _ in store.take(10, holder="instance-b")] == crawled  # a's push is a's to ingest
+    assert [i for i, _ in store.take(10, holder="instance-a")] == pushed + crawled
+    assert [i for i, _ in store.take(10)] == pushed + crawled  # no holder given: everything (a single process)
+    monkeypatch.setattr(storage.state, "HELD_GRACE", timedelta(seconds=-1))  # a held past its grace: a died
+    assert [i for i, _ in store.take(10, holder="instance-b")] == pushed + crawled
+
+
+def test_cluster_locks_exclude_other_instances_and_tell_who_is_alive(store: Store) -> None:
+    from storage.cluster import ClusterLocks
+
+    store.migrate()
+    a, b = ClusterLocks(store.engine, "instance-a"), ClusterLocks(store.engine, "instance-b")
+    with a.hold("ingest") as held:
+        assert held
+        with b.hold("ingest", wait=False) as other:
+            assert not other
+    with b.hold("ingest", wait=False) as other:
+        assert other
+    a.announce()
+    assert b.alive("instance-a") and a.alive("instance-a")
+    a.close()
+    assert not b.alive("instance-a") and not b.alive("never-started")
+    ran: list[str] = []
+    assert a.run_once(store, "job", 60, lambda: ran.append("a"))
+    assert not b.run_once(store, "job", 60, lambda: ran.append("b"))  # started less than a period ago elsewhere
+    assert b.run_once(store, "job", 0, lambda: ran.append("b"))
+    assert ran == ["a", "b"]
+    with store.write() as conn:
+        a.write_mark(conn, "m", "1")
+        a.write_mark(conn, "m", "2")
+    with store.read() as conn:
+        assert (b.read_mark(conn, "m"), b.read_mark(conn, "none")) == ("2", None)
+    b.close()
+
+
+def _outbox_rows(store: Store, count: int) -> None:
+    from alerts.store import alert_outbox
+
+    with store.write() as conn:
+        conn.execute(alert_outbox.insert(), [
+            {"dedup_key": f"k{n}", "kind": "notification", "receiver": "duty", "integration": "webhook",
+             "payload": "{}", "status": "pending", "attempts": 0, "parts_done": 0, "next_attempt_ts": 0.0,
+             "created_ts": 0.0} for n in range(count)])
+
+
+def test_outbox_claims_never_overlap_and_only_a_dead_instances_claims_resume(store: Store) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    import alerts.store  # noqa: F401 - registers the alert tables, as the alerts package does on attach
+    from alerts.dispatch import Dispatcher
+    from alerts.store import alert_outbox
+    from storage.cluster import ClusterLocks
+
+    store.migrate()
+    _outbox_rows(store, 200)
+    dispatcher = Dispatcher(store, None, lambda: None)  # claims and resumes need only the store
+
+    def claim_all(claimer: str) -> list[int]:
+        mine: list[int] = []
+        while batches := dispatcher.claim_batches(NOW, limit=7, workers=1, batch_size=7, claimer=claimer):
+            mine.extend(i for batch in batches for i in batch)
+        return mine
+
+    with ThreadPoolExecutor(4) as pool:
+        claimed = list(pool.map(claim_all, ["a", "b", "c", "d"]))
+    every = [i for ids in claimed for i in ids]
+    assert len(every) == 200 and len(set(every)) == 200  # each row claimed once, by one claimer
+    a, b = ClusterLocks(store.engine, "a"), ClusterLocks(store.engine, "b")
+    a.announce()
+    b.announce()
+    assert dispatcher.resume_interrupted(NOW, alive=b.alive) == len(claimed[2]) + len(claimed[3])  # c, d: gone
+    a.close()
+    assert dispatcher.resume_interrupted(NOW, alive=b.alive) == len(claimed[0])  # a stopped: its rows go back
+    with store.read() as conn:
+        sending = conn.execute(alert_outbox.select().where(alert_outbox.c.status == "sending")).all()
+    assert {r.claimed_by for r in sending} == {"b"} and len(sending) == len(claimed[1])
+    assert dispatcher.resume_interrupted(NOW) == len(claimed[1])  # one process restarting: everything it left
+    b.close()
+
+
+# ---- state of the other packages through the same store ----------------------------------------------------------
+
+
+def test_accounts_sessions_lockout_and_tokens(store: Store) -> None:
+    from access.app import open_access
+    from core.config import parse_config
+    from core.errors import NotAuthenticated
+
+    access = open_access(store, parse_config({}))
+    access.create_user("liwei", "press_office", "correct horse battery", regions=())
+    session_id, principal = access.login("liwei", "correct horse battery")
+    assert principal.name == "liwei" and access.session(session_id).name == "liwei"
+    for _ in range(5):
+        with pytest.raises(NotAuthenticated):
+            access.login("liwei", "wrong")
+    with pytest.raises(NotAuthenticated):  # locked now, even with the right password
+        access.login("liwei", "correct horse battery")
+    token_id, token = access.create_token("hotline", "ingest", sources=["board_a"], by="admin")
+    assert access.token(token).sources == ("board_a",)
+    access.revoke_token(token_id, by="admin")
+    assert access.token(token) is None
+    actions = [a["action"] for a in access.list_audit(limit=100)[0]]
+    assert {"login", "login_failed", "token_create", "token_revoke"} <= set(actions)
+
+
+def test_alerts_raise_once_per_item_group_into_the_outbox_and_obey_silences(loaded: Store) -> None:
+    import alerts.store  # noqa: F401 - registers the alert tables, as the alerts package does on attach
+    from alerts.engine import AlertEngine
+    from alerts.store import alert_outbox
+    from core.config_alerts import AlertsConfig
+
+    loaded.migrate()
+    config = AlertsConfig.model_validate({
+        "rules": [{"name": "risky", "min_risk_score": 50, "max_age": "3650d"}],
+        "route": {"receiver": "duty", "group_by": ["source"], "group_wait": "0s"},
+        "receivers": [{"name": "duty", "inapp": {}}]})
+    engine = AlertEngine(config, loaded)
+    items = loaded.search(ItemQuery(limit=500)).data
+    engine.create_silence(matchers=['source="hotline_a"'], reason="值班已知", owner="admin",
+                          ends_at=datetime.now(SHANGHAI) + timedelta(hours=1))
+    raised = engine.evaluate(items)
+    assert len(raised) == 3  # items 1, 2 (board_a) and 4 (hotline_a) score 50 or more
+    engine.evaluate(items)  # the same items again: the same alerts, refreshed
+    listed = engine.reader.list(limit=50)[0]
+    assert sorted((a["item_id"], a["state"]) for a in listed) == sorted(
+        [(id_of(loaded, "1"), "firing"), (id_of(loaded, "2"), "firing"), (id_of(loaded, "4"), "silenced")])
+    engine.tick(deliver=False)
+    with loaded.read() as conn:
+        rows = conn.execute(alert_outbox.select()).all()
+    assert [(r.receiver, r.integration, r.status) for r in rows] == [("duty", "inapp", "pending")]  # one group
+    assert sorted(a["item_id"] for a in json.loads(rows[0].payload)["alerts"]) == sorted(
+        [id_of(loaded, "1"), id_of(loaded, "2")])
