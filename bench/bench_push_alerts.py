@@ -154,7 +154,8 @@ def rss_mb(pid: int) -> float | None:
     return None
 
 
-def run_rate(repo: Path, rate: int, seconds: float, drain: float, receivers: Receivers, workdir: Path) -> dict:
+def run_rate(repo: Path, rate: int, seconds: float, drain: float, receivers: Receivers, workdir: Path,
+             profile: Path | None = None) -> dict:
     port = free_port()
     db = workdir / f"push-{rate}.db"
     config_path = workdir / f"push-{rate}.yaml"
@@ -196,6 +197,11 @@ def run_rate(repo: Path, rate: int, seconds: float, drain: float, receivers: Rec
                 raise RuntimeError(f"service did not start; see {log.name}")
             time.sleep(0.2)
         rss_start = rss_mb(service.pid)
+        spy = None
+        if profile is not None:  # py-spy (installed separately) samples the service while records are pushed
+            spy = subprocess.Popen(["py-spy", "record", "-p", str(service.pid), "-d", str(int(seconds)), "-r", "50",
+                                    "--threads", "-f", "raw", "-o", str(profile.with_suffix(f".{rate}.raw"))],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         receivers.reset()
         pushed_at: dict[str, float] = {}
         tick = 0.1 if rate >= 10 else 1.0 / rate
@@ -219,6 +225,8 @@ def run_rate(repo: Path, rate: int, seconds: float, drain: float, receivers: Rec
                 next_tick = started + (n / per_tick) * tick
                 time.sleep(max(0.0, next_tick - time.monotonic()))
         push_seconds = time.monotonic() - started
+        if spy is not None:
+            spy.wait(seconds + 30)
         drain_started = time.monotonic()
         while time.monotonic() - drain_started < drain:
             with receivers.lock:
@@ -263,6 +271,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=15)
     parser.add_argument("--drain", type=float, default=60)
     parser.add_argument("--repo", type=Path, default=REPO)
+    parser.add_argument("--profile", type=Path, help="py-spy raw samples of the service to FILE.RATE.raw")
     parser.add_argument("--serve-receivers", nargs=2, type=int, metavar=("SMTP", "WEBHOOK"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_receivers:
@@ -273,7 +282,8 @@ def main() -> None:
     try:
         with tempfile.TemporaryDirectory() as tmp:
             for rate in (int(r) for r in args.rates.split(",")):
-                results.append(run_rate(args.repo.resolve(), rate, args.seconds, args.drain, receivers, Path(tmp)))
+                results.append(run_rate(args.repo.resolve(), rate, args.seconds, args.drain, receivers, Path(tmp),
+                                        args.profile))
                 print(json.dumps(results[-1], ensure_ascii=False), file=sys.stderr)  # noqa: T201 - progress
     finally:
         receivers.stop()
