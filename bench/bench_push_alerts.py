@@ -172,7 +172,9 @@ def stored_source_ids(store: Any, source_ids: list[str]) -> dict[int, str]:
 
 
 def run_rate(repo: Path, rate: int, seconds: float, drain: float, receivers: Receivers, workdir: Path,
-             profile: Path | None = None, send_workers: int | None = None) -> dict:
+             profile: Path | None = None, send_workers: int | None = None, sample_every: float | None = None) -> dict:
+    """Offer `rate` items/s for `seconds`, wait up to `drain` s for delivery, and measure. `sample_every`: also
+    sample the service's RSS at that interval (seconds since the push began, MB) into `rss_samples`."""
     port = free_port()
     db = workdir / f"push-{rate}.db"
     config_path = workdir / f"push-{rate}.yaml"
@@ -227,12 +229,21 @@ def run_rate(repo: Path, rate: int, seconds: float, drain: float, receivers: Rec
                                     "--threads", "--gil", "-f", "raw", "-o", str(profile.with_suffix(f".{rate}.raw"))],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         receivers.reset()
+        samples: list[tuple[float, float | None]] = []
+        sampling = threading.Event()
+        if sample_every:
+            def sample() -> None:
+                began = time.monotonic()
+                while not sampling.wait(sample_every):
+                    samples.append((round(time.monotonic() - began, 1), rss_mb(service.pid)))
+            threading.Thread(target=sample, daemon=True).start()
         pushed_at: dict[str, float] = {}
         tick = 0.1 if rate >= 10 else 1.0 / rate
         per_tick = max(1, round(rate * tick))
         total = int(rate * seconds)
         n = 0
         started = time.monotonic()
+        push_began = time.time()
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=60) as client:
             while n < total:
                 chunk = list(range(n, min(n + per_tick, total)))
@@ -259,6 +270,7 @@ def run_rate(repo: Path, rate: int, seconds: float, drain: float, receivers: Rec
             time.sleep(0.2)
         drained = time.monotonic() - drain_started
         rss_end = rss_mb(service.pid)
+        sampling.set()
     finally:
         service.terminate()
         try:
@@ -284,6 +296,11 @@ def run_rate(repo: Path, rate: int, seconds: float, drain: float, receivers: Rec
                            "mean_s": round(statistics.fmean(latencies), 3) if latencies else None,
                            "lost": len(set(source_of) - set(ids)),
                            "duplicates": sum(len(times) - 1 for times in ids.values())}
+    if sample_every:
+        result["rss_samples"] = samples
+        result["latencies"] = {channel: sorted((pushed_at[source_of[i]] - push_began, min(times) - pushed_at[source_of[i]])
+                                               for i, times in ids.items() if i in source_of)
+                               for channel, ids in seen.items()}
     return result
 
 
