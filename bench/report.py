@@ -36,10 +36,26 @@ def run(script: Path, args: list[str] | None = None) -> dict:
     started = time.monotonic()
     done = subprocess.run([sys.executable, str(script), *(args or [])], cwd=HERE.parent, capture_output=True, text=True)
     seconds = round(time.monotonic() - started, 1)
-    lines = [line for line in done.stdout.splitlines() if line.strip().startswith("{")]
-    if done.returncode != 0 or not lines:
+    result = last_json(done.stdout)
+    if done.returncode != 0 or result is None:
         return {"ok": False, "exit": done.returncode, "seconds": seconds, "stderr": done.stderr[-2000:]}
-    return {"ok": True, "seconds": seconds, "result": json.loads(lines[-1])}
+    return {"ok": True, "seconds": seconds, "result": result}
+
+
+def last_json(stdout: str) -> dict | None:
+    """The bench's JSON: the last stdout line that parses as a JSON object (progress lines may look like one), or
+    the whole output when the bench printed it over several lines (indent)."""
+    for line in reversed(stdout.splitlines()):
+        if line.strip().startswith("{"):
+            try:
+                return json.loads(line)
+            except json.JSONDecodeError:
+                continue
+    try:
+        whole = json.loads(stdout[stdout.index("{"):]) if "{" in stdout else None
+    except json.JSONDecodeError:
+        return None
+    return whole if isinstance(whole, dict) else None
 
 
 def flatten(node: object, prefix: str = "") -> list[tuple[str, object]]:
