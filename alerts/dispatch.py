@@ -62,7 +62,7 @@ def audit_row(now: float, decision: str, reason: str, *, alert_id: int | None = 
 
 def audit(conn: Connection, now: float, decision: str, reason: str, **kw: Any) -> None:
     """Record one decision with its reason (the trail a manager reads in GET /api/alerts/audit)."""
-    conn.execute(alert_audit.insert().values(**audit_row(now, decision, reason, **kw)))
+    conn.execute(alert_audit.insert(), audit_row(now, decision, reason, **kw))
 
 
 def resolve_rota(receiver: ReceiverConfig, now: datetime) -> str:
@@ -75,6 +75,48 @@ def resolve_rota(receiver: ReceiverConfig, now: datetime) -> str:
     origin = datetime.combine(rota.start, rota.handover, tzinfo=zone)
     shifts = int((now - origin) // rota.shift) if now >= origin else 0
     return rota.members[shifts % len(rota.members)]
+
+
+# The firing alerts of a set of groups (expanding IN), and the outbox rows holding some dedup keys: statements built
+# once, so each execution skips SQLAlchemy's statement construction and cache-key work.
+_FIRING_MEMBERS = (select(alerts, alert_members.c.notified_seq, alert_members.c.group_key)
+                   .join(alert_members, alert_members.c.alert_id == alerts.c.id)
+                   .where(alert_members.c.group_key.in_(bindparam("keys", expanding=True)), alerts.c.state == "firing")
+                   .order_by(alert_members.c.group_key, alerts.c.id))
+_OUTBOX_KEYS = select(alert_outbox.c.id, alert_outbox.c.dedup_key).where(
+    alert_outbox.c.dedup_key.in_(bindparam("keys", expanding=True)))
+_GROUP_UPDATE = alert_groups.update().where(alert_groups.c.key == bindparam("b_key")).values(
+    seq=bindparam("seq"), last_notified_ts=bindparam("last_notified_ts"), next_flush_ts=bindparam("next_flush_ts"),
+    next_repeat_ts=bindparam("next_repeat_ts"))
+_MEMBER_NOTIFIED = update(alert_members).where(
+    and_(alert_members.c.group_key == bindparam("b_key"), alert_members.c.alert_id == bindparam("b_alert"))
+).values(notified_seq=bindparam("b_seq"))
+
+
+@dataclass
+class _FlushWrites:
+    """What one flush pass writes, gathered per table and written with one executemany each, in one transaction."""
+
+    audit: list[dict[str, Any]] = field(default_factory=list)
+    outbox: list[dict[str, Any]] = field(default_factory=list)
+    notified: list[dict[str, Any]] = field(default_factory=list)
+    groups: list[dict[str, Any]] = field(default_factory=list)
+    muted: set[int] = field(default_factory=set)  # alerts muted by this pass: later groups skip them
+
+    def group(self, row: Any, **changes: Any) -> None:
+        """The group's new schedule; columns not in `changes` keep the values read in this transaction."""
+        self.groups.append({"b_key": row.key, "seq": row.seq, "last_notified_ts": row.last_notified_ts,
+                            "next_flush_ts": row.next_flush_ts, "next_repeat_ts": row.next_repeat_ts, **changes})
+
+    def write(self, conn: Connection) -> None:
+        if self.outbox:
+            conn.execute(alert_outbox.insert(), self.outbox)
+        if self.notified:
+            conn.execute(_MEMBER_NOTIFIED, self.notified)
+        if self.groups:
+            conn.execute(_GROUP_UPDATE, self.groups)
+        if self.audit:
+            conn.execute(alert_audit.insert(), self.audit)
 
 
 class Dispatcher:
@@ -238,7 +280,9 @@ class Dispatcher:
         """Turn due groups (group_wait/group_interval passed, or repeat_interval passed) into outbox rows.
 
         Up to `groups_per_transaction` groups share one write transaction: each group's flush is all-or-nothing
-        either way, and a burst of one-item groups does not pay one commit per group.
+        either way, and a burst of one-item groups does not pay one commit per group. Their firing alerts are read
+        in one query and what they write (outbox rows, group and member updates, audit) goes in one executemany per
+        table (`_FlushWrites`): a burst of one-alert groups spent ~2 ms per group on eight single-row statements.
         """
         moment = ts(now)
         g = alert_groups.c
@@ -247,62 +291,71 @@ class Dispatcher:
                 (g.next_flush_ts <= moment) | (g.next_repeat_ts <= moment)).order_by(g.next_flush_ts).limit(1000))]
         sent = 0
         for start in range(0, len(keys), groups_per_transaction):
+            chunk = keys[start:start + groups_per_transaction]
             with self.store.write() as conn:
-                groups = conn.execute(select(alert_groups).where(g.key.in_(keys[start:start + groups_per_transaction]))
-                                      .order_by(g.next_flush_ts)).all()
+                groups = conn.execute(select(alert_groups).where(g.key.in_(chunk)).order_by(g.next_flush_ts)).all()
+                firing: dict[str, list[Any]] = {}
+                for row in conn.execute(_FIRING_MEMBERS, {"keys": chunk}):
+                    firing.setdefault(row.group_key, []).append(row)
+                writes = _FlushWrites()
                 for group in groups:
-                    sent += self._flush(conn, group, now)
+                    sent += self._flush(conn, group, now, firing.get(group.key, []), writes)
+                writes.write(conn)
+            if writes.outbox:
+                self.wake()
         return sent
 
-    def _flush(self, conn: Connection, group: Any, now: datetime) -> int:
+    def _flush(self, conn: Connection, group: Any, now: datetime, rows: list[Any], writes: _FlushWrites) -> int:
+        """One group's notification decision; `rows` are its firing alerts (read with the others of the pass) and
+        what it writes is gathered in `writes`."""
         rt = self.runtime()
         moment = ts(now)
-        g = alert_groups.c
+        trail = writes.audit
         repeat_due = group.next_repeat_ts is not None and group.next_repeat_ts <= moment
         flush_due = group.next_flush_ts is not None and group.next_flush_ts <= moment
         route = routing.find(rt.root, group.route_path) if rt.root else None
         if route is None or route.receiver != group.receiver:
-            conn.execute(alert_groups.update().where(g.key == group.key).values(next_flush_ts=None, next_repeat_ts=None))
-            audit(conn, moment, "skip", f"route {group.route_path} → {group.receiver} no longer exists after a reload; "
-                  "its alerts stay listed in the API", group_key=group.key, receiver=group.receiver)
+            writes.group(group, next_flush_ts=None, next_repeat_ts=None)
+            trail.append(audit_row(moment, "skip", f"route {group.route_path} → {group.receiver} no longer exists "
+                                   "after a reload; its alerts stay listed in the API", group_key=group.key,
+                                   receiver=group.receiver))
             return 0
-        rows = conn.execute(
-            select(alerts, alert_members.c.notified_seq)
-            .join(alert_members, alert_members.c.alert_id == alerts.c.id)
-            .where(alert_members.c.group_key == group.key, alerts.c.state == "firing")
-            .order_by(alerts.c.id)
-        ).all()
         firing, newly_muted = [], []
         for row in rows:
+            if row.id in writes.muted:  # muted by an earlier group of this pass
+                continue
             reason = self.mute_reason(json.loads(row.labels), now)
             if reason:
                 newly_muted.append(row.id)
+                writes.muted.add(row.id)
                 conn.execute(alerts.update().where(alerts.c.id == row.id).values(state="silenced", muted_by=reason,
                                                                                  updated_ts=moment))
                 decision = "inhibit" if reason.startswith("inhibit") else "silence"
-                audit(conn, moment, decision, f"muted by {reason} before notifying", alert_id=row.id, group_key=group.key,
-                      receiver=group.receiver)
+                trail.append(audit_row(moment, decision, f"muted by {reason} before notifying", alert_id=row.id,
+                                       group_key=group.key, receiver=group.receiver))
             else:
                 firing.append(row)
         if newly_muted:
             rt.inhibitor.invalidate()
         new = [r for r in firing if r.notified_seq == 0]
         if not new and not (repeat_due and firing):
-            conn.execute(alert_groups.update().where(g.key == group.key).values(
-                next_flush_ts=None, next_repeat_ts=group.next_repeat_ts if firing and not repeat_due else None))
+            writes.group(group, next_flush_ts=None,
+                         next_repeat_ts=group.next_repeat_ts if firing and not repeat_due else None)
             if flush_due or repeat_due:
-                audit(conn, moment, "skip", "nothing to notify: no new firing alerts and nothing left to repeat "
-                      "(acknowledged, resolved or muted)", group_key=group.key, receiver=group.receiver)
+                trail.append(audit_row(moment, "skip", "nothing to notify: no new firing alerts and nothing left to "
+                                       "repeat (acknowledged, resolved or muted)", group_key=group.key,
+                                       receiver=group.receiver))
             return 0
         window_ok, why = self.window_allows(route, now)
         critical = any(r.severity == "critical" for r in firing) and rt.config.critical_ignores_quiet_hours
         if not window_ok and not critical:
             resume = next_change(lambda t: self.window_allows(route, t)[0], now)
             held = ts(resume) if resume else None
-            conn.execute(alert_groups.update().where(g.key == group.key).values(
-                next_flush_ts=held if new else None, next_repeat_ts=held if repeat_due else group.next_repeat_ts))
-            audit(conn, moment, "defer", f"{why}; held until {resume.isoformat() if resume else 'never (no window ahead)'}",
-                  group_key=group.key, receiver=group.receiver, detail={"alerts": len(firing)})
+            writes.group(group, next_flush_ts=held if new else None,
+                         next_repeat_ts=held if repeat_due else group.next_repeat_ts)
+            trail.append(audit_row(moment, "defer", f"{why}; held until "
+                                   f"{resume.isoformat() if resume else 'never (no window ahead)'}",
+                                   group_key=group.key, receiver=group.receiver, detail={"alerts": len(firing)}))
             return 0
         seq = group.seq + 1
         kind = "alert" if new else "repeat"
@@ -313,20 +366,16 @@ class Dispatcher:
         message = Message(kind=kind, dedup_key=base_key, receiver=group.receiver, alerts=snapshot, total=len(firing),
                           new=len(new), group_key=group.key, group_labels=json.loads(group.labels),
                           public_url=rt.config.public_url)
-        rows_made = self.enqueue(conn, message, now)
-        new_ids = [r.id for r in new]
-        for start in range(0, len(new_ids), 500):
-            conn.execute(update(alert_members).where(and_(alert_members.c.group_key == group.key,
-                                                          alert_members.c.alert_id.in_(new_ids[start:start + 500])))
-                         .values(notified_seq=seq))
-        conn.execute(alert_groups.update().where(g.key == group.key).values(
-            seq=seq, last_notified_ts=moment, next_flush_ts=None,
-            next_repeat_ts=moment + route.repeat_interval.total_seconds()))
+        rows_made = self.enqueue(conn, message, now, writes=writes)
+        writes.notified.extend({"b_key": group.key, "b_alert": r.id, "b_seq": seq} for r in new)
+        writes.group(group, seq=seq, last_notified_ts=moment, next_flush_ts=None,
+                     next_repeat_ts=moment + route.repeat_interval.total_seconds())
         override = " (critical: quiet hours ignored)" if not window_ok else ""
-        audit(conn, moment, "send" if kind == "alert" else "repeat",
-              f"{len(new)} new, {len(firing)} firing in group → {rows_made} outbox row(s){override}",
-              group_key=group.key, receiver=group.receiver,
-              detail={"alert_ids": [r.id for r in ordered[:100]], "total": len(firing), "dedup_key": base_key})
+        trail.append(audit_row(moment, "send" if kind == "alert" else "repeat",
+                               f"{len(new)} new, {len(firing)} firing in group → {rows_made} outbox row(s){override}",
+                               group_key=group.key, receiver=group.receiver,
+                               detail={"alert_ids": [r.id for r in ordered[:100]], "total": len(firing),
+                                       "dedup_key": base_key}))
         return rows_made
 
     def window_allows(self, route: Route, now: datetime) -> tuple[bool, str]:
@@ -342,40 +391,49 @@ class Dispatcher:
 
     # ---- outbox ----------------------------------------------------------------------------------------------
 
-    def enqueue(self, conn: Connection, message: Message, now: datetime, receiver_name: str | None = None) -> int:
-        """One outbox row per channel of the receiver (a rota resolves to the member on duty). Returns rows made."""
+    def enqueue(self, conn: Connection, message: Message, now: datetime, receiver_name: str | None = None,
+                *, writes: _FlushWrites | None = None) -> int:
+        """One outbox row per channel of the receiver (a rota resolves to the member on duty). Returns rows made.
+        With `writes` (a flush pass) the rows and their audit are gathered there and written by the pass."""
         rt = self.runtime()
         moment = ts(now)
+        trail: list[dict[str, Any]] = writes.audit if writes is not None else []
         name = receiver_name or message.receiver
         receiver = rt.receiver(name)
         if receiver is not None and receiver.rota is not None:
             member = resolve_rota(receiver, now)
-            audit(conn, moment, "route", f"rota {name!r} resolves to {member!r} on duty", receiver=name,
-                  group_key=message.group_key)
+            trail.append(audit_row(moment, "route", f"rota {name!r} resolves to {member!r} on duty", receiver=name,
+                                   group_key=message.group_key))
             name = member
             receiver = rt.receiver(member)
+        made: list[dict[str, Any]] = []
         if receiver is None:
-            audit(conn, moment, "fail", f"receiver {name!r} is not configured; notification not sent",
-                  receiver=name, group_key=message.group_key)
-            return 0
-        message.receiver = name
-        made = 0
-        for integration in receiver.integrations():
-            key = f"{message.dedup_key}:{name}:{integration}"
-            exists = conn.execute(select(alert_outbox.c.id).where(alert_outbox.c.dedup_key == key)).first()
-            if exists is not None:
-                audit(conn, moment, "skip", "duplicate notification (same dedup key) not enqueued again",
-                      receiver=name, outbox_id=exists.id)
-                continue
-            conn.execute(alert_outbox.insert().values(dedup_key=key, kind=message.kind, receiver=name,
-                                                      integration=integration, group_key=message.group_key,
-                                                      payload=dumps({**message.payload(), "dedup_key": key}),
-                                                      status="pending", attempts=0, parts_done=0,
-                                                      next_attempt_ts=moment, created_ts=moment))
-            made += 1
+            trail.append(audit_row(moment, "fail", f"receiver {name!r} is not configured; notification not sent",
+                                   receiver=name, group_key=message.group_key))
+        else:
+            message.receiver = name
+            keys = {integration: f"{message.dedup_key}:{name}:{integration}" for integration in receiver.integrations()}
+            existing = {r.dedup_key: r.id for r in conn.execute(_OUTBOX_KEYS, {"keys": list(keys.values())})}
+            payload = message.payload()
+            for integration, key in keys.items():
+                if key in existing:
+                    trail.append(audit_row(moment, "skip", "duplicate notification (same dedup key) not enqueued again",
+                                           receiver=name, outbox_id=existing[key]))
+                    continue
+                made.append({"dedup_key": key, "kind": message.kind, "receiver": name, "integration": integration,
+                             "group_key": message.group_key, "payload": dumps({**payload, "dedup_key": key}),
+                             "status": "pending", "attempts": 0, "parts_done": 0, "next_attempt_ts": moment,
+                             "created_ts": moment, "last_error": None, "sent_ts": None})
+        if writes is not None:
+            writes.outbox.extend(made)
+            return len(made)
+        if made:
+            conn.execute(alert_outbox.insert(), made)
+        if trail:
+            conn.execute(alert_audit.insert(), trail)
         if made:
             self.wake()
-        return made
+        return len(made)
 
     def resume_interrupted(self, now: datetime, alive: Callable[[str], bool] | None = None,
                            keep: set[int] | frozenset[int] = frozenset()) -> int:

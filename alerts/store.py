@@ -6,10 +6,11 @@ Times are stored as UTC epoch seconds (floats): comparisons in SQL stay simple a
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Column, Connection, Float, Index, Integer, String, Table, Text, func, inspect, or_, select, text
+from sqlalchemy import Column, Connection, Float, Index, Integer, String, Table, Text, bindparam, func, inspect, or_, select, text
 
 from core.errors import InputError, NotFound
 from storage.base import StateStore
@@ -228,6 +229,11 @@ def outbox_public(row: Any) -> dict[str, Any]:
             "created_at": from_ts(row.created_ts), "sent_at": from_ts(row.sent_ts)}
 
 
+_ACTIVE_EVENT_ALERTS = (select(alerts).where(alerts.c.event_id == bindparam("event"), alerts.c.kind == "event",
+                                             alerts.c.state.in_(("firing", "acknowledged", "silenced")))
+                        .order_by(alerts.c.id.desc()).limit(bindparam("limit")))
+
+
 class AlertReader:
     """Read-side queries for the API (lists with filters and id cursors)."""
 
@@ -276,6 +282,17 @@ class AlertReader:
                 rows = conn.execute(select(alerts).where(column >= since_ts, column < until_ts)
                                     .order_by(column, alerts.c.id).limit(limit)).all()
                 out[name] = [alert_public(r) for r in rows]
+        return out
+
+    def active_event_alerts(self, event_ids: Iterable[str], limit: int = 150) -> list[dict[str, Any]]:
+        """Event alerts (kind "event") of these events still firing, acknowledged or silenced, newest first, at most
+        `limit` per event. One query per event and no count: the after-store stage asks this for every batch, and an
+        event's item alerts (thousands, in a burst) are skipped by the kind filter in SQL, not read and dropped."""
+        out: list[dict[str, Any]] = []
+        with self.store.read() as conn:
+            for event_id in sorted(set(event_ids)):
+                out.extend(alert_public(r) for r in conn.execute(_ACTIVE_EVENT_ALERTS, {"event": event_id,
+                                                                                       "limit": limit}))
         return out
 
     def audit(self, *, alert_id: int | None = None, decision: str | None = None, receiver: str | None = None,

@@ -2,10 +2,14 @@
 
 Each bench prints one JSON object as its last line of stdout; a bench that fails is recorded with its exit code and
 the tail of its stderr, and the others still run (the exit code is 1 then).
+
+`--quick` runs every bench on a small input (a 2-minute soak, 20,000 stored items, …) to check the whole run works end
+to end in minutes; its RESULTS.md says so, and its figures are not the published ones. `--only a,b` runs some benches.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import platform
 import subprocess
@@ -15,16 +19,43 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+# Small inputs for `--quick` (benches not listed run as they are).
+QUICK: dict[str, list[str]] = {
+    "bench_alert_latency": ["--items", "100"],
+    "bench_analysis": ["--repeat", "1"],
+    "bench_dedup_memory": ["--items", "50000"],
+    "bench_nlp": ["--items", "4000", "--rounds", "1"],
+    "bench_playbooks": ["--orders", "5000"],
+    "bench_push_alerts": ["--seconds", "5", "--drain", "30"],
+    "bench_soak": ["--minutes", "2", "--warmup", "30"],
+    "bench_store": ["--items", "20000", "--rounds", "5", "--idle-seconds", "5"],
+}
 
 
-def run(script: Path) -> dict:
+def run(script: Path, args: list[str] | None = None) -> dict:
     started = time.monotonic()
-    done = subprocess.run([sys.executable, str(script)], cwd=HERE.parent, capture_output=True, text=True)
+    done = subprocess.run([sys.executable, str(script), *(args or [])], cwd=HERE.parent, capture_output=True, text=True)
     seconds = round(time.monotonic() - started, 1)
-    lines = [line for line in done.stdout.splitlines() if line.strip().startswith("{")]
-    if done.returncode != 0 or not lines:
+    result = last_json(done.stdout)
+    if done.returncode != 0 or result is None:
         return {"ok": False, "exit": done.returncode, "seconds": seconds, "stderr": done.stderr[-2000:]}
-    return {"ok": True, "seconds": seconds, "result": json.loads(lines[-1])}
+    return {"ok": True, "seconds": seconds, "result": result}
+
+
+def last_json(stdout: str) -> dict | None:
+    """The bench's JSON: the last stdout line that parses as a JSON object (progress lines may look like one), or
+    the whole output when the bench printed it over several lines (indent)."""
+    for line in reversed(stdout.splitlines()):
+        if line.strip().startswith("{"):
+            try:
+                return json.loads(line)
+            except json.JSONDecodeError:
+                continue
+    try:
+        whole = json.loads(stdout[stdout.index("{"):]) if "{" in stdout else None
+    except json.JSONDecodeError:
+        return None
+    return whole if isinstance(whole, dict) else None
 
 
 def flatten(node: object, prefix: str = "") -> list[tuple[str, object]]:
@@ -36,16 +67,26 @@ def flatten(node: object, prefix: str = "") -> list[tuple[str, object]]:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="small inputs: checks the run, not the published figures")
+    parser.add_argument("--only", help="comma-separated bench names (bench_ingest,bench_soak)")
+    options = parser.parse_args()
+    only = set(options.only.split(",")) if options.only else None
     results = {"machine": {"python": platform.python_version(), "cpus": __import__("os").cpu_count(),
                            "platform": platform.platform()},
-               "at": datetime.now(UTC).isoformat(timespec="seconds"), "benches": {}}
+               "at": datetime.now(UTC).isoformat(timespec="seconds"), "quick": options.quick, "benches": {}}
     for script in sorted(HERE.glob("bench_*.py")):
+        if only is not None and script.stem not in only:
+            continue
         print(f"== {script.name}", file=sys.stderr)  # noqa: T201 - progress
-        results["benches"][script.stem] = run(script)
+        results["benches"][script.stem] = run(script, QUICK.get(script.stem) if options.quick else None)
     (HERE / "results.json").write_text(json.dumps(results, ensure_ascii=False, indent=1) + "\n")
     lines = ["# Benchmark results", "", f"Written by `make bench` at {results['at']} on {results['machine']['cpus']} "
              f"CPUs ({results['machine']['platform']}, Python {results['machine']['python']}); the same figures are "
              "in `bench/results.json`.", ""]
+    if options.quick:
+        lines += ["**Quick run** (`bench/report.py --quick`: small inputs, a 2-minute soak): these figures check that the "
+                  "benches run, they are not the published ones.", ""]
     for name, outcome in results["benches"].items():
         lines += [f"## {name} ({outcome['seconds']} s)", ""]
         if not outcome["ok"]:

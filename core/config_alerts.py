@@ -426,7 +426,10 @@ class AlertsConfig(Strict):
     silence_notice: SilenceNoticeConfig = Field(default_factory=SilenceNoticeConfig)
     retry: RetryConfig = Field(default_factory=RetryConfig)
     poll_interval: Duration = timedelta(seconds=1)  # the dispatcher also wakes at once when an alert is raised
-    send_workers: int = Field(4, ge=1, le=32)  # parallel sends, so one hanging webhook does not hold the others
+    # Parallel sends, so one hanging webhook does not hold the others. A send mostly waits for the receiver (an e-mail
+    # is four SMTP round trips), so parallel sessions set the delivery rate: with 4, a rule firing for every item of a
+    # 250 items/s push fell minutes behind (bench/bench_push_alerts.py); 16 keeps up.
+    send_workers: int = Field(16, ge=1, le=32)
     max_alerts_per_message: int = Field(1000, ge=1, le=100_000)  # snapshot cap in one outbox row; the rest are counted
 
     @model_validator(mode="after")

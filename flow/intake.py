@@ -290,7 +290,9 @@ class StoreStage:
         # One transaction: the items, and the record that their after-store stages are pending (flow/after_store.py),
         # so a crash right after the commit still leaves every stored item's alert rules to be run.
         with self.store.item_write() as conn:
-            results = self.store.upsert(batch.items)
+            # The enrichment's words of each item's text, so the store's full-text index need not cut it again.
+            words = [batch.tokens.get(id(item)) for item in batch.items] if batch.tokens else None
+            results = self.store.upsert(batch.items, words)
             mark_pending(conn, [(r.item_id, r.outcome.value) for r in results
                                 if r.outcome in (UpsertOutcome.inserted, UpsertOutcome.updated)])
         for item, result in zip(batch.items, results, strict=True):

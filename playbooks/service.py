@@ -92,12 +92,8 @@ class PlaybookService:
         event's grade, its still-active event alerts are matched again, so e.g. `major_incident` starts then."""
         if self.alerts is None:
             return []
-        active = []
-        for event_id in sorted(event_ids):
-            for state in ("firing", "acknowledged", "silenced"):
-                rows, _ = self.alerts.reader.list(event_id=event_id, state=state, limit=50)
-                active.extend({**r, "starts_ts": datetime.fromisoformat(r["starts_at"]).timestamp()}
-                              for r in rows if r["kind"] == "event")
+        active = [{**r, "starts_ts": datetime.fromisoformat(r["starts_at"]).timestamp()}
+                  for r in self.alerts.reader.active_event_alerts(event_ids)]
         return self.on_alerts(active) if active else []
 
     def on_alerts(self, raised: list[dict[str, Any]]) -> list[int]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -171,7 +171,10 @@ class ItemText:
 class ItemStore(Protocol):
     """Where normalised items live and are searched."""
 
-    def upsert(self, items: list[Item]) -> list[UpsertResult]: ...
+    def upsert(self, items: list[Item], words: Sequence[Sequence[str] | None] | None = None) -> list[UpsertResult]:
+        """`words[i]`, when given: the words segmentation cut from `items[i].text`, for a backend whose index can
+        reuse them (SQLite's FTS); a backend may ignore them."""
+        ...
 
     def get(self, item_id: int) -> Item: ...
 

@@ -7,16 +7,18 @@ from pathlib import Path
 
 from core.errors import StorageError
 from storage.split import SplitStore
-from storage.sqlite import SqliteStore
+from storage.sqlite import IndexFromWords, SqliteStore
 from storage.state import SqlState, create_state_engine
 
 Segmenter = Callable[[str], list[str]]
 
 
 def open_store(sqlite_path: Path | str, state_url: str | None = None, *, segment: Segmenter,
-               index_segment: Segmenter | None = None, fts: bool = True) -> SqliteStore | SplitStore:
+               index_segment: Segmenter | None = None, index_from_words: IndexFromWords | None = None,
+               fts: bool = True) -> SqliteStore | SplitStore:
     """The items' SQLite store, alone (state in the same file) or paired with the state database at `state_url`."""
-    items = SqliteStore(sqlite_path, segment=segment, index_segment=index_segment, fts=fts)
+    items = SqliteStore(sqlite_path, segment=segment, index_segment=index_segment, index_from_words=index_from_words,
+                        fts=fts)
     if not state_url:
         return items
     try:

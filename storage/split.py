@@ -13,7 +13,7 @@ together it now commits them in an order that loses nothing (see docs/scale-out.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 
@@ -101,8 +101,8 @@ class SplitStore:
 
     # ---- items ---------------------------------------------------------------------------------------------
 
-    def upsert(self, items: list[Item]) -> list[UpsertResult]:
-        return self.items.upsert(items)
+    def upsert(self, items: list[Item], words: Sequence[Sequence[str] | None] | None = None) -> list[UpsertResult]:
+        return self.items.upsert(items, words)
 
     def get(self, item_id: int) -> Item:
         return self.items.get(item_id)

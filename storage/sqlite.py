@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -48,6 +48,7 @@ from storage.state import SqlState, create_sqlite_engine
 logger = logging.getLogger(__name__)
 
 Segmenter = Callable[[str], list[str]]
+IndexFromWords = Callable[[str, str, Sequence[str]], tuple[list[str], list[str]]]
 T = schema.items.c
 FTS = table("items_fts", column("rowid"), column("items_fts"))
 # A `sort=risk` page of a time window holding at most this many items sorts the window (read by the time index)
@@ -70,10 +71,13 @@ class SqliteStore(SqlState):
     items_with_state = True  # the state tables share the items' database and transactions
 
     def __init__(self, path: Path | str, *, segment: Segmenter, index_segment: Segmenter | None = None,
-                 fts: bool = True) -> None:
+                 index_from_words: IndexFromWords | None = None, fts: bool = True) -> None:
         self.path = path
         self.segment = segment
         self.index_segment = index_segment or segment
+        # (title, content, words of the item's text) → the index's title and content tokens, equal to
+        # `index_segment` of each: lets `upsert` index the words enrichment already cut instead of cutting again.
+        self.index_from_words = index_from_words
         self.fts = fts
         try:
             super().__init__(create_sqlite_engine(path), single_writer=True)
@@ -120,11 +124,20 @@ class SqliteStore(SqlState):
             "updated_at": now,
         }
 
-    def _fts_rows(self, pairs: list[tuple[int, Item]]) -> list[tuple[int, str, str]]:
-        return [(fts_key(item.published_at.timestamp(), item_id), " ".join(self.index_segment(item.title)),
-                 " ".join(self.index_segment(item.content))) for item_id, item in pairs]
+    def _fts_rows(self, pairs: list[tuple[int, Item]], words: dict[int, Sequence[str]] | None = None
+                  ) -> list[tuple[int, str, str]]:
+        rows = []
+        for item_id, item in pairs:
+            known = words.get(id(item)) if words and self.index_from_words else None
+            if known is not None:
+                title, content = self.index_from_words(item.title, item.content, known)
+            else:
+                title, content = self.index_segment(item.title), self.index_segment(item.content)
+            rows.append((fts_key(item.published_at.timestamp(), item_id), " ".join(title), " ".join(content)))
+        return rows
 
-    def _index(self, conn: Connection, pairs: list[tuple[int, Item]], replaced: list[tuple[int, Item]] | None = None) -> None:
+    def _index(self, conn: Connection, pairs: list[tuple[int, Item]], replaced: list[tuple[int, Item]] | None = None,
+               words: dict[int, Sequence[str]] | None = None) -> None:
         """Index the items' text; `replaced` are the stored versions they replace (id, item), taken out first.
 
         The index keeps no text (contentless), so taking an entry out needs the text it was made from: the stored
@@ -134,7 +147,8 @@ class SqliteStore(SqlState):
         if replaced:
             conn.exec_driver_sql("INSERT INTO items_fts(items_fts, rowid, title, content) VALUES ('delete', ?, ?, ?)",
                                  self._fts_rows(replaced))
-        conn.exec_driver_sql("INSERT INTO items_fts(rowid, title, content) VALUES (?, ?, ?)", self._fts_rows(pairs))
+        conn.exec_driver_sql("INSERT INTO items_fts(rowid, title, content) VALUES (?, ?, ?)",
+                             self._fts_rows(pairs, words))
 
     def _set_schemes(self, conn: Connection, pairs: list[tuple[int, Item]], replace: bool) -> None:
         if replace and pairs:
@@ -143,16 +157,20 @@ class SqliteStore(SqlState):
         if rows:
             conn.execute(schema.item_schemes.insert(), rows)
 
-    def upsert(self, items: list[Item]) -> list[UpsertResult]:
+    def upsert(self, items: list[Item], words: Sequence[Sequence[str] | None] | None = None) -> list[UpsertResult]:
         """Insert new items, update changed ones by (source, source_id), and drop exact content duplicates.
 
         Works in bulk (one lookup, one executemany per kind) because per-row statements dominate ingest time.
         A duplicate's source and id are kept in `item_duplicates` so reposts still count toward reach.
+        `words[i]`, when given, are the words `segment` cut from `items[i].text`; the full-text index is built from
+        them (with `index_from_words`) instead of segmenting the text again.
         """
         if not items:
             return []
         now = _now()
         rows = [self._row(item, now) for item in items]
+        known_words = ({id(item): w for item, w in zip(items, words, strict=True) if w is not None}
+                       if words is not None else None)
         with self.write() as conn:
             by_key, by_hash = self._lookup(conn, items)
             outcomes: list[UpsertResult | None] = [None] * len(items)
@@ -190,7 +208,7 @@ class SqliteStore(SqlState):
                 for index, new_id in zip(inserts, ids, strict=True):
                     outcomes[index] = UpsertResult(new_id, UpsertOutcome.inserted)
                 pairs = [(outcomes[i].item_id, items[i]) for i in inserts]
-                self._index(conn, pairs)
+                self._index(conn, pairs, words=known_words)
                 self._set_schemes(conn, pairs, replace=False)
                 write_originals(conn, pairs, now, replace=False)
             for index, result in enumerate(outcomes):
@@ -204,7 +222,7 @@ class SqliteStore(SqlState):
                 pairs = [(item_id, items[index]) for index, item_id in updates]
                 old = [(item_id, self._to_item(item_id, by_key[(items[index].source, items[index].source_id)][2]))
                        for index, item_id in updates]
-                self._index(conn, pairs, replaced=old)
+                self._index(conn, pairs, replaced=old, words=known_words)
                 self._set_schemes(conn, pairs, replace=True)
                 write_originals(conn, pairs, now, replace=True)
             self._record_duplicates(conn, dups, now)

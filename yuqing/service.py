@@ -21,7 +21,7 @@ from core.config import Config
 from core.models import IngestReport
 from flow.ingest import Ingestor, StageOrderError, missing_stages
 from flow.writer import IngestGate, IngestWriter, RedriveWorker
-from nlp.search_tokens import index_tokens
+from nlp.search_tokens import index_tokens, index_tokens_from_words
 from nlp.tokenize import segment
 from storage.cluster import ClusterLocks
 from storage.opening import open_store
@@ -35,7 +35,7 @@ def build_service(config: Config, *, db_path: Path | None = None, enrich: bool =
     """Open the store (running migrations), build the one analysis state and the ingest chain, attach the
     extensions; a listed stage an enabled package does not provide is an error here, at start."""
     store = open_store(db_path or config.storage.sqlite_path, config.storage.state_url, segment=segment,
-                       index_segment=index_tokens)
+                       index_segment=index_tokens, index_from_words=index_tokens_from_words)
     cluster = ClusterLocks(store.engine)
     gate = IngestGate(cluster, store)  # reads the ingest mark before the analysis state loads
     state = analysis_state(config, store) if enrich else None

@@ -5,8 +5,10 @@ from __future__ import annotations
 import email
 import email.policy
 
+import pytest
 from aiosmtpd.controller import Controller
 
+from alerts.notify import email as email_notify
 from alerts.notify.base import Message
 from alerts.notify.email import EmailNotifier, email_bytes
 from core.config_alerts import EmailIntegration, SmtpConfig
@@ -42,15 +44,19 @@ def test_assembled_email_parses_without_defects():
     assert "小区停水第0天无人管" in text and "共 200 条预警" in text and "<table" in html
 
 
-def test_connections_are_reused_and_a_dropped_one_is_replaced(smtp_server):
+@pytest.mark.parametrize("probe_after", [0.0, email_notify.PROBE_AFTER_IDLE])
+def test_connections_are_reused_and_a_dropped_one_is_replaced(smtp_server, monkeypatch, probe_after):
+    """A dropped pooled session is found by the RSET probe (idle a while) or by the send itself (used a moment ago);
+    either way the message goes out once, on a fresh connection."""
+    monkeypatch.setattr(email_notify, "PROBE_AFTER_IDLE", probe_after)
     smtp = SmtpConfig(host=smtp_server.host, port=smtp_server.port, sender="yuqing@example.gov.cn", timeout=5)
     notifier = EmailNotifier(EmailIntegration(to=["duty@example.gov.cn"]), smtp, pool_size=2)
     for i in range(5):
         notifier.send(message(1, key=f"k{i}:duty:email"))
     assert len(smtp_server.wait_for(5)) == 5
-    assert notifier.connections_opened == 1  # one session carried all five, RSET between them
+    assert notifier.connections_opened == 1  # one session carried all five
 
-    # The server restarts: the pooled connection is dead; the RSET probe finds out and a fresh one is opened.
+    # The server restarts: the pooled connection is dead; the send finds out and goes out on a fresh connection.
     smtp_server.controller.stop()
     smtp_server.controller = Controller(SinkHandler(smtp_server), hostname=smtp_server.host, port=smtp_server.port)
     smtp_server.controller.start()
