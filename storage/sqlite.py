@@ -12,6 +12,7 @@ from pathlib import Path
 from sqlalchemy import (
     Connection,
     Engine,
+    Row,
     bindparam,
     column,
     create_engine,
@@ -44,6 +45,7 @@ from storage.base import (
 )
 from storage.dialect import upsert
 from storage.fts import FTS_ID_BITS, FTS_ID_MASK, compile_fts, fts_key, fts_second
+from storage.item_rows import FACT_COLUMNS, READ_COLUMNS, item_fact_values, item_from_row
 from storage.originals import read_original, write_originals
 from storage.state import SqlState
 
@@ -100,31 +102,12 @@ class SqliteStore(SqlState):
     def _row(self, item: Item, now: str) -> dict:
         e = item.enrichment
         return {
-            "source": item.source,
-            "channel": item.channel.value,
-            "source_id": item.source_id,
-            "url": item.url,
-            "title": item.title,
-            "content": item.content,
-            "author": item.author,
-            "published_at": item.published_at.isoformat(),
+            **item_fact_values(item),
             "published_ts": item.published_at.timestamp(),
-            "fetched_at": item.fetched_at.isoformat(),
-            "region": item.region,
-            "likes": item.engagement.likes,
-            "reposts": item.engagement.reposts,
-            "comments": item.engagement.comments,
             "has_reply": int(item.reply is not None),
             "content_hash": item.content_hash,
             "signature": item.signature,
-            "topic": e.topic,
-            "emotion": e.emotion,
-            "polarity": e.polarity,
-            "risk_score": e.risk_score,
             "risk_rank": schema.UNSCORED_RISK if e.risk_score is None else e.risk_score,
-            "risk_level": e.risk_level,
-            "event_id": e.event_id,
-            "doc": item.model_dump_json(exclude={"id"}),
             "updated_at": now,
         }
 
@@ -171,8 +154,8 @@ class SqliteStore(SqlState):
             for index, (item, row) in enumerate(zip(items, rows, strict=True)):
                 existing = by_key.get((item.source, item.source_id))
                 if existing is not None:
-                    item_id, _signature, doc = existing
-                    if doc == row["doc"]:
+                    item_id = existing.id
+                    if all(existing._mapping[name] == row[name] for name in FACT_COLUMNS):
                         outcomes[index] = UpsertResult(item_id, UpsertOutcome.unchanged)
                     else:
                         updates.append((index, item_id))
@@ -210,7 +193,7 @@ class SqliteStore(SqlState):
                 for index, item_id in updates:
                     conn.execute(schema.items.update().where(T.id == bindparam("_id")), {**rows[index], "_id": item_id})
                 pairs = [(item_id, items[index]) for index, item_id in updates]
-                old = [(item_id, self._to_item(item_id, by_key[(items[index].source, items[index].source_id)][2]))
+                old = [(item_id, item_from_row(by_key[(items[index].source, items[index].source_id)]))
                        for index, item_id in updates]
                 self._index(conn, pairs, replaced=old)
                 self._set_schemes(conn, pairs, replace=True)
@@ -218,8 +201,9 @@ class SqliteStore(SqlState):
             self._record_duplicates(conn, dups, now)
         return [o for o in outcomes if o is not None]
 
-    def _lookup(self, conn: Connection, items: list[Item]) -> tuple[dict[tuple[str, str], tuple[int, str, str]], dict[str, int]]:
-        by_key: dict[tuple[str, str], tuple[int, str, str]] = {}
+    def _lookup(self, conn: Connection, items: list[Item]) -> tuple[dict[tuple[str, str], Row], dict[str, int]]:
+        """Stored rows (READ_COLUMNS and the signature) by (source, source_id), and stored item id by content hash."""
+        by_key: dict[tuple[str, str], Row] = {}
         by_hash: dict[str, int] = {}
         by_source: dict[str, list[str]] = {}
         for it in items:
@@ -227,9 +211,9 @@ class SqliteStore(SqlState):
         for source, sids in by_source.items():
             for start in range(0, len(sids), 500):
                 chunk = sids[start : start + 500]
-                found = conn.execute(select(T.id, T.source_id, T.signature, T.doc)
+                found = conn.execute(select(*READ_COLUMNS, T.signature)
                                      .where(T.source == source, T.source_id.in_(chunk))).all()
-                by_key.update({(source, r.source_id): (r.id, r.signature, r.doc) for r in found})
+                by_key.update({(source, r.source_id): r for r in found})
         hashes = list({it.content_hash for it in items})
         for start in range(0, len(hashes), 500):
             found = conn.execute(select(T.id, T.content_hash).where(T.content_hash.in_(hashes[start : start + 500]))).all()
@@ -245,17 +229,12 @@ class SqliteStore(SqlState):
                  "doc": item.model_dump_json(exclude={"id", "enrichment"})} for item_id, item in pairs]
         upsert(conn, schema.item_duplicates, rows, keys=["source", "source_id"], update=["doc", "url"])
 
-    def _to_item(self, item_id: int, doc: str) -> Item:
-        item = Item.model_validate_json(doc)
-        item.id = item_id
-        return item
-
     def get(self, item_id: int) -> Item:
         with self.read() as conn:
-            row = conn.execute(select(T.id, T.doc).where(T.id == item_id)).first()
+            row = conn.execute(select(*READ_COLUMNS).where(T.id == item_id)).first()
         if row is None:
             raise NotFound(f"item {item_id} not found")
-        return self._to_item(row.id, row.doc)
+        return item_from_row(row)
 
     def original(self, item_id: int) -> dict | None:
         """The unmasked values PII masking replaced in item `item_id` (field → value: title, content, reply, author,
@@ -345,7 +324,7 @@ class SqliteStore(SqlState):
                 if match is not None and query.sort == "time":
                     rows = self._search_text(conn, match, page_conds, cursor, query.limit + 1)
                 else:
-                    stmt = select(T.id, T.doc, sort_key.label("k")).where(*page_conds)
+                    stmt = select(*READ_COLUMNS, sort_key.label("k")).where(*page_conds)
                     if match is not None:
                         stmt = stmt.where(T.id.in_(select(FTS.c.rowid.op("&")(FTS_ID_MASK))
                                                    .where(FTS.c.items_fts.match(match))))
@@ -357,13 +336,13 @@ class SqliteStore(SqlState):
             raise
         more = len(rows) > query.limit
         rows = rows[: query.limit]
-        data = [self._to_item(r.id, r.doc) for r in rows]
+        data = [item_from_row(r) for r in rows]
         next_cursor = Cursor(query.sort, float(rows[-1].k), rows[-1].id).encode() if more and rows else None
         return Page(data=data, count=min(count, COUNT_CAP), next_cursor=next_cursor, count_exact=count <= COUNT_CAP)
 
     def _text_matches(self, match: str, conds: list):  # noqa: ANN202 - a SQLAlchemy Select
         """Items matching the full-text expression and `conds`, walked newest second first through the index."""
-        return (select(T.id, T.doc, T.published_ts.label("k"), FTS.c.rowid.label("key"))
+        return (select(*READ_COLUMNS, T.published_ts.label("k"), FTS.c.rowid.label("key"))
                 .select_from(FTS.join(schema.items, T.id == FTS.c.rowid.op("&")(FTS_ID_MASK), full=False))
                 .where(FTS.c.items_fts.match(match), *conds))
 
@@ -400,7 +379,7 @@ class SqliteStore(SqlState):
             return {}, {}
         with self.read() as conn:
             by_key, by_hash = self._lookup(conn, items)
-        return {k: (v[0], v[1]) for k, v in by_key.items()}, by_hash
+        return {k: (v.id, v.signature) for k, v in by_key.items()}, by_hash
 
     def record_duplicates(self, pairs: list[tuple[int, Item]]) -> None:
         """Remember that `item` repeats stored item `item_id`, so its reach still counts."""
@@ -414,8 +393,7 @@ class SqliteStore(SqlState):
         moved = 0
         with self.write() as conn:
             for absorbed, target in merged.items():
-                result = conn.execute(schema.items.update().where(T.event_id == absorbed)
-                                      .values(event_id=target, doc=func.json_set(T.doc, "$.enrichment.event_id", target)))
+                result = conn.execute(schema.items.update().where(T.event_id == absorbed).values(event_id=target))
                 moved += result.rowcount
         return moved
 
@@ -504,11 +482,11 @@ class SqliteStore(SqlState):
         last_id = 0
         while True:
             with self.read() as conn:
-                rows = conn.execute(select(T.id, T.doc).where(*window, T.id > last_id)
+                rows = conn.execute(select(*READ_COLUMNS).where(*window, T.id > last_id)
                                     .order_by(T.id).limit(batch_size)).all()
             if not rows:
                 return
-            yield [self._to_item(r.id, r.doc) for r in rows]
+            yield [item_from_row(r) for r in rows]
             last_id = rows[-1].id
 
     def stats(self) -> StoreStats:
