@@ -305,3 +305,24 @@ def test_a_place_alone_never_joins_two_items(tmp_path) -> None:
     first, second = (store.get(i).enrichment.event_id for i in ids)
     assert first != second
     assert get_event(store, first)["issue_id"] != get_event(store, second)["issue_id"]
+
+
+def test_the_analysis_state_reads_events_and_signatures_only_when_a_batch_needs_them(tmp_path) -> None:
+    """A service that only answers reads (no batch yet) never loads the ingest state: its start-up and memory do not
+    grow with the events and near-duplicate signatures stored. The first batch loads them and joins stored events."""
+    from sqlalchemy import event as sa_event
+
+    store = SqliteStore(tmp_path / "e.db", segment=segment)
+    first = _ingestor(store).ingest(raw_records(GRIEVANCE[:1]))
+    store.close()
+    reopened = SqliteStore(tmp_path / "e.db", segment=segment)
+    statements: list[str] = []
+    sa_event.listen(reopened.engine, "before_cursor_execute",
+                    lambda _c, _cur, statement, *_rest: statements.append(statement))
+    ingest = _ingestor(reopened)
+    assert not [s for s in statements if "FROM events" in s or "FROM dedup_signatures" in s]
+    more = ingest.ingest(raw_records(GRIEVANCE[1:2], start=1))
+    assert [s for s in statements if "FROM events" in s] and [s for s in statements if "FROM dedup_signatures" in s]
+    event_id = reopened.get(first.item_ids[0]).enrichment.event_id
+    assert event_id and reopened.get(more.item_ids[0]).enrichment.event_id == event_id
+    reopened.close()
