@@ -54,6 +54,7 @@ logger = logging.getLogger(__name__)
 Segmenter = Callable[[str], list[str]]
 T = schema.items.c
 FTS = table("items_fts", column("rowid"), column("items_fts"))
+FEW_TO_SORT = 2_000  # up to this many matching rows, a page may read them all and sort them (see _walk_index)
 COUNT_CAP = 10_000  # a page's count stops here (then count_exact is False), as Elasticsearch's track_total_hits
 
 
@@ -270,17 +271,22 @@ class SqliteStore(SqlState):
             conn.execute(schema.items.update().where(T.id == bindparam("_id")), {**row, "_id": item_id})
             self._set_schemes(conn, [(item_id, item)], replace=True)
 
-    def _filters(self, query: ItemQuery) -> list:
-        """Conditions on `items` for every filter but the full-text one (see `_search_text`)."""
+    def _filters(self, query: ItemQuery, walk: bool = False) -> list:
+        """Conditions on `items` for every filter but the full-text one (see `_search_text`).
+
+        `walk`: the conditions that narrow by something other than the sort key are written so that no index serves
+        them (`+ 0`), which leaves SQLite only the sort's index to read the page through (see `_narrowed`)."""
         conds = []
+        ts = T.published_ts + 0 if walk and query.sort == "risk" else T.published_ts
+        rank = T.risk_rank + 0 if walk and query.sort == "time" else T.risk_rank
         if query.source:
             conds.append(T.source == query.source)
         if query.channel:
             conds.append(T.channel == str(query.channel))
         if query.since:
-            conds.append(T.published_ts >= query.since.timestamp())
+            conds.append(ts >= query.since.timestamp())
         if query.until:
-            conds.append(T.published_ts < query.until.timestamp())
+            conds.append(ts < query.until.timestamp())
         if query.topic:
             conds.append(T.topic == query.topic)
         if query.emotion:
@@ -288,7 +294,7 @@ class SqliteStore(SqlState):
         if query.risk_level:
             conds.append(T.risk_level == query.risk_level)
         if query.min_risk is not None:
-            conds.append(T.risk_rank >= query.min_risk)
+            conds.append(rank >= query.min_risk)
             if query.min_risk <= schema.UNSCORED_RISK:
                 conds.append(T.risk_score.is_not(None))  # no score never passes
         if query.event_id:
@@ -299,7 +305,7 @@ class SqliteStore(SqlState):
             conds.append(or_(*[T.region.contains(r, autoescape=True) for r in query.within_regions]))
         if query.scheme:
             sub = select(schema.item_schemes.c.item_id).where(schema.item_schemes.c.scheme == query.scheme)
-            conds.append(T.id.in_(sub))
+            conds.append((T.id + 0 if walk else T.id).in_(sub))
         return conds
 
     def search(self, query: ItemQuery) -> Page[Item]:
@@ -316,11 +322,14 @@ class SqliteStore(SqlState):
             match = compile_fts(query.q, self.segment)
         sort_key = T.published_ts if query.sort == "time" else T.risk_rank
         cursor = Cursor.decode(query.cursor, query.sort) if query.cursor else None
-        page_conds = list(conds)
-        if cursor is not None:  # a row value, so the index seeks to the cursor instead of testing every row before it
-            page_conds.append(tuple_(sort_key, T.id) < tuple_(literal(cursor.key), literal(cursor.item_id)))
         try:
             with self.read() as conn:
+                count = self._count(conn, conds, match)
+                narrowed = match is None and self._narrowed(query)
+                walk = narrowed and count > FEW_TO_SORT
+                page_conds = self._filters(query, walk=True) if walk else list(conds)
+                if cursor is not None:  # a row value: the index seeks to the cursor instead of testing every row before it
+                    page_conds.append(tuple_(sort_key, T.id) < tuple_(literal(cursor.key), literal(cursor.item_id)))
                 if match is not None and query.sort == "time":
                     rows = self._search_text(conn, match, page_conds, cursor, query.limit + 1)
                 else:
@@ -328,8 +337,9 @@ class SqliteStore(SqlState):
                     if match is not None:
                         stmt = stmt.where(T.id.in_(select(FTS.c.rowid.op("&")(FTS_ID_MASK))
                                                    .where(FTS.c.items_fts.match(match))))
-                    rows = conn.execute(stmt.order_by(sort_key.desc(), T.id.desc()).limit(query.limit + 1)).all()
-                count = self._count(conn, conds, match)
+                    # a few narrowed rows: read through the narrowing filter's index and sorted (`+ 0`: not the sort's)
+                    order = sort_key + 0 if narrowed and not walk else sort_key
+                    rows = conn.execute(stmt.order_by(order.desc(), T.id.desc()).limit(query.limit + 1)).all()
         except StorageError as exc:
             if "fts5" in str(exc).lower() or "MATCH" in str(exc):
                 raise InputError(f"search query not understood: {exc}") from exc
@@ -339,6 +349,17 @@ class SqliteStore(SqlState):
         data = [item_from_row(r) for r in rows]
         next_cursor = Cursor(query.sort, float(rows[-1].k), rows[-1].id).encode() if more and rows else None
         return Page(data=data, count=min(count, COUNT_CAP), next_cursor=next_cursor, count_exact=count <= COUNT_CAP)
+
+    @staticmethod
+    def _narrowed(query: ItemQuery) -> bool:
+        """Whether a filter narrows the page by something other than its sort key: a time window with the risk sort,
+        a minimum risk with the time sort, a scheme. SQLite then reads every matching row through that filter's
+        index and sorts them, which is right for a few and grows with the data for many. With more than FEW_TO_SORT
+        (the count, read first, says so) the page walks the sort's index instead (`_filters(walk=True)`), paired
+        with an equality filter when there is one, and stops after the page: many matching rows are met early.
+        With fewer, the sort key is hidden from the planner instead, so that it reads them through the filter."""
+        return bool((query.sort == "risk" and (query.since or query.until)) or
+                    (query.sort == "time" and query.min_risk is not None) or query.scheme)
 
     def _text_matches(self, match: str, conds: list):  # noqa: ANN202 - a SQLAlchemy Select
         """Items matching the full-text expression and `conds`, walked newest second first through the index."""
