@@ -4,6 +4,7 @@ the 泰迪杯 2020C problem statement names (ids 360100-360114 of 附件3)."""
 from __future__ import annotations
 
 from collections import Counter
+from datetime import datetime, timedelta
 
 import pandas as pd
 import pytest
@@ -326,3 +327,24 @@ def test_the_analysis_state_reads_events_and_signatures_only_when_a_batch_needs_
     event_id = reopened.get(first.item_ids[0]).enrichment.event_id
     assert event_id and reopened.get(more.item_ids[0]).enrichment.event_id == event_id
     reopened.close()
+
+
+def test_an_event_spans_at_most_max_days_and_reports_past_it_continue_its_issue(tmp_path) -> None:
+    """The same grievance reported every five days for ten weeks never closes (close_days is 14), yet no event spans
+    more than events.max_days (30): later reports start new events of the same issue, so no event grows without
+    bound."""
+    store = SqliteStore(tmp_path / "m.db", segment=segment)
+    ingest = _ingestor(store)
+    texts = [GRIEVANCE[i % 3] for i in range(15)]
+    ids = []
+    for n, (source, text) in enumerate(texts):
+        when = (datetime(2026, 1, 1, 10) + timedelta(days=5 * n)).strftime("%Y-%m-%d %H:%M")
+        ids += ingest.ingest(_dated([(source, text, when)], start=n)).item_ids
+    items = [store.get(i) for i in ids]
+    by_event: dict[str, list] = {}
+    for item in items:
+        by_event.setdefault(item.enrichment.event_id, []).append(item.published_at)
+    assert len(by_event) >= 3
+    assert all(max(times) - min(times) <= timedelta(days=CONFIG.analysis.events.max_days) for times in by_event.values())
+    assert len({get_event(store, event_id)["issue_id"] for event_id in by_event}) == 1
+    store.close()
