@@ -54,7 +54,7 @@ logger = logging.getLogger(__name__)
 Segmenter = Callable[[str], list[str]]
 T = schema.items.c
 FTS = table("items_fts", column("rowid"), column("items_fts"))
-FEW_TO_SORT = 2_000  # up to this many matching rows, a page may read them all and sort them (see _walk_index)
+FEW_TO_SORT = 2_000  # up to this many matching rows, a page may read them all and sort them (see _narrowed)
 COUNT_CAP = 10_000  # a page's count stops here (then count_exact is False), as Elasticsearch's track_total_hits
 
 
@@ -410,7 +410,8 @@ class SqliteStore(SqlState):
             self._record_duplicates(conn, pairs, _now())
 
     def reassign_events(self, merged: Mapping[str, str]) -> int:
-        """Items of each absorbed event now belong to the event that absorbed it: the column and the stored document."""
+        """Items of each absorbed event now belong to the event that absorbed it (the event_id column: the document
+        does not repeat it)."""
         moved = 0
         with self.write() as conn:
             for absorbed, target in merged.items():
