@@ -324,6 +324,13 @@ def _post_keys(index: dict[str, list[str]], keys: Iterable[str], event_id: str) 
                 del posting[: _POSTING_CAP // 2]
 
 
+def _takes(event: EventState, ts: float, close: float, span: float) -> bool:
+    """Whether an item published at `ts` may join `event`: the event is open then (an item within `close` seconds of
+    its items) and would still span at most `span` seconds with it."""
+    return (event.first_seen - close <= ts <= event.last_seen + close
+            and max(ts, event.last_seen) - min(ts, event.first_seen) <= span)
+
+
 class EventClusterer:
     """`join_batch(rows)` → event ids (new or existing), item after item; `events` holds the live state."""
 
@@ -374,6 +381,7 @@ class EventClusterer:
         best, best_sim = None, 0.0
         earlier, earlier_sim = None, 0.0  # the best closed event the item would have joined: its issue continues
         close = cfg.close_days * 86400
+        span = cfg.max_days * 86400
         named: set[str] | tuple = ()
         specific = False  # the item names a site or body found in few events (or none yet)
         for name in names:  # specific names and the latest events naming them
@@ -394,7 +402,7 @@ class EventClusterer:
                 sim = event.cosine(vector)
                 if sim < threshold:
                     continue
-                if event.first_seen - close <= ts <= event.last_seen + close:
+                if _takes(event, ts, close, span):
                     if sim > best_sim:
                         best, best_sim = event, sim
                 elif sim > earlier_sim and _main_names(event) & set(names):
@@ -436,7 +444,7 @@ class EventClusterer:
                 sim -= sum(map(mul, matter_weights, map(get, matter_keys, repeat(0.0)))) / math.sqrt(event._norm2 or 1.0)
             if sim <= best_sim:
                 continue
-            if not event.first_seen - close <= ts <= event.last_seen + close:
+            if not _takes(event, ts, close, span):
                 continue  # closed; without a shared name the text alone does not make it the same issue
             # An event about a named site takes a report naming none only when it is very close.
             if sim >= cfg.strong_threshold:
@@ -553,6 +561,7 @@ class EventClusterer:
         names, self.touched_names = self.touched_names, set()
         threshold = self.config.name_threshold
         close = self.config.close_days * 86400
+        span = self.config.max_days * 86400
         norms: dict[str, float] = {}  # fresh squared norms of centroids compared in this call, by event id
         for name in sorted(names):  # a set's order follows the hash seed: merges must not
             posting = self._index.get(_NAME + name)
@@ -568,7 +577,8 @@ class EventClusterer:
                     other = group[j]
                     if not alive[j] or _centroid_cosine(keep, other, norms) < threshold:
                         continue
-                    if other.first_seen > keep.last_seen + close or keep.first_seen > other.last_seen + close:
+                    if (other.first_seen > keep.last_seen + close or keep.first_seen > other.last_seen + close
+                            or max(keep.last_seen, other.last_seen) - min(keep.first_seen, other.first_seen) > span):
                         if _main_names(keep) & _main_names(other):  # what both are mainly about, not a passing name
                             self._link_issue(keep, other)  # the same grievance at another time: one issue, two events
                         continue

@@ -123,8 +123,9 @@ class AnalysisState:
         self.scanner = TermScanner(self.gazetteer.places, HEAD_WORDS, self.schemes.terms, self.risk.term_categories,
                                    load_matters())
         self.term_count = max(config.keywords.top_k, ITEM_TERMS + 2)
-        self.dedup = NearDuplicateIndex(threshold=config.dedup.threshold, max_entries=config.dedup.max_entries)
-        self.events = EventClusterer(config.events)
+        self._dedup = NearDuplicateIndex(threshold=config.dedup.threshold, max_entries=config.dedup.max_entries)
+        self._events = EventClusterer(config.events)
+        self._unloaded = store is not None  # events and signatures are read from the store by the first batch
         self.dup_counts: Counter[int] = Counter()  # repeats per chain root, for the risk feature
         self._contexts: dict[tuple[int, int, int], RiskContext] = {}  # (repeats, event volume, days) → its RiskContext
         self.known: dict[tuple[str, str], tuple[int | None, str | None, int]] = {}  # memory mode: key → (id, event, eng)
@@ -134,8 +135,26 @@ class AnalysisState:
             from analysis import event_store
 
             event_store.ensure_schema(store)
-            event_store.load(store, self.events, self.dedup)
-            self.events.dirty.clear()
+
+    def _load_from_store(self) -> None:
+        """Rebuild the active events and the near-duplicate index from the store, once, when a batch first needs
+        them: a service that only answers reads never pays their memory or start-up time."""
+        if self._unloaded:
+            from analysis import event_store
+
+            self._unloaded = False
+            event_store.load(self.store, self._events, self._dedup)
+            self._events.dirty.clear()
+
+    @property
+    def events(self) -> EventClusterer:
+        self._load_from_store()
+        return self._events
+
+    @property
+    def dedup(self) -> NearDuplicateIndex:
+        self._load_from_store()
+        return self._dedup
 
     def reload(self) -> None:
         """Rebuild events and the near-duplicate index from the store: another instance ingested since this one last

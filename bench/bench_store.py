@@ -10,7 +10,8 @@ drawn from fixed distributions. No alert rules run, so the service starts with n
 
 Then `yuqing serve` runs on the built database (no crawling, no demo site, the example's alert rules) and another
 process queries GET /api/items with 1 and with 8 clients: p50/p95/p99 ms of each query kind, and errors. The idle
-CPU of the service is sampled over 30 s (/proc), its RSS idle and under load.
+CPU of the service is sampled over 30 s (/proc), its RSS idle and under load; each query kind also reports the
+service's CPU per request (/proc), which other work on the machine does not change, with the load average.
 Run: `.venv/bin/python bench/bench_store.py [--items N] [--db PATH] [--reuse]`; prints JSON.
 """
 
@@ -22,6 +23,7 @@ import os
 import random
 import re
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -177,6 +179,7 @@ def measure(base: str, token: str, clients: int, rounds: int, pid: int) -> tuple
     results: dict[str, dict] = {}
     peak = 0.0
     for name, params in QUERIES.items():
+        cpu_before = proc_cpu_seconds(pid)
         def run(_client: int, params: dict[str, str] = params) -> tuple[list[float], int]:
             times, errors = [], 0
             with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=60) as http:
@@ -191,8 +194,10 @@ def measure(base: str, token: str, clients: int, rounds: int, pid: int) -> tuple
             outcomes = list(pool.map(run, range(clients)))
         peak = max(peak, rss_mb(pid))
         times = [t for ts, _ in outcomes for t in ts]
+        # The service's CPU per request does not depend on what else the machine runs, unlike the latencies.
+        cpu_ms = (proc_cpu_seconds(pid) - cpu_before) * 1000 / len(times)
         results[name] = {"p50": percentile(times, 50), "p95": percentile(times, 95), "p99": percentile(times, 99),
-                         "errors": sum(e for _, e in outcomes)}
+                         "errors": sum(e for _, e in outcomes), "service_cpu_ms": round(cpu_ms, 2)}
     return results, peak
 
 
@@ -231,14 +236,18 @@ def serve_and_measure(db: Path, rounds: int, idle_seconds: float) -> dict[str, o
         idle_cpu = (proc_cpu_seconds(server.pid) - cpu_before) / (time.perf_counter() - wall_before) * 100
         idle_rss = rss_mb(server.pid)
         base = f"http://127.0.0.1:{port}"
+        load_before = os.getloadavg()[0]
         one, peak_one = measure(base, token, 1, rounds, server.pid)
         eight, peak_eight = measure(base, token, 8, max(3, rounds // 4), server.pid)
+        load_after = os.getloadavg()[0]
     finally:
         server.terminate()
         server.wait(timeout=30)
     return {"service_startup_s": round(startup, 1), "idle_cpu_percent": round(idle_cpu, 2),
             "idle_sample_seconds": idle_seconds, "rss_idle_mb": idle_rss,
-            "rss_under_load_mb": max(peak_one, peak_eight), "clients_1": one, "clients_8": eight}
+            "rss_under_load_mb": max(peak_one, peak_eight), "cpus": os.cpu_count(),
+            "load_average_1min": [round(load_before, 1), round(load_after, 1)],  # before and after the queries
+            "clients_1": one, "clients_8": eight}
 
 
 def main() -> None:
@@ -254,8 +263,10 @@ def main() -> None:
     report: dict[str, object] = {"items": args.items, "seed": args.seed, "db": str(db)}
     if not args.reuse:
         report.update(build(db, args.items, args.seed))
+    with sqlite3.connect(db) as conn:  # what is stored (a reused database may hold another number)
+        report["items"] = stored = conn.execute("SELECT count(*) FROM items").fetchone()[0]
     size = sum(p.stat().st_size for p in db.parent.glob(db.name + "*"))
-    report["db_bytes_per_item"] = round(size / args.items)
+    report["db_bytes_per_item"] = round(size / stored)
     report.update(serve_and_measure(db, args.rounds, args.idle_seconds))
     print(json.dumps(report, ensure_ascii=False, indent=1))
 

@@ -121,6 +121,9 @@ class EventsConfig(Strict):
     # an event without a new item for this long is closed; a later report of the same matter starts a new event of
     # the same issue (热点问题)
     close_days: float = Field(14, gt=0)
+    # an event spans at most this long (first to last item): reports that keep coming past it start a new event of
+    # the same issue, so no event grows without bound (nor the per-batch alert-rule totals over its items)
+    max_days: float = Field(30, gt=0)
     max_active: int = Field(200_000, ge=100)
 
 

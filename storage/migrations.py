@@ -10,10 +10,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, inspect, select, text
+from sqlalchemy import Connection, bindparam, inspect, select, text
 
 from storage import schema
 from storage.fts import FTS_KEY_SQL
+from storage.item_rows import READ_COLUMNS, item_doc, item_from_row
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,21 @@ def _core_v6(conn: Connection) -> None:
     # Databases created at v1 by this code already have the column.
     if "holder" not in {c["name"] for c in inspect(conn).get_columns("inbox")}:
         conn.execute(text("ALTER TABLE inbox ADD COLUMN holder VARCHAR(64)"))
+
+
+@register("core", 7, "each fact of an item stored once: the document keeps only what no column holds")
+def _core_v7(conn: Connection) -> None:
+    # Rewritten in id order, a batch at a time, through the same functions that write new rows, so that a re-import
+    # of an unchanged item still compares equal. The freed pages are reused by new items (VACUUM returns them).
+    items = schema.items
+    last_id = 0
+    while True:
+        rows = conn.execute(select(*READ_COLUMNS).where(items.c.id > last_id).order_by(items.c.id).limit(2000)).all()
+        if not rows:
+            return
+        conn.execute(items.update().where(items.c.id == bindparam("_id")).values(doc=bindparam("_doc")),
+                     [{"_id": row.id, "_doc": item_doc(item_from_row(row))} for row in rows])
+        last_id = rows[-1].id
 
 
 def migrate(conn: Connection) -> dict[str, int]:

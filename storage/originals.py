@@ -21,6 +21,7 @@ from sqlalchemy import Column, Connection, ForeignKey, Integer, String, Table, T
 
 from core.models import Item
 from storage import schema
+from storage.item_rows import READ_COLUMNS, item_doc, item_from_row
 from storage.migrations import register
 
 item_originals = Table(
@@ -42,14 +43,13 @@ def _move_extra_raw(conn: Connection) -> None:
     """Items stored before this table kept originals in `extra.raw`, served to everyone: move them here, and
     re-sign the item so a re-crawl of it still compares as unchanged."""
     items = schema.items.c
-    rows = conn.execute(select(items.id, items.doc).where(items.doc.like('%"raw"%'))).all()
+    rows = conn.execute(select(*READ_COLUMNS).where(items.doc.like('%"raw"%'))).all()
     for row in rows:
-        item = Item.model_validate_json(row.doc)
+        item = item_from_row(row)
         raw = item.extra.pop("raw", None)
         if not isinstance(raw, dict):
             continue
-        conn.execute(schema.items.update().where(items.id == row.id).values(
-            doc=item.model_dump_json(exclude={"id"}), signature=item.signature))
+        conn.execute(schema.items.update().where(items.id == row.id).values(doc=item_doc(item), signature=item.signature))
         conn.execute(item_originals.delete().where(item_originals.c.item_id == row.id))
         conn.execute(item_originals.insert().values(item_id=row.id, fields=_dumps(raw), kept_at="migrated"))
 

@@ -8,10 +8,10 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from pathlib import Path
-from types import SimpleNamespace
 
 from sqlalchemy import (
     Connection,
+    Row,
     bindparam,
     column,
     distinct,
@@ -42,6 +42,7 @@ from storage.base import (
 )
 from storage.dialect import upsert
 from storage.fts import FTS_ID_BITS, FTS_ID_MASK, compile_fts, fts_key, fts_second
+from storage.item_rows import FACT_COLUMNS, READ_COLUMNS, item_fact_values, item_from_row
 from storage.originals import read_original, write_originals
 from storage.state import SqlState, create_sqlite_engine
 
@@ -51,9 +52,7 @@ Segmenter = Callable[[str], list[str]]
 IndexFromWords = Callable[[str, str, Sequence[str]], tuple[list[str], list[str]]]
 T = schema.items.c
 FTS = table("items_fts", column("rowid"), column("items_fts"))
-# A `sort=risk` page of a time window holding at most this many items sorts the window (read by the time index)
-# rather than walking the risk index: the walk reads about limit × (all items / window items) rows.
-WINDOW_SORT_MAX = 2_000
+FEW_TO_SORT = 2_000  # up to this many matching rows, a page may read them all and sort them (see _narrowed)
 COUNT_CAP = 10_000  # a page's count stops here (then count_exact is False), as Elasticsearch's track_total_hits
 
 
@@ -96,31 +95,12 @@ class SqliteStore(SqlState):
     def _row(self, item: Item, now: str) -> dict:
         e = item.enrichment
         return {
-            "source": item.source,
-            "channel": item.channel.value,
-            "source_id": item.source_id,
-            "url": item.url,
-            "title": item.title,
-            "content": item.content,
-            "author": item.author,
-            "published_at": item.published_at.isoformat(),
+            **item_fact_values(item),
             "published_ts": item.published_at.timestamp(),
-            "fetched_at": item.fetched_at.isoformat(),
-            "region": item.region,
-            "likes": item.engagement.likes,
-            "reposts": item.engagement.reposts,
-            "comments": item.engagement.comments,
             "has_reply": int(item.reply is not None),
             "content_hash": item.content_hash,
             "signature": item.signature,
-            "topic": e.topic,
-            "emotion": e.emotion,
-            "polarity": e.polarity,
-            "risk_score": e.risk_score,
             "risk_rank": schema.UNSCORED_RISK if e.risk_score is None else e.risk_score,
-            "risk_level": e.risk_level,
-            "event_id": e.event_id,
-            "doc": item.model_dump_json(exclude={"id"}),
             "updated_at": now,
         }
 
@@ -181,8 +161,8 @@ class SqliteStore(SqlState):
             for index, (item, row) in enumerate(zip(items, rows, strict=True)):
                 existing = by_key.get((item.source, item.source_id))
                 if existing is not None:
-                    item_id, _signature, doc = existing
-                    if doc == row["doc"]:
+                    item_id = existing.id
+                    if all(existing._mapping[name] == row[name] for name in FACT_COLUMNS):
                         outcomes[index] = UpsertResult(item_id, UpsertOutcome.unchanged)
                     else:
                         updates.append((index, item_id))
@@ -220,7 +200,7 @@ class SqliteStore(SqlState):
                 for index, item_id in updates:
                     conn.execute(schema.items.update().where(T.id == bindparam("_id")), {**rows[index], "_id": item_id})
                 pairs = [(item_id, items[index]) for index, item_id in updates]
-                old = [(item_id, self._to_item(item_id, by_key[(items[index].source, items[index].source_id)][2]))
+                old = [(item_id, item_from_row(by_key[(items[index].source, items[index].source_id)]))
                        for index, item_id in updates]
                 self._index(conn, pairs, replaced=old, words=known_words)
                 self._set_schemes(conn, pairs, replace=True)
@@ -228,8 +208,9 @@ class SqliteStore(SqlState):
             self._record_duplicates(conn, dups, now)
         return [o for o in outcomes if o is not None]
 
-    def _lookup(self, conn: Connection, items: list[Item]) -> tuple[dict[tuple[str, str], tuple[int, str, str]], dict[str, int]]:
-        by_key: dict[tuple[str, str], tuple[int, str, str]] = {}
+    def _lookup(self, conn: Connection, items: list[Item]) -> tuple[dict[tuple[str, str], Row], dict[str, int]]:
+        """Stored rows (READ_COLUMNS and the signature) by (source, source_id), and stored item id by content hash."""
+        by_key: dict[tuple[str, str], Row] = {}
         by_hash: dict[str, int] = {}
         by_source: dict[str, list[str]] = {}
         for it in items:
@@ -237,9 +218,9 @@ class SqliteStore(SqlState):
         for source, sids in by_source.items():
             for start in range(0, len(sids), 500):
                 chunk = sids[start : start + 500]
-                found = conn.execute(select(T.id, T.source_id, T.signature, T.doc)
+                found = conn.execute(select(*READ_COLUMNS, T.signature)
                                      .where(T.source == source, T.source_id.in_(chunk))).all()
-                by_key.update({(source, r.source_id): (r.id, r.signature, r.doc) for r in found})
+                by_key.update({(source, r.source_id): r for r in found})
         hashes = list({it.content_hash for it in items})
         for start in range(0, len(hashes), 500):
             found = conn.execute(select(T.id, T.content_hash).where(T.content_hash.in_(hashes[start : start + 500]))).all()
@@ -255,17 +236,12 @@ class SqliteStore(SqlState):
                  "doc": item.model_dump_json(exclude={"id", "enrichment"})} for item_id, item in pairs]
         upsert(conn, schema.item_duplicates, rows, keys=["source", "source_id"], update=["doc", "url"])
 
-    def _to_item(self, item_id: int, doc: str) -> Item:
-        item = Item.model_validate_json(doc)
-        item.id = item_id
-        return item
-
     def get(self, item_id: int) -> Item:
         with self.read() as conn:
-            row = conn.execute(select(T.id, T.doc).where(T.id == item_id)).first()
+            row = conn.execute(select(*READ_COLUMNS).where(T.id == item_id)).first()
         if row is None:
             raise NotFound(f"item {item_id} not found")
-        return self._to_item(row.id, row.doc)
+        return item_from_row(row)
 
     def original(self, item_id: int) -> dict | None:
         """The unmasked values PII masking replaced in item `item_id` (field → value: title, content, reply, author,
@@ -301,17 +277,22 @@ class SqliteStore(SqlState):
             conn.execute(schema.items.update().where(T.id == bindparam("_id")), {**row, "_id": item_id})
             self._set_schemes(conn, [(item_id, item)], replace=True)
 
-    def _filters(self, query: ItemQuery) -> list:
-        """Conditions on `items` for every filter but the full-text one (see `_search_text`)."""
+    def _filters(self, query: ItemQuery, walk: bool = False) -> list:
+        """Conditions on `items` for every filter but the full-text one (see `_search_text`).
+
+        `walk`: the conditions that narrow by something other than the sort key are written so that no index serves
+        them (`+ 0`), which leaves SQLite only the sort's index to read the page through (see `_narrowed`)."""
         conds = []
+        ts = T.published_ts + 0 if walk and query.sort == "risk" else T.published_ts
+        rank = T.risk_rank + 0 if walk and query.sort == "time" else T.risk_rank
         if query.source:
             conds.append(T.source == query.source)
         if query.channel:
             conds.append(T.channel == str(query.channel))
         if query.since:
-            conds.append(T.published_ts >= query.since.timestamp())
+            conds.append(ts >= query.since.timestamp())
         if query.until:
-            conds.append(T.published_ts < query.until.timestamp())
+            conds.append(ts < query.until.timestamp())
         if query.topic:
             conds.append(T.topic == query.topic)
         if query.emotion:
@@ -319,7 +300,7 @@ class SqliteStore(SqlState):
         if query.risk_level:
             conds.append(T.risk_level == query.risk_level)
         if query.min_risk is not None:
-            conds.append(T.risk_rank >= query.min_risk)
+            conds.append(rank >= query.min_risk)
             if query.min_risk <= schema.UNSCORED_RISK:
                 conds.append(T.risk_score.is_not(None))  # no score never passes
         if query.event_id:
@@ -330,7 +311,7 @@ class SqliteStore(SqlState):
             conds.append(or_(*[T.region.contains(r, autoescape=True) for r in query.within_regions]))
         if query.scheme:
             sub = select(schema.item_schemes.c.item_id).where(schema.item_schemes.c.scheme == query.scheme)
-            conds.append(T.id.in_(sub))
+            conds.append((T.id + 0 if walk else T.id).in_(sub))
         return conds
 
     def search(self, query: ItemQuery) -> Page[Item]:
@@ -347,48 +328,48 @@ class SqliteStore(SqlState):
             match = compile_fts(query.q, self.segment)
         sort_key = T.published_ts if query.sort == "time" else T.risk_rank
         cursor = Cursor.decode(query.cursor, query.sort) if query.cursor else None
-        page_conds = list(conds)
-        if cursor is not None:  # a row value, so the index seeks to the cursor instead of testing every row before it
-            page_conds.append(tuple_(sort_key, T.id) < tuple_(literal(cursor.key), literal(cursor.item_id)))
         try:
             with self.read() as conn:
-                window = query.sort == "risk" and match is None and query.since is not None
-                count = self._count(conn, conds, match) if window else None
+                count = self._count(conn, conds, match)
+                narrowed = match is None and self._narrowed(query)
+                walk = narrowed and count > FEW_TO_SORT
+                page_conds = self._filters(query, walk=True) if walk else list(conds)
+                if cursor is not None:  # a row value: the index seeks to the cursor instead of testing every row before it
+                    page_conds.append(tuple_(sort_key, T.id) < tuple_(literal(cursor.key), literal(cursor.item_id)))
                 if match is not None and query.sort == "time":
                     rows = self._search_text(conn, match, page_conds, cursor, query.limit + 1)
-                elif window and count is not None and count <= WINDOW_SORT_MAX:
-                    rows = self._riskiest_in_window(conn, page_conds, query.limit + 1)
                 else:
-                    stmt = select(T.id, T.doc, sort_key.label("k")).where(*page_conds)
+                    stmt = select(*READ_COLUMNS, sort_key.label("k")).where(*page_conds)
                     if match is not None:
                         stmt = stmt.where(T.id.in_(select(FTS.c.rowid.op("&")(FTS_ID_MASK))
                                                    .where(FTS.c.items_fts.match(match))))
-                    rows = conn.execute(stmt.order_by(sort_key.desc(), T.id.desc()).limit(query.limit + 1)).all()
-                if count is None:
-                    count = self._count(conn, conds, match)
+                    # a few narrowed rows: read through the narrowing filter's index and sorted (`+ 0`: not the sort's)
+                    order = sort_key + 0 if narrowed and not walk else sort_key
+                    rows = conn.execute(stmt.order_by(order.desc(), T.id.desc()).limit(query.limit + 1)).all()
         except StorageError as exc:
             if "fts5" in str(exc).lower() or "MATCH" in str(exc):
                 raise InputError(f"search query not understood: {exc}") from exc
             raise
         more = len(rows) > query.limit
         rows = rows[: query.limit]
-        data = [self._to_item(r.id, r.doc) for r in rows]
+        data = [item_from_row(r) for r in rows]
         next_cursor = Cursor(query.sort, float(rows[-1].k), rows[-1].id).encode() if more and rows else None
         return Page(data=data, count=min(count, COUNT_CAP), next_cursor=next_cursor, count_exact=count <= COUNT_CAP)
 
-    def _riskiest_in_window(self, conn: Connection, conds: list, want: int) -> list:
-        """The riskiest items of a small time window (the feed's "risky now"): read the window through the time index
-        and sort it, instead of walking the risk index past every older item until the window's ones turn up (a
-        quiet week after years of imported history is a walk over nearly every row). `risk_rank + 0` keeps SQLite
-        from ordering by the risk index; the documents are read for the page's rows only."""
-        keyed = conn.execute(select(T.id, T.risk_rank.label("k")).where(*conds)
-                             .order_by((T.risk_rank + 0).desc(), T.id.desc()).limit(want)).all()
-        docs = dict(conn.execute(select(T.id, T.doc).where(T.id.in_([r.id for r in keyed]))).all()) if keyed else {}
-        return [SimpleNamespace(id=r.id, doc=docs[r.id], k=r.k) for r in keyed]
+    @staticmethod
+    def _narrowed(query: ItemQuery) -> bool:
+        """Whether a filter narrows the page by something other than its sort key: a time window with the risk sort,
+        a minimum risk with the time sort, a scheme. SQLite then reads every matching row through that filter's
+        index and sorts them, which is right for a few and grows with the data for many. With more than FEW_TO_SORT
+        (the count, read first, says so) the page walks the sort's index instead (`_filters(walk=True)`), paired
+        with an equality filter when there is one, and stops after the page: many matching rows are met early.
+        With fewer, the sort key is hidden from the planner instead, so that it reads them through the filter."""
+        return bool((query.sort == "risk" and (query.since or query.until)) or
+                    (query.sort == "time" and query.min_risk is not None) or query.scheme)
 
     def _text_matches(self, match: str, conds: list):  # noqa: ANN202 - a SQLAlchemy Select
         """Items matching the full-text expression and `conds`, walked newest second first through the index."""
-        return (select(T.id, T.doc, T.published_ts.label("k"), FTS.c.rowid.label("key"))
+        return (select(*READ_COLUMNS, T.published_ts.label("k"), FTS.c.rowid.label("key"))
                 .select_from(FTS.join(schema.items, T.id == FTS.c.rowid.op("&")(FTS_ID_MASK), full=False))
                 .where(FTS.c.items_fts.match(match), *conds))
 
@@ -425,7 +406,7 @@ class SqliteStore(SqlState):
             return {}, {}
         with self.read() as conn:
             by_key, by_hash = self._lookup(conn, items)
-        return {k: (v[0], v[1]) for k, v in by_key.items()}, by_hash
+        return {k: (v.id, v.signature) for k, v in by_key.items()}, by_hash
 
     def record_duplicates(self, pairs: list[tuple[int, Item]]) -> None:
         """Remember that `item` repeats stored item `item_id`, so its reach still counts."""
@@ -435,12 +416,12 @@ class SqliteStore(SqlState):
             self._record_duplicates(conn, pairs, _now())
 
     def reassign_events(self, merged: Mapping[str, str]) -> int:
-        """Items of each absorbed event now belong to the event that absorbed it: the column and the stored document."""
+        """Items of each absorbed event now belong to the event that absorbed it (the event_id column: the document
+        does not repeat it)."""
         moved = 0
         with self.write() as conn:
             for absorbed, target in merged.items():
-                result = conn.execute(schema.items.update().where(T.event_id == absorbed)
-                                      .values(event_id=target, doc=func.json_set(T.doc, "$.enrichment.event_id", target)))
+                result = conn.execute(schema.items.update().where(T.event_id == absorbed).values(event_id=target))
                 moved += result.rowcount
         return moved
 
@@ -533,11 +514,11 @@ class SqliteStore(SqlState):
         last_id = 0
         while True:
             with self.read() as conn:
-                rows = conn.execute(select(T.id, T.doc).where(*window, T.id > last_id)
+                rows = conn.execute(select(*READ_COLUMNS).where(*window, T.id > last_id)
                                     .order_by(T.id).limit(batch_size)).all()
             if not rows:
                 return
-            yield [self._to_item(r.id, r.doc) for r in rows]
+            yield [item_from_row(r) for r in rows]
             last_id = rows[-1].id
 
     def stats(self) -> StoreStats:

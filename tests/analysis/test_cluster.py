@@ -4,6 +4,7 @@ the 泰迪杯 2020C problem statement names (ids 360100-360114 of 附件3)."""
 from __future__ import annotations
 
 from collections import Counter
+from datetime import datetime, timedelta
 
 import pandas as pd
 import pytest
@@ -305,3 +306,45 @@ def test_a_place_alone_never_joins_two_items(tmp_path) -> None:
     first, second = (store.get(i).enrichment.event_id for i in ids)
     assert first != second
     assert get_event(store, first)["issue_id"] != get_event(store, second)["issue_id"]
+
+
+def test_the_analysis_state_reads_events_and_signatures_only_when_a_batch_needs_them(tmp_path) -> None:
+    """A service that only answers reads (no batch yet) never loads the ingest state: its start-up and memory do not
+    grow with the events and near-duplicate signatures stored. The first batch loads them and joins stored events."""
+    from sqlalchemy import event as sa_event
+
+    store = SqliteStore(tmp_path / "e.db", segment=segment)
+    first = _ingestor(store).ingest(raw_records(GRIEVANCE[:1]))
+    store.close()
+    reopened = SqliteStore(tmp_path / "e.db", segment=segment)
+    statements: list[str] = []
+    sa_event.listen(reopened.engine, "before_cursor_execute",
+                    lambda _c, _cur, statement, *_rest: statements.append(statement))
+    ingest = _ingestor(reopened)
+    assert not [s for s in statements if "FROM events" in s or "FROM dedup_signatures" in s]
+    more = ingest.ingest(raw_records(GRIEVANCE[1:2], start=1))
+    assert [s for s in statements if "FROM events" in s] and [s for s in statements if "FROM dedup_signatures" in s]
+    event_id = reopened.get(first.item_ids[0]).enrichment.event_id
+    assert event_id and reopened.get(more.item_ids[0]).enrichment.event_id == event_id
+    reopened.close()
+
+
+def test_an_event_spans_at_most_max_days_and_reports_past_it_continue_its_issue(tmp_path) -> None:
+    """The same grievance reported every five days for ten weeks never closes (close_days is 14), yet no event spans
+    more than events.max_days (30): later reports start new events of the same issue, so no event grows without
+    bound."""
+    store = SqliteStore(tmp_path / "m.db", segment=segment)
+    ingest = _ingestor(store)
+    texts = [GRIEVANCE[i % 3] for i in range(15)]
+    ids = []
+    for n, (source, text) in enumerate(texts):
+        when = (datetime(2026, 1, 1, 10) + timedelta(days=5 * n)).strftime("%Y-%m-%d %H:%M")
+        ids += ingest.ingest(_dated([(source, text, when)], start=n)).item_ids
+    items = [store.get(i) for i in ids]
+    by_event: dict[str, list] = {}
+    for item in items:
+        by_event.setdefault(item.enrichment.event_id, []).append(item.published_at)
+    assert len(by_event) >= 3
+    assert all(max(times) - min(times) <= timedelta(days=CONFIG.analysis.events.max_days) for times in by_event.values())
+    assert len({get_event(store, event_id)["issue_id"] for event_id in by_event}) == 1
+    store.close()

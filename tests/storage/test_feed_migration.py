@@ -4,6 +4,7 @@ as that code stored it."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import sqlite3
 from pathlib import Path
@@ -53,3 +54,26 @@ def test_a_v3_database_migrates_and_answers_as_before(tmp_path: Path) -> None:
     assert not {"ix_items_risk", "ix_items_event"} & indexes
     assert ranks[item_ids["5"]] == -1.0 and ranks[item_ids["4"]] == 80.0
     assert "content=''" in fts_sql  # the index keeps no copy of the text
+
+
+def test_v7_stores_each_fact_once_and_items_read_as_before(tmp_path: Path) -> None:
+    """core v7: the document keeps only what no column holds; every item reads back equal to what the old document
+    said, and importing it again is `unchanged` (the rewritten document compares like a newly written one)."""
+    path = tmp_path / "v3.db"
+    shutil.copy(FIXTURE, path)
+    with sqlite3.connect(path) as conn:
+        before = {row[0]: Item.model_validate_json(row[1]).model_copy(update={"id": row[0]})
+                  for row in conn.execute("SELECT id, doc FROM items")}
+    store = SqliteStore(path, segment=segment, index_segment=index_tokens)
+    try:
+        assert store.versions["core"] >= 7
+        after = {item_id: store.get(item_id) for item_id in before}
+        assert after == before
+        again = [item.model_copy(update={"id": None}) for item in before.values()]
+        assert {r.outcome for r in store.upsert(again)} == {UpsertOutcome.unchanged}
+    finally:
+        store.close()
+    with sqlite3.connect(path) as conn:
+        docs = [row[0] for row in conn.execute("SELECT doc FROM items")]
+    for doc in docs:
+        assert not {"title", "content", "source", "published_at"} & set(json.loads(doc)), doc

@@ -6,18 +6,19 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
 import pytest
 from sqlalchemy import event
 
-from core.models import SHANGHAI, Item
+from core.models import SHANGHAI
 from nlp.search_tokens import index_tokens
 from nlp.tokenize import segment
 from storage.base import ItemQuery
 from storage.fts import FTS_KEY_SQL
-from storage.sqlite import COUNT_CAP, SqliteStore
+from storage.sqlite import COUNT_CAP, FEW_TO_SORT, SqliteStore
 
 ITEMS = 100_000
 START_TS = 1_760_000_000.0
@@ -29,9 +30,7 @@ def big_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SqliteStore]
     """100,000 synthetic rows written in two statements (the plans, not the texts, are under test); times do not
     follow ids, one item in ten has no risk score."""
     store = SqliteStore(Path(tmp_path_factory.mktemp("plans")) / "big.db", segment=segment, index_segment=index_tokens)
-    moment = datetime(2026, 1, 1, tzinfo=SHANGHAI)
-    doc = Item(source="board_a", channel="board", source_id="x", title="小区停水", content="小区停水三天",
-               published_at=moment, fetched_at=moment).model_dump_json(exclude={"id"})
+    moment = datetime(2026, 1, 1, tzinfo=SHANGHAI).isoformat()
     with store.write() as conn:
         conn.exec_driver_sql("PRAGMA cache_size = -262144")  # 256 MB for this build: 17 indexes fill in random order
         conn.exec_driver_sql(f"""
@@ -45,15 +44,18 @@ def big_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SqliteStore]
                    CASE WHEN i % 97 >= 80 THEN 'I' WHEN i % 97 >= 60 THEN 'II' ELSE 'III' END,
                    'source' || (i % 12), CASE i % 5 WHEN 0 THEN 'weibo' WHEN 1 THEN 'wechat' WHEN 2 THEN 'hotline'
                    WHEN 3 THEN 'mailbox' ELSE 'board' END, 'topic' || (i % 7), 'emotion' || (i % 6),
-                   'region' || (i % 30), 'ev' || (i % 5000), 'sid' || i, 'hash' || i, 'sig' || i, '2026-01-01', '',
-                   '', '', '', '', ?, 0, 0, 0, 0
-            FROM n""", (doc,))
+                   'region' || (i % 30), 'ev' || (i % 5000), 'sid' || i, 'hash' || i, 'sig' || i,
+                   strftime('%Y-%m-%dT%H:%M:%S+00:00', {START_TS} + (i * 7919 % {ITEMS}) * {SPAN / ITEMS}, 'unixepoch'), :moment,
+                   :moment, :moment, '小区停水', '小区停水三天', '{{}}', 0, 0, 0, 0
+            FROM n""", {"moment": moment})
         conn.exec_driver_sql(f"""
             INSERT INTO items_fts (rowid, title, content)
             SELECT {FTS_KEY_SQL}, CASE WHEN id % 3 = 0 THEN '小区 停水' ELSE '路灯 维修' END,
                    (CASE WHEN id % 5 < 2 THEN '小区 ' ELSE '' END) || (CASE WHEN id % 4 = 1 THEN '噪音 扰民 ' ELSE '' END)
                    || (CASE WHEN id % 7 = 2 THEN '物业 停水 ' ELSE '' END) || '投诉 问题'
             FROM items""")
+        conn.exec_driver_sql("INSERT INTO item_schemes (item_id, scheme) SELECT id, 'common' FROM items WHERE id % 4 = 0 "
+                             "UNION ALL SELECT id, 'rare' FROM items WHERE id % 1000 = 0")
         conn.exec_driver_sql("PRAGMA cache_size = -2000")  # the pooled connection goes back with SQLite's default
     yield store
     store.close()
@@ -81,13 +83,14 @@ def plans_of(store: SqliteStore, query: ItemQuery) -> tuple[list[tuple[str, list
 
 
 def assert_indexed(plans: list[tuple[str, list[str]]], index_prefix: str | None) -> None:
-    """No full scan of items, no sort after the fact; the page query (the first) reads through `index_prefix`."""
+    """No full scan of items, no sort after the fact; the page query reads through `index_prefix`."""
     for statement, plan in plans:
         for step in plan:
             assert not re.fullmatch(r"SCAN items( .*)?", step) or "USING" in step, (step, statement)
             assert "USE TEMP B-TREE" not in step, (step, statement)
     if index_prefix:
-        assert any(index_prefix in step for step in plans[0][1]), plans[0]
+        page = next(p for p in plans if not p[0].lstrip().startswith("SELECT count"))  # the page, not its count
+        assert any(index_prefix in step for step in page[1]), page
 
 
 FILTERS = {"channel": "weibo", "source": "source3", "topic": "topic2", "risk_level": "I", "emotion": "emotion1",
@@ -154,25 +157,40 @@ def test_full_text_pages_follow_the_feed_order(big_store: SqliteStore) -> None:
     assert len(expected) > 1000 and walked == expected
 
 
-def test_risky_now_sorts_a_small_window_instead_of_walking_the_risk_index(big_store: SqliteStore) -> None:
-    """`since` + `sort=risk` (the feed's default): a window of at most WINDOW_SORT_MAX items is read through the time
-    index and sorted, so a quiet recent week costs its own rows, not a walk over all history; same page as the walk."""
-    from datetime import UTC, datetime
+def _moment(offset_seconds: float) -> datetime:
+    return datetime.fromtimestamp(START_TS + offset_seconds, tz=SHANGHAI)
 
-    from storage.sqlite import WINDOW_SORT_MAX
 
-    with big_store.read() as conn:
-        cutoffs = [r[0] for r in conn.exec_driver_sql("SELECT published_ts FROM items ORDER BY published_ts DESC LIMIT ?",
-                                                       (WINDOW_SORT_MAX + 1,))]
-    since = datetime.fromtimestamp(cutoffs[WINDOW_SORT_MAX // 2], UTC)
-    plans, page = plans_of(big_store, ItemQuery(since=since, sort="risk", limit=20))
-    assert "ix_items_time" in " ".join(plans[1][1]) and page.count == WINDOW_SORT_MAX // 2 + 1
-    with big_store.read() as conn:
-        expected = [r[0] for r in conn.exec_driver_sql(
-            "SELECT id FROM items WHERE published_ts >= ? ORDER BY risk_rank DESC, id DESC LIMIT 40", (since.timestamp(),))]
-    following = big_store.search(ItemQuery(since=since, sort="risk", limit=20, cursor=page.next_cursor))
-    assert [i.id for i in page.data + following.data] == expected
-    empty_plans, empty = plans_of(big_store, ItemQuery(since=datetime(2100, 1, 1, tzinfo=UTC), sort="risk"))
-    assert empty.data == [] and "ix_items_risk_rank" not in " ".join(step for _, plan in empty_plans for step in plan)
-    wide, _ = plans_of(big_store, ItemQuery(since=datetime.fromtimestamp(cutoffs[-1] - 86400 * 365, UTC), sort="risk"))
-    assert_indexed(wide[1:], "ix_items_risk_rank")  # a large window: the walk finds its page at once
+# Filters that narrow by something other than the sort key: many matching rows are walked in the sort's index (no
+# sort of all of them); a few (FEW_TO_SORT or less) may be read through the narrowing index and sorted.
+@pytest.mark.parametrize(("query", "walked"), [
+    (ItemQuery(since=_moment(0), until=_moment(SPAN / 2), sort="risk"), "ix_items_risk_rank"),
+    (ItemQuery(since=_moment(SPAN / 3), sort="risk", channel="weibo"), "ix_items_channel_risk"),
+    (ItemQuery(min_risk=50), "ix_items_time"),
+    (ItemQuery(min_risk=50, topic="topic2"), "ix_items_topic_time"),
+    (ItemQuery(scheme="common"), "ix_items_time"),
+    (ItemQuery(scheme="common", sort="risk"), "ix_items_risk_rank"),
+])
+def test_a_narrowing_filter_with_many_rows_walks_the_sort_index(big_store: SqliteStore, query: ItemQuery,
+                                                                 walked: str) -> None:
+    plans, page = plans_of(big_store, replace(query, limit=10))
+    assert len(page.data) == 10 and page.count > FEW_TO_SORT
+    assert_indexed(plans, walked)
+    following, more = plans_of(big_store, replace(query, limit=10, cursor=page.next_cursor))
+    assert_indexed(following, walked)
+    keys = [(i.enrichment.risk_score or -1, i.id) if query.sort == "risk" else (i.published_at, i.id)
+            for i in page.data + more.data]
+    assert keys == sorted(keys, reverse=True)
+
+
+@pytest.mark.parametrize("query", [
+    ItemQuery(since=_moment(1000), until=_moment(1000 + 3600), sort="risk"),  # one hour: ~50 rows
+    ItemQuery(min_risk=95.5),  # one score in 97
+    ItemQuery(scheme="rare"),
+    ItemQuery(scheme="rare", sort="risk"),
+])
+def test_a_narrowing_filter_with_few_rows_reads_them_through_its_index(big_store: SqliteStore, query: ItemQuery) -> None:
+    plans, page = plans_of(big_store, query)
+    assert page.data and page.count <= FEW_TO_SORT
+    for statement, plan in plans:
+        assert not any(re.fullmatch(r"SCAN items( .*)?", step) for step in plan), (plan, statement)
