@@ -17,6 +17,7 @@ from core.config_base import Strict
 from core.config_crawl import CrawlingConfig, CrawlSpec, DemoSiteConfig
 from core.config_nlp import NlpConfig
 from core.config_playbooks import CalendarConfig, PlaybooksConfig
+from core.config_storage import ElasticsearchConfig
 from core.errors import ConfigError, SourceError
 from core.models import Channel
 
@@ -27,8 +28,18 @@ class ServerConfig(Strict):
 
 
 class StorageConfig(Strict):
-    backend: Literal["sqlite"] = "sqlite"
+    """Items in the embedded SQLite file (default) or on Elasticsearch; with `elasticsearch` the relational state
+    (inbox, quarantine, alerts, events, …) stays in SQL."""
+
+    backend: Literal["sqlite", "elasticsearch"] = "sqlite"
     sqlite_path: Path = Path("var/yuqing.db")
+    elasticsearch: ElasticsearchConfig | None = None
+
+    @model_validator(mode="after")
+    def _backend_settings(self) -> StorageConfig:
+        if self.backend == "elasticsearch" and self.elasticsearch is None:
+            raise ValueError("backend elasticsearch needs storage.elasticsearch (at least its url)")
+        return self
 
 
 class IngestConfig(Strict):

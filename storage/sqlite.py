@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -26,7 +25,7 @@ from sqlalchemy import (
 )
 
 from core.errors import InputError, NotFound, StorageError
-from core.models import Enrichment, Item, QuarantineRecord, RawRecord
+from core.models import Enrichment, Item
 from storage import schema
 from storage.base import (
     Cursor,
@@ -45,6 +44,7 @@ from storage.base import (
 from storage.dialect import upsert
 from storage.fts import FTS_ID_BITS, FTS_ID_MASK, compile_fts, fts_key, fts_second
 from storage.originals import read_original, write_originals
+from storage.records import SqlRecords
 from storage.state import SqlState
 
 logger = logging.getLogger(__name__)
@@ -77,7 +77,7 @@ def create_sqlite_engine(path: Path | str) -> Engine:
     return engine
 
 
-class SqliteStore(SqlState):
+class SqliteStore(SqlRecords, SqlState):
     """Items, quarantine and inbox in one SQLite file, with the relational state of the other components.
 
     Writes are serialised by a lock (as Datasette's single writer thread) because SQLite allows one writer;
@@ -515,87 +515,5 @@ class SqliteStore(SqlState):
         with self.read() as conn:
             by_channel = dict(conn.execute(select(T.channel, func.count()).group_by(T.channel)).all())
             by_source = dict(conn.execute(select(T.source, func.count()).group_by(T.source)).all())
-            quarantined = conn.execute(select(func.count()).select_from(schema.quarantine)).scalar_one()
+            quarantined = self.quarantined_count(conn)
         return StoreStats(items=sum(by_channel.values()), by_channel=by_channel, by_source=by_source, quarantined=quarantined)
-
-    # ---- quarantine ----------------------------------------------------------------------------------------
-
-    def quarantine(self, records: list[QuarantineRecord]) -> None:
-        """Keep rejected input; the same payload rejected again is counted, not stored twice."""
-        if not records:
-            return
-        q = schema.quarantine
-        now = _now()
-        with self.write() as conn:
-            for r in records:
-                payload = r.payload if isinstance(r.payload, str) else json.dumps(r.payload, ensure_ascii=False, default=str)
-                digest = hashlib.sha1(f"{r.stage}\n{r.reason}\n{payload}".encode()).hexdigest()
-                seen = conn.execute(select(q.c.id).where(q.c.source == r.source, q.c.payload_hash == digest)).first()
-                if seen is not None:
-                    conn.execute(q.update().where(q.c.id == seen.id).values(times_seen=q.c.times_seen + 1, last_seen_at=now))
-                    continue
-                conn.execute(q.insert().values(source=r.source, stage=r.stage, reason=r.reason, payload=payload,
-                                               payload_hash=digest, origin=r.origin,
-                                               created_at=r.created_at.isoformat(), last_seen_at=now, times_seen=1))
-
-    def list_quarantine(self, source: str | None = None, limit: int = 50, cursor: str | None = None) -> Page[QuarantineRecord]:
-        if not 1 <= limit <= 500:
-            raise InputError("limit must be between 1 and 500")
-        q = schema.quarantine
-        conds = [q.c.source == source] if source else []
-        page_conds = list(conds)
-        if cursor:
-            page_conds.append(q.c.id < Cursor.decode(cursor, "id").item_id)
-        with self.read() as conn:
-            rows = conn.execute(select(q).where(*page_conds).order_by(q.c.id.desc()).limit(limit + 1)).all()
-            count = conn.execute(select(func.count()).select_from(q).where(*conds)).scalar_one()
-        more = len(rows) > limit
-        rows = rows[:limit]
-        data = []
-        for r in rows:
-            try:
-                payload = json.loads(r.payload)
-            except ValueError:
-                payload = r.payload
-            data.append(QuarantineRecord(id=r.id, source=r.source, stage=r.stage, reason=r.reason, payload=payload,
-                                         origin=r.origin, created_at=datetime.fromisoformat(r.created_at),
-                                         times_seen=r.times_seen))
-        next_cursor = Cursor("id", 0, rows[-1].id).encode() if more and rows else None
-        return Page(data=data, count=count, next_cursor=next_cursor)
-
-    # ---- inbox ---------------------------------------------------------------------------------------------
-
-    def put(self, records: list[RawRecord]) -> list[int]:
-        """Keep the records until `done`; returns their inbox ids, in the order given."""
-        if not records:
-            return []
-        now = _now()
-        rows = [{"source": r.source, "payload": json.dumps(r.payload, ensure_ascii=False, default=str),
-                 "origin": r.origin, "received_at": now, "status": "pending"} for r in records]
-        ib = schema.inbox
-        with self.write() as conn:
-            result = conn.execute(ib.insert().returning(ib.c.id, sort_by_parameter_order=True), rows)
-            return list(result.scalars())
-
-    def take(self, limit: int, after_id: int = 0) -> list[tuple[int, RawRecord]]:
-        """The oldest pending records with an id above `after_id` (they stay pending until `done`)."""
-        ib = schema.inbox
-        with self.read() as conn:
-            rows = conn.execute(select(ib).where(ib.c.status == "pending", ib.c.id > after_id)
-                                .order_by(ib.c.id).limit(limit)).all()
-        out = []
-        for r in rows:
-            out.append((r.id, RawRecord(source=r.source, payload=json.loads(r.payload), origin=r.origin)))
-        return out
-
-    def done(self, ids: list[int]) -> None:
-        if not ids:
-            return
-        ib = schema.inbox
-        with self.write() as conn:
-            conn.execute(ib.delete().where(ib.c.id.in_(ids)))
-
-    def pending(self) -> int:
-        ib = schema.inbox
-        with self.read() as conn:
-            return conn.execute(select(func.count()).select_from(ib).where(ib.c.status == "pending")).scalar_one()

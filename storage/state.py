@@ -6,8 +6,9 @@ state of crawls, alerts and events in PostgreSQL through this class unchanged.
 
 from __future__ import annotations
 
+import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 
 from sqlalchemy import Connection, Engine
@@ -15,6 +16,8 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from core.errors import StorageError
 from storage.migrations import migrate
+
+logger = logging.getLogger(__name__)
 
 
 class SqlState:
@@ -42,17 +45,32 @@ class SqlState:
         if joined is not None:
             yield joined
             return
+        committed: list[Callable[[], None]] = []
         with self._write_lock or nullcontext():
             try:
                 with self.engine.begin() as conn:
                     self._writing.conn = conn
+                    self._writing.after = committed
                     try:
                         yield conn
                     finally:
                         self._writing.conn = None
+                        self._writing.after = None
             except SQLAlchemyError as exc:
                 detail = getattr(exc, "orig", exc)
                 raise StorageError(f"write failed: {exc.__class__.__name__}: {detail}") from exc
+        for action in committed:
+            action()
+
+    def after_commit(self, action: Callable[[], None]) -> None:
+        """Run `action` once the write transaction open on this thread has committed (at once when none is open);
+        never when it rolls back. For a change outside the database (items on Elasticsearch) that must follow a
+        state change only if it holds; the caller records it durably in the transaction to survive a crash."""
+        pending = getattr(self._writing, "after", None)
+        if pending is None:
+            action()
+        else:
+            pending.append(action)
 
     @contextmanager
     def read(self) -> Iterator[Connection]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,15 @@ def shared_data() -> Path:
             pytest.fail(message)
         pytest.skip(message)
     return path
+
+
+@pytest.fixture(scope="session")
+def elasticsearch_url() -> Iterator[str]:
+    """A real OpenSearch-API server (osmem-server) for the session: skip loudly when missing, fail under CI=true."""
+    from tests.helpers.elastic import osmem
+
+    with osmem() as (url, _process):
+        yield url
 
 
 @pytest.fixture

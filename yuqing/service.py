@@ -22,7 +22,7 @@ from flow.ingest import Ingestor, StageOrderError, missing_stages
 from flow.writer import IngestWriter, RedriveWorker
 from nlp.search_tokens import index_tokens
 from nlp.tokenize import segment
-from storage.sqlite import SqliteStore
+from storage.open import open_store
 from yuqing.host import Service
 
 logger = logging.getLogger(__name__)
@@ -32,7 +32,7 @@ def build_service(config: Config, *, db_path: Path | None = None, enrich: bool =
                   extensions: bool = True) -> Service:
     """Open the store (running migrations), build the one analysis state and the ingest chain, attach the
     extensions; a listed stage an enabled package does not provide is an error here, at start."""
-    store = SqliteStore(db_path or config.storage.sqlite_path, segment=segment, index_segment=index_tokens)
+    store = open_store(config.storage, segment=segment, index_segment=index_tokens, sqlite_path=db_path)
     state = analysis_state(config, store) if enrich else None
     ingestor = Ingestor(config, store, enrich_stages(config, state) if state is not None else None)
     writer = IngestWriter(ingestor, store, config.ingest.batch_size)

@@ -1,11 +1,13 @@
 """The storage contract: what every backend behind `storage.base.Store` must do, asserted with exact results.
 
-Written against the Protocol only: the `store` fixture is parametrised over backends (SQLite today); a new backend
-(Elasticsearch for items, say) adds an opener to BACKENDS and must pass this file unchanged.
+Written against the Protocol only: the `store` fixture is parametrised over backends (SQLite, and Elasticsearch for
+items against a real OpenSearch-API server, osmem-server, with the state in a SQLite file); a new backend adds an
+opener to BACKENDS and must pass this file unchanged.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
@@ -19,6 +21,7 @@ from analysis.cluster import EventClusterer, EventState
 from analysis.dedup import NUM_PERM, NearDuplicateIndex
 from core.config_analysis import EventsConfig
 from core.config_crawl import HealthSpec
+from core.config_storage import ElasticsearchConfig
 from core.errors import InputError, NotFound, QuerySyntaxError
 from core.models import SHANGHAI, Engagement, Enrichment, Item, QuarantineRecord, RawRecord, Reply
 from crawlers.health import RunResult, health_changes, recent_runs, record_run, source_health
@@ -35,19 +38,36 @@ from storage.base import (
     UpsertOutcome,
     UpsertResult,
 )
-from storage.sqlite import SqliteStore
+from storage.elasticsearch import ElasticsearchStore
+from storage.sqlite import SqliteStore, create_sqlite_engine
+from tests.helpers.elastic import drop_indices
 
 NOW = datetime(2026, 11, 25, 12, tzinfo=SHANGHAI)
 EPOCH = datetime(2026, 1, 1, tzinfo=SHANGHAI)  # before every test item
 END = NOW + timedelta(days=1)  # after every test item
 
 
-def _open_sqlite(folder: Path) -> Store:
+def _open_sqlite(folder: Path, _request: pytest.FixtureRequest) -> Store:
     return SqliteStore(folder / "contract.db", segment=segment, index_segment=index_tokens)
 
 
+def _open_elasticsearch(folder: Path, request: pytest.FixtureRequest) -> Store:
+    """Items on osmem-server under an index prefix of this test's own (its indices are dropped afterwards), the
+    state in a SQLite file of the test's folder. Reopening finds the same indices and file."""
+    url = request.getfixturevalue("elasticsearch_url")
+    prefix = "c" + hashlib.sha1(str(folder).encode()).hexdigest()[:12]
+    if not (folder / "es-prefix").exists():
+        (folder / "es-prefix").write_text(prefix)
+        request.addfinalizer(lambda: drop_indices(url, prefix))
+    config = ElasticsearchConfig(url=url, index_prefix=prefix, compatible_with=False, replicas=0, retries=1,
+                                 retry_backoff_s=0.05)
+    return ElasticsearchStore(config, create_sqlite_engine(folder / "state.db"), segment=segment,
+                              index_segment=index_tokens, single_writer=True)
+
+
 # Backend name → how to open (or reopen) its store in a test's own folder.
-BACKENDS: dict[str, Callable[[Path], Store]] = {"sqlite": _open_sqlite}
+BACKENDS: dict[str, Callable[[Path, pytest.FixtureRequest], Store]] = {"sqlite": _open_sqlite,
+                                                                        "elasticsearch": _open_elasticsearch}
 
 
 @pytest.fixture(params=sorted(BACKENDS))
@@ -56,7 +76,7 @@ def reopen(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[
     opened: list[Store] = []
 
     def open_store() -> Store:
-        store = BACKENDS[request.param](tmp_path)
+        store = BACKENDS[request.param](tmp_path, request)
         opened.append(store)
         return store
 
