@@ -543,8 +543,25 @@ class ElasticsearchStore(SqlRecords, SqlState):
             # an attempt that failed before its state committed may have left a document under a duplicate's key
             actions += [({"delete": {"_index": self.index_for(item), "_id": doc_key(item.source, item.source_id)}}, None)
                         for _, item in dups]
-            self._bulk(actions)
+            try:
+                self._bulk(actions)
+            except ItemsRejected as refused:
+                self._forget_refused(refused, {doc_key(items[i].source, items[i].source_id): items[i] for i in inserts})
+                raise
         return [o for o in outcomes if o is not None]
+
+    def _forget_refused(self, refused: ItemsRejected, inserted: dict[str, Item]) -> None:
+        """A new item refused by the cluster leaves no identity (the transaction rolls back): make sure no document of
+        it stays either (a cluster that refuses after writing, or a proxy rewriting answers). Best effort: the
+        documents of the batch the cluster took are written again by the item-by-item retry that follows."""
+        gone = [({"delete": {"_index": self.index_for(item), "_id": key}}, None)
+                for key, item in inserted.items() if key in refused.reasons]
+        if gone:
+            try:
+                self._bulk(gone)
+            except (StorageError, ItemsRejected) as exc:
+                logger.warning("elasticsearch at %s: could not delete %d refused document(s): %s", self.where,
+                               len(gone), exc)
 
     def _lookup(self, conn: Connection, items: list[Item]) -> tuple[dict[tuple[str, str], Any], dict[str, int]]:
         by_key: dict[tuple[str, str], Any] = {}
