@@ -42,7 +42,20 @@ from typing import Any
 from elastic_transport import ConnectionError as TransportConnectionError
 from elastic_transport import ConnectionTimeout, Transport
 from elasticsearch import ApiError, Elasticsearch, TransportError
-from sqlalchemy import Column, Connection, Engine, Float, Index, Integer, String, Table, Text, UniqueConstraint, select
+from sqlalchemy import (
+    Column,
+    Connection,
+    Engine,
+    Float,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    func,
+    select,
+)
 
 from core.config_storage import ElasticsearchConfig
 from core.errors import InputError, NotFound, StorageError
@@ -229,7 +242,13 @@ def _retryable_status(status: int) -> bool:
     return status == 429 or status >= 500
 
 
+NOT_ACCEPTABLE_HINT = ("; the server refuses the client's compatible-with media type (OpenSearch and its forks do): "
+                       "set storage.elasticsearch.compatible_with: false")
+
+
 def _error_reason(error: Any) -> str:  # noqa: ANN401 - the cluster's error object or text
+    if isinstance(error, str) and "Content-Type header" in error and "not supported" in error:
+        return error + NOT_ACCEPTABLE_HINT
     if isinstance(error, dict):
         reason = f"{error.get('type', 'error')}: {error.get('reason', '')}"
         cause = error.get("caused_by")
@@ -562,6 +581,41 @@ class ElasticsearchStore(SqlRecords, SqlState):
             except (StorageError, ItemsRejected) as exc:
                 logger.warning("elasticsearch at %s: could not delete %d refused document(s): %s", self.where,
                                len(gone), exc)
+
+    def restore(self, rows: list[tuple[Item, str]]) -> None:
+        """Put items that keep their ids and first-stored times (ISO) — a migration from another store, whose state
+        (alerts, events, plan runs) names these ids. Idempotent: an item already here is written again."""
+        if not rows:
+            return
+        docs = [item.model_dump_json(exclude={"id"}) for item, _ in rows]
+        with self.write() as conn:
+            ids = [item.id for item, _ in rows]
+            conn.execute(es_items.delete().where(E.id.in_(ids)))
+            conn.execute(es_items.insert(), [
+                {"id": item.id, "source": item.source, "source_id": item.source_id, "content_hash": item.content_hash,
+                 "signature": item.signature, "digest": _digest(doc), "index_name": self.index_for(item),
+                 "created_at": created} for (item, created), doc in zip(rows, docs, strict=True)])
+            self._bulk(self._index_actions([(item.id, item, doc, self.index_for(item),
+                                             _millis(datetime.fromisoformat(created)), None)
+                                            for (item, created), doc in zip(rows, docs, strict=True)]))
+
+    def restore_extras(self, duplicates: list[dict], originals: list[dict]) -> None:
+        """Copies seen elsewhere and kept originals of restored items (rows as the SQLite tables hold them)."""
+        with self.write() as conn:
+            if duplicates:
+                sql_upsert(conn, es_item_duplicates, [{k: d[k] for k in ("item_id", "source", "source_id", "url",
+                                                                         "seen_at", "doc")} for d in duplicates],
+                           keys=["source", "source_id"], update=["item_id", "url", "seen_at", "doc"])
+            if originals:
+                sql_upsert(conn, es_item_originals, originals, keys=["item_id"], update=["fields", "kept_at"])
+            if conn.dialect.name == "postgresql":  # ids were given: the sequence must continue after them
+                conn.exec_driver_sql("SELECT setval(pg_get_serial_sequence('es_items', 'id'), "
+                                     "GREATEST((SELECT max(id) FROM es_items), 1))")
+
+    def identity_count(self) -> int:
+        """Items this store has identities for (reindex verifies it against the source)."""
+        with self.read() as conn:
+            return conn.execute(select(func.count()).select_from(es_items)).scalar_one()
 
     def _lookup(self, conn: Connection, items: list[Item]) -> tuple[dict[tuple[str, str], Any], dict[str, int]]:
         by_key: dict[tuple[str, str], Any] = {}

@@ -205,3 +205,10 @@ def test_a_rejected_mapping_stops_the_start_naming_the_template(tmp_path, proxy,
         build_service(load_config(write_config(tmp_path, proxy.url, prefix)), enrich=False)
     message = str(failure.value)
     assert proxy.url in message and f"{prefix}-items" in message and "unknown analyzer [yuqing_bigram]" in message
+
+
+def test_a_server_refusing_the_compatible_with_media_type_names_the_setting(tmp_path, elasticsearch_url, prefix):
+    from yuqing.service import build_service
+
+    with pytest.raises(StorageError, match="compatible_with: false"):
+        build_service(load_config(write_config(tmp_path, elasticsearch_url, prefix, compatible_with=True)), enrich=False)
