@@ -36,6 +36,7 @@ class FlakyProxy:
         self.upstream = urlsplit(upstream)
         self.faults: list[Fault] = []
         self.log: list[tuple[str, str, str]] = []  # (method, path, what happened)
+        self.headers: list[dict[str, str]] = []  # the headers of each request, in order
         self._lock = threading.Lock()
         proxy = self
 
@@ -84,6 +85,7 @@ class FlakyProxy:
 
     def handle(self, handler: BaseHTTPRequestHandler, body: bytes) -> None:
         method, path = handler.command, handler.path
+        self.headers.append({k.lower(): v for k, v in handler.headers.items()})
         fault = self._take(method, path, body)
         if fault is not None and fault.action == "drop":
             self.log.append((method, path, "dropped"))

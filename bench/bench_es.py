@@ -1,0 +1,197 @@
+"""Items on Elasticsearch against the embedded store (issue 20): bulk items/s, feed and search p50/p95, and the
+server's own ceiling measured in the same run.
+
+Builds N items (default 100,000) as bench/bench_store.py does (real 泰迪杯 and Weibo texts recombined, seeded,
+synthesised enrichment), then, batch by batch and interleaved so that the shared machine's load falls on all three
+alike:
+  - `SqliteStore.upsert` into a fresh file (segmentation for the full-text index included);
+  - `ElasticsearchStore.upsert` on osmem-server (state in a SQLite file; segmentation, identity rows, bulk);
+  - a raw `_bulk` loop on the same server: the same documents, already built and serialised, sent with the same
+    client in the same batch size into another index — what the server and the client library take at best.
+yuqing's bulk rate is given as a ratio of the raw loop's (target ≥ 0.9). Then each query kind of bench_store runs
+`rounds` times through each store's `search` in this process (limit 50), p50/p95 ms.
+
+osmem-server keeps everything in memory (≈ 650 MB per 40,000 documents with --no-ja, per the environment notes): the
+raw loop's index is deleted as soon as it is measured, and `--items` lowers N when memory is short.
+Run: `.venv/bin/python bench/bench_es.py [--items N] [--batch 2000] [--rounds 40]`; prints JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_store import QUERIES, load_texts, make_item  # noqa: E402
+
+from core.config_storage import ElasticsearchConfig  # noqa: E402
+from core.paths import data_dir  # noqa: E402
+from nlp.search_tokens import index_tokens  # noqa: E402
+from nlp.tokenize import segment  # noqa: E402
+from storage.base import ItemQuery  # noqa: E402
+from storage.elasticsearch import ElasticsearchStore, doc_key  # noqa: E402
+from storage.sqlite import SqliteStore, create_sqlite_engine  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_osmem() -> tuple[subprocess.Popen, str]:
+    from osmem_server import resolve_binary
+
+    port = free_port()
+    process = subprocess.Popen([resolve_binary(), "--addr", f"127.0.0.1:{port}", "--no-ja", "--no-stdin-watch"],
+                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(200):
+        try:
+            urllib.request.urlopen(url, timeout=1).close()
+            return process, url
+        except OSError:
+            time.sleep(0.05)
+    process.kill()
+    raise SystemExit(f"osmem-server did not start on {url}")
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))], 2)
+
+
+def query_of(params: dict[str, str]) -> ItemQuery:
+    return ItemQuery(limit=50, **params)
+
+
+def latencies(store: object, rounds: int) -> dict[str, dict[str, float]]:
+    out = {}
+    for name, params in QUERIES.items():
+        query = query_of(params)
+        store.search(query)  # warm
+        times = []
+        for _ in range(rounds):
+            started = time.perf_counter()
+            page = store.search(query)
+            times.append((time.perf_counter() - started) * 1000)
+        out[name] = {"p50_ms": percentile(times, 50), "p95_ms": percentile(times, 95), "count": page.count}
+    return out
+
+
+def raw_actions(store: ElasticsearchStore, items: list, first_id: int, index: str) -> list[str]:
+    """The bulk lines yuqing would send for these items, built and serialised beforehand."""
+    lines = []
+    for offset, item in enumerate(items):
+        doc = item.model_dump_json(exclude={"id"})
+        body = store._document(first_id + offset, item, doc, 0)  # noqa: SLF001 - the very documents, for a fair ceiling
+        lines.append(json.dumps({"index": {"_index": index, "_id": doc_key(item.source, item.source_id)}}))
+        lines.append(json.dumps(body, ensure_ascii=False))
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--items", type=int, default=100_000)
+    parser.add_argument("--es-items", type=int, default=10_000,
+                        help="how many of the items also go to Elasticsearch (osmem memory: ≈ 120 KB per item)")
+    parser.add_argument("--batch", type=int, default=2000)
+    parser.add_argument("--rounds", type=int, default=40)
+    parser.add_argument("--seed", type=int, default=20)
+    args = parser.parse_args()
+    texts = load_texts(data_dir())
+    rng = random.Random(args.seed)
+    items = [make_item(n, rng, texts, events=max(1, args.items // 50)) for n in range(args.items)]
+    process, url = start_osmem()
+    folder = Path(tempfile.mkdtemp(prefix="bench-es-"))
+    try:
+        config = ElasticsearchConfig(url=url, index_prefix="bench", compatible_with=False, replicas=0,
+                                     bulk_batch=args.batch)
+        sqlite = SqliteStore(folder / "items.db", segment=segment, index_segment=index_tokens)
+        es = ElasticsearchStore(config, create_sqlite_engine(folder / "state.db"), segment=segment,
+                                index_segment=index_tokens, single_writer=True)
+        seconds = {"sqlite": 0.0, "elasticsearch": 0.0, "raw_bulk": 0.0, "sqlite_alone": 0.0}
+        es_items = min(args.es_items, len(items))
+        raw_index = None
+        for number, first in enumerate(range(0, len(items), args.batch)):
+            chunk = items[first:first + args.batch]
+            if first < es_items:
+                if number % 5 == 0:  # a fresh raw index every 5 batches: osmem keeps every document in memory
+                    raw_index = new_raw_index(es, raw_index, number)
+                lines = raw_actions(es, chunk, first + 1, raw_index)
+                started = time.perf_counter()
+                response = es.client.bulk(operations=lines)
+                seconds["raw_bulk"] += time.perf_counter() - started
+                assert not response["errors"], "the raw loop must index everything"
+            for name, store in (("sqlite", sqlite), ("elasticsearch", es)):
+                if name == "elasticsearch" and first >= es_items:
+                    continue
+                batch = [item.model_copy(deep=True) for item in chunk]
+                started = time.perf_counter()
+                store.upsert(batch)
+                elapsed = time.perf_counter() - started
+                seconds[name if first < es_items else "sqlite_alone"] += elapsed
+        es.client.indices.delete(index=raw_index)
+        es.refresh()
+        osmem_rss = rss_mb(process.pid)
+        counts = {"sqlite": sqlite.stats().items, "elasticsearch": es.stats().items}
+        rates = {name: round(es_items / seconds[name]) for name in ("sqlite", "elasticsearch", "raw_bulk")}
+        rates["sqlite_all_items"] = round(len(items) / (seconds["sqlite"] + seconds["sqlite_alone"]))
+        result = {
+            "items_sqlite": len(items), "items_elasticsearch": es_items, "batch": args.batch, "stored": counts,
+            "bulk_items_per_s": rates,
+            "elasticsearch_vs_raw_bulk": round(rates["elasticsearch"] / rates["raw_bulk"], 3),
+            "sqlite_vs_raw_bulk": round(rates["sqlite"] / rates["raw_bulk"], 3),
+            "osmem_rss_mb": osmem_rss, "osmem_kb_per_item": round(osmem_rss * 1024 / max(1, es_items), 1),
+            "query_ms": {"sqlite": latencies(sqlite, args.rounds), "elasticsearch": latencies(es, args.rounds)},
+            "load_average": os.getloadavg()[0],
+        }
+        sqlite.close()
+        es.close()
+    finally:
+        process.terminate()
+        process.wait(10)
+    print(json.dumps(result, ensure_ascii=False))
+
+
+def new_raw_index(store: ElasticsearchStore, previous: str | None, number: int) -> str:
+    if previous:
+        store.client.indices.delete(index=previous)
+    name = f"raw-items-{number}"
+    store.client.indices.create(index=name, settings={"number_of_shards": 1, "number_of_replicas": 0,
+                                                      "analysis": es_analysis(store)}, mappings=mappings())
+    return name
+
+
+def es_analysis(store: ElasticsearchStore) -> dict:
+    from storage.elasticsearch import index_settings
+
+    return index_settings(store.config)["analysis"]
+
+
+def mappings() -> dict:
+    from storage.elasticsearch import MAPPINGS
+
+    return MAPPINGS
+
+
+if __name__ == "__main__":
+    main()
