@@ -74,6 +74,7 @@ from storage.base import (
     SubjectFacts,
     UpsertOutcome,
     UpsertResult,
+    check_group,
 )
 from storage.dialect import upsert as sql_upsert
 from storage.es_query import compile_text, filters, words
@@ -888,27 +889,30 @@ class ElasticsearchStore(SqlRecords, SqlState):
 
     def volume_histogram(self, since: datetime, until: datetime, interval: str = "day",
                          group: str | None = None) -> dict[str, list[tuple[str, int]]]:
-        """Items per calendar `interval` (day, hour, …) in Asia/Shanghai, overall or per value of a keyword field
-        (`group`: topic, region, source, channel…): for trend charts over more items than a scan should read."""
+        """A date_histogram in Asia/Shanghai, under a terms aggregation when grouped."""
+        check_group(group)
+        if interval not in ("day", "hour"):
+            raise InputError("interval must be day or hour")
         histogram = {"date_histogram": {"field": "published_at", "calendar_interval": interval,
                                         "time_zone": "Asia/Shanghai", "min_doc_count": 1}}
-        aggs = {"by": {"terms": {"field": group, "size": 1000}, "aggs": {"h": histogram}}} if group else {"h": histogram}
+        aggs = {"by": {"terms": {"field": group, "size": 10_000}, "aggs": {"h": histogram}}} if group else {"h": histogram}
         self._fresh()
-        response = self._search("histogram", query=self._window(since, until), size=0, aggs=aggs)
-        result = response["aggregations"]
+        result = self._search("histogram", query=self._window(since, until), size=0, aggs=aggs)["aggregations"]
 
         def series(node: dict) -> list[tuple[str, int]]:
-            return [(b["key_as_string"][:19], b["doc_count"]) for b in node["h"]["buckets"]]
+            return [(datetime.fromtimestamp(b["key"] / 1000, SHANGHAI).strftime("%Y-%m-%dT%H:%M:%S"), b["doc_count"])
+                    for b in node["h"]["buckets"]]
 
         if group:
             return {b["key"]: series(b) for b in result["by"]["buckets"]}
-        return {"all": series(result)}
+        return {"all": series(result)} if result["h"]["buckets"] else {}
 
     def average_risk(self, group: str, since: datetime, until: datetime) -> dict[str, float]:
-        """The mean risk score per value of a keyword field in a window (reviews compare groups)."""
+        """An avg aggregation under terms."""
+        check_group(group)
         self._fresh()
         response = self._search("average risk", query=self._window(since, until), size=0,
-                                aggs={"by": {"terms": {"field": group, "size": 1000},
+                                aggs={"by": {"terms": {"field": group, "size": 10_000},
                                              "aggs": {"risk": {"avg": {"field": "risk_score"}}}}})
-        return {b["key"]: b["risk"]["value"] for b in response["aggregations"]["by"]["buckets"]
+        return {b["key"]: round(b["risk"]["value"], 6) for b in response["aggregations"]["by"]["buckets"]
                 if b["risk"]["value"] is not None}

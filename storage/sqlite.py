@@ -40,6 +40,7 @@ from storage.base import (
     SubjectFacts,
     UpsertOutcome,
     UpsertResult,
+    check_group,
 )
 from storage.dialect import upsert
 from storage.fts import FTS_ID_BITS, FTS_ID_MASK, compile_fts, fts_key, fts_second
@@ -52,6 +53,7 @@ logger = logging.getLogger(__name__)
 Segmenter = Callable[[str], list[str]]
 T = schema.items.c
 FTS = table("items_fts", column("rowid"), column("items_fts"))
+SHANGHAI_OFFSET_S = 8 * 3600  # Asia/Shanghai has had no daylight saving since 1991
 COUNT_CAP = 10_000  # a page's count stops here (then count_exact is False), as Elasticsearch's track_total_hits
 
 
@@ -517,3 +519,32 @@ class SqliteStore(SqlRecords, SqlState):
             by_source = dict(conn.execute(select(T.source, func.count()).group_by(T.source)).all())
             quarantined = self.quarantined_count(conn)
         return StoreStats(items=sum(by_channel.values()), by_channel=by_channel, by_source=by_source, quarantined=quarantined)
+
+    def volume_histogram(self, since: datetime, until: datetime, interval: str = "day",
+                         group: str | None = None) -> dict[str, list[tuple[str, int]]]:
+        """Buckets of local (Asia/Shanghai, no daylight saving) time computed from the publication second."""
+        check_group(group)
+        formats = {"day": "%Y-%m-%dT00:00:00", "hour": "%Y-%m-%dT%H:00:00"}
+        if interval not in formats:
+            raise InputError("interval must be day or hour")
+        bucket = func.strftime(formats[interval], T.published_ts + SHANGHAI_OFFSET_S, "unixepoch").label("bucket")
+        key = getattr(T, group) if group else literal("all")
+        conds = [T.published_ts >= since.timestamp(), T.published_ts < until.timestamp()]
+        if group:
+            conds.append(key.is_not(None))
+        with self.read() as conn:
+            rows = conn.execute(select(key.label("key"), bucket, func.count()).where(*conds)
+                                .group_by(key, bucket).order_by(key, bucket)).all()
+        out: dict[str, list[tuple[str, int]]] = {}
+        for row in rows:
+            out.setdefault(row[0], []).append((row[1], row[2]))
+        return out
+
+    def average_risk(self, group: str, since: datetime, until: datetime) -> dict[str, float]:
+        check_group(group)
+        key = getattr(T, group)
+        with self.read() as conn:
+            rows = conn.execute(select(key, func.avg(T.risk_score))
+                                .where(T.published_ts >= since.timestamp(), T.published_ts < until.timestamp(),
+                                       key.is_not(None), T.risk_score.is_not(None)).group_by(key)).all()
+        return {r[0]: round(r[1], 6) for r in rows}

@@ -503,3 +503,32 @@ def test_source_health_reads(store: Store) -> None:
     assert health_changes(store, after_id=health_changes(store)[0]["id"])[0]["to_state"] == "degraded"
     runs = recent_runs(store, "s")
     assert [(r["outcome"], r["items"], r["errors"]) for r in runs] == [("failed", 0, {"connection": 2}), ("ok", 5, {})]
+
+
+def test_volume_histogram_per_shanghai_day_and_hour(store: Store) -> None:
+    # 23:30 and 00:30 Shanghai time fall on two local days (one UTC day): buckets are local.
+    late = datetime(2026, 11, 20, 23, 30, tzinfo=SHANGHAI)
+    store.upsert([
+        Item(source="board_a", channel="board", source_id="a", title="", content="深夜一条", published_at=late,
+             fetched_at=NOW, region="江城区", enrichment=Enrichment(topic="环境保护", risk_score=40)),
+        Item(source="board_a", channel="board", source_id="b", title="", content="凌晨一条",
+             published_at=late + timedelta(hours=1), fetched_at=NOW, enrichment=Enrichment(topic="环境保护", risk_score=60)),
+        Item(source="weibo_a", channel="weibo", source_id="c", title="", content="凌晨又一条",
+             published_at=late + timedelta(hours=1, minutes=10), fetched_at=NOW, region="江城区",
+             enrichment=Enrichment(topic="交通运输")),
+    ])
+    since, until = late - timedelta(days=1), late + timedelta(days=1)
+    assert store.volume_histogram(since, until) == {"all": [("2026-11-20T00:00:00", 1), ("2026-11-21T00:00:00", 2)]}
+    assert store.volume_histogram(since, until, "hour") == {
+        "all": [("2026-11-20T23:00:00", 1), ("2026-11-21T00:00:00", 2)]}
+    assert store.volume_histogram(since, until, group="channel") == {
+        "board": [("2026-11-20T00:00:00", 1), ("2026-11-21T00:00:00", 1)], "weibo": [("2026-11-21T00:00:00", 1)]}
+    assert store.volume_histogram(since, until, group="region") == {  # no region: left out
+        "江城区": [("2026-11-20T00:00:00", 1), ("2026-11-21T00:00:00", 1)]}
+    assert store.volume_histogram(until, until + timedelta(days=1)) == {}
+    assert store.average_risk("topic", since, until) == {"环境保护": 50.0}  # 交通运输 has no score: left out
+    assert store.average_risk("channel", since, late + timedelta(minutes=1)) == {"board": 40.0}
+    with pytest.raises(InputError, match="cannot group by"):
+        store.volume_histogram(since, until, group="doc")
+    with pytest.raises(InputError, match="interval"):
+        store.volume_histogram(since, until, interval="week")
