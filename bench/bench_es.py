@@ -23,7 +23,6 @@ import argparse
 import json
 import os
 import random
-import socket
 import subprocess
 import sys
 import tempfile
@@ -34,7 +33,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_store import QUERIES, load_texts, make_item  # noqa: E402
+from bench_store import QUERIES, free_port, load_texts, make_item, percentile, rss_mb  # noqa: E402
 
 from core.config_storage import ElasticsearchConfig  # noqa: E402
 from core.paths import data_dir  # noqa: E402
@@ -43,12 +42,6 @@ from nlp.tokenize import segment  # noqa: E402
 from storage.base import ItemQuery  # noqa: E402
 from storage.elasticsearch import ElasticsearchStore, doc_key  # noqa: E402
 from storage.sqlite import SqliteStore, create_sqlite_engine  # noqa: E402
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def start_osmem() -> tuple[subprocess.Popen, str]:
@@ -68,16 +61,6 @@ def start_osmem() -> tuple[subprocess.Popen, str]:
     raise SystemExit(f"osmem-server did not start on {url}")
 
 
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return round(int(line.split()[1]) / 1024, 1)
-    return 0.0
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return round(ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))], 2)
 
 
 def query_of(params: dict[str, str]) -> ItemQuery:

@@ -80,7 +80,7 @@ from storage.dialect import upsert as sql_upsert
 from storage.es_query import compile_text, filters, words
 from storage.migrations import register
 from storage.originals import held
-from storage.records import SqlRecords
+from storage.records import SqlRecords, copy_entries, copy_rows
 from storage.state import SqlState
 
 logger = logging.getLogger(__name__)
@@ -665,8 +665,7 @@ class ElasticsearchStore(SqlRecords, SqlState):
     def _record_duplicates(self, conn: Connection, pairs: list[tuple[int, Item]], now: str) -> None:
         if not pairs:
             return
-        rows = [{"item_id": item_id, "source": item.source, "source_id": item.source_id, "url": item.url, "seen_at": now,
-                 "doc": item.model_dump_json(exclude={"id", "enrichment"})} for item_id, item in pairs]
+        rows = copy_rows(pairs, now)
         sql_upsert(conn, es_item_duplicates, rows, keys=["source", "source_id"], update=["doc", "url"])
 
     def record_duplicates(self, pairs: list[tuple[int, Item]]) -> None:
@@ -680,14 +679,7 @@ class ElasticsearchStore(SqlRecords, SqlState):
         with self.read() as conn:
             rows = conn.execute(select(d.source, d.source_id, d.url, d.seen_at, d.doc)
                                 .where(d.item_id == item_id).order_by(d.id)).all()
-        out = []
-        for r in rows:
-            entry = {"source": r.source, "source_id": r.source_id, "url": r.url, "seen_at": r.seen_at}
-            if r.doc:
-                doc = json.loads(r.doc)
-                entry.update({k: doc.get(k) for k in ("channel", "author", "published_at", "engagement", "reply")})
-            out.append(entry)
-        return out
+        return copy_entries(rows)
 
     def _rows_by_id(self, item_ids: Iterable[int]) -> dict[int, Any]:
         ids = list(item_ids)

@@ -45,7 +45,7 @@ from storage.base import (
 from storage.dialect import upsert
 from storage.fts import FTS_ID_BITS, FTS_ID_MASK, compile_fts, fts_key, fts_second
 from storage.originals import read_original, write_originals
-from storage.records import SqlRecords
+from storage.records import SqlRecords, copy_entries, copy_rows
 from storage.state import SqlState
 
 logger = logging.getLogger(__name__)
@@ -242,9 +242,7 @@ class SqliteStore(SqlRecords, SqlState):
     def _record_duplicates(self, conn: Connection, pairs: list[tuple[int, Item]], now: str) -> None:
         if not pairs:
             return
-        # A copy seen again keeps its first sighting's time but takes the newer document (a reply may have come).
-        rows = [{"item_id": item_id, "source": item.source, "source_id": item.source_id, "url": item.url, "seen_at": now,
-                 "doc": item.model_dump_json(exclude={"id", "enrichment"})} for item_id, item in pairs]
+        rows = copy_rows(pairs, now)
         upsert(conn, schema.item_duplicates, rows, keys=["source", "source_id"], update=["doc", "url"])
 
     def _to_item(self, item_id: int, doc: str) -> Item:
@@ -276,14 +274,7 @@ class SqliteStore(SqlRecords, SqlState):
         with self.read() as conn:
             rows = conn.execute(select(dup.c.source, dup.c.source_id, dup.c.url, dup.c.seen_at, dup.c.doc)
                                 .where(dup.c.item_id == item_id).order_by(dup.c.id)).all()
-        out = []
-        for r in rows:
-            entry = {"source": r.source, "source_id": r.source_id, "url": r.url, "seen_at": r.seen_at}
-            if r.doc:
-                doc = json.loads(r.doc)
-                entry.update({k: doc.get(k) for k in ("channel", "author", "published_at", "engagement", "reply")})
-            out.append(entry)
-        return out
+        return copy_entries(rows)
 
     def update_enrichment(self, item_id: int, enrichment: Enrichment) -> None:
         item = self.get(item_id)
