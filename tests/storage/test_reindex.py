@@ -6,11 +6,13 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from core.config_storage import ElasticsearchConfig
+from core.models import SHANGHAI, Enrichment, Item
 from nlp.search_tokens import index_tokens
 from nlp.tokenize import segment
 from storage.base import ItemQuery, UpsertOutcome
@@ -18,9 +20,23 @@ from storage.elasticsearch import ElasticsearchStore
 from storage.reindex import reindex
 from storage.sqlite import SqliteStore, create_sqlite_engine
 from tests.helpers.elastic import drop_indices, new_prefix
-from tests.storage.test_store_contract import corpus, make
 
-REPO = Path(__file__).resolve().parents[2]
+NOW = datetime(2026, 11, 25, 12, tzinfo=SHANGHAI)
+
+
+def make(source_id: str, title: str, content: str, hours_ago: float, *, source: str = "board_a", channel: str = "board",
+         risk: float | None = None, topic: str | None = None) -> Item:
+    return Item(source=source, channel=channel, source_id=source_id, title=title, content=content,
+                published_at=NOW - timedelta(hours=hours_ago), fetched_at=NOW,
+                enrichment=Enrichment(risk_score=risk, topic=topic))
+
+
+def corpus() -> list[Item]:
+    return [make("1", "小区油烟扰民", "楼下烧烤店油烟扰民严重", 96, risk=80, topic="环境保护"),
+            make("2", "工地夜间施工噪音", "工地夜间施工噪音扰民", 72, risk=55),
+            make("3", "公交线路调整", "公交线路调整后出行不便", 48, source="weibo_a", channel="weibo", risk=30),
+            make("4", "拖欠农民工工资", "包工头拖欠工资两万元", 24, source="hotline_a", channel="hotline", risk=80),
+            make("5", "烧烤摊占道经营", "夜市烧烤摊占道经营，油烟很大", 12, source="weibo_a", channel="weibo")]
 
 
 @pytest.fixture
