@@ -5,15 +5,6 @@ leave a stored item that no rule ever saw, and a client's retry answers `unchang
 inserted or changed item here in the same transaction as the item itself (the transactional-outbox pattern), the
 after-store stages clear it in the same transaction as what they write, and the ingest writer re-drives whatever is
 still recorded, at start and continuously. Alerts are deduplicated by fingerprint, so a re-drive raises nothing twice.
-
-With items on Elasticsearch (storage/elasticsearch.py) the items cannot share a transaction with these rows, and the
-guarantee is kept by ordering instead: the store's upsert runs inside the store stage's state transaction, writes
-each item's identity row (its id) there, indexes the documents on the cluster (retrying, per document) and returns
-only when the cluster has them; then the pending rows are added and the identity and pending rows commit together.
-So every item whose id committed is on the cluster with its rules pending. A failure or a crash before that commit
-leaves nothing committed and the records in the inbox; their retry indexes the same documents under the same
-document ids (derived from source and source id), so a document written by the failed attempt is overwritten, not
-doubled. The re-drive reads pending items by id (a realtime get, no refresh needed) and is idempotent as above.
 """
 
 from __future__ import annotations

@@ -288,8 +288,7 @@ class StoreStage:
 
     def run(self, batch: Batch) -> None:
         # One transaction: the items, and the record that their after-store stages are pending (flow/after_store.py),
-        # so a crash right after the commit still leaves every stored item's alert rules to be run. (Items on
-        # Elasticsearch: their ids commit here with the pending rows, after the cluster took the documents.)
+        # so a crash right after the commit still leaves every stored item's alert rules to be run.
         with self.store.write() as conn:
             results = self.store.upsert(batch.items)
             mark_pending(conn, [(r.item_id, r.outcome.value) for r in results

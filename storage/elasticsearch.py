@@ -36,6 +36,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -76,11 +77,11 @@ from storage.base import (
     UpsertResult,
     check_group,
 )
+from storage.copies import copy_entries, copy_rows
 from storage.dialect import upsert as sql_upsert
 from storage.es_query import compile_text, filters, words
 from storage.migrations import register
 from storage.originals import held
-from storage.records import SqlRecords, copy_entries, copy_rows
 from storage.state import SqlState
 
 logger = logging.getLogger(__name__)
@@ -271,7 +272,7 @@ def _millis(moment: datetime) -> int:
     return int(round(moment.timestamp() * 1000))
 
 
-class ElasticsearchStore(SqlRecords, SqlState):
+class ElasticsearchStore(SqlState):
     """`Store` with items on a cluster and everything else (inbox, quarantine, the state of the other packages) in the
     SQL database of `engine`."""
 
@@ -286,6 +287,7 @@ class ElasticsearchStore(SqlRecords, SqlState):
         self._sleep = sleep
         self._known_indices: set[str] = set()
         self._dirty = threading.Event()  # written since the last refresh: the next search refreshes first
+        self._committed = threading.local()  # cluster changes waiting for this thread's transaction to commit
         self.client = make_client(config)
         super().__init__(engine, single_writer=single_writer)
         self._prepare_cluster()
@@ -294,6 +296,33 @@ class ElasticsearchStore(SqlRecords, SqlState):
     def close(self) -> None:
         self.client.close()
         super().close()
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """The state's write transaction (joined when one is open on this thread); the cluster changes registered
+        with `after_commit` meanwhile run once the outermost one has committed, and never after a rollback."""
+        if getattr(self._committed, "actions", None) is not None:
+            with super().write() as conn:
+                yield conn
+            return
+        self._committed.actions = actions = []
+        try:
+            with super().write() as conn:
+                yield conn
+        finally:
+            self._committed.actions = None
+        for action in actions:
+            action()
+
+    def after_commit(self, action: Callable[[], None]) -> None:
+        """Run `action` after the write transaction open on this thread commits (at once when none is open). For a
+        change to documents that must follow a state change only if it holds; record it durably in the transaction
+        to survive a crash in between."""
+        actions = getattr(self._committed, "actions", None)
+        if actions is None:
+            action()
+        else:
+            actions.append(action)
 
     # ---- talking to the cluster ----------------------------------------------------------------------------------
 
@@ -766,8 +795,8 @@ class ElasticsearchStore(SqlRecords, SqlState):
         if not 1 <= query.limit <= 500:
             raise InputError("limit must be between 1 and 500")
         clauses: dict[str, Any] = {"filter": filters(query)}
-        if query.q:
-            clauses["must"] = [compile_text(query.q, self.segment)]
+        if query.q:  # in filter context too: the sort is explicit, so scoring the text would be wasted work
+            clauses["filter"].append(compile_text(query.q, self.segment))
         sort_field = "published_ts" if query.sort == "time" else "risk_rank"
         cursor = Cursor.decode(query.cursor, query.sort) if query.cursor else None
         extra = {"search_after": [cursor.key, cursor.item_id]} if cursor is not None else {}

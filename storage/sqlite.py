@@ -42,10 +42,10 @@ from storage.base import (
     UpsertResult,
     check_group,
 )
+from storage.copies import copy_entries, copy_rows
 from storage.dialect import upsert
 from storage.fts import FTS_ID_BITS, FTS_ID_MASK, compile_fts, fts_key, fts_second
 from storage.originals import read_original, write_originals
-from storage.records import SqlRecords, copy_entries, copy_rows
 from storage.state import SqlState
 
 logger = logging.getLogger(__name__)
@@ -79,7 +79,7 @@ def create_sqlite_engine(path: Path | str) -> Engine:
     return engine
 
 
-class SqliteStore(SqlRecords, SqlState):
+class SqliteStore(SqlState):
     """Items, quarantine and inbox in one SQLite file, with the relational state of the other components.
 
     Writes are serialised by a lock (as Datasette's single writer thread) because SQLite allows one writer;

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,12 +23,11 @@ def shared_data() -> Path:
 
 
 @pytest.fixture(scope="session")
-def elasticsearch_url() -> Iterator[str]:
+def elasticsearch_url() -> str:
     """A real OpenSearch-API server (osmem-server) for the session: skip loudly when missing, fail under CI=true."""
-    from tests.helpers.elastic import osmem
+    from tests.helpers.elastic import shared_server
 
-    with osmem() as (url, _process):
-        yield url
+    return shared_server()
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ its indices afterwards (osmem keeps everything in memory). Missing binary: skip 
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import socket
@@ -63,6 +64,19 @@ def osmem(port: int | None = None) -> Iterator[tuple[str, subprocess.Popen]]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+_SHARED: dict[str, object] = {}
+
+
+def shared_server() -> str:
+    """The URL of one osmem-server for this test process, started on first use and stopped at exit."""
+    if "url" not in _SHARED:
+        running = osmem()
+        url, _process = running.__enter__()
+        atexit.register(running.__exit__, None, None, None)
+        _SHARED["url"] = url
+    return str(_SHARED["url"])
 
 
 def new_prefix() -> str:

@@ -7,7 +7,6 @@ opener to BACKENDS and must pass this file unchanged.
 
 from __future__ import annotations
 
-import hashlib
 from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
@@ -40,34 +39,32 @@ from storage.base import (
 )
 from storage.elasticsearch import ElasticsearchStore
 from storage.sqlite import SqliteStore, create_sqlite_engine
-from tests.helpers.elastic import drop_indices
+from tests.helpers.elastic import drop_indices, new_prefix, shared_server
 
 NOW = datetime(2026, 11, 25, 12, tzinfo=SHANGHAI)
 EPOCH = datetime(2026, 1, 1, tzinfo=SHANGHAI)  # before every test item
 END = NOW + timedelta(days=1)  # after every test item
 
 
-def _open_sqlite(folder: Path, _request: pytest.FixtureRequest) -> Store:
+def _open_sqlite(folder: Path) -> Store:
     return SqliteStore(folder / "contract.db", segment=segment, index_segment=index_tokens)
 
 
-def _open_elasticsearch(folder: Path, request: pytest.FixtureRequest) -> Store:
-    """Items on osmem-server under an index prefix of this test's own (its indices are dropped afterwards), the
-    state in a SQLite file of the test's folder. Reopening finds the same indices and file."""
-    url = request.getfixturevalue("elasticsearch_url")
-    prefix = "c" + hashlib.sha1(str(folder).encode()).hexdigest()[:12]
-    if not (folder / "es-prefix").exists():
-        (folder / "es-prefix").write_text(prefix)
-        request.addfinalizer(lambda: drop_indices(url, prefix))
-    config = ElasticsearchConfig(url=url, index_prefix=prefix, compatible_with=False, replicas=0, retries=1,
-                                 retry_backoff_s=0.05)
+_ES_PREFIX: dict[Path, str] = {}  # a test's folder → its index prefix on osmem-server (its indices dropped after the test)
+
+
+def _open_elasticsearch(folder: Path) -> Store:
+    """Items on osmem-server under an index prefix of this test's own, the state in a SQLite file of the test's
+    folder. Reopening finds the same indices and file."""
+    prefix = _ES_PREFIX.setdefault(folder, new_prefix())
+    config = ElasticsearchConfig(url=shared_server(), index_prefix=prefix, compatible_with=False, replicas=0,
+                                 retries=1, retry_backoff_s=0.05)
     return ElasticsearchStore(config, create_sqlite_engine(folder / "state.db"), segment=segment,
                               index_segment=index_tokens, single_writer=True)
 
 
 # Backend name → how to open (or reopen) its store in a test's own folder.
-BACKENDS: dict[str, Callable[[Path, pytest.FixtureRequest], Store]] = {"sqlite": _open_sqlite,
-                                                                        "elasticsearch": _open_elasticsearch}
+BACKENDS: dict[str, Callable[[Path], Store]] = {"sqlite": _open_sqlite, "elasticsearch": _open_elasticsearch}
 
 
 @pytest.fixture(params=sorted(BACKENDS))
@@ -76,13 +73,15 @@ def reopen(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[
     opened: list[Store] = []
 
     def open_store() -> Store:
-        store = BACKENDS[request.param](tmp_path, request)
+        store = BACKENDS[request.param](tmp_path)
         opened.append(store)
         return store
 
     yield open_store
     for store in opened:
         store.close()
+    if tmp_path in _ES_PREFIX:
+        drop_indices(shared_server(), _ES_PREFIX.pop(tmp_path))
 
 
 @pytest.fixture
