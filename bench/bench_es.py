@@ -7,7 +7,8 @@ alike:
   - `SqliteStore.upsert` into a fresh file (segmentation for the full-text index included);
   - `ElasticsearchStore.upsert` on osmem-server (state in a SQLite file; segmentation, identity rows, bulk);
   - a raw `_bulk` loop on the same server: the same documents, already built and serialised, sent with the same
-    client in the same batch size into another index — what the server and the client library take at best.
+    client in the same request size into monthly indices of the same layout under another prefix: what the server
+    and the client library take at best.
 yuqing's bulk rate is given as a ratio of the raw loop's (target ≥ 0.9). Then each query kind of bench_store runs
 `rounds` times through each store's `search` in this process (limit 50), p50/p95 ms.
 
@@ -81,10 +82,16 @@ def latencies(store: object, rounds: int) -> dict[str, dict[str, float]]:
     return out
 
 
-def raw_actions(store: ElasticsearchStore, items: list, first_id: int, index: str) -> list[str]:
-    """The bulk lines yuqing would send for these items, built and serialised beforehand."""
+def raw_actions(store: ElasticsearchStore, items: list, first_id: int, prefix: str, created: set[str]) -> list[str]:
+    """The bulk lines yuqing would send for these items, built and serialised beforehand, into monthly indices of
+    the same layout (`prefix`-items-YYYY-MM) as the store's."""
     lines = []
     for offset, item in enumerate(items):
+        index = store.index_for(item).replace(store.alias, f"{prefix}-items", 1)
+        if index not in created:
+            store.client.indices.create(index=index, settings={"number_of_shards": 1, "number_of_replicas": 0,
+                                                               "analysis": es_analysis(store)}, mappings=mappings())
+            created.add(index)
         doc = item.model_dump_json(exclude={"id"})
         body = store._document(first_id + offset, item, doc, 0)  # noqa: SLF001 - the very documents, for a fair ceiling
         lines.append(json.dumps({"index": {"_index": index, "_id": doc_key(item.source, item.source_id)}}))
@@ -115,39 +122,44 @@ def main() -> None:
                                 index_segment=index_tokens, single_writer=True)
         seconds = {"sqlite": 0.0, "elasticsearch": 0.0, "raw_bulk": 0.0, "sqlite_alone": 0.0}
         es_items = min(args.es_items, len(items))
-        raw_index = None
+        es_sent = 0
+        raw_prefix, created = "", set()
         for number, first in enumerate(range(0, len(items), args.batch)):
             chunk = items[first:first + args.batch]
-            if first < es_items:
-                if number % 5 == 0:  # a fresh raw index every 5 batches: osmem keeps every document in memory
-                    raw_index = new_raw_index(es, raw_index, number)
-                lines = raw_actions(es, chunk, first + 1, raw_index)
+            to_es = first < es_items
+            if to_es:
+                es_sent += len(chunk)
+                if number % 5 == 0:  # fresh raw indices every 5 batches: osmem keeps every document in memory
+                    if raw_prefix:
+                        es.client.indices.delete(index=f"{raw_prefix}-items-*")
+                    raw_prefix, created = f"raw{number}", set()
+                lines = raw_actions(es, chunk, first + 1, raw_prefix, created)
                 started = time.perf_counter()
                 for start in range(0, len(lines), 2 * args.bulk):  # the same request size as the store's
                     response = es.client.bulk(operations=lines[start:start + 2 * args.bulk])
                     assert not response["errors"], "the raw loop must index everything"
                 seconds["raw_bulk"] += time.perf_counter() - started
             for name, store in (("sqlite", sqlite), ("elasticsearch", es)):
-                if name == "elasticsearch" and first >= es_items:
+                if name == "elasticsearch" and not to_es:
                     continue
                 batch = [item.model_copy(deep=True) for item in chunk]
                 started = time.perf_counter()
                 store.upsert(batch)
                 elapsed = time.perf_counter() - started
-                seconds[name if first < es_items else "sqlite_alone"] += elapsed
-        es.client.indices.delete(index=raw_index)
+                seconds[name if to_es else "sqlite_alone"] += elapsed
+        es.client.indices.delete(index=f"{raw_prefix}-items-*")
         es.refresh()
         osmem_rss = rss_mb(process.pid)
         counts = {"sqlite": sqlite.stats().items, "elasticsearch": es.stats().items}
-        rates = {name: round(es_items / seconds[name]) for name in ("sqlite", "elasticsearch", "raw_bulk")}
+        rates = {name: round(es_sent / seconds[name]) for name in ("sqlite", "elasticsearch", "raw_bulk")}
         rates["sqlite_all_items"] = round(len(items) / (seconds["sqlite"] + seconds["sqlite_alone"]))
         result = {
-            "items_sqlite": len(items), "items_elasticsearch": es_items, "upsert_batch": args.batch,
+            "items_sqlite": len(items), "items_elasticsearch": es_sent, "upsert_batch": args.batch,
             "bulk_request_docs": args.bulk, "stored": counts,
             "bulk_items_per_s": rates,
             "elasticsearch_vs_raw_bulk": round(rates["elasticsearch"] / rates["raw_bulk"], 3),
             "sqlite_vs_raw_bulk": round(rates["sqlite"] / rates["raw_bulk"], 3),
-            "osmem_rss_mb": osmem_rss, "osmem_kb_per_item": round(osmem_rss * 1024 / max(1, es_items), 1),
+            "osmem_rss_mb": osmem_rss, "osmem_kb_per_item": round(osmem_rss * 1024 / max(1, es_sent), 1),
             "query_ms": {"sqlite": latencies(sqlite, args.rounds), "elasticsearch": latencies(es, args.rounds)},
             "load_average": os.getloadavg()[0],
         }
@@ -157,15 +169,6 @@ def main() -> None:
         process.terminate()
         process.wait(10)
     print(json.dumps(result, ensure_ascii=False))
-
-
-def new_raw_index(store: ElasticsearchStore, previous: str | None, number: int) -> str:
-    if previous:
-        store.client.indices.delete(index=previous)
-    name = f"raw-items-{number}"
-    store.client.indices.create(index=name, settings={"number_of_shards": 1, "number_of_replicas": 0,
-                                                      "analysis": es_analysis(store)}, mappings=mappings())
-    return name
 
 
 def es_analysis(store: ElasticsearchStore) -> dict:

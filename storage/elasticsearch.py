@@ -36,8 +36,10 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from itertools import chain
 from typing import Any
 
 from elastic_transport import ConnectionError as TransportConnectionError
@@ -287,6 +289,7 @@ class ElasticsearchStore(SqlState):
         self._sleep = sleep
         self._known_indices: set[str] = set()
         self._dirty = threading.Event()  # written since the last refresh: the next search refreshes first
+        self._sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="es-bulk")  # one bulk request in flight
         self._committed = threading.local()  # cluster changes waiting for this thread's transaction to commit
         self.client = make_client(config)
         super().__init__(engine, single_writer=single_writer)
@@ -294,6 +297,7 @@ class ElasticsearchStore(SqlState):
         self._apply_event_moves()
 
     def close(self) -> None:
+        self._sender.shutdown(wait=True)
         self.client.close()
         super().close()
 
@@ -398,26 +402,41 @@ class ElasticsearchStore(SqlState):
         if self._dirty.is_set():
             self.refresh()
 
-    def _bulk(self, actions: list[tuple[dict, dict | None]]) -> None:
+    def _bulk(self, actions: Iterable[tuple[dict, dict | None]]) -> None:
         """Index (or delete) documents in batches of at most `bulk_batch` documents and `bulk_max_bytes`; a document
         the cluster answers 429 or 5xx for, or a batch lost with its connection, is sent again with backoff.
+        `actions` may be lazy: the next batch's documents are built (segmented) while the previous batch is on the
+        wire, one batch in flight at a time, in order.
         Raises StorageError when the cluster is unavailable after the retries (nothing of the caller's transaction
         commits), ItemsRejected with each refused document's reason otherwise."""
-        lines = [(json.dumps(meta), None if body is None else json.dumps(body, ensure_ascii=False))
-                 for meta, body in actions]
         rejected: dict[str, str] = {}
-        batch: list[int] = []
+        in_flight: Future[dict[str, str]] | None = None
+
+        def send(lines: list[tuple[str, str | None]]) -> None:
+            nonlocal in_flight
+            if in_flight is not None:
+                rejected.update(in_flight.result())
+            in_flight = self._sender.submit(self._send, lines, list(range(len(lines))))
+
+        batch: list[tuple[str, str | None]] = []
         size = 0
-        for position, (meta, body) in enumerate(lines):
-            cost = len(meta) + (len(body.encode()) if body is not None else 0) + 2
-            if batch and (len(batch) >= self.config.bulk_batch or size + cost > self.config.bulk_max_bytes):
-                rejected.update(self._send(lines, batch))
-                batch, size = [], 0
-            batch.append(position)
-            size += cost
-        if batch:
-            rejected.update(self._send(lines, batch))
-        self._dirty.set()
+        try:
+            for meta, body in actions:
+                line = (json.dumps(meta), None if body is None else json.dumps(body, ensure_ascii=False))
+                cost = len(line[0]) + (len(line[1].encode()) if line[1] is not None else 0) + 2
+                if batch and (len(batch) >= self.config.bulk_batch or size + cost > self.config.bulk_max_bytes):
+                    send(batch)
+                    batch, size = [], 0
+                batch.append(line)
+                size += cost
+            if batch:
+                send(batch)
+            if in_flight is not None:
+                rejected.update(in_flight.result())
+        finally:
+            if in_flight is not None and not in_flight.done():
+                wait([in_flight])  # never leave a request behind the caller's rollback
+            self._dirty.set()
         if rejected:
             raise ItemsRejected(rejected)
 
@@ -514,17 +533,16 @@ class ElasticsearchStore(SqlState):
         item.id = int(source["id"])
         return item
 
-    def _index_actions(self, rows: list[tuple[int, Item, str, str, int, str | None]]) -> list[tuple[dict, dict | None]]:
-        """(id, item, doc, index, created ms, previous index) → bulk actions; a document whose month changed leaves
-        its old index."""
-        actions: list[tuple[dict, dict | None]] = []
+    def _index_actions(self, rows: list[tuple[int, Item, str, str, int, str | None]]) -> Iterator[tuple[dict, dict | None]]:
+        """(id, item, doc, index, created ms, previous index) → bulk actions, built as they are sent; a document whose
+        month changed leaves its old index."""
+        for index in dict.fromkeys(row[3] for row in rows):
+            self._ensure_index(index)
         for item_id, item, doc, index, created_ms, previous in rows:
             key = doc_key(item.source, item.source_id)
-            self._ensure_index(index)
-            actions.append(({"index": {"_index": index, "_id": key}}, self._document(item_id, item, doc, created_ms)))
+            yield {"index": {"_index": index, "_id": key}}, self._document(item_id, item, doc, created_ms)
             if previous and previous != index:
-                actions.append(({"delete": {"_index": previous, "_id": key}}, None))
-        return actions
+                yield {"delete": {"_index": previous, "_id": key}}, None
 
     # ---- items -------------------------------------------------------------------------------------------------------
 
@@ -588,10 +606,10 @@ class ElasticsearchStore(SqlState):
             stored = [(r[0], r[1]) for r in rows]
             self._write_originals(conn, stored, now_iso, replaced=[item_id for item_id, _ in stored])
             self._record_duplicates(conn, dups, now_iso)
-            actions = self._index_actions(rows)
             # an attempt that failed before its state committed may have left a document under a duplicate's key
-            actions += [({"delete": {"_index": self.index_for(item), "_id": doc_key(item.source, item.source_id)}}, None)
-                        for _, item in dups]
+            gone = [({"delete": {"_index": self.index_for(item), "_id": doc_key(item.source, item.source_id)}}, None)
+                    for _, item in dups]
+            actions = chain(self._index_actions(rows), gone)
             try:
                 self._bulk(actions)
             except ItemsRejected as refused:
