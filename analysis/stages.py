@@ -161,14 +161,11 @@ class AnalysisState:
         did (flow.writer.IngestGate), so what it learnt is in the store and not in this memory."""
         if self.store is None:
             return
-        from analysis import event_store
-
-        self.dedup = NearDuplicateIndex(threshold=self.config.dedup.threshold, max_entries=self.config.dedup.max_entries)
-        self.events = EventClusterer(self.config.events)
+        self._dedup = NearDuplicateIndex(threshold=self.config.dedup.threshold, max_entries=self.config.dedup.max_entries)
+        self._events = EventClusterer(self.config.events)
         self.dup_counts.clear()
         self._contexts.clear()
-        event_store.load(self.store, self.events, self.dedup)
-        self.events.dirty.clear()
+        self._unloaded = True  # read from the store again by the next batch that needs them (`_load_from_store`)
 
     def new_temp_id(self) -> int:
         self._next_temp -= 1
