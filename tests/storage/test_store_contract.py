@@ -5,7 +5,8 @@ BACKENDS and must pass this file unchanged. "sqlite+postgresql" keeps the items 
 (inbox, quarantine, events, crawl health, locks) in a PostgreSQL schema of the test's own (`storage.state_url`), so
 each state behaviour runs on both databases with the same expected results. "elasticsearch" keeps the items on a real
 OpenSearch-API server (osmem-server, an index prefix of the test's own) and the state in the SQLite file, as
-`storage.backend: elasticsearch` does without `storage.state_url`.
+`storage.backend: elasticsearch` does without `storage.state_url`; "elasticsearch+postgresql" with the state in
+PostgreSQL, the layout of several instances.
 """
 
 from __future__ import annotations
@@ -69,18 +70,28 @@ def _open_sqlite_with_postgres_state(folder: Path, _request: pytest.FixtureReque
 _ES_PREFIX: dict[Path, str] = {}  # a test's folder → its index prefix on osmem-server (its indices dropped after the test)
 
 
-def _open_elasticsearch(folder: Path, _request: pytest.FixtureRequest) -> Store:
+def _open_elasticsearch(folder: Path, _request: pytest.FixtureRequest, state_url: str | None = None) -> Store:
     """Items on osmem-server under an index prefix of this test's own, the state in a SQLite file of the test's
-    folder. Reopening finds the same indices and file."""
+    folder (or at `state_url`). Reopening finds the same indices and state."""
     prefix = _ES_PREFIX.setdefault(folder, new_prefix())
     config = ElasticsearchConfig(url=shared_server(), index_prefix=prefix, compatible_with=False, replicas=0,
                                  retries=1, retry_backoff_s=0.05)
-    return open_store(folder / "state.db", segment=segment, index_segment=index_tokens, elasticsearch=config)
+    return open_store(folder / "state.db", state_url, segment=segment, index_segment=index_tokens,
+                      elasticsearch=config)
+
+
+def _open_elasticsearch_with_postgres_state(folder: Path, request: pytest.FixtureRequest) -> Store:
+    """The layout of several instances: items on the cluster, their identity and the state in PostgreSQL."""
+    if folder not in _PG_STATE:
+        resources = ExitStack()
+        _PG_STATE[folder] = (resources.enter_context(pg_schema()), resources)
+    return _open_elasticsearch(folder, request, _PG_STATE[folder][0])
 
 
 # Backend name → how to open (or reopen) its store in a test's own folder.
 BACKENDS: dict[str, Callable[[Path, pytest.FixtureRequest], Store]] = {
-    "sqlite": _open_sqlite, "sqlite+postgresql": _open_sqlite_with_postgres_state, "elasticsearch": _open_elasticsearch}
+    "sqlite": _open_sqlite, "sqlite+postgresql": _open_sqlite_with_postgres_state, "elasticsearch": _open_elasticsearch,
+    "elasticsearch+postgresql": _open_elasticsearch_with_postgres_state}
 
 
 @pytest.fixture(params=sorted(BACKENDS))
