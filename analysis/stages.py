@@ -165,7 +165,7 @@ class AnalysisState:
         self._events = EventClusterer(self.config.events)
         self.dup_counts.clear()
         self._contexts.clear()
-        self._unloaded = True  # read again from the store by the next batch that needs them
+        self._unloaded = True  # read from the store again by the next batch that needs them (`_load_from_store`)
 
     def new_temp_id(self) -> int:
         self._next_temp -= 1

@@ -18,6 +18,7 @@ from core.config_crawl import CrawlingConfig, CrawlSpec, DemoSiteConfig
 from core.config_nlp import NlpConfig
 from core.config_playbooks import CalendarConfig, PlaybooksConfig
 from core.config_reports import ReportsConfig
+from core.config_storage import ElasticsearchConfig
 from core.errors import ConfigError, SourceError
 from core.models import Channel
 
@@ -28,12 +29,16 @@ class ServerConfig(Strict):
 
 
 class StorageConfig(Strict):
-    backend: Literal["sqlite"] = "sqlite"
+    """Items in the embedded SQLite file (default) or on Elasticsearch; the relational state (inbox, quarantine,
+    alerts, events, …) stays in SQL either way: in the SQLite file, or in `state_url`'s database."""
+
+    backend: Literal["sqlite", "elasticsearch"] = "sqlite"
     sqlite_path: Path = Path("var/yuqing.db")
     # Where the relational state lives (crawl state, inbox, quarantine, events, alerts and their outbox, silences, plan
     # runs, users, audit): an SQLAlchemy URL such as postgresql+psycopg://yuqing@db:5432/yuqing. Unset: in the items'
     # SQLite file. Several instances share one state database (docs/scale-out.md).
     state_url: str | None = None
+    elasticsearch: ElasticsearchConfig | None = None  # with backend: elasticsearch (docs/elasticsearch.md)
 
     @field_validator("state_url")
     @classmethod
@@ -50,6 +55,12 @@ class StorageConfig(Strict):
         if url.get_backend_name() not in ("sqlite", "postgresql"):
             raise ValueError(f"state database {url.get_backend_name()!r} is not supported; use sqlite or postgresql")
         return value
+
+    @model_validator(mode="after")
+    def _backend_settings(self) -> StorageConfig:
+        if self.backend == "elasticsearch" and self.elasticsearch is None:
+            raise ValueError("backend elasticsearch needs storage.elasticsearch (at least its url)")
+        return self
 
 
 class IngestConfig(Strict):

@@ -201,6 +201,14 @@ class ItemStore(Protocol):
         ...
 
 
+HISTOGRAM_GROUPS = ("channel", "source", "topic", "risk_level", "emotion", "region", "event_id")
+
+
+def check_group(group: str | None) -> None:
+    if group is not None and group not in HISTOGRAM_GROUPS:
+        raise InputError(f"cannot group by {group!r}; one of: {', '.join(HISTOGRAM_GROUPS)}")
+
+
 class ItemReads(Protocol):
     """The reads analysis and alerting make over stored items, so none of them needs to know how items are kept."""
 
@@ -230,6 +238,19 @@ class ItemReads(Protocol):
 
     def scan_items(self, since: datetime, until: datetime, batch_size: int = 1000) -> Iterator[list[Item]]:
         """Items published in [since, until), oldest id first, `batch_size` at a time."""
+        ...
+
+    def volume_histogram(self, since: datetime, until: datetime, interval: Literal["day", "hour"] = "day",
+                         group: str | None = None) -> dict[str, list[tuple[str, int]]]:
+        """Items published in [since, until) per calendar day or hour in Asia/Shanghai (bucket start as
+        'YYYY-MM-DDTHH:MM:SS' local time, empty buckets left out), overall under "all" or per value of a feed filter
+        column (`group`: one of HISTOGRAM_GROUPS; items without a value left out). Trend charts over any number of
+        items without reading them (a date_histogram on Elasticsearch)."""
+        ...
+
+    def average_risk(self, group: str, since: datetime, until: datetime) -> dict[str, float]:
+        """The mean risk score of the scored items published in [since, until) per value of `group` (one of
+        HISTOGRAM_GROUPS); values whose items have no score are left out. For reviews comparing groups."""
         ...
 
 

@@ -153,3 +153,10 @@ class SplitStore:
 
     def scan_items(self, since: datetime, until: datetime, batch_size: int = 1000) -> Iterator[list[Item]]:
         return self.items.scan_items(since, until, batch_size)
+
+    def volume_histogram(self, since: datetime, until: datetime, interval: str = "day",
+                         group: str | None = None) -> dict[str, list[tuple[str, int]]]:
+        return self.items.volume_histogram(since, until, interval, group)
+
+    def average_risk(self, group: str, since: datetime, until: datetime) -> dict[str, float]:
+        return self.items.average_risk(group, since, until)

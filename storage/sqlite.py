@@ -39,7 +39,9 @@ from storage.base import (
     SubjectFacts,
     UpsertOutcome,
     UpsertResult,
+    check_group,
 )
+from storage.copies import copy_entries, copy_rows
 from storage.dialect import upsert
 from storage.fts import FTS_ID_BITS, FTS_ID_MASK, compile_fts, fts_key, fts_second
 from storage.item_rows import FACT_COLUMNS, READ_COLUMNS, item_fact_values, item_from_row
@@ -53,6 +55,7 @@ IndexFromWords = Callable[[str, str, Sequence[str]], tuple[list[str], list[str]]
 T = schema.items.c
 FTS = table("items_fts", column("rowid"), column("items_fts"))
 FEW_TO_SORT = 2_000  # up to this many matching rows, a page may read them all and sort them (see _narrowed)
+SHANGHAI_OFFSET_S = 8 * 3600  # Asia/Shanghai has had no daylight saving since 1991
 COUNT_CAP = 10_000  # a page's count stops here (then count_exact is False), as Elasticsearch's track_total_hits
 
 
@@ -231,9 +234,7 @@ class SqliteStore(SqlState):
     def _record_duplicates(self, conn: Connection, pairs: list[tuple[int, Item]], now: str) -> None:
         if not pairs:
             return
-        # A copy seen again keeps its first sighting's time but takes the newer document (a reply may have come).
-        rows = [{"item_id": item_id, "source": item.source, "source_id": item.source_id, "url": item.url, "seen_at": now,
-                 "doc": item.model_dump_json(exclude={"id", "enrichment"})} for item_id, item in pairs]
+        rows = copy_rows(pairs, now)
         upsert(conn, schema.item_duplicates, rows, keys=["source", "source_id"], update=["doc", "url"])
 
     def get(self, item_id: int) -> Item:
@@ -260,14 +261,7 @@ class SqliteStore(SqlState):
         with self.read() as conn:
             rows = conn.execute(select(dup.c.source, dup.c.source_id, dup.c.url, dup.c.seen_at, dup.c.doc)
                                 .where(dup.c.item_id == item_id).order_by(dup.c.id)).all()
-        out = []
-        for r in rows:
-            entry = {"source": r.source, "source_id": r.source_id, "url": r.url, "seen_at": r.seen_at}
-            if r.doc:
-                doc = json.loads(r.doc)
-                entry.update({k: doc.get(k) for k in ("channel", "author", "published_at", "engagement", "reply")})
-            out.append(entry)
-        return out
+        return copy_entries(rows)
 
     def update_enrichment(self, item_id: int, enrichment: Enrichment) -> None:
         item = self.get(item_id)
@@ -525,5 +519,34 @@ class SqliteStore(SqlState):
         with self.read() as conn:
             by_channel = dict(conn.execute(select(T.channel, func.count()).group_by(T.channel)).all())
             by_source = dict(conn.execute(select(T.source, func.count()).group_by(T.source)).all())
-            quarantined = conn.execute(select(func.count()).select_from(schema.quarantine)).scalar_one()
+            quarantined = self.quarantined_count(conn)
         return StoreStats(items=sum(by_channel.values()), by_channel=by_channel, by_source=by_source, quarantined=quarantined)
+
+    def volume_histogram(self, since: datetime, until: datetime, interval: str = "day",
+                         group: str | None = None) -> dict[str, list[tuple[str, int]]]:
+        """Buckets of local (Asia/Shanghai, no daylight saving) time computed from the publication second."""
+        check_group(group)
+        formats = {"day": "%Y-%m-%dT00:00:00", "hour": "%Y-%m-%dT%H:00:00"}
+        if interval not in formats:
+            raise InputError("interval must be day or hour")
+        bucket = func.strftime(formats[interval], T.published_ts + SHANGHAI_OFFSET_S, "unixepoch").label("bucket")
+        key = getattr(T, group) if group else literal("all")
+        conds = [T.published_ts >= since.timestamp(), T.published_ts < until.timestamp()]
+        if group:
+            conds.append(key.is_not(None))
+        with self.read() as conn:
+            rows = conn.execute(select(key.label("key"), bucket, func.count()).where(*conds)
+                                .group_by(key, bucket).order_by(key, bucket)).all()
+        out: dict[str, list[tuple[str, int]]] = {}
+        for row in rows:
+            out.setdefault(row[0], []).append((row[1], row[2]))
+        return out
+
+    def average_risk(self, group: str, since: datetime, until: datetime) -> dict[str, float]:
+        check_group(group)
+        key = getattr(T, group)
+        with self.read() as conn:
+            rows = conn.execute(select(key, func.avg(T.risk_score))
+                                .where(T.published_ts >= since.timestamp(), T.published_ts < until.timestamp(),
+                                       key.is_not(None), T.risk_score.is_not(None)).group_by(key)).all()
+        return {r[0]: round(r[1], 6) for r in rows}

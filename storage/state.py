@@ -1,7 +1,9 @@
 """Relational state on any SQLAlchemy engine: the read/write connection contexts, migrations, quarantine and the inbox.
 
 SqliteStore is one (state in the items' SQLite file). With `storage.state_url` the state lives in its own database,
-PostgreSQL for several instances (storage/split.py pairs it with the items' store), through this class unchanged.
+PostgreSQL for several instances (storage/split.py pairs it with the items' store), through this class unchanged;
+ElasticsearchStore is one too (items on the cluster, their identity and the state in this database). Quarantine and
+the inbox are state: whatever holds the items, they are here.
 """
 
 from __future__ import annotations
@@ -160,9 +162,13 @@ class SqlState:
                                                payload_hash=digest, origin=r.origin,
                                                created_at=r.created_at.isoformat(), last_seen_at=now, times_seen=1))
 
+    def quarantined_count(self, conn: Connection) -> int:
+        """How many distinct rejected inputs are kept (for `stats`, inside its read)."""
+        return conn.execute(select(func.count()).select_from(schema.quarantine)).scalar_one()
+
     def quarantined(self) -> int:
         with self.read() as conn:
-            return conn.execute(select(func.count()).select_from(schema.quarantine)).scalar_one()
+            return self.quarantined_count(conn)
 
     def list_quarantine(self, source: str | None = None, limit: int = 50, cursor: str | None = None) -> Page[QuarantineRecord]:
         if not 1 <= limit <= 500:

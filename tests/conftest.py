@@ -22,6 +22,14 @@ def shared_data() -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def elasticsearch_url() -> str:
+    """A real OpenSearch-API server (osmem-server) for the session: skip loudly when missing, fail under CI=true."""
+    from tests.helpers.elastic import shared_server
+
+    return shared_server()
+
+
 @pytest.fixture
 def signed_in():  # noqa: ANN201 - returns the factory below
     """`signed_in(app, role="admin", sources=())` → a TestClient (enter it with `with`) that sends a fresh API token of

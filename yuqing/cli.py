@@ -139,6 +139,80 @@ def import_file(
     typer.echo(json.dumps(summary, ensure_ascii=False))
 
 
+@app.command("reindex")
+def reindex_command(
+    source: Annotated[str, typer.Option("--from", help="sqlite:PATH of the store to copy")],
+    target: Annotated[str, typer.Option("--to", help="elasticsearch:URL (http(s)://host:port) to copy the items to")],
+    state: Annotated[Path | None, typer.Option(help="SQLite file of the target's state (identities, checkpoint); "
+                                                    "default the config's storage.state_url, else the source file, "
+                                                    "as storage.backend: elasticsearch expects")] = None,
+    prefix: Annotated[str | None, typer.Option(help="index prefix (default storage.elasticsearch.index_prefix "
+                                                    "of the config, else yuqing)")] = None,
+    batch: Annotated[int, typer.Option(min=1, max=10_000)] = 1000,
+    compatible_with: Annotated[bool | None, typer.Option(
+        "--compatible-with/--no-compatible-with",
+        help="send the Elasticsearch compatible-with media type (default the config's, else yes; "
+             "OpenSearch and forks need --no-compatible-with)")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Copy every item of a SQLite store onto Elasticsearch, keeping ids; resumable (run it again after a stop) and
+    verified at the end (exit 1 when counts differ). Auth, TLS and shards come from the config's storage.elasticsearch."""
+    from core.config_storage import ElasticsearchConfig
+    from nlp.search_tokens import index_tokens
+    from nlp.tokenize import segment
+    from storage.opening import open_store
+    from storage.reindex import reindex
+    from storage.sqlite import SqliteStore
+
+    setup_logging("warning")
+    if not source.startswith("sqlite:") or not target.startswith("elasticsearch:"):
+        console.print("[red]error[/red]: use --from sqlite:PATH --to elasticsearch:URL")
+        raise typer.Exit(2)
+    path = Path(source.removeprefix("sqlite:"))
+    if not path.is_file():
+        console.print(f"[red]error[/red]: {path} is not a file")
+        raise typer.Exit(2)
+    configured, state_url = None, None
+    if config is not None or config_path(None).exists():
+        storage = load_config_or_exit(config).storage
+        configured, state_url = storage.elasticsearch, storage.state_url
+    try:
+        options = configured.model_dump() if configured is not None else {}
+        options.update(url=target.removeprefix("elasticsearch:"))
+        if prefix:
+            options["index_prefix"] = prefix
+        if compatible_with is not None:
+            options["compatible_with"] = compatible_with
+        if configured is not None and configured.password is not None:
+            options["password"] = configured.password.get_secret_value()
+        es_config = ElasticsearchConfig.model_validate(options)
+        from_store = SqliteStore(path, segment=segment, index_segment=index_tokens)
+        # The target's state is where the service will look for it: --state, else the config's state_url, else the file.
+        to_store = open_store(state or path, None if state else state_url, segment=segment,
+                              index_segment=index_tokens, elasticsearch=es_config)
+    except (YuqingError, ValueError) as exc:
+        console.print(f"[red]error[/red]: {getattr(exc, 'message', exc)}")
+        raise typer.Exit(2) from exc
+    columns = [TextColumn("reindex {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
+    try:
+        with Progress(*columns, console=console, transient=False) as bar:
+            task = bar.add_task(path.name, total=None)
+            report = reindex(from_store, to_store, str(path.resolve()), batch_size=batch,
+                             progress=lambda done, total: bar.update(task, completed=done, total=total))
+    except YuqingError as exc:
+        console.print(f"[red]error[/red]: {exc.message} (run the same command again to resume)")
+        raise typer.Exit(1) from exc
+    finally:
+        from_store.close()
+        to_store.close()
+    typer.echo(json.dumps({"source_items": report.source_items, "copied_now": report.copied_now,
+                           "resumed_after_id": report.resumed_after_id, "target_identities": report.target_identities,
+                           "target_documents": report.target_documents, "verified": report.verified}))
+    if not report.verified:
+        console.print("[red]counts differ[/red]: source, target identities and documents must all be equal")
+        raise typer.Exit(1)
+
+
 @app.command("quarantine")
 def quarantine(config: ConfigOption = None, source: str | None = None, limit: int = 20) -> None:
     """List rejected input with the reason for each (personal data masked; the store keeps the record as received)."""

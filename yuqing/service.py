@@ -34,8 +34,10 @@ def build_service(config: Config, *, db_path: Path | None = None, enrich: bool =
                   extensions: bool = True) -> Service:
     """Open the store (running migrations), build the one analysis state and the ingest chain, attach the
     extensions; a listed stage an enabled package does not provide is an error here, at start."""
-    store = open_store(db_path or config.storage.sqlite_path, config.storage.state_url, segment=segment,
-                       index_segment=index_tokens, index_from_words=index_tokens_from_words)
+    storage = config.storage
+    store = open_store(db_path or storage.sqlite_path, storage.state_url, segment=segment, index_segment=index_tokens,
+                       index_from_words=index_tokens_from_words,
+                       elasticsearch=storage.elasticsearch if storage.backend == "elasticsearch" else None)
     cluster = ClusterLocks(store.engine)
     gate = IngestGate(cluster, store)  # reads the ingest mark before the analysis state loads
     state = analysis_state(config, store) if enrich else None

@@ -1,9 +1,12 @@
 """The storage contract: what every backend behind `storage.base.Store` must do, asserted with exact results.
 
-Written against the Protocol only: the `store` fixture is parametrised over backends; a new backend (Elasticsearch
-for items, say) adds an opener to BACKENDS and must pass this file unchanged. "sqlite+postgresql" keeps the items in
-SQLite and every state behaviour (inbox, quarantine, events, crawl health, locks) in a PostgreSQL schema of the
-test's own (`storage.state_url`), so each state behaviour runs on both databases with the same expected results.
+Written against the Protocol only: the `store` fixture is parametrised over backends; a new backend adds an opener to
+BACKENDS and must pass this file unchanged. "sqlite+postgresql" keeps the items in SQLite and every state behaviour
+(inbox, quarantine, events, crawl health, locks) in a PostgreSQL schema of the test's own (`storage.state_url`), so
+each state behaviour runs on both databases with the same expected results. "elasticsearch" keeps the items on a real
+OpenSearch-API server (osmem-server, an index prefix of the test's own) and the state in the SQLite file, as
+`storage.backend: elasticsearch` does without `storage.state_url`; "elasticsearch+postgresql" with the state in
+PostgreSQL, the layout of several instances.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from analysis.cluster import EventClusterer, EventState
 from analysis.dedup import NUM_PERM, NearDuplicateIndex
 from core.config_analysis import EventsConfig
 from core.config_crawl import HealthSpec
+from core.config_storage import ElasticsearchConfig
 from core.errors import InputError, NotFound, QuerySyntaxError
 from core.models import SHANGHAI, Engagement, Enrichment, Item, QuarantineRecord, RawRecord, Reply
 from crawlers.health import RunResult, health_changes, recent_runs, record_run, source_health
@@ -41,6 +45,7 @@ from storage.base import (
 )
 from storage.opening import open_store
 from storage.sqlite import SqliteStore
+from tests.helpers.elastic import drop_indices, new_prefix, shared_server
 from tests.helpers.services import pg_schema
 
 NOW = datetime(2026, 11, 25, 12, tzinfo=SHANGHAI)
@@ -62,9 +67,31 @@ def _open_sqlite_with_postgres_state(folder: Path, _request: pytest.FixtureReque
     return open_store(folder / "items.db", _PG_STATE[folder][0], segment=segment, index_segment=index_tokens)
 
 
+_ES_PREFIX: dict[Path, str] = {}  # a test's folder → its index prefix on osmem-server (its indices dropped after the test)
+
+
+def _open_elasticsearch(folder: Path, _request: pytest.FixtureRequest, state_url: str | None = None) -> Store:
+    """Items on osmem-server under an index prefix of this test's own, the state in a SQLite file of the test's
+    folder (or at `state_url`). Reopening finds the same indices and state."""
+    prefix = _ES_PREFIX.setdefault(folder, new_prefix())
+    config = ElasticsearchConfig(url=shared_server(), index_prefix=prefix, compatible_with=False, replicas=0,
+                                 retries=1, retry_backoff_s=0.05)
+    return open_store(folder / "state.db", state_url, segment=segment, index_segment=index_tokens,
+                      elasticsearch=config)
+
+
+def _open_elasticsearch_with_postgres_state(folder: Path, request: pytest.FixtureRequest) -> Store:
+    """The layout of several instances: items on the cluster, their identity and the state in PostgreSQL."""
+    if folder not in _PG_STATE:
+        resources = ExitStack()
+        _PG_STATE[folder] = (resources.enter_context(pg_schema()), resources)
+    return _open_elasticsearch(folder, request, _PG_STATE[folder][0])
+
+
 # Backend name → how to open (or reopen) its store in a test's own folder.
 BACKENDS: dict[str, Callable[[Path, pytest.FixtureRequest], Store]] = {
-    "sqlite": _open_sqlite, "sqlite+postgresql": _open_sqlite_with_postgres_state}
+    "sqlite": _open_sqlite, "sqlite+postgresql": _open_sqlite_with_postgres_state, "elasticsearch": _open_elasticsearch,
+    "elasticsearch+postgresql": _open_elasticsearch_with_postgres_state}
 
 
 @pytest.fixture(params=sorted(BACKENDS))
@@ -82,6 +109,8 @@ def reopen(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[
         store.close()
     if tmp_path in _PG_STATE:
         _PG_STATE.pop(tmp_path)[1].close()
+    if tmp_path in _ES_PREFIX:
+        drop_indices(shared_server(), _ES_PREFIX.pop(tmp_path))
 
 
 @pytest.fixture
@@ -521,6 +550,35 @@ def test_source_health_reads(store: Store) -> None:
     assert health_changes(store, after_id=health_changes(store)[0]["id"])[0]["to_state"] == "degraded"
     runs = recent_runs(store, "s")
     assert [(r["outcome"], r["items"], r["errors"]) for r in runs] == [("failed", 0, {"connection": 2}), ("ok", 5, {})]
+
+
+def test_volume_histogram_per_shanghai_day_and_hour(store: Store) -> None:
+    # 23:30 and 00:30 Shanghai time fall on two local days (one UTC day): buckets are local.
+    late = datetime(2026, 11, 20, 23, 30, tzinfo=SHANGHAI)
+    store.upsert([
+        Item(source="board_a", channel="board", source_id="a", title="", content="深夜一条", published_at=late,
+             fetched_at=NOW, region="江城区", enrichment=Enrichment(topic="环境保护", risk_score=40)),
+        Item(source="board_a", channel="board", source_id="b", title="", content="凌晨一条",
+             published_at=late + timedelta(hours=1), fetched_at=NOW, enrichment=Enrichment(topic="环境保护", risk_score=60)),
+        Item(source="weibo_a", channel="weibo", source_id="c", title="", content="凌晨又一条",
+             published_at=late + timedelta(hours=1, minutes=10), fetched_at=NOW, region="江城区",
+             enrichment=Enrichment(topic="交通运输")),
+    ])
+    since, until = late - timedelta(days=1), late + timedelta(days=1)
+    assert store.volume_histogram(since, until) == {"all": [("2026-11-20T00:00:00", 1), ("2026-11-21T00:00:00", 2)]}
+    assert store.volume_histogram(since, until, "hour") == {
+        "all": [("2026-11-20T23:00:00", 1), ("2026-11-21T00:00:00", 2)]}
+    assert store.volume_histogram(since, until, group="channel") == {
+        "board": [("2026-11-20T00:00:00", 1), ("2026-11-21T00:00:00", 1)], "weibo": [("2026-11-21T00:00:00", 1)]}
+    assert store.volume_histogram(since, until, group="region") == {  # no region: left out
+        "江城区": [("2026-11-20T00:00:00", 1), ("2026-11-21T00:00:00", 1)]}
+    assert store.volume_histogram(until, until + timedelta(days=1)) == {}
+    assert store.average_risk("topic", since, until) == {"环境保护": 50.0}  # 交通运输 has no score: left out
+    assert store.average_risk("channel", since, late + timedelta(minutes=1)) == {"board": 40.0}
+    with pytest.raises(InputError, match="cannot group by"):
+        store.volume_histogram(since, until, group="doc")
+    with pytest.raises(InputError, match="interval"):
+        store.volume_histogram(since, until, interval="week")
 
 
 # ---- several instances on one state database ---------------------------------------------------------------------
