@@ -3,9 +3,6 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -14,12 +11,12 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from api.main import create_app
 from core.config import parse_config
 from core.models import SHANGHAI
 from storage.base import ItemQuery
+from tests.helpers.browser import serving
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 PASSWORD = "web test password 1"
@@ -27,12 +24,6 @@ ROLES = ("press_office", "staff", "manager", "admin")
 # Crawled text is hostile: these land in titles and bodies and must show as text, never run.
 XSS_TITLE = '<img src=x onerror="document.title=\'pwned\'">油烟扰民<script>document.title="pwned"</script>'
 XSS_BODY = '楼下烧烤店油烟扰民严重，多次投诉无果，群众聚集。<svg onload="window.__pwned=1"></svg><b onclick="x()">加粗</b>'
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def recent(hours: float) -> str:
@@ -77,14 +68,13 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     for role in ROLES:
         app.state.access.create_user(role, [role], PASSWORD)
     _id, token = app.state.access.create_token("platform", "ingest", sources=("board_a", "weibo_a", "hotline_a"), by="tests")
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 30
-    while not server.started and time.time() < deadline:
-        time.sleep(0.05)
-    site = Site(f"http://127.0.0.1:{port}", app, token)
+    with serving(app) as url:
+        yield from _seeded(Site(url, app, token), service)
+    service.close()
+
+
+def _seeded(site: Site, service: Any) -> Iterator[Site]:
+    """The site with the hostile, recent, old and three-channel items every page test reads."""
     site.push("board_a", [
         {"source_id": "b1", "title": XSS_TITLE, "content": XSS_BODY, "published_at": recent(2)},
         {"source_id": "b2", "title": "拖欠工资", "content": "包工头拖欠农民工工资两万元，多次讨薪无果，准备集体上访",
@@ -99,9 +89,6 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     site.ids = {item.source_id: item.id for item in stored.data}
     site.hostile_id = site.ids["b1"]
     yield site
-    server.should_exit = True
-    thread.join(timeout=10)
-    service.close()
 
 
 class Session:
