@@ -23,7 +23,6 @@ import os
 import random
 import re
 import socket
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -263,8 +262,11 @@ def main() -> None:
     report: dict[str, object] = {"items": args.items, "seed": args.seed, "db": str(db)}
     if not args.reuse:
         report.update(build(db, args.items, args.seed))
-    with sqlite3.connect(db) as conn:  # what is stored (a reused database may hold another number)
-        report["items"] = stored = conn.execute("SELECT count(*) FROM items").fetchone()[0]
+    store = SqliteStore(db, segment=segment, index_segment=index_tokens)
+    try:  # what is stored (a reused database may hold another number), through the store's interface
+        report["items"] = stored = store.stats().items
+    finally:
+        store.close()
     size = sum(p.stat().st_size for p in db.parent.glob(db.name + "*"))
     report["db_bytes_per_item"] = round(size / stored)
     report.update(serve_and_measure(db, args.rounds, args.idle_seconds))
