@@ -5,18 +5,14 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import uuid
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import Connection, Engine, create_engine, text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import Connection, Engine, create_engine
 
 from alerts.store import AlertReader, _alerts_v1, _alerts_v2, alert_labels, alerts, write_labels
 from storage.migrations import migrate
-
-PG_URL = os.environ.get("YUQING_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+from tests.helpers.postgres import pg_schema
 
 
 class EngineStore:
@@ -88,23 +84,8 @@ def test_migration_v2_backfills_labels_of_existing_alerts(tmp_path):
 
 @pytest.fixture
 def pg_engine() -> Iterator[Engine]:
-    engine = create_engine(PG_URL)
-    try:
-        with engine.connect():
-            pass
-    except OperationalError as exc:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"PostgreSQL not reachable at {PG_URL}: {exc.orig}")
-        pytest.skip(f"PostgreSQL not reachable at {PG_URL}: {exc.orig}")
-    schema = f"yq_{uuid.uuid4().hex[:10]}"
-    with engine.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    scoped = create_engine(PG_URL, connect_args={"options": f"-csearch_path={schema}"})
-    yield scoped
-    scoped.dispose()
-    with engine.begin() as conn:
-        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    engine.dispose()
+    with pg_schema() as (scoped, _name):
+        yield scoped
 
 
 def test_label_filter_on_postgres(pg_engine):

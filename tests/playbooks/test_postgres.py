@@ -3,17 +3,15 @@ run's whole life through PlanRuns (no SQLite-only SQL)."""
 
 from __future__ import annotations
 
-import os
 import threading
-import uuid
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.exc import IntegrityError, InternalError, OperationalError, ProgrammingError
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError, InternalError, ProgrammingError
 
-PG_URL = os.environ.get("YUQING_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+from tests.helpers.postgres import pg_schema
 
 
 class PgStore:
@@ -42,23 +40,8 @@ class PgStore:
 
 @pytest.fixture
 def pg():  # noqa: ANN201
-    engine = create_engine(PG_URL)
-    try:
-        with engine.connect():
-            pass
-    except OperationalError as exc:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"PostgreSQL not reachable at {PG_URL}: {exc.orig}")
-        pytest.skip(f"PostgreSQL not reachable at {PG_URL}")
-    name = f"yq_{uuid.uuid4().hex[:10]}"
-    with engine.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{name}"'))
-    scoped = create_engine(PG_URL, connect_args={"options": f"-csearch_path={name}"})
-    yield scoped
-    scoped.dispose()
-    with engine.begin() as conn:
-        conn.execute(text(f'DROP SCHEMA "{name}" CASCADE'))
-    engine.dispose()
+    with pg_schema() as (scoped, _name):
+        yield scoped
 
 
 def test_plan_runs_on_postgres(pg) -> None:  # noqa: ANN001
