@@ -36,6 +36,7 @@ class ListPublic(BaseModel):
     data: list[dict[str, Any]]
     count: int
     next_before_id: int | None = None
+    count_exact: bool = True  # False: the archive held more alerts than its count cap (alerts/store.py)
 
 
 class StateChange(BaseModel):
@@ -96,10 +97,13 @@ def list_alerts(engine: EngineDep, principal: PrincipalDep, state: str | None = 
                 item_id: int | None = None, event_id: str | None = None,
                 label: Annotated[list[str], Query(description="name=value, repeatable")] = [],  # noqa: B006
                 limit: Annotated[int, Query(ge=1, le=500)] = 50, before_id: int | None = None) -> ListPublic:
-    data, count = engine.reader.list(state=state, severity=severity, rule=rule, item_id=item_id, event_id=event_id,
-                                     labels=_labels(label), limit=limit, before_id=before_id,
-                                     within_regions=principal.regions)
-    return _page(data, count, limit)
+    """Newest first; without `state`, or with `state=resolved`, archived alerts (resolved a while ago) are included."""
+    data, count, exact = engine.reader.list_page(state=state, severity=severity, rule=rule, item_id=item_id,
+                                                 event_id=event_id, labels=_labels(label), limit=limit,
+                                                 before_id=before_id, within_regions=principal.regions)
+    page = _page(data, count, limit)
+    page.count_exact = exact
+    return page
 
 
 def _visible(engine: AlertEngine, alert_id: int, principal: Any) -> dict[str, Any]:

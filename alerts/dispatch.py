@@ -19,11 +19,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, or_, select, update
 
 from alerts import route as routing
+from alerts.archive import archived_fingerprints
 from alerts.inhibit import Inhibitor
 from alerts.notify.base import Message, Notifier, PartialNotifyError
 from alerts.route import Route
@@ -119,6 +121,9 @@ class _FlushWrites:
             conn.execute(alert_audit.insert(), self.audit)
 
 
+_ARCHIVED = SimpleNamespace(state="resolved")  # what `raise_alerts` knows of an archived fingerprint
+
+
 class Dispatcher:
     """Owns the group, member and outbox tables; the engine calls it with the current runtime and time."""
 
@@ -153,6 +158,8 @@ class Dispatcher:
                 rows = conn.execute(select(alerts.c.id, alerts.c.fingerprint, alerts.c.state)
                                     .where(alerts.c.fingerprint.in_(fps[start:start + 500]))).all()
                 known.update({r.fingerprint: r for r in rows})
+            # An archived alert was resolved: like a resolved one in the hot table, it is not raised again.
+            known.update(dict.fromkeys(archived_fingerprints(conn, set(fps) - known.keys()), _ARCHIVED))
             refresh, fresh, reasons = [], [], {}
             refreshed_labels: dict[int, dict[str, str]] = {}
             for draft in drafts:

@@ -15,6 +15,8 @@ from typing import Any
 
 from sqlalchemy import or_, select
 
+from alerts.archive import CHECK_EVERY_S as ARCHIVE_CHECK_EVERY_S
+from alerts.archive import archive_resolved
 from alerts.clock import Clock, SystemClock
 from alerts.dispatch import Dispatcher, Runtime, audit
 from alerts.escalation import Escalator
@@ -74,6 +76,7 @@ class AlertEngine:
         # Called with the newly raised alerts (id, rule, kind, labels, item_id, event_id, starts_ts) after they are
         # stored, e.g. to start response plans. A failing callback is logged and never undoes the alerts.
         self.on_raised: list[Callable[[list[dict[str, Any]]], None]] = []
+        self._next_archive_ts: float | None = None  # when archive_due next looks (None: at the next tick)
         self._unmute_checked: Inhibitor | None = None  # the inhibitor whose lost sources were last looked at
         # Several instances (storage/cluster.py): a mark every instance bumps when alerts or silences change, so the
         # others drop their cached silences and inhibiting alerts before they next mute or raise.
@@ -258,11 +261,23 @@ class AlertEngine:
                     self.check_sources(self.source_health())
                 except Exception:  # noqa: BLE001 - a broken health hook must not stop alert delivery
                     logger.exception("source health check failed")
+            counts["archived"] = self.archive_due(now)
             counts["notices"] = self.send_silence_notices(now)
             counts["queued"] = self.dispatcher.flush_due(now)
             counts["escalated"] = self.escalator.escalate_due(now)
             counts["sent"] = self.deliver_due() if deliver else 0
             return counts
+
+    def archive_due(self, now: datetime) -> int:
+        """Resolved alerts past `alerts.archive.after` leave the hot tables, a batch per pass (alerts/archive.py):
+        looked for once a minute, and at once again while the last pass filled its batch."""
+        moment = ts(now)
+        if self._next_archive_ts is not None and moment < self._next_archive_ts:
+            return 0
+        cfg = self.config.archive
+        moved = archive_resolved(self.store, moment, cfg.after.total_seconds(), cfg.batch)
+        self._next_archive_ts = None if moved == cfg.batch else moment + ARCHIVE_CHECK_EVERY_S
+        return moved
 
     def deliver_due(self) -> int:
         """Send due rows inline, claiming one batch at a time so a crash re-sends at most that batch."""
@@ -370,7 +385,8 @@ class AlertEngine:
         with self.store.write() as conn:
             row = conn.execute(select(alerts).where(alerts.c.id == alert_id)).first()
             if row is None:
-                raise NotFound(f"alert {alert_id} not found")
+                self.reader.get(alert_id)  # NotFound unless archived, and an archived alert is resolved:
+                raise AlertStateError(f"alert {alert_id} is resolved (archived); it cannot become {target}")
             if row.state not in allowed:
                 raise AlertStateError(f"alert {alert_id} is {row.state}; it cannot become {target}")
             values: dict[str, Any] = {"state": target, "updated_ts": moment, "muted_by": None}

@@ -43,6 +43,9 @@ alerts = Table(
     Index("ix_alerts_state", "state", "id"),
     Index("ix_alerts_event", "event_id"),
     Index("ix_alerts_item", "item_id"),
+    Index("ix_alerts_resolved", "resolved_ts"),  # what the archiver moves next (alerts/archive.py)
+    # Ids are never reused once an alert moved to the archive (on SQLite, rowids would restart after the largest).
+    sqlite_autoincrement=True,
 )
 
 alert_groups = Table(
@@ -135,6 +138,31 @@ alert_labels = Table(
     Index("ix_alert_labels_name_value", "name", "value", "alert_id"),
 )
 
+# Resolved alerts some time after their resolution (alerts/archive.py): the same columns, the same ids, and their labels,
+# so that the hot tables (what the dispatcher, inhibition and the default lists read) do not grow with history.
+alerts_archive = Table(
+    "alerts_archive",
+    metadata,
+    *[Column(c.name, c.type, primary_key=c.primary_key, autoincrement=False, nullable=c.nullable)
+      for c in alerts.columns],
+    Column("archived_ts", Float, nullable=False),
+    Index("ux_alerts_archive_fingerprint", "fingerprint", unique=True),
+    Index("ix_alerts_archive_event", "event_id"),
+    Index("ix_alerts_archive_item", "item_id"),
+    Index("ix_alerts_archive_starts", "starts_ts"),
+    Index("ix_alerts_archive_acked", "acked_ts"),
+    Index("ix_alerts_archive_resolved", "resolved_ts"),
+)
+
+alert_labels_archive = Table(
+    "alert_labels_archive",
+    metadata,
+    Column("alert_id", Integer, primary_key=True, autoincrement=False),
+    Column("name", String(100), primary_key=True),
+    Column("value", Text, nullable=False),
+    Index("ix_alert_labels_archive_name_value", "name", "value", "alert_id"),
+)
+
 ALERT_TABLES = [alerts, alert_groups, alert_members, alert_outbox, alert_silences, alert_audit]
 
 
@@ -161,6 +189,24 @@ def _alerts_v3(conn: Connection) -> None:
     # Databases created at v1 by this code already have the column.
     if "claimed_by" not in {c["name"] for c in inspect(conn).get_columns("alert_outbox")}:
         conn.execute(text("ALTER TABLE alert_outbox ADD COLUMN claimed_by VARCHAR(100)"))
+
+
+@register("alerts", 4, "alerts_archive and alert_labels_archive: resolved alerts leave the hot tables after a while")
+def _alerts_v4(conn: Connection) -> None:
+    metadata.create_all(conn, tables=[alerts_archive, alert_labels_archive])
+    created = conn.execute(text("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'alerts'")).scalar() \
+        if conn.dialect.name == "sqlite" else None
+    if created is None or "AUTOINCREMENT" in created.upper():  # PostgreSQL's sequence never reuses an id
+        next(i for i in alerts.indexes if i.name == "ix_alerts_resolved").create(conn, checkfirst=True)
+        return
+    # An SQLite table made before v4: rebuilt with AUTOINCREMENT, so the id of an archived alert is never given again.
+    names = ", ".join(c.name for c in alerts.columns)
+    for index in alerts.indexes:
+        conn.execute(text(f"DROP INDEX IF EXISTS {index.name}"))
+    conn.execute(text("ALTER TABLE alerts RENAME TO alerts_before_v4"))
+    alerts.create(conn)
+    conn.execute(text(f"INSERT INTO alerts ({names}) SELECT {names} FROM alerts_before_v4"))
+    conn.execute(text("DROP TABLE alerts_before_v4"))
 
 
 def label_rows(alert_id: int, labels: dict[str, str]) -> list[dict[str, Any]]:
@@ -229,6 +275,32 @@ def outbox_public(row: Any) -> dict[str, Any]:
             "created_at": from_ts(row.created_ts), "sent_at": from_ts(row.sent_ts)}
 
 
+ARCHIVE_COUNT_CAP = 10_000  # a list's count of archived alerts stops here (the hot table's is exact)
+
+
+def reader_public(row: Any) -> dict[str, Any]:
+    """`alert_public` with when the alert was archived (None while it is in the hot table)."""
+    return {**alert_public(row), "archived_at": from_ts(getattr(row, "archived_ts", None))}
+
+
+def _list_conditions(table: Table, label_table: Table, *, state: str | None, severity: str | None, rule: str | None,
+                     item_id: int | None, event_id: str | None, labels: dict[str, str],
+                     within_regions: tuple[str, ...]) -> list[Any]:
+    conds = []
+    for name, value in (("state", state), ("severity", severity), ("rule", rule), ("item_id", item_id),
+                        ("event_id", event_id)):
+        if value is not None:
+            conds.append(table.c[name] == value)
+    for name, value in labels.items():
+        conds.append(table.c.id.in_(select(label_table.c.alert_id).where(label_table.c.name == name,
+                                                                       label_table.c.value == value)))
+    if within_regions:
+        conds.append(table.c.id.in_(select(label_table.c.alert_id).where(
+            label_table.c.name == "region",
+            or_(*[label_table.c.value.contains(r, autoescape=True) for r in within_regions]))))
+    return conds
+
+
 _ACTIVE_EVENT_ALERTS = (select(alerts).where(alerts.c.event_id == bindparam("event"), alerts.c.kind == "event",
                                              alerts.c.state.in_(("firing", "acknowledged", "silenced")))
                         .order_by(alerts.c.id.desc()).limit(bindparam("limit")))
@@ -241,47 +313,68 @@ class AlertReader:
         self.store = store
 
     def get(self, alert_id: int) -> dict[str, Any]:
+        """The alert, from the hot table or the archive."""
         with self.store.read() as conn:
             row = conn.execute(select(alerts).where(alerts.c.id == alert_id)).first()
+            if row is None:
+                row = conn.execute(select(alerts_archive).where(alerts_archive.c.id == alert_id)).first()
         if row is None:
             raise NotFound(f"alert {alert_id} not found")
-        return alert_public(row)
+        return reader_public(row)
 
     def list(self, *, state: str | None = None, severity: str | None = None, rule: str | None = None,
              item_id: int | None = None, event_id: str | None = None, labels: dict[str, str] | None = None,
              limit: int = 50, before_id: int | None = None,
              within_regions: tuple[str, ...] = ()) -> tuple[list[dict[str, Any]], int]:
-        """`within_regions`: a caller's 属地 scope — only alerts whose `region` label contains one of them."""
+        """Newest first. `within_regions`: a caller's 属地 scope — only alerts whose `region` label contains one of
+        them. Without a state, and with `resolved`, archived alerts are listed too (a page from each table, merged by
+        id); their count stops at ARCHIVE_COUNT_CAP (see `list_page`)."""
+        rows, count, _ = self.list_page(state=state, severity=severity, rule=rule, item_id=item_id,
+                                        event_id=event_id, labels=labels, limit=limit, before_id=before_id,
+                                        within_regions=within_regions)
+        return rows, count
+
+    def list_page(self, *, state: str | None = None, severity: str | None = None, rule: str | None = None,
+                  item_id: int | None = None, event_id: str | None = None, labels: dict[str, str] | None = None,
+                  limit: int = 50, before_id: int | None = None,
+                  within_regions: tuple[str, ...] = ()) -> tuple[list[dict[str, Any]], int, bool]:
+        """`list` and whether its count is exact (False when the archive alone holds more than the cap)."""
         if state is not None and state not in ALERT_STATES:
             raise InputError(f"unknown state {state!r}; states: {', '.join(ALERT_STATES)}")
-        conds = []
-        for column, value in ((alerts.c.state, state), (alerts.c.severity, severity), (alerts.c.rule, rule),
-                              (alerts.c.item_id, item_id), (alerts.c.event_id, event_id)):
-            if value is not None:
-                conds.append(column == value)
-        for name, value in (labels or {}).items():
-            conds.append(alerts.c.id.in_(select(alert_labels.c.alert_id).where(alert_labels.c.name == name,
-                                                                               alert_labels.c.value == value)))
-        if within_regions:
-            conds.append(alerts.c.id.in_(select(alert_labels.c.alert_id).where(
-                alert_labels.c.name == "region",
-                or_(*[alert_labels.c.value.contains(r, autoescape=True) for r in within_regions]))))
-        page = [*conds, alerts.c.id < before_id] if before_id else conds
+        found: list[Any] = []
+        count, exact = 0, True
         with self.store.read() as conn:
-            rows = conn.execute(select(alerts).where(*page).order_by(alerts.c.id.desc()).limit(limit)).all()
-            count = conn.execute(select(func.count()).select_from(alerts).where(*conds)).scalar_one()
-        return [alert_public(r) for r in rows], count
+            for table, label_table in ((alerts, alert_labels), (alerts_archive, alert_labels_archive)):
+                if table is alerts_archive and state not in (None, "resolved"):
+                    continue
+                conds = _list_conditions(table, label_table, state=None if table is alerts_archive else state,
+                                         severity=severity, rule=rule, item_id=item_id, event_id=event_id,
+                                         labels=labels or {}, within_regions=within_regions)
+                page = [*conds, table.c.id < before_id] if before_id else conds
+                found.extend(conn.execute(select(table).where(*page).order_by(table.c.id.desc()).limit(limit)))
+                if table is alerts:
+                    count += conn.execute(select(func.count()).select_from(table).where(*conds)).scalar_one()
+                else:
+                    capped = select(table.c.id).where(*conds).limit(ARCHIVE_COUNT_CAP + 1).subquery()
+                    archived = conn.execute(select(func.count()).select_from(capped)).scalar_one()
+                    exact = archived <= ARCHIVE_COUNT_CAP
+                    count += min(archived, ARCHIVE_COUNT_CAP)
+        found.sort(key=lambda r: r.id, reverse=True)
+        return [reader_public(r) for r in found[:limit]], count, exact
 
     def period(self, since_ts: float, until_ts: float, *, limit: int = 500) -> dict[str, list[dict[str, Any]]]:
         """Alerts raised, acknowledged and resolved in [since_ts, until_ts) (reports), each list oldest first and
-        capped at `limit`."""
+        capped at `limit`; archived alerts count as the others do."""
         out: dict[str, list[dict[str, Any]]] = {}
         with self.store.read() as conn:
-            for name, column in (("raised", alerts.c.starts_ts), ("acknowledged", alerts.c.acked_ts),
-                                 ("resolved", alerts.c.resolved_ts)):
-                rows = conn.execute(select(alerts).where(column >= since_ts, column < until_ts)
-                                    .order_by(column, alerts.c.id).limit(limit)).all()
-                out[name] = [alert_public(r) for r in rows]
+            for name, column in (("raised", "starts_ts"), ("acknowledged", "acked_ts"), ("resolved", "resolved_ts")):
+                rows: list[Any] = []
+                for table in (alerts, alerts_archive):
+                    key = table.c[column]
+                    rows.extend(conn.execute(select(table).where(key >= since_ts, key < until_ts)
+                                             .order_by(key, table.c.id).limit(limit)))
+                rows.sort(key=lambda r, c=column: (getattr(r, c), r.id))
+                out[name] = [reader_public(r) for r in rows[:limit]]
         return out
 
     def active_event_alerts(self, event_ids: Iterable[str], limit: int = 150) -> list[dict[str, Any]]:

@@ -14,6 +14,7 @@ class ItemsPublic(BaseModel):
     count: int
     next_cursor: str | None = None
     count_exact: bool = True  # False: at least `count` items match (counting stops at a cap on large data)
+    sorted_among: int | None = None  # q with sort=risk: riskiest first among the newest this many matches (None: all)
 
 
 class QuarantinePublic(BaseModel):

@@ -411,6 +411,14 @@ class RetryConfig(Strict):
     max_attempts: int = Field(10, ge=1, le=100)
 
 
+class ArchiveConfig(Strict):
+    """Resolved alerts leave the hot tables `after` their resolution, at most `batch` per pass (alerts/archive.py);
+    they stay readable (by id, `state=resolved` lists, reports)."""
+
+    after: Duration = timedelta(days=7)
+    batch: int = Field(1000, ge=1, le=100_000)
+
+
 class AlertsConfig(Strict):
     """Root of the `alerts:` section."""
 
@@ -431,6 +439,7 @@ class AlertsConfig(Strict):
     # 250 items/s push fell minutes behind (bench/bench_push_alerts.py); 16 keeps up.
     send_workers: int = Field(16, ge=1, le=32)
     max_alerts_per_message: int = Field(1000, ge=1, le=100_000)  # snapshot cap in one outbox row; the rest are counted
+    archive: ArchiveConfig = Field(default_factory=ArchiveConfig)
 
     @model_validator(mode="after")
     def _references(self) -> AlertsConfig:

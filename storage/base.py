@@ -70,6 +70,9 @@ class Page(Generic[T]):  # noqa: UP046 - Python 3.11 has no PEP 695 syntax
     count: int
     next_cursor: str | None = None
     count_exact: bool = True
+    # Full text sorted by risk: the order is the riskiest first among the newest `sorted_among` matches when more than
+    # that many match (a backend may bound the sort so); None when all matches were sorted.
+    sorted_among: int | None = None
 
 
 @dataclass

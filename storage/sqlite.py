@@ -330,13 +330,14 @@ class SqliteStore(SqlState):
                 page_conds = self._filters(query, walk=True) if walk else list(conds)
                 if cursor is not None:  # a row value: the index seeks to the cursor instead of testing every row before it
                     page_conds.append(tuple_(sort_key, T.id) < tuple_(literal(cursor.key), literal(cursor.item_id)))
+                sorted_among = None
                 if match is not None and query.sort == "time":
                     rows = self._search_text(conn, match, page_conds, cursor, query.limit + 1)
+                elif match is not None:
+                    rows = self._search_text_by_risk(conn, match, conds, cursor, query.limit + 1)
+                    sorted_among = COUNT_CAP if count > COUNT_CAP else None
                 else:
                     stmt = select(*READ_COLUMNS, sort_key.label("k")).where(*page_conds)
-                    if match is not None:
-                        stmt = stmt.where(T.id.in_(select(FTS.c.rowid.op("&")(FTS_ID_MASK))
-                                                   .where(FTS.c.items_fts.match(match))))
                     # a few narrowed rows: read through the narrowing filter's index and sorted (`+ 0`: not the sort's)
                     order = sort_key + 0 if narrowed and not walk else sort_key
                     rows = conn.execute(stmt.order_by(order.desc(), T.id.desc()).limit(query.limit + 1)).all()
@@ -348,7 +349,8 @@ class SqliteStore(SqlState):
         rows = rows[: query.limit]
         data = [item_from_row(r) for r in rows]
         next_cursor = Cursor(query.sort, float(rows[-1].k), rows[-1].id).encode() if more and rows else None
-        return Page(data=data, count=min(count, COUNT_CAP), next_cursor=next_cursor, count_exact=count <= COUNT_CAP)
+        return Page(data=data, count=min(count, COUNT_CAP), next_cursor=next_cursor, count_exact=count <= COUNT_CAP,
+                    sorted_among=sorted_among)
 
     @staticmethod
     def _narrowed(query: ItemQuery) -> bool:
@@ -383,6 +385,21 @@ class SqliteStore(SqlState):
         same_second = conn.execute(self._text_matches(match, [
             *conds, FTS.c.rowid >= last_second << FTS_ID_BITS, FTS.c.rowid < (last_second + 1) << FTS_ID_BITS])).all()
         return sorted(earlier + list(same_second), key=lambda r: (r.k, r.id), reverse=True)[:want]
+
+    def _search_text_by_risk(self, conn: Connection, match: str, conds: list, cursor: Cursor | None,
+                             want: int) -> list:
+        """The first `want` matches riskiest first, among the newest COUNT_CAP matches (all of them when there are no
+        more; `Page.sorted_among` says when there are): the candidates are read as the time-sorted search reads them,
+        down to the cap and no further, so a common word costs the same as its count, however much matches."""
+        candidates = (self._text_matches(match, conds).with_only_columns(T.id.label("cid"), T.risk_rank.label("crank"))
+                      .order_by(FTS.c.rowid.desc()).limit(COUNT_CAP).subquery())
+        top = select(candidates.c.cid).order_by(candidates.c.crank.desc(), candidates.c.cid.desc()).limit(want)
+        if cursor is not None:
+            top = top.where(tuple_(candidates.c.crank, candidates.c.cid) < tuple_(literal(cursor.key),
+                                                                                literal(cursor.item_id)))
+        ids = conn.execute(top).scalars().all()
+        rows = conn.execute(select(*READ_COLUMNS, T.risk_rank.label("k")).where(T.id.in_(ids))).all()
+        return sorted(rows, key=lambda r: (r.k, r.id), reverse=True)
 
     def _count(self, conn: Connection, conds: list, match: str | None) -> int:
         """How many items the filters select, counted up to COUNT_CAP + 1 (more says only "more than the cap")."""

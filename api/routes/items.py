@@ -55,7 +55,8 @@ def list_items(
     page = store.search(query)
     # Serialised here, once, by pydantic's own JSON encoder: returned as a model, FastAPI would validate every item
     # again, turn it into dicts and encode those (three passes, the bulk of a page's time under concurrent clients).
-    body = ItemsPublic(data=page.data, count=page.count, next_cursor=page.next_cursor, count_exact=page.count_exact)
+    body = ItemsPublic(data=page.data, count=page.count, next_cursor=page.next_cursor, count_exact=page.count_exact,
+                        sorted_among=page.sorted_among)
     return Response(body.model_dump_json(), media_type="application/json")
 
 

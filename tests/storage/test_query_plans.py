@@ -194,3 +194,44 @@ def test_a_narrowing_filter_with_few_rows_reads_them_through_its_index(big_store
     assert page.data and page.count <= FEW_TO_SORT
     for statement, plan in plans:
         assert not any(re.fullmatch(r"SCAN items( .*)?", step) for step in plan), (plan, statement)
+
+
+def _risk_order(store: SqliteStore, match: str, newest: int | None = None) -> list[int]:
+    """Ids of the matches riskiest first (among the `newest` by publication, when given), sorted by SQLite in full."""
+    among = f"ORDER BY items_fts.rowid DESC LIMIT {newest}" if newest else ""
+    with store.read() as conn:
+        return [row[0] for row in conn.exec_driver_sql(
+            "SELECT id FROM (SELECT items.id, items.risk_rank FROM items_fts JOIN items "
+            f"ON items.id = (items_fts.rowid & 2147483647) WHERE items_fts MATCH '{match}' {among}) "
+            "ORDER BY risk_rank DESC, id DESC").all()]
+
+
+def _walk(store: SqliteStore, query: ItemQuery, pages: int | None = None) -> tuple[list[int], list]:
+    walked, cursor, seen = [], None, []
+    while pages is None or len(seen) < pages:
+        page = store.search(replace(query, cursor=cursor))
+        walked.extend(item.id for item in page.data)
+        seen.append(page)
+        if not (cursor := page.next_cursor):
+            break
+    return walked, seen
+
+
+def test_full_text_by_risk_sorts_every_match_when_they_are_fewer_than_the_cap(big_store: SqliteStore) -> None:
+    expected = _risk_order(big_store, "物业 AND 噪音")
+    walked, pages = _walk(big_store, ItemQuery(q="物业 噪音", sort="risk", limit=97))
+    assert 1000 < len(expected) <= COUNT_CAP and walked == expected
+    assert all(page.sorted_among is None and page.count_exact for page in pages)
+
+
+def test_full_text_by_risk_of_a_common_word_sorts_the_newest_matches_up_to_the_cap(big_store: SqliteStore) -> None:
+    """小区 matches 40,000 items: the page is the riskiest among the newest COUNT_CAP matches, and says so; reading it
+    walks the time-keyed index (stopping at the cap) and sorts only those candidates, never every match."""
+    plans, page = plans_of(big_store, ItemQuery(q="小区", sort="risk", limit=50))
+    assert page.sorted_among == COUNT_CAP and not page.count_exact
+    for statement, plan in plans:
+        assert not any(re.fullmatch(r"SCAN items( .*)?", step) and "USING" not in step for step in plan), (plan, statement)
+    walked, pages = _walk(big_store, ItemQuery(q="小区", sort="risk", limit=50), pages=3)
+    assert walked == _risk_order(big_store, "小区", COUNT_CAP)[:150]
+    scores = [item.enrichment.risk_score for p in pages for item in p.data]
+    assert scores == sorted(scores, reverse=True)

@@ -17,9 +17,11 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
+from sqlalchemy import select
 
 from analysis import event_store
 from analysis.cluster import EventClusterer, EventState
@@ -721,3 +723,64 @@ def test_alerts_raise_once_per_item_group_into_the_outbox_and_obey_silences(load
     assert [(r.receiver, r.integration, r.status) for r in rows] == [("duty", "inapp", "pending")]  # one group
     assert sorted(a["item_id"] for a in json.loads(rows[0].payload)["alerts"]) == sorted(
         [id_of(loaded, "1"), id_of(loaded, "2")])
+
+
+def test_resolved_alerts_move_to_the_archive_and_stay_readable(loaded: Store) -> None:
+    import alerts.store  # noqa: F401 - registers the alert tables, as the alerts package does on attach
+    from alerts.clock import ManualClock
+    from alerts.engine import AlertEngine, AlertStateError
+    from alerts.store import alert_labels, alert_members, alerts_archive
+    from alerts.store import alerts as alert_table
+    from core.config_alerts import AlertsConfig
+
+    loaded.migrate()
+    config = AlertsConfig.model_validate({
+        "rules": [{"name": "risky", "min_risk_score": 50, "max_age": "3650d"}],
+        "route": {"receiver": "duty", "group_by": ["source"], "group_wait": "0s"},
+        "receivers": [{"name": "duty", "inapp": {}}], "archive": {"after": "1d", "batch": 1}})
+    clock = ManualClock(datetime.now(SHANGHAI))
+    engine = AlertEngine(config, loaded, clock=clock)
+    items = loaded.search(ItemQuery(limit=500)).data
+    raised = sorted(engine.evaluate(items))
+    assert len(raised) == 3
+    first, second, kept = raised
+    engine.resolve(first, "duty")
+    engine.resolve(second, "duty")
+    engine.acknowledge(kept, "duty")
+    assert engine.tick(deliver=False)["archived"] == 0  # resolved, but not a day ago
+    clock.advance(timedelta(days=1, minutes=1))
+    # One alert per pass (batch 1); a full batch makes the next tick look again at once, an empty one waits a minute.
+    assert [engine.tick(deliver=False)["archived"] for _ in range(4)] == [1, 1, 0, 0]
+
+    def hot(column: Any) -> list[Any]:
+        with loaded.read() as conn:
+            return sorted(set(conn.execute(select(column)).scalars()))
+
+    assert hot(alert_table.c.id) == [kept]
+    assert hot(alert_labels.c.alert_id) == [kept] and hot(alert_members.c.alert_id) == [kept]
+    assert hot(alerts_archive.c.id) == [first, second]
+
+    archived = engine.reader.get(first)
+    assert archived["state"] == "resolved" and archived["resolved_by"] == "duty" and archived["archived_at"]
+    assert engine.reader.get(kept)["archived_at"] is None
+    assert [a["id"] for a in engine.reader.list()[0]] == [kept, second, first]
+    assert engine.reader.list(state="resolved") == (engine.reader.list()[0][1:], 2)
+    assert [a["id"] for a in engine.reader.list(state="acknowledged")[0]] == [kept]
+    board = engine.reader.list(labels={"source": "board_a"})
+    assert board[1] == 2 and {a["id"] for a in board[0]} <= {first, second, kept}
+    paged, before = [], None  # paging by id crosses from the hot table into the archive without gaps or repeats
+    while True:
+        page, count = engine.reader.list(limit=1, before_id=before)
+        assert count == 3
+        if not page:
+            break
+        paged.append(page[0]["id"])
+        before = page[0]["id"]
+    assert paged == [kept, second, first]
+    period = engine.reader.period(0, clock.now().timestamp() + 1)  # reports count archived alerts as the others
+    assert [len(period[k]) for k in ("raised", "acknowledged", "resolved")] == [3, 1, 2]
+    assert engine.evaluate(items) == []  # an archived alert is resolved: its item does not raise it again
+    with pytest.raises(AlertStateError):
+        engine.acknowledge(first, "duty")
+    with pytest.raises(NotFound):
+        engine.reader.get(max(raised) + 1000)

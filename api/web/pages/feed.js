@@ -51,7 +51,8 @@
       for (const item of page.data) feed.append(renderItem(item));
       if (!append && !page.data.length) feed.append(el("li", {class: "muted"},
         p.get("since") ? "这段时间内没有符合条件的信息。可在时间范围中选择“全部历史”。" : "没有符合条件的信息。"));
-      document.getElementById("count").textContent = `共 ${page.count}${page.count_exact ? "" : "+"} 条`;
+      document.getElementById("count").textContent = `共 ${page.count}${page.count_exact ? "" : "+"} 条` +
+        (page.sorted_among ? `（按风险排序的是最新的 ${page.sorted_among} 条匹配）` : "");
       nextCursor = page.next_cursor;
       more.hidden = !nextCursor;
     } catch (err) {
