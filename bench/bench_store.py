@@ -12,7 +12,11 @@ Then `yuqing serve` runs on the built database (no crawling, no demo site, the e
 process queries GET /api/items with 1 and with 8 clients: p50/p95/p99 ms of each query kind, and errors. The idle
 CPU of the service is sampled over 30 s (/proc), its RSS idle and under load; each query kind also reports the
 service's CPU per request (/proc), which other work on the machine does not change, with the load average.
-Run: `.venv/bin/python bench/bench_store.py [--items N] [--db PATH] [--reuse]`; prints JSON.
+With `--muted-alerts N` the service starts holding N muted alerts (inhibited under firing event alerts, or silenced),
+raised through the alert engine, so the idle CPU says whether the dispatcher's tick grows with them.
+The service runs with `server.read_workers: 2` unless `--read-workers` says otherwise; its CPU and RSS include its read
+workers'. Run: `.venv/bin/python bench/bench_store.py [--items N] [--db PATH] [--reuse] [--muted-alerts N]
+[--read-workers N]`; prints JSON.
 """
 
 from __future__ import annotations
@@ -142,28 +146,100 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def write_config(folder: Path, db: Path, port: int) -> Path:
+def write_config(folder: Path, db: Path, port: int, read_workers: int = 0) -> Path:
     example = (REPO / "yuqing.example.yaml").read_text(encoding="utf-8")
     alerts = example[example.index("\nalerts:"):example.index("\nreports:")]  # the example's alert rules, routes, receivers
     # No report schedule: its catch-up 30 s after start would fall in the idle CPU sample.
     alerts += "\nreports: {schedule: false}\n"
     config = folder / "bench.yaml"
-    config.write_text(f"server: {{port: {port}}}\nstorage: {{sqlite_path: {db}}}\ndata_dir: {data_dir()}\n"
+    config.write_text(f"server: {{port: {port}, read_workers: {read_workers}}}\nstorage: {{sqlite_path: {db}}}\n"
+                      f"data_dir: {data_dir()}\n"
                       f"sources: {{}}\ncrawling: {{scheduler: false, state_dir: {folder / 'crawl'}, "
                       f"demo_site: {{enabled: false}}}}\n" + alerts, encoding="utf-8")
     return config
 
 
+def seed_muted_alerts(config: Path, db: Path, muted: int) -> dict[str, object]:
+    """`muted` item alerts that stay muted, raised through the alert engine as the service raises them: four in five
+    under a firing event alert of their event (inhibited by the example's rule), one in five under a silence. Raised
+    two hours ago and flushed, so that what the service does about them at start (notify, escalate) is done before
+    the idle sample; the idle service then holds them all."""
+    import alerts.store  # noqa: F401 - the alert tables
+    from alerts.clock import ManualClock
+    from alerts.engine import AlertEngine
+    from alerts.rules import AlertDraft
+    from core.config import load_config
+    from storage.opening import open_store
+
+    cfg = load_config(config)
+    store = open_store(db, segment=segment, index_segment=index_tokens)
+    started = time.perf_counter()
+    try:
+        store.migrate()
+        clock = ManualClock(datetime.now(SHANGHAI) - timedelta(hours=2))
+        engine = AlertEngine(cfg.alerts, store, clock=clock)
+        engine.create_silence(matchers=['rule="red_risk"', 'kind="item"'], reason="bench: known", owner="bench",
+                              ends_at=clock.now() + timedelta(days=30))
+        per_event = 20
+        inhibited = muted * 4 // 5
+        drafts = []
+        for event in range(max(1, inhibited // per_event)):
+            labels = {"rule": "hot_event", "kind": "event", "severity": "critical", "event_id": f"ev{event}"}
+            drafts.append(AlertDraft(f"bench-ev{event}", "hot_event", "event", "critical", labels, event_id=f"ev{event}"))
+        for n in range(inhibited):
+            event = f"ev{n // per_event}"
+            labels = {"rule": "high_risk", "kind": "item", "severity": "warning", "event_id": event, "item": str(n)}
+            drafts.append(AlertDraft(f"bench-item{n}", "high_risk", "item", "warning", labels, item_id=n + 1,
+                                     event_id=event))
+        for n in range(inhibited, muted):
+            labels = {"rule": "red_risk", "kind": "item", "severity": "critical", "item": str(n)}
+            drafts.append(AlertDraft(f"bench-item{n}", "red_risk", "item", "critical", labels, item_id=n + 1))
+        for first in range(0, len(drafts), 5000):
+            engine.raise_drafts(drafts[first:first + 5000])
+        clock.advance(timedelta(minutes=1))
+        engine.tick(deliver=False)  # groups flushed into the outbox: the service sends them at start
+        silenced = engine.reader.list(state="silenced", limit=1)[1]
+    finally:
+        store.close()
+    return {"muted_alerts": silenced, "event_alerts_firing": max(1, inhibited // per_event),
+            "seed_seconds": round(time.perf_counter() - started, 1)}
+
+
+def service_pids(pid: int) -> list[int]:
+    """The service process and its descendants (its read workers)."""
+    found, frontier = [pid], [pid]
+    while frontier:
+        children = []
+        for parent in frontier:
+            for task in Path(f"/proc/{parent}/task").glob("*/children"):
+                children += [int(c) for c in task.read_text().split()]
+        found += children
+        frontier = children
+    return found
+
+
 def proc_cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """CPU seconds of the service and of its read workers."""
+    total = 0
+    for one in service_pids(pid):
+        try:
+            fields = Path(f"/proc/{one}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return round(int(line.split()[1]) / 1024, 1)
-    return 0.0
+    """Resident memory of the service and its read workers (summed: pages they share are counted twice)."""
+    total = 0
+    for one in service_pids(pid):
+        try:
+            lines = Path(f"/proc/{one}/status").read_text().splitlines()
+        except FileNotFoundError:
+            continue
+        total += sum(int(line.split()[1]) for line in lines if line.startswith("VmRSS:"))
+    return round(total / 1024, 1)
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -215,10 +291,12 @@ def wait_healthy(port: int, server: subprocess.Popen, started: float, log: Path)
         time.sleep(0.5)
 
 
-def serve_and_measure(db: Path, rounds: int, idle_seconds: float) -> dict[str, object]:
+def serve_and_measure(db: Path, rounds: int, idle_seconds: float, muted: int = 0,
+                      read_workers: int = 0) -> dict[str, object]:
     folder = Path(tempfile.mkdtemp(prefix="bench_store_"))
     port = free_port()
-    config = write_config(folder, db, port)
+    config = write_config(folder, db, port, read_workers)
+    seeded = seed_muted_alerts(config, db, muted) if muted else {}
     yuqing = [sys.executable, "-m", "yuqing"]  # from the checkout, whatever the installed package lists
     created = subprocess.run([*yuqing, "token", "create", "--role", "press_office", "--name", "bench", "-c", str(config)],
                              capture_output=True, text=True, check=True, cwd=REPO)
@@ -242,7 +320,8 @@ def serve_and_measure(db: Path, rounds: int, idle_seconds: float) -> dict[str, o
     finally:
         server.terminate()
         server.wait(timeout=30)
-    return {"service_startup_s": round(startup, 1), "idle_cpu_percent": round(idle_cpu, 2),
+    return {**seeded, "read_workers": read_workers, "service_startup_s": round(startup, 1),
+            "idle_cpu_percent": round(idle_cpu, 2),
             "idle_sample_seconds": idle_seconds, "rss_idle_mb": idle_rss,
             "rss_under_load_mb": max(peak_one, peak_eight), "cpus": os.cpu_count(),
             "load_average_1min": [round(load_before, 1), round(load_after, 1)],  # before and after the queries
@@ -257,6 +336,10 @@ def main() -> None:
     parser.add_argument("--reuse", action="store_true", help="measure an already built --db")
     parser.add_argument("--rounds", type=int, default=40, help="requests per query kind per client (1 client)")
     parser.add_argument("--idle-seconds", type=float, default=30)
+    parser.add_argument("--read-workers", type=int, default=2,
+                        help="server.read_workers: processes that search feed pages (0: the service process)")
+    parser.add_argument("--muted-alerts", type=int, default=0,
+                        help="raise this many alerts that stay muted (inhibited or silenced) before serving")
     args = parser.parse_args()
     db = args.db or Path(tempfile.mkdtemp(prefix="bench_store_db_")) / "store.db"
     report: dict[str, object] = {"items": args.items, "seed": args.seed, "db": str(db)}
@@ -269,7 +352,7 @@ def main() -> None:
         store.close()
     size = sum(p.stat().st_size for p in db.parent.glob(db.name + "*"))
     report["db_bytes_per_item"] = round(size / stored)
-    report.update(serve_and_measure(db, args.rounds, args.idle_seconds))
+    report.update(serve_and_measure(db, args.rounds, args.idle_seconds, args.muted_alerts, args.read_workers))
     print(json.dumps(report, ensure_ascii=False, indent=1))
 
 

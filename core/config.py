@@ -26,6 +26,9 @@ from core.models import Channel
 class ServerConfig(Strict):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
+    # Processes that search and encode item feed pages with the SQLite file open read-only (api/readers.py), so that
+    # concurrent feed requests use more than one core; 0: in the service process. SQLite items only.
+    read_workers: int = Field(0, ge=0, le=16)
 
 
 class StorageConfig(Strict):

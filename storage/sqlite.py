@@ -86,6 +86,16 @@ class SqliteStore(SqlState):
         except StorageError as exc:
             raise StorageError(f"cannot open store at {path}: {exc}") from exc
 
+    @classmethod
+    def read_only(cls, path: Path | str, *, segment: Segmenter) -> SqliteStore:
+        """The store as a reader process opens it (api/readers.py): the file another process writes, read-only
+        (SQLite refuses writes), no migration; its searches are those of the writer's store."""
+        store = cls.__new__(cls)
+        store.path, store.segment, store.index_segment, store.index_from_words, store.fts = path, segment, segment, None, True
+        store.migrate = lambda: {}  # type: ignore[method-assign] - the writer's process migrates
+        SqlState.__init__(store, create_sqlite_engine(path, read_only=True), single_writer=True)
+        return store
+
     def item_write(self) -> AbstractContextManager[Connection]:
         """A write transaction on the items' database: here the same as `write()` (and joining it)."""
         return self.write()

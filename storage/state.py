@@ -35,17 +35,23 @@ def _now() -> str:
     return datetime.now(UTC).isoformat()
 
 
-def create_sqlite_engine(path: Path | str) -> Engine:
-    """An engine with WAL, a busy timeout and foreign keys on every connection."""
-    if str(path) != ":memory:":
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(f"sqlite:///{path}", connect_args={"check_same_thread": False, "timeout": 30})
+def create_sqlite_engine(path: Path | str, *, read_only: bool = False) -> Engine:
+    """An engine with WAL, a busy timeout and foreign keys on every connection; `read_only` opens an existing file
+    that another process writes (mode=ro: SQLite itself refuses any write)."""
+    if read_only:
+        url = f"sqlite:///file:{Path(path).resolve()}?mode=ro&uri=true"
+    else:
+        if str(path) != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        url = f"sqlite:///{path}"
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
     @event.listens_for(engine, "connect")
     def _pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001 - DBAPI objects are untyped
         cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute("PRAGMA synchronous=NORMAL")
+        if not read_only:  # the writer's settings; a reader finds the file in WAL mode already
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA busy_timeout=30000")
         cur.close()

@@ -54,6 +54,7 @@ class Service:
     playbooks: PlaybookService | None = None
     reports: ReportService | None = None
     cluster: ClusterLocks | None = None  # locks shared with every instance on the same state database
+    readers: Any = None  # api.readers.ReadWorkers: feed pages searched in reader processes (server.read_workers)
     workers: list[Worker] = field(default_factory=list)
     routers: list[Any] = field(default_factory=list)
     _started: bool = False

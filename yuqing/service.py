@@ -48,6 +48,11 @@ def build_service(config: Config, *, db_path: Path | None = None, enrich: bool =
     holder = cluster.instance_id if config.storage.state_url else None
     writer = IngestWriter(ingestor, store, config.ingest.batch_size, gate=gate, holder=holder)
     service = Service(config=config, store=store, ingestor=ingestor, writer=writer, analysis=state, cluster=cluster)
+    if config.server.read_workers and config.storage.backend == "sqlite":
+        from api.readers import ReadWorkers
+
+        service.readers = ReadWorkers(config.storage.sqlite_path, config.server.read_workers)
+        service.workers.append(service.readers)
     # First, so it starts right after the inbox drain; with a state database of its own it drains the inbox too.
     service.workers.append(RedriveWorker(writer, drain=bool(config.storage.state_url)))
     if extensions:

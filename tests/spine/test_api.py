@@ -33,7 +33,7 @@ def test_health(client: TestClient, service: Service) -> None:
 def test_list_search_and_page(client: TestClient, service: Service) -> None:
     seed(service)
     first = client.get("/api/items", params={"limit": 2, "q": "油烟扰民"}).json()
-    assert set(first) == {"data", "count", "count_exact", "next_cursor"}
+    assert set(first) == {"data", "count", "count_exact", "next_cursor", "sorted_among"}
     assert first["count"] == 5 and first["count_exact"] is True and len(first["data"]) == 2
     assert first["data"][0]["source_id"] == "4"
     second = client.get("/api/items", params={"limit": 2, "q": "油烟扰民", "cursor": first["next_cursor"]}).json()

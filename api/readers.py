@@ -1,0 +1,87 @@
+"""Reader processes for the item feed (`server.read_workers`).
+
+One Python process answers every request on one core at a time (the GIL): 8 clients of the feed queue behind each
+other's query building, item validation and JSON encoding, whatever the second core does. With read workers, a page
+of `GET /api/items` is searched and encoded in one of N other processes, each with the SQLite file open read-only
+(`SqliteStore.read_only`: SQLite itself refuses their writes); the service process keeps routing, access control and
+every write, and waits for the page's bytes with the GIL released. The single writer stays the service's.
+
+A page is the same there as here: the same `SqliteStore.search` and the same `ItemsPublic` encoding; errors (a bad
+cursor or query) come back as the same exceptions. Without workers (the default), or before they are started, the
+page is searched in the service process.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+from api.schemas import ItemsPublic
+from storage.base import ItemQuery, Page, Store
+
+logger = logging.getLogger(__name__)
+
+_STORE: Store | None = None  # the reader process's read-only store
+
+
+def page_json(page: Page) -> bytes:
+    """A page of items as the feed sends it, serialised once by pydantic."""
+    return ItemsPublic(data=page.data, count=page.count, next_cursor=page.next_cursor, count_exact=page.count_exact,
+                       sorted_among=page.sorted_among).model_dump_json().encode()
+
+
+def _open(path: str) -> None:
+    global _STORE
+    from nlp.tokenize import segment
+    from storage.sqlite import SqliteStore
+
+    _STORE = SqliteStore.read_only(path, segment=segment)
+
+
+def _search(query: ItemQuery) -> bytes:
+    assert _STORE is not None
+    return page_json(_STORE.search(query))
+
+
+def _ready() -> int:
+    import os
+
+    return os.getpid()
+
+
+class ReadWorkers:
+    """A pool of reader processes (a service `Worker`: started with the API, stopped with it)."""
+
+    def __init__(self, sqlite_path: Path, count: int) -> None:
+        self.path = str(sqlite_path)
+        self.count = count
+        self._pool: ProcessPoolExecutor | None = None
+
+    def start(self) -> None:
+        if self._pool is not None or self.count < 1:
+            return
+        # spawn, not fork: the service process already runs threads (a forked child would inherit their locks).
+        self._pool = ProcessPoolExecutor(self.count, mp_context=multiprocessing.get_context("spawn"),
+                                         initializer=_open, initargs=(self.path,))
+        for _ in range(self.count):  # start them now rather than on the first request
+            self._pool.submit(_ready)
+        logger.info("read workers started count=%d", self.count)
+
+    def stop(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def search_json(self, store: Store, query: ItemQuery) -> bytes:
+        """The page's JSON, from a reader process when the pool runs, else searched here."""
+        pool = self._pool
+        if pool is None:
+            return page_json(store.search(query))
+        return pool.submit(_search, query).result()
+
+    def pids(self) -> list[int]:
+        """The reader processes (for tests and the bench)."""
+        pool = self._pool
+        return [p.pid for p in getattr(pool, "_processes", {}).values()] if pool is not None else []
