@@ -140,11 +140,16 @@ alert_labels = Table(
 
 # Resolved alerts some time after their resolution (alerts/archive.py): the same columns, the same ids, and their labels,
 # so that the hot tables (what the dispatcher, inhibition and the default lists read) do not grow with history.
+def _same_columns(table: Table) -> list[Column]:
+    """`table`'s columns for an archive table (ids kept as they were, not generated)."""
+    return [Column(c.name, c.type, primary_key=c.primary_key, autoincrement=False, nullable=c.nullable)
+            for c in table.columns]
+
+
 alerts_archive = Table(
     "alerts_archive",
     metadata,
-    *[Column(c.name, c.type, primary_key=c.primary_key, autoincrement=False, nullable=c.nullable)
-      for c in alerts.columns],
+    *_same_columns(alerts),
     Column("archived_ts", Float, nullable=False),
     Index("ux_alerts_archive_fingerprint", "fingerprint", unique=True),
     Index("ix_alerts_archive_event", "event_id"),
@@ -157,9 +162,7 @@ alerts_archive = Table(
 alert_labels_archive = Table(
     "alert_labels_archive",
     metadata,
-    Column("alert_id", Integer, primary_key=True, autoincrement=False),
-    Column("name", String(100), primary_key=True),
-    Column("value", Text, nullable=False),
+    *_same_columns(alert_labels),
     Index("ix_alert_labels_archive_name_value", "name", "value", "alert_id"),
 )
 

@@ -7,15 +7,15 @@ of `GET /api/items` is searched and encoded in one of N other processes, each wi
 every write, and waits for the page's bytes with the GIL released. The single writer stays the service's.
 
 A page is the same there as here: the same `SqliteStore.search` and the same `ItemsPublic` encoding; errors (a bad
-cursor or query) come back as the same exceptions. Without workers (the default), or before they are started, the
-page is searched in the service process.
+cursor or query) come back as the same exceptions. Without workers (the default), or until they have started (their
+imports take a few seconds), the page is searched in the service process.
 """
 
 from __future__ import annotations
 
 import logging
 import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 
 from api.schemas import ItemsPublic
@@ -38,6 +38,7 @@ def _open(path: str) -> None:
     from storage.sqlite import SqliteStore
 
     _STORE = SqliteStore.read_only(path, segment=segment)
+    segment("小区")  # the dictionary loads now, not on the first full-text search
 
 
 def _search(query: ItemQuery) -> bytes:
@@ -58,6 +59,7 @@ class ReadWorkers:
         self.path = str(sqlite_path)
         self.count = count
         self._pool: ProcessPoolExecutor | None = None
+        self._warming: list[Future] = []  # one start-up call per worker, done once it has opened the store
 
     def start(self) -> None:
         if self._pool is not None or self.count < 1:
@@ -65,9 +67,10 @@ class ReadWorkers:
         # spawn, not fork: the service process already runs threads (a forked child would inherit their locks).
         self._pool = ProcessPoolExecutor(self.count, mp_context=multiprocessing.get_context("spawn"),
                                          initializer=_open, initargs=(self.path,))
-        for _ in range(self.count):  # start them now rather than on the first request
-            self._pool.submit(_ready)
-        logger.info("read workers started count=%d", self.count)
+        # Started now rather than on the first request; until every one has opened the store (imports take seconds),
+        # pages are searched here, so the service answers at full speed from its first request.
+        self._warming = [self._pool.submit(_ready) for _ in range(self.count)]
+        logger.info("read workers starting count=%d", self.count)
 
     def stop(self) -> None:
         pool, self._pool = self._pool, None
@@ -77,9 +80,22 @@ class ReadWorkers:
     def search_json(self, store: Store, query: ItemQuery) -> bytes:
         """The page's JSON, from a reader process when the pool runs, else searched here."""
         pool = self._pool
-        if pool is None:
+        if pool is None or not self.ready():
             return page_json(store.search(query))
         return pool.submit(_search, query).result()
+
+    def ready(self) -> bool:
+        """Whether every worker has opened the store (pages then go to them)."""
+        if self._warming and all(f.done() for f in self._warming):
+            for future in self._warming:
+                future.result()  # a worker that failed to open the store fails loudly here
+            self._warming = []
+        return not self._warming
+
+    def wait_ready(self) -> None:
+        """Until every worker has opened the store (tests)."""
+        for future in list(self._warming):
+            future.result()
 
     def pids(self) -> list[int]:
         """The reader processes (for tests and the bench)."""

@@ -37,6 +37,8 @@ def workers_service(tmp_path):  # noqa: ANN201
 
 def test_reader_processes_answer_the_feed_as_the_service_would(workers_service, signed_in) -> None:  # noqa: ANN001
     with signed_in(create_app(workers_service)) as client:
+        workers_service.readers.wait_ready()
+        assert workers_service.readers.ready()  # from here on, every page below is searched in a reader process
         pids = workers_service.readers.pids()
         assert len(pids) == 2 and os.getpid() not in pids
         for params in QUERIES:
