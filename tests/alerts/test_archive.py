@@ -7,7 +7,7 @@ from sqlalchemy import MetaData, create_engine, select, text
 
 from alerts.archive import archive_resolved
 from alerts.store import _alerts_v1, _alerts_v2, _alerts_v4, alerts, alerts_archive
-from tests.alerts.test_labels import LABELS, EngineStore, alert_row
+from tests.helpers.alert_rows import LABELS, EngineStore, alert_row
 
 
 def test_v4_rebuilds_an_old_sqlite_alerts_table_so_archived_ids_are_never_reused(tmp_path):

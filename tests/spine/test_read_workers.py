@@ -16,7 +16,6 @@ from core.models import RawRecord
 from nlp.tokenize import segment
 from storage.base import ItemQuery
 from storage.sqlite import SqliteStore
-from tests.spine.conftest import BASE_CONFIG
 from yuqing.service import build_service
 
 TEXTS = [(str(n), f"小区{'油烟' if n % 2 else '噪音'}投诉{n}", f"第{n}号楼下烧烤店油烟扰民，晚上无法休息",
@@ -26,7 +25,7 @@ QUERIES = [{}, {"q": "油烟"}, {"q": "小区", "sort": "risk"}, {"source": "boa
 
 @pytest.fixture
 def workers_service(tmp_path):  # noqa: ANN201
-    config = parse_config({**BASE_CONFIG, "storage": {"sqlite_path": str(tmp_path / "test.db")},
+    config = parse_config({"sources": {"board_a": {"channel": "board"}}, "storage": {"sqlite_path": str(tmp_path / "test.db")},
                            "server": {"read_workers": 2}})
     service = build_service(config, enrich=False, extensions=False)
     service.ingestor.ingest([RawRecord(source="board_a", payload={"source_id": sid, "title": t, "content": c,
