@@ -281,8 +281,9 @@ class EventState:
     @property
     def keywords(self) -> list[str]:
         """The event's heaviest words; kind-of-matter keys (`%…`) match events but mean nothing to a reader."""
-        words = ((k, v) for k, v in self.centroid.items() if not k.startswith(_MATTER))
-        return [k for k, _ in heapq.nlargest(8, words, key=lambda kv: kv[1])]
+        words = [kv for kv in self.centroid.items() if kv[0][:1] != _MATTER]
+        # sorted(…)[:8] is what heapq.nlargest documents itself as equal to, and faster for a few dozen terms
+        return [k for k, _ in sorted(words, key=_WEIGHT, reverse=True)[:8]]
 
     @property
     def heat(self) -> float:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -88,15 +89,20 @@ def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat()
 
 
+# One encoder for every row: `json.dumps(..., ensure_ascii=False)` builds a new JSONEncoder per call, and a changed
+# event is written with six of them after every batch it gains an item in (the same text either way).
+_dumps = json.JSONEncoder(ensure_ascii=False).encode
+
+
 def _row(event: EventState, now: str) -> dict[str, Any]:
-    return {"id": event.id, "title": event.title, "keywords": json.dumps(event.keywords, ensure_ascii=False),
+    centroid = event.centroid
+    return {"id": event.id, "title": event.title, "keywords": _dumps(event.keywords),
             "first_seen_ts": event.first_seen, "last_seen_ts": event.last_seen, "volume": event.volume,
             "engagement": event.engagement, "heat": event.heat,
-            "sources": json.dumps(dict(event.sources), ensure_ascii=False),
-            "channels": json.dumps(dict(event.channels), ensure_ascii=False),
-            "regions": json.dumps(dict(event.regions), ensure_ascii=False),
-            "centroid": json.dumps({k: round(v, 5) for k, v in event.centroid.items()}, ensure_ascii=False),
-            "names": json.dumps(dict(event.names), ensure_ascii=False), "issue_id": event.issue_id,
+            "sources": _dumps(event.sources), "channels": _dumps(event.channels),
+            "regions": _dumps(event.regions) if event.regions else "{}",
+            "centroid": _dumps(dict(zip(centroid, map(round, centroid.values(), repeat(5)), strict=True))),
+            "names": _dumps(event.names) if event.names else "{}", "issue_id": event.issue_id,
             "updated_at": now}
 
 

@@ -28,14 +28,29 @@ def index_tokens(text: str) -> list[str]:
     return expand_words(segment(text))
 
 
+class _Expansions(dict[str, tuple[str, ...]]):
+    """word → its index tokens (its parts, then the word lower-cased), computed on first sight. Words repeat across
+    texts, so expanding a text becomes one look-up per word; the table is emptied when it reaches _MAX_CACHED."""
+
+    def __missing__(self, word: str) -> tuple[str, ...]:
+        low = word.lower()
+        tokens = (*_parts(low), low)
+        if len(self) >= _MAX_CACHED:
+            self.clear()
+        self[word] = tokens
+        return tokens
+
+
+_MAX_CACHED = 200_000
+_expansions = _Expansions()
+
+
 def expand_words(words: Sequence[str]) -> list[str]:
     """`index_tokens` of a text from its words as `segment` cut them."""
     out: list[str] = []
-    append = out.append
-    for word in map(str.lower, words):
-        if 2 < len(word) <= _MAX_EXPAND and not word.isascii():  # `_parts` is empty otherwise: most words skip the call
-            out.extend(_parts(word))
-        append(word)
+    extend = out.extend
+    for tokens in map(_expansions.__getitem__, words):
+        extend(tokens)
     return out
 
 
