@@ -69,8 +69,6 @@ def crawl(job: dict[str, Any]) -> dict[str, Any]:
     _import_download_handler()
     from scrapy.crawler import CrawlerProcess
 
-    from storage.opening import open_store
-
     source = job["source"]
     try:
         source_config = SourceConfig.model_validate(job["config"])
@@ -94,7 +92,7 @@ def crawl(job: dict[str, Any]) -> dict[str, Any]:
             return {"event": "finished", "source": source, "finish_reason": "redis_unreachable",
                     "errors": {"redis_unreachable": 1},
                     "message": f"crawling.redis_url={where}: the shared crawl queue is unreachable: {exc}"[:1000]}
-    store = open_store(job["db"], job.get("state_url"), segment=str.split, fts=False)
+    store = open_crawl_store(job)
     refetch = refetch_after_config_change(store, source, spec)
     crawl_state = CrawlState(store, source)
     job_dir = Path(job["job_dir"]) if job.get("job_dir") else None
@@ -132,6 +130,20 @@ def crawl(job: dict[str, Any]) -> dict[str, Any]:
             "robots_forbidden": stats.get("robotstxt/forbidden", 0), "elapsed": stats.get("elapsed_time_seconds", 0),
             "revisited": stats.get("yuqing/revisit_due", 0), "revisit_changed": stats.get("yuqing/revisit_changed", 0),
             "fields": fields, "message": message[:1000], "refetch": refetch}
+
+
+def open_crawl_store(job: dict[str, Any]) -> Any:  # noqa: ANN401 - a Store, or the state alone
+    """What a crawl writes to: the inbox, quarantine and crawl state, never items (the service ingests them). With the
+    items on Elasticsearch that is the state database alone (`state_url`, or the SQLite file `db`): no items store
+    is opened, so a crawl process makes no SQLite items file nor a cluster connection."""
+    if job.get("items_backend") == "elasticsearch":
+        from storage.state import SqlState, create_sqlite_engine, create_state_engine
+
+        state_url = job.get("state_url")
+        return SqlState(create_state_engine(state_url) if state_url else create_sqlite_engine(job["db"]))
+    from storage.opening import open_store
+
+    return open_store(job["db"], job.get("state_url"), segment=str.split, fts=False)
 
 
 def shared_queue_length(redis_url: str, source: str) -> int:

@@ -54,6 +54,7 @@ def crawl_job(config: Config, source: str, db_path: Path | str | None = None, lo
     db = Path(db_path or config.storage.sqlite_path)
     return {"source": source, "config": _reveal(source_config.model_dump(by_alias=True)),
             "db": str(db if db.is_absolute() else Path.cwd() / db), "state_url": config.storage.state_url,
+            "items_backend": config.storage.backend,
             "redis_url": config.crawling.redis_url, "job_dir": str(job_dir(config, source)),
             "log_level": log_level}
 
