@@ -12,10 +12,13 @@ alike:
 yuqing's bulk rate is given as a ratio of the raw loop's (target ≥ 0.9). Then each query kind of bench_store runs
 `rounds` times through each store's `search` in this process (limit 50), p50/p95 ms.
 
-osmem-server keeps everything in memory (≈ 650 MB per 40,000 documents with --no-ja, per the environment notes): the
-raw loop's index is deleted as soon as it is measured, and `--items` lowers N when memory is short.
-Run: `.venv/bin/python bench/bench_es.py [--items N] [--es-items M] [--batch 2000] [--bulk 500] [--rounds 40]`;
-prints JSON.
+osmem-server keeps everything in memory (≈ 140 KB per document with our mapping, measured; the raw loop's copies are
+kept until the end, as its indices must grow as the store's do), and before each batch the run checks that osmem's
+resident memory plus that batch's projected growth stays under `--osmem-max-mb` (default 9,000) and that the machine
+keeps 2 GB available; if not, the Elasticsearch side stops there, cleanly, and the result says how many items it
+holds (`es_stopped`).
+Run: `.venv/bin/python bench/bench_es.py [--items N] [--es-items M] [--batch 2000] [--bulk 500] [--rounds 40]
+[--osmem-max-mb 9000]`; prints JSON.
 """
 
 from __future__ import annotations
@@ -102,8 +105,10 @@ def raw_actions(store: ElasticsearchStore, items: list, first_id: int, prefix: s
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--items", type=int, default=100_000)
-    parser.add_argument("--es-items", type=int, default=10_000,
-                        help="how many of the items also go to Elasticsearch (osmem memory: ≈ 120 KB per item)")
+    parser.add_argument("--es-items", type=int, default=100_000,
+                        help="how many of the items also go to Elasticsearch (osmem memory: ≈ 140 KB per item)")
+    parser.add_argument("--osmem-max-mb", type=float, default=9000,
+                        help="stop the Elasticsearch side before osmem would hold more than this")
     parser.add_argument("--batch", type=int, default=2000, help="items per upsert")
     parser.add_argument("--bulk", type=int, default=500, help="documents per _bulk request (store and raw loop)")
     parser.add_argument("--rounds", type=int, default=40)
@@ -123,16 +128,19 @@ def main() -> None:
         seconds = {"sqlite": 0.0, "elasticsearch": 0.0, "raw_bulk": 0.0, "sqlite_alone": 0.0}
         es_items = min(args.es_items, len(items))
         es_sent = 0
-        raw_prefix, created = "", set()
-        for number, first in enumerate(range(0, len(items), args.batch)):
+        es_stopped = None
+        raw_prefix, created = "raw", set()
+        base_rss = rss_mb(process.pid)
+        for first in range(0, len(items), args.batch):
             chunk = items[first:first + args.batch]
-            to_es = first < es_items
+            to_es = first < es_items and es_stopped is None
+            if to_es:
+                es_stopped = memory_short(process.pid, base_rss, es_sent, len(chunk), args.osmem_max_mb)
+                to_es = es_stopped is None
             if to_es:
                 es_sent += len(chunk)
-                if number % 5 == 0:  # fresh raw indices every 5 batches: osmem keeps every document in memory
-                    if raw_prefix:
-                        es.client.indices.delete(index=f"{raw_prefix}-items-*")
-                    raw_prefix, created = f"raw{number}", set()
+                # The raw loop's indices grow with the store's (osmem's indexing slows as an index grows: a raw loop
+                # on small fresh indices would not be the same server's ceiling); deleted at the end.
                 lines = raw_actions(es, chunk, first + 1, raw_prefix, created)
                 started = time.perf_counter()
                 for start in range(0, len(lines), 2 * args.bulk):  # the same request size as the store's
@@ -147,19 +155,20 @@ def main() -> None:
                 store.upsert(batch)
                 elapsed = time.perf_counter() - started
                 seconds[name if to_es else "sqlite_alone"] += elapsed
+        osmem_rss = rss_mb(process.pid)  # the store's documents and the raw loop's
         es.client.indices.delete(index=f"{raw_prefix}-items-*")
         es.refresh()
-        osmem_rss = rss_mb(process.pid)
         counts = {"sqlite": sqlite.stats().items, "elasticsearch": es.stats().items}
         rates = {name: round(es_sent / seconds[name]) for name in ("sqlite", "elasticsearch", "raw_bulk")}
         rates["sqlite_all_items"] = round(len(items) / (seconds["sqlite"] + seconds["sqlite_alone"]))
         result = {
-            "items_sqlite": len(items), "items_elasticsearch": es_sent, "upsert_batch": args.batch,
+            "items_sqlite": len(items), "items_elasticsearch": es_sent, "es_stopped": es_stopped,
+            "upsert_batch": args.batch,
             "bulk_request_docs": args.bulk, "stored": counts,
             "bulk_items_per_s": rates,
             "elasticsearch_vs_raw_bulk": round(rates["elasticsearch"] / rates["raw_bulk"], 3),
             "sqlite_vs_raw_bulk": round(rates["sqlite"] / rates["raw_bulk"], 3),
-            "osmem_rss_mb": osmem_rss, "osmem_kb_per_item": round(osmem_rss * 1024 / max(1, es_sent), 1),
+            "osmem_rss_mb": osmem_rss, "osmem_kb_per_item": round(osmem_rss * 1024 / max(1, 2 * es_sent), 1),
             "query_ms": {"sqlite": latencies(sqlite, args.rounds), "elasticsearch": latencies(es, args.rounds)},
             "load_average": os.getloadavg()[0],
         }
@@ -169,6 +178,22 @@ def main() -> None:
         process.terminate()
         process.wait(10)
     print(json.dumps(result, ensure_ascii=False))
+
+
+def memory_short(pid: int, base_rss: float, sent: int, batch: int, max_mb: float) -> str | None:
+    """Why the next batch must not go to osmem (None when it fits): its projected resident memory after the batch
+    (the store's documents and the raw loop's, both kept) above `max_mb`, or the machine left with less than 2 GB
+    available."""
+    rss = rss_mb(pid)
+    per_item = (rss - base_rss) / sent if sent else 0.4  # MB per item sent, both copies; 400 KB before measuring
+    projected = rss + batch * max(per_item, 0.1)
+    available = next(int(line.split()[1]) / 1024 for line in Path("/proc/meminfo").read_text().splitlines()
+                     if line.startswith("MemAvailable:"))
+    if projected > max_mb:
+        return f"osmem at {rss:.0f} MB after {sent} items would pass {max_mb:.0f} MB (≈ {projected:.0f} MB)"
+    if available - batch * max(per_item, 0.1) < 2048:
+        return f"the machine has {available:.0f} MB available: another batch would leave less than 2 GB"
+    return None
 
 
 def es_analysis(store: ElasticsearchStore) -> dict:

@@ -18,6 +18,8 @@ def crawl_command(
     source: Annotated[str, typer.Argument(help="configured source id with a `crawl` section")],
     config: ConfigOption = None,
     full: Annotated[bool, typer.Option("--full", help="forget what was seen and crawl everything again")] = False,
+    join: Annotated[bool, typer.Option("--join", help="work the shared queue (crawling.redis_url) of a crawl of SOURCE "
+                                                      "going on on another machine")] = False,
 ) -> None:
     """Crawl one source now, show progress, ingest what it found and print the run and the source's health."""
     from core.logging import setup_logging
@@ -37,7 +39,10 @@ def crawl_command(
         known = ", ".join(crawl.crawl_sources()) or "none"
         console.print(f"[red]error[/red]: {source!r} is not a crawled source; crawled sources: {known}")
         raise typer.Exit(2)
-    if full:
+    if join and not cfg.crawling.redis_url:
+        console.print("[red]error[/red]: --join works a shared queue: set crawling.redis_url")
+        raise typer.Exit(2)
+    if full and not join:
         with service.store.write() as conn:
             forget_source(conn, source)
         import shutil
@@ -55,7 +60,7 @@ def crawl_command(
         def show(event: dict) -> None:
             progress.update(task, pages=event.get("pages", 0), entries=event.get("entries", 0), items=event.get("items", 0))
 
-        result = crawl.run_source(source, on_progress=show)
+        result = crawl.join_source(source, on_progress=show) if join else crawl.run_source(source, on_progress=show)
     health = source_health(service.store).get(source)
     ingest = service.crawl.last_ingest.get(source)
     service.close()

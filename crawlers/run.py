@@ -11,8 +11,12 @@ import hashlib
 import inspect
 import json
 import logging
+import os
 import shutil
+import socket
 import sys
+import uuid
+from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -23,6 +27,7 @@ from core.config import SourceConfig
 from core.config_crawl import CrawlSpec
 from crawlers import state as _state  # noqa: F401 - registers the `crawl` migration before the store opens
 from crawlers.settings import crawl_settings, redis_keys
+from crawlers.shared_queue import leave, workers_key
 from crawlers.spiders.hotline import HotlineSpider
 from crawlers.spiders.html import HtmlSpider
 from crawlers.spiders.jsonapi import JsonApiSpider
@@ -69,8 +74,6 @@ def crawl(job: dict[str, Any]) -> dict[str, Any]:
     _import_download_handler()
     from scrapy.crawler import CrawlerProcess
 
-    from storage.opening import open_store
-
     source = job["source"]
     try:
         source_config = SourceConfig.model_validate(job["config"])
@@ -94,14 +97,19 @@ def crawl(job: dict[str, Any]) -> dict[str, Any]:
             return {"event": "finished", "source": source, "finish_reason": "redis_unreachable",
                     "errors": {"redis_unreachable": 1},
                     "message": f"crawling.redis_url={where}: the shared crawl queue is unreachable: {exc}"[:1000]}
-    store = open_store(job["db"], job.get("state_url"), segment=str.split, fts=False)
+    store = open_crawl_store(job)
     refetch = refetch_after_config_change(store, source, spec)
     crawl_state = CrawlState(store, source)
     job_dir = Path(job["job_dir"]) if job.get("job_dir") else None
     resumed = bool(queued) if redis_url else bool(job_dir and job_dir.exists() and any(job_dir.iterdir()))
+    worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    joining = bool(redis_url and job.get("join"))
     process = CrawlerProcess(crawl_settings(spec, job_dir, job.get("log_level", "WARNING"), redis_url=redis_url,
-                                            source=source), install_root_handler=True)
-    crawler = process.create_crawler(SPIDERS[spec.kind])
+                                            source=source, worker=worker), install_root_handler=True)
+    spider_class = SPIDERS[spec.kind]
+    if joining:  # the run that started fetches the list pages; this process works the queue it fills
+        spider_class = type(f"Joining{spider_class.__name__}", (spider_class,), {"start": _no_start})
+    crawler = process.create_crawler(spider_class)
     process.crawl(crawler, source=source, spec=spec, crawl_state=crawl_state, store=store)
     process.start()
     stats = {k: _jsonable(v) for k, v in crawler.stats.get_stats().items()}
@@ -113,25 +121,50 @@ def crawl(job: dict[str, Any]) -> dict[str, Any]:
     fields = field_yields(stats)
     first = getattr(spider, "first_problem", {})
     message = first.get("config_error") or next(iter(first.values()), "")
+    if redis_url:  # the last process out of a clean run clears the shared queue, another may still be working it
+        try:
+            leave(redis_url, source, worker, clean=finish_reason == "finished")
+        except Exception as exc:  # noqa: BLE001 - the run's outcome stands; the next clean run clears the queue
+            logging.getLogger(__name__).warning("shared crawl queue of %s: cannot leave it: %s", source, exc)
     if finish_reason == "finished":
-        if redis_url:
-            clear_shared_queue(redis_url, source)
-        elif job_dir is not None:
+        if not redis_url and job_dir is not None:
             shutil.rmtree(job_dir, ignore_errors=True)
         updated_max = getattr(spider, "updated_max", None)
-        # Advance the work-order cursor only after a clean run: a failed page must be fetched again next time.
-        if updated_max and not errors:
+        # Advance the work-order cursor only after a clean run: a failed page must be fetched again next time. A
+        # joining process saw part of the run only: the run it joined advances the cursor.
+        if updated_max and not errors and not joining:
             with store.write() as conn:
                 crawl_state.set_cursor(conn, "updated_since", updated_max)
     store.close()
     return {"event": "finished", "source": source, "finish_reason": finish_reason, "resumed": resumed,
             "pages": stats.get("response_received_count", 0), "pages_ok": stats.get("yuqing/pages_ok", 0),
             "entries": stats.get("yuqing/entries", 0), "entries_seen": stats.get("yuqing/entries_seen", 0),
-            "items": stats.get("item_scraped_count", 0), "errors": errors, "incremental": bool(stats.get("yuqing/incremental")),
+            "joined": joining, "items": stats.get("item_scraped_count", 0), "errors": errors,
+            "incremental": bool(stats.get("yuqing/incremental")),
             "encoding_fixed": stats.get("yuqing/encoding_fixed", 0), "backoffs": stats.get("yuqing/backoffs", 0),
             "robots_forbidden": stats.get("robotstxt/forbidden", 0), "elapsed": stats.get("elapsed_time_seconds", 0),
             "revisited": stats.get("yuqing/revisit_due", 0), "revisit_changed": stats.get("yuqing/revisit_changed", 0),
             "fields": fields, "message": message[:1000], "refetch": refetch}
+
+
+async def _no_start(self: Any) -> AsyncIterator[Any]:  # noqa: ANN401
+    """No start requests: a joining process works the shared queue only."""
+    return
+    yield
+
+
+def open_crawl_store(job: dict[str, Any]) -> Any:  # noqa: ANN401 - a Store, or the state alone
+    """What a crawl writes to: the inbox, quarantine and crawl state, never items (the service ingests them). With the
+    items on Elasticsearch that is the state database alone (`state_url`, or the SQLite file `db`): no items store
+    is opened, so a crawl process makes no SQLite items file nor a cluster connection."""
+    if job.get("items_backend") == "elasticsearch":
+        from storage.state import SqlState, create_sqlite_engine, create_state_engine
+
+        state_url = job.get("state_url")
+        return SqlState(create_state_engine(state_url) if state_url else create_sqlite_engine(job["db"]))
+    from storage.opening import open_store
+
+    return open_store(job["db"], job.get("state_url"), segment=str.split, fts=False)
 
 
 def shared_queue_length(redis_url: str, source: str) -> int:
@@ -151,7 +184,7 @@ def clear_shared_queue(redis_url: str, source: str) -> None:
 
     client = redis.Redis.from_url(redis_url, socket_connect_timeout=5, socket_timeout=5)
     try:
-        client.delete(*redis_keys(source))
+        client.delete(*redis_keys(source), workers_key(source))
     finally:
         client.close()
 

@@ -47,21 +47,24 @@ def job_dir(config: Config, source: str) -> Path:
     return (base if base.is_absolute() else Path.cwd() / base) / source / "job"
 
 
-def crawl_job(config: Config, source: str, db_path: Path | str | None = None, log_level: str = "WARNING") -> dict[str, Any]:
+def crawl_job(config: Config, source: str, db_path: Path | str | None = None, log_level: str = "WARNING",
+              join: bool = False) -> dict[str, Any]:
     source_config = config.source(source)
     if source_config.crawl is None:
         raise SourceError(f"source {source!r} has no crawl section; nothing to crawl")
     db = Path(db_path or config.storage.sqlite_path)
     return {"source": source, "config": _reveal(source_config.model_dump(by_alias=True)),
             "db": str(db if db.is_absolute() else Path.cwd() / db), "state_url": config.storage.state_url,
+            "items_backend": config.storage.backend,
             "redis_url": config.crawling.redis_url, "job_dir": str(job_dir(config, source)),
-            "log_level": log_level}
+            "log_level": log_level, "join": join}
 
 
 def run_crawl(config: Config, source: str, *, db_path: Path | str | None = None, on_progress: ProgressCallback | None = None,
-              timeout: float | None = None, log_level: str = "WARNING") -> RunResult:
-    """Run `python -m crawlers.run` for one source and wait; a crash or a timeout is a failed run, not an exception."""
-    job = crawl_job(config, source, db_path, log_level)
+              timeout: float | None = None, log_level: str = "WARNING", join: bool = False) -> RunResult:
+    """Run `python -m crawlers.run` for one source and wait; a crash or a timeout is a failed run, not an exception.
+    `join`: work the shared queue (`crawling.redis_url`) of a run going on elsewhere, without start requests."""
+    job = crawl_job(config, source, db_path, log_level, join)
     started = datetime.now(UTC)
     clock = time.monotonic()
     timeout = timeout or config.crawling.run_timeout_seconds

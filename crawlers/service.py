@@ -66,6 +66,21 @@ class CrawlService:
         finally:
             lock.release()
 
+    def join_source(self, source: str, on_progress: ProgressCallback | None = None) -> RunResult:
+        """Work the shared queue of a crawl of `source` going on on another machine (`crawling.redis_url`): no start
+        requests, each page fetched once across the processes, stops when the queue is empty and no process busy.
+        Not a run of its own for the source's health (the run it joined records that); ingests what it found."""
+        if not self.config.crawling.redis_url:
+            raise SourceError("joining a crawl needs the shared queue: set crawling.redis_url")
+        if self.config.source(source).crawl is None:
+            raise SourceError(f"source {source!r} has no crawl section")
+        result = run_crawl(self.config, source, db_path=self.config.storage.sqlite_path, on_progress=on_progress,
+                           join=True)
+        report = self.drain()
+        logger.info("crawl joined source=%s outcome=%s pages=%d items=%d stored=%s", source, result.outcome,
+                    result.pages, result.items, getattr(report, "stored", "?"))
+        return result
+
     def _run_source(self, source: str, on_progress: ProgressCallback | None) -> RunResult:
         self.running.add(source)
         try:

@@ -16,7 +16,7 @@ def redis_keys(source: str) -> tuple[str, str]:
 
 
 def crawl_settings(spec: CrawlSpec, job_dir: Path | None, log_level: str = "WARNING", *, redis_url: str | None = None,
-                   source: str = "") -> dict[str, Any]:
+                   source: str = "", worker: str = "") -> dict[str, Any]:
     settings: dict[str, Any] = {
         "BOT_NAME": "yuqing",
         "USER_AGENT": spec.user_agent,
@@ -59,9 +59,12 @@ def crawl_settings(spec: CrawlSpec, job_dir: Path | None, log_level: str = "WARN
     }
     if redis_url:
         # scrapy-redis: the pending requests and the seen-request fingerprints live in Redis, shared by every crawler
-        # machine, so a run interrupted on one resumes on another; cleared after a clean run, as JOBDIR is.
+        # machine, so a run interrupted on one resumes on another, and several processes can work one source's queue
+        # at once (crawlers/shared_queue.py); cleared after a clean run, as JOBDIR is.
         queue_key, dupefilter_key = redis_keys(source)
-        settings.update({"SCHEDULER": "scrapy_redis.scheduler.Scheduler",
+        settings["EXTENSIONS"] = {**settings["EXTENSIONS"], "crawlers.shared_queue.SharedQueueWorkers": 510}
+        settings.update({"YUQING_SOURCE": source, "YUQING_WORKER_ID": worker or source,
+                         "SCHEDULER": "scrapy_redis.scheduler.Scheduler",
                          "DUPEFILTER_CLASS": "scrapy_redis.dupefilter.RFPDupeFilter",
                          "SCHEDULER_PERSIST": True, "REDIS_URL": redis_url,
                          "SCHEDULER_QUEUE_KEY": queue_key, "SCHEDULER_DUPEFILTER_KEY": dupefilter_key,

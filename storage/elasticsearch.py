@@ -168,8 +168,12 @@ def index_settings(config: ElasticsearchConfig) -> dict:
     }
 
 
+# Derived from `doc` (the item's JSON, which every read uses): indexed, never stored a second time in `_source`.
+DERIVED_TEXT = ["title_tok", "content_tok", "text"]
+
 MAPPINGS: dict = {
     "dynamic": "strict",
+    "_source": {"excludes": DERIVED_TEXT},
     "properties": {
         "id": {"type": "long"},
         "source": {"type": "keyword"},
@@ -196,9 +200,11 @@ MAPPINGS: dict = {
         "created_at": {"type": "date", "format": "epoch_millis"},
         "content_hash": {"type": "keyword"},
         "signature": {"type": "keyword"},
-        "title_tok": {"type": "text", "analyzer": "yuqing_tokens"},
-        "content_tok": {"type": "text", "analyzer": "yuqing_tokens"},
-        "text": {"type": "text", "analyzer": "yuqing_bigram"},
+        # No norms: every text query is a filter and every sort explicit, so length normalisation is never used.
+        # Positions stay: phrases and NEAR are span_near on the words, a phrase on the bigrams needs them too.
+        "title_tok": {"type": "text", "analyzer": "yuqing_tokens", "norms": False},
+        "content_tok": {"type": "text", "analyzer": "yuqing_tokens", "norms": False},
+        "text": {"type": "text", "analyzer": "yuqing_bigram", "norms": False},
         "doc": {"type": "keyword", "index": False, "doc_values": False},
     },
 }

@@ -1,5 +1,5 @@
 """Two instances, one cluster: two real `yuqing serve` processes on different ports share the state on PostgreSQL,
-the items' SQLite file, and Redis (crawl queue, live stream). Records are pushed through both at once (some to both),
+the items (one SQLite file, or one Elasticsearch: osmem-server), and Redis (crawl queue, live stream). Records are pushed through both at once (some to both),
 both schedule the same crawls; nothing is duplicated or lost, each scheduled crawl runs once, every stored item is
 alerted once and every alert reaches the real webhook receiver once."""
 
@@ -18,11 +18,15 @@ import pytest
 import yaml
 from sqlalchemy import create_engine, text
 
+from core.config_storage import ElasticsearchConfig
 from core.models import SHANGHAI
 from crawlers.settings import redis_keys
 from demo.site import DemoSite
+from storage.base import ItemQuery
+from storage.opening import open_store
 from tests.helpers.cluster import Receiver, record
 from tests.helpers.crawl import example_sources
+from tests.helpers.elastic import drop_indices, new_prefix
 from tests.helpers.serve import free_port, start_service
 from tests.helpers.services import REDIS_URL, pg_schema, redis_client
 
@@ -36,8 +40,35 @@ def push(port: int, token: str, numbers: list[int], answers: list[int]) -> None:
             answers.append(c.post("/api/ingest/push_src", json={"records": [record(n) for n in chunk]}).status_code)
 
 
+@pytest.fixture(params=["sqlite", "elasticsearch"])
+def items_storage(request, tmp_path: Path):  # noqa: ANN001, ANN201
+    """The `storage` section for the items: one SQLite file both instances open, or one Elasticsearch (its own index
+    prefix on the session's osmem-server, deleted afterwards)."""
+    if request.param == "sqlite":
+        yield {"sqlite_path": str(tmp_path / "items.db")}
+        return
+    url = request.getfixturevalue("elasticsearch_url")
+    prefix = new_prefix()
+    yield {"backend": "elasticsearch", "sqlite_path": str(tmp_path / "unused.db"),
+           "elasticsearch": {"url": url, "index_prefix": prefix, "compatible_with": False, "replicas": 0, "shards": 1}}
+    drop_indices(url, prefix)
+
+
+def stored_items(store) -> list:  # noqa: ANN001
+    """Every item, through the store's interface (either backend), page by page."""
+    if hasattr(store, "refresh"):
+        store.refresh()  # another process wrote: a cluster shows its documents after a refresh
+    items, cursor = [], None
+    while True:
+        page = store.search(ItemQuery(limit=500, cursor=cursor))
+        items.extend(page.data)
+        cursor = page.next_cursor
+        if cursor is None:
+            return items
+
+
 @pytest.fixture
-def cluster(tmp_path: Path):  # noqa: ANN201
+def cluster(tmp_path: Path, items_storage: dict):  # noqa: ANN201
     redis = redis_client()
     board = f"board_{uuid.uuid4().hex[:8]}"
     site = DemoSite(seed=11, history=30, new_item_seconds=10**7, incident_after_minutes=10**6,
@@ -45,7 +76,7 @@ def cluster(tmp_path: Path):  # noqa: ANN201
     site.start("127.0.0.1", 0)
     receiver = Receiver()
     with pg_schema() as state_url:
-        yield {"state_url": state_url, "board": board, "site": site, "receiver": receiver, "redis": redis}
+        yield {"state_url": state_url, "items": items_storage, "board": board, "site": site, "receiver": receiver, "redis": redis}
     receiver.close()
     site.stop()
     redis.delete(*redis_keys(board))
@@ -66,7 +97,7 @@ def test_two_instances_share_one_cluster_without_duplicates_or_losses(tmp_path: 
         path = tmp_path / f"instance{n}.yaml"
         path.write_text(yaml.safe_dump({
             "server": {"host": "127.0.0.1", "port": port},
-            "storage": {"sqlite_path": str(tmp_path / "items.db"), "state_url": cluster["state_url"]},
+            "storage": {**cluster["items"], "state_url": cluster["state_url"]},
             "sources": {"push_src": {"channel": "hotline", "region": "江城市"}, board: spec},
             "crawling": {"scheduler": True, "redis_url": REDIS_URL, "state_dir": str(tmp_path / f"crawl{n}")},
             "alerts": {"rules": [{"name": RULE, "max_age": "3650d"}],
@@ -95,13 +126,17 @@ def test_two_instances_share_one_cluster_without_duplicates_or_losses(tmp_path: 
         assert answers and set(answers) == {202}
 
         state = create_engine(cluster["state_url"])
-        items_db = create_engine(f"sqlite:///{tmp_path / 'items.db'}")
+        items_config = cluster["items"]
+        es = items_config.get("elasticsearch")
+        store = open_store(items_config["sqlite_path"], cluster["state_url"], segment=str.split, fts=False,
+                           elasticsearch=ElasticsearchConfig.model_validate(es) if es else None)
         deadline = time.monotonic() + 120
         while True:
-            with items_db.connect() as conn:
-                pushed = conn.execute(text("SELECT source_id FROM items WHERE source = 'push_src'")).scalars().all()
-                crawled = conn.execute(text("SELECT source_id FROM items WHERE source = :b"), {"b": board}).scalars().all()
-                ids = set(conn.execute(text("SELECT id FROM items")).scalars().all())
+            items = stored_items(store)
+            pushed = [item.source_id for item in items if item.source == "push_src"]
+            crawled = [item.source_id for item in items if item.source == board]
+            ids = {item.id for item in items}
+            with store.item_read() as conn:  # the after-store outbox sits beside the items' identities
                 waiting = conn.execute(text("SELECT count(*) FROM pending_after_store")).scalar_one()
             with state.connect() as conn:
                 alerted = Counter(conn.execute(text("SELECT item_id FROM alerts WHERE rule = :r"), {"r": RULE}).scalars())
@@ -137,13 +172,14 @@ def test_two_instances_share_one_cluster_without_duplicates_or_losses(tmp_path: 
         # ... and picked up what the other one learnt before its next batch, so events stay one set: every event an
         # item points at is stored, none was absorbed by one instance and kept alive by the other.
         assert any("another instance ingested since our last batch" in text_ for text_ in both)
-        with items_db.connect() as conn:
-            used = set(conn.execute(text("SELECT DISTINCT event_id FROM items WHERE event_id IS NOT NULL")).scalars())
+        used = {item.enrichment.event_id for item in stored_items(store) if item.enrichment.event_id}
         with state.connect() as conn:
             stored_events = set(conn.execute(text("SELECT id FROM events")).scalars())
         assert used and used <= stored_events
+        if es:  # nothing was written to a SQLite items file: the crawl processes opened the state alone
+            assert not Path(items_config["sqlite_path"]).exists()
         state.dispose()
-        items_db.dispose()
+        store.close()
     finally:
         for proc in procs:
             proc.terminate()
