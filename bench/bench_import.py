@@ -17,6 +17,7 @@ import json
 import os
 import random
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -46,11 +47,12 @@ def payload(n: int, rng: random.Random, texts: dict) -> dict:
     return row
 
 
-def write_export(path: Path, count: int, seed: int) -> None:
+def write_export(path: Path, count: int, seed: int, first: int = 0) -> None:
+    """`count` rows numbered from `first` (ids `source-n`), drawn with `seed`."""
     texts = load_texts(data_dir())
     rng = random.Random(seed)
     with path.open("w", encoding="utf-8") as fh:
-        for n in range(count):
+        for n in range(first, first + count):
             fh.write(json.dumps(payload(n, rng, texts), ensure_ascii=False) + "\n")
 
 
@@ -75,8 +77,13 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def run_import(export: Path, folder: Path, workers: int) -> dict:
-    db = folder / f"import-{workers}.db"
+def run_import(export: Path, folder: Path, workers: int, base: Path | None = None, keep: Path | None = None) -> dict:
+    """One `yuqing import` of `export` into a fresh database, or into a copy of `base` (a store built before)."""
+    db = (keep or folder) / f"import-{workers}.db"
+    if base is not None:
+        for suffix in ("", "-wal", "-shm"):
+            if Path(f"{base}{suffix}").exists():
+                shutil.copyfile(f"{base}{suffix}", f"{db}{suffix}")
     config = write_config(folder, db, workers)
     load_before = os.getloadavg()
     cpu_before = children_cpu()
@@ -96,7 +103,10 @@ def run_import(export: Path, folder: Path, workers: int) -> dict:
            "cpu_seconds": round(cpu, 1), "cpu_ms_per_item": round(cpu * 1000 / rows, 2),
            "load_before": [round(x, 2) for x in load_before], "load_after": [round(x, 2) for x in os.getloadavg()]}
     importing = report["seconds"]["import"]
-    out.update({"writer_cpu_seconds": report["seconds"]["cpu"], "workers_cpu_seconds": report["seconds"]["workers_cpu"],
+    out.update({"writer_startup_cpu_seconds": report["seconds"]["startup_cpu"],
+                "writer_import_cpu_ms_per_item": round((report["seconds"]["cpu"] - report["seconds"]["startup_cpu"])
+                                                       * 1000 / rows, 3),
+                "writer_cpu_seconds": report["seconds"]["cpu"], "workers_cpu_seconds": report["seconds"]["workers_cpu"],
                 "writer_cpu_ms_per_item": round(report["seconds"]["cpu"] * 1000 / rows, 3),
                 "startup_seconds": round(seconds - importing, 1), "import_seconds": importing,
                 "items_per_s_after_startup": round(rows / importing)})
@@ -147,7 +157,14 @@ def main() -> None:
     parser.add_argument("--stages", action="store_true", help="also profile CPU per stage (serial, in process)")
     parser.add_argument("--stage-items", type=int, default=10_000)
     parser.add_argument("--export", type=Path, help="reuse this export instead of writing one")
+    parser.add_argument("--write-export", type=Path, help="only write the export (--items rows from --first) here")
+    parser.add_argument("--first", type=int, default=0, help="number of the export's first row (its ids)")
+    parser.add_argument("--base-db", type=Path, help="import into a copy of this database (start-up at its size)")
+    parser.add_argument("--keep", type=Path, help="keep the databases in this folder")
     args = parser.parse_args()
+    if args.write_export:
+        write_export(args.write_export, args.items, args.seed, args.first)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         export = args.export or folder / "export.jsonl"
@@ -156,7 +173,9 @@ def main() -> None:
         result: dict = {"benchmark": "import", "items": args.items, "seed": args.seed, "cpus": os.cpu_count()}
         if args.stages:
             result["stages"] = stage_profile(export, folder, args.stage_items)
-        result["runs"] = [run_import(export, folder, int(w)) for w in args.workers.split(",")]
+        result["runs"] = [run_import(export, folder, int(w), args.base_db, args.keep) for w in args.workers.split(",")]
+        if args.base_db is not None:
+            result["base_db_bytes"] = args.base_db.stat().st_size
     print(json.dumps(result, ensure_ascii=False, indent=2))
 
 

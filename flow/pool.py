@@ -23,7 +23,7 @@ import logging
 import multiprocessing
 import os
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -178,62 +178,80 @@ def enriched_batch(records: list[RawRecord], enriched: Enriched) -> tuple[Batch,
 
 
 class EnrichPool:
-    """Spawned worker processes running `enrich` on batches; `map` yields their results in the batches' order."""
+    """Spawned worker processes running `enrich` on batches. `warm` turns true once a worker has loaded its models."""
 
     def __init__(self, config: Config, workers: int) -> None:
         self.workers = workers
+        self.warm = False
         # spawn, not fork: the importing process has threads (the writer), and fork copies locks held by them.
         self._executor = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
                                              initializer=_start_worker, initargs=(config,))
+        for _ in range(workers):  # starts every worker; the first to answer has its models loaded
+            self._executor.submit(os.getpid).add_done_callback(self._warmed)
 
-    def map(self, batches: Iterable[list[RawRecord | QuarantineRecord]], ahead: int | None = None
-            ) -> Iterator[tuple[list[RawRecord | QuarantineRecord], Future[Enriched]]]:
-        """Each batch with the future of its enrichment, in order, keeping `ahead` batches (default two per worker)
-        in the workers so that none waits while the writer stores."""
-        window: deque[tuple[list, Future[Enriched]]] = deque()
-        limit = ahead or 2 * self.workers
-        for batch in batches:
-            raw = [r for r in batch if isinstance(r, RawRecord)]
-            window.append((batch, self._executor.submit(enrich, raw)))
-            if len(window) > limit:
-                yield window.popleft()
-        while window:
-            yield window.popleft()
+    def _warmed(self, future: Future) -> None:
+        if future.exception() is None:
+            self.warm = True
+
+    def submit(self, batch: list[RawRecord | QuarantineRecord]) -> Future[Enriched]:
+        return self._executor.submit(enrich, [r for r in batch if isinstance(r, RawRecord)])
 
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
 
 
+# Fewer batches than this are imported on the writer alone: the workers' start (each loads the models, a few seconds
+# of CPU) would cost more than they save.
+MIN_BATCHES = 4
+
+
 def import_batches(writer: Any, config: Config, batches: Iterable[list[RawRecord | QuarantineRecord]],
-                   workers: int, done: Callable[[int], None] | None = None) -> IngestReport:
+                   workers: int, done: Callable[[int], None] | None = None, *, serial_start: bool = True
+                   ) -> tuple[IngestReport, int]:
     """Ingest the batches through `writer` (flow.writer.IngestWriter) in order, their stateless stages in a pool of
-    `workers` processes; serially, on the writer alone, with one worker or when there are fewer than two batches
-    (a pool's start costs more than it saves there). `done(n)` is told of each batch of n records ingested."""
+    `workers` processes; serially, on the writer alone, with one worker or fewer than `MIN_BATCHES` batches.
+
+    The writer does not wait for the workers to load their models: until one has, it ingests the batches serially
+    (unless not `serial_start`). Then two batches per worker are in the pool at a time, and up to two enriched ones
+    queue for the writer. `done(n)` is told of each batch of n records ingested. Returns the report and how many
+    batches the workers enriched."""
     it = iter(batches)
-    head = [b for b in (next(it, None), next(it, None)) if b is not None]
+    head = list(itertools.islice(it, MIN_BATCHES))
     total = IngestReport()
-    if workers <= 1 or len(head) < 2:
-        for batch in [*head, *it]:
-            total.merge(writer.ingest(batch))
-            if done:
-                done(len(batch))
-        return total
-    install_index_words(writer.ingestor.store)
-    pool = EnrichPool(config, workers)
     pending: deque[tuple[int, Future[IngestReport]]] = deque()
-    try:
-        for batch, enriched in pool.map(itertools.chain(head, it)):
-            pending.append((len(batch), writer.ingest_enriched(batch, enriched)))
-            while len(pending) > 2 or (pending and pending[0][1].done()):
-                size, report = pending.popleft()
-                total.merge(report.result())
-                if done:
-                    done(size)
-        while pending:
+
+    def settle(keep: int) -> None:  # wait for the writer until at most `keep` batches are queued for it
+        while len(pending) > keep or (pending and pending[0][1].done()):
             size, report = pending.popleft()
             total.merge(report.result())
             if done:
                 done(size)
+
+    if workers <= 1 or len(head) < MIN_BATCHES:
+        for batch in itertools.chain(head, it):
+            pending.append((len(batch), writer.ingest_soon(batch)))
+            settle(1)  # the next batch is read while the writer stores this one
+        settle(0)
+        return total, 0
+    install_index_words(writer.ingestor.store)
+    pool = EnrichPool(config, workers)
+    window: deque[tuple[list, Future[Enriched]]] = deque()  # in the pool, in order
+    pooled = 0
+    try:
+        for batch in itertools.chain(head, it):
+            if serial_start and not pool.warm and not window:  # the workers are still loading: the writer takes this batch itself
+                pending.append((len(batch), writer.ingest_soon(batch)))
+                settle(1)
+                continue
+            window.append((batch, pool.submit(batch)))
+            pooled += 1
+            while len(window) > 2 * workers:
+                records, enriched = window.popleft()
+                pending.append((len(records), writer.ingest_enriched(records, enriched)))
+                settle(2)
+        for records, enriched in window:
+            pending.append((len(records), writer.ingest_enriched(records, enriched)))
+        settle(0)
     finally:
         pool.close()
-    return total
+    return total, pooled

@@ -131,6 +131,10 @@ class IngestWriter:
             total.merge(self._executor.submit(self._ingest_batch, chunk).result())
         return total
 
+    def ingest_soon(self, records: list[RawRecord | QuarantineRecord]) -> Future[IngestReport]:
+        """Queue one batch of records held by the caller; returns at once with the future of its report."""
+        return self._executor.submit(self._ingest_batch, records)
+
     def ingest_enriched(self, records: list[RawRecord | QuarantineRecord], enriched: Future[Enriched]
                         ) -> Future[IngestReport]:
         """Queue one batch whose stateless stages an enrichment pool worker runs (`flow.pool`); the writer takes

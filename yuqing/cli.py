@@ -121,7 +121,7 @@ def import_file(
         raise typer.Exit(2) from exc
     from core.models import RawRecord
 
-    ready = time.perf_counter()
+    ready, ready_cpu = time.perf_counter(), time.process_time()
     columns = [TextColumn("importing {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
     with Progress(*columns, console=console, transient=False, disable=not console.is_terminal) as progress:
         task = progress.add_task(file.name, total=None)
@@ -135,14 +135,16 @@ def import_file(
                 yield record
 
         try:
-            total = import_batches(service.writer, cfg, chunks(records(), cfg.ingest.batch_size),
+            total, pooled = import_batches(service.writer, cfg, chunks(records(), cfg.ingest.batch_size),
                                    pool_size(cfg, workers), lambda n: progress.advance(task, n))
         finally:
             service.close()
     summary = total.model_dump(exclude={"item_ids"})
+    summary["batches_enriched_by_workers"] = pooled
     # start-up: loading the config, the store and the models; import: reading, enriching and storing; CPU seconds of
     # this process and of its pool workers
     summary["seconds"] = {"startup": round(ready - started, 2), "import": round(time.perf_counter() - ready, 2),
+                          "startup_cpu": round(ready_cpu, 2),
                           "cpu": round(time.process_time(), 2), "workers_cpu": round(_children_cpu(), 2)}
     typer.echo(json.dumps(summary, ensure_ascii=False))
 

@@ -53,10 +53,14 @@ def open_service(folder: Path, name: str) -> Service:
     return service
 
 
-def run_import(service: Service, path: Path, workers: int):  # noqa: ANN201
+def run_import(service: Service, path: Path, workers: int, *, serial_start: bool = False):  # noqa: ANN201
+    """The import's report; with workers, every batch enriched by them (unless `serial_start`: until they are ready,
+    the writer ingests alone)."""
     importer = FileImporter(path, "board_tipdm", service.config.sources["board_tipdm"].import_)
-    return import_batches(service.writer, service.config, chunks(importer.records(), service.config.ingest.batch_size),
-                          workers)
+    batches = list(chunks(importer.records(), service.config.ingest.batch_size))
+    report, pooled = import_batches(service.writer, service.config, batches, workers, serial_start=serial_start)
+    assert pooled == (0 if workers == 1 else len(batches) if not serial_start else pooled)
+    return report
 
 
 def stored(service: Service) -> list[Item]:
@@ -111,7 +115,7 @@ def test_pooled_import_stores_what_a_serial_import_stores(shared_data: Path, tmp
         quarantine = [sorted((q.stage, q.reason) for q in s.store.list_quarantine(limit=50).data)
                       for s in (serial, pooled)]
         assert quarantine[0] == quarantine[1] and len(quarantine[0]) == 2
-        again = [run_import(serial, path, workers=1), run_import(pooled, path, workers=2)]  # a re-import
+        again = [run_import(serial, path, workers=1), run_import(pooled, path, workers=2, serial_start=True)]  # re-import
         assert again[0].model_dump() == again[1].model_dump() and again[0].stored == 0
         assert canonical(stored(serial)) == canonical(stored(pooled))
     finally:
