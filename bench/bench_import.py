@@ -103,7 +103,8 @@ def run_import(export: Path, folder: Path, workers: int, base: Path | None = Non
            "cpu_seconds": round(cpu, 1), "cpu_ms_per_item": round(cpu * 1000 / rows, 2),
            "load_before": [round(x, 2) for x in load_before], "load_after": [round(x, 2) for x in os.getloadavg()]}
     importing = report["seconds"]["import"]
-    out.update({"writer_startup_cpu_seconds": report["seconds"]["startup_cpu"],
+    out.update({"batches_enriched_by_workers": report.get("batches_enriched_by_workers"),
+                "writer_startup_cpu_seconds": report["seconds"]["startup_cpu"],
                 "writer_import_cpu_ms_per_item": round((report["seconds"]["cpu"] - report["seconds"]["startup_cpu"])
                                                        * 1000 / rows, 3),
                 "writer_cpu_seconds": report["seconds"]["cpu"], "workers_cpu_seconds": report["seconds"]["workers_cpu"],

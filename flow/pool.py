@@ -74,7 +74,9 @@ class PooledIndexWords:
 
 
 def install_index_words(store: Any) -> None:
-    """Let `store` take the workers' index words (a store without the seam derives its own: nothing changes)."""
+    """Let `store` (or the items store a split store pairs with its state) take the workers' index words; a store
+    without the seam (Elasticsearch) derives its own, from the same words: nothing changes."""
+    store = getattr(store, "items", store)
     derive = getattr(store, "index_from_words", None)
     if derive is not None and not isinstance(derive, PooledIndexWords):
         store.index_from_words = PooledIndexWords(derive)
