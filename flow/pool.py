@@ -98,17 +98,10 @@ class Enriched:
 _chain: Chain | None = None
 
 
-def _start_worker(config: Config) -> None:
+def _start_worker(config: Config, build: Callable[[Config], list[Stage]]) -> None:
     """Load the models and build the pooled stages once per worker process (the initializer)."""
     global _chain
-    from analysis.stages import analysis_state, enrich_stages
-    from flow.ingest import order_stages
-    from flow.intake import NormaliseStage
-
-    provided: dict[str, Stage | None] = {"normalise": NormaliseStage(config)}
-    stages = enrich_stages(config, analysis_state(config))  # the lexicon the classifier reads words through
-    provided.update({name: stage for name, stage in stages.items() if name in POOLED})
-    _chain = Chain(order_stages(provided))
+    _chain = Chain(build(config))
 
 
 def enrich(records: list[RawRecord]) -> Enriched:
@@ -182,12 +175,12 @@ def enriched_batch(records: list[RawRecord], enriched: Enriched) -> tuple[Batch,
 class EnrichPool:
     """Spawned worker processes running `enrich` on batches. `warm` turns true once a worker has loaded its models."""
 
-    def __init__(self, config: Config, workers: int) -> None:
+    def __init__(self, config: Config, workers: int, build: Callable[[Config], list[Stage]]) -> None:
         self.workers = workers
         self.warm = False
         # spawn, not fork: the importing process has threads (the writer), and fork copies locks held by them.
         self._executor = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                                             initializer=_start_worker, initargs=(config,))
+                                             initializer=_start_worker, initargs=(config, build))
         for _ in range(workers):  # starts every worker; the first to answer has its models loaded
             self._executor.submit(os.getpid).add_done_callback(self._warmed)
 
@@ -208,10 +201,12 @@ MIN_BATCHES = 4
 
 
 def import_batches(writer: Any, config: Config, batches: Iterable[list[RawRecord | QuarantineRecord]],
-                   workers: int, done: Callable[[int], None] | None = None, *, serial_start: bool = True
-                   ) -> tuple[IngestReport, int]:
+                   workers: int, build: Callable[[Config], list[Stage]], done: Callable[[int], None] | None = None, *,
+                   serial_start: bool = True) -> tuple[IngestReport, int]:
     """Ingest the batches through `writer` (flow.writer.IngestWriter) in order, their stateless stages in a pool of
     `workers` processes; serially, on the writer alone, with one worker or fewer than `MIN_BATCHES` batches.
+    `build(config)` makes the `POOLED` stages in flow order in each worker (`yuqing.service.pooled_stages`: the
+    composition root, which knows the packages that provide them); it is pickled by reference.
 
     The writer does not wait for the workers to load their models: until one has, it ingests the batches serially
     (unless not `serial_start`). Then two batches per worker are in the pool at a time, and up to two enriched ones
@@ -236,7 +231,7 @@ def import_batches(writer: Any, config: Config, batches: Iterable[list[RawRecord
         settle(0)
         return total, 0
     install_index_words(writer.ingestor.store)
-    pool = EnrichPool(config, workers)
+    pool = EnrichPool(config, workers, build)
     window: deque[tuple[list, Future[Enriched]]] = deque()  # in the pool, in order
     pooled = 0
     try:

@@ -108,7 +108,7 @@ def import_file(
     from flow.importer import FileImporter
     from flow.ingest import chunks
     from flow.pool import import_batches, pool_size
-    from yuqing.service import build_service
+    from yuqing.service import build_service, pooled_stages
 
     setup_logging("warning")
     cfg = load_config_or_exit(config)
@@ -136,7 +136,7 @@ def import_file(
 
         try:
             total, pooled = import_batches(service.writer, cfg, chunks(records(), cfg.ingest.batch_size),
-                                   pool_size(cfg, workers), lambda n: progress.advance(task, n))
+                                   pool_size(cfg, workers), pooled_stages, lambda n: progress.advance(task, n))
         finally:
             service.close()
     summary = total.model_dump(exclude={"item_ids"})

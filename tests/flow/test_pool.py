@@ -15,7 +15,7 @@ from flow.ingest import chunks
 from flow.pool import import_batches, pool_size
 from storage.base import ItemQuery
 from yuqing.host import Service
-from yuqing.service import build_service
+from yuqing.service import build_service, pooled_stages
 
 COLUMNS = {"message_id": "source_id", "user_id": "author", "title": "title", "created_at": "published_at",
            "body": "content", "likes": "likes", "dislikes": "dislikes"}
@@ -71,7 +71,8 @@ def run_import(service: Service, path: Path, workers: int, *, serial_start: bool
     the writer ingests alone)."""
     importer = FileImporter(path, "board_tipdm", service.config.sources["board_tipdm"].import_)
     batches = list(chunks(importer.records(), service.config.ingest.batch_size))
-    report, pooled = import_batches(service.writer, service.config, batches, workers, serial_start=serial_start)
+    report, pooled = import_batches(service.writer, service.config, batches, workers, pooled_stages,
+                                    serial_start=serial_start)
     assert pooled == (0 if workers == 1 else len(batches) if not serial_start else pooled)
     return report
 
