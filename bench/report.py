@@ -24,6 +24,7 @@ QUICK: dict[str, list[str]] = {
     "bench_alert_latency": ["--items", "100"],
     "bench_analysis": ["--repeat", "1"],
     "bench_dedup_memory": ["--items", "50000"],
+    "bench_import": ["--items", "20000"],
     "bench_nlp": ["--items", "4000", "--rounds", "1"],
     "bench_playbooks": ["--orders", "5000"],
     "bench_push_alerts": ["--seconds", "5", "--drain", "30"],

@@ -73,6 +73,9 @@ class IngestConfig(Strict):
     max_title_chars: int = Field(1000, ge=10)
     batch_size: int = Field(500, ge=1)
     timezone: str = "Asia/Shanghai"
+    # Processes that run the stateless stages of `yuqing import` (flow/pool.py); None: one per core; 1: none, the
+    # import runs on the writer alone. The service's own ingest (pushes, crawls) never starts them.
+    workers: int | None = Field(None, ge=1, le=64)
 
 
 class ImportSpec(Strict):

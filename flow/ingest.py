@@ -26,6 +26,7 @@ from core.metrics import (
 from core.models import IngestReport, Item, QuarantineRecord, RawRecord
 from flow import after_store
 from flow.intake import DedupStage, NormaliseStage, StoreStage
+from flow.pool import Enriched, enriched_batch, writer_chain
 from flow.stages import Batch, Chain, Stage
 
 logger = logging.getLogger(__name__)
@@ -144,10 +145,22 @@ class Ingestor:
 
     def ingest_batch(self, records: list[RawRecord | QuarantineRecord]) -> IngestReport:
         raw = [r for r in records if isinstance(r, RawRecord)]
-        rejected = [r for r in records if isinstance(r, QuarantineRecord)]
         count_by_source(RECORDS_COLLECTED, (r.source for r in records))
         self._split()  # `chain.stages` is the one list of record: probes and benches insert stages into it in place
-        batch = self.up_to_store.run(Batch(raw=raw))
+        return self._finish(self.up_to_store.run(Batch(raw=raw)), records)
+
+    def ingest_enriched(self, records: list[RawRecord | QuarantineRecord], enriched: Enriched) -> IngestReport:
+        """Ingest a batch whose stateless stages (`flow.pool.POOLED`) a pool worker ran on its RawRecords: the
+        rest of the chain, as `ingest_batch` runs it."""
+        raw = [r for r in records if isinstance(r, RawRecord)]
+        count_by_source(RECORDS_COLLECTED, (r.source for r in records))
+        self._split()
+        batch, texts = enriched_batch(raw, enriched)
+        return self._finish(writer_chain(self.up_to_store.stages, texts).run(batch), records)
+
+    def _finish(self, batch: Batch, records: list[RawRecord | QuarantineRecord]) -> IngestReport:
+        """The after-store stages, then what the reader quarantined, metrics, listeners and the report."""
+        rejected = [r for r in records if isinstance(r, QuarantineRecord)]
         self._after_store(batch, self.after_store)
         batch.quarantined.extend(rejected)
         batch.report.received += len(rejected)

@@ -24,6 +24,7 @@ from core.errors import StorageError
 from core.models import IngestReport, QuarantineRecord, RawRecord
 from core.worker import PeriodicWorker
 from flow.ingest import Ingestor, chunks
+from flow.pool import Enriched
 from storage.base import Inbox
 
 logger = logging.getLogger(__name__)
@@ -130,6 +131,16 @@ class IngestWriter:
             total.merge(self._executor.submit(self._ingest_batch, chunk).result())
         return total
 
+    def ingest_soon(self, records: list[RawRecord | QuarantineRecord]) -> Future[IngestReport]:
+        """Queue one batch of records held by the caller; returns at once with the future of its report."""
+        return self._executor.submit(self._ingest_batch, records)
+
+    def ingest_enriched(self, records: list[RawRecord | QuarantineRecord], enriched: Future[Enriched]
+                        ) -> Future[IngestReport]:
+        """Queue one batch whose stateless stages an enrichment pool worker runs (`flow.pool`); the writer takes
+        the worker's result when its turn comes. Returns at once, so the caller can read and hand in the next."""
+        return self._executor.submit(self._ingest_enriched, records, enriched)
+
     def drain(self) -> IngestReport:
         """Ingest everything pending in the inbox (crawl results, pushes left by a previous process) and wait."""
         return self.drain_soon().result()
@@ -157,6 +168,12 @@ class IngestWriter:
     def _ingest_batch(self, records: list[RawRecord | QuarantineRecord]) -> IngestReport:
         with self._turn():
             return self.ingestor.ingest_batch(records)
+
+    def _ingest_enriched(self, records: list[RawRecord | QuarantineRecord], enriched: Future[Enriched]
+                         ) -> IngestReport:
+        result = enriched.result()
+        with self._turn():
+            return self.ingestor.ingest_enriched(records, result)
 
     def _ingest_inbox_records(self, ids: list[int], records: list[RawRecord]) -> IngestReport:
         total = IngestReport()

@@ -98,11 +98,17 @@ def serve(config: ConfigOption = None, host: str | None = None, port: int | None
 def import_file(
     file: Annotated[Path, typer.Argument(help="CSV, JSON lines or XLSX export")],
     source: Annotated[str, typer.Option("--source", "-s", help="configured source id")],
+    workers: Annotated[int | None, typer.Option(
+        min=1, max=64, help="processes enriching the records (default ingest.workers, else cores − 1; 1: none)")
+    ] = None,
     config: ConfigOption = None,
 ) -> None:
     """Import a file export into the store; re-importing the same file adds nothing."""
+    started = time.perf_counter()
     from flow.importer import FileImporter
-    from yuqing.service import build_service
+    from flow.ingest import chunks
+    from flow.pool import import_batches, pool_size
+    from yuqing.service import build_service, pooled_stages
 
     setup_logging("warning")
     cfg = load_config_or_exit(config)
@@ -113,30 +119,41 @@ def import_file(
     except YuqingError as exc:
         console.print(f"[red]error[/red]: {exc.message}")
         raise typer.Exit(2) from exc
-    from core.models import IngestReport, RawRecord
+    from core.models import RawRecord
 
-    total = IngestReport()
-    batch: list = []
-    size = cfg.ingest.batch_size
+    ready, ready_cpu = time.perf_counter(), time.process_time()
     columns = [TextColumn("importing {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
     with Progress(*columns, console=console, transient=False, disable=not console.is_terminal) as progress:
         task = progress.add_task(file.name, total=None)
-        for record in importer.records():
-            if importer.total is not None:
-                progress.update(task, total=importer.total)
-            if isinstance(record, RawRecord):
-                record.payload["backfill"] = True  # history: analysed and stored, never alerted on (alerts.rules)
-            batch.append(record)
-            if len(batch) >= size:
-                total.merge(service.writer.ingest(batch))
-                progress.advance(task, len(batch))
-                batch = []
-        if batch:
-            total.merge(service.writer.ingest(batch))
-            progress.advance(task, len(batch))
-    service.close()
+
+        def records():  # noqa: ANN202
+            for record in importer.records():
+                if importer.total is not None:
+                    progress.update(task, total=importer.total)
+                if isinstance(record, RawRecord):
+                    record.payload["backfill"] = True  # history: analysed and stored, never alerted on (alerts.rules)
+                yield record
+
+        try:
+            total, pooled = import_batches(service.writer, cfg, chunks(records(), cfg.ingest.batch_size),
+                                   pool_size(cfg, workers), pooled_stages, lambda n: progress.advance(task, n))
+        finally:
+            service.close()
     summary = total.model_dump(exclude={"item_ids"})
+    summary["batches_enriched_by_workers"] = pooled
+    # start-up: loading the config, the store and the models; import: reading, enriching and storing; CPU seconds of
+    # this process and of its pool workers
+    summary["seconds"] = {"startup": round(ready - started, 2), "import": round(time.perf_counter() - ready, 2),
+                          "startup_cpu": round(ready_cpu, 2),
+                          "cpu": round(time.process_time(), 2), "workers_cpu": round(_children_cpu(), 2)}
     typer.echo(json.dumps(summary, ensure_ascii=False))
+
+
+def _children_cpu() -> float:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 @app.command("reindex")

@@ -1,0 +1,256 @@
+"""The enrichment pool: the stateless stages of a file import run in worker processes, the rest on the one writer.
+
+Why: the ingest chain is CPU-bound Python, and one process uses one core. The stages before exact dedup and the
+text models after it — normalise, PII masking, segmentation, classification (`POOLED`) — depend only on the record
+and the config, so spawned workers (each loads the models once) run them on whole batches, and the writer process
+keeps everything that needs state: exact dedup against the store, near-duplicates, events, risk (which reads event
+state), the store and the after-store stages. Batches come back in the order they were read and the writer runs
+each as it would have, so the stored items, scores, near-duplicates and events are the same as a serial import's
+(`tests/flow/test_pool.py` compares the two on real texts).
+
+A worker also derives each item's full-text index words from its words (`nlp.search_tokens`), handed to the store
+through `PooledIndexWords` so that the writer does not compute them again.
+
+Differences from a serial import, both rare: segmentation and classification also run on records that exact dedup
+then drops (an unchanged re-import pays them in the workers, not in the writer), and an item whose stored title or
+content dedup puts back (`DedupStage._keep_stored_values`) is segmented and classified again on the writer.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import multiprocessing
+import os
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from core.config import Config
+from core.models import IngestReport, Item, QuarantineRecord, RawRecord
+from flow.stages import Batch, Chain, Stage
+
+logger = logging.getLogger(__name__)
+
+# Stages whose output depends only on the record and the config, in flow order: the workers run them.
+POOLED: tuple[str, ...] = ("normalise", "pii_mask", "segment", "classify")
+# Of those, the ones the writer skips outright; "segment" and "classify" stay in its chain as `Redo` (see there).
+SKIPPED: frozenset[str] = frozenset({"normalise", "pii_mask"})
+
+
+def pool_size(config: Config, workers: int | None = None) -> int:
+    """Worker processes for an import: `workers` if given, else `ingest.workers`, else one per core beside the
+    writer's (cores − 1); 1 is no pool. The writer keeps a core busy itself: on two cores two workers beside it made
+    imports slower than none (bench/bench_import.py)."""
+    size = workers or config.ingest.workers or (os.cpu_count() or 2) - 1
+    return max(1, size)
+
+
+class IndexWords(list):
+    """An item's words with the full-text index words derived from them (title, content), each joined by spaces:
+    the store reads the index words off the list (`PooledIndexWords`) instead of deriving them again."""
+
+    __slots__ = ("index",)
+
+    def __init__(self, words: Sequence[str], index: tuple[str, str]) -> None:
+        super().__init__(words)
+        self.index = index
+
+    def __reduce__(self) -> tuple:
+        return (IndexWords, (list(self), self.index))
+
+
+class PooledIndexWords:
+    """The store's `index_from_words` seam: the index words a worker derived when the words carry them, else the
+    store's own function."""
+
+    def __init__(self, derive: Callable[[str, str, Sequence[str]], tuple[list[str], list[str]]]) -> None:
+        self.derive = derive
+
+    def __call__(self, title: str, content: str, words: Sequence[str]) -> tuple[list[str], list[str]]:
+        if isinstance(words, IndexWords):
+            return [words.index[0]], [words.index[1]]  # the store joins each list with spaces: one string each
+        return self.derive(title, content, words)
+
+
+def install_index_words(store: Any) -> None:
+    """Let `store` (or the items store a split store pairs with its state) take the workers' index words; a store
+    without the seam (Elasticsearch) derives its own, from the same words: nothing changes."""
+    store = getattr(store, "items", store)
+    derive = getattr(store, "index_from_words", None)
+    if derive is not None and not isinstance(derive, PooledIndexWords):
+        store.index_from_words = PooledIndexWords(derive)
+
+
+@dataclass
+class Enriched:
+    """What a worker returns for one batch: the items that survived its stages, each with the index of its record in
+    the batch, its words and the originals PII masking kept apart (or None); the records it quarantined; how many
+    records it received."""
+
+    items: list[tuple[int, Item, list[str], dict | None]] = field(default_factory=list)
+    rejected: list[QuarantineRecord] = field(default_factory=list)
+    received: int = 0
+
+
+# ---- in the worker process ---------------------------------------------------------------------------------
+
+_chain: Chain | None = None
+
+
+def _start_worker(config: Config, build: Callable[[Config], list[Stage]]) -> None:
+    """Load the models and build the pooled stages once per worker process (the initializer)."""
+    global _chain
+    _chain = Chain(build(config))
+
+
+def enrich(records: list[RawRecord]) -> Enriched:
+    """Run the pooled stages on one batch of records (in a worker)."""
+    from nlp.search_tokens import index_tokens_from_words
+    from storage.originals import held
+
+    assert _chain is not None, "worker not started"
+    batch = _chain.run(Batch(raw=list(records)))
+    position = {id(raw): i for i, raw in enumerate(records)}
+    out = Enriched(rejected=batch.quarantined, received=batch.report.received)
+    for item in batch.items:
+        words = batch.tokens.get(id(item))
+        if words is not None:
+            title, content = index_tokens_from_words(item.title, item.content, words)
+            words = IndexWords(words, (" ".join(title), " ".join(content)))
+        out.items.append((position[id(batch.origins[id(item)])], item, words, held(item)))
+    return out
+
+
+# ---- in the importing process --------------------------------------------------------------------------------
+
+
+class Redo:
+    """On the writer, in place of "segment" or "classify": runs the stage again only for items whose title or content
+    changed after the worker enriched them (exact dedup put back a stored value), so their words and classes are
+    those of the text that is stored. Classification then runs for the whole batch, as serially, so the analysis
+    lexicon grows in the same order."""
+
+    def __init__(self, stage: Stage, texts: dict[int, tuple[str, str]]) -> None:
+        self.stage = stage
+        self.name = stage.name
+        self.texts = texts  # id(item) → (title, content) as the worker enriched them
+
+    def run(self, batch: Batch) -> None:
+        changed = [item for item in batch.items if self.texts.get(id(item)) != (item.title, item.content)]
+        if not changed:
+            return
+        if self.name == "segment":
+            for item in changed:
+                batch.tokens.pop(id(item), None)
+        self.stage.run(batch)
+
+
+def writer_chain(stages: list[Stage], texts: dict[int, tuple[str, str]]) -> Chain:
+    """The writer's part of the chain up to the store for a batch the workers enriched."""
+    return Chain([Redo(s, texts) if s.name in POOLED else s for s in stages if s.name not in SKIPPED])
+
+
+def enriched_batch(records: list[RawRecord], enriched: Enriched) -> tuple[Batch, dict[int, tuple[str, str]]]:
+    """A writer's Batch from a worker's result: items with their records and words, what the worker quarantined."""
+    from storage.originals import hold
+
+    batch = Batch()
+    batch.report.received = enriched.received
+    batch.quarantined.extend(enriched.rejected)
+    batch.report.quarantined += len(enriched.rejected)
+    texts: dict[int, tuple[str, str]] = {}
+    for index, item, words, originals in enriched.items:
+        key = id(item)
+        batch.origins[key] = records[index]
+        batch.items.append(item)
+        texts[key] = (item.title, item.content)
+        if words is not None:
+            batch.tokens[key] = words
+        if originals:
+            hold(item, originals)
+    return batch, texts
+
+
+class EnrichPool:
+    """Spawned worker processes running `enrich` on batches. `warm` turns true once a worker has loaded its models."""
+
+    def __init__(self, config: Config, workers: int, build: Callable[[Config], list[Stage]]) -> None:
+        self.workers = workers
+        self.warm = False
+        # spawn, not fork: the importing process has threads (the writer), and fork copies locks held by them.
+        self._executor = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=_start_worker, initargs=(config, build))
+        for _ in range(workers):  # starts every worker; the first to answer has its models loaded
+            self._executor.submit(os.getpid).add_done_callback(self._warmed)
+
+    def _warmed(self, future: Future) -> None:
+        if future.exception() is None:
+            self.warm = True
+
+    def submit(self, batch: list[RawRecord | QuarantineRecord]) -> Future[Enriched]:
+        return self._executor.submit(enrich, [r for r in batch if isinstance(r, RawRecord)])
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+
+# Fewer batches than this are imported on the writer alone: the workers' start (each loads the models, a few seconds
+# of CPU) would cost more than they save.
+MIN_BATCHES = 4
+
+
+def import_batches(writer: Any, config: Config, batches: Iterable[list[RawRecord | QuarantineRecord]],
+                   workers: int, build: Callable[[Config], list[Stage]], done: Callable[[int], None] | None = None, *,
+                   serial_start: bool = True) -> tuple[IngestReport, int]:
+    """Ingest the batches through `writer` (flow.writer.IngestWriter) in order, their stateless stages in a pool of
+    `workers` processes; serially, on the writer alone, with one worker or fewer than `MIN_BATCHES` batches.
+    `build(config)` makes the `POOLED` stages in flow order in each worker (`yuqing.service.pooled_stages`: the
+    composition root, which knows the packages that provide them); it is pickled by reference.
+
+    The writer does not wait for the workers to load their models: until one has, it ingests the batches serially
+    (unless not `serial_start`). Then two batches per worker are in the pool at a time, and up to two enriched ones
+    queue for the writer. `done(n)` is told of each batch of n records ingested. Returns the report and how many
+    batches the workers enriched."""
+    it = iter(batches)
+    head = list(itertools.islice(it, MIN_BATCHES))
+    total = IngestReport()
+    pending: deque[tuple[int, Future[IngestReport]]] = deque()
+
+    def settle(keep: int) -> None:  # wait for the writer until at most `keep` batches are queued for it
+        while len(pending) > keep or (pending and pending[0][1].done()):
+            size, report = pending.popleft()
+            total.merge(report.result())
+            if done:
+                done(size)
+
+    if workers <= 1 or len(head) < MIN_BATCHES:
+        for batch in itertools.chain(head, it):
+            pending.append((len(batch), writer.ingest_soon(batch)))
+            settle(1)  # the next batch is read while the writer stores this one
+        settle(0)
+        return total, 0
+    install_index_words(writer.ingestor.store)
+    pool = EnrichPool(config, workers, build)
+    window: deque[tuple[list, Future[Enriched]]] = deque()  # in the pool, in order
+    pooled = 0
+    try:
+        for batch in itertools.chain(head, it):
+            if serial_start and not pool.warm and not window:  # the workers are still loading: the writer takes this batch itself
+                pending.append((len(batch), writer.ingest_soon(batch)))
+                settle(1)
+                continue
+            window.append((batch, pool.submit(batch)))
+            pooled += 1
+            while len(window) > 2 * workers:
+                records, enriched = window.popleft()
+                pending.append((len(records), writer.ingest_enriched(records, enriched)))
+                settle(2)
+        for records, enriched in window:
+            pending.append((len(records), writer.ingest_enriched(records, enriched)))
+        settle(0)
+    finally:
+        pool.close()
+    return total, pooled
