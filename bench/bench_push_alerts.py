@@ -16,6 +16,7 @@ after are measured the same way on the same machine.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import socket
@@ -154,6 +155,29 @@ def rss_mb(pid: int) -> float | None:
     return None
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU of one process so far (its threads included)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu(pid: int) -> dict[int, float]:
+    """CPU seconds of the service and of each child it started (the delivery process), by pid."""
+    found: dict[int, float] = {}
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        if (spent := cpu_seconds(current)) is not None:
+            found[current] = spent
+        for task in Path(f"/proc/{current}/task").glob("*/children"):
+            with contextlib.suppress(OSError):
+                pending.extend(int(child) for child in task.read_text().split())
+    return found
+
+
 def stored_source_ids(store: Any, source_ids: list[str]) -> dict[int, str]:
     """Item id → source id of the pushed records that were stored. A store from before `known_items` is paged
     through its search (the same answer, read the slow way)."""
@@ -223,6 +247,7 @@ def run_rate(repo: Path, rate: int, seconds: float, drain: float, receivers: Rec
                 raise RuntimeError(f"service did not start; see {log.name}")
             time.sleep(0.2)
         rss_start = rss_mb(service.pid)
+        cpu_start = process_cpu(service.pid)
         spy = None
         if profile is not None:  # py-spy (installed separately) samples the service while records are pushed
             spy = subprocess.Popen(["py-spy", "record", "-p", str(service.pid), "-d", str(int(seconds)), "-r", "50",
@@ -270,6 +295,7 @@ def run_rate(repo: Path, rate: int, seconds: float, drain: float, receivers: Rec
             time.sleep(0.2)
         drained = time.monotonic() - drain_started
         rss_end = rss_mb(service.pid)
+        cpu_end = process_cpu(service.pid)
         sampling.set()
     finally:
         service.terminate()
@@ -285,7 +311,14 @@ def run_rate(repo: Path, rate: int, seconds: float, drain: float, receivers: Rec
         store.close()
     result: dict[str, Any] = {"offered_per_s": rate, "offered": total, "accepted": len(pushed_at),
                               "accepted_per_s": round(len(pushed_at) / push_seconds, 1), "stored": len(source_of),
-                              "drain_s": round(drained, 1), "rss_mb_start": rss_start, "rss_mb_end": rss_end}
+                              "drain_s": round(drained, 1), "rss_mb_start": rss_start, "rss_mb_end": rss_end,
+                              "load_avg_1m": round(os.getloadavg()[0], 1)}
+    # CPU per pushed item (push and drain, so what the load took from wall-clock figures still counts): the service
+    # process, and the processes it started (the delivery process).
+    spent = {pid: cpu_end[pid] - cpu_start.get(pid, 0.0) for pid in cpu_end}
+    per_item = 1000 / max(len(pushed_at), 1)
+    result["cpu_ms_per_item"] = {"service": round(spent.pop(service.pid, 0.0) * per_item, 2),
+                                 "children": round(sum(spent.values()) * per_item, 2)}
     with receivers.lock:
         seen = {channel: dict(ids) for channel, ids in receivers.seen.items()}
     for channel, ids in seen.items():
