@@ -97,6 +97,11 @@ _MEMBER_NOTIFIED = update(alert_members).where(
 Outcome = tuple[Any, NotifyError | None, int, datetime]
 
 
+def group_dedup_key(group_key: str, seq: int) -> str:
+    """The dedup key of a group's `seq`-th notification (each channel's outbox row appends receiver and channel)."""
+    return hashlib.sha1(f"{group_key}\x1f{seq}".encode()).hexdigest()[:32]
+
+
 @dataclass
 class _FlushWrites:
     """What one flush pass writes, gathered per table and written with one executemany each, in one transaction."""
@@ -106,6 +111,10 @@ class _FlushWrites:
     notified: list[dict[str, Any]] = field(default_factory=list)
     groups: list[dict[str, Any]] = field(default_factory=list)
     muted: set[int] = field(default_factory=set)  # alerts muted by this pass: later groups skip them
+    # Dedup keys the pass's notifications will have, looked up in one query before it (`Dispatcher._prefetch_keys`),
+    # and those of them already in the outbox (key → row id): a burst of groups asked one query per group.
+    checked: set[str] = field(default_factory=set)
+    existing: dict[str, int] = field(default_factory=dict)
 
     def group(self, row: Any, **changes: Any) -> None:
         """The group's new schedule; columns not in `changes` keep the values read in this transaction."""
@@ -309,12 +318,27 @@ class Dispatcher:
                 for row in conn.execute(_FIRING_MEMBERS, {"keys": chunk}):
                     firing.setdefault(row.group_key, []).append(row)
                 writes = _FlushWrites()
+                self._prefetch_keys(conn, groups, writes)
                 for group in groups:
                     sent += self._flush(conn, group, now, firing.get(group.key, []), writes)
                 writes.write(conn)
             if writes.outbox:
                 self.wake()
         return sent
+
+    def _prefetch_keys(self, conn: Connection, groups: list[Any], writes: _FlushWrites) -> None:
+        """The outbox keys the groups' next notifications will have (a rota receiver's are known only when it is
+        resolved: `enqueue` looks those up itself), and which of them exist already."""
+        rt = self.runtime()
+        keys: list[str] = []
+        for group in groups:
+            receiver = rt.receiver(group.receiver)
+            if receiver is not None and receiver.rota is None:
+                base = group_dedup_key(group.key, group.seq + 1)
+                keys.extend(f"{base}:{group.receiver}:{integration}" for integration in receiver.integrations())
+        writes.checked.update(keys)
+        for start in range(0, len(keys), 500):
+            writes.existing.update({r.dedup_key: r.id for r in conn.execute(_OUTBOX_KEYS, {"keys": keys[start:start + 500]})})
 
     def _flush(self, conn: Connection, group: Any, now: datetime, rows: list[Any], writes: _FlushWrites) -> int:
         """One group's notification decision; `rows` are its firing alerts (read with the others of the pass) and
@@ -373,7 +397,7 @@ class Dispatcher:
         ordered = new + [r for r in firing if r.notified_seq != 0]
         cap = rt.config.max_alerts_per_message
         snapshot = [alert_public(r) for r in ordered[:cap]]
-        base_key = hashlib.sha1(f"{group.key}\x1f{seq}".encode()).hexdigest()[:32]
+        base_key = group_dedup_key(group.key, seq)
         message = Message(kind=kind, dedup_key=base_key, receiver=group.receiver, alerts=snapshot, total=len(firing),
                           new=len(new), group_key=group.key, group_labels=json.loads(group.labels),
                           public_url=rt.config.public_url)
@@ -424,7 +448,10 @@ class Dispatcher:
         else:
             message.receiver = name
             keys = {integration: f"{message.dedup_key}:{name}:{integration}" for integration in receiver.integrations()}
-            existing = {r.dedup_key: r.id for r in conn.execute(_OUTBOX_KEYS, {"keys": list(keys.values())})}
+            if writes is not None and writes.checked.issuperset(keys.values()):
+                existing = {key: writes.existing[key] for key in keys.values() if key in writes.existing}
+            else:
+                existing = {r.dedup_key: r.id for r in conn.execute(_OUTBOX_KEYS, {"keys": list(keys.values())})}
             payload = message.payload()
             for integration, key in keys.items():
                 if key in existing:
