@@ -103,6 +103,12 @@ class AlertWorker:
         if resumed:
             logger.warning("alert outbox rows interrupted by the previous process resumed count=%d", resumed)
         self._stop.clear()
+        # The delivery process is started here, and waited for (its start-up is imports, a few seconds on a busy
+        # machine): the first alerts after start-up would wait for it otherwise. Restarts happen on the dispatcher
+        # thread. PR_SET_PDEATHSIG follows the starting thread: the one that runs start() must outlive the worker
+        # (the main thread under `yuqing serve`).
+        if self._steer_delivery() and self.delivery is not None and not self.delivery.ready.wait(60):
+            logger.warning("alert delivery process not ready after 60 s; it sends once it is")
         self._pool = ThreadPoolExecutor(max_workers=self.engine.config.send_workers, thread_name_prefix="alert-send")
         self._thread = threading.Thread(target=self._loop, name="alert-dispatcher", daemon=True)
         self._thread.start()
@@ -112,11 +118,14 @@ class AlertWorker:
 
     @property
     def max_in_flight(self) -> int:
+        """This process's bound on claimed rows (its delivery process has the same one of its own)."""
         return self.engine.config.send_workers * self.batch_size
 
     @property
     def in_flight(self) -> int:
-        return self._in_flight
+        """Rows claimed and not recorded yet, by this process and its delivery process."""
+        delivering = self.delivery
+        return self._in_flight + (delivering.in_flight if delivering is not None else 0)
 
     def stop(self) -> None:
         if self._thread is None:
@@ -191,8 +200,7 @@ class AlertWorker:
 
     def _steer_delivery(self) -> bool:
         """Start, restart, reconfigure or stop the delivery process as the current config asks; True when it is
-        running (this process then sends only the in-app channel). Runs on the dispatcher thread, which outlives
-        the process (PR_SET_PDEATHSIG follows the thread that started it)."""
+        running (this process then sends only the in-app channel)."""
         runtime = self.engine.runtime
         url = delivery.shared_url(self.engine.store.engine)
         if self._delivery_failed or url is None or not delivery.wanted(runtime.config):
