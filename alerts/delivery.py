@@ -107,6 +107,14 @@ class DeliveryProcess:
             with contextlib.suppress(OSError, ValueError):  # gone: the worker restarts it on its next pass
                 self._conn.send(message)
 
+    def wait_ready(self, timeout: float) -> bool:
+        """Whether it became ready within `timeout` seconds (False at once if it died on the way)."""
+        deadline = time.monotonic() + timeout
+        while not self.ready.wait(0.1):
+            if not self.alive or time.monotonic() > deadline:
+                return False
+        return True
+
     def wake(self) -> None:
         """Rows may be due: claim now rather than at the next poll."""
         self._send("wake")

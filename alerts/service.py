@@ -107,8 +107,8 @@ class AlertWorker:
         # machine): the first alerts after start-up would wait for it otherwise. Restarts happen on the dispatcher
         # thread. PR_SET_PDEATHSIG follows the starting thread: the one that runs start() must outlive the worker
         # (the main thread under `yuqing serve`).
-        if self._steer_delivery() and self.delivery is not None and not self.delivery.ready.wait(60):
-            logger.warning("alert delivery process not ready after 60 s; it sends once it is")
+        if self._steer_delivery() and self.delivery is not None and not self.delivery.wait_ready(60):
+            logger.warning("alert delivery process not ready after 60 s (or it stopped); the dispatcher restarts it")
         self._pool = ThreadPoolExecutor(max_workers=self.engine.config.send_workers, thread_name_prefix="alert-send")
         self._thread = threading.Thread(target=self._loop, name="alert-dispatcher", daemon=True)
         self._thread.start()
