@@ -14,7 +14,7 @@ from prometheus_client import REGISTRY
 from sqlalchemy import select
 
 from alerts.store import alert_outbox
-from tests.alerts.test_crash import start_dispatcher, wait_until
+from tests.helpers.dispatcher import start_dispatcher, wait_until
 
 
 def outbox_rows(h) -> list:  # noqa: ANN001 - the alerts harness
