@@ -32,6 +32,7 @@ logger = logging.getLogger(__name__)
 IN_SERVICE = ("inapp",)  # channels the service process sends itself
 CLAIMER_SUFFIX = "#delivery"  # a delivery process claims as "<instance>#delivery"
 BATCH_SIZE = 25  # rows a send worker pushes down one connection; also the unit of the in-flight bound
+RESUME_EVERY = 10.0  # seconds between looks for own claims whose send was abandoned (the database was away)
 RECORD_EVERY = 0.1  # seconds between the transactions recording the outcomes of every send worker
 
 
@@ -250,6 +251,7 @@ def serve(conn: Any, config: AlertsConfig, url: str, claimer: str, parent_pid: i
     threading.Thread(target=listen, name="delivery-pipe", daemon=True).start()
     report(("ready", ""))
     in_flight = [0]  # claimed and not yet recorded: the rows a crash would send again
+    holding: set[int] = set()  # their ids: own claims not among them were abandoned (a read failed mid-outage)
     counted = threading.Lock()
     outcomes: list = []  # sends of every worker waiting to be recorded, in one transaction by `recorder`
     recorded, finishing = threading.Event(), threading.Event()
@@ -278,6 +280,7 @@ def serve(conn: Any, config: AlertsConfig, url: str, claimer: str, parent_pid: i
                 else:
                     with counted:
                         in_flight[0] -= len(done)
+                        holding.difference_update(row.id for row, *_ in done)
                     report(("in_flight", "", in_flight[0]))
                     wake.set()
             elif finishing.is_set():
@@ -302,11 +305,21 @@ def serve(conn: Any, config: AlertsConfig, url: str, claimer: str, parent_pid: i
             if missing := len(batch) - handed[0]:  # rows gone or never sent: no outcome will count them out
                 with counted:
                     in_flight[0] -= missing
+                    holding.difference_update(batch[handed[0]:])
                 wake.set()
 
     pool = ThreadPoolExecutor(max_workers=config.send_workers, thread_name_prefix="alert-send")
+    last_resume = time.monotonic()
     while not stop.is_set():
         wake.clear()
+        if time.monotonic() - last_resume >= RESUME_EVERY:  # own claims no send worker holds any more
+            last_resume = time.monotonic()
+            with counted:
+                keep = set(holding)
+            try:
+                dispatcher.resume_interrupted(now(), claimer=claimer, keep=keep)
+            except Exception:  # noqa: BLE001 - the database may be away: next time
+                logger.exception("resuming abandoned outbox rows failed; retrying later")
         workers = current[0].config.send_workers
         room = workers * BATCH_SIZE - in_flight[0]
         if room > 0:
@@ -318,6 +331,7 @@ def serve(conn: Any, config: AlertsConfig, url: str, claimer: str, parent_pid: i
                 batches = []
             with counted:
                 in_flight[0] += sum(map(len, batches))
+                holding.update(i for batch in batches for i in batch)
             if batches:
                 report(("in_flight", "", in_flight[0]))
             for batch in batches:
