@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
@@ -35,6 +36,19 @@ def _access(request: Request) -> Any:
 
 def client_address(request: Request) -> str:
     return request.client.host if request.client else ""
+
+
+@contextmanager
+def audited_write(request: Request, store: Any, status: int) -> Iterator[Any]:
+    """A write transaction on `store` that also holds this request's audit row (answered with `status`), which the
+    middleware then does not write again: a push waits once for the write lock, not twice."""
+    with store.write() as conn:
+        yield conn
+        principal = request.scope.get(_SCOPE_KEY, {}).get("principal")
+        _access(request)._audit(conn, principal.actor if principal else "anonymous", "request",
+                                f"{request.method} {request.url.path}", "ok" if status < 400 else "failed",
+                                client_address(request), {"status": status})
+    request.scope.setdefault(_SCOPE_KEY, {})["audited"] = True
 
 
 def authenticate(request: Request) -> Principal | None:
@@ -235,7 +249,7 @@ class AccessMiddleware:
             await self.app(scope, receive, send_wrapper)
         finally:
             method = scope.get("method", "")
-            if method in UNSAFE or "denied" in state:
+            if (method in UNSAFE or "denied" in state) and not state.get("audited"):
                 await run_in_threadpool(self._audit, scope, state, method, status_holder.get("status", 500))
 
     def _audit(self, scope: Scope, state: dict[str, Any], method: str, status: int) -> None:

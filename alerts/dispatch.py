@@ -95,6 +95,15 @@ _MEMBER_NOTIFIED = update(alert_members).where(
 ).values(notified_seq=bindparam("b_seq"))
 
 
+# What one send did: the outbox row, the error (None: delivered), the parts delivered so far, and when.
+Outcome = tuple[Any, NotifyError | None, int, datetime]
+
+
+def group_dedup_key(group_key: str, seq: int) -> str:
+    """The dedup key of a group's `seq`-th notification (each channel's outbox row appends receiver and channel)."""
+    return hashlib.sha1(f"{group_key}\x1f{seq}".encode()).hexdigest()[:32]
+
+
 @dataclass
 class _FlushWrites:
     """What one flush pass writes, gathered per table and written with one executemany each, in one transaction."""
@@ -104,6 +113,10 @@ class _FlushWrites:
     notified: list[dict[str, Any]] = field(default_factory=list)
     groups: list[dict[str, Any]] = field(default_factory=list)
     muted: set[int] = field(default_factory=set)  # alerts muted by this pass: later groups skip them
+    # Dedup keys the pass's notifications will have, looked up in one query before it (`Dispatcher._prefetch_keys`),
+    # and those of them already in the outbox (key → row id): a burst of groups asked one query per group.
+    checked: set[str] = field(default_factory=set)
+    existing: dict[str, int] = field(default_factory=dict)
 
     def group(self, row: Any, **changes: Any) -> None:
         """The group's new schedule; columns not in `changes` keep the values read in this transaction."""
@@ -133,6 +146,13 @@ class Dispatcher:
         self.silencer = silencer
         self.runtime = runtime
         self.wake = wake
+
+    # The metrics of a send; a delivery process replaces both to report them to the service's /metrics.
+    observe_latency: Callable[[str, list[dict], datetime], None] = staticmethod(observe_alert_latency)
+
+    @staticmethod
+    def count_failure(integration: str, status: str) -> None:
+        ALERT_SEND_FAILURES.labels(integration=integration, status=status).inc()
 
     # ---- muting ------------------------------------------------------------------------------------------
 
@@ -305,12 +325,27 @@ class Dispatcher:
                 for row in conn.execute(_FIRING_MEMBERS, {"keys": chunk}):
                     firing.setdefault(row.group_key, []).append(row)
                 writes = _FlushWrites()
+                self._prefetch_keys(conn, groups, writes)
                 for group in groups:
                     sent += self._flush(conn, group, now, firing.get(group.key, []), writes)
                 writes.write(conn)
             if writes.outbox:
                 self.wake()
         return sent
+
+    def _prefetch_keys(self, conn: Connection, groups: list[Any], writes: _FlushWrites) -> None:
+        """The outbox keys the groups' next notifications will have (a rota receiver's are known only when it is
+        resolved: `enqueue` looks those up itself), and which of them exist already."""
+        rt = self.runtime()
+        keys: list[str] = []
+        for group in groups:
+            receiver = rt.receiver(group.receiver)
+            if receiver is not None and receiver.rota is None:
+                base = group_dedup_key(group.key, group.seq + 1)
+                keys.extend(f"{base}:{group.receiver}:{integration}" for integration in receiver.integrations())
+        writes.checked.update(keys)
+        for start in range(0, len(keys), 500):
+            writes.existing.update({r.dedup_key: r.id for r in conn.execute(_OUTBOX_KEYS, {"keys": keys[start:start + 500]})})
 
     def _flush(self, conn: Connection, group: Any, now: datetime, rows: list[Any], writes: _FlushWrites) -> int:
         """One group's notification decision; `rows` are its firing alerts (read with the others of the pass) and
@@ -369,7 +404,7 @@ class Dispatcher:
         ordered = new + [r for r in firing if r.notified_seq != 0]
         cap = rt.config.max_alerts_per_message
         snapshot = [alert_public(r) for r in ordered[:cap]]
-        base_key = hashlib.sha1(f"{group.key}\x1f{seq}".encode()).hexdigest()[:32]
+        base_key = group_dedup_key(group.key, seq)
         message = Message(kind=kind, dedup_key=base_key, receiver=group.receiver, alerts=snapshot, total=len(firing),
                           new=len(new), group_key=group.key, group_labels=json.loads(group.labels),
                           public_url=rt.config.public_url)
@@ -420,7 +455,10 @@ class Dispatcher:
         else:
             message.receiver = name
             keys = {integration: f"{message.dedup_key}:{name}:{integration}" for integration in receiver.integrations()}
-            existing = {r.dedup_key: r.id for r in conn.execute(_OUTBOX_KEYS, {"keys": list(keys.values())})}
+            if writes is not None and writes.checked.issuperset(keys.values()):
+                existing = {key: writes.existing[key] for key in keys.values() if key in writes.existing}
+            else:
+                existing = {r.dedup_key: r.id for r in conn.execute(_OUTBOX_KEYS, {"keys": list(keys.values())})}
             payload = message.payload()
             for integration, key in keys.items():
                 if key in existing:
@@ -443,16 +481,19 @@ class Dispatcher:
         return len(made)
 
     def resume_interrupted(self, now: datetime, alive: Callable[[str], bool] | None = None,
-                           keep: set[int] | frozenset[int] = frozenset()) -> int:
+                           keep: set[int] | frozenset[int] = frozenset(), *, claimer: str | None = None) -> int:
         """Rows left `sending` by a process that died mid-send go back to `pending` (at-least-once).
 
         `alive(instance)`: with several instances, only rows claimed by an instance that is gone (or by no known one)
         are resumed; those of a live instance are still being sent. Without it every `sending` row is resumed.
-        `keep`: rows this process is sending right now, never resumed."""
+        `keep`: rows this process is sending right now, never resumed. `claimer`: only the rows claimed under that
+        name (a delivery process restarting resumes what its previous run left, alerts/delivery.py)."""
         moment = ts(now)
         o = alert_outbox.c
         with self.store.read() as conn:
             claimers = [r.claimed_by for r in conn.execute(select(o.claimed_by).where(o.status == "sending").distinct())]
+        if claimer is not None:
+            claimers = [c for c in claimers if c == claimer]
         if not claimers:
             return 0
         gone = [c for c in claimers if c is None or alive is None or not alive(c)]
@@ -496,19 +537,26 @@ class Dispatcher:
         return [row.id for row in rows]
 
     def claim_batches(self, now: datetime, *, limit: int = 100, workers: int = 4, batch_size: int = 25,
-                      claimer: str | None = None) -> list[list[int]]:
+                      claimer: str | None = None, only: tuple[str, ...] | None = None,
+                      skip: tuple[str, ...] = ()) -> list[list[int]]:
         """Mark due rows `sending` (committed before any network call) and split them into per-channel batches.
 
         Rows of one receiver's channel are spread over up to `workers` batches of at most `batch_size`, oldest first,
         so each send worker can push its batch down one reused connection. On PostgreSQL the rows are read
         `FOR UPDATE SKIP LOCKED`, so instances claiming at once each get different rows (SQLite has one writer).
         `claimer`: this instance's id, kept on the rows so only a dead instance's claims are ever resumed.
+        `only` / `skip`: claim only rows of these integrations / none of these (the delivery process sends the
+        network channels, the service process the in-app one).
         """
         moment = ts(now)
         o = alert_outbox.c
         with self.store.write() as conn:
-            query = (select(o.id, o.receiver, o.integration).where(o.status == "pending", o.next_attempt_ts <= moment)
-                     .order_by(o.next_attempt_ts, o.id).limit(limit))
+            query = select(o.id, o.receiver, o.integration).where(o.status == "pending", o.next_attempt_ts <= moment)
+            if only is not None:
+                query = query.where(o.integration.in_(only))
+            if skip:
+                query = query.where(o.integration.not_in(skip))
+            query = query.order_by(o.next_attempt_ts, o.id).limit(limit)
             if conn.dialect.name == "postgresql":
                 query = query.with_for_update(skip_locked=True)
             rows = conn.execute(query).all()
@@ -529,30 +577,38 @@ class Dispatcher:
         """Send one claimed row and record the outcome; returns the new status."""
         return self.deliver_many([outbox_id], clock).get(outbox_id, "missing")
 
-    def deliver_many(self, outbox_ids: list[int], clock: Callable[[], datetime], *,
-                     record_every: float = 1.0) -> dict[int, str]:
+    def deliver_many(self, outbox_ids: list[int], clock: Callable[[], datetime], *, record_every: float = 1.0,
+                     record: Callable[[list[Outcome]], None] | None = None) -> dict[int, str]:
         """Send claimed rows one after another and record their outcomes, several per write transaction.
 
         Outcomes are committed at least every `record_every` seconds and at the end. A row whose outcome is not
         committed yet is still `sending`: after a crash it is resumed and sent again with the same dedup key, so
-        batching the records keeps delivery at least once.
+        batching the records keeps delivery at least once. `record`: hand the outcomes to it instead (it writes
+        them with `record_outcomes`, e.g. those of every send worker in one transaction); nothing is returned then.
         """
         rt = self.runtime()
+
+        def write(done: list[Outcome]) -> dict[int, str]:
+            if record is None:
+                return self.record_outcomes(rt, done)
+            record(done)
+            return {}
+
         o = alert_outbox.c
         with self.store.read() as conn:
             rows = conn.execute(select(alert_outbox).where(o.id.in_(outbox_ids)).order_by(o.id)).all()
         statuses: dict[int, str] = {}
-        done: list[tuple[Any, NotifyError | None, int, datetime]] = []
+        done: list[Outcome] = []
         last_record = time.monotonic()
         for row in rows:
             error, parts_done = self._send(rt, row)
             done.append((row, error, parts_done, clock()))
             if time.monotonic() - last_record >= record_every:
-                statuses.update(self._record(rt, done))
+                statuses.update(write(done))
                 done = []
                 last_record = time.monotonic()
         if done:
-            statuses.update(self._record(rt, done))
+            statuses.update(write(done))
         return statuses
 
     def _send(self, rt: Runtime, row: Any) -> tuple[NotifyError | None, int]:
@@ -572,10 +628,10 @@ class Dispatcher:
             logger.exception("notifier crashed receiver=%s integration=%s", row.receiver, row.integration)
             return NotifyError(f"notifier error {exc.__class__.__name__}: {exc}", recoverable=False), row.parts_done
         if message.kind == "alert":  # repeats and notices would measure the repeat interval, not the latency
-            observe_alert_latency(row.integration, message.alerts[:message.new], datetime.now(UTC))
+            self.observe_latency(row.integration, message.alerts[:message.new], datetime.now(UTC))
         return None, row.parts_done
 
-    def _record(self, rt: Runtime, done: list[tuple[Any, NotifyError | None, int, datetime]]) -> dict[int, str]:
+    def record_outcomes(self, rt: Runtime, done: list[Outcome]) -> dict[int, str]:
         """Outcomes of sends in one write transaction: sent, pending again (backoff) or given up; each audited."""
         o = alert_outbox.c
         statuses: dict[int, str] = {}
@@ -605,7 +661,7 @@ class Dispatcher:
                     logger.warning("alert send failed, will retry receiver=%s integration=%s attempts=%d",
                                    row.receiver, row.integration, attempts)
                     statuses[row.id] = "pending"
-                    ALERT_SEND_FAILURES.labels(integration=row.integration, status="pending").inc()
+                    self.count_failure(row.integration, "pending")
                     continue
                 status = "dead" if error.recoverable else "failed"
                 why = f"gave up after {attempts} attempts" if error.recoverable else "permanent failure, not retried"
@@ -615,7 +671,7 @@ class Dispatcher:
                 logger.error("alert send failed for good receiver=%s integration=%s status=%s", row.receiver,
                              row.integration, status)
                 statuses[row.id] = status
-                ALERT_SEND_FAILURES.labels(integration=row.integration, status=status).inc()
+                self.count_failure(row.integration, status)
             if sent:
                 conn.execute(alert_outbox.update().where(o.id == bindparam("b_id")).values(
                     status="sent", sent_ts=bindparam("sent_ts"), attempts=bindparam("attempts"), last_error=None), sent)

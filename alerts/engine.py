@@ -54,6 +54,25 @@ def close_notifiers(runtime: Runtime) -> None:
             close()
 
 
+def build_notifiers(config: AlertsConfig, broadcaster: Broadcaster | None) -> dict[tuple[str, str], Notifier]:
+    """A notifier per receiver channel; the in-app ones only with a `broadcaster` (the delivery process has none)."""
+    notifiers: dict[tuple[str, str], Notifier] = {}
+    for receiver in config.receivers:
+        if receiver.email:
+            smtp = receiver.email.smtp or config.smtp
+            assert smtp is not None  # guaranteed by AlertsConfig validation
+            notifiers[(receiver.name, "email")] = EmailNotifier(receiver.email, smtp, pool_size=config.send_workers)
+        if receiver.webhook:
+            notifiers[(receiver.name, "webhook")] = WebhookNotifier(receiver.webhook, pool_size=config.send_workers)
+        if receiver.wecom:
+            notifiers[(receiver.name, "wecom")] = WeComNotifier(receiver.wecom)
+        if receiver.dingtalk:
+            notifiers[(receiver.name, "dingtalk")] = DingTalkNotifier(receiver.dingtalk)
+        if receiver.inapp and broadcaster is not None:
+            notifiers[(receiver.name, "inapp")] = InAppNotifier(receiver.inapp, broadcaster)
+    return notifiers
+
+
 class AlertEngine:
     def __init__(self, config: AlertsConfig, store: Store, *, clock: Clock | None = None,
                  broadcaster: Broadcaster | None = None,
@@ -140,20 +159,7 @@ class AlertEngine:
 
     def build_runtime(self, config: AlertsConfig) -> Runtime:
         """Objects for a validated config; anything that cannot be built is a ConfigError (and nothing changes)."""
-        notifiers: dict[tuple[str, str], Notifier] = {}
-        for receiver in config.receivers:
-            if receiver.email:
-                smtp = receiver.email.smtp or config.smtp
-                assert smtp is not None  # guaranteed by AlertsConfig validation
-                notifiers[(receiver.name, "email")] = EmailNotifier(receiver.email, smtp, pool_size=config.send_workers)
-            if receiver.webhook:
-                notifiers[(receiver.name, "webhook")] = WebhookNotifier(receiver.webhook)
-            if receiver.wecom:
-                notifiers[(receiver.name, "wecom")] = WeComNotifier(receiver.wecom)
-            if receiver.dingtalk:
-                notifiers[(receiver.name, "dingtalk")] = DingTalkNotifier(receiver.dingtalk)
-            if receiver.inapp:
-                notifiers[(receiver.name, "inapp")] = InAppNotifier(receiver.inapp, self.broadcaster)
+        notifiers = build_notifiers(config, self.broadcaster)
         return Runtime(
             config=config,
             root=build(config.route) if config.route else None,

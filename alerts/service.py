@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from alerts import delivery
 from alerts import store as _tables  # noqa: F401 - registers the "alerts" migration chain
 from alerts.engine import AlertEngine
 from alerts.fanout import stream_broadcaster
@@ -66,10 +67,12 @@ class AlertStage:
 
 class AlertWorker:
     """Background dispatcher: ticks on every wake-up (an alert raised) or every poll interval, and sends in a small
-    thread pool so one hanging webhook does not hold the other receivers."""
+    thread pool so one hanging webhook does not hold the other receivers. With a delivery process
+    (`alerts.delivery_process`, alerts/delivery.py) this pool sends only the in-app channel; the process, started
+    and restarted from here, sends the others."""
 
     # Rows a send worker pushes down one connection per batch; also the unit of the in-flight bound below.
-    batch_size = 25
+    batch_size = delivery.BATCH_SIZE
 
     # How often an instance looks for rows a dead instance left `sending` (several instances: storage/cluster.py).
     resume_every = 10.0
@@ -89,6 +92,9 @@ class AlertWorker:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._pool: ThreadPoolExecutor | None = None
+        self.delivery: delivery.DeliveryProcess | None = None
+        self._delivery_runtime: Any = None  # the runtime whose config the delivery process was given
+        self._delivery_failed = False  # it could not be started: this process sends everything
 
     def start(self) -> None:
         if self._thread is not None:
@@ -97,6 +103,12 @@ class AlertWorker:
         if resumed:
             logger.warning("alert outbox rows interrupted by the previous process resumed count=%d", resumed)
         self._stop.clear()
+        # The delivery process is started here, and waited for (its start-up is imports, a few seconds on a busy
+        # machine): the first alerts after start-up would wait for it otherwise. Restarts happen on the dispatcher
+        # thread. PR_SET_PDEATHSIG follows the starting thread: the one that runs start() must outlive the worker
+        # (the main thread under `yuqing serve`).
+        if self._steer_delivery() and self.delivery is not None and not self.delivery.wait_ready(60):
+            logger.warning("alert delivery process not ready after 60 s (or it stopped); the dispatcher restarts it")
         self._pool = ThreadPoolExecutor(max_workers=self.engine.config.send_workers, thread_name_prefix="alert-send")
         self._thread = threading.Thread(target=self._loop, name="alert-dispatcher", daemon=True)
         self._thread.start()
@@ -106,11 +118,14 @@ class AlertWorker:
 
     @property
     def max_in_flight(self) -> int:
+        """This process's bound on claimed rows (its delivery process has the same one of its own)."""
         return self.engine.config.send_workers * self.batch_size
 
     @property
     def in_flight(self) -> int:
-        return self._in_flight
+        """Rows claimed and not recorded yet, by this process and its delivery process."""
+        delivering = self.delivery
+        return self._in_flight + (delivering.in_flight if delivering is not None else 0)
 
     def stop(self) -> None:
         if self._thread is None:
@@ -119,6 +134,9 @@ class AlertWorker:
         self.engine.wakeup.set()
         self._thread.join(timeout=30)
         self._thread = None
+        if self.delivery is not None:
+            self.delivery.stop()
+            self.delivery = None
         if self._pool is not None:
             # Sends in flight finish (bounded by channel timeouts); rows never started stay claimed and are
             # resumed on the next start.
@@ -138,8 +156,13 @@ class AlertWorker:
             sending = set(self._in_flight_ids)
         # Other instances' claims only when they are gone; ours when no send worker holds them any more (a send
         # whose outcome could not be recorded, the database being away then).
-        return self.engine.dispatcher.resume_interrupted(
-            self.engine.clock.now(), alive=lambda claimer: claimer != me and self.cluster.alive(claimer), keep=sending)
+        mine = me + delivery.CLAIMER_SUFFIX  # our delivery process resumes its own claims when it restarts
+
+        def alive(claimer: str) -> bool:
+            owner = delivery.owner_of(claimer)
+            return claimer == mine or (owner != me and self.cluster.alive(owner))
+
+        return self.engine.dispatcher.resume_interrupted(self.engine.clock.now(), alive=alive, keep=sending)
 
     def _loop(self) -> None:
         engine = self.engine
@@ -158,18 +181,50 @@ class AlertWorker:
             resumed = self._resume()
             if resumed:
                 logger.warning("alert outbox rows of an instance that stopped resumed count=%d", resumed)
+        separate = self._steer_delivery()
         engine.tick(deliver=False)
+        if separate:
+            self.delivery.wake()  # type: ignore[union-attr] - set by _steer_delivery
         room = self.max_in_flight - self._in_flight
         if room > 0:
             batches = engine.dispatcher.claim_batches(engine.clock.now(), limit=room, workers=engine.config.send_workers,
                                                       batch_size=self.batch_size,
-                                                      claimer=self.cluster.instance_id if self.cluster else None)
+                                                      claimer=self.cluster.instance_id if self.cluster else None,
+                                                      only=delivery.IN_SERVICE if separate else None)
             with self._in_flight_lock:
                 self._in_flight += sum(map(len, batches))
                 self._in_flight_ids.update(i for batch in batches for i in batch)
             for batch in batches:
                 assert self._pool is not None
                 self._pool.submit(self._deliver, batch)
+
+    def _steer_delivery(self) -> bool:
+        """Start, restart, reconfigure or stop the delivery process as the current config asks; True when it is
+        running (this process then sends only the in-app channel)."""
+        runtime = self.engine.runtime
+        url = delivery.shared_url(self.engine.store.engine)
+        if self._delivery_failed or url is None or not delivery.wanted(runtime.config):
+            if self.delivery is not None:
+                self.delivery.stop()
+                self.delivery = None
+            return False
+        if self.delivery is None or not self.delivery.alive:
+            if self.delivery is not None:
+                logger.error("alert delivery process ended unexpectedly; restarting it")
+            claimer = (self.cluster.instance_id if self.cluster else f"{os.uname().nodename}-{os.getpid()}")
+            self.delivery = self.delivery or delivery.DeliveryProcess(claimer + delivery.CLAIMER_SUFFIX)
+            try:
+                self.delivery.start(runtime.config, url)
+            except Exception:  # noqa: BLE001 - delivery must go on: in this process then
+                logger.exception("alert delivery process could not start; sending from the service process")
+                self._delivery_failed = True
+                self.delivery = None
+                return False
+            self._delivery_runtime = runtime
+        elif self._delivery_runtime is not runtime:
+            self.delivery.reload(runtime.config)
+            self._delivery_runtime = runtime
+        return True
 
     def _deliver(self, batch: list[int]) -> None:
         try:

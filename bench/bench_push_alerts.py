@@ -7,7 +7,7 @@ Prints one JSON object: per offered rate, the rate ingest accepted, e-mail and w
 but not delivered when the drain timeout ends), duplicates (an item received twice on one channel), drain time and the
 service's RSS. Target (issue 15): 250 items/s with p95 ≤ 2 s on both channels.
 
-    .venv/bin/python bench/bench_push_alerts.py [--rates 5,50,250] [--seconds 15] [--drain 60] [--repo DIR]
+    .venv/bin/python bench/bench_push_alerts.py [--rates 5,50,250] [--seconds 15] [--drain 60] [--repo DIR] [--no-rules]
 
 `--repo DIR` runs the service from another checkout (e.g. the commit before a change) with this venv, so before and
 after are measured the same way on the same machine.
@@ -16,6 +16,7 @@ after are measured the same way on the same machine.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import socket
@@ -154,6 +155,29 @@ def rss_mb(pid: int) -> float | None:
     return None
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU of one process so far (its threads included)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu(pid: int) -> dict[int, float]:
+    """CPU seconds of the service and of each child it started (the delivery process), by pid."""
+    found: dict[int, float] = {}
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        if (spent := cpu_seconds(current)) is not None:
+            found[current] = spent
+        for task in Path(f"/proc/{current}/task").glob("*/children"):
+            with contextlib.suppress(OSError):
+                pending.extend(int(child) for child in task.read_text().split())
+    return found
+
+
 def stored_source_ids(store: Any, source_ids: list[str]) -> dict[int, str]:
     """Item id → source id of the pushed records that were stored. A store from before `known_items` is paged
     through its search (the same answer, read the slow way)."""
@@ -172,9 +196,12 @@ def stored_source_ids(store: Any, source_ids: list[str]) -> dict[int, str]:
 
 
 def run_rate(repo: Path, rate: int, seconds: float, drain: float, receivers: Receivers, workdir: Path,
-             profile: Path | None = None, send_workers: int | None = None, sample_every: float | None = None) -> dict:
+             profile: Path | None = None, send_workers: int | None = None, sample_every: float | None = None,
+             rules: bool = True) -> dict:
     """Offer `rate` items/s for `seconds`, wait up to `drain` s for delivery, and measure. `sample_every`: also
-    sample the service's RSS at that interval (seconds since the push began, MB) into `rss_samples`."""
+    sample the service's RSS at that interval (seconds since the push began, MB) into `rss_samples`. `rules`
+    False: no alert rule, and the drain waits for the items to be stored (`stored_per_s`: pushed items over the
+    time from the first push to the last one stored)."""
     port = free_port()
     db = workdir / f"push-{rate}.db"
     config_path = workdir / f"push-{rate}.yaml"
@@ -183,7 +210,8 @@ def run_rate(repo: Path, rate: int, seconds: float, drain: float, receivers: Rec
         "storage": {"sqlite_path": str(db)},
         "sources": {"push_src": {"channel": "hotline", "region": "江城市"}},
         "crawling": {"scheduler": False},
-        "alerts": {"smtp": {"host": "127.0.0.1", "port": receivers.smtp_port, "sender": "yuqing@example.gov.cn"},
+        "alerts": {"rules": []} if not rules else {
+                   "smtp": {"host": "127.0.0.1", "port": receivers.smtp_port, "sender": "yuqing@example.gov.cn"},
                    "rules": [{"name": "every_item", "sources": ["push_src"], "severity": "warning"}],
                    "route": {"receiver": "duty", "group_by": ["item_id"], "group_wait": 0},
                    **({"send_workers": send_workers} if send_workers else {}),
@@ -223,6 +251,7 @@ def run_rate(repo: Path, rate: int, seconds: float, drain: float, receivers: Rec
                 raise RuntimeError(f"service did not start; see {log.name}")
             time.sleep(0.2)
         rss_start = rss_mb(service.pid)
+        cpu_start = process_cpu(service.pid)
         spy = None
         if profile is not None:  # py-spy (installed separately) samples the service while records are pushed
             spy = subprocess.Popen(["py-spy", "record", "-p", str(service.pid), "-d", str(int(seconds)), "-r", "50",
@@ -262,14 +291,24 @@ def run_rate(repo: Path, rate: int, seconds: float, drain: float, receivers: Rec
         if spy is not None:
             spy.wait(seconds + 30)
         drain_started = time.monotonic()
+        stored_after = None
+        watch = None if rules else SqliteStore(db, segment=str.split, fts=False)
         while time.monotonic() - drain_started < drain:
-            with receivers.lock:
-                done = min(len(receivers.seen["email"]), len(receivers.seen["webhook"]))
-            if done >= len(pushed_at):
-                break
-            time.sleep(0.2)
+            if watch is not None:
+                if watch.stats().items >= len(pushed_at):
+                    stored_after = time.monotonic() - started
+                    break
+            else:
+                with receivers.lock:
+                    done = min(len(receivers.seen["email"]), len(receivers.seen["webhook"]))
+                if done >= len(pushed_at):
+                    break
+            time.sleep(0.05 if watch is not None else 0.2)
+        if watch is not None:
+            watch.close()
         drained = time.monotonic() - drain_started
         rss_end = rss_mb(service.pid)
+        cpu_end = process_cpu(service.pid)
         sampling.set()
     finally:
         service.terminate()
@@ -285,10 +324,19 @@ def run_rate(repo: Path, rate: int, seconds: float, drain: float, receivers: Rec
         store.close()
     result: dict[str, Any] = {"offered_per_s": rate, "offered": total, "accepted": len(pushed_at),
                               "accepted_per_s": round(len(pushed_at) / push_seconds, 1), "stored": len(source_of),
-                              "drain_s": round(drained, 1), "rss_mb_start": rss_start, "rss_mb_end": rss_end}
+                              "drain_s": round(drained, 1), "rss_mb_start": rss_start, "rss_mb_end": rss_end,
+                              "load_avg_1m": round(os.getloadavg()[0], 1)}
+    if not rules:
+        result["stored_per_s"] = round(len(source_of) / stored_after, 1) if stored_after else None
+    # CPU per pushed item (push and drain, so what the load took from wall-clock figures still counts): the service
+    # process, and the processes it started (the delivery process).
+    spent = {pid: cpu_end[pid] - cpu_start.get(pid, 0.0) for pid in cpu_end}
+    per_item = 1000 / max(len(pushed_at), 1)
+    result["cpu_ms_per_item"] = {"service": round(spent.pop(service.pid, 0.0) * per_item, 2),
+                                 "children": round(sum(spent.values()) * per_item, 2)}
     with receivers.lock:
         seen = {channel: dict(ids) for channel, ids in receivers.seen.items()}
-    for channel, ids in seen.items():
+    for channel, ids in seen.items() if rules else ():
         latencies = [min(times) - pushed_at[source_of[i]] for i, times in ids.items()
                      if i in source_of and source_of[i] in pushed_at]
         result[channel] = {"delivered": len(latencies), "p50_s": percentile(latencies, 50),
@@ -312,6 +360,7 @@ def main() -> None:
     parser.add_argument("--repo", type=Path, default=REPO)
     parser.add_argument("--profile", type=Path, help="py-spy raw samples (GIL holder) of the service to FILE.RATE.raw")
     parser.add_argument("--send-workers", type=int, help="alerts.send_workers (default: the config's default)")
+    parser.add_argument("--no-rules", action="store_true", help="no alert rule: push ingest alone (stored_per_s)")
     parser.add_argument("--serve-receivers", nargs=2, type=int, metavar=("SMTP", "WEBHOOK"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_receivers:
@@ -323,11 +372,12 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             for rate in (int(r) for r in args.rates.split(",")):
                 results.append(run_rate(args.repo.resolve(), rate, args.seconds, args.drain, receivers, Path(tmp),
-                                        args.profile, args.send_workers))
+                                        args.profile, args.send_workers, rules=not args.no_rules))
                 print(json.dumps(results[-1], ensure_ascii=False), file=sys.stderr)  # noqa: T201 - progress
     finally:
         receivers.stop()
-    print(json.dumps({"bench": "push_alerts", "repo": str(args.repo), "seconds": args.seconds, "results": results},  # noqa: T201
+    print(json.dumps({"bench": "push_alerts", "repo": str(args.repo), "seconds": args.seconds,  # noqa: T201
+                      "rules": not args.no_rules, "results": results},
                      ensure_ascii=False))
 
 

@@ -438,6 +438,9 @@ class AlertsConfig(Strict):
     # is four SMTP round trips), so parallel sessions set the delivery rate: with 4, a rule firing for every item of a
     # 250 items/s push fell minutes behind (bench/bench_push_alerts.py); 16 keeps up.
     send_workers: int = Field(16, ge=1, le=32)
+    # Send the network channels (e-mail, webhook, WeCom, DingTalk) from a process of their own (alerts/delivery.py),
+    # so their CPU runs on another core than ingest; false keeps every send in the service process's threads.
+    delivery_process: bool = True
     max_alerts_per_message: int = Field(1000, ge=1, le=100_000)  # snapshot cap in one outbox row; the rest are counted
     archive: ArchiveConfig = Field(default_factory=ArchiveConfig)
 

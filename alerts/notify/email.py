@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import re
 import smtplib
 import ssl
 import threading
 import time
 import uuid
-from email.header import Header
 from email.utils import formataddr, formatdate, getaddresses
 
 from alerts.notify.base import Message, render_html, render_text, title
@@ -39,14 +39,41 @@ def message_id(dedup_key: str) -> str:
     return "<" + re.sub(r"[^A-Za-z0-9._-]", ".", dedup_key) + "@yuqing>"
 
 
+# UTF-8 bytes per RFC 2047 encoded word: 42 bytes are 56 base64 characters, 68 with "=?utf-8?b?" and "?=", so a
+# folded header line stays under 78 characters even after "Subject: ".
+_WORD_BYTES = 42
+
+
 def _header(value: str) -> str:
-    """A header value: ASCII as is, anything else as RFC 2047 encoded words (folded)."""
-    return value if value.isascii() else Header(value, "utf-8", maxlinelen=76).encode(linesep="\r\n")
+    """A header value: ASCII as is, anything else as RFC 2047 base64 encoded words (folded), never splitting a
+    character. Written out rather than through `email.header.Header`, which spent about 0.7 ms per subject."""
+    if value.isascii():
+        return value
+    words, chunk = [], b""
+    for char in value:
+        encoded = char.encode("utf-8")
+        if len(chunk) + len(encoded) > _WORD_BYTES:
+            words.append(chunk)
+            chunk = b""
+        chunk += encoded
+    words.append(chunk)
+    return "\r\n ".join(f"=?utf-8?b?{base64.b64encode(word).decode('ascii')}?=" for word in words)
+
+
+@functools.lru_cache(maxsize=256)
+def _parsed(values: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """(display name, address) pairs; parsed once per distinct list (the parser cost about 0.2 ms a call)."""
+    return tuple(getaddresses(list(values)))
+
+
+@functools.lru_cache(maxsize=256)
+def _address_header(values: tuple[str, ...]) -> str:
+    return ", ".join(formataddr(pair, charset="utf-8") for pair in _parsed(values))
 
 
 def _addresses(values: list[str]) -> str:
     """Address headers: display names encoded when not ASCII, addr-specs left plain."""
-    return ", ".join(formataddr(pair, charset="utf-8") for pair in getaddresses(values))
+    return _address_header(tuple(values))
 
 
 def _folded_list(values: list[str], width: int = 70) -> str:
@@ -199,12 +226,12 @@ class EmailNotifier:
         """Deliver an assembled e-mail (an alert, or a report with its PDF: reports/mail.py) to `to` (default: the
         receiver's addresses) over the pooled connections; failures raise NotifyError as for alerts."""
         to = self.to if to is None else to
-        envelope_from = getaddresses([self.smtp.sender])[0][1] or self.smtp.sender
+        envelope_from = _parsed((self.smtp.sender,))[0][1] or self.smtp.sender
         where = self.where
         session: _Session | None = None
         try:
             session = self._checkout()
-            recipients = [addr for _, addr in getaddresses(to)]
+            recipients = [addr for _, addr in _parsed(tuple(to))]
             try:
                 refused = session.client.sendmail(envelope_from, recipients, mail)
             except (smtplib.SMTPServerDisconnected, ConnectionError):

@@ -10,9 +10,9 @@ from __future__ import annotations
 from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import UTC, datetime
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 
-from access.guard import PrincipalDep, require
+from access.guard import PrincipalDep, audited_write, require
 from access.roles import INGESTERS, Role
 from api.deps import ServiceDep
 from api.schemas import IngestAccepted, IngestCreate, IngestPublic
@@ -30,8 +30,8 @@ WAIT_SECONDS = 120  # a waiting caller gets 202 with the inbox ids after this; t
 
 @router.post("/{source}", status_code=202, response_model=IngestAccepted | IngestPublic,
              responses={200: {"model": IngestPublic, "description": "with ?wait=true: the ingest report"}})
-def ingest(source: str, body: IngestCreate, service: ServiceDep, principal: PrincipalDep, response: Response,
-           wait: bool = False) -> IngestAccepted | IngestPublic:
+def ingest(source: str, body: IngestCreate, service: ServiceDep, principal: PrincipalDep, request: Request,
+           response: Response, wait: bool = False) -> IngestAccepted | IngestPublic:
     service.config.source(source)
     if Role.admin not in principal.roles and source not in principal.sources:
         raise PermissionDenied(f"this token may push to {sorted(principal.sources)}, not {source!r}")
@@ -45,15 +45,19 @@ def ingest(source: str, body: IngestCreate, service: ServiceDep, principal: Prin
         else:  # kept as received, its text escaped, with the reason; the rest of the push goes on
             rejected.append(QuarantineRecord(source=source, stage="intake", reason=problem, origin="api",
                                              payload=escape_surrogates(payload), created_at=datetime.now(UTC)))
+    if not wait:  # the records, the rejected ones and the audit row of the push: one write transaction
+        with audited_write(request, service.store, 202):
+            if rejected:
+                service.store.quarantine(rejected)
+            submission = service.writer.submit(records, coalesce=True)
+        return IngestAccepted(inbox_ids=submission.inbox_ids, quarantined=len(rejected))
     if rejected:
         service.store.quarantine(rejected)
-    submission = service.writer.submit(records, coalesce=not wait)  # a waiting caller gets its own report
-    if wait:
-        try:
-            report = submission.outcome.result(timeout=WAIT_SECONDS)
-        except FutureTimeout:
-            return IngestAccepted(inbox_ids=submission.inbox_ids, quarantined=len(rejected))
-        response.status_code = 200
-        return IngestPublic(report=report)
-    return IngestAccepted(inbox_ids=submission.inbox_ids, quarantined=len(rejected))
+    submission = service.writer.submit(records)  # a waiting caller gets its own report
+    try:
+        report = submission.outcome.result(timeout=WAIT_SECONDS)
+    except FutureTimeout:
+        return IngestAccepted(inbox_ids=submission.inbox_ids, quarantined=len(rejected))
+    response.status_code = 200
+    return IngestPublic(report=report)
 

@@ -2,45 +2,21 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 
 import yaml
 from sqlalchemy import select
 
 from alerts.store import alert_outbox
-
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parents[1]
-
-
-def start_dispatcher(config_path: Path, smtp_port: int, seconds: float) -> subprocess.Popen:
-    env = {**os.environ, "TEST_SMTP_PORT": str(smtp_port), "PYTHONPATH": str(REPO)}
-    log = config_path.with_suffix(f".{smtp_port}.log").open("a")  # a file, not a pipe nobody drains
-    proc = subprocess.Popen([sys.executable, str(HERE / "dispatcher_process.py"), str(config_path), str(seconds)],
-                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=log, text=True)
-    line = proc.stdout.readline().strip()
-    assert line == "started", config_path.with_suffix(f".{smtp_port}.log").read_text()
-    return proc
+from tests.helpers.dispatcher import start_dispatcher, wait_until
 
 
 def outbox(service) -> list:
     with service.store.read() as conn:
         return conn.execute(select(alert_outbox)).all()
-
-
-def wait_until(predicate, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.05)
 
 
 def test_kill_between_enqueue_and_send_then_restart_delivers_once(make_harness, smtp_server, tmp_path, monkeypatch):
