@@ -129,6 +129,9 @@ class AlertWorker:
 
     def stop(self) -> None:
         if self._thread is None:
+            # Never started (a CLI command, a test): the live stream's fan-out still holds a listener thread and its
+            # connection (Redis, PostgreSQL LISTEN), which would otherwise outlive the service and keep retrying.
+            self.engine.broadcaster.close()
             return
         self._stop.set()
         self.engine.wakeup.set()
