@@ -41,7 +41,9 @@ alerts = Table(
     Column("resolved_ts", Float),
     Column("comment", Text),
     Index("ix_alerts_state", "state", "id"),
-    Index("ix_alerts_event", "event_id"),
+    # An event's alerts by kind: its few event alerts are found without stepping over its item alerts (a burst
+    # raises one per item, and the after-store stage asks for the event alerts of every batch).
+    Index("ix_alerts_event_kind", "event_id", "kind", "id"),
     Index("ix_alerts_item", "item_id"),
     Index("ix_alerts_resolved", "resolved_ts"),  # what the archiver moves next (alerts/archive.py)
     # Ids are never reused once an alert moved to the archive (on SQLite, rowids would restart after the largest).
@@ -210,6 +212,12 @@ def _alerts_v4(conn: Connection) -> None:
     alerts.create(conn)
     conn.execute(text(f"INSERT INTO alerts ({names}) SELECT {names} FROM alerts_before_v4"))
     conn.execute(text("DROP TABLE alerts_before_v4"))
+
+
+@register("alerts", 5, "ix_alerts_event_kind replaces ix_alerts_event: event alerts found without reading item alerts")
+def _alerts_v5(conn: Connection) -> None:
+    conn.execute(text("DROP INDEX IF EXISTS ix_alerts_event"))
+    next(i for i in alerts.indexes if i.name == "ix_alerts_event_kind").create(conn, checkfirst=True)
 
 
 def label_rows(alert_id: int, labels: dict[str, str]) -> list[dict[str, Any]]:

@@ -106,6 +106,11 @@ def _core_v7(conn: Connection) -> None:
         last_id = rows[-1].id
 
 
+@register("core", 8, "ix_items_event_stored: an event's first stored item found without reading the event")
+def _core_v8(conn: Connection) -> None:
+    next(i for i in schema.items.indexes if i.name == "ix_items_event_stored").create(conn, checkfirst=True)
+
+
 def migrate(conn: Connection) -> dict[str, int]:
     """Apply every pending migration of every registered component; returns the resulting versions."""
     schema.metadata.create_all(conn, tables=[schema.schema_version])

@@ -74,6 +74,7 @@ items = Table(
     Column("doc", Text, nullable=False),
     UniqueConstraint("source", "source_id", name="uq_items_source_sid"),
     Index("ix_items_hash", "content_hash"),
+    Index("ix_items_event_stored", "event_id"),  # an event's items in the order they were stored (subject_facts)
     *_feed_indexes(),
 )
 

@@ -479,14 +479,24 @@ class SqliteStore(SqlState):
     def subject_facts(self, *, event_id: str | None = None, item_id: int | None = None) -> SubjectFacts | None:
         if not event_id and item_id is None:
             return None
-        where = T.event_id == event_id if event_id else T.id == item_id
+        if not event_id:
+            with self.read() as conn:
+                row = conn.execute(select(T.published_ts, T.created_at, T.risk_level).where(T.id == item_id)).first()
+            return None if row is None else SubjectFacts(float(row[0]), row[1] or "", row[2] or "")
+        # Three lookups that each stop at one index entry, so the cost does not grow with the event (a burst puts
+        # tens of thousands of items in one, and this is asked for every batch that adds to it): the earliest
+        # publication by the event's time index, the first stored item by the event's plain index (its rowid order
+        # is the order of storing), and the grade of its riskiest item by the event's risk index (the grade follows
+        # the score).
+        where = T.event_id == event_id
         with self.read() as conn:
-            # min(risk_level) is the most severe grade: "I" < "II" < "III" < "IV" as text
-            row = conn.execute(select(func.min(T.published_ts), func.min(T.created_at), func.min(T.risk_level))
-                               .where(where)).first()
-        if row is None or row[0] is None:
-            return None
-        return SubjectFacts(float(row[0]), row[1] or "", row[2] or "")
+            first = conn.execute(select(T.published_ts).where(where).order_by(T.published_ts, T.id).limit(1)).first()
+            if first is None:
+                return None
+            stored = conn.execute(select(T.created_at).where(where).order_by(T.id).limit(1)).scalar()
+            grade = conn.execute(select(T.risk_level).where(where).order_by(T.risk_rank.desc(), T.id.desc())
+                                 .limit(1)).scalar()
+        return SubjectFacts(float(first[0]), stored or "", grade or "")
 
     def event_opinions(self, event_id: str, since_ts: float, until_ts: float) -> list[ItemOpinion]:
         with self.read() as conn:

@@ -88,3 +88,25 @@ def test_a_silence_that_ends_releases_its_alerts_and_idle_ticks_read_nothing(mak
     h.engine.expire_silence(long["id"], by="duty")
     assert h.engine.unmute_expired(h.clock.now()) == 2
     assert {a["state"] for a in alerts_of(h)} == {"firing"}
+
+
+def test_an_events_active_alerts_are_found_without_reading_its_item_alerts(make_harness, smtp_cfg, smtp_server) -> None:
+    """The after-store stage asks for them every batch; a burst gives an event thousands of item alerts."""
+    from alerts.store import _ACTIVE_EVENT_ALERTS
+
+    h = make_harness({
+        "smtp": smtp_cfg,
+        "rules": [{"name": "item_risk", "min_risk_score": 80, "severity": "warning"},
+                  {"name": "event_heat", "kind": "event", "min_event_items": 3, "severity": "critical"}],
+        "route": {"receiver": "duty", "group_by": ["event_id"], "group_wait": "10s"},
+        "receivers": receivers("duty"),
+    })
+    h.ingest(*[h.item(event_id="ev-1") for _ in range(6)])
+    active = h.engine.reader.active_event_alerts(["ev-1"])
+    assert [a["kind"] for a in active] == ["event"] and len(alerts_of(h, event_id="ev-1")) == 7
+    with h.service.store.read() as conn:
+        sql = str(_ACTIVE_EVENT_ALERTS.compile(conn, compile_kwargs={"literal_binds": True}))
+        plan = [row[3] for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql.replace("?", "'ev-1'", 1)
+                                                       .replace("?", "150", 1))]
+    assert any("USING INDEX ix_alerts_event_kind" in step for step in plan), plan
+    assert not any("TEMP B-TREE" in step for step in plan), plan

@@ -5,7 +5,7 @@ page's sort. The statements checked are the ones `SqliteStore.search` actually r
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -63,6 +63,11 @@ def big_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SqliteStore]
 
 def plans_of(store: SqliteStore, query: ItemQuery) -> tuple[list[tuple[str, list[str]]], object]:
     """Each statement `search` ran, with its query plan, and the page it answered."""
+    return plans_during(store, lambda: store.search(query))
+
+
+def plans_during(store: SqliteStore, call: Callable[[], object]) -> tuple[list[tuple[str, list[str]]], object]:
+    """Each statement `call` ran on the store, with its query plan, and what `call` returned."""
     statements: list[tuple[str, tuple]] = []
 
     def capture(_conn, _cursor, statement, parameters, _context, _many) -> None:  # noqa: ANN001 - SQLAlchemy hook
@@ -70,7 +75,7 @@ def plans_of(store: SqliteStore, query: ItemQuery) -> tuple[list[tuple[str, list
 
     event.listen(store.engine, "before_cursor_execute", capture)
     try:
-        page = store.search(query)
+        page = call()
     finally:
         event.remove(store.engine, "before_cursor_execute", capture)
     plans = []
@@ -235,3 +240,17 @@ def test_full_text_by_risk_of_a_common_word_sorts_the_newest_matches_up_to_the_c
     assert walked == _risk_order(big_store, "小区", COUNT_CAP)[:150]
     scores = [item.enrichment.risk_score for p in pages for item in p.data]
     assert scores == sorted(scores, reverse=True)
+
+
+def test_an_events_facts_are_read_through_its_indexes_not_by_reading_the_event(big_store: SqliteStore) -> None:
+    """Asked for every batch that adds to an event: three lookups that stop at one index entry each, with the same
+    answer as aggregating over the whole event."""
+    plans, facts = plans_during(big_store, lambda: big_store.subject_facts(event_id="ev42"))
+    assert len(plans) == 3
+    for statement, plan in plans:
+        assert all(step.startswith("SEARCH items USING") for step in plan), (plan, statement)
+        assert not any("TEMP B-TREE" in step for step in plan), (plan, statement)
+    with big_store.read() as conn:
+        first, stored, grade = conn.exec_driver_sql(
+            "SELECT min(published_ts), min(created_at), min(risk_level) FROM items WHERE event_id = 'ev42'").one()
+    assert (facts.first_published_ts, facts.first_stored_at, facts.top_grade) == (first, stored, grade)
