@@ -4,13 +4,16 @@ Each bench prints one JSON object as its last line of stdout; a bench that fails
 the tail of its stderr, and the others still run (the exit code is 1 then).
 
 `--quick` runs every bench on a small input (a 2-minute soak, 20,000 stored items, …) to check the whole run works end
-to end in minutes; its RESULTS.md says so, and its figures are not the published ones. `--only a,b` runs some benches.
+to end in minutes; its RESULTS.md says so, and its figures are not the published ones. `--only a,b` runs some benches;
+with `--merge` their results replace those of the same benches in the existing results.json and the others are kept
+(each bench keeps the time it ran at), so a long run can be completed in parts.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -71,16 +74,25 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="small inputs: checks the run, not the published figures")
     parser.add_argument("--only", help="comma-separated bench names (bench_ingest,bench_soak)")
+    parser.add_argument("--merge", action="store_true", help="keep the other benches' results from results.json")
     options = parser.parse_args()
     only = set(options.only.split(",")) if options.only else None
-    results = {"machine": {"python": platform.python_version(), "cpus": __import__("os").cpu_count(),
+    results = {"machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
                            "platform": platform.platform()},
                "at": datetime.now(UTC).isoformat(timespec="seconds"), "quick": options.quick, "benches": {}}
+    if options.merge and (HERE / "results.json").exists():
+        earlier = json.loads((HERE / "results.json").read_text())
+        if earlier.get("quick") != options.quick:
+            sys.exit("--merge: results.json holds a run of the other kind (quick vs full); not mixing them")
+        results["benches"] = earlier["benches"]
     for script in sorted(HERE.glob("bench_*.py")):
         if only is not None and script.stem not in only:
             continue
         print(f"== {script.name}", file=sys.stderr)  # noqa: T201 - progress
-        results["benches"][script.stem] = run(script, QUICK.get(script.stem) if options.quick else None)
+        outcome = run(script, QUICK.get(script.stem) if options.quick else None)
+        results["benches"][script.stem] = {**outcome, "at": datetime.now(UTC).isoformat(timespec="seconds"),
+                                           "load_average": [round(x, 2) for x in os.getloadavg()]}
+        results["benches"] = dict(sorted(results["benches"].items()))
     (HERE / "results.json").write_text(json.dumps(results, ensure_ascii=False, indent=1) + "\n")
     lines = ["# Benchmark results", "", f"Written by `make bench` at {results['at']} on {results['machine']['cpus']} "
              f"CPUs ({results['machine']['platform']}, Python {results['machine']['python']}); the same figures are "
@@ -89,7 +101,8 @@ def main() -> None:
         lines += ["**Quick run** (`bench/report.py --quick`: small inputs, a 2-minute soak): these figures check that the "
                   "benches run, they are not the published ones.", ""]
     for name, outcome in results["benches"].items():
-        lines += [f"## {name} ({outcome['seconds']} s)", ""]
+        when = f", ran at {outcome['at']}, load average {outcome['load_average']} at its end" if "at" in outcome else ""
+        lines += [f"## {name} ({outcome['seconds']} s{when})", ""]
         if not outcome["ok"]:
             lines += [f"failed (exit {outcome['exit']}):", "```", outcome["stderr"], "```", ""]
             continue
