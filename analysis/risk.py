@@ -108,7 +108,10 @@ class RiskScorer:
         self._memo: dict[tuple, RiskReason | None] = {}  # (feature, the one value its reason depends on) → reason
         # `score_many`'s: (reason, weight) per emotion, per polarity strength, per risk category with its hits and
         # evidence; (reasons, weights) per channel and context
+        # keyed by (emotion, confidence as the classifier gave it): round(x, 2) costs a correctly rounded decimal
+        # conversion per call, so each distinct confidence is rounded once, not once per item
         self._emotion_weights: dict[tuple, tuple[RiskReason, float] | None] = {}
+        self._stale_details: dict[int, str] = {}  # whole days of age → the recency reason's text
         self._strengths: dict[float, tuple[RiskReason, float] | None] = {}
         self._term_reasons: dict[tuple, tuple[RiskReason, float]] = {}
         self._tails: dict[tuple, tuple[list[RiskReason], list[float]]] = {}
@@ -269,8 +272,14 @@ class RiskScorer:
         if beyond <= 0 or total <= 0:
             return None
         keep = 0.5 ** (beyond / cfg.stale_half_life_days)
-        return reason(feature="recency", weight=-round(total * (1 - keep), 2),
-                      detail=f"时效：发布于 {age_days:.0f} 天前，超出 {cfg.horizon_days:g} 天的时效范围")
+        # round() and the ".0f" format both round the exact value half to even: one text per whole day, formatted once
+        days = round(age_days)
+        detail = self._stale_details.get(days)
+        if detail is None:
+            if len(self._stale_details) >= _MAX_REASONS:
+                self._stale_details.clear()
+            detail = self._stale_details[days] = f"时效：发布于 {age_days:.0f} 天前，超出 {cfg.horizon_days:g} 天的时效范围"
+        return reason(feature="recency", weight=-round(total * (1 - keep), 2), detail=detail)
 
     def score_many(self, items: Sequence[Item], now_ts: float, contexts: Sequence[RiskContext | None],
                    term_hits: Sequence[dict[str, list[tuple[str, int, int]]] | None]
@@ -284,7 +293,8 @@ class RiskScorer:
         that value, their weights are kept beside them as floats for the sum, and terms, engagement and the reply
         reason are made only for items that have them."""
         cfg = self.config
-        if len(self._strengths) + len(self._tails) + len(self._term_reasons) > _MAX_REASONS:
+        if len(self._strengths) + len(self._tails) + len(self._term_reasons) + len(self._emotion_weights) > _MAX_REASONS:
+            self._emotion_weights.clear()
             self._strengths.clear()
             self._tails.clear()
             self._term_reasons.clear()
@@ -303,11 +313,11 @@ class RiskScorer:
             weights: list[float] = []
             if emotion := e.emotion:
                 confidence = e.emotion_score
-                emotion_key = (emotion, None if confidence is None else round(confidence, 2))
-                got = emotions.get(emotion_key, _MISSING)
+                got = emotions.get((emotion, confidence), _MISSING)
                 if got is _MISSING:
+                    emotion_key = (emotion, None if confidence is None else round(confidence, 2))
                     r = self._by_value(self._emotions, emotion_key, self._emotion_reason)
-                    got = emotions[emotion_key] = None if r is None else (r, r.weight)
+                    got = emotions[(emotion, confidence)] = None if r is None else (r, r.weight)
                 if got is not None:
                     reasons.append(got[0])
                     weights.append(got[1])

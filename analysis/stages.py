@@ -227,11 +227,11 @@ class AnalysisState:
         top = prepared[0].top
         if top.generation != self.lexicon.generation or any(p.top is not top for p in prepared):
             return [item_vector(p.terms, p.places[:5], p.names, p.hits.matters) for p in prepared]
-        index = self.lexicon.index  # a word it does not hold reads as -1
+        word_id = self.lexicon.index.get  # -1 for a word it does not hold, without a Python-level __missing__ call
         starts, ends = top.starts, top.ends
         entities = [p.places[:5] for p in prepared]
         return item_vectors(top.words, top.word_ids, top.scores, [(starts[p.row], ends[p.row]) for p in prepared],
-                            [[index[name.lower()] for name in places] for places in entities], entities,
+                            [[word_id(name.lower(), -1) for name in places] for places in entities], entities,
                             [p.names for p in prepared], [p.hits.matters for p in prepared])
 
     def hits_of(self, kind: str) -> Callable[[Batch], list[Any]]:
