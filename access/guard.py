@@ -87,18 +87,22 @@ class Guard:
         self.roles = frozenset(roles) if roles is not None else None
         self.csrf = csrf
 
-    def __call__(self, request: Request) -> Principal | None:
+    async def __call__(self, request: Request) -> Principal | None:
+        # Async, so the guards of a request do not each take a trip through the thread pool; the caller is looked
+        # up (a database read) there, once per request: a route's guard and its router's both check CSRF and roles.
         if self.roles is None:
             return None
-        try:
-            principal = authenticate(request)
-        except NotAuthenticated as exc:
-            _record(request, denied=f"401 {exc.message}")
-            raise
+        principal = request.scope.get(_SCOPE_KEY, {}).get("principal")
         if principal is None:
-            _record(request, denied="401 no credentials")
-            raise NotAuthenticated("log in (POST /api/auth/login) or send 'Authorization: Bearer <token>'")
-        _record(request, principal)
+            try:
+                principal = await run_in_threadpool(authenticate, request)
+            except NotAuthenticated as exc:
+                _record(request, denied=f"401 {exc.message}")
+                raise
+            if principal is None:
+                _record(request, denied="401 no credentials")
+                raise NotAuthenticated("log in (POST /api/auth/login) or send 'Authorization: Bearer <token>'")
+            _record(request, principal)
         needs_csrf = self.csrf and principal.csrf is not None and request.method in UNSAFE
         if needs_csrf and request.headers.get(CSRF_HEADER) != principal.csrf:
             _record(request, denied="403 missing or wrong CSRF token")
@@ -114,7 +118,7 @@ def require(roles: Iterable[Role] | None) -> Any:
     return Depends(Guard(roles))
 
 
-def current_principal(request: Request) -> Principal:
+async def current_principal(request: Request) -> Principal:
     """The principal the route's guard admitted (routes that need to know who is asking: scoping, audit)."""
     principal = request.scope.get(_SCOPE_KEY, {}).get("principal")
     if principal is None:  # the guard runs first; this only happens on an open route

@@ -32,6 +32,11 @@ TOKEN_PREFIX = "yq_"
 _NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-@")
 MIN_PASSWORD = 10
 _TOKEN_USE_EVERY = 60.0  # seconds between `last_used` writes (and token-use audit rows) for one token
+# A token's row is read again after this many seconds: a client sending many requests costs one read per second, and
+# a token revoked elsewhere (`yuqing token revoke`, another instance) is refused within that second; a revocation
+# through this service, and the token's expiry, take effect at once.
+TOKEN_ROW_SECONDS = 1.0
+_TOKEN_ROWS_KEPT = 1000  # tokens remembered at most (the cache is emptied when full)
 
 
 def digest(secret: str) -> str:
@@ -66,6 +71,7 @@ class AccessService:
         self._attempts: dict[str, deque[float]] = defaultdict(deque)  # address → recent login attempt times
         self._attempts_lock = threading.Lock()
         self._token_seen: dict[int, float] = {}
+        self._token_rows: dict[str, tuple[float, Any, Principal]] = {}  # digest → (read at, row, its principal)
 
     # ---- users -------------------------------------------------------------------------------------------------
     def _scope(self, values: Iterable[str] | None, what: str) -> list[str]:
@@ -257,18 +263,30 @@ class AccessService:
         if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
             return None
         now = self.clock()
-        t = tables.tokens.c
-        with self.store.read() as conn:
-            row = conn.execute(select(tables.tokens).where(t.digest == digest(token))).first()
+        key = digest(token)
+        cached = self._token_rows.get(key)
+        if cached is not None and 0 <= now - cached[0] < TOKEN_ROW_SECONDS:
+            _read, row, principal = cached
+        else:
+            row, principal = self._token_row(key), None
+            if row is not None:
+                principal = Principal(name=row.name, roles=frozenset({Role(row.role)}), kind="token", id=row.id,
+                                      regions=tuple(json.loads(row.regions)), sources=tuple(json.loads(row.sources)))
+                if len(self._token_rows) >= _TOKEN_ROWS_KEPT:
+                    self._token_rows = {}
+                self._token_rows[key] = (now, row, principal)
         if row is None or row.revoked_ts is not None or (row.expires_ts is not None and row.expires_ts <= now):
             return None
         if now - self._token_seen.get(row.id, 0.0) >= _TOKEN_USE_EVERY:
             self._token_seen[row.id] = now
             with self.store.write() as conn:
-                conn.execute(update(tables.tokens).where(t.id == row.id).values(last_used_ts=now))
+                conn.execute(update(tables.tokens).where(tables.tokens.c.id == row.id).values(last_used_ts=now))
                 self._audit(conn, f"token:{row.id}:{row.name}", "token_use", "", "ok", address)
-        return Principal(name=row.name, roles=frozenset({Role(row.role)}), kind="token", id=row.id,
-                         regions=tuple(json.loads(row.regions)), sources=tuple(json.loads(row.sources)))
+        return principal
+
+    def _token_row(self, key: str) -> Any:
+        with self.store.read() as conn:
+            return conn.execute(select(tables.tokens).where(tables.tokens.c.digest == key)).first()
 
     def list_tokens(self) -> list[dict[str, Any]]:
         with self.store.read() as conn:
@@ -288,6 +306,7 @@ class AccessService:
                 conn.execute(update(tables.tokens).where(tables.tokens.c.id == token_id).values(revoked_ts=self.clock()))
             self._audit(conn, by, "token_revoke", f"token:{token_id}:{row.name}", "ok")
         self._token_seen.pop(token_id, None)
+        self._token_rows = {k: v for k, v in self._token_rows.items() if v[1].id != token_id}
 
     # ---- audit -------------------------------------------------------------------------------------------------------
     def _audit(self, conn: Any, actor: str, action: str, target: str, outcome: str, address: str = "",

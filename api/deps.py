@@ -1,4 +1,5 @@
-"""Typed dependencies: routes receive the service objects, never build them."""
+"""Typed dependencies: routes receive the service objects, never build them (async: an attribute read needs no trip
+through the thread pool that a sync dependency takes)."""
 
 from __future__ import annotations
 
@@ -11,15 +12,15 @@ from storage.base import Store
 from yuqing.host import Service
 
 
-def get_service(request: Request) -> Service:
+async def get_service(request: Request) -> Service:
     return request.app.state.service
 
 
-def get_store(request: Request) -> Store:
+async def get_store(request: Request) -> Store:
     return request.app.state.service.store
 
 
-def get_config(request: Request) -> Config:
+async def get_config(request: Request) -> Config:
     return request.app.state.service.config
 
 

@@ -8,8 +8,9 @@ million here): the topic is the real 一级标签 when a text comes from the lab
 class frequencies; emotion, risk score (risk level from the example's thresholds), region, event and schemes are
 drawn from fixed distributions. No alert rules run, so the service starts with no alerts.
 
-Then `yuqing serve` runs on the built database (no crawling, no demo site, the example's alert rules) and another
-process queries GET /api/items with 1 and with 8 clients: p50/p95/p99 ms of each query kind, and errors. The idle
+Then `yuqing serve` runs on the built database (no crawling, no demo site, the example's alert rules) and
+client processes query GET /api/items, 1 and then 8 at once (each its own process and connection, as browsers are:
+bench/load_clients.py): p50/p95/p99 ms of each query kind, and errors. The idle
 CPU of the service is sampled over 30 s (/proc), its RSS idle and under load; each query kind also reports the
 service's CPU per request (/proc), which other work on the machine does not change, with the load average.
 With `--muted-alerts N` the service starts holding N muted alerts (inhibited under firing event alerts, or silenced),
@@ -31,7 +32,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -39,6 +39,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.load_clients import Clients  # noqa: E402
 from core.models import SHANGHAI, Channel, Engagement, Enrichment, Item, Reply  # noqa: E402
 from core.paths import data_dir  # noqa: E402
 from nlp.search_tokens import index_tokens  # noqa: E402
@@ -248,34 +249,27 @@ def percentile(values: list[float], p: float) -> float:
 
 
 def measure(base: str, token: str, clients: int, rounds: int, pid: int) -> tuple[dict, float]:
-    """Each query kind `rounds` times per client, the clients at once; latency in ms from this process."""
-    import httpx
+    """Each query kind `rounds` times per client, the clients at once; latency in ms as each client saw it.
 
+    The clients are processes of their own (bench/load_clients.py), started and warmed before any timing: threads of
+    this process would serialise their own per-request CPU on its GIL and count it as the service's latency."""
     results: dict[str, dict] = {}
     peak = 0.0
-    for name, params in QUERIES.items():
-        cpu_before, main_before = proc_cpu_seconds(pid), proc_cpu_seconds(pid, tree=False)
-        def run(_client: int, params: dict[str, str] = params) -> tuple[list[float], int]:
-            times, errors = [], 0
-            with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=60) as http:
-                for _ in range(rounds):
-                    started = time.perf_counter()
-                    response = http.get("/api/items", params={**params, "limit": "50"})
-                    times.append((time.perf_counter() - started) * 1000)
-                    errors += response.status_code != 200
-            return times, errors
-
-        with ThreadPoolExecutor(clients) as pool:
-            outcomes = list(pool.map(run, range(clients)))
-        peak = max(peak, rss_mb(pid))
-        times = [t for ts, _ in outcomes for t in ts]
-        # The service's CPU per request does not depend on what else the machine runs, unlike the latencies.
-        # The service process's own share is what one core serialises (its GIL); the read workers' runs in parallel.
-        cpu_ms = (proc_cpu_seconds(pid) - cpu_before) * 1000 / len(times)
-        main_ms = (proc_cpu_seconds(pid, tree=False) - main_before) * 1000 / len(times)
-        results[name] = {"p50": percentile(times, 50), "p95": percentile(times, 95), "p99": percentile(times, 99),
-                         "errors": sum(e for _, e in outcomes), "service_cpu_ms": round(cpu_ms, 2),
-                         "service_process_cpu_ms": round(main_ms, 2)}
+    with Clients(base, clients, headers={"Authorization": f"Bearer {token}"}) as pool:
+        warm = pool.warm("/api/items", {"limit": "50"})
+        if any(status != 200 for status in warm):
+            raise RuntimeError(f"clients could not read the feed: statuses {warm}")
+        for name, params in QUERIES.items():
+            cpu_before, main_before = proc_cpu_seconds(pid), proc_cpu_seconds(pid, tree=False)
+            times, errors = pool.run("/api/items", {**params, "limit": "50"}, rounds)
+            peak = max(peak, rss_mb(pid))
+            # The service's CPU per request does not depend on what else the machine runs, unlike the latencies.
+            # The service process's own share is what one core serialises (its GIL); the read workers' runs in parallel.
+            cpu_ms = (proc_cpu_seconds(pid) - cpu_before) * 1000 / len(times)
+            main_ms = (proc_cpu_seconds(pid, tree=False) - main_before) * 1000 / len(times)
+            results[name] = {"p50": percentile(times, 50), "p95": percentile(times, 95), "p99": percentile(times, 99),
+                             "errors": errors, "service_cpu_ms": round(cpu_ms, 2),
+                             "service_process_cpu_ms": round(main_ms, 2)}
     return results, peak
 
 

@@ -9,12 +9,14 @@ items). `item_from_row` reads either shape: columns win over what an old documen
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
+from pydantic_core import to_json
 from sqlalchemy import Column
 
-from core.models import Item
+from core.models import Channel, Item
 from storage import schema
 
 T = schema.items.c
@@ -63,3 +65,117 @@ def item_from_row(row: Mapping[str, Any] | Any) -> Item:
         enrichment[name] = values[name]
     data["id"] = values["id"]
     return Item.model_validate(data)
+
+
+# ---- an item's JSON straight from its row ---------------------------------------------------------------------------
+# `item_json_from_row` writes what `item_from_row(row).model_dump_json()` writes, byte for byte, without validating
+# the model: the values are put in the models' field order with their defaults and written by pydantic-core's own
+# JSON writer (its string escapes and float forms, NaN as null). It vouches only for what it checks — strings where
+# the models have strings, ints for counts, numbers for scores (written as floats), times in ISO form with seconds
+# and an offset other than +00:00 (the model writes that one as Z), a channel it knows, no key the models lack — and
+# anything else goes through the model (tests/storage/test_item_json.py compares both on odd values).
+_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{6})?(?:[+-](?!00:00)\d\d:\d\d|Z)\Z")
+_CHANNELS = frozenset(c.value for c in Channel)
+_REPLY_KEYS = frozenset(("text", "department", "replied_at"))
+_REASON_KEYS = frozenset(("feature", "weight", "detail", "evidence", "span"))
+_DOC_KEYS = frozenset(("engagement", "enrichment", "reply", "extra"))
+_DOC_ENGAGEMENT = frozenset(("dislikes", "reads"))
+_DOC_ENRICHMENT = frozenset(("topic_score", "emotion_score", "polarity_score", "risk_reasons", "keywords", "entities",
+                             "schemes", "near_duplicate_of"))
+_TEXTS = ("source", "source_id", "title", "content")
+_OPTIONAL_TEXTS = ("url", "author", "region", "topic", "emotion", "polarity", "risk_level", "event_id")
+
+
+class _Unsure(Exception):
+    """A value this encoder does not vouch for: the item goes through the model."""
+
+
+def _check(ok: bool) -> None:
+    if not ok:
+        raise _Unsure
+
+
+def _float(value: Any) -> float | None:
+    if value is None:
+        return None
+    _check(type(value) in (float, int))
+    return float(value)
+
+
+def _count(value: Any) -> int:
+    _check(type(value) is int and 0 <= value < 2**63)
+    return value
+
+
+def _time(value: Any) -> bool:
+    return isinstance(value, str) and _TIME.match(value) is not None
+
+
+def _strings(value: Any) -> list[str]:
+    _check(type(value) is list and all(type(v) is str for v in value))
+    return value
+
+
+def _reason(value: Any) -> dict[str, Any]:
+    _check(type(value) is dict and value.keys() <= _REASON_KEYS and "feature" in value and "weight" in value)
+    detail, evidence, span = value.get("detail", ""), value.get("evidence"), value.get("span")
+    _check(type(value["feature"]) is str and type(detail) is str and (evidence is None or type(evidence) is str))
+    _check(span is None or (type(span) is list and len(span) == 2 and all(type(v) is int for v in span)))
+    return {"feature": value["feature"], "weight": _float(value["weight"]), "detail": detail, "evidence": evidence,
+            "span": span}
+
+
+def _reply(value: Any) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    _check(type(value) is dict and value.keys() <= _REPLY_KEYS and type(value.get("text")) is str)
+    department, replied_at = value.get("department"), value.get("replied_at")
+    _check((department is None or type(department) is str) and (replied_at is None or _time(replied_at)))
+    return {"text": value["text"], "department": department, "replied_at": replied_at}
+
+
+def _fast_item(values: Mapping[str, Any]) -> bytes:
+    doc: Any = json.loads(values["doc"]) if values["doc"] else {}
+    _check(type(doc) is dict and doc.keys() <= _DOC_KEYS)
+    engagement, enrichment, extra = doc.get("engagement", {}), doc.get("enrichment", {}), doc.get("extra", {})
+    _check(type(engagement) is dict and engagement.keys() <= _DOC_ENGAGEMENT and type(extra) is dict
+           and type(enrichment) is dict and enrichment.keys() <= _DOC_ENRICHMENT)
+    _check(all(type(values[name]) is str for name in _TEXTS) and 0 < len(values["source"]) <= 100
+           and 0 < len(values["source_id"]) <= 300 and values["channel"] in _CHANNELS)
+    _check(all(values[name] is None or type(values[name]) is str for name in _OPTIONAL_TEXTS))
+    _check(_time(values["published_at"]) and _time(values["fetched_at"]) and type(values["id"]) is int)
+    entities, near = enrichment.get("entities", {}), enrichment.get("near_duplicate_of")
+    _check(type(entities) is dict and (near is None or type(near) is int))
+    reasons = enrichment.get("risk_reasons", [])
+    _check(type(reasons) is list)
+    item = {
+        "id": values["id"], "source": values["source"], "channel": values["channel"], "source_id": values["source_id"],
+        "url": values["url"], "title": values["title"], "content": values["content"], "author": values["author"],
+        "published_at": values["published_at"], "fetched_at": values["fetched_at"], "region": values["region"],
+        "engagement": {"likes": _count(values["likes"]), "dislikes": _count(engagement.get("dislikes", 0)),
+                       "reposts": _count(values["reposts"]), "comments": _count(values["comments"]),
+                       "reads": _count(engagement.get("reads", 0))},
+        "reply": _reply(doc.get("reply")),
+        "extra": extra,
+        "enrichment": {
+            "topic": values["topic"], "topic_score": _float(enrichment.get("topic_score")),
+            "emotion": values["emotion"], "emotion_score": _float(enrichment.get("emotion_score")),
+            "polarity": values["polarity"], "polarity_score": _float(enrichment.get("polarity_score")),
+            "risk_score": _float(values["risk_score"]), "risk_level": values["risk_level"],
+            "risk_reasons": [_reason(r) for r in reasons], "keywords": _strings(enrichment.get("keywords", [])),
+            "entities": {k: _strings(v) for k, v in entities.items()},
+            "schemes": _strings(enrichment.get("schemes", [])), "event_id": values["event_id"],
+            "near_duplicate_of": near,
+        },
+    }
+    return to_json(item, inf_nan_mode="null")
+
+
+def item_json_from_row(row: Mapping[str, Any] | Any) -> bytes:
+    """`item_from_row(row).model_dump_json()` as UTF-8, written from the row where that gives the same bytes (the 50
+    items of a page are then not validated one by one), else through the model."""
+    values = row._mapping if hasattr(row, "_mapping") else row
+    try:
+        return _fast_item(values)
+    except (_Unsure, ValueError, KeyError):  # ValueError: a document that is not JSON
+        return item_from_row(row).model_dump_json().encode()

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 from sqlalchemy import (
     Connection,
@@ -44,7 +45,7 @@ from storage.base import (
 from storage.copies import copy_entries, copy_rows
 from storage.dialect import upsert
 from storage.fts import FTS_ID_BITS, FTS_ID_MASK, compile_fts, fts_key, fts_second
-from storage.item_rows import FACT_COLUMNS, READ_COLUMNS, item_fact_values, item_from_row
+from storage.item_rows import FACT_COLUMNS, READ_COLUMNS, item_fact_values, item_from_row, item_json_from_row
 from storage.originals import read_original, write_originals
 from storage.state import SqlState, create_sqlite_engine
 
@@ -53,6 +54,7 @@ logger = logging.getLogger(__name__)
 Segmenter = Callable[[str], list[str]]
 IndexFromWords = Callable[[str, str, Sequence[str]], tuple[list[str], list[str]]]
 T = schema.items.c
+T_ITEM = TypeVar("T_ITEM")
 FTS = table("items_fts", column("rowid"), column("items_fts"))
 FEW_TO_SORT = 2_000  # up to this many matching rows, a page may read them all and sort them (see _narrowed)
 SHANGHAI_OFFSET_S = 8 * 3600  # Asia/Shanghai has had no daylight saving since 1991
@@ -322,6 +324,15 @@ class SqliteStore(SqlState):
         """Filtered items newest first (or riskiest first), with an opaque cursor for the next page.
 
         Every query kind reads its page in order from an index and stops there; the count stops at COUNT_CAP."""
+        return self._search(query, item_from_row)
+
+    def search_item_json(self, query: ItemQuery) -> Page[bytes]:
+        """`search`, each item as its JSON (`Item.model_dump_json()` as UTF-8), encoded from the row without
+        building the model: the feed sends pages of these (api/readers.py), and validating 50 items per request
+        was most of a page's CPU."""
+        return self._search(query, item_json_from_row)
+
+    def _search(self, query: ItemQuery, build: Callable[[Row], T_ITEM]) -> Page[T_ITEM]:
         if not 1 <= query.limit <= 500:
             raise InputError("limit must be between 1 and 500")
         conds = self._filters(query)
@@ -357,7 +368,7 @@ class SqliteStore(SqlState):
             raise
         more = len(rows) > query.limit
         rows = rows[: query.limit]
-        data = [item_from_row(r) for r in rows]
+        data = [build(r) for r in rows]
         next_cursor = Cursor(query.sort, float(rows[-1].k), rows[-1].id).encode() if more and rows else None
         return Page(data=data, count=min(count, COUNT_CAP), next_cursor=next_cursor, count_exact=count <= COUNT_CAP,
                     sorted_among=sorted_among)

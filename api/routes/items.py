@@ -10,7 +10,7 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from access.guard import PrincipalDep, client_address, require
 from access.roles import FEED, READERS
 from api.deps import StoreDep
-from api.readers import page_json
+from api.readers import feed_json
 from api.schemas import ItemDetail, ItemsPublic
 from core.errors import InputError, NotFound, PermissionDenied
 from core.models import Channel
@@ -57,7 +57,7 @@ def list_items(
     # Serialised once, by pydantic's own JSON encoder: returned as a model, FastAPI would validate every item again,
     # turn it into dicts and encode those. With `server.read_workers`, searched and encoded in a reader process.
     readers = request.app.state.service.readers
-    body = readers.search_json(store, query) if readers is not None else page_json(store.search(query))
+    body = readers.search_json(store, query) if readers is not None else feed_json(store, query)
     return Response(body, media_type="application/json")
 
 

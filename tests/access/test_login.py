@@ -163,3 +163,24 @@ def test_host_origin_headers_and_health(app):
     assert page.status_code == 303 and page.headers["location"].startswith("/login")
     assert client.get("/docs").status_code == 401 and client.get("/openapi.json").status_code == 401
     assert client.get("/login").status_code == 200
+
+
+def test_a_token_revoked_elsewhere_is_refused_within_a_second(app):
+    """Token rows are remembered for TOKEN_ROW_SECONDS: a revocation by another process (the CLI, another instance)
+    takes effect within that time, one through this service at once."""
+    from access.service import TOKEN_ROW_SECONDS, AccessService
+
+    access = app.state.access
+    (first_id, first), (_, second) = (access.create_token(n, "manager", by="tests") for n in ("one", "two"))
+    bot = TestClient(app, base_url="http://127.0.0.1", headers={"Authorization": f"Bearer {first}"})
+    assert bot.get("/api/items").status_code == 200
+    elsewhere = AccessService(access.store, access.config, clock=access.clock)  # as `yuqing token revoke` would
+    elsewhere.revoke_token(first_id, by="cli")
+    access.clock.now += TOKEN_ROW_SECONDS / 2
+    assert bot.get("/api/items").status_code == 200  # still remembered
+    access.clock.now += TOKEN_ROW_SECONDS / 2
+    assert bot.get("/api/items").status_code == 401
+    other = TestClient(app, base_url="http://127.0.0.1", headers={"Authorization": f"Bearer {second}"})
+    assert other.get("/api/items").status_code == 200
+    access.revoke_token(access.token(second).id, by="tests")
+    assert other.get("/api/items").status_code == 401  # revoked here: at once
