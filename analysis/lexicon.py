@@ -50,7 +50,7 @@ class Lexicon:
     """Word → id with weight, hash and flags; grows with new words, and forgets them past `max_words`."""
 
     def __init__(self, idf: dict[str, float], default_idf: float, useful: Callable[[str], bool],
-                 org_flag: Callable[[str], int], max_words: int = 400_000) -> None:
+                 org_flag: Callable[[str], int], max_words: int = 100_000) -> None:
         self._idf = idf
         self._default_idf = default_idf
         self._useful = useful

@@ -32,7 +32,7 @@ _REPLY_CHANNELS = ("hotline", "mailbox", "board")
 
 
 _REASONS: dict[tuple, RiskReason] = {}
-_MAX_REASONS = 100_000
+_MAX_REASONS = 10_000
 _MISSING = object()
 _NEGATIVE = frozenset(("negative", "neg", "负面"))  # polarity labels (lower-cased) that count as negative
 EMOTION_ZH = {"anger": "愤怒", "angry": "愤怒", "fear": "恐惧", "fearful": "恐惧", "sadness": "悲伤", "sad": "悲伤",

@@ -273,7 +273,7 @@ class AnalysisState:
     def risk_contexts(self, items: list[Item]) -> list[RiskContext]:
         """Each item's RiskContext (repeats of its near-duplicate chain, volume and span of its event), for a batch."""
         dup_counts, root_of, events, interned = self.dup_counts, self.dedup.root, self.events.events, self._contexts
-        if len(interned) > 100_000:
+        if len(interned) > 10_000:  # a few hundred in real data; a stream of growing events makes more
             interned.clear()
         out: list[RiskContext] = []
         for item in items:

@@ -56,12 +56,17 @@ def main() -> None:
     first = [lat for at, lat in email if at < window]
     last = [lat for at, lat in email if at >= seconds - window]
     steady = [(t, mb) for t, mb in rss if t >= args.warmup] or rss
+    # The ingest state (near-duplicate index, word and reason caches) grows until its caps fill (dedup.max_entries
+    # items: about 17 minutes at 100 items/s by default); the last 10 minutes show whether anything grows past them.
+    tail_from = seconds - min(600.0, seconds / 3)
+    tail = [(t, mb) for t, mb in rss if t >= tail_from]
     result = {
         "bench": "soak", "minutes": args.minutes, "offered_per_s": args.rate, "sample_every_s": args.every,
         "accepted_per_s": run["accepted_per_s"], "stored": run["stored"], "drain_s": run["drain_s"],
         "rss_mb": {"start": run["rss_mb_start"], "after_warmup": steady[0][1] if steady else None,
                    "end": run["rss_mb_end"], "max": max((mb for _, mb in rss), default=None),
-                   "slope_mb_per_hour": slope_per_hour(steady), "samples": len(rss)},
+                   "slope_mb_per_hour": slope_per_hour(steady), "samples": len(rss),
+                   "slope_mb_per_hour_last_window": slope_per_hour(tail), "last_window_s": seconds - tail_from},
         "email_latency": {"p50_s": run["email"]["p50_s"], "p95_s": run["email"]["p95_s"],
                           "p95_first_window_s": percentile(first, 95), "p95_last_window_s": percentile(last, 95),
                           "window_s": window, "slope_s_per_hour": slope_per_hour(email)},

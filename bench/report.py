@@ -6,7 +6,8 @@ the tail of its stderr, and the others still run (the exit code is 1 then).
 `--quick` runs every bench on a small input (a 2-minute soak, 20,000 stored items, …) to check the whole run works end
 to end in minutes; its RESULTS.md says so, and its figures are not the published ones. `--only a,b` runs some benches;
 with `--merge` their results replace those of the same benches in the existing results.json and the others are kept
-(each bench keeps the time it ran at), so a long run can be completed in parts.
+(each bench keeps the time, commit and arguments it ran with), so a long run can be completed in parts. `--args
+bench_store='--db PATH --reuse'` passes arguments to one bench (here: measure a 1,000,000-item store built before).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import argparse
 import json
 import os
 import platform
+import shlex
 import subprocess
 import sys
 import time
@@ -75,8 +77,18 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small inputs: checks the run, not the published figures")
     parser.add_argument("--only", help="comma-separated bench names (bench_ingest,bench_soak)")
     parser.add_argument("--merge", action="store_true", help="keep the other benches' results from results.json")
+    parser.add_argument("--args", action="append", default=[], metavar="BENCH=ARGS",
+                        help="extra arguments for one bench, e.g. bench_store='--db var/1m.db --reuse' (repeatable)")
     options = parser.parse_args()
+    extra: dict[str, list[str]] = {}
+    for given in options.args:
+        name, sep, args = given.partition("=")
+        if not sep:
+            sys.exit(f"--args {given!r}: expected BENCH=ARGS")
+        extra[name.strip()] = shlex.split(args)
     only = set(options.only.split(",")) if options.only else None
+    commit = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=HERE.parent, capture_output=True,
+                            text=True).stdout.strip() or None
     results = {"machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
                            "platform": platform.platform()},
                "at": datetime.now(UTC).isoformat(timespec="seconds"), "quick": options.quick, "benches": {}}
@@ -89,8 +101,10 @@ def main() -> None:
         if only is not None and script.stem not in only:
             continue
         print(f"== {script.name}", file=sys.stderr)  # noqa: T201 - progress
-        outcome = run(script, QUICK.get(script.stem) if options.quick else None)
-        results["benches"][script.stem] = {**outcome, "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        args = [*(QUICK.get(script.stem, []) if options.quick else []), *extra.get(script.stem, [])]
+        outcome = run(script, args)
+        results["benches"][script.stem] = {**outcome, "args": args, "commit": commit,
+                                           "at": datetime.now(UTC).isoformat(timespec="seconds"),
                                            "load_average": [round(x, 2) for x in os.getloadavg()]}
         results["benches"] = dict(sorted(results["benches"].items()))
     (HERE / "results.json").write_text(json.dumps(results, ensure_ascii=False, indent=1) + "\n")
@@ -102,6 +116,10 @@ def main() -> None:
                   "benches run, they are not the published ones.", ""]
     for name, outcome in results["benches"].items():
         when = f", ran at {outcome['at']}, load average {outcome['load_average']} at its end" if "at" in outcome else ""
+        if outcome.get("commit"):
+            when += f", commit {outcome['commit']}"
+        if outcome.get("args"):
+            when += f", arguments `{shlex.join(outcome['args'])}`"
         lines += [f"## {name} ({outcome['seconds']} s{when})", ""]
         if not outcome["ok"]:
             lines += [f"failed (exit {outcome['exit']}):", "```", outcome["stderr"], "```", ""]

@@ -105,9 +105,10 @@ class DedupConfig(Strict):
 
     enabled: bool = True
     threshold: float = Field(0.6, gt=0, le=1)
-    # Items the in-memory index holds before it forgets the oldest tenth: about 800 bytes each (0.79 GB at 1,000,000,
-    # bench/bench_dedup_memory.py); lower it on a small machine.
-    max_entries: int = Field(1_000_000, ge=1000)
+    # Items the in-memory index holds before it forgets the oldest tenth: about 800 bytes each (bench/
+    # bench_dedup_memory.py), so 80 MB at the default. 100,000 items are months of a district office's letters and
+    # posts (reposts and repeated complaints come within days or weeks); raise it on a big machine for a longer memory.
+    max_entries: int = Field(100_000, ge=1000)
 
 
 class EventsConfig(Strict):

@@ -41,7 +41,7 @@ class _Expansions(dict[str, tuple[str, ...]]):
         return tokens
 
 
-_MAX_CACHED = 200_000
+_MAX_CACHED = 50_000
 _expansions = _Expansions()
 
 
