@@ -211,6 +211,12 @@ class ItemStore(Protocol):
         """The exact copies of an item, in the order they were seen."""
         ...
 
+    def original(self, item_id: int) -> dict | None:
+        """The unmasked values PII masking replaced in the item (field → value), kept only with
+        `analysis.pii.keep_raw`; None when nothing was kept; NotFound for an unknown item. Callers check the caller's
+        role and audit first (GET /api/items/{id}/original)."""
+        ...
+
     def reassign_events(self, merged: Mapping[str, str]) -> int:
         """Point the items of each absorbed event (key) at the event that absorbed it (value); returns items moved."""
         ...

@@ -48,6 +48,7 @@ from storage.base import (
     UpsertResult,
 )
 from storage.opening import open_store
+from storage.originals import hold
 from storage.sqlite import SqliteStore
 from tests.helpers.elastic import drop_indices, new_prefix, shared_server
 from tests.helpers.feed import models_page_json
@@ -221,6 +222,17 @@ def test_lookup_and_recorded_duplicates(loaded: Store) -> None:
     copies = loaded.duplicates_of(one)
     assert [(d["source"], d["source_id"]) for d in copies] == [("weibo_b", "x")]
     assert copies[0]["reply"]["text"] == "已转交城管部门"
+
+
+def test_originals_held_beside_an_item_are_read_back_only_through_original(store: Store) -> None:
+    masked, plain = make("m", "", "我的电话是[电话]", 2), make("p", "", "路灯不亮", 1)
+    hold(masked, {"content": "我的电话是13812345678"})
+    masked_id, plain_id = (r.item_id for r in store.upsert([masked, plain]))
+    assert store.original(masked_id) == {"content": "我的电话是13812345678"}
+    assert store.original(plain_id) is None
+    assert "13812345678" not in store.get(masked_id).model_dump_json()
+    with pytest.raises(NotFound):
+        store.original(max(masked_id, plain_id) + 1000)
 
 
 def test_update_enrichment_changes_what_filters_see(loaded: Store) -> None:
