@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
@@ -13,7 +11,7 @@ from access.guard import AccessMiddleware, check_every_route_guarded, require
 from access.roles import READERS
 from access.service import AccessService
 from core.config import Config
-from storage.migrations import migrate
+from storage.base import StateStore
 
 
 def known_regions(config: Config) -> set[str]:
@@ -25,12 +23,9 @@ def known_regions(config: Config) -> set[str]:
     return names
 
 
-def open_access(store: Any, config: Config) -> AccessService:
+def open_access(store: StateStore, config: Config) -> AccessService:
     """The access service on `store`, its tables migrated (CLI and app alike)."""
-    with store.write() as conn:
-        versions = migrate(conn)
-    if hasattr(store, "versions"):
-        store.versions = versions
+    store.migrate()  # the `access` chain registered when this module imported access.store
     regions: set[str] | None = None
 
     def region_exists(name: str) -> bool:

@@ -25,6 +25,7 @@ from access import store as tables
 from access.roles import Principal, Role, parse_roles
 from core.config_access import AccessConfig
 from core.errors import InputError, NotAuthenticated, NotFound
+from storage.base import StateStore
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ def _roles(names: Iterable[str] | str) -> frozenset[Role]:
 class AccessService:
     """Users, sessions, tokens and the audit log; `clock` is injectable so lock-out and expiry are testable."""
 
-    def __init__(self, store: Any, config: AccessConfig, *, clock: Callable[[], float] = time.time,
+    def __init__(self, store: StateStore, config: AccessConfig, *, clock: Callable[[], float] = time.time,
                  region_exists: Callable[[str], bool] | None = None) -> None:
         self.store = store
         self.config = config

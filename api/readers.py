@@ -6,8 +6,8 @@ of `GET /api/items` is searched and encoded in one of N other processes, each wi
 (`SqliteStore.read_only`: SQLite itself refuses their writes); the service process keeps routing, access control and
 every write, and waits for the page's bytes with the GIL released. The single writer stays the service's.
 
-A page is the same there as here: the same `SqliteStore.search` and the same `ItemsPublic` encoding; errors (a bad
-cursor or query) come back as the same exceptions. Without workers (the default), or until they have started (their
+A page is the same there as here: the same `feed_json` (`search_item_json` in the `ItemsPublic` envelope); errors (a
+bad cursor or query) come back as the same exceptions. Without workers (the default), or until they have started (their
 imports take a few seconds), the page is searched in the service process.
 """
 
@@ -26,27 +26,18 @@ logger = logging.getLogger(__name__)
 _STORE: Store | None = None  # the reader process's read-only store
 
 
-def page_json(page: Page) -> bytes:
-    """A page of items as the feed sends it, serialised once by pydantic."""
-    return ItemsPublic(data=page.data, count=page.count, next_cursor=page.next_cursor, count_exact=page.count_exact,
-                       sorted_among=page.sorted_among).model_dump_json().encode()
-
-
-_EMPTY_DATA = b'{"data":[]'
+def page_json(page: Page[bytes]) -> bytes:
+    """A page as the feed sends it: the items' JSON (`Store.search_item_json`) in pydantic's envelope. The bytes are
+    `ItemsPublic`'s own for the page's models (data is its first field; tests/helpers/feed.py compares)."""
+    rest = ItemsPublic(data=[], count=page.count, next_cursor=page.next_cursor, count_exact=page.count_exact,
+                       sorted_among=page.sorted_among).model_dump_json(exclude={"data"}).encode()
+    return b'{"data":[' + b",".join(page.data) + b"]," + rest[1:]  # rest: '{"count":…}', never empty (count is required)
 
 
 def feed_json(store: Store, query: ItemQuery) -> bytes:
-    """The feed's page for `query`: `page_json(store.search(query))`, byte for byte. A store that writes its items'
-    JSON from the rows (`search_item_json`, SQLite) spares the service building and validating 50 models a page;
-    the envelope around them is still pydantic's."""
-    search = getattr(store, "search_item_json", None)
-    if search is None:
-        return page_json(store.search(query))
-    page = search(query)
-    envelope = page_json(Page(data=[], count=page.count, next_cursor=page.next_cursor, count_exact=page.count_exact,
-                              sorted_among=page.sorted_among))
-    assert envelope.startswith(_EMPTY_DATA)
-    return b'{"data":[' + b",".join(page.data) + b"]" + envelope[len(_EMPTY_DATA):]
+    """The feed's page for `query`: items written by the store (from its rows, on SQLite: 50 models a page are not
+    built and validated), the envelope around them pydantic's."""
+    return page_json(store.search_item_json(query))
 
 
 def _open(path: str) -> None:
@@ -59,7 +50,8 @@ def _open(path: str) -> None:
 
 
 def _search(query: ItemQuery) -> bytes:
-    assert _STORE is not None
+    if _STORE is None:  # only a process whose pool initializer (`_open`) ran has one
+        raise RuntimeError("this process is not a reader: _open did not run")
     return feed_json(_STORE, query)
 
 

@@ -28,6 +28,7 @@ from flow import after_store
 from flow.intake import DedupStage, NormaliseStage, StoreStage
 from flow.pool import Enriched, enriched_batch, writer_chain
 from flow.stages import Batch, Chain, Stage
+from storage.base import Store
 
 logger = logging.getLogger(__name__)
 
@@ -98,7 +99,7 @@ class Ingestor:
     def __init__(
         self,
         config: Config,
-        store,  # noqa: ANN001 - any store offering lookup/upsert/quarantine
+        store: Store,
         stages: Mapping[str, Stage | None] | None = None,
         *,
         now: datetime | None = None,
@@ -107,7 +108,7 @@ class Ingestor:
         self.store = store
         self.provided: dict[str, Stage | None] = {
             "normalise": NormaliseStage(config, now=now), "dedup": DedupStage(store), "store": StoreStage(store)}
-        if "flow" not in getattr(store, "versions", {"flow": 1}):
+        if "flow" not in store.versions:
             store.migrate()  # the after-store outbox's table (registered when flow.after_store was imported)
         self.chain = Chain(order_stages(self.provided))
         self.up_to_store = Chain([])

@@ -9,7 +9,8 @@ each as it would have, so the stored items, scores, near-duplicates and events a
 (`tests/flow/test_pool.py` compares the two on real texts).
 
 A worker also derives each item's full-text index words from its words (`nlp.search_tokens`), handed to the store
-through `PooledIndexWords` so that the writer does not compute them again.
+with the words (`IndexWords`); the store's `PooledIndexWords` reads them off so that the writer does not compute them
+again.
 
 Differences from a serial import, both rare: segmentation and classification also run on records that exact dedup
 then drops (an unchanged re-import pays them in the workers, not in the writer), and an item whose stored title or
@@ -63,8 +64,8 @@ class IndexWords(list):
 
 
 class PooledIndexWords:
-    """The store's `index_from_words` seam: the index words a worker derived when the words carry them, else the
-    store's own function."""
+    """The SQLite store's `index_from_words` (the composition root gives it this): the index words a worker derived
+    when the words carry them, else `derive`'s. A backend that indexes its own way ignores the words it is handed."""
 
     def __init__(self, derive: Callable[[str, str, Sequence[str]], tuple[list[str], list[str]]]) -> None:
         self.derive = derive
@@ -73,15 +74,6 @@ class PooledIndexWords:
         if isinstance(words, IndexWords):
             return [words.index[0]], [words.index[1]]  # the store joins each list with spaces: one string each
         return self.derive(title, content, words)
-
-
-def install_index_words(store: Any) -> None:
-    """Let `store` (or the items store a split store pairs with its state) take the workers' index words; a store
-    without the seam (Elasticsearch) derives its own, from the same words: nothing changes."""
-    store = getattr(store, "items", store)
-    derive = getattr(store, "index_from_words", None)
-    if derive is not None and not isinstance(derive, PooledIndexWords):
-        store.index_from_words = PooledIndexWords(derive)
 
 
 @dataclass
@@ -111,7 +103,8 @@ def enrich(records: list[RawRecord]) -> Enriched:
     from nlp.search_tokens import index_tokens_from_words
     from storage.originals import held
 
-    assert _chain is not None, "worker not started"
+    if _chain is None:  # only a process whose pool initializer (`_start_worker`) ran has one
+        raise RuntimeError("this process is not an enrichment worker: _start_worker did not run")
     batch = _chain.run(Batch(raw=list(records)))
     position = {id(raw): i for i, raw in enumerate(records)}
     out = Enriched(rejected=batch.quarantined, received=batch.report.received)
@@ -232,7 +225,6 @@ def import_batches(writer: Any, config: Config, batches: Iterable[list[RawRecord
             settle(1)  # the next batch is read while the writer stores this one
         settle(0)
         return total, 0
-    install_index_words(writer.ingestor.store)
     pool = EnrichPool(config, workers, build)
     window: deque[tuple[list, Future[Enriched]]] = deque()  # in the pool, in order
     pooled = 0

@@ -171,6 +171,12 @@ class ItemText:
     content: str
 
 
+def item_json(item: Item) -> bytes:
+    """An item as the feed sends it: pydantic's JSON of the model, as `ItemsPublic` (api/schemas.py) writes each of
+    its items. `ItemStore.search_item_json` promises these bytes, however a backend makes them."""
+    return item.model_dump_json().encode()
+
+
 class ItemStore(Protocol):
     """Where normalised items live and are searched."""
 
@@ -182,6 +188,12 @@ class ItemStore(Protocol):
     def get(self, item_id: int) -> Item: ...
 
     def search(self, query: ItemQuery) -> Page[Item]: ...
+
+    def search_item_json(self, query: ItemQuery) -> Page[bytes]:
+        """`search`, each item as the feed sends it (`item_json`): the feed's pages are these (api/readers.py). A
+        backend that can write the JSON from its rows without validating a model per item does (SQLite: validating
+        was most of a page's CPU); another encodes the items `search` returns."""
+        ...
 
     def update_enrichment(self, item_id: int, enrichment: Enrichment) -> None: ...
 
@@ -197,6 +209,12 @@ class ItemStore(Protocol):
 
     def duplicates_of(self, item_id: int) -> list[dict]:
         """The exact copies of an item, in the order they were seen."""
+        ...
+
+    def original(self, item_id: int) -> dict | None:
+        """The unmasked values PII masking replaced in the item (field → value), kept only with
+        `analysis.pii.keep_raw`; None when nothing was kept; NotFound for an unknown item. Callers check the caller's
+        role and audit first (GET /api/items/{id}/original)."""
         ...
 
     def reassign_events(self, merged: Mapping[str, str]) -> int:

@@ -113,6 +113,9 @@ class SplitStore:
     def search(self, query: ItemQuery) -> Page[Item]:
         return self.items.search(query)
 
+    def search_item_json(self, query: ItemQuery) -> Page[bytes]:
+        return self.items.search_item_json(query)
+
     def update_enrichment(self, item_id: int, enrichment: Enrichment) -> None:
         self.items.update_enrichment(item_id, enrichment)
 

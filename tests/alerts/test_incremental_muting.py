@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 
-from sqlalchemy import event
+from tests.helpers.query_plans import executed, plans_during
 
 
 def receivers(*names: str) -> list[dict]:
@@ -23,16 +23,9 @@ def alerts_of(h, **filters) -> list[dict]:  # noqa: ANN001 - the alerts Harness
 def statements(h) -> Iterator[list[str]]:  # noqa: ANN001 - the alerts Harness
     """The SQL run on the harness's store inside the block."""
     seen: list[str] = []
-
-    def capture(_conn, _cursor, statement, *_rest) -> None:  # noqa: ANN001 - SQLAlchemy hook
-        seen.append(statement)
-
-    engine = h.service.store.engine
-    event.listen(engine, "before_cursor_execute", capture)
-    try:
+    with executed(h.service.store.engine) as run:
         yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", capture)
+    seen.extend(statement for statement, _parameters in run)
 
 
 def item_states(h, event_id: str) -> set[str]:  # noqa: ANN001
@@ -92,8 +85,6 @@ def test_a_silence_that_ends_releases_its_alerts_and_idle_ticks_read_nothing(mak
 
 def test_an_events_active_alerts_are_found_without_reading_its_item_alerts(make_harness, smtp_cfg, smtp_server) -> None:
     """The after-store stage asks for them every batch; a burst gives an event thousands of item alerts."""
-    from alerts.store import _ACTIVE_EVENT_ALERTS
-
     h = make_harness({
         "smtp": smtp_cfg,
         "rules": [{"name": "item_risk", "min_risk_score": 80, "severity": "warning"},
@@ -102,11 +93,9 @@ def test_an_events_active_alerts_are_found_without_reading_its_item_alerts(make_
         "receivers": receivers("duty"),
     })
     h.ingest(*[h.item(event_id="ev-1") for _ in range(6)])
-    active = h.engine.reader.active_event_alerts(["ev-1"])
+    plans, active = plans_during(h.service.store, lambda: h.engine.reader.active_event_alerts(["ev-1"]))
     assert [a["kind"] for a in active] == ["event"] and len(alerts_of(h, event_id="ev-1")) == 7
-    with h.service.store.read() as conn:
-        sql = str(_ACTIVE_EVENT_ALERTS.compile(conn, compile_kwargs={"literal_binds": True}))
-        plan = [row[3] for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql.replace("?", "'ev-1'", 1)
-                                                       .replace("?", "150", 1))]
+    [(statement, plan)] = plans  # one query for the one event
+    assert "FROM alerts" in statement, statement
     assert any("USING INDEX ix_alerts_event_kind" in step for step in plan), plan
     assert not any("TEMP B-TREE" in step for step in plan), plan

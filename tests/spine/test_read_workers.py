@@ -9,13 +9,13 @@ import pytest
 from sqlalchemy import text
 
 from api.main import create_app
-from api.readers import page_json
 from core.config import parse_config
 from core.errors import StorageError
 from core.models import RawRecord
 from nlp.tokenize import segment
 from storage.base import ItemQuery
 from storage.sqlite import SqliteStore
+from tests.helpers.feed import models_page_json
 from yuqing.service import build_service
 
 TEXTS = [(str(n), f"小区{'油烟' if n % 2 else '噪音'}投诉{n}", f"第{n}号楼下烧烤店油烟扰民，晚上无法休息",
@@ -45,7 +45,7 @@ def test_reader_processes_answer_the_feed_as_the_service_would(workers_service, 
                               limit=int(params.get("limit", 50)))
             response = client.get("/api/items", params=params)
             assert response.status_code == 200, response.text
-            assert response.content == page_json(workers_service.store.search(query))  # byte for byte
+            assert response.content == models_page_json(workers_service.store.search(query))  # byte for byte
         pages, cursor = [], None  # cursors made in one process page on in another
         while True:
             body = client.get("/api/items", params={"limit": 9, **({"cursor": cursor} if cursor else {})}).json()

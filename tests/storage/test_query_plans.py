@@ -5,13 +5,12 @@ page's sort. The statements checked are the ones `SqliteStore.search` actually r
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import event
 
 from core.models import SHANGHAI
 from nlp.search_tokens import index_tokens
@@ -19,6 +18,7 @@ from nlp.tokenize import segment
 from storage.base import ItemQuery
 from storage.fts import FTS_KEY_SQL
 from storage.sqlite import COUNT_CAP, FEW_TO_SORT, SqliteStore
+from tests.helpers.query_plans import plans_during
 
 ITEMS = 100_000
 START_TS = 1_760_000_000.0
@@ -64,27 +64,6 @@ def big_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SqliteStore]
 def plans_of(store: SqliteStore, query: ItemQuery) -> tuple[list[tuple[str, list[str]]], object]:
     """Each statement `search` ran, with its query plan, and the page it answered."""
     return plans_during(store, lambda: store.search(query))
-
-
-def plans_during(store: SqliteStore, call: Callable[[], object]) -> tuple[list[tuple[str, list[str]]], object]:
-    """Each statement `call` ran on the store, with its query plan, and what `call` returned."""
-    statements: list[tuple[str, tuple]] = []
-
-    def capture(_conn, _cursor, statement, parameters, _context, _many) -> None:  # noqa: ANN001 - SQLAlchemy hook
-        statements.append((statement, parameters))
-
-    event.listen(store.engine, "before_cursor_execute", capture)
-    try:
-        page = call()
-    finally:
-        event.remove(store.engine, "before_cursor_execute", capture)
-    plans = []
-    with store.read() as conn:
-        for statement, parameters in statements:
-            if statement.lstrip().upper().startswith("SELECT"):
-                rows = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters).all()
-                plans.append((statement, [row[3] for row in rows]))
-    return plans, page
 
 
 def assert_indexed(plans: list[tuple[str, list[str]]], index_prefix: str | None) -> None:

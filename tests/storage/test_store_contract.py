@@ -15,6 +15,7 @@ import json
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from sqlalchemy import select
 from analysis import event_store
 from analysis.cluster import EventClusterer, EventState
 from analysis.dedup import NUM_PERM, NearDuplicateIndex
+from api.readers import feed_json
 from core.config_analysis import EventsConfig
 from core.config_crawl import HealthSpec
 from core.config_storage import ElasticsearchConfig
@@ -46,8 +48,10 @@ from storage.base import (
     UpsertResult,
 )
 from storage.opening import open_store
+from storage.originals import hold
 from storage.sqlite import SqliteStore
 from tests.helpers.elastic import drop_indices, new_prefix, shared_server
+from tests.helpers.feed import models_page_json
 from tests.helpers.services import pg_schema
 
 NOW = datetime(2026, 11, 25, 12, tzinfo=SHANGHAI)
@@ -220,6 +224,17 @@ def test_lookup_and_recorded_duplicates(loaded: Store) -> None:
     assert copies[0]["reply"]["text"] == "已转交城管部门"
 
 
+def test_originals_held_beside_an_item_are_read_back_only_through_original(store: Store) -> None:
+    masked, plain = make("m", "", "我的电话是[电话]", 2), make("p", "", "路灯不亮", 1)
+    hold(masked, {"content": "我的电话是13812345678"})
+    masked_id, plain_id = (r.item_id for r in store.upsert([masked, plain]))
+    assert store.original(masked_id) == {"content": "我的电话是13812345678"}
+    assert store.original(plain_id) is None
+    assert "13812345678" not in store.get(masked_id).model_dump_json()
+    with pytest.raises(NotFound):
+        store.original(max(masked_id, plain_id) + 1000)
+
+
 def test_update_enrichment_changes_what_filters_see(loaded: Store) -> None:
     item_id = id_of(loaded, "3")
     loaded.update_enrichment(item_id, Enrichment(topic="城乡建设", schemes=["公交"], risk_score=90, risk_level="I"))
@@ -330,6 +345,30 @@ def test_full_text_combines_with_filters(loaded: Store) -> None:
 def test_unparseable_queries_are_syntax_errors(loaded: Store, q: str) -> None:
     with pytest.raises(QuerySyntaxError):
         loaded.search(ItemQuery(q=q))
+
+
+@pytest.mark.parametrize("query", [ItemQuery(), ItemQuery(topic="环境保护", channel="board"),
+                                   ItemQuery(q="油烟", sort="risk"), ItemQuery(limit=2)],
+                         ids=["default", "filters", "full-text", "cursor-pages"])
+def test_item_json_pages_are_what_the_feed_sends_for_search(loaded: Store, query: ItemQuery) -> None:
+    """`search_item_json` carries the feed (api/readers.py): its items must decode to exactly what pydantic writes for
+    `search`'s models, page by page along the cursors, and the feed's bytes must be the models' bytes."""
+    loaded.upsert([make("6", "油烟又来了", "回复后仍有油烟", 6, dislikes=2, risk=12.5).model_copy(
+        update={"reply": Reply(text="已转交城管部门", department="城管局", replied_at=NOW), "extra": {"n": [1.5, None]}})])
+    pages = 0
+    while True:
+        models, encoded = loaded.search(query), loaded.search_item_json(query)
+        expected = models_page_json(models)
+        assert encoded.data  # every query here matches
+        assert [json.loads(item) for item in encoded.data] == json.loads(expected)["data"]
+        assert (encoded.count, encoded.next_cursor, encoded.count_exact, encoded.sorted_among) == (
+            models.count, models.next_cursor, models.count_exact, models.sorted_among)
+        assert feed_json(loaded, query) == expected
+        pages += 1
+        if models.next_cursor is None:
+            break
+        query = replace(query, cursor=models.next_cursor)
+    assert pages == (3 if query.limit == 2 else 1)
 
 
 def test_stats_count_items_by_channel_and_source_and_quarantine(loaded: Store) -> None:
