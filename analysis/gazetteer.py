@@ -11,8 +11,10 @@ import re
 from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from functools import cache
-from itertools import accumulate
+from itertools import accumulate, repeat
 from pathlib import Path
+
+import numpy as np
 
 from analysis.lexicon import ORG_HEAD, ORG_WORD
 from analysis.termscan import TermScanner
@@ -125,6 +127,23 @@ def ordered_places(hits: list[tuple[int, int, str]], text: str) -> list[str]:
     return _first_places(hits)
 
 
+_ANON_NEXT = [ord(c) for c in "0123456789省市区县"]  # what may follow the capital of an anonymised place
+
+
+def _anon_places(joined: str) -> Iterable[re.Match[str]]:
+    """`_ANON_PLACE.finditer(joined)`, its match attempts limited to the capitals followed by a digit or 省市区县
+    (found with numpy over the code points): the regex scan tested every character of the batch against its first
+    set, ~2 % of the whole enrichment. Matches never overlap (only their first character is a capital), so the
+    matches at those capitals, in order, are finditer's; its look-behind still sees the text before each start."""
+    cp = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    if len(cp) != len(joined):
+        return _ANON_PLACE.finditer(joined)
+    capitals = np.flatnonzero((cp[:-1] >= 0x41) & (cp[:-1] <= 0x5A))
+    starts = capitals[np.isin(cp[capitals + 1], _ANON_NEXT)].tolist()
+    match = _ANON_PLACE.match
+    return [m for m in map(match, repeat(joined), starts) if m is not None]
+
+
 def ordered_places_many(hits: Sequence[list[tuple[int, int, str]]], texts: Sequence[str]) -> list[list[str]]:
     """`ordered_places` for a batch: anonymised names are found by one regex pass over the texts' first 5,000
     characters joined by newlines (no name spans one, and the look-behind sees a newline as it sees a text's start)."""
@@ -133,7 +152,7 @@ def ordered_places_many(hits: Sequence[list[tuple[int, int, str]]], texts: Seque
     anon: dict[int, list[tuple[int, int, str]]] = {}
     if _ANON_HINT.search(joined):
         ends = list(accumulate(len(h) + 1 for h in heads))  # end (exclusive, with its newline) of each head
-        for m in _ANON_PLACE.finditer(joined):
+        for m in _anon_places(joined):
             owner = bisect_right(ends, m.start())
             base = ends[owner] - len(heads[owner]) - 1
             anon.setdefault(owner, []).append((m.start() - base, m.end() - base, m.group(0)))

@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from itertools import accumulate
 from typing import Any
 
+import numpy as np
+
 from core.models import Item, QuarantineRecord
 from flow.stages import Batch
 from storage.originals import hold
@@ -546,6 +548,44 @@ def mask_quarantine(record: QuarantineRecord) -> QuarantineRecord:
                                      "origin": mask_text(record.origin).text})
 
 
+# Code point → how it may begin a `_QUICK` match: 1 a digit (only when 7 digits run from it or one of `_DIGIT_NEXT`
+# follows it), 2 any other character of its first set (@, 村, a trigger word's first character). 4 marks `_DIGIT_NEXT`.
+_QUICK_TABLE = np.zeros(0x10000, dtype=np.uint8)
+_QUICK_TABLE[[ord(c) for c in "0123456789"]] = 1
+_QUICK_TABLE[[ord(c) for c in "@村" + _WORD_ANCHORS]] = 2
+_DIGIT_NEXT = " -栋幢号座室房单"  # what follows a digit that starts a match other than seven digits
+_QUICK_TABLE[[ord(c) for c in _DIGIT_NEXT]] |= 4
+
+
+def _quick_matches(joined: str) -> list[re.Match[str]]:
+    """`_QUICK.finditer(joined)`, its match attempts limited to where a match can begin (numpy over the code
+    points): the regex tested every character of the batch against its first set (~2 % of the enrichment). A
+    digit begins one only before six more digits or before one of `_DIGIT_NEXT`; other starts are its first set's
+    other characters. Tried in order from the end of the last match, as finditer does; look-behinds still see the
+    text before each start."""
+    cp = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    if len(cp) != len(joined) or (len(cp) and int(cp.max()) > 0xFFFF):
+        return list(_QUICK.finditer(joined))
+    kinds = np.take(_QUICK_TABLE, cp)  # take: half the time of table[cp]
+    digit = kinds == 1
+    run = np.zeros(len(cp) + 1, dtype=np.int64)
+    np.cumsum(digit, out=run[1:])
+    seven = np.zeros(len(cp), dtype=bool)
+    if len(cp) >= 7:
+        seven[:len(cp) - 6] = run[7:] - run[:-7] == 7
+    followed = np.zeros(len(cp), dtype=bool)
+    followed[:-1] = (kinds[1:] & 4).astype(bool)
+    starts = np.flatnonzero((kinds == 2) | (digit & (seven | followed))).tolist()
+    out: list[re.Match[str]] = []
+    match = _QUICK.match
+    end = 0
+    for start in starts:
+        if start >= end and (m := match(joined, start)) is not None:
+            out.append(m)
+            end = m.end()
+    return out
+
+
 class PiiMaskStage:
     """First enrichment stage: personal data never reaches the index, the API or a notification.
 
@@ -570,7 +610,7 @@ class PiiMaskStage:
         words: set[int] = set()
         if _QUICK.search(joined):
             ends = list(accumulate(len(t) + 1 for t in texts))  # end (exclusive, with its newline) of each text
-            for m in _QUICK.finditer(joined):
+            for m in _quick_matches(joined):
                 (numbers if _is_number_hit(m.group()) else words).add(bisect_right(ends, m.start()))
         for i, item in enumerate(items):
             t, c = 2 * i, 2 * i + 1

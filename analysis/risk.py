@@ -112,6 +112,8 @@ class RiskScorer:
         # conversion per call, so each distinct confidence is rounded once, not once per item
         self._emotion_weights: dict[tuple, tuple[RiskReason, float] | None] = {}
         self._stale_details: dict[int, str] = {}  # whole days of age → the recency reason's text
+        self._stale_reasons: dict[tuple[float, int], RiskReason] = {}  # (points lost, whole days) → reason
+        self._totals: dict[float, float] = {}  # a score before rounding → round(score, 2)
         self._strengths: dict[float, tuple[RiskReason, float] | None] = {}
         self._term_reasons: dict[tuple, tuple[RiskReason, float]] = {}
         self._tails: dict[tuple, tuple[list[RiskReason], list[float]]] = {}
@@ -266,20 +268,40 @@ class RiskScorer:
         return reasons
 
     def _stale(self, total: float, age_days: float) -> RiskReason | None:
-        """The share of `total` an item loses for being older than the horizon (half per half-life beyond it)."""
+        """The share of `total` an item loses for being older than the horizon (half per half-life beyond it).
+
+        Why a memo: the reason depends only on the points lost (before rounding) and the whole days of age, and
+        past a few months the share kept is below 2⁻⁵³, so the points lost are the total itself: a handful of
+        distinct totals. Keyed by those two, most items skip the correctly rounded decimal conversion and the
+        reason lookup."""
         cfg = self.config
         beyond = age_days - cfg.horizon_days
         if beyond <= 0 or total <= 0:
             return None
-        keep = 0.5 ** (beyond / cfg.stale_half_life_days)
+        lost = total * (1 - 0.5 ** (beyond / cfg.stale_half_life_days))
         # round() and the ".0f" format both round the exact value half to even: one text per whole day, formatted once
         days = round(age_days)
-        detail = self._stale_details.get(days)
-        if detail is None:
-            if len(self._stale_details) >= _MAX_REASONS:
-                self._stale_details.clear()
-            detail = self._stale_details[days] = f"时效：发布于 {age_days:.0f} 天前，超出 {cfg.horizon_days:g} 天的时效范围"
-        return reason(feature="recency", weight=-round(total * (1 - keep), 2), detail=detail)
+        key = (lost, days)
+        found = self._stale_reasons.get(key)
+        if found is None:
+            detail = self._stale_details.get(days)
+            if detail is None:
+                if len(self._stale_details) >= _MAX_REASONS:
+                    self._stale_details.clear()
+                detail = self._stale_details[days] = f"时效：发布于 {age_days:.0f} 天前，超出 {cfg.horizon_days:g} 天的时效范围"
+            if len(self._stale_reasons) >= _MAX_REASONS:
+                self._stale_reasons.clear()
+            found = self._stale_reasons[key] = reason(feature="recency", weight=-round(lost, 2), detail=detail)
+        return found
+
+    def _rounded(self, total: float) -> float:
+        """round(total, 2), remembered per value: item scores repeat (sums of a few reason weights)."""
+        found = self._totals.get(total)
+        if found is None:
+            if len(self._totals) >= _MAX_REASONS:
+                self._totals.clear()
+            found = self._totals[total] = round(total, 2)
+        return found
 
     def score_many(self, items: Sequence[Item], now_ts: float, contexts: Sequence[RiskContext | None],
                    term_hits: Sequence[dict[str, list[tuple[str, int, int]]] | None]
@@ -304,6 +326,7 @@ class RiskScorer:
         levels = cfg.levels
         level_i, level_ii, level_iii = levels.I, levels.II, levels.III
         missing_reply, missing_weight = self._missing_reply, cfg.reply_missing_weight
+        rounded, totals = self._rounded, self._totals
         # deadlines of the reply channels that do not depend on the item (a hotline's depends on its request type)
         plain_days = {c: cfg.reply_deadline_days.get(c) for c in _REPLY_CHANNELS if c != "hotline"}
         out: list[tuple[float, str, list[RiskReason]]] = []
@@ -377,7 +400,8 @@ class RiskScorer:
             if stale is not None:
                 reasons.append(stale)
                 total += stale.weight
-            total = round(max(0.0, total), 2)
+            # round(max(0.0, total), 2), remembered per value
+            total = (totals.get(total) or rounded(total)) if total > 0.0 else 0.0
             level = "I" if total >= level_i else "II" if total >= level_ii else "III" if total >= level_iii else "IV"  # grade
             out.append((total, level, reasons))
         return out

@@ -27,6 +27,20 @@ _lock = threading.Lock()
 _cutters: dict[str, Callable[..., list[str]]] = {}
 _default_backend = os.environ.get("YUQING_SEGMENTER", "auto")
 _WORDLIKE = re.compile(r"[^\W_]", re.UNICODE)
+
+
+class _WordLikeTokens(dict[str, bool]):
+    """token → whether it holds a word character (`_WORDLIKE`), remembered: the few tokens str.isalnum() does not
+    settle are mostly the same punctuation (，。# and spaces), and a dict hit costs a tenth of a regex search."""
+
+    def __missing__(self, token: str) -> bool:
+        if len(self) >= 50_000:  # mixed tokens ("3.5", "COVID-19") are open-ended
+            self.clear()
+        found = self[token] = _WORDLIKE.search(token) is not None
+        return found
+
+
+_wordlike = _WordLikeTokens()
 # jieba and jieba-rs disagree on how to join ASCII runs with inner punctuation ("0731-0000", "baidu.com", "1.3km");
 # both backends therefore get the text pre-split at such punctuation, with decimal numbers kept whole.
 # Long runs of one character (啊啊啊啊啊啊) make the two HMM decoders break ties differently; runs of more than two
@@ -36,7 +50,10 @@ _REPEATS = re.compile(r"([^\x00-\x7f])\1{2,}")
 # pick the branch by a look-behind at that character: a pattern that starts with a set lets the regex engine skip
 # to the next candidate in its C scan loop, instead of entering the matcher at every position (most of a Chinese
 # text); half the time of a leading look-ahead, the same splits (checked on every real post and on random strings).
-_PRESPLIT = re.compile(r"([\d.\-_+#&%/:@](?:(?<=\d)\d*(?:\.\d+)+|(?<=[.\-_+#&%/:@])[.\-_+#&%/:@]*))")
+# A number is tried only from the first digit of its run, with no backtracking into the run (`(?<!\d\d)`, `\d*+`):
+# a later start in the run sees the same end of the run, so it matches only where the first start would have, and
+# a phone number no longer costs a match attempt per digit, each walking the rest of the run and back.
+_PRESPLIT = re.compile(r"([\d.\-_+#&%/:@](?:(?<=\d)(?<!\d\d)\d*+(?:\.\d+)+|(?<=[.\-_+#&%/:@])[.\-_+#&%/:@]*))")
 # Every _PRESPLIT match holds one of these characters and each of them alone is a match, so one class search says
 # whether a text splits at all (0.4 µs on a 140-character text; a generator over the characters plus a full
 # _PRESPLIT.search cost 2 µs when, as in 61 % of real posts, there is something to split).
@@ -65,34 +82,78 @@ def stopwords() -> frozenset[str]:
     return frozenset(w for w in words if w and not w.startswith("#"))
 
 
-def _has_repeats(texts: list[str]) -> list[bool]:
-    """Which texts have a run of 3+ identical non-ASCII characters (vectorised over the batch; the regex substitution
-    then runs only on those)."""
+_PRESPLIT_CODES = [ord(char) for char in ".-_+#&%/:@"]  # the code points of _PRESPLIT_CHAR (all ASCII)
+
+Span = tuple[int, int] | None  # first and last index of a _PRESPLIT_CHAR in a text, (-1, -1) for none
+
+
+def _scan_batch(texts: list[str]) -> tuple[list[bool], list[Span]]:
+    """Per text, whether it has a run of 3+ identical non-ASCII characters and where its first and last
+    _PRESPLIT_CHAR are, from one code-point array of the batch (vectorised: a regex scan per text cost as much as
+    the rest of the segment stage's Python). The span is None where it is not known (a text with a run, shortened
+    before cutting, or a batch numpy cannot read as code points): `_presplit` then searches itself."""
     import numpy as np
 
     lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
     cp = np.frombuffer("".join(texts).encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
     if len(cp) != int(lengths.sum()) or len(cp) < 3:
-        return [bool(_REPEATS.search(t)) for t in texts]
+        return [bool(_REPEATS.search(t)) for t in texts], [None] * len(texts)
     run = (cp[:-2] > 0x7F) & (cp[:-2] == cp[1:-1]) & (cp[1:-1] == cp[2:])
     starts = np.flatnonzero(run)
     flags = np.zeros(len(texts), dtype=bool)
+    ends = np.cumsum(lengths)
     if starts.size:
-        ends = np.cumsum(lengths)
         first = np.searchsorted(ends, starts, side="right")
         flags[first[np.searchsorted(ends, starts + 2, side="right") == first]] = True
-    return flags.tolist()
+    marks = np.flatnonzero(np.isin(cp, _PRESPLIT_CODES, kind="table"))  # a table over their range, no gather per character
+    owner = np.searchsorted(ends, marks, side="right")
+    texts_at = np.arange(len(texts))
+    lo = np.searchsorted(owner, texts_at, side="left")
+    hi = np.searchsorted(owner, texts_at, side="right") - 1
+    offsets = ends - lengths
+    has = lo <= hi
+    first_mark = np.where(has, marks[np.minimum(lo, len(marks) - 1)] - offsets, -1) if len(marks) else np.full(len(texts), -1)
+    last_mark = np.where(has, marks[np.maximum(hi, 0)] - offsets, -1) if len(marks) else np.full(len(texts), -1)
+    repeats = flags.tolist()
+    spans: list[Span] = [None if r else (f, last) for r, f, last in
+                         zip(repeats, first_mark.tolist(), last_mark.tolist(), strict=True)]
+    return repeats, spans
 
 
-def _presplit(text: str, cut: Callable[[str], list[str]], repeats: bool = True) -> list[str]:
+def _presplit(text: str, cut: Callable[[str], list[str]], repeats: bool = True, span: Span = None) -> list[str]:
     """Cut `text` piece by piece around ASCII punctuation runs; the runs and decimal numbers are tokens themselves.
-    `repeats=False` says the caller knows the text has no run to shorten."""
+    `repeats=False` says the caller knows the text has no run to shorten; `span`, the first and last index of a
+    _PRESPLIT_CHAR in it when the caller knows them (`_scan_batch`).
+
+    Every _PRESPLIT match holds such a character, and reaches beyond them only over decimal digits (a number's
+    integer part before its first dot, its last digits after the last one): the regex therefore splits only the
+    stretch from the digits before the first mark to the digits after the last, and the text around it is joined
+    to the first and last pieces, as a split of the whole text would leave it (its look-behinds read only the
+    match's own first character)."""
     if repeats:
         text = _REPEATS.sub(r"\1\1", text)
-    if _PRESPLIT_CHAR.search(text) is None:
-        return cut(text)
+        span = None
+    if span is None:
+        if _PRESPLIT_CHAR.search(text) is None:
+            return cut(text)
+        split = _PRESPLIT.split(text)
+    else:
+        start, end = span
+        if start < 0:
+            return cut(text)
+        while start and text[start - 1].isdecimal():  # \d of a str pattern: the decimal digits
+            start -= 1
+        end += 1
+        size = len(text)
+        while end < size and text[end].isdecimal():
+            end += 1
+        split = _PRESPLIT.split(text[start:end]) if start or end < size else _PRESPLIT.split(text)
+        if start:
+            split[0] = text[:start] + split[0]
+        if end < size:
+            split[-1] += text[end:]
     out: list[str] = []
-    for i, piece in enumerate(_PRESPLIT.split(text)):
+    for i, piece in enumerate(split):
         if not piece:
             continue
         if i % 2:
@@ -111,8 +172,8 @@ def _jieba_cutter() -> Callable[..., list[str]]:
     for word, freq, tag in read_user_dict():
         tok.add_word(word, freq, tag)
 
-    def cut(text: str, repeats: bool = True) -> list[str]:
-        return _presplit(text, lambda piece: tok.lcut(piece, HMM=True), repeats)
+    def cut(text: str, repeats: bool = True, span: Span = None) -> list[str]:
+        return _presplit(text, lambda piece: tok.lcut(piece, HMM=True), repeats, span)
 
     return cut
 
@@ -129,8 +190,8 @@ def _rjieba_cutter() -> Callable[..., list[str]]:
     def cut_piece(piece: str) -> list[str]:
         return raw(piece, True)  # HMM on, as jieba's lcut(HMM=True)
 
-    def cut(text: str, repeats: bool = True) -> list[str]:
-        return _presplit(text, cut_piece, repeats)
+    def cut(text: str, repeats: bool = True, span: Span = None) -> list[str]:
+        return _presplit(text, cut_piece, repeats, span)
 
     return cut
 
@@ -181,12 +242,13 @@ def segment(text: str, backend: str | None = None) -> list[str]:
 def segment_many(texts: Iterable[str], backend: str | None = None) -> list[list[str]]:
     """`segment` over many texts, resolving the backend once."""
     cut = cutter(backend)
-    search = _WORDLIKE.search
+    wordlike = _wordlike
     texts = list(texts)
-    repeats = _has_repeats(texts)
-    # str.isalnum() settles almost every token in C; the regex only sees mixed tokens such as "3.5".
-    return [[tok for tok in cut(t, r) if tok.isalnum() or search(tok)] if t else []
-            for t, r in zip(texts, repeats, strict=True)]
+    repeats, spans = _scan_batch(texts)
+    # str.isalnum() settles almost every token in C; the others (punctuation, mixed tokens such as "3.5") are
+    # looked up, each distinct one searched once.
+    return [[tok for tok in cut(t, r, span) if tok.isalnum() or wordlike[tok]] if t else []
+            for t, r, span in zip(texts, repeats, spans, strict=True)]
 
 
 def has_repeat_run(text: str) -> bool:

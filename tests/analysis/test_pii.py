@@ -269,3 +269,19 @@ def test_sensitive_keys_are_recognised_by_name_and_by_the_words_in_them() -> Non
     assert [masked[k] for k in ("contactPhone", "home_addr", "applicant_id_card", "联系电话2", "lxdh", "user_name")] == ["***"] * 6
     assert masked["callback"] == "139****5678"  # a number sent as a JSON number is masked all the same
     assert (masked["count"], masked["department"], masked["unit_name"]) == (12, "信访局", "城管局")
+
+
+def test_quick_gate_matches_equal_a_full_regex_scan():
+    """The gate tries `_QUICK` only where numpy says a match can begin; the matches must be finditer's, in order."""
+    import random
+
+    from analysis.pii import _QUICK, _WORD_ANCHORS, _quick_matches
+
+    rng = random.Random(3)
+    alphabet = "0123456789 -栋幢号座室房单元@村一二三" + _WORD_ANCHORS + "电话身份证\n中a"
+    texts = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 60))) for _ in range(3_000)]
+    texts += ["电话13812345678", "3栋2单元501室", "茶场村五组", "写信到a@b.cn", "1-2", "😀1234567"]
+    for start in range(0, len(texts), 100):
+        joined = "\n".join(texts[start:start + 100])
+        found = [(m.start(), m.end()) for m in _quick_matches(joined)]
+        assert found == [(m.start(), m.end()) for m in _QUICK.finditer(joined)]

@@ -204,3 +204,21 @@ def test_batch_scoring_equals_item_by_item() -> None:
     assert {level for _, level, _ in expected} >= {"II", "III", "IV"}
     for _ in range(2):
         assert scorer.score_many(items, now_ts, contexts, hits) == expected
+
+
+def test_remembered_recency_and_totals_equal_fresh_scoring() -> None:
+    """The stale reason is remembered per (points lost, whole days) and the rounded total per value: a scorer that has
+    seen thousands of items scores each as a fresh scorer does, for items old and new, at ages on both sides of a
+    whole day."""
+    texts = ["某建筑公司拖欠农民工工资半年，工人们准备集体上访", "反映小区供暖不热", "化工厂附近有刺鼻气味，疑似泄漏"]
+    items = []
+    for k in range(300):
+        item = _item(texts[k % 3], channel=("board", "weibo")[k % 2], days_old=8 + k * 0.37)
+        item.enrichment.emotion, item.enrichment.emotion_score = ("anger", "fear")[k % 2], 0.5 + (k % 40) / 100
+        items.append(item)
+    warm = _scorer()
+    for item in items:
+        warm.score(item, NOW)
+    again = [warm.score(item, NOW) for item in reversed(items)]
+    assert again == [_scorer().score(item, NOW) for item in reversed(items)]
+    assert sum(any(r.feature == "recency" for r in reasons) for _, _, reasons in again) == len(items)

@@ -84,3 +84,30 @@ def test_title_words_on_real_texts(shared_data):
     whole = tokenize.segment_many([f"{t}\n{c}" for t, c in pairs])
     for (title, content), expected, words in zip(pairs, titles, whole, strict=True):
         assert tokenize.leading_words(words, f"{title}\n{content}", len(title)) == expected, title
+
+
+def _tricky_texts(count: int, seed: int) -> list[str]:
+    """Random texts over digits (ASCII, full-width, Arabic-Indic), split marks, letters, CJK and repeat runs."""
+    import random
+
+    rng = random.Random(seed)
+    alphabet = "0123456789.-_+#&%/:@ab中文，１２٣啊A \n"
+    return ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40))) for _ in range(count)]
+
+
+def test_presplit_number_pattern_matches_the_plain_one():
+    """`_PRESPLIT` starts a number only at the first digit of its run, without backtracking: the same splits as
+    the pattern without those guards, on texts made of little but digits and marks."""
+    import re
+
+    plain = re.compile(r"([\d.\-_+#&%/:@](?:(?<=\d)\d*(?:\.\d+)+|(?<=[.\-_+#&%/:@])[.\-_+#&%/:@]*))")
+    texts = _tricky_texts(20_000, 1) + ["13812345678.5", "1.2.3..4", "٣٣.٣", "ab12345678901234567890.1-2"]
+    assert [tokenize._PRESPLIT.split(t) for t in texts] == [plain.split(t) for t in texts]
+
+
+@pytest.mark.parametrize("backend", ["jieba", "rjieba"])
+def test_batch_segmentation_equals_text_by_text(backend):
+    """`segment_many` splits only between the batch scan's first and last mark of each text and remembers which
+    punctuation tokens hold no word; `segment` searches the whole text: both must cut every text alike."""
+    texts = _tricky_texts(2_000, 2) + ["电话0731-12345678，网址baidu.com", "3.5万元和1.3km", "啊啊啊啊1.5", "##话题##"]
+    assert tokenize.segment_many(texts, backend=backend) == [tokenize.segment(t, backend=backend) for t in texts]
