@@ -325,6 +325,24 @@ def _post_keys(index: dict[str, list[str]], keys: Iterable[str], event_id: str) 
                 del posting[: _POSTING_CAP // 2]
 
 
+def _trimmed(centroid: dict[str, float], index: dict[str, list[str]], event_id: str) -> dict[str, float]:
+    """The centroid cut back to its _CENTROID_TERMS heaviest terms; the event leaves the posting lists of the terms
+    cut. Postings follow the centroids: a long-lived event (a month of reports, each with its own numbers and names)
+    would otherwise stay posted under every word it ever saw, and the index grow with its items. A cut term adds
+    nothing to the event's cosine; its stale posting only took room in a capped list (pushing out events that still
+    hold the word) and made a running service find other candidates than a restarted one (`load` posts centroid
+    terms only)."""
+    kept = dict(sorted(centroid.items(), key=itemgetter(1), reverse=True)[:_CENTROID_TERMS])
+    for term in centroid.keys() - kept.keys():
+        posting = index.get(term)
+        if posting is None or event_id not in posting:
+            continue
+        posting[:] = [e for e in posting if e != event_id]
+        if not posting:
+            del index[term]
+    return kept
+
+
 def _takes(event: EventState, ts: float, close: float, span: float) -> bool:
     """Whether an item published at `ts` may join `event`: the event is open then (an item within `close` seconds of
     its items) and would still span at most `span` seconds with it."""
@@ -504,7 +522,7 @@ class EventClusterer:
                 if norm2 is not None:  # |c + v|² = |c|² + 2 c·v + |v|²
                     norm2 += 2 * dot + _norm2(vector)
                 if len(centroid) >= _TRIM_AT:
-                    event.centroid = dict(sorted(centroid.items(), key=itemgetter(1), reverse=True)[:_CENTROID_TERMS])
+                    event.centroid = _trimmed(centroid, index, event_id)
                     norm2 = None
                 event._norm2 = norm2
                 if ts < event.first_seen:
@@ -607,7 +625,7 @@ class EventClusterer:
                 self._post(term, keep.id)
             centroid[term] = centroid.get(term, 0.0) + w
         if len(centroid) >= _TRIM_AT:
-            keep.centroid = dict(sorted(centroid.items(), key=itemgetter(1), reverse=True)[:_CENTROID_TERMS])
+            keep.centroid = _trimmed(centroid, self._index, keep.id)
         keep._norm2 = None
         for name, count in other.names.items():
             if name not in keep.names:

@@ -235,6 +235,24 @@ def test_join_batch_posts_what_posting_each_event_one_by_one_posts() -> None:
     assert as_multisets == {key: sorted(posting) for key, posting in reference._index.items()}
 
 
+def test_a_long_event_stays_posted_only_under_its_centroid_terms() -> None:
+    """Each report of a month-long event brings its own words (numbers, names): the centroid keeps its heaviest terms,
+    and the index must follow it (as `load` would build it after a restart) instead of growing with the items."""
+    from analysis.cluster import _CENTROID_TERMS, _TRIM_AT, EventClusterer
+
+    clusterer = EventClusterer(CONFIG.analysis.events)
+    rows = [({"路灯": 0.6, "小区": 0.5, "维修": 0.4, f"{i}号楼": 0.3, f"工单{i}": 0.3}, 1.7e9 + i, f"第{i}号工单",
+             "push", "hotline", None, 0, ()) for i in range(3000)]
+    ids = clusterer.join_batch(rows)
+    assert len(set(ids)) == 1 and clusterer.events[ids[0]].volume == 3000
+    assert len(clusterer.events[ids[0]].centroid) < _TRIM_AT
+    assert _CENTROID_TERMS <= len(clusterer._index) < _TRIM_AT  # 6,003 distinct terms were seen
+    reference = EventClusterer(CONFIG.analysis.events)
+    for event in clusterer.events.values():
+        reference.load(event)
+    assert {k: sorted(p) for k, p in clusterer._index.items()} == {k: sorted(p) for k, p in reference._index.items()}
+
+
 def test_batch_item_vectors_equal_item_vector_item_by_item() -> None:
     """The event stage's batch vectors (numpy boost, re-rank and division over the batch's flat term arrays) are
     exactly item_vector's, float for float and in the same key order, for items with and without named sites, places
