@@ -111,6 +111,11 @@ def main() -> None:
     lines = ["# Benchmark results", "", f"Written by `make bench` at {results['at']} on {results['machine']['cpus']} "
              f"CPUs ({results['machine']['platform']}, Python {results['machine']['python']}); the same figures are "
              "in `bench/results.json`.", ""]
+    missing = sorted(s.stem for s in HERE.glob("bench_*.py") if s.stem not in results["benches"])
+    if missing:
+        lines += [f"**Incomplete**: run in parts (`--only … --merge`), and these benches have not run yet: "
+                  f"{', '.join(missing)}. Each section below says when, at which commit and with which arguments it ran.",
+                  ""]
     if options.quick:
         lines += ["**Quick run** (`bench/report.py --quick`: small inputs, a 2-minute soak): these figures check that the "
                   "benches run, they are not the published ones.", ""]

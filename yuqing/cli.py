@@ -16,6 +16,7 @@ from alerts.cli import alerts_app
 from core.errors import YuqingError
 from core.listen import port_problem
 from core.logging import setup_logging
+from core.memory import fix_mmap_threshold
 from crawlers.cli import crawl_command, demo_site_command
 from nlp.cli import nlp_app
 from playbooks.cli import plans_app
@@ -285,6 +286,7 @@ def status(config: ConfigOption = None, as_json: bool = typer.Option(False, "--j
 
 
 def main() -> None:
+    fix_mmap_threshold()  # before the models and indexes are loaded: see core/memory.py
     try:
         app()
     except YuqingError as exc:
