@@ -11,7 +11,6 @@ started later (the delivery process, read and enrichment workers) take it from t
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 
 # Fixed at 4 MiB, not glibc's starting 128 KiB: at 128 KiB every batch's mid-size numpy buffers are mapped and
@@ -27,11 +26,8 @@ def fix_mmap_threshold() -> bool:
     (musl, macOS) or an operator set the variable to something else: nothing is changed then."""
     if os.environ.setdefault(_ENV, str(MMAP_THRESHOLD)) != str(MMAP_THRESHOLD):
         return False  # the operator's own value (glibc read it at start-up)
-    name = ctypes.util.find_library("c")
-    if not name:
-        return False
-    try:
-        mallopt = ctypes.CDLL(name).mallopt
+    try:  # the process's own symbols: libc is loaded already (find_library would run ldconfig at every start)
+        mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):
         return False
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
