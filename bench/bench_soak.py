@@ -66,7 +66,9 @@ def main() -> None:
         "rss_mb": {"start": run["rss_mb_start"], "after_warmup": steady[0][1] if steady else None,
                    "end": run["rss_mb_end"], "max": max((mb for _, mb in rss), default=None),
                    "slope_mb_per_hour": slope_per_hour(steady), "samples": len(rss),
-                   "slope_mb_per_hour_last_window": slope_per_hour(tail), "last_window_s": seconds - tail_from},
+                   "slope_mb_per_hour_last_window": slope_per_hour(tail), "last_window_s": seconds - tail_from,
+                   # the curve itself, one sample every 5 minutes, so a step or a plateau can be seen, not only a slope
+                   "every_5_min": [mb for t, mb in rss if t % 300 < args.every]},
         "email_latency": {"p50_s": run["email"]["p50_s"], "p95_s": run["email"]["p95_s"],
                           "p95_first_window_s": percentile(first, 95), "p95_last_window_s": percentile(last, 95),
                           "window_s": window, "slope_s_per_hour": slope_per_hour(email)},

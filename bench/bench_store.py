@@ -333,7 +333,9 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=16)
     parser.add_argument("--db", type=Path, help="where to build (default: a temporary folder)")
-    parser.add_argument("--reuse", action="store_true", help="measure an already built --db")
+    parser.add_argument("--reuse", action="store_true", help="measure an already built --db (its build figures, kept "
+                        "beside it, are reported again)")
+    parser.add_argument("--build-only", action="store_true", help="build --db and stop (then measure it with --reuse)")
     parser.add_argument("--rounds", type=int, default=40, help="requests per query kind per client (1 client)")
     parser.add_argument("--idle-seconds", type=float, default=30)
     parser.add_argument("--settle-seconds", type=float, default=5, help="after start-up, before the idle sample")
@@ -344,14 +346,21 @@ def main() -> None:
     args = parser.parse_args()
     db = args.db or Path(tempfile.mkdtemp(prefix="bench_store_db_")) / "store.db"
     report: dict[str, object] = {"items": args.items, "seed": args.seed, "db": str(db)}
+    built = db.with_name(db.name + ".build.json")
     if not args.reuse:
         report.update(build(db, args.items, args.seed))
+        built.write_text(json.dumps(report))
+        if args.build_only:
+            print(json.dumps(report, ensure_ascii=False, indent=1))
+            return
+    elif built.exists():  # a long build is made once and measured again: keep its figures with the measurement
+        report.update({k: v for k, v in json.loads(built.read_text()).items() if k.startswith("build")})
     store = SqliteStore(db, segment=segment, index_segment=index_tokens)
     try:  # what is stored (a reused database may hold another number), through the store's interface
         report["items"] = stored = store.stats().items
     finally:
         store.close()
-    size = sum(p.stat().st_size for p in db.parent.glob(db.name + "*"))
+    size = sum(p.stat().st_size for p in (db, db.with_name(db.name + "-wal")) if p.exists())
     report["db_bytes_per_item"] = round(size / stored)
     report.update(serve_and_measure(db, args.rounds, args.idle_seconds, args.muted_alerts, args.read_workers,
                                     args.settle_seconds))
