@@ -127,8 +127,8 @@ class RiskScorer:
         self._emotions: dict[tuple, RiskReason | None] = {}
         self._channels: dict[str, RiskReason | None] = {}
         self._memo: dict[tuple, RiskReason | None] = {}  # (feature, the one value its reason depends on) → reason
-        # `score_many`'s: (reason, weight) per emotion, per polarity strength, per risk category with its hits and
-        # evidence; (reasons, weights) per channel and context
+        # `score_many`'s: (reason, weight) per emotion and per polarity strength; (reasons, weights) per channel and
+        # context
         # keyed by (emotion, confidence as the classifier gave it): round(x, 2) costs a correctly rounded decimal
         # conversion per call, so each distinct confidence is rounded once, not once per item
         self._emotion_weights: dict[tuple, tuple[RiskReason, float] | None] = {}
@@ -136,7 +136,6 @@ class RiskScorer:
         self._stale_reasons: dict[tuple[float, int], RiskReason] = {}  # (points lost, whole days) → reason
         self._totals: dict[float, float] = {}  # a score before rounding → round(score, 2)
         self._strengths: dict[float, tuple[RiskReason, float] | None] = {}
-        self._term_reasons: dict[tuple, tuple[RiskReason, float]] = {}
         self._term_facts: dict[tuple[str, frozenset[str]], tuple[str, float, str]] = {}  # → feature, weight, detail
         self._tails: dict[tuple, tuple[list[RiskReason], list[float]]] = {}
 
@@ -243,8 +242,9 @@ class RiskScorer:
         w = round(self.config.negative_weight * max(0.0, min(1.0, strength)), 2)
         if not w:
             return None
-        r = reason(feature="polarity", weight=w, detail=f"负面倾向（强度 {strength:.2f}）")
-        return r, r.weight
+        # not through the shared table: the strength (4 decimals) is nearly unique to its reason, and `score_many`
+        # keeps this one per strength
+        return _new_reason("polarity", w, f"负面倾向（强度 {strength:.2f}）", None, None), float(w)
 
     def _engagement(self, eng: int, published: float, now_ts: float) -> list[RiskReason]:
         """Engagement and its velocity (items without any engagement have neither)."""
@@ -310,7 +310,8 @@ class RiskScorer:
                 detail = self._stale_details[days] = f"时效：发布于 {age_days:.0f} 天前，超出 {cfg.horizon_days:g} 天的时效范围"
             if len(self._stale_reasons) >= _MAX_REASONS:
                 self._stale_reasons.clear()
-            found = self._stale_reasons[key] = reason(feature="recency", weight=-round(lost, 2), detail=detail)
+            # not through the shared table: kept here per (points lost, days), nearly one per item score
+            found = self._stale_reasons[key] = _new_reason("recency", -round(lost, 2), detail, None, None)
         return found
 
     def _rounded(self, total: float) -> float:
@@ -334,12 +335,11 @@ class RiskScorer:
         that value, their weights are kept beside them as floats for the sum, and terms, engagement and the reply
         reason are made only for items that have them."""
         cfg = self.config
-        if len(self._strengths) + len(self._tails) + len(self._term_reasons) + len(self._emotion_weights) > _MAX_REASONS:
+        if len(self._strengths) + len(self._tails) + len(self._emotion_weights) > _MAX_REASONS:
             self._emotion_weights.clear()
             self._strengths.clear()
             self._tails.clear()
-            self._term_reasons.clear()
-        emotions, strengths, tails, term_reasons = self._emotion_weights, self._strengths, self._tails, self._term_reasons
+        emotions, strengths, tails, term_reason = self._emotion_weights, self._strengths, self._tails, self._term_reason
         negative = _NEGATIVE
         polarity_counts = bool(cfg.negative_weight)
         levels = cfg.levels
@@ -376,16 +376,13 @@ class RiskScorer:
                 reasons += made
                 weights += [r.weight for r in made]
             elif found:
+                # Made afresh for each item (the first hit's span makes the reason nearly unique to its item); its
+                # weight and text come from `_term_facts`.
                 text = item.text
                 for name, hits in found.items():
-                    start, end = hits[0][1:]
-                    key = (name, tuple(hits), text[start:end])  # all a category's reason depends on
-                    got = term_reasons.get(key)
-                    if got is None:
-                        r = self._term_reason(name, hits, text)
-                        got = term_reasons[key] = (r, r.weight)
-                    reasons.append(got[0])
-                    weights.append(got[1])
+                    r = term_reason(name, hits, text)
+                    reasons.append(r)
+                    weights.append(r.weight)
             engagement = item.engagement
             eng = engagement.likes + engagement.dislikes + engagement.reposts + engagement.comments + engagement.reads // 100
             channel = item.channel._value_  # the plain str: Enum.value is a property, a Python call per item
