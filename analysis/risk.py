@@ -346,6 +346,7 @@ class RiskScorer:
         level_i, level_ii, level_iii = levels.I, levels.II, levels.III
         missing_reply, missing_weight = self._missing_reply, cfg.reply_missing_weight
         rounded, totals = self._rounded, self._totals
+        horizon, half_life, stale_reasons = cfg.horizon_days, cfg.stale_half_life_days, self._stale_reasons
         # deadlines of the reply channels that do not depend on the item (a hotline's depends on its request type)
         plain_days = {c: cfg.reply_deadline_days.get(c) for c in _REPLY_CHANNELS if c != "hotline"}
         out: list[tuple[float, str, list[RiskReason]]] = []
@@ -411,8 +412,12 @@ class RiskScorer:
                     reasons.append(reply)
                     weights.append(reply.weight)
             total = min(100.0, sum(weights))
-            stale = self._stale(total, (now_ts - published) / 86400)
-            if stale is not None:
+            # `_stale`, its look-up inline (items within the horizon, the usual case, need no call at all)
+            age = (now_ts - published) / 86400
+            if age > horizon and total > 0:
+                stale = stale_reasons.get((total * (1 - 0.5 ** ((age - horizon) / half_life)), round(age)))
+                if stale is None:
+                    stale = self._stale(total, age)
                 reasons.append(stale)
                 total += stale.weight
             # round(max(0.0, total), 2), remembered per value
