@@ -286,32 +286,25 @@ class RiskScorer:
                                                  f"每天 {per_day:.1f} 条"))
         return reasons
 
-    def _stale(self, total: float, age_days: float) -> RiskReason | None:
-        """The share of `total` an item loses for being older than the horizon (half per half-life beyond it).
+    def _recency(self, lost: float, days: int, age_days: float) -> RiskReason:
+        """The recency reason of an item older than the horizon, which loses `lost` points of its score (half per
+        half-life beyond the horizon) at `days` = round(age_days) whole days of age; made on a miss of
+        `_stale_reasons`, where `score_many` looks first.
 
         Why a memo: the reason depends only on the points lost (before rounding) and the whole days of age, and
         past a few months the share kept is below 2⁻⁵³, so the points lost are the total itself: a handful of
-        distinct totals. Keyed by those two, most items skip the correctly rounded decimal conversion and the
-        reason lookup."""
-        cfg = self.config
-        beyond = age_days - cfg.horizon_days
-        if beyond <= 0 or total <= 0:
-            return None
-        lost = total * (1 - 0.5 ** (beyond / cfg.stale_half_life_days))
-        # round() and the ".0f" format both round the exact value half to even: one text per whole day, formatted once
-        days = round(age_days)
-        key = (lost, days)
-        found = self._stale_reasons.get(key)
-        if found is None:
-            detail = self._stale_details.get(days)
-            if detail is None:
-                if len(self._stale_details) >= _MAX_REASONS:
-                    self._stale_details.clear()
-                detail = self._stale_details[days] = f"时效：发布于 {age_days:.0f} 天前，超出 {cfg.horizon_days:g} 天的时效范围"
-            if len(self._stale_reasons) >= _MAX_REASONS:
-                self._stale_reasons.clear()
-            # not through the shared table: kept here per (points lost, days), nearly one per item score
-            found = self._stale_reasons[key] = _new_reason("recency", -round(lost, 2), detail, None, None)
+        distinct totals. Keyed by those two, most items skip the correctly rounded decimal conversion. round() and
+        the ".0f" format both round the exact value half to even: one text per whole day, formatted once."""
+        detail = self._stale_details.get(days)
+        if detail is None:
+            if len(self._stale_details) >= _MAX_REASONS:
+                self._stale_details.clear()
+            detail = self._stale_details[days] = (f"时效：发布于 {age_days:.0f} 天前，"
+                                                  f"超出 {self.config.horizon_days:g} 天的时效范围")
+        if len(self._stale_reasons) >= _MAX_REASONS:
+            self._stale_reasons.clear()
+        # not through the shared table: kept here per (points lost, days), nearly one per item score
+        found = self._stale_reasons[(lost, days)] = _new_reason("recency", -round(lost, 2), detail, None, None)
         return found
 
     def _rounded(self, total: float) -> float:
@@ -346,7 +339,8 @@ class RiskScorer:
         level_i, level_ii, level_iii = levels.I, levels.II, levels.III
         missing_reply, missing_weight = self._missing_reply, cfg.reply_missing_weight
         rounded, totals = self._rounded, self._totals
-        horizon, half_life, stale_reasons = cfg.horizon_days, cfg.stale_half_life_days, self._stale_reasons
+        horizon, half_life, stale_reasons, recency = (cfg.horizon_days, cfg.stale_half_life_days, self._stale_reasons,
+                                                      self._recency)
         # deadlines of the reply channels that do not depend on the item (a hotline's depends on its request type)
         plain_days = {c: cfg.reply_deadline_days.get(c) for c in _REPLY_CHANNELS if c != "hotline"}
         out: list[tuple[float, str, list[RiskReason]]] = []
@@ -412,12 +406,11 @@ class RiskScorer:
                     reasons.append(reply)
                     weights.append(reply.weight)
             total = min(100.0, sum(weights))
-            # `_stale`, its look-up inline (items within the horizon, the usual case, need no call at all)
+            # past the horizon, the recency reason (`_recency`); items within it, the usual case, need no call
             age = (now_ts - published) / 86400
             if age > horizon and total > 0:
-                stale = stale_reasons.get((total * (1 - 0.5 ** ((age - horizon) / half_life)), round(age)))
-                if stale is None:
-                    stale = self._stale(total, age)
+                lost, days = total * (1 - 0.5 ** ((age - horizon) / half_life)), round(age)
+                stale = stale_reasons.get((lost, days)) or recency(lost, days, age)
                 reasons.append(stale)
                 total += stale.weight
             # round(max(0.0, total), 2), remembered per value
