@@ -555,13 +555,35 @@ _QUICK_TABLE[[ord(c) for c in "0123456789"]] = 1
 _DIGIT_NEXT = " -栋幢号座室房单"  # what follows a digit that starts a match other than seven digits
 _QUICK_TABLE[[ord(c) for c in _DIGIT_NEXT]] |= 4
 # The other characters of `_QUICK`'s first set begin a match only before a character their branch goes on with (我
-# before 叫是字, 小 before 生士姐, 村 before a numeral; 某 and @ alone are a match): as `_WORD_BRANCHES` and `_QUICK`'s
-# village branch say, anchors → what must follow. Each group is a bit: `_ANCHOR_BITS` gives an anchor its group's bit,
-# `_NEXT_BITS` a character the bits of the groups it goes on; every character carries the bit of 某 and @. Common
-# anchors (我, 小, 来, 当) mostly stand before other characters: they are no longer tried with the regex.
-_ANCHOR_GROUPS = (("我名", "叫是字"), ("投反举来求当申收联", "诉映报信助事请件系"), ("先女小", "生士姐"), ("本", "人"),
-                  ("姓署", "名"), ("户", "主"), ("落", "款"), ("村", "0123456789一二三四五六七八九十"))
-_ALONE = "某@"
+# before 叫是字, 小 before 生士姐, 村 before a numeral; 某 and @ alone are a match). The groups (anchors → what must
+# follow) are read from the branches themselves, so the gate cannot drift from the regex and let a name through. Each
+# group is a bit: `_ANCHOR_BITS` gives an anchor its group's bit, `_NEXT_BITS` a character the bits of the groups it
+# goes on; every character carries the bit of the branches that need nothing after their anchor. Common anchors (我,
+# 小, 来, 当) mostly stand before other characters: they are no longer tried with the regex.
+
+
+def _anchor_groups(branches: str) -> tuple[list[tuple[str, str]], str]:
+    """(anchors, the characters that may follow them) per branch `(?<=[anchors])[next]…` or `(?<=a)b…`, and the
+    anchors of the branches `(?<=a)` that match with nothing after them."""
+    def chars(group: str) -> str:
+        return re.sub(r"(.)-(.)", lambda m: "".join(map(chr, range(ord(m[1]), ord(m[2]) + 1))), group)
+
+    groups, alone = [], ""
+    for branch in branches.split("|"):
+        found = re.fullmatch(r"\(\?<=(\[[^]]+\]|.)\)(\[[^]]+\]|.)?.*", branch)
+        if found is None:
+            raise ValueError(f"PII gate: a branch of unexpected form {branch!r}")
+        anchors, following = chars(found[1].strip("[]")), found[2]
+        if following is None:
+            alone += anchors
+        else:
+            groups.append((anchors, chars(following.strip("[]"))))
+    return groups, alone
+
+
+_ANCHOR_GROUPS, _ALONE = _anchor_groups(rf"{_WORD_BRANCHES}|(?<=@)|(?<=村)[{_NUMERALS}]")
+if len(_ANCHOR_GROUPS) > 15:
+    raise ValueError("PII gate: more branches than the 16 bits of its tables hold")
 _ANCHOR_BITS = np.zeros(0x10000, dtype=np.uint16)
 _NEXT_BITS = np.full(0x10000, 1 << len(_ANCHOR_GROUPS), dtype=np.uint16)
 _ANCHOR_BITS[[ord(c) for c in _ALONE]] = 1 << len(_ANCHOR_GROUPS)
