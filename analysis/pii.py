@@ -549,25 +549,65 @@ def mask_quarantine(record: QuarantineRecord) -> QuarantineRecord:
 
 
 # Code point → how it may begin a `_QUICK` match: 1 a digit (only when 7 digits run from it or one of `_DIGIT_NEXT`
-# follows it), 2 any other character of its first set (@, 村, a trigger word's first character). 4 marks `_DIGIT_NEXT`.
+# follows it). 4 marks `_DIGIT_NEXT`.
 _QUICK_TABLE = np.zeros(0x10000, dtype=np.uint8)
 _QUICK_TABLE[[ord(c) for c in "0123456789"]] = 1
-_QUICK_TABLE[[ord(c) for c in "@村" + _WORD_ANCHORS]] = 2
 _DIGIT_NEXT = " -栋幢号座室房单"  # what follows a digit that starts a match other than seven digits
 _QUICK_TABLE[[ord(c) for c in _DIGIT_NEXT]] |= 4
+# The other characters of `_QUICK`'s first set begin a match only before a character their branch goes on with (我
+# before 叫是字, 小 before 生士姐, 村 before a numeral; 某 and @ alone are a match). The groups (anchors → what must
+# follow) are read from the branches themselves, so the gate cannot drift from the regex and let a name through. Each
+# group is a bit: `_ANCHOR_BITS` gives an anchor its group's bit, `_NEXT_BITS` a character the bits of the groups it
+# goes on; every character carries the bit of the branches that need nothing after their anchor. Common anchors (我,
+# 小, 来, 当) mostly stand before other characters: they are no longer tried with the regex.
+
+
+def _anchor_groups(branches: str) -> tuple[list[tuple[str, str]], str]:
+    """(anchors, the characters that may follow them) per branch `(?<=[anchors])[next]…` or `(?<=a)b…`, and the
+    anchors of the branches `(?<=a)` that match with nothing after them."""
+    def chars(group: str) -> str:
+        return re.sub(r"(.)-(.)", lambda m: "".join(map(chr, range(ord(m[1]), ord(m[2]) + 1))), group)
+
+    groups, alone = [], ""
+    for branch in branches.split("|"):
+        found = re.fullmatch(r"\(\?<=(\[[^]]+\]|.)\)(\[[^]]+\]|.)?.*", branch)
+        if found is None:
+            raise ValueError(f"PII gate: a branch of unexpected form {branch!r}")
+        anchors, following = chars(found[1].strip("[]")), found[2]
+        if following is None:
+            alone += anchors
+        else:
+            groups.append((anchors, chars(following.strip("[]"))))
+    return groups, alone
+
+
+_ANCHOR_GROUPS, _ALONE = _anchor_groups(rf"{_WORD_BRANCHES}|(?<=@)|(?<=村)[{_NUMERALS}]")
+if len(_ANCHOR_GROUPS) > 15:
+    raise ValueError("PII gate: more branches than the 16 bits of its tables hold")
+_ANCHOR_BITS = np.zeros(0x10000, dtype=np.uint16)
+_NEXT_BITS = np.full(0x10000, 1 << len(_ANCHOR_GROUPS), dtype=np.uint16)
+_ANCHOR_BITS[[ord(c) for c in _ALONE]] = 1 << len(_ANCHOR_GROUPS)
+for _bit, (_anchors, _next) in enumerate(_ANCHOR_GROUPS):
+    _ANCHOR_BITS[[ord(c) for c in _anchors]] |= 1 << _bit
+    _NEXT_BITS[[ord(c) for c in _next]] |= 1 << _bit
+del _bit, _anchors, _next
 
 
 def _quick_matches(joined: str) -> list[re.Match[str]]:
     """`_QUICK.finditer(joined)`, its match attempts limited to where a match can begin (numpy over the code
     points): the regex tested every character of the batch against its first set (~2 % of the enrichment). A
-    digit begins one only before six more digits or before one of `_DIGIT_NEXT`; other starts are its first set's
-    other characters. Tried in order from the end of the last match, as finditer does; look-behinds still see the
-    text before each start."""
+    digit begins one only before six more digits or before one of `_DIGIT_NEXT`, another character of its first set
+    only before what its branch goes on with (`_ANCHOR_GROUPS`). Tried in order from the end of the last match, as
+    finditer does; look-behinds still see the text before each start."""
     cp = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
     if len(cp) != len(joined) or (len(cp) and int(cp.max()) > 0xFFFF):
         return list(_QUICK.finditer(joined))
     kinds = np.take(_QUICK_TABLE, cp)  # take: half the time of table[cp]
     digit = kinds == 1
+    following = np.empty(len(cp), dtype=np.uint16)  # `_NEXT_BITS` of the next character (at the end: 某 and @ only)
+    np.take(_NEXT_BITS, cp[1:], out=following[:-1])
+    following[-1:] = 1 << len(_ANCHOR_GROUPS)
+    word = (np.take(_ANCHOR_BITS, cp) & following).astype(bool)
     run = np.zeros(len(cp) + 1, dtype=np.int64)
     np.cumsum(digit, out=run[1:])
     seven = np.zeros(len(cp), dtype=bool)
@@ -575,7 +615,7 @@ def _quick_matches(joined: str) -> list[re.Match[str]]:
         seven[:len(cp) - 6] = run[7:] - run[:-7] == 7
     followed = np.zeros(len(cp), dtype=bool)
     followed[:-1] = (kinds[1:] & 4).astype(bool)
-    starts = np.flatnonzero((kinds == 2) | (digit & (seven | followed))).tolist()
+    starts = np.flatnonzero(word | (digit & (seven | followed))).tolist()
     out: list[re.Match[str]] = []
     match = _QUICK.match
     end = 0

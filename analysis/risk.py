@@ -51,8 +51,29 @@ def reason(*, feature: str, weight: float, detail: str = "", evidence: str | Non
     if found is None:
         if len(_REASONS) >= _MAX_REASONS:
             _REASONS.clear()
-        found = _REASONS[key] = RiskReason(feature=feature, weight=weight, detail=detail, evidence=evidence, span=span)
+        found = _REASONS[key] = _new_reason(feature, weight, detail, evidence, span)
     return found
+
+
+_new_object = object.__new__
+_set_slot = object.__setattr__
+_REASON_FIELDS = tuple(RiskReason.model_fields)
+
+
+def _new_reason(feature: str, weight: float, detail: str, evidence: str | None, span: tuple[int, int] | None
+                ) -> RiskReason:
+    """`RiskReason(feature=..., weight=..., ...)` without pydantic's validation, which was over half the cost of a
+    new reason (1.7 of ~3 µs): reasons that carry a continuous value (polarity strength, points lost to age, a term's
+    span) are mostly new, about two per item. Sets what validation sets: the weight as a float, all five fields
+    marked as set, no extra or private values. Only for values of the declared types, as this module computes them
+    (str feature and detail, str or None evidence, a tuple of two ints or None span)."""
+    made = _new_object(RiskReason)
+    _set_slot(made, "__dict__", {"feature": feature, "weight": float(weight), "detail": detail, "evidence": evidence,
+                                 "span": span})
+    _set_slot(made, "__pydantic_fields_set__", set(_REASON_FIELDS))
+    _set_slot(made, "__pydantic_extra__", None)
+    _set_slot(made, "__pydantic_private__", None)
+    return made
 
 
 def load_categories(config: RiskConfig) -> dict[str, RiskCategory]:
@@ -106,8 +127,8 @@ class RiskScorer:
         self._emotions: dict[tuple, RiskReason | None] = {}
         self._channels: dict[str, RiskReason | None] = {}
         self._memo: dict[tuple, RiskReason | None] = {}  # (feature, the one value its reason depends on) → reason
-        # `score_many`'s: (reason, weight) per emotion, per polarity strength, per risk category with its hits and
-        # evidence; (reasons, weights) per channel and context
+        # `score_many`'s: (reason, weight) per emotion and per polarity strength; (reasons, weights) per channel and
+        # context
         # keyed by (emotion, confidence as the classifier gave it): round(x, 2) costs a correctly rounded decimal
         # conversion per call, so each distinct confidence is rounded once, not once per item
         self._emotion_weights: dict[tuple, tuple[RiskReason, float] | None] = {}
@@ -115,7 +136,7 @@ class RiskScorer:
         self._stale_reasons: dict[tuple[float, int], RiskReason] = {}  # (points lost, whole days) → reason
         self._totals: dict[float, float] = {}  # a score before rounding → round(score, 2)
         self._strengths: dict[float, tuple[RiskReason, float] | None] = {}
-        self._term_reasons: dict[tuple, tuple[RiskReason, float]] = {}
+        self._term_facts: dict[tuple[str, frozenset[str]], tuple[str, float, str]] = {}  # → feature, weight, detail
         self._tails: dict[tuple, tuple[list[RiskReason], list[float]]] = {}
 
     def _remember(self, key: tuple, found: RiskReason | None) -> RiskReason | None:
@@ -135,16 +156,24 @@ class RiskScorer:
     def _terms(self, text: str, found: dict[str, list[tuple[str, int, int]]] | None = None) -> list[RiskReason]:
         if found is None:
             found = self.term_hits(text)
-        reasons = []
-        for name, hits in found.items():
+        return [self._term_reason(name, hits, text) for name, hits in found.items()]
+
+    def _term_reason(self, name: str, hits: list[tuple[str, int, int]], text: str) -> RiskReason:
+        """A category's reason: its weight (more for more distinct terms) and text depend only on the category and
+        its distinct terms, remembered per pair; the evidence and span are the first hit's."""
+        terms = frozenset([t for t, _, _ in hits])
+        facts = self._term_facts.get((name, terms))
+        if facts is None:
             cat = self.categories[name]
-            distinct = sorted({t for t, _, _ in hits})
-            weight = cat.weight * min(1.5, 1 + 0.25 * (len(distinct) - 1))
-            term, start, end = hits[0]
-            reasons.append(reason(feature=f"terms:{name}", weight=round(weight, 2),
-                                      detail=f"敏感词（{cat.label or name}）：{'、'.join(distinct[:8])}",
-                                      evidence=text[start:end], span=(start, end)))
-        return reasons
+            distinct = sorted(terms)
+            if len(self._term_facts) >= _MAX_REASONS:
+                self._term_facts.clear()
+            facts = self._term_facts[(name, terms)] = (
+                f"terms:{name}", round(cat.weight * min(1.5, 1 + 0.25 * (len(distinct) - 1)), 2),
+                f"敏感词（{cat.label or name}）：{'、'.join(distinct[:8])}")
+        _, start, end = hits[0]
+        # a new reason without the shared table: the span makes it another item's only by chance
+        return _new_reason(facts[0], facts[1], facts[2], text[start:end], (start, end))
 
     def _reply_at(self, item: Item, channel: str, published: float, now_ts: float) -> RiskReason | None:
         cfg = self.config
@@ -207,25 +236,15 @@ class RiskScorer:
         already found by a shared scan (else scanned here)."""
         return self.score_many([item], now.timestamp(), [context], [term_hits])[0]
 
-    def _head(self, emotion: str | None, polarity: str | None, polarity_score: float | None,
-              emotion_score: float | None = None) -> list[RiskReason]:
-        """The reasons that come before the terms: emotion, then negative polarity."""
-        cfg = self.config
-        reasons: list[RiskReason] = []
-        if emotion and (r := self._by_value(self._emotions, (emotion, emotion_score), self._emotion_reason)) is not None:
-            reasons.append(r)
-        if polarity and polarity.lower() in _NEGATIVE and cfg.negative_weight:
-            # The classifier's polarity_score is negative for negative text: its magnitude is the strength.
-            strength = abs(polarity_score) if polarity_score is not None else 1.0
-            key = ("polarity", strength)
-            r = self._memo.get(key, _MISSING)
-            if r is _MISSING:
-                w = round(cfg.negative_weight * max(0.0, min(1.0, strength)), 2)
-                r = self._remember(key, reason(feature="polarity", weight=w, detail=f"负面倾向（强度 {strength:.2f}）")
-                                   if w else None)
-            if r is not None:
-                reasons.append(r)
-        return reasons
+    def _polarity(self, strength: float) -> tuple[RiskReason, float] | None:
+        """The negative polarity reason of this strength (the magnitude of the classifier's polarity_score, which is
+        negative for negative text) with its weight, or None when it weighs nothing."""
+        w = round(self.config.negative_weight * max(0.0, min(1.0, strength)), 2)
+        if not w:
+            return None
+        # not through the shared table: the strength (4 decimals) is nearly unique to its reason, and `score_many`
+        # keeps this one per strength
+        return _new_reason("polarity", w, f"负面倾向（强度 {strength:.2f}）", None, None), float(w)
 
     def _engagement(self, eng: int, published: float, now_ts: float) -> list[RiskReason]:
         """Engagement and its velocity (items without any engagement have neither)."""
@@ -267,31 +286,25 @@ class RiskScorer:
                                                  f"每天 {per_day:.1f} 条"))
         return reasons
 
-    def _stale(self, total: float, age_days: float) -> RiskReason | None:
-        """The share of `total` an item loses for being older than the horizon (half per half-life beyond it).
+    def _recency(self, lost: float, days: int, age_days: float) -> RiskReason:
+        """The recency reason of an item older than the horizon, which loses `lost` points of its score (half per
+        half-life beyond the horizon) at `days` = round(age_days) whole days of age; made on a miss of
+        `_stale_reasons`, where `score_many` looks first.
 
         Why a memo: the reason depends only on the points lost (before rounding) and the whole days of age, and
         past a few months the share kept is below 2⁻⁵³, so the points lost are the total itself: a handful of
-        distinct totals. Keyed by those two, most items skip the correctly rounded decimal conversion and the
-        reason lookup."""
-        cfg = self.config
-        beyond = age_days - cfg.horizon_days
-        if beyond <= 0 or total <= 0:
-            return None
-        lost = total * (1 - 0.5 ** (beyond / cfg.stale_half_life_days))
-        # round() and the ".0f" format both round the exact value half to even: one text per whole day, formatted once
-        days = round(age_days)
-        key = (lost, days)
-        found = self._stale_reasons.get(key)
-        if found is None:
-            detail = self._stale_details.get(days)
-            if detail is None:
-                if len(self._stale_details) >= _MAX_REASONS:
-                    self._stale_details.clear()
-                detail = self._stale_details[days] = f"时效：发布于 {age_days:.0f} 天前，超出 {cfg.horizon_days:g} 天的时效范围"
-            if len(self._stale_reasons) >= _MAX_REASONS:
-                self._stale_reasons.clear()
-            found = self._stale_reasons[key] = reason(feature="recency", weight=-round(lost, 2), detail=detail)
+        distinct totals. Keyed by those two, most items skip the correctly rounded decimal conversion. round() and
+        the ".0f" format both round the exact value half to even: one text per whole day, formatted once."""
+        detail = self._stale_details.get(days)
+        if detail is None:
+            if len(self._stale_details) >= _MAX_REASONS:
+                self._stale_details.clear()
+            detail = self._stale_details[days] = (f"时效：发布于 {age_days:.0f} 天前，"
+                                                  f"超出 {self.config.horizon_days:g} 天的时效范围")
+        if len(self._stale_reasons) >= _MAX_REASONS:
+            self._stale_reasons.clear()
+        # not through the shared table: kept here per (points lost, days), nearly one per item score
+        found = self._stale_reasons[(lost, days)] = _new_reason("recency", -round(lost, 2), detail, None, None)
         return found
 
     def _rounded(self, total: float) -> float:
@@ -315,18 +328,19 @@ class RiskScorer:
         that value, their weights are kept beside them as floats for the sum, and terms, engagement and the reply
         reason are made only for items that have them."""
         cfg = self.config
-        if len(self._strengths) + len(self._tails) + len(self._term_reasons) + len(self._emotion_weights) > _MAX_REASONS:
+        if len(self._strengths) + len(self._tails) + len(self._emotion_weights) > _MAX_REASONS:
             self._emotion_weights.clear()
             self._strengths.clear()
             self._tails.clear()
-            self._term_reasons.clear()
-        emotions, strengths, tails, term_reasons = self._emotion_weights, self._strengths, self._tails, self._term_reasons
+        emotions, strengths, tails, term_reason = self._emotion_weights, self._strengths, self._tails, self._term_reason
         negative = _NEGATIVE
         polarity_counts = bool(cfg.negative_weight)
         levels = cfg.levels
         level_i, level_ii, level_iii = levels.I, levels.II, levels.III
         missing_reply, missing_weight = self._missing_reply, cfg.reply_missing_weight
         rounded, totals = self._rounded, self._totals
+        horizon, half_life, stale_reasons, recency = (cfg.horizon_days, cfg.stale_half_life_days, self._stale_reasons,
+                                                      self._recency)
         # deadlines of the reply channels that do not depend on the item (a hotline's depends on its request type)
         plain_days = {c: cfg.reply_deadline_days.get(c) for c in _REPLY_CHANNELS if c != "hotline"}
         out: list[tuple[float, str, list[RiskReason]]] = []
@@ -348,8 +362,7 @@ class RiskScorer:
                 strength = abs(e.polarity_score) if e.polarity_score is not None else 1.0
                 got = strengths.get(strength, _MISSING)
                 if got is _MISSING:
-                    made = self._head(None, polarity, e.polarity_score)
-                    got = strengths[strength] = (made[0], made[0].weight) if made else None
+                    got = strengths[strength] = self._polarity(strength)
                 if got is not None:
                     reasons.append(got[0])
                     weights.append(got[1])
@@ -358,16 +371,13 @@ class RiskScorer:
                 reasons += made
                 weights += [r.weight for r in made]
             elif found:
+                # Made afresh for each item (the first hit's span makes the reason nearly unique to its item); its
+                # weight and text come from `_term_facts`.
                 text = item.text
                 for name, hits in found.items():
-                    start, end = hits[0][1:]
-                    key = (name, tuple(hits), text[start:end])  # all a category's reason depends on
-                    got = term_reasons.get(key)
-                    if got is None:
-                        r = self._terms(text, {name: hits})[0]
-                        got = term_reasons[key] = (r, r.weight)
-                    reasons.append(got[0])
-                    weights.append(got[1])
+                    r = term_reason(name, hits, text)
+                    reasons.append(r)
+                    weights.append(r.weight)
             engagement = item.engagement
             eng = engagement.likes + engagement.dislikes + engagement.reposts + engagement.comments + engagement.reads // 100
             channel = item.channel._value_  # the plain str: Enum.value is a property, a Python call per item
@@ -396,8 +406,11 @@ class RiskScorer:
                     reasons.append(reply)
                     weights.append(reply.weight)
             total = min(100.0, sum(weights))
-            stale = self._stale(total, (now_ts - published) / 86400)
-            if stale is not None:
+            # past the horizon, the recency reason (`_recency`); items within it, the usual case, need no call
+            age = (now_ts - published) / 86400
+            if age > horizon and total > 0:
+                lost, days = total * (1 - 0.5 ** ((age - horizon) / half_life)), round(age)
+                stale = stale_reasons.get((lost, days)) or recency(lost, days, age)
                 reasons.append(stale)
                 total += stale.weight
             # round(max(0.0, total), 2), remembered per value

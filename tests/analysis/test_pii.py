@@ -275,12 +275,14 @@ def test_quick_gate_matches_equal_a_full_regex_scan():
     """The gate tries `_QUICK` only where numpy says a match can begin; the matches must be finditer's, in order."""
     import random
 
-    from analysis.pii import _QUICK, _WORD_ANCHORS, _quick_matches
+    from analysis.pii import _ANCHOR_GROUPS, _QUICK, _WORD_ANCHORS, _quick_matches
 
     rng = random.Random(3)
-    alphabet = "0123456789 -栋幢号座室房单元@村一二三" + _WORD_ANCHORS + "电话身份证\n中a"
+    # every character that begins a match and every one a word branch or the village branch goes on with
+    alphabet = ("0123456789 -栋幢号座室房单元@村一二三十" + _WORD_ANCHORS + "".join(n for _, n in _ANCHOR_GROUPS)
+                + "叫是字诉映报信助事请件系人生士姐名主款电话身份证\n中a")
     texts = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 60))) for _ in range(3_000)]
-    texts += ["电话13812345678", "3栋2单元501室", "茶场村五组", "写信到a@b.cn", "1-2", "😀1234567"]
+    texts += ["电话13812345678", "3栋2单元501室", "茶场村五组", "写信到a@b.cn", "1-2", "😀1234567", "某", "我叫", "投诉人", "张某"]
     for start in range(0, len(texts), 100):
         joined = "\n".join(texts[start:start + 100])
         found = [(m.start(), m.end()) for m in _quick_matches(joined)]

@@ -222,3 +222,21 @@ def test_remembered_recency_and_totals_equal_fresh_scoring() -> None:
     again = [warm.score(item, NOW) for item in reversed(items)]
     assert again == [_scorer().score(item, NOW) for item in reversed(items)]
     assert sum(any(r.feature == "recency" for r in reasons) for _, _, reasons in again) == len(items)
+
+
+@pytest.mark.parametrize(("weight", "evidence", "span"), [(0.37, None, None), (2, "上访", (3, 5)), (-1.5, None, None)])
+def test_a_reason_made_without_validation_is_the_validated_one(weight: float, evidence: str | None,
+                                                               span: tuple[int, int] | None) -> None:
+    """`_new_reason` skips pydantic's validation for speed: it must give the very object validation gives (equal,
+    same fields set, same JSON, same copy), or reasons would read or compare differently in alerts and the API."""
+    from analysis.risk import _new_reason
+    from core.models import RiskReason
+
+    made = _new_reason("terms:petition", weight, "敏感词（上访）", evidence, span)
+    validated = RiskReason(feature="terms:petition", weight=weight, detail="敏感词（上访）", evidence=evidence, span=span)
+    assert made == validated
+    assert made.model_fields_set == validated.model_fields_set
+    assert made.model_dump_json() == validated.model_dump_json()
+    assert repr(made) == repr(validated)
+    assert made.model_copy(update={"weight": 1.0}) == validated.model_copy(update={"weight": 1.0})
+    assert type(made.weight) is float
