@@ -13,6 +13,7 @@ the service's /metrics. `alerts.delivery_process: false` keeps every send in the
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import multiprocessing
@@ -34,6 +35,7 @@ CLAIMER_SUFFIX = "#delivery"  # a delivery process claims as "<instance>#deliver
 BATCH_SIZE = 25  # rows a send worker pushes down one connection; also the unit of the in-flight bound
 RESUME_EVERY = 10.0  # seconds between looks for own claims whose send was abandoned (the database was away)
 RECORD_EVERY = 0.1  # seconds between the transactions recording the outcomes of every send worker
+REPORT_EVERY = 0.1  # seconds between the batches of send latencies and failures reported to the service
 
 
 def wanted(config: AlertsConfig) -> bool:
@@ -90,16 +92,22 @@ class DeliveryProcess:
                 message = conn.recv()
             except (EOFError, OSError):
                 return
-            kind, integration, *rest = message
-            if kind == "latency":
-                starts, delivered = rest
-                observe_alert_latency(integration, [{"starts_at": s} for s in starts], delivered)
-            elif kind == "failure":
-                ALERT_SEND_FAILURES.labels(integration=integration, status=rest[0]).inc()
-            elif kind == "in_flight":
-                self.in_flight = rest[0]
-            elif kind == "ready":
-                self.ready.set()
+            for one in message[2] if message[0] == "batch" else [message]:
+                self._take(one)
+
+    def _take(self, message: tuple) -> None:
+        """One report of the delivery process: a send's latency or failure (these come in batches), its in-flight
+        count, or that it is ready."""
+        kind, integration, *rest = message
+        if kind == "latency":
+            starts, delivered = rest
+            observe_alert_latency(integration, [{"starts_at": s} for s in starts], delivered)
+        elif kind == "failure":
+            ALERT_SEND_FAILURES.labels(integration=integration, status=rest[0]).inc()
+        elif kind == "in_flight":
+            self.in_flight = rest[0]
+        elif kind == "ready":
+            self.ready.set()
 
     def _send(self, message: Any) -> None:
         with self._lock:
@@ -221,9 +229,25 @@ def serve(conn: Any, config: AlertsConfig, url: str, claimer: str, parent_pid: i
             except (OSError, ValueError):
                 os._exit(0)  # the service is gone
 
-    dispatcher.observe_latency = lambda integration, alerts, at: report(
+    # Each send's latency or failure is queued and sent over the pipe in one batch per REPORT_EVERY by one thread.
+    # Sent one by one under the pipe's lock, the send workers waited for the service's reader thread, which gets the
+    # GIL only between the ingest's slices: at 250 items/s the pipe filled and the sends stalled behind it.
+    observed: collections.deque = collections.deque()  # append and popleft are atomic: no lock for the workers
+    dispatcher.observe_latency = lambda integration, alerts, at: observed.append(
         ("latency", integration, [a.get("starts_at") for a in alerts], at))
-    dispatcher.count_failure = lambda integration, status: report(("failure", integration, status))
+    dispatcher.count_failure = lambda integration, status: observed.append(("failure", integration, status))
+
+    def flush_observed() -> None:
+        batch = [observed.popleft() for _ in range(len(observed))]
+        if batch:
+            report(("batch", "", batch))
+
+    def reporter() -> None:
+        while True:
+            time.sleep(REPORT_EVERY)
+            flush_observed()
+
+    threading.Thread(target=reporter, name="delivery-report", daemon=True).start()
 
     def now() -> datetime:
         return datetime.now(UTC)
@@ -341,5 +365,6 @@ def serve(conn: Any, config: AlertsConfig, url: str, claimer: str, parent_pid: i
     finishing.set()
     recorded.set()
     record_thread.join(30)
+    flush_observed()  # the last sends' latencies, before the service stops reading
     close_notifiers(current[0])
     state.close()
