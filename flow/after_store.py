@@ -19,8 +19,9 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Column, Connection, Float, Integer, String, Table, Text, delete, func, select, update
+from sqlalchemy import Column, Connection, Float, Integer, String, Table, Text, func, select, update
 
+from storage.dialect import delete_ids, insert_many
 from storage.migrations import register
 from storage.schema import metadata
 
@@ -57,14 +58,12 @@ def mark_pending(conn: Connection, items: Iterable[tuple[int, str]]) -> None:
     now = datetime.now(UTC).timestamp()
     fresh = [{"item_id": i, "reason": rows[i], "queued_ts": now, "attempts": 0} for i in ids if i not in known]
     if fresh:
-        conn.execute(pending_after_store.insert(), fresh)
+        insert_many(conn, pending_after_store, fresh)
 
 
 def clear_pending(conn: Connection, item_ids: Iterable[int]) -> None:
     """The after-store stages of these items ran: forget them (same transaction as what the stages wrote)."""
-    ids = list(item_ids)
-    for start in range(0, len(ids), 500):
-        conn.execute(delete(pending_after_store).where(pending_after_store.c.item_id.in_(ids[start:start + 500])))
+    delete_ids(conn, pending_after_store, pending_after_store.c.item_id, list(item_ids))
 
 
 @contextmanager

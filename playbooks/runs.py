@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from core.calendar import WorkCalendar, parse_due
 from core.config_playbooks import PlaybooksConfig
 from core.errors import InvalidTransition, NotFound, PermissionDenied, PlaybookError, StorageError
-from playbooks.plans import Playbook, StepSpec
+from playbooks.plans import Playbook, StepSpec, normalise_label
 from playbooks.store import plan_approvals, plan_audit, plan_evidence, plan_runs, plan_steps
 
 logger = logging.getLogger(__name__)
@@ -837,8 +837,6 @@ def subject_labels(item: Any) -> dict[str, str]:
     """The labels item triggers match on (the alert label names, plus `grade`)."""
     e = item.enrichment
     department = item.extra.get("handling_unit") or (item.reply.department if item.reply else None) or ""
-    from playbooks.plans import normalise_label
-
     return {"item_id": str(item.id or ""), "source": item.source, "channel": str(item.channel),
             "region": item.region or "", "department": str(department),
             "request_type": normalise_label("request_type", str(item.extra.get("request_type") or "")),

@@ -64,15 +64,20 @@ class PlaybookService:
             return []
         requests = []
         replies: dict[int, tuple[datetime, str]] = {}
+        # Only the playbooks with an item trigger, and only those triggers: looked up once per batch, not per item.
+        triggered = [(playbook, item_triggers) for playbook in self.playbooks.values()
+                     if (item_triggers := [t for t in playbook.triggers if t.kind == "item"])]
         for item in items:
             if item.id is None:
                 continue
-            labels = subject_labels(item)
             reply_at = item.reply.replied_at if item.reply and item.reply.replied_at else None
             if reply_at is not None:
                 replies[item.id] = (reply_at, item.reply.text)
-            for playbook in self.playbooks.values():
-                if any(t.kind == "item" and t.matches(labels) for t in playbook.triggers):
+            if not triggered:
+                continue
+            labels = subject_labels(item)
+            for playbook, item_triggers in triggered:
+                if any(t.matches(labels) for t in item_triggers):
                     requests.append(StartRequest(
                         playbook_id=playbook.id, subject=f"item:{item.id}", title=item.title or item.content[:40],
                         trigger="item", labels=labels, item_id=item.id, event_id=item.enrichment.event_id,

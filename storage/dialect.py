@@ -6,10 +6,10 @@ near-duplicate signatures) run on either database unchanged.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Table
+from sqlalchemy import Column, Connection, Table
 from sqlalchemy.dialects import postgresql, sqlite
 
 from core.errors import StorageError
@@ -43,3 +43,74 @@ def upsert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], keys:
 def insert_missing(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], keys: Sequence[str]) -> None:
     """Insert the rows whose `keys` are not stored yet and leave the stored ones as they are."""
     upsert(conn, table, rows, keys, update=())
+
+
+# ---- bulk writes through the driver ---------------------------------------------------------------------------------
+# (table, row keys, dialect) → the INSERT's SQL, its parameter order, and each parameter's bind processor (or None).
+_Plan = tuple[str, tuple[str, ...], tuple[Callable[[Any], Any] | None, ...]]
+_INSERT_PLANS: dict[tuple[Table, tuple[str, ...], str], _Plan | None] = {}
+
+
+def _insert_plan(conn: Connection, table: Table, keys: tuple[str, ...]) -> _Plan | None:
+    """The compiled INSERT for rows with these keys, or None when the driver cannot be handed plain tuples (a dialect
+    with named parameters, or a column default SQLAlchemy would have to compute for a key the rows lack)."""
+    cache_key = (table, keys, conn.dialect.name)
+    if cache_key not in _INSERT_PLANS:
+        compiled = table.insert().compile(dialect=conn.dialect, column_keys=list(keys))
+        order = tuple(compiled.positiontup or ())
+        plan: _Plan | None = None
+        if compiled.positional and set(order) <= set(keys):
+            procs = tuple(compiled.binds[name].type.bind_processor(conn.dialect) for name in order)
+            plan = (compiled.string, order, procs)
+        _INSERT_PLANS[cache_key] = plan
+    return _INSERT_PLANS[cache_key]
+
+
+def insert_many(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """INSERT rows (mappings with the keys of the first row) in one executemany of the driver, compiled once.
+
+    Why: `conn.execute(table.insert(), rows)` processes every row's parameters in Python; for a 500-row batch of items
+    that is ≈ 16 of the 28 µs each row costs. The same bind processors still apply, so what is stored is the same."""
+    if not rows:
+        return
+    plan = _insert_plan(conn, table, tuple(rows[0]))
+    if plan is None:
+        conn.execute(table.insert(), list(rows))
+        return
+    sql, order, procs = plan
+    if any(procs):
+        params = [tuple(v if p is None else p(v) for v, p in zip((row[k] for k in order), procs, strict=True))
+                  for row in rows]
+    else:
+        params = [tuple(row[k] for k in order) for row in rows]
+    conn.exec_driver_sql(sql, params)
+
+
+def insert_returning_ids(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> list[int]:
+    """Insert rows into a table with an integer primary key `id` chosen by the database; their ids, in row order.
+
+    On SQLite, INSERT … RETURNING in parameter order runs one statement per row. There the first row is inserted
+    alone (its id read back), which takes the database's write lock until commit, so no other writer can take the
+    ids that follow: the rest are inserted with those ids in one executemany. Elsewhere: one INSERT … RETURNING."""
+    if not rows:
+        return []
+    if conn.dialect.name != "sqlite":
+        id_column: Column = table.c.id
+        return list(conn.execute(table.insert().returning(id_column, sort_by_parameter_order=True), list(rows)).scalars())
+    first = conn.execute(table.insert(), dict(rows[0])).inserted_primary_key[0]
+    ids = list(range(first, first + len(rows)))
+    insert_many(conn, table, [{**row, "id": new_id} for row, new_id in zip(rows[1:], ids[1:], strict=True)])
+    return ids
+
+
+def delete_ids(conn: Connection, table: Table, column: Column, ids: Sequence[Any]) -> None:
+    """DELETE the rows whose `column` is one of `ids`, in one executemany of the driver (an IN list of hundreds of
+    parameters costs SQLAlchemy more than the deletes cost SQLite)."""
+    if not ids:
+        return
+    compiled = table.delete().where(column == 0).compile(dialect=conn.dialect)
+    if not compiled.positional:
+        for start in range(0, len(ids), 500):
+            conn.execute(table.delete().where(column.in_(ids[start:start + 500])))
+        return
+    conn.exec_driver_sql(compiled.string, [(i,) for i in ids])

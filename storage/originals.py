@@ -21,6 +21,7 @@ from sqlalchemy import Column, Connection, ForeignKey, Integer, String, Table, T
 
 from core.models import Item
 from storage import schema
+from storage.dialect import insert_many
 from storage.item_rows import READ_COLUMNS, item_doc, item_from_row
 from storage.migrations import register
 
@@ -86,7 +87,7 @@ def write_originals(conn: Connection, pairs: list[tuple[int, Item]], now: str, *
     rows = [{"item_id": item_id, "fields": _dumps(fields), "kept_at": now}
             for item_id, item in pairs if (fields := held(item))]
     if rows:
-        conn.execute(item_originals.insert(), rows)
+        insert_many(conn, item_originals, rows)
 
 
 def read_original(conn: Connection, item_id: int) -> dict[str, Any] | None:

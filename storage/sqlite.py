@@ -43,7 +43,7 @@ from storage.base import (
     check_group,
 )
 from storage.copies import copy_entries, copy_rows
-from storage.dialect import upsert
+from storage.dialect import insert_many, upsert
 from storage.fts import FTS_ID_BITS, FTS_ID_MASK, compile_fts, fts_key, fts_second
 from storage.item_rows import FACT_COLUMNS, READ_COLUMNS, item_fact_values, item_from_row, item_json_from_row
 from storage.originals import read_original, write_originals
@@ -150,7 +150,7 @@ class SqliteStore(SqlState):
             conn.exec_driver_sql("DELETE FROM item_schemes WHERE item_id = ?", [(item_id,) for item_id, _ in pairs])
         rows = [{"item_id": item_id, "scheme": s} for item_id, item in pairs for s in sorted(set(item.enrichment.schemes))]
         if rows:
-            conn.execute(schema.item_schemes.insert(), rows)
+            insert_many(conn, schema.item_schemes, rows)
 
     def upsert(self, items: list[Item], words: Sequence[Sequence[str] | None] | None = None) -> list[UpsertResult]:
         """Insert new items, update changed ones by (source, source_id), and drop exact content duplicates.
@@ -198,8 +198,8 @@ class SqliteStore(SqlState):
                 # SQLite, and this transaction is the only writer, so the next ids are known.
                 first = (conn.execute(select(func.max(T.id))).scalar() or 0) + 1
                 ids = list(range(first, first + len(inserts)))
-                conn.execute(schema.items.insert(), [{**rows[i], "created_at": now, "id": new_id}
-                                                     for i, new_id in zip(inserts, ids, strict=True)])
+                insert_many(conn, schema.items, [{**rows[i], "created_at": now, "id": new_id}
+                                                 for i, new_id in zip(inserts, ids, strict=True)])
                 for index, new_id in zip(inserts, ids, strict=True):
                     outcomes[index] = UpsertResult(new_id, UpsertOutcome.inserted)
                 pairs = [(outcomes[i].item_id, items[i]) for i in inserts]

@@ -24,6 +24,7 @@ from core.errors import InputError, StorageError, StorageUnavailable
 from core.models import QuarantineRecord, RawRecord
 from storage import schema
 from storage.base import Cursor, Page
+from storage.dialect import delete_ids, insert_returning_ids
 from storage.migrations import migrate
 
 # A record put in the inbox by a push (`holder` = that instance) is ingested by that instance from the records in hand;
@@ -52,6 +53,10 @@ def create_sqlite_engine(path: Path | str, *, read_only: bool = False) -> Engine
         if not read_only:  # the writer's settings; a reader finds the file in WAL mode already
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
+            # 32 MB of page cache, not SQLite's 2 MB: each batch of items updates a dozen indexes, and with 2 MB their
+            # pages are read back from the OS on every batch (push ingest at 25k items: store stage 141 → 119 µs per
+            # item). Grown only as pages are touched; a connection of the pool holds at most this much.
+            cur.execute("PRAGMA cache_size=-32768")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA busy_timeout=30000")
         cur.close()
@@ -213,8 +218,7 @@ class SqlState:
                  "origin": r.origin, "received_at": now, "status": "pending", "holder": holder} for r in records]
         ib = schema.inbox
         with self.write() as conn:
-            result = conn.execute(ib.insert().returning(ib.c.id, sort_by_parameter_order=True), rows)
-            return list(result.scalars())
+            return insert_returning_ids(conn, ib, rows)
 
     def take(self, limit: int, after_id: int = 0, *, holder: str | None = None) -> list[tuple[int, RawRecord]]:
         """The oldest pending records with an id above `after_id` (they stay pending until `done`).
@@ -234,8 +238,7 @@ class SqlState:
             return
         ib = schema.inbox
         with self.write() as conn:
-            for start in range(0, len(ids), 500):
-                conn.execute(ib.delete().where(ib.c.id.in_(ids[start:start + 500])))
+            delete_ids(conn, ib, ib.c.id, ids)
 
     def pending(self) -> int:
         ib = schema.inbox
