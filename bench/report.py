@@ -108,9 +108,13 @@ def main() -> None:
                                            "load_average": [round(x, 2) for x in os.getloadavg()]}
         results["benches"] = dict(sorted(results["benches"].items()))
     (HERE / "results.json").write_text(json.dumps(results, ensure_ascii=False, indent=1) + "\n")
-    lines = ["# Benchmark results", "", f"Written by `make bench` at {results['at']} on {results['machine']['cpus']} "
-             f"CPUs ({results['machine']['platform']}, Python {results['machine']['python']}); the same figures are "
-             "in `bench/results.json`.", ""]
+    # A merged file holds benches run at different times: say when the first and the last of them ran, not only
+    # when this file was last written.
+    times = sorted(o["at"] for o in results["benches"].values() if "at" in o)
+    span = f"the benches below ran from {times[0]} to {times[-1]}" if len(times) > 1 else f"at {results['at']}"
+    lines = ["# Benchmark results", "", f"Written by `make bench` on {results['machine']['cpus']} CPUs "
+             f"({results['machine']['platform']}, Python {results['machine']['python']}), {span}; the same figures "
+             "are in `bench/results.json`.", ""]
     missing = sorted(s.stem for s in HERE.glob("bench_*.py") if s.stem not in results["benches"])
     if missing:
         lines += [f"**Incomplete**: run in parts (`--only … --merge`), and these benches have not run yet: "

@@ -27,11 +27,14 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 from core.config import Config
 from core.models import IngestReport, Item, QuarantineRecord, RawRecord
 from flow.stages import Batch, Chain, Stage
+
+if TYPE_CHECKING:  # flow.writer imports this module: the writer's type only for annotations
+    from flow.writer import IngestWriter
 
 logger = logging.getLogger(__name__)
 
@@ -195,7 +198,7 @@ class EnrichPool:
 MIN_BATCHES = 4
 
 
-def import_batches(writer: Any, config: Config, batches: Iterable[list[RawRecord | QuarantineRecord]],
+def import_batches(writer: IngestWriter, config: Config, batches: Iterable[list[RawRecord | QuarantineRecord]],
                    workers: int, build: Callable[[Config], list[Stage]], done: Callable[[int], None] | None = None, *,
                    serial_start: bool = True) -> tuple[IngestReport, int]:
     """Ingest the batches through `writer` (flow.writer.IngestWriter) in order, their stateless stages in a pool of

@@ -6,6 +6,7 @@ near-duplicate signatures) run on either database unchanged.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -46,8 +47,9 @@ def insert_missing(conn: Connection, table: Table, rows: Sequence[dict[str, Any]
 
 
 # ---- bulk writes through the driver ---------------------------------------------------------------------------------
-# (table, row keys, dialect) → the INSERT's SQL, its parameter order, and each parameter's bind processor (or None).
-_Plan = tuple[str, tuple[str, ...], tuple[Callable[[Any], Any] | None, ...]]
+# (table, row keys, dialect) → the INSERT's SQL, a getter of a row's values in parameter order, and the positions
+# whose values a bind processor converts (with the processor).
+_Plan = tuple[str, Callable[[Mapping[str, Any]], Any], tuple[tuple[int, Callable[[Any], Any]], ...]]
 _INSERT_PLANS: dict[tuple[Table, tuple[str, ...], str], _Plan | None] = {}
 
 
@@ -59,9 +61,10 @@ def _insert_plan(conn: Connection, table: Table, keys: tuple[str, ...]) -> _Plan
         compiled = table.insert().compile(dialect=conn.dialect, column_keys=list(keys))
         order = tuple(compiled.positiontup or ())
         plan: _Plan | None = None
-        if compiled.positional and set(order) <= set(keys):
-            procs = tuple(compiled.binds[name].type.bind_processor(conn.dialect) for name in order)
-            plan = (compiled.string, order, procs)
+        if compiled.positional and order and set(order) <= set(keys):
+            procs = [compiled.binds[name].type.bind_processor(conn.dialect) for name in order]
+            getter = operator.itemgetter(*order) if len(order) > 1 else (lambda row, key=order[0]: (row[key],))
+            plan = (compiled.string, getter, tuple((i, p) for i, p in enumerate(procs) if p is not None))
         _INSERT_PLANS[cache_key] = plan
     return _INSERT_PLANS[cache_key]
 
@@ -77,12 +80,14 @@ def insert_many(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]
     if plan is None:
         conn.execute(table.insert(), list(rows))
         return
-    sql, order, procs = plan
-    if any(procs):
-        params = [tuple(v if p is None else p(v) for v, p in zip((row[k] for k in order), procs, strict=True))
-                  for row in rows]
-    else:
-        params = [tuple(row[k] for k in order) for row in rows]
+    sql, values, converted = plan
+    params = [values(row) for row in rows]
+    if converted:
+        for n, row_values in enumerate(params):
+            changed = list(row_values)
+            for i, process in converted:
+                changed[i] = process(changed[i])
+            params[n] = tuple(changed)
     conn.exec_driver_sql(sql, params)
 
 
