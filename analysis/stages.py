@@ -277,9 +277,9 @@ class AnalysisState:
             interned.clear()
         out: list[RiskContext] = []
         for item in items:
-            e = item.enrichment
-            root = e.near_duplicate_of
-            event = events.get(e.event_id) if e.event_id else None
+            e = item.enrichment.__dict__  # fields read off the model's dict: no __getattr__ hook per read
+            root = e["near_duplicate_of"]
+            event = events.get(event_id) if (event_id := e["event_id"]) else None
             # A plain pair finds the equal named tuple (a few hundred distinct ones): no Python-level __new__ per item
             pair = (dup_counts.get(root_of(root), 0) if root else 0, event.volume if event else 1,
                     int((event.last_seen - event.first_seen) // 86400) if event else 0)
