@@ -104,7 +104,9 @@ def batch_top_terms_flat(encoded: Encoded, lexicon: Lexicon, k: int, k_words: in
     # One float sort: by item, then score descending, then first mention (scores differ by far more than 1e-9).
     order = np.argsort(owner * 1e6 - score + first * 1e-10, kind="stable")
     owner = owner[order]
-    rank = np.arange(len(order)) - np.searchsorted(owner, owner, side="left")
+    # each pair's rank inside its item: its index minus where its item's pairs begin (one binary search per item, not
+    # per pair: the owners are sorted)
+    rank = np.arange(len(order)) - np.searchsorted(owner, np.arange(n))[owner]
     keep = order[rank < k]
     ends = np.cumsum(np.bincount(owner[rank < k], minlength=n)).tolist()
     # All the batch's words in one C-level map; each item's keywords are a slice of that list.
