@@ -387,29 +387,33 @@ class EventStage:
         items = batch.items
         state.fill_known(items, prepared)
         events = state.events
-        engagements = [item.engagement.total for item in items]  # a property: read once per item
+        # The items' fields read off their __dict__ (where pydantic keeps them): an attribute read on a model goes
+        # through its Python-level __getattr__ hook, ~360 instructions against ~50, and this stage reads ~15 per item.
+        fields = [item.__dict__ for item in items]
+        engagements = [values["engagement"].total for values in fields]  # a property: read once per item
         new = [i for i, p in enumerate(prepared) if p.known is None or p.known[1] is None]
         vectors = state.item_vectors([prepared[i] for i in new])
         fresh: list[JoinRow] = []
         for i, vector in zip(new, vectors, strict=True):
-            item = items[i]
+            values = fields[i]
             # `_value_`, not `.value`: the enum's `value` is a Python-level property (6x the cost)
-            fresh.append((vector, item.published_at.timestamp(), item.title or item.content[:60], item.source,
-                          item.channel._value_, item.region, engagements[i], prepared[i].names))
+            fresh.append((vector, values["published_at"].timestamp(), values["title"] or values["content"][:60],
+                          values["source"], values["channel"]._value_, values["region"], engagements[i],
+                          prepared[i].names))
         joined = iter(events.join_batch(fresh))  # the batch's new items in order, each seeing those before it
         known = state.known if state.store is None else None
-        for item, p, engagement in zip(items, prepared, engagements, strict=True):
+        for values, p, engagement in zip(fields, prepared, engagements, strict=True):
             info = p.known
             if info is not None and info[1] is not None:
                 event_id = events.resolve(info[1])
                 events.update_engagement(event_id, engagement - info[2])
             else:
                 event_id = next(joined)
-            e = item.enrichment  # one plain field, set as `assign` does
+            e = values["enrichment"]  # one plain field, set as `assign` does
             e.__dict__["event_id"] = event_id
             e.__pydantic_fields_set__.add("event_id")
             if known is not None:
-                known[(item.source, item.source_id)] = (item.id, event_id, engagement)
+                known[(values["source"], values["source_id"])] = (values["id"], event_id, engagement)
 
 
 class PersistStage:
