@@ -431,21 +431,27 @@ class PersistStage:
     def run(self, batch: Batch) -> None:
         state = self.state
         store = state.store
-        new_sigs = []
         fixups: list[Item] = []
         pending = batch.pending
+        dedup, dup_counts = state.dedup, state.dup_counts  # a property that may load the store: read once
+        slots: list[int] = []  # renamed index slots, their new ids and roots, in order
+        new_ids: list[int] = []
+        roots: list[int] = []
         for item in batch.stored:
             temp = batch.temp_ids.pop(id(item), None)
             if temp is None or item.id is None:
                 continue
-            sig = state.dedup.rekey(temp, item.id)
-            if state.dup_counts.get(temp):
-                state.dup_counts[item.id] += state.dup_counts.pop(temp)
+            slot = dedup.rename(temp, item.id)  # `rekey`, its array writes made for the batch below
+            if dup_counts.get(temp):
+                dup_counts[item.id] += dup_counts.pop(temp)
             for repeat in pending.pop(temp, []):
                 repeat.enrichment.near_duplicate_of = item.id
                 fixups.append(repeat)
-            if sig is not None:
-                new_sigs.append((item.id, state.dedup.root(item.id), sig))
+            if slot is not None:
+                slots.append(slot)
+                new_ids.append(item.id)
+                roots.append(dedup.root(item.id))
+        new_sigs = list(zip(new_ids, roots, dedup.finish_renames(slots, new_ids), strict=True))
         of_this_batch = set(batch.temp_ids.values())  # not stored yet (or run item by item after a failure)
         for temp in [t for t in pending if t not in of_this_batch]:
             for repeat in pending.pop(temp):
