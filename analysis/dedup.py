@@ -55,8 +55,10 @@ def _fmix32(x: np.ndarray) -> np.ndarray:
 def signatures_from_hashes(hashes: np.ndarray, owner: np.ndarray, position: np.ndarray, n: int) -> np.ndarray:
     """Signatures (n × NUM_PERM, uint32) from per-token word hashes, the item index and position of each token."""
     keep = position < _MAX_FEATURES
-    uni = hashes[keep].astype(np.uint32, copy=False)
-    own = owner[keep]
+    if keep.all():  # the usual batch (no item past the cap): no copies of the whole batch's arrays
+        uni, own = hashes.astype(np.uint32, copy=False), owner
+    else:
+        uni, own = hashes[keep].astype(np.uint32, copy=False), owner[keep]
     same = own[1:] == own[:-1]  # adjacent words of one item form a pair feature
     with np.errstate(over="ignore"):
         pairs = (uni[:-1] * _PAIR_MIX) ^ uni[1:]
