@@ -67,7 +67,9 @@ class ClassifyStage:
         # newline, so they are read off the text's words instead of segmenting the title again. A title with a run
         # of repeated characters (shortened before cutting) is segmented on its own, each distinct one once.
         title_words: dict[str, list[str]] = {}
-        repeated = list(dict.fromkeys(item.title for item in items if item.title and tokenize.has_repeat_run(item.title)))
+        titles = [title for item in items if (title := item.title)]
+        repeated = list(dict.fromkeys(title for title, run in zip(titles, tokenize.repeat_runs(titles), strict=True)
+                                      if run))
         if repeated:
             title_words.update(zip(repeated, tokenize.segment_many(repeated, self.backend), strict=True))
         docs = []
