@@ -202,7 +202,7 @@ class AnalysisState:
     def _prepare(self, batch: Batch, items: list[Item]) -> None:
         enc = self.encode(batch, items)
         top, keywords = batch_top_terms_flat(enc, self.lexicon, self.term_count, self.keywords.top_k)
-        flagged = np.flatnonzero((self.lexicon.flag[enc.ids] > 0) & (enc.position < _ORG_SCAN))
+        flagged = np.flatnonzero((self.lexicon.flag.take(enc.ids) > 0) & (enc.position < _ORG_SCAN))
         flag_owner = enc.owner[flagged]
         bounds = np.searchsorted(flag_owner, np.arange(len(items) + 1)).tolist()
         flagged_list = flagged.tolist()
@@ -254,7 +254,7 @@ class AnalysisState:
             return None
         items = [it for it, _ in todo]
         enc = self.encode(batch, items)
-        sigs = signatures_from_hashes(self.lexicon.hash[enc.ids], enc.owner, enc.position, len(items))
+        sigs = signatures_from_hashes(self.lexicon.hash.take(enc.ids), enc.owner, enc.position, len(items))
         keys = band_keys(sigs, self.dedup.bands)
         for (_, p), sig, k in zip(todo, sigs, keys, strict=True):
             p.signature, p.keys = sig, k  # rows of the batch arrays
