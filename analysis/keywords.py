@@ -93,18 +93,20 @@ def batch_top_terms_flat(encoded: Encoded, lexicon: Lexicon, k: int, k_words: in
     keyword tokens, count (item, word) pairs (`_count_pairs`), rank inside each item by sorting."""
     n = len(encoded.lengths)
     ids = encoded.ids
-    selected = np.flatnonzero((lexicon.weight[ids] > 0) & (encoded.position < limit)) if ids.size else ids
+    selected = np.flatnonzero((lexicon.weight.take(ids) > 0) & (encoded.position < limit)) if ids.size else ids
     if not selected.size:
         empty = np.zeros(0, dtype=np.int64)
         return TopTerms([], empty, empty.astype(np.float64), [0] * n, [0] * n, lexicon.generation), [[] for _ in range(n)]
     width = len(lexicon.words) + 1
-    pairs, first, counts = _count_pairs(encoded.owner[selected] * width + ids[selected], n * width)
+    pairs, first, counts = _count_pairs(encoded.owner.take(selected) * width + ids.take(selected), n * width)
     owner, word = np.divmod(pairs, width)
-    score = counts * lexicon.weight[word]
+    score = counts * lexicon.weight.take(word)  # take: ~10 % fewer instructions than fancy indexing
     # One float sort: by item, then score descending, then first mention (scores differ by far more than 1e-9).
     order = np.argsort(owner * 1e6 - score + first * 1e-10, kind="stable")
-    owner = owner[order]
-    rank = np.arange(len(order)) - np.searchsorted(owner, owner, side="left")
+    owner = owner.take(order)
+    # each pair's rank inside its item: its index minus where its item's pairs begin (one binary search per item, not
+    # per pair: the owners are sorted)
+    rank = np.arange(len(order)) - np.searchsorted(owner, np.arange(n))[owner]
     keep = order[rank < k]
     ends = np.cumsum(np.bincount(owner[rank < k], minlength=n)).tolist()
     # All the batch's words in one C-level map; each item's keywords are a slice of that list.

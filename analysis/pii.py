@@ -375,11 +375,12 @@ def _word_replacement(text: str, m: re.Match[str]) -> tuple[int, int, str, str] 
     return (found.start("house"), found.end("house"), _stars(found.group("house")), "address") if found else None
 
 
-def _mask_words(text: str, counts: dict[str, int]) -> str:
-    """Names and addresses, looked for only where a trigger word is (see `_TRIGGER`)."""
+def _mask_words(text: str, counts: dict[str, int], start: int = 0) -> str:
+    """Names and addresses, looked for only where a trigger word is (see `_TRIGGER`), from `start` on (no trigger
+    begins before it: the caller's gate says so)."""
     out: list[str] = []
     done = 0
-    for m in _TRIGGER.finditer(text):
+    for m in _TRIGGER.finditer(text, start):
         if m.start() < done:
             continue  # inside what an earlier trigger masked (the 2单元 of 3栋2单元501室)
         found = _word_replacement(text, m)
@@ -413,17 +414,23 @@ def _is_number_hit(hit: str) -> bool:
     return hit[0] in "0123456789@" and hit[-1] in "0123456789@"
 
 
-def mask_text(text: str, passes: Passes | None = None) -> MaskResult:
+def mask_text(text: str, passes: Passes | None = None, words_from: int = 0) -> MaskResult:
     """Mask every personal number, e-mail address, citizen's name and home address in `text` (see the module doc).
-    `passes` (numbers, words), when the caller's own scan already knows which are needed, saves the checks."""
+    `passes` (numbers, words), when the caller's own scan already knows which are needed, saves the checks;
+    `words_from`, where the caller's gate (`_QUICK`) first matched in the text: no trigger word begins before it
+    (`_QUICK` matches wherever `_TRIGGER` does), so the words pass need not scan the text before it again, unless the
+    numbers pass changed the text."""
     numbers, words = _passes(text) if passes is None else passes
     if not (numbers or words):
         return MaskResult(text)
     counts: dict[str, int] = {}
     if numbers:
-        text = _mask_numbers(text, counts)
+        masked = _mask_numbers(text, counts)
+        if masked != text:
+            words_from = 0  # positions may have moved
+        text = masked
     if words:
-        text = _mask_words(text, counts)
+        text = _mask_words(text, counts, words_from)
     return MaskResult(text, counts)
 
 
@@ -495,26 +502,27 @@ def _merge(into: dict[str, int], counts: dict[str, int]) -> None:
 
 
 def mask_item(item: Item, keep_raw: bool = False, *, title: Passes | None = None,
-              content: Passes | None = None) -> dict[str, int]:
+              content: Passes | None = None, title_from: int = 0, content_from: int = 0) -> dict[str, int]:
     """Mask title, content, reply text, author and every string of `extra` in place; returns counts per kind (empty
     when nothing was found). With `keep_raw` the original values of the changed fields are handed to the store
     (`storage.originals.hold`, beside the item, never in it), which keeps them apart (`item_originals`, read
-    through `store.original(item_id)`). `title` and `content`: the passes each needs, when the caller knows."""
+    through `store.original(item_id)`). `title` and `content`: the passes each needs, when the caller knows;
+    `title_from` and `content_from`: where the caller's gate first matched in each (`mask_text`'s `words_from`)."""
     counts: dict[str, int] = {}
     originals: dict[str, Any] = {}
 
-    def masked_text(name: str, value: str, passes: Passes | None = None) -> str | None:
+    def masked_text(name: str, value: str, passes: Passes | None = None, words_from: int = 0) -> str | None:
         """The masked text, or None when nothing was masked (assigning a pydantic field costs: only on change)."""
-        result = mask_text(value, passes)
+        result = mask_text(value, passes, words_from)
         if not result.counts:
             return None
         originals[name] = value
         _merge(counts, result.counts)
         return result.text
 
-    if title != _NO_PASS and (masked := masked_text("title", item.title, title)) is not None:
+    if title != _NO_PASS and (masked := masked_text("title", item.title, title, title_from)) is not None:
         item.title = masked
-    if content != _NO_PASS and (masked := masked_text("content", item.content, content)) is not None:
+    if content != _NO_PASS and (masked := masked_text("content", item.content, content, content_from)) is not None:
         item.content = masked
     if item.reply is not None and item.reply.text and (reply := masked_text("reply", item.reply.text)) is not None:
         item.reply.text = reply
@@ -591,6 +599,11 @@ for _bit, (_anchors, _next) in enumerate(_ANCHOR_GROUPS):
     _ANCHOR_BITS[[ord(c) for c in _anchors]] |= 1 << _bit
     _NEXT_BITS[[ord(c) for c in _next]] |= 1 << _bit
 del _bit, _anchors, _next
+# The three tables in one, so that a batch's code points are looked up once (a gather costs ~12 instructions a
+# character, the shifts and masks that take the fields apart one or two): `_QUICK_TABLE` in bits 0-7, `_NEXT_BITS` in
+# 8-23, `_ANCHOR_BITS` in 24-39.
+_GATE_TABLE = (_QUICK_TABLE.astype(np.uint64) | _NEXT_BITS.astype(np.uint64) << np.uint64(8)
+               | _ANCHOR_BITS.astype(np.uint64) << np.uint64(24))
 
 
 def _quick_matches(joined: str) -> list[re.Match[str]]:
@@ -602,12 +615,13 @@ def _quick_matches(joined: str) -> list[re.Match[str]]:
     cp = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
     if len(cp) != len(joined) or (len(cp) and int(cp.max()) > 0xFFFF):
         return list(_QUICK.finditer(joined))
-    kinds = np.take(_QUICK_TABLE, cp)  # take: half the time of table[cp]
+    packed = np.take(_GATE_TABLE, cp)  # take: half the time of table[cp]
+    kinds = (packed & np.uint64(0xFF)).astype(np.uint8)
     digit = kinds == 1
-    following = np.empty(len(cp), dtype=np.uint16)  # `_NEXT_BITS` of the next character (at the end: 某 and @ only)
-    np.take(_NEXT_BITS, cp[1:], out=following[:-1])
+    following = np.empty(len(cp), dtype=np.uint64)  # `_NEXT_BITS` of the next character (at the end: 某 and @ only)
+    np.right_shift(packed[1:], np.uint64(8), out=following[:-1])
     following[-1:] = 1 << len(_ANCHOR_GROUPS)
-    word = (np.take(_ANCHOR_BITS, cp) & following).astype(bool)
+    word = ((packed >> np.uint64(24)) & following & np.uint64(0xFFFF)).astype(bool)
     run = np.zeros(len(cp) + 1, dtype=np.int64)
     np.cumsum(digit, out=run[1:])
     seven = np.zeros(len(cp), dtype=bool)
@@ -648,12 +662,18 @@ class PiiMaskStage:
         joined = "\n".join(texts)
         numbers: set[int] = set()  # indexes into `texts` of the texts that need each pass
         words: set[int] = set()
+        first: dict[int, int] = {}  # index into `texts` → where in that text its first gate match begins
         if _QUICK.search(joined):
             ends = list(accumulate(len(t) + 1 for t in texts))  # end (exclusive, with its newline) of each text
             for m in _quick_matches(joined):
-                (numbers if _is_number_hit(m.group()) else words).add(bisect_right(ends, m.start()))
+                at = m.start()
+                which = bisect_right(ends, at)
+                (numbers if _is_number_hit(m.group()) else words).add(which)
+                if which not in first:  # matches come in order: the first is the leftmost
+                    first[which] = at - (ends[which - 1] if which else 0)
         for i, item in enumerate(items):
             t, c = 2 * i, 2 * i + 1
             if t in numbers or t in words or c in numbers or c in words or item.author or item.extra or (
                     item.reply is not None and item.reply.text):
-                mask_item(item, self.keep_raw, title=(t in numbers, t in words), content=(c in numbers, c in words))
+                mask_item(item, self.keep_raw, title=(t in numbers, t in words), content=(c in numbers, c in words),
+                          title_from=first.get(t, 0), content_from=first.get(c, 0))

@@ -274,10 +274,10 @@ class Featurizer:
             word_starts = None
         else:
             if isinstance(words, WordIds):
-                word_hashes = words.hashes[words.ids]
+                word_hashes = words.hashes.take(words.ids)  # take: ~10 % fewer instructions than [ids]
                 per_id = self._per_id(words)
-                per_token = [(per_id[0] if word_rows is None else word_rows)[words.ids], per_id[1][words.ids],
-                             per_id[2][words.ids]]
+                per_token = [(per_id[0] if word_rows is None else word_rows).take(words.ids), per_id[1].take(words.ids),
+                             per_id[2].take(words.ids)]
             else:
                 word_hashes = words
             full = np.fromiter(map(len, (d.tokens for d in docs)), dtype=np.int64, count=n)
@@ -332,10 +332,10 @@ class Featurizer:
             cp = _codepoints(joined)
         cdoc = np.repeat(np.arange(n), lengths)
         capped = np.minimum(cp, 0x10000).astype(np.intp)  # past the basic plane: index 0x10000 of the tables
-        word = _word_char_table()[capped]  # a letter or digit (0x10000: False)
+        word = _word_char_table().take(capped)  # a letter or digit (0x10000: False)
         pos = np.flatnonzero(word)
-        rows.append(cdoc[pos])
-        cols.append(_bucket(cp[pos], "char1", bits, off) if char_rows is None else char_rows[capped[pos]])
+        rows.append(cdoc.take(pos))
+        cols.append(_bucket(cp[pos], "char1", bits, off) if char_rows is None else char_rows.take(capped.take(pos)))
         # A character links to the next when both are word characters of the same text; a 2-gram starts at each
         # link, a 3-gram at two links in a row (its hash extends the 2-gram's: the same polynomial as hashing it).
         link = word[:-1] & word[1:]
@@ -347,10 +347,10 @@ class Featurizer:
         with np.errstate(over="ignore"):
             h2 = cp[:-1] * np.uint64(_P)
             h2 += cp[1:]
-            h3 = h2[pos3] * np.uint64(_P)
-            h3 += cp[pos3 + 2]
-        for family, pos, h in (("char2", pos2, h2[pos2]), ("char3", pos3, h3)):
-            rows.append(cdoc[pos])
+            h3 = h2.take(pos3) * np.uint64(_P)
+            h3 += cp.take(pos3 + 2)
+        for family, pos, h in (("char2", pos2, h2.take(pos2)), ("char3", pos3, h3)):
+            rows.append(cdoc.take(pos))
             cols.append(bucketed(h, family))
 
         # Weibo emoticons: [怒] [泪] [哈哈]
@@ -378,7 +378,7 @@ class Featurizer:
         h *= _GOLDEN
         h >>= np.uint64(64 - self.spec.bits[family])
         start = self.offsets[family]
-        return remap[start:start + (1 << self.spec.bits[family])][h.view(np.int64)]
+        return remap[start:start + (1 << self.spec.bits[family])].take(h.view(np.int64))
 
     @staticmethod
     def _title_hashes(docs: list[Doc], titles: list[list[str]], word_hashes: np.ndarray | None,
@@ -535,7 +535,7 @@ class PunctuationFamily:
         `lengths` the texts' lengths and `ends` their cumulative sum."""
         rows: list[np.ndarray] = []
         cols: list[np.ndarray] = []
-        value = self._table[capped]
+        value = self._table.take(capped)
         marked = np.flatnonzero(value)
         found_value = value[marked]
         punct = found_value & 7

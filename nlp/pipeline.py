@@ -10,6 +10,7 @@ from __future__ import annotations
 import gc
 import logging
 from collections.abc import Callable
+from functools import partial
 
 from core.models import Item
 from flow.stages import Batch
@@ -19,6 +20,8 @@ from nlp.features import MAX_CHARS, Doc, WordIds
 
 logger = logging.getLogger(__name__)
 _PREDICTED = ("topic", "topic_score", "emotion", "polarity", "polarity_score", "emotion_score")
+# `Doc(text, words, title_words)` from C: a named tuple's own __new__ is a Python function (~1,000 instructions a doc)
+_new_doc = partial(tuple.__new__, Doc)
 
 
 class SegmentStage:
@@ -64,7 +67,9 @@ class ClassifyStage:
         # newline, so they are read off the text's words instead of segmenting the title again. A title with a run
         # of repeated characters (shortened before cutting) is segmented on its own, each distinct one once.
         title_words: dict[str, list[str]] = {}
-        repeated = list(dict.fromkeys(item.title for item in items if item.title and tokenize.has_repeat_run(item.title)))
+        titles = [title for item in items if (title := item.title)]
+        repeated = list(dict.fromkeys(title for title, run in zip(titles, tokenize.repeat_runs(titles), strict=True)
+                                      if run))
         if repeated:
             title_words.update(zip(repeated, tokenize.segment_many(repeated, self.backend), strict=True))
         docs = []
@@ -72,13 +77,13 @@ class ClassifyStage:
             words = tokens[id(item)]
             title = item.title
             if not title:
-                docs.append(Doc(item.content[:max_chars], words, []))  # `item.text` is the content when untitled
+                docs.append(_new_doc((item.content[:max_chars], words, [])))  # `item.text` is the content when untitled
                 continue
             text = item.text  # a property that joins title and content: once per item
             leading = title_words.get(title)
             if leading is None:
                 leading = tokenize.leading_words(words, text, len(title))
-            docs.append(Doc(text[:max_chars], words, leading))
+            docs.append(_new_doc((text[:max_chars], words, leading)))
         return docs
 
     def run(self, batch: Batch) -> None:

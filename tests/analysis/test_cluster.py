@@ -366,3 +366,19 @@ def test_an_event_spans_at_most_max_days_and_reports_past_it_continue_its_issue(
     assert all(max(times) - min(times) <= timedelta(days=CONFIG.analysis.events.max_days) for times in by_event.values())
     assert len({get_event(store, event_id)["issue_id"] for event_id in by_event}) == 1
     store.close()
+
+
+def test_engagement_total_from_the_field_dict_equals_the_property() -> None:
+    """The event stage sums an item's engagement from the model's field dict (`_engagement_total`), without the
+    `Engagement.total` property: the two must agree, whichever counts are set."""
+    import random
+
+    from analysis.stages import _engagement_total
+    from core.models import Engagement
+
+    rng = random.Random(7)
+    for _ in range(500):
+        counts = {k: rng.choice([0, 1, rng.randint(0, 10**6)]) for k in ("likes", "dislikes", "reposts", "comments",
+                                                                         "reads") if rng.random() < 0.7}
+        engagement = Engagement(**counts)
+        assert _engagement_total(engagement.__dict__) == engagement.total

@@ -251,3 +251,29 @@ def test_key_table_keeps_band_and_key_apart_through_growth() -> None:
     assert (table.get(keys, other_band) == _NO_CODE).all()
     table.set(keys[:3], bands[:3], np.array([-7, -8, -9]))
     assert table.get(keys[:4], bands[:4]).tolist() == [-7, -8, -9, 3]
+
+
+def test_batch_renames_equal_one_rekey_each() -> None:
+    """PersistStage renames a batch's temporary ids (`rename`, then one `finish_renames`): the index must end up as
+    one `rekey` per item leaves it (ids, ages, roots, matches) and hand back the same signatures."""
+    texts = [f"小区{i % 7}号楼夜间施工噪音扰民严重，多次反映无人处理，第{i}次投诉" for i in range(40)]
+    sigs = signatures(segment_many(texts))
+    one, batch = NearDuplicateIndex(), NearDuplicateIndex()
+    for index in (one, batch):
+        for i, sig in enumerate(sigs):
+            index.add(-(i + 2), sig, duplicate_of=-2 if i % 3 == 0 and i else None)
+    pairs = [(-(i + 2), 1000 + i) for i in range(len(sigs)) if i != 5]  # one left temporary
+    pairs.append((-999, 5000))  # never indexed
+    expected = [one.rekey(old, new) for old, new in pairs]
+    slots = [batch.rename(old, new) for old, new in pairs]
+    renamed = [(s, new) for s, (_, new) in zip(slots, pairs, strict=True) if s is not None]
+    got = iter(batch.finish_renames([s for s, _ in renamed], [n for _, n in renamed]))
+    for want, slot in zip(expected, slots, strict=True):
+        assert (want is None) == (slot is None)
+        if slot is not None:
+            assert np.array_equal(next(got), want)
+    used = max(one._slot_of.values()) + 1  # the arrays' rows past the last slot are uninitialised
+    assert np.array_equal(one._slot_id[:used], batch._slot_id[:used])
+    assert np.array_equal(one._slot_age[:used], batch._slot_age[:used])
+    assert one._roots == batch._roots and one._slot_of == batch._slot_of
+    assert [one.query(s) for s in sigs] == [batch.query(s) for s in sigs]

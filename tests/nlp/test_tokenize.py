@@ -111,3 +111,12 @@ def test_batch_segmentation_equals_text_by_text(backend):
     punctuation tokens hold no word; `segment` searches the whole text: both must cut every text alike."""
     texts = _tricky_texts(2_000, 2) + ["电话0731-12345678，网址baidu.com", "3.5万元和1.3km", "啊啊啊啊1.5", "##话题##"]
     assert tokenize.segment_many(texts, backend=backend) == [tokenize.segment(t, backend=backend) for t in texts]
+
+
+def test_repeat_runs_of_a_batch_equal_the_regex_text_by_text():
+    """`repeat_runs` (one code-point array for many titles) flags exactly the texts `has_repeat_run` flags, runs at
+    the edges of two joined texts included, and past the basic plane (where it falls back to the regex)."""
+    texts = _tricky_texts(5_000, 3) + ["啊啊", "啊", "啊啊啊", "", "好好", "好好好好", "aaa", "😀😀😀", "𠀀𠀀𠀀"]
+    assert tokenize.repeat_runs(texts) == [tokenize.has_repeat_run(t) for t in texts]
+    assert tokenize.repeat_runs(texts[:-2]) == [tokenize.has_repeat_run(t) for t in texts[:-2]]
+    assert tokenize.repeat_runs(["啊啊", "啊", "x"]) == [False, False, False]
