@@ -646,16 +646,13 @@ class NearDuplicateIndex:
         one's signature, as `rekey` does."""
         if not slots:
             return []
-        at = np.array(slots, dtype=np.int64)
-        new = np.array(ids, dtype=np.int64)
-        if len(set(slots)) == len(slots):
-            self._slot_id[at] = new
-            self._slot_age[at] = _age_keys(new)
-        else:  # numpy does not promise which of repeated indexes an assignment writes last
-            for slot, item_id in zip(slots, ids, strict=True):
-                self._slot_id[slot] = item_id
-                self._slot_age[slot] = _TEMP_AGE - item_id if item_id < 0 else item_id
-        return list(self._sig[at])  # rows of one copied block: each a copy of the index's signature
+        # numpy does not promise which of repeated indexes an assignment writes last: each slot's last id, once
+        last = dict(zip(slots, ids, strict=True))
+        at = np.fromiter(last, dtype=np.int64, count=len(last))
+        new = np.fromiter(last.values(), dtype=np.int64, count=len(last))
+        self._slot_id[at] = new
+        self._slot_age[at] = _age_keys(new)
+        return list(self._sig[np.array(slots, dtype=np.int64)])  # rows of one copied block: each a copy
 
     def root(self, item_id: int) -> int:
         """The first item of the chain `item_id` belongs to."""

@@ -98,11 +98,10 @@ def _scan_batch(texts: list[str]) -> tuple[list[bool], list[Span]]:
     before cutting, or a batch numpy cannot read as code points): `_presplit` then searches itself."""
     import numpy as np
 
-    lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
-    cp = np.frombuffer("".join(texts).encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
-    if len(cp) != int(lengths.sum()) or len(cp) < 3:
+    batch = _codepoints(texts)
+    if batch is None:
         return [bool(_REPEATS.search(t)) for t in texts], [None] * len(texts)
-    ends = np.cumsum(lengths)
+    cp, ends, lengths = batch
     flags = _run_flags(cp, ends, len(texts))
     marks = np.flatnonzero(np.isin(cp, _PRESPLIT_CODES, kind="table"))  # a table over their range, no gather per character
     owner = np.searchsorted(ends, marks, side="right")
@@ -117,6 +116,18 @@ def _scan_batch(texts: list[str]) -> tuple[list[bool], list[Span]]:
     spans: list[Span] = [None if r else (f, last) for r, f, last in
                          zip(repeats, first_mark.tolist(), last_mark.tolist(), strict=True)]
     return repeats, spans
+
+
+def _codepoints(texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """The texts' code points concatenated, each text's end (exclusive) and length; None where numpy cannot read them
+    one per character (lone surrogates) or there are fewer than 3 (no run fits)."""
+    import numpy as np
+
+    lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+    cp = np.frombuffer("".join(texts).encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    if len(cp) != int(lengths.sum()) or len(cp) < 3:
+        return None
+    return cp, np.cumsum(lengths), lengths
 
 
 def _run_flags(cp: np.ndarray, ends: np.ndarray, count: int) -> np.ndarray:
@@ -136,13 +147,11 @@ def _run_flags(cp: np.ndarray, ends: np.ndarray, count: int) -> np.ndarray:
 def repeat_runs(texts: list[str]) -> list[bool]:
     """`has_repeat_run` of every text, from one code-point array (a regex search per text cost ~150 instructions a
     character: the group and back-reference are tried at every non-ASCII character)."""
-    import numpy as np
-
-    lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
-    cp = np.frombuffer("".join(texts).encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
-    if len(cp) != int(lengths.sum()) or len(cp) < 3:
+    batch = _codepoints(texts)
+    if batch is None:
         return [has_repeat_run(t) for t in texts]
-    return _run_flags(cp, np.cumsum(lengths), len(texts)).tolist()
+    cp, ends, _ = batch
+    return _run_flags(cp, ends, len(texts)).tolist()
 
 
 def _presplit(text: str, cut: Callable[[str], list[str]], repeats: bool = True, span: Span = None) -> list[str]:

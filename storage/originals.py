@@ -21,7 +21,7 @@ from sqlalchemy import Column, Connection, ForeignKey, Integer, String, Table, T
 
 from core.models import Item
 from storage import schema
-from storage.dialect import insert_many
+from storage.dialect import delete_ids, insert_many
 from storage.item_rows import READ_COLUMNS, item_doc, item_from_row
 from storage.migrations import register
 
@@ -81,9 +81,7 @@ def write_originals(conn: Connection, pairs: list[tuple[int, Item]], now: str, *
     if not pairs:
         return
     if replace:
-        ids = [item_id for item_id, _ in pairs]
-        for start in range(0, len(ids), 500):
-            conn.execute(item_originals.delete().where(item_originals.c.item_id.in_(ids[start:start + 500])))
+        delete_ids(conn, item_originals, item_originals.c.item_id, [item_id for item_id, _ in pairs])
     rows = [{"item_id": item_id, "fields": _dumps(fields), "kept_at": now}
             for item_id, item in pairs if (fields := held(item))]
     if rows:

@@ -43,7 +43,7 @@ from storage.base import (
     check_group,
 )
 from storage.copies import copy_entries, copy_rows
-from storage.dialect import insert_many, upsert
+from storage.dialect import delete_ids, insert_many, upsert
 from storage.fts import FTS_ID_BITS, FTS_ID_MASK, compile_fts, fts_key, fts_second
 from storage.item_rows import FACT_COLUMNS, READ_COLUMNS, item_fact_values, item_from_row, item_json_from_row
 from storage.originals import read_original, write_originals
@@ -149,7 +149,7 @@ class SqliteStore(SqlState):
 
     def _set_schemes(self, conn: Connection, pairs: list[tuple[int, Item]], replace: bool) -> None:
         if replace and pairs:
-            conn.exec_driver_sql("DELETE FROM item_schemes WHERE item_id = ?", [(item_id,) for item_id, _ in pairs])
+            delete_ids(conn, schema.item_schemes, schema.item_schemes.c.item_id, [item_id for item_id, _ in pairs])
         rows = [{"item_id": item_id, "scheme": s} for item_id, item in pairs for s in sorted(set(item.enrichment.schemes))]
         if rows:
             insert_many(conn, schema.item_schemes, rows)
