@@ -76,6 +76,11 @@ class IngestConfig(Strict):
     # Processes that run the stateless stages of `yuqing import` (flow/pool.py); None: one per core; 1: none, the
     # import runs on the writer alone. The service's own ingest (pushes, crawls) never starts them.
     workers: int | None = Field(None, ge=1, le=64)
+    # `yuqing import` commits once per this many records (whole batches), not once per batch: each commit writes every
+    # index page its rows touched, and most pages are touched by every batch (flow/writer.py `begin_group`). The
+    # store's write lock is held meanwhile: a service writing the same SQLite file waits up to that long (a few
+    # seconds at 5,000). `batch_size` or less: a commit per batch.
+    import_commit_items: int = Field(5000, ge=1)
 
 
 class ImportSpec(Strict):

@@ -208,44 +208,67 @@ def import_batches(writer: IngestWriter, config: Config, batches: Iterable[list[
 
     The writer does not wait for the workers to load their models: until one has, it ingests the batches serially
     (unless not `serial_start`). Then two batches per worker are in the pool at a time, and up to two enriched ones
-    queue for the writer. `done(n)` is told of each batch of n records ingested. Returns the report and how many
-    batches the workers enriched."""
+    queue for the writer. The writer commits once per `ingest.import_commit_items` records, not per batch (groups:
+    `IngestWriter.begin_group`). `done(n)` is told of each batch of n records ingested. Returns the report and how
+    many batches the workers enriched."""
     it = iter(batches)
     head = list(itertools.islice(it, MIN_BATCHES))
     total = IngestReport()
     pending: deque[tuple[int, Future[IngestReport]]] = deque()
+    grouped = 0  # records queued in the open group (see `hand`)
 
     def settle(keep: int) -> None:  # wait for the writer until at most `keep` batches are queued for it
         while len(pending) > keep or (pending and pending[0][1].done()):
             size, report = pending.popleft()
             total.merge(report.result())
-            if done:
+            if done and size:
                 done(size)
 
-    if workers <= 1 or len(head) < MIN_BATCHES:
-        for batch in itertools.chain(head, it):
-            pending.append((len(batch), writer.ingest_soon(batch)))
-            settle(1)  # the next batch is read while the writer stores this one
+    def hand(size: int, report: Future[IngestReport]) -> None:
+        """Queue a batch's report; commit the group once it holds `import_commit_items` records and open the next
+        (`IngestWriter.begin_group`). The group's futures queue like batches', so an error committing one stops the
+        import at once."""
+        nonlocal grouped
+        pending.append((size, report))
+        grouped += size
+        if grouped >= config.ingest.import_commit_items:
+            pending.append((0, writer.end_group()))
+            pending.append((0, writer.begin_group()))
+            grouped = 0
+
+    def finish() -> None:  # commit the last group and wait for every batch
+        pending.append((0, writer.end_group()))
         settle(0)
+
+    pending.append((0, writer.begin_group()))
+    if workers <= 1 or len(head) < MIN_BATCHES:
+        try:
+            for batch in itertools.chain(head, it):
+                hand(len(batch), writer.ingest_soon(batch))
+                settle(1)  # the next batch is read while the writer stores this one
+        finally:
+            finish()
         return total, 0
     pool = EnrichPool(config, workers, build)
     window: deque[tuple[list, Future[Enriched]]] = deque()  # in the pool, in order
     pooled = 0
     try:
-        for batch in itertools.chain(head, it):
-            if serial_start and not pool.warm and not window:  # the workers are still loading: the writer takes this batch itself
-                pending.append((len(batch), writer.ingest_soon(batch)))
-                settle(1)
-                continue
-            window.append((batch, pool.submit(batch)))
-            pooled += 1
-            while len(window) > 2 * workers:
-                records, enriched = window.popleft()
-                pending.append((len(records), writer.ingest_enriched(records, enriched)))
-                settle(2)
-        for records, enriched in window:
-            pending.append((len(records), writer.ingest_enriched(records, enriched)))
-        settle(0)
+        try:
+            for batch in itertools.chain(head, it):
+                if serial_start and not pool.warm and not window:  # the workers are still loading: the writer takes it
+                    hand(len(batch), writer.ingest_soon(batch))
+                    settle(1)
+                    continue
+                window.append((batch, pool.submit(batch)))
+                pooled += 1
+                while len(window) > 2 * workers:
+                    records, enriched = window.popleft()
+                    hand(len(records), writer.ingest_enriched(records, enriched))
+                    settle(2)
+            for records, enriched in window:
+                hand(len(records), writer.ingest_enriched(records, enriched))
+        finally:
+            finish()  # before the pool closes: closing cancels what its workers have not finished
     finally:
         pool.close()
     return total, pooled

@@ -96,6 +96,9 @@ class IngestWriter:
         # Coalescing pushes not yet taken by the writer: (inbox ids, records, the future their callers hold).
         self._waiting: list[tuple[list[int], list[RawRecord], Future[IngestReport]]] = []
         self._guard = threading.Lock()
+        # Open between `begin_group` and `end_group` (writer thread only): the ingest turn and the store's bulk
+        # transaction the batches of a file import share.
+        self._group: contextlib.ExitStack | None = None
 
     def submit(self, records: list[RawRecord], *, coalesce: bool = False) -> Submission:
         """Store the records in the inbox and queue their ingest; returns at once (the API's 202).
@@ -141,6 +144,17 @@ class IngestWriter:
         the worker's result when its turn comes. Returns at once, so the caller can read and hand in the next."""
         return self._executor.submit(self._ingest_enriched, records, enriched)
 
+    def begin_group(self) -> Future[IngestReport]:
+        """Queue the start of a group: the jobs queued after it, until `end_group`, run in one ingest turn and one
+        transaction of the store (`Store.bulk`: each batch a savepoint of it), committed by `end_group`. For a file
+        import, whose records are kept in the file: a crash loses the group's batches from the store, and running the
+        import again stores them. A job that raises rolls the whole group back (earlier batches' reports included).
+        Both futures hold an empty report, or the error that opening or committing the group raised."""
+        return self._executor.submit(self._begin_group)
+
+    def end_group(self) -> Future[IngestReport]:
+        return self._executor.submit(self._end_group)
+
     def drain(self) -> IngestReport:
         """Ingest everything pending in the inbox (crawl results, pushes left by a previous process) and wait."""
         return self.drain_soon().result()
@@ -163,17 +177,45 @@ class IngestWriter:
     # ---- on the writer thread ------------------------------------------------------------------------------
 
     def _turn(self) -> contextlib.AbstractContextManager[None]:
+        if self._group is not None:  # the group holds the turn for all its batches
+            return contextlib.nullcontext()
         return self.gate.turn() if self.gate is not None else contextlib.nullcontext()
 
+    def _begin_group(self) -> IngestReport:
+        if self._group is None:
+            with contextlib.ExitStack() as stack:
+                stack.enter_context(self._turn())
+                stack.enter_context(self.ingestor.store.bulk())
+                self._group = stack.pop_all()
+        return IngestReport()
+
+    def _end_group(self) -> IngestReport:
+        group, self._group = self._group, None
+        if group is not None:
+            group.close()
+        return IngestReport()
+
+    @contextlib.contextmanager
+    def _group_fails_whole(self) -> Iterator[None]:
+        """A job of an open group that raises rolls the group back (and gives up its turn) before the error goes on."""
+        try:
+            yield
+        except BaseException as exc:
+            group, self._group = self._group, None
+            if group is not None:
+                group.__exit__(type(exc), exc, exc.__traceback__)
+            raise
+
     def _ingest_batch(self, records: list[RawRecord | QuarantineRecord]) -> IngestReport:
-        with self._turn():
+        with self._group_fails_whole(), self._turn():
             return self.ingestor.ingest_batch(records)
 
     def _ingest_enriched(self, records: list[RawRecord | QuarantineRecord], enriched: Future[Enriched]
                          ) -> IngestReport:
-        result = enriched.result()
-        with self._turn():
-            return self.ingestor.ingest_enriched(records, result)
+        with self._group_fails_whole():
+            result = enriched.result()
+            with self._turn():
+                return self.ingestor.ingest_enriched(records, result)
 
     def _ingest_inbox_records(self, ids: list[int], records: list[RawRecord]) -> IngestReport:
         total = IngestReport()

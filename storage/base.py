@@ -310,6 +310,12 @@ class StateStore(Protocol):
         """One write transaction; a write opened inside another on the same thread joins it."""
         ...
 
+    def bulk(self) -> AbstractContextManager[None]:
+        """The writes of this thread inside the block as one transaction, each a savepoint of it (a file import
+        groups batches so that index pages are written once per group); a backend that cannot group runs each on its
+        own."""
+        ...
+
     def migrate(self) -> dict[str, int]:
         """Apply the migrations of components registered since the store opened; returns (and keeps) the versions."""
         ...

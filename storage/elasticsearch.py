@@ -37,7 +37,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
 from itertools import chain
 from typing import Any
@@ -313,6 +313,10 @@ class ElasticsearchStore(SqlState):
 
     def item_read(self) -> AbstractContextManager[Connection]:
         return self.read()
+
+    def bulk(self) -> AbstractContextManager[None]:
+        """Nothing grouped: each write's documents reach the cluster right after its own commit (`after_commit`)."""
+        return nullcontext()
 
     def close(self) -> None:
         self._sender.shutdown(wait=True)

@@ -14,7 +14,7 @@ together it now commits them in an order that loses nothing (see docs/scale-out.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
 
 from sqlalchemy import Connection
@@ -77,6 +77,11 @@ class SplitStore:
 
     def item_write(self) -> AbstractContextManager[Connection]:
         return self.items.write()
+
+    def bulk(self) -> AbstractContextManager[None]:
+        """Nothing grouped: items and state commit in their own databases, items first (flow/after_store.py), and one
+        transaction cannot span both."""
+        return nullcontext()
 
     def item_read(self) -> AbstractContextManager[Connection]:
         return self.items.read()

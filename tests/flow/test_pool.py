@@ -56,9 +56,9 @@ def blanked(path: Path, count: int = 30) -> Path:
     return write(path.with_name("blanked.csv"), rows)
 
 
-def open_service(folder: Path, name: str) -> Service:
+def open_service(folder: Path, name: str, commit_items: int = 5000) -> Service:
     config = parse_config({"storage": {"sqlite_path": str(folder / f"{name}.db")},
-                           "ingest": {"batch_size": 150},
+                           "ingest": {"batch_size": 150, "import_commit_items": commit_items},
                            "sources": {"board_tipdm": {"channel": "board", "import": {"columns": COLUMNS}}}})
     service = build_service(config)
     for stage in service.ingestor.chain.stages:
@@ -123,6 +123,14 @@ def test_pooled_import_stores_what_a_serial_import_stores(shared_data: Path, tmp
         assert all(i.enrichment.topic and i.enrichment.keywords and i.enrichment.risk_level for i in a)
         assert canonical(a) == canonical(b)
         assert events(serial, a) == events(pooled, b)
+        # Both imports ran as one transaction (import_commit_items 5,000): committing every batch stores the same
+        ungrouped = open_service(tmp_path, "ungrouped", commit_items=1)
+        try:
+            assert run_import(ungrouped, path, workers=1).model_dump() == one.model_dump()
+            c = stored(ungrouped)
+            assert canonical(c) == canonical(a) and events(ungrouped, c) == events(serial, a)
+        finally:
+            ungrouped.close()
         for item in a[:40]:  # the full-text index (its words derived in the workers) finds the same items
             query = ItemQuery(q=item.enrichment.keywords[0], limit=200)
             found = [[i.id for i in s.store.search(query).data] for s in (serial, pooled)]

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from core.config import parse_config
+from core.errors import StorageError
 from core.models import RawRecord
 from flow.stages import Batch
 from yuqing.service import Service, build_service
@@ -65,3 +66,34 @@ def test_import_and_push_both_run_on_the_writer_thread(service: Service) -> None
     assert service.writer.ingest([record(1)]).stored == 1
     assert service.writer.submit([record(2)]).outcome.result(30).stored == 1
     assert len(gate.threads) == 1 and next(iter(gate.threads)).startswith("ingest-writer")
+
+
+class FailOnce:
+    """A stage that raises a storage error on the batch holding record `n` (a database gone mid-import)."""
+
+    name = "fail_once"
+
+    def __init__(self, n: int) -> None:
+        self.source_id = str(n)
+
+    def run(self, batch: Batch) -> None:
+        if any(item.source_id == self.source_id for item in batch.items):
+            raise StorageError("disk I/O error")
+
+
+def test_a_group_commits_at_its_end_and_a_failing_batch_rolls_it_back_whole(service: Service) -> None:
+    writer = service.writer
+    writer.begin_group().result(30)
+    assert writer.ingest_soon([record(1), record(2)]).result(30).stored == 2
+    assert service.store.stats().items == 0  # not committed yet (stats reads on another thread)
+    writer.end_group().result(30)
+    assert service.store.stats().items == 2
+    service.ingestor.chain.stages.insert(1, FailOnce(4))
+    writer.begin_group().result(30)
+    assert writer.ingest_soon([record(3)]).result(30).stored == 1
+    with pytest.raises(StorageError):
+        writer.ingest_soon([record(4)]).result(30)
+    writer.end_group().result(30)  # nothing left to commit
+    assert service.store.stats().items == 2  # record 3 went with the group
+    assert writer.ingest_soon([record(3)]).result(30).stored == 1  # the writer works on, outside a group
+    assert service.store.stats().items == 3

@@ -1,12 +1,15 @@
 """The driver-level bulk writes of storage/dialect.py store what SQLAlchemy's own executemany stores, and the inbox ids
-they hand out stay right when several writers put records into one SQLite file at once."""
+they hand out stay right when several writers put records into one SQLite file at once; `SqlState.bulk` groups a
+thread's writes into one transaction in which each write still fails alone."""
 
 from __future__ import annotations
 
 import threading
 
+import pytest
 from sqlalchemy import Column, Float, Integer, MetaData, String, Table, select
 
+from core.errors import StorageError
 from core.models import RawRecord
 from storage.dialect import delete_ids, insert_many, insert_returning_ids
 from storage.state import SqlState, create_sqlite_engine
@@ -80,3 +83,71 @@ def test_concurrent_inbox_puts_get_their_own_ids(tmp_path) -> None:
     state.close()
     assert len(stored) == 4 * 15 * 40
     assert stored == returned
+
+
+def _state_with_table(tmp_path) -> tuple[SqlState, Table]:
+    table = _table()
+    state = SqlState(create_sqlite_engine(tmp_path / "bulk.db"))
+    table.metadata.create_all(state.engine)
+    return state, table
+
+
+def _names(engine, table: Table) -> list[str]:
+    with engine.connect() as conn:  # another connection: sees only what is committed
+        return [r.name for r in conn.execute(select(table.c.name).order_by(table.c.id))]
+
+
+def test_bulk_commits_its_writes_at_its_end_and_each_write_fails_alone(tmp_path) -> None:
+    state, table = _state_with_table(tmp_path)
+    with state.bulk():
+        with state.write() as conn:  # the first statement of the group is a savepoint: its release must not commit
+            conn.execute(table.insert(), [{"id": 1, "name": "first"}])
+        assert _names(state.engine, table) == []
+        with pytest.raises(StorageError), state.write() as conn:  # fails: its own rows go, the group's stay
+            conn.execute(table.insert(), [{"id": 2, "name": "lost"}])
+            conn.execute(table.insert(), [{"id": 1, "name": "clash"}])
+        with pytest.raises(ValueError), state.write() as conn:
+            conn.execute(table.insert(), [{"id": 3, "name": "lost too"}])
+            raise ValueError("a stage bug")
+        with state.write() as outer, state.write() as inner:  # a write inside a write joins it, as outside a bulk
+            assert inner is outer
+            inner.execute(table.insert(), [{"id": 4, "name": "second"}])
+        with state.read() as conn:  # this thread reads what the group wrote so far
+            assert [r.name for r in conn.execute(select(table.c.name).order_by(table.c.id))] == ["first", "second"]
+        assert _names(state.engine, table) == []
+    assert _names(state.engine, table) == ["first", "second"]
+    state.close()
+
+
+def test_an_error_out_of_a_bulk_rolls_back_all_of_it(tmp_path) -> None:
+    state, table = _state_with_table(tmp_path)
+    with pytest.raises(RuntimeError), state.bulk():
+        for n in range(3):
+            with state.write() as conn:
+                conn.execute(table.insert(), [{"id": n + 1, "name": f"n{n}"}])
+        raise RuntimeError("the import stopped")
+    assert _names(state.engine, table) == []
+    with state.write() as conn:  # the lock and the thread's state were given back
+        conn.execute(table.insert(), [{"id": 9, "name": "after"}])
+    assert _names(state.engine, table) == ["after"]
+    state.close()
+
+
+def test_other_threads_write_after_the_bulk(tmp_path) -> None:
+    state, table = _state_with_table(tmp_path)
+    done = threading.Event()
+
+    def other() -> None:
+        with state.write() as conn:
+            conn.execute(table.insert(), [{"id": 2, "name": "other"}])
+        done.set()
+
+    with state.bulk():
+        with state.write() as conn:
+            conn.execute(table.insert(), [{"id": 1, "name": "mine"}])
+        thread = threading.Thread(target=other)
+        thread.start()
+        assert not done.wait(0.3)  # waits for the group's lock, not joining it
+    thread.join(10)
+    assert _names(state.engine, table) == ["mine", "other"]
+    state.close()
