@@ -7,7 +7,8 @@ wall-clock items/s, the CPU seconds of the import and of its pool workers (getru
 start-up (process start until the first batch is read) and the load average before and after each run. With
 `--stages` it first measures in this process where the CPU goes: process time per item of each ingest stage on the
 same items (serial chain, no pool).
-Run: `.venv/bin/python bench/bench_import.py [--items N] [--workers 1,2] [--stages]`; prints JSON.
+Run: `.venv/bin/python bench/bench_import.py [--items N] [--workers 1,2] [--commit-items 500,5000] [--stages]`;
+prints JSON.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ def write_export(path: Path, count: int, seed: int, first: int = 0) -> None:
             fh.write(json.dumps(payload(n, rng, texts), ensure_ascii=False) + "\n")
 
 
-def write_config(folder: Path, db: Path, workers: int) -> Path:
+def write_config(folder: Path, db: Path, workers: int, commit_items: int | None = None) -> Path:
     path = folder / f"yuqing-{workers}.yaml"
     example = (REPO / "yuqing.example.yaml").read_text(encoding="utf-8")
     import yaml
@@ -66,6 +67,8 @@ def write_config(folder: Path, db: Path, workers: int) -> Path:
     config["data_dir"] = str(data_dir())
     config["sources"] = {SOURCE: {"channel": "board", "import": {}}}
     config["ingest"] = {**config.get("ingest", {}), "workers": workers}
+    if commit_items is not None:
+        config["ingest"]["import_commit_items"] = commit_items
     for key in ("crawling", "demo"):
         config.pop(key, None)
     path.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
@@ -77,14 +80,18 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def run_import(export: Path, folder: Path, workers: int, base: Path | None = None, keep: Path | None = None) -> dict:
-    """One `yuqing import` of `export` into a fresh database, or into a copy of `base` (a store built before)."""
+def run_import(export: Path, folder: Path, workers: int, base: Path | None = None, keep: Path | None = None,
+               commit_items: int | None = None) -> dict:
+    """One `yuqing import` of `export` into a fresh database, or into a copy of `base` (a store built before);
+    `commit_items`: the import's `ingest.import_commit_items` (default the config's)."""
     db = (keep or folder) / f"import-{workers}.db"
+    for suffix in ("", "-wal", "-shm"):  # a database left by the run before (another --commit-items)
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
     if base is not None:
         for suffix in ("", "-wal", "-shm"):
             if Path(f"{base}{suffix}").exists():
                 shutil.copyfile(f"{base}{suffix}", f"{db}{suffix}")
-    config = write_config(folder, db, workers)
+    config = write_config(folder, db, workers, commit_items)
     load_before = os.getloadavg()
     cpu_before = children_cpu()
     started = time.perf_counter()
@@ -98,7 +105,8 @@ def run_import(export: Path, folder: Path, workers: int, base: Path | None = Non
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     report = json.loads(lines[-1])
     rows = report["received"]
-    out = {"workers": workers, "rows": rows, "stored": report["stored"], "quarantined": report["quarantined"],
+    out = {"workers": workers, "commit_items": commit_items, "rows": rows, "stored": report["stored"],
+           "quarantined": report["quarantined"],
            "wall_seconds": round(seconds, 1), "items_per_s": round(rows / seconds),
            "cpu_seconds": round(cpu, 1), "cpu_ms_per_item": round(cpu * 1000 / rows, 2),
            "load_before": [round(x, 2) for x in load_before], "load_after": [round(x, 2) for x in os.getloadavg()]}
@@ -155,6 +163,8 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=50_000)
     parser.add_argument("--seed", type=int, default=16)
     parser.add_argument("--workers", default="1,2", help="comma-separated pool sizes to run (1: no pool)")
+    parser.add_argument("--commit-items", default="", help="comma-separated ingest.import_commit_items to run each "
+                        "pool size with (default: the config's; the batch size, 500: a commit per batch)")
     parser.add_argument("--stages", action="store_true", help="also profile CPU per stage (serial, in process)")
     parser.add_argument("--stage-items", type=int, default=10_000)
     parser.add_argument("--export", type=Path, help="reuse this export instead of writing one")
@@ -174,7 +184,9 @@ def main() -> None:
         result: dict = {"benchmark": "import", "items": args.items, "seed": args.seed, "cpus": os.cpu_count()}
         if args.stages:
             result["stages"] = stage_profile(export, folder, args.stage_items)
-        result["runs"] = [run_import(export, folder, int(w), args.base_db, args.keep) for w in args.workers.split(",")]
+        commits = [int(c) for c in args.commit_items.split(",") if c] or [None]
+        result["runs"] = [run_import(export, folder, int(w), args.base_db, args.keep, c)
+                          for w in args.workers.split(",") for c in commits]
         if args.base_db is not None:
             result["base_db_bytes"] = args.base_db.stat().st_size
     print(json.dumps(result, ensure_ascii=False, indent=2))
