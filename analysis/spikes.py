@@ -17,8 +17,6 @@ from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from scipy.stats import binomtest
-
 import core.config  # noqa: F401 - loaded first: it imports core.config_analysis at its end
 from core.config_analysis import SpikesConfig
 from storage.base import ItemReads
@@ -70,6 +68,8 @@ def detect_spikes(store: ItemReads, config: SpikesConfig, now: datetime, dimensi
             ratio = r / expected
             if ratio < config.min_ratio:
                 continue
+            from scipy.stats import binomtest  # here: importing scipy.stats cost 0.5 s of every process's start-up
+
             p_value = binomtest(r, r + b, p0, alternative="greater").pvalue
             if p_value >= config.alpha:
                 continue

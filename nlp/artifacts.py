@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import sklearn
 
 from core.errors import ModelError
 from nlp.features import Doc, FeatureBatch, FeatureSpec, Featurizer
@@ -108,6 +107,9 @@ def margins_to_proba(margins: np.ndarray, scale: float = MARGIN_SCALE) -> np.nda
 
 def save(art: LinearArtifact, models_dir: Path) -> Path:
     """Write `models_dir/<name>/` (coefficients as float32, the card as JSON and Markdown)."""
+    import sklearn  # here, not at the top: every process loads artifacts, and importing scikit-learn (with the part
+    # of scipy it pulls in) cost 1.7 s of each start-up; only training, which saves, uses it
+
     folder = Path(models_dir) / art.name
     folder.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(
