@@ -49,11 +49,13 @@ def test_a_v3_database_migrates_and_answers_as_before(tmp_path: Path) -> None:
         indexes = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
         ranks = dict(conn.execute("SELECT id, risk_rank FROM items").fetchall())
         fts_sql = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'items_fts'").fetchone()[0]
+        hashsize = conn.execute("SELECT v FROM items_fts_config WHERE k = 'hashsize'").fetchone()  # core v9
     assert keys == {fts_key(ts, item_id) for item_id, ts in stored}
     assert {"ix_items_topic_time", "ix_items_topic_risk", "ix_items_risk_rank"} <= indexes
     assert not {"ix_items_risk", "ix_items_event"} & indexes
     assert ranks[item_ids["5"]] == -1.0 and ranks[item_ids["4"]] == 80.0
     assert "content=''" in fts_sql  # the index keeps no copy of the text
+    assert hashsize == (16 * 1024 * 1024,)
 
 
 def test_v7_stores_each_fact_once_and_items_read_as_before(tmp_path: Path) -> None:
