@@ -26,6 +26,7 @@ from core.config_playbooks import PlaybooksConfig
 from core.errors import InvalidTransition, NotFound, PermissionDenied, PlaybookError, StorageError
 from playbooks.plans import Playbook, StepSpec, normalise_label
 from playbooks.store import plan_approvals, plan_audit, plan_evidence, plan_runs, plan_steps
+from storage.dialect import insert_many
 
 logger = logging.getLogger(__name__)
 
@@ -190,7 +191,7 @@ class PlanRuns:
             # Everything about each run is computed first (steps, replies already given, whether the run is already
             # closed), so a batch costs three inserts and one select whatever its size.
             planned = [self._plan_steps(playbook, r, moment) for r in fresh]
-            conn.execute(plan_runs.insert(), [{
+            insert_many(conn, plan_runs, [{
                 "playbook_id": playbook_id, "playbook_version": version, "subject": r.subject,
                 "title": r.title[:500], "state": "closed" if closed is not None else "open", "trigger": r.trigger,
                 "alert_id": r.alert_id, "item_id": r.item_id, "event_id": r.event_id, "labels": dumps(r.labels),
@@ -221,10 +222,10 @@ class PlanRuns:
                 if closed is not None:
                     trail.append(self._audit_row(run_id, moment, "system", "close_run", from_state="open",
                                                  to_state="closed", detail={"reason": "every step is done or skipped"}))
-            conn.execute(plan_steps.insert(), steps)
-            conn.execute(plan_audit.insert(), trail)
-            if evidence:
-                conn.execute(plan_evidence.insert(), evidence)
+            # The driver's executemany, not SQLAlchemy's per-row parameter processing (an import starts thousands).
+            insert_many(conn, plan_steps, steps)
+            insert_many(conn, plan_audit, trail)
+            insert_many(conn, plan_evidence, evidence)
 
     def _version(self, playbook: Playbook) -> str:
         cached = self._versions.get(playbook.id)
