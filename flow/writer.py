@@ -149,7 +149,8 @@ class IngestWriter:
         transaction of the store (`Store.bulk`: each batch a savepoint of it), committed by `end_group`. For a file
         import, whose records are kept in the file: a crash loses the group's batches from the store, and running the
         import again stores them. A job that raises rolls the whole group back (earlier batches' reports included).
-        Both futures hold an empty report, or the error that opening or committing the group raised."""
+        Both futures hold an empty report, or the error that opening or committing the group raised. Meant for a
+        process that takes no pushes meanwhile (`yuqing import`): other threads' writes wait for the group's end."""
         return self._executor.submit(self._begin_group)
 
     def end_group(self) -> Future[IngestReport]:
