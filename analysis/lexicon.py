@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from itertools import chain, count, repeat
 from operator import itemgetter
+from struct import Struct
 
 import numpy as np
 
@@ -39,18 +40,22 @@ class Encoded:
     position: np.ndarray  # int64, index of each token inside its item
 
 
-# What the word index gives a word it does not hold, during `Lexicon.encode`'s one-pass look-up: -1, from C.
-_UNKNOWN_ID = repeat(-1).__next__
+# What the packed word index gives a word it does not hold, during `Lexicon.encode`'s one-pass look-up: -1 as eight
+# little-endian bytes, from C.
+_UNKNOWN_PACKED = repeat((-1).to_bytes(8, "little", signed=True)).__next__
+_pack = Struct("<q").pack  # an id as the eight bytes of an int64 (little-endian, numpy's int64 here)
 
 
-def _word_index() -> defaultdict[str, int]:
-    """word → id. A `defaultdict` (exactly that type) so that `itemgetter(*words)(index)` looks a whole batch up in
-    one C-level call without stopping at the first new word: a new word reads as -1 (and is entered as -1, which
-    `encode` removes again before it adds the word). A Python subclass of dict with `__missing__` did the same, but
-    every look-up then went through a Python-level `__getitem__` slot: 340 instructions a token instead of 170 (the
-    classify stage encodes ~110 tokens per item). Read it with `get` or `in` elsewhere: `index[word]` of a word it
-    does not hold would enter it."""
-    return defaultdict(_UNKNOWN_ID)
+def _packed_index() -> defaultdict[str, bytes]:
+    """word → its id as eight bytes (`_pack`). A `defaultdict` (exactly that type) so that `itemgetter(*words)(index)`
+    looks a whole batch up in one C-level call without stopping at the first new word: a new word reads as -1 (and
+    is entered as -1, which `encode` removes again before it adds the word). A Python subclass of dict with
+    `__missing__` did the same, but every look-up then went through a Python-level `__getitem__` slot: 340
+    instructions a token instead of 170 (the classify stage encodes ~110 tokens per item).
+
+    Why bytes: the ids of a batch are then one `b"".join` and one `np.frombuffer`; `np.fromiter` over the looked-up
+    ints cost ~200 instructions a token, the join ~40. Read `Lexicon.index` (ints) everywhere else."""
+    return defaultdict(_UNKNOWN_PACKED)
 
 
 class Lexicon:
@@ -67,7 +72,8 @@ class Lexicon:
 
     def _reset(self) -> None:
         self.generation = next(_GENERATIONS)  # ids are given out anew from here
-        self.index: dict[str, int] = _word_index()
+        self.index: dict[str, int] = {}
+        self._packed = _packed_index()  # the same words, ids as bytes, for `encode`
         self.words: list[str] = []
         capacity = max(1024, len(self._idf) * 2)
         self.weight = np.zeros(capacity, dtype=np.float64)
@@ -105,8 +111,11 @@ class Lexicon:
             self.flag[first:end] = [self._org_flag(w) for w in fresh]
             self.words.extend(fresh)
             index.update(zip(fresh, range(first, end), strict=True))
+            self._packed.update(zip(fresh, map(_pack, range(first, end)), strict=True))
+        packed = self._packed
         for token, low in aliases:
             index[token] = index[low]
+            packed[token] = packed[low]
 
     def word_ids(self, ids: np.ndarray) -> WordIds:
         """`ids` (from `encode`) with what the featuriser reads per id: feature hashes and this table's generation."""
@@ -124,16 +133,17 @@ class Lexicon:
         lengths = np.fromiter(map(len, token_lists), dtype=np.int64, count=n)
         total = int(lengths.sum())
         flat = list(chain.from_iterable(token_lists))
-        # One C-level pass: index[token], -1 for an unknown word, for every token; unknown words are added and looked up.
-        found = itemgetter(*flat)(self.index) if total > 1 else tuple(map(self.index.__getitem__, flat))
-        ids = np.fromiter(found, dtype=np.int64, count=total)
+        # One C-level pass: each token's packed id, -1 for an unknown word; unknown words are added and looked up.
+        packed = self._packed
+        found = itemgetter(*flat)(packed) if total > 1 else tuple(map(packed.__getitem__, flat))
+        ids = np.frombuffer(bytearray(b"".join(found)), dtype="<i8").astype(np.int64, copy=False)
         if total and ids.min() < 0:
             missing = np.flatnonzero(ids < 0).tolist()
             new = [flat[j] for j in missing]
-            index = self.index
             for token in dict.fromkeys(new):  # the look-up entered them as -1: out again before they get ids
-                del index[token]
+                del packed[token]
             self._add_many(new)
+            index = self.index
             ids[missing] = [index[t] for t in new]
         starts = np.zeros(n, dtype=np.int64)
         if n > 1:
