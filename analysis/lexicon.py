@@ -61,12 +61,14 @@ def _packed_index() -> defaultdict[str, bytes]:
 class Lexicon:
     """Word → id with weight, hash and flags; grows with new words, and forgets them past `max_words`."""
 
-    def __init__(self, idf: dict[str, float], default_idf: float, useful: Callable[[str], bool],
-                 org_flag: Callable[[str], int], max_words: int = 100_000) -> None:
+    def __init__(self, idf: dict[str, float], default_idf: float, useful: Callable[[list[str]], list[bool]],
+                 org_flags: Callable[[list[str]], list[int]], max_words: int = 100_000) -> None:
+        """`useful` and `org_flags` judge a list of new words at once (`analysis.keywords.useful_many`,
+        `analysis.gazetteer.org_flags`)."""
         self._idf = idf
         self._default_idf = default_idf
         self._useful = useful
-        self._org_flag = org_flag
+        self._org_flags = org_flags
         self.max_words = max(max_words, len(idf) * 2)
         self._reset()
 
@@ -103,12 +105,12 @@ class Lexicon:
                 self.feature_hash = np.resize(self.feature_hash, size)
                 self.flag = np.resize(self.flag, size)
             idf, default, useful = self._idf, self._default_idf, self._useful
-            self.weight[first:end] = [idf.get(w, default) if useful(w) else 0.0 for w in fresh]
+            self.weight[first:end] = [idf.get(w, default) if u else 0.0 for w, u in zip(fresh, useful(fresh), strict=True)]
             self.hash[first:end] = list(map(zlib.crc32, map(str.encode, fresh)))  # str.encode: UTF-8
             # hash_strings lower-cases, and lower() is idempotent, so an alias (a spelling that lower-cases to this
             # word) has the same feature hash as the word: one value per id serves every spelling.
             self.feature_hash[first:end] = hash_strings(fresh)
-            self.flag[first:end] = [self._org_flag(w) for w in fresh]
+            self.flag[first:end] = self._org_flags(fresh)
             self.words.extend(fresh)
             index.update(zip(fresh, range(first, end), strict=True))
             self._packed.update(zip(fresh, map(_pack, range(first, end)), strict=True))
