@@ -11,11 +11,11 @@ flag, and a whole batch becomes one numpy array of ids that the stages work on w
 from __future__ import annotations
 
 import zlib
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from itertools import chain, count, repeat
-from operator import itemgetter
+from itertools import chain, compress, count, filterfalse, repeat
+from operator import itemgetter, ne
 from struct import Struct
 
 import numpy as np
@@ -93,8 +93,8 @@ class Lexicon:
         index = self.index
         tokens = list(tokens)
         lows = list(map(str.lower, tokens))
-        fresh = list(dict.fromkeys(low for low in lows if low not in index))
-        aliases = [(token, low) for token, low in zip(tokens, lows, strict=True) if low != token]
+        fresh = list(filterfalse(index.__contains__, dict.fromkeys(lows)))  # C-level, first-seen order
+        aliases = list(compress(zip(tokens, lows, strict=True), map(ne, tokens, lows)))
         if fresh:
             first = len(self.words)
             end = first + len(fresh)
@@ -142,11 +142,10 @@ class Lexicon:
         if total and ids.min() < 0:
             missing = np.flatnonzero(ids < 0).tolist()
             new = [flat[j] for j in missing]
-            for token in dict.fromkeys(new):  # the look-up entered them as -1: out again before they get ids
-                del packed[token]
+            # the look-up entered them as -1: out again before they get ids
+            deque(map(packed.__delitem__, dict.fromkeys(new)), maxlen=0)
             self._add_many(new)
-            index = self.index
-            ids[missing] = [index[t] for t in new]
+            ids[missing] = np.frombuffer(b"".join(map(packed.__getitem__, new)), dtype="<i8")
         starts = np.zeros(n, dtype=np.int64)
         if n > 1:
             np.cumsum(lengths[:-1], out=starts[1:])
