@@ -11,11 +11,12 @@ flag, and a whole batch becomes one numpy array of ids that the stages work on w
 from __future__ import annotations
 
 import zlib
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from itertools import chain, count, repeat
-from operator import itemgetter
+from itertools import chain, compress, count, filterfalse, repeat
+from operator import itemgetter, ne
+from struct import Struct
 
 import numpy as np
 
@@ -39,35 +40,42 @@ class Encoded:
     position: np.ndarray  # int64, index of each token inside its item
 
 
-# What the word index gives a word it does not hold, during `Lexicon.encode`'s one-pass look-up: -1, from C.
-_UNKNOWN_ID = repeat(-1).__next__
+# What the packed word index gives a word it does not hold, during `Lexicon.encode`'s one-pass look-up: -1 as eight
+# little-endian bytes, from C.
+_UNKNOWN_PACKED = repeat((-1).to_bytes(8, "little", signed=True)).__next__
+_pack = Struct("<q").pack  # an id as the eight bytes of an int64 (little-endian, numpy's int64 here)
 
 
-def _word_index() -> defaultdict[str, int]:
-    """word → id. A `defaultdict` (exactly that type) so that `itemgetter(*words)(index)` looks a whole batch up in
-    one C-level call without stopping at the first new word: a new word reads as -1 (and is entered as -1, which
-    `encode` removes again before it adds the word). A Python subclass of dict with `__missing__` did the same, but
-    every look-up then went through a Python-level `__getitem__` slot: 340 instructions a token instead of 170 (the
-    classify stage encodes ~110 tokens per item). Read it with `get` or `in` elsewhere: `index[word]` of a word it
-    does not hold would enter it."""
-    return defaultdict(_UNKNOWN_ID)
+def _packed_index() -> defaultdict[str, bytes]:
+    """word → its id as eight bytes (`_pack`). A `defaultdict` (exactly that type) so that `itemgetter(*words)(index)`
+    looks a whole batch up in one C-level call without stopping at the first new word: a new word reads as -1 (and
+    is entered as -1, which `encode` removes again before it adds the word). A Python subclass of dict with
+    `__missing__` did the same, but every look-up then went through a Python-level `__getitem__` slot: 340
+    instructions a token instead of 170 (the classify stage encodes ~110 tokens per item).
+
+    Why bytes: the ids of a batch are then one `b"".join` and one `np.frombuffer`; `np.fromiter` over the looked-up
+    ints cost ~200 instructions a token, the join ~40. Read `Lexicon.index` (ints) everywhere else."""
+    return defaultdict(_UNKNOWN_PACKED)
 
 
 class Lexicon:
     """Word → id with weight, hash and flags; grows with new words, and forgets them past `max_words`."""
 
-    def __init__(self, idf: dict[str, float], default_idf: float, useful: Callable[[str], bool],
-                 org_flag: Callable[[str], int], max_words: int = 100_000) -> None:
+    def __init__(self, idf: dict[str, float], default_idf: float, useful: Callable[[list[str]], list[bool]],
+                 org_flags: Callable[[list[str]], list[int]], max_words: int = 100_000) -> None:
+        """`useful` and `org_flags` judge a list of new words at once (`analysis.keywords.useful_many`,
+        `analysis.gazetteer.org_flags`)."""
         self._idf = idf
         self._default_idf = default_idf
         self._useful = useful
-        self._org_flag = org_flag
+        self._org_flags = org_flags
         self.max_words = max(max_words, len(idf) * 2)
         self._reset()
 
     def _reset(self) -> None:
         self.generation = next(_GENERATIONS)  # ids are given out anew from here
-        self.index: dict[str, int] = _word_index()
+        self.index: dict[str, int] = {}
+        self._packed = _packed_index()  # the same words, ids as bytes, for `encode`
         self.words: list[str] = []
         capacity = max(1024, len(self._idf) * 2)
         self.weight = np.zeros(capacity, dtype=np.float64)
@@ -85,8 +93,8 @@ class Lexicon:
         index = self.index
         tokens = list(tokens)
         lows = list(map(str.lower, tokens))
-        fresh = list(dict.fromkeys(low for low in lows if low not in index))
-        aliases = [(token, low) for token, low in zip(tokens, lows, strict=True) if low != token]
+        fresh = list(filterfalse(index.__contains__, dict.fromkeys(lows)))  # C-level, first-seen order
+        aliases = list(compress(zip(tokens, lows, strict=True), map(ne, tokens, lows)))
         if fresh:
             first = len(self.words)
             end = first + len(fresh)
@@ -97,16 +105,19 @@ class Lexicon:
                 self.feature_hash = np.resize(self.feature_hash, size)
                 self.flag = np.resize(self.flag, size)
             idf, default, useful = self._idf, self._default_idf, self._useful
-            self.weight[first:end] = [idf.get(w, default) if useful(w) else 0.0 for w in fresh]
+            self.weight[first:end] = [idf.get(w, default) if u else 0.0 for w, u in zip(fresh, useful(fresh), strict=True)]
             self.hash[first:end] = list(map(zlib.crc32, map(str.encode, fresh)))  # str.encode: UTF-8
             # hash_strings lower-cases, and lower() is idempotent, so an alias (a spelling that lower-cases to this
             # word) has the same feature hash as the word: one value per id serves every spelling.
             self.feature_hash[first:end] = hash_strings(fresh)
-            self.flag[first:end] = [self._org_flag(w) for w in fresh]
+            self.flag[first:end] = self._org_flags(fresh)
             self.words.extend(fresh)
             index.update(zip(fresh, range(first, end), strict=True))
+            self._packed.update(zip(fresh, map(_pack, range(first, end)), strict=True))
+        packed = self._packed
         for token, low in aliases:
             index[token] = index[low]
+            packed[token] = packed[low]
 
     def word_ids(self, ids: np.ndarray) -> WordIds:
         """`ids` (from `encode`) with what the featuriser reads per id: feature hashes and this table's generation."""
@@ -124,17 +135,17 @@ class Lexicon:
         lengths = np.fromiter(map(len, token_lists), dtype=np.int64, count=n)
         total = int(lengths.sum())
         flat = list(chain.from_iterable(token_lists))
-        # One C-level pass: index[token], -1 for an unknown word, for every token; unknown words are added and looked up.
-        found = itemgetter(*flat)(self.index) if total > 1 else tuple(map(self.index.__getitem__, flat))
-        ids = np.fromiter(found, dtype=np.int64, count=total)
+        # One C-level pass: each token's packed id, -1 for an unknown word; unknown words are added and looked up.
+        packed = self._packed
+        found = itemgetter(*flat)(packed) if total > 1 else tuple(map(packed.__getitem__, flat))
+        ids = np.frombuffer(bytearray(b"".join(found)), dtype="<i8").astype(np.int64, copy=False)
         if total and ids.min() < 0:
             missing = np.flatnonzero(ids < 0).tolist()
             new = [flat[j] for j in missing]
-            index = self.index
-            for token in dict.fromkeys(new):  # the look-up entered them as -1: out again before they get ids
-                del index[token]
+            # the look-up entered them as -1: out again before they get ids
+            deque(map(packed.__delitem__, dict.fromkeys(new)), maxlen=0)
             self._add_many(new)
-            ids[missing] = [index[t] for t in new]
+            ids[missing] = np.frombuffer(b"".join(map(packed.__getitem__, new)), dtype="<i8")
         starts = np.zeros(n, dtype=np.int64)
         if n > 1:
             np.cumsum(lengths[:-1], out=starts[1:])

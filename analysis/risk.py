@@ -192,7 +192,7 @@ class RiskScorer:
             if len(self._term_facts) >= _MAX_REASONS:
                 self._term_facts.clear()
             facts = self._term_facts[(name, terms)] = (
-                f"terms:{name}", round(cat.weight * min(1.5, 1 + 0.25 * (len(distinct) - 1)), 2),
+                f"terms:{name}", round2(cat.weight * min(1.5, 1 + 0.25 * (len(distinct) - 1))),
                 f"敏感词（{cat.label or name}）：{'、'.join(distinct[:8])}")
         _, start, end = hits[0]
         # a new reason without the shared table: the span makes it another item's only by chance
@@ -246,7 +246,7 @@ class RiskScorer:
         w = self.config.emotion_weights.get(emotion.lower(), 0)
         if not w or confidence is None or confidence < self.config.emotion_min_confidence:
             return None
-        return reason(feature="emotion", weight=round(w * confidence, 2),
+        return reason(feature="emotion", weight=round2(w * confidence),
                       detail=f"情绪：{EMOTION_ZH.get(emotion.lower(), emotion)}（置信度 {confidence:.2f}）")
 
     def _channel_reason(self, channel: str) -> RiskReason | None:
@@ -296,14 +296,14 @@ class RiskScorer:
         if context is not None:
             repeats = context.repeats + max(0, context.event_volume - 1)
             if repeats and cfg.repeat_weight:
-                w = round(cfg.repeat_weight * min(1.0, repeats / cfg.repeat_saturation), 2)
+                w = round2(cfg.repeat_weight * min(1.0, repeats / cfg.repeat_saturation))
                 reasons.append(reason(feature="repeated", weight=w,
                                       detail=f"重复诉求：{context.repeats} 条近似重复，所属事件共 {context.event_volume} 条"))
             # growth: items per day over the event's life so far (a day at least), from its third item on
             if context.event_volume >= 3 and cfg.growth_weight:
                 per_day = context.event_volume / max(1, context.event_days)
                 if per_day >= 1:
-                    w = round(cfg.growth_weight * min(1.0, math.log1p(per_day) / math.log1p(cfg.growth_saturation)), 2)
+                    w = round2(cfg.growth_weight * min(1.0, math.log1p(per_day) / math.log1p(cfg.growth_saturation)))
                     reasons.append(reason(feature="event_growth", weight=w,
                                           detail=f"事件增长：{max(1, context.event_days)} 天内 {context.event_volume} 条，"
                                                  f"每天 {per_day:.1f} 条"))
@@ -336,7 +336,7 @@ class RiskScorer:
         if found is None:
             if len(self._totals) >= _MAX_REASONS:
                 self._totals.clear()
-            found = self._totals[total] = round(total, 2)
+            found = self._totals[total] = round2(total)
         return found
 
     def score_many(self, items: Sequence[Item], now_ts: float, contexts: Sequence[RiskContext | None],
@@ -378,7 +378,7 @@ class RiskScorer:
                 confidence = e["emotion_score"]
                 got = emotions.get((emotion, confidence), _MISSING)
                 if got is _MISSING:
-                    emotion_key = (emotion, None if confidence is None else round(confidence, 2))
+                    emotion_key = (emotion, None if confidence is None else round2(confidence))
                     r = self._by_value(self._emotions, emotion_key, self._emotion_reason)
                     got = emotions[(emotion, confidence)] = None if r is None else (r, r.weight)
                 if got is not None:

@@ -30,8 +30,8 @@ from pydantic import BaseModel
 
 from analysis.cluster import ITEM_TERMS, EventClusterer, JoinRow, item_vector, item_vectors, load_matters
 from analysis.dedup import NearDuplicateIndex, band_groups, band_keys, signatures_from_hashes
-from analysis.gazetteer import HEAD_WORDS, Gazetteer, names_at, ordered_places_many, org_flag, orgs_at
-from analysis.keywords import KeywordExtractor, TopTerms, batch_top_terms_flat, useful
+from analysis.gazetteer import HEAD_WORDS, Gazetteer, names_at, ordered_places_many, org_flags, orgs_at
+from analysis.keywords import KeywordExtractor, TopTerms, batch_top_terms_flat, useful_many
 from analysis.lexicon import Encoded, Lexicon
 from analysis.pii import PiiMaskStage
 from analysis.risk import RiskContext, RiskScorer, RiskStage
@@ -123,9 +123,9 @@ class AnalysisState:
         self.schemes = SchemeMatcher(scheme_specs(config))
         self.risk = RiskScorer(config.risk)
         stop = self.keywords.stop
-        # partial, not a lambda or a bound method: one Python frame less per new word (a cold start meets thousands)
-        self.lexicon = Lexicon(self.keywords.idf, self.keywords.default_idf, partial(useful, stop=stop),
-                               partial(org_flag, tags=self.gazetteer.org_tags))
+        # both judge the new words of a batch in one call (a cold start meets thousands, a warm batch about a thousand)
+        self.lexicon = Lexicon(self.keywords.idf, self.keywords.default_idf, partial(useful_many, stop=stop),
+                               partial(org_flags, tags=self.gazetteer.org_tags))
         self.scanner = TermScanner(self.gazetteer.places, HEAD_WORDS, self.schemes.terms, self.risk.term_categories,
                                    load_matters())
         self.term_count = max(config.keywords.top_k, ITEM_TERMS + 2)

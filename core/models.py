@@ -114,8 +114,12 @@ class Item(BaseModel):
 
     @property
     def text(self) -> str:
-        """Title and content as one string, for understanding and search."""
-        return f"{self.title}\n{self.content}" if self.title else self.content
+        """Title and content as one string, for understanding and search. Read off the model's field dict: each
+        attribute read on a model goes through pydantic's Python-level __getattr__ hook, and every enrichment stage
+        reads this."""
+        fields = self.__dict__
+        title = fields["title"]
+        return f"{title}\n{fields['content']}" if title else fields["content"]
 
     @property
     def signature(self) -> str:

@@ -27,6 +27,8 @@ from typing import Any, NamedTuple
 import numpy as np
 from scipy import sparse
 
+from nlp.tokenize import word_char_table
+
 MAX_CHARS = 2000  # models read the first 2,000 characters; longer texts add cost, not signal
 MAX_TOKENS = 1200
 
@@ -113,13 +115,6 @@ class FeatureSpec:
         if set(bits) != set(FAMILIES) or not all(4 <= b <= 22 for b in bits.values()):
             raise ValueError(f"feature blocks must be {FAMILIES} with 4..22 bits, got {bits}")
         return cls(bits=bits, lexicon={str(k): str(v) for k, v in data.get("lexicon", {}).items()})
-
-
-@cache
-def _word_char_table() -> np.ndarray:
-    """Basic-plane code points that are letters or digits (what `[^\\W_]` matches); the rest split char n-grams.
-    One more entry, False, stands for every code point past the basic plane (looked up as index 0x10000)."""
-    return np.array([chr(i).isalnum() for i in range(0x10000)] + [False], dtype=bool)
 
 
 def _powers(n: int, base: int) -> np.ndarray:
@@ -332,7 +327,7 @@ class Featurizer:
             cp = _codepoints(joined)
         cdoc = np.repeat(np.arange(n), lengths)
         capped = np.minimum(cp, 0x10000).astype(np.intp)  # past the basic plane: index 0x10000 of the tables
-        word = _word_char_table().take(capped)  # a letter or digit (0x10000: False)
+        word = word_char_table().take(capped)  # a letter or digit (0x10000: False)
         pos = np.flatnonzero(word)
         rows.append(cdoc.take(pos))
         cols.append(_bucket(cp[pos], "char1", bits, off) if char_rows is None else char_rows.take(capped.take(pos)))

@@ -13,7 +13,7 @@ import os
 import re
 import threading
 from collections.abc import Callable, Iterable
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -91,16 +91,17 @@ _PRESPLIT_CODES = [ord(char) for char in ".-_+#&%/:@"]  # the code points of _PR
 Span = tuple[int, int] | None  # first and last index of a _PRESPLIT_CHAR in a text, (-1, -1) for none
 
 
-def _scan_batch(texts: list[str]) -> tuple[list[bool], list[Span]]:
-    """Per text, whether it has a run of 3+ identical non-ASCII characters and where its first and last
-    _PRESPLIT_CHAR are, from one code-point array of the batch (vectorised: a regex scan per text cost as much as
-    the rest of the segment stage's Python). The span is None where it is not known (a text with a run, shortened
-    before cutting, or a batch numpy cannot read as code points): `_presplit` then searches itself."""
+def _scan_batch(texts: list[str]) -> tuple[list[bool], list[Span], list[bool]]:
+    """Per text, whether it has a run of 3+ identical non-ASCII characters, where its first and last
+    _PRESPLIT_CHAR are, and whether `str.isalnum` alone tells its words (`_plain`), from one code-point array of the
+    batch (vectorised: a regex scan per text cost as much as the rest of the segment stage's Python). The span is
+    None where it is not known (a text with a run, shortened before cutting, or a batch numpy cannot read as code
+    points): `_presplit` then searches itself."""
     import numpy as np
 
     batch = _codepoints(texts)
     if batch is None:
-        return [bool(_REPEATS.search(t)) for t in texts], [None] * len(texts)
+        return [bool(_REPEATS.search(t)) for t in texts], [None] * len(texts), [False] * len(texts)
     cp, ends, lengths = batch
     flags = _run_flags(cp, ends, len(texts))
     marks = np.flatnonzero(np.isin(cp, _PRESPLIT_CODES, kind="table"))  # a table over their range, no gather per character
@@ -115,7 +116,37 @@ def _scan_batch(texts: list[str]) -> tuple[list[bool], list[Span]]:
     repeats = flags.tolist()
     spans: list[Span] = [None if r else (f, last) for r, f, last in
                          zip(repeats, first_mark.tolist(), last_mark.tolist(), strict=True)]
-    return repeats, spans
+    return repeats, spans, _plain(cp, ends, len(texts))
+
+
+def _plain(cp: np.ndarray, ends: np.ndarray, count: int) -> list[bool]:
+    """Per text (code points `cp` of `count` texts concatenated, text i ending at `ends[i]`), whether a token of its
+    cut that is not `str.isalnum` can hold no word character either, so that `isalnum` alone keeps its words.
+
+    Why it holds: both backends cut a word only inside a run of their "han" class (CJK ideographs, ASCII letters
+    and digits, `+#&._%-`) and give every other character as a token of its own (a space, or CR LF, at most two).
+    A token mixing word and non-word characters therefore needs a non-word character of that class: `+#&._%-` are
+    split off beforehand (`_PRESPLIT`, its matches are kept or dropped whole), and the texts holding one of the few
+    others (unassigned or symbol code points among the ideograph blocks, anything past the supplementary ideographic
+    plane's start; `tests/nlp/test_tokenize.py` checks every other character is cut alone) take the exact test."""
+    import numpy as np
+
+    odd = ~word_char_table().take(np.minimum(cp, 0x10000)) & (((cp >= 0x3400) & (cp < 0xA000))
+                                                                | ((cp >= 0xF900) & (cp < 0xFB00)) | (cp >= 0x20000))
+    plain = np.ones(count, dtype=bool)
+    plain[np.searchsorted(ends, np.flatnonzero(odd), side="right")] = False
+    return plain.tolist()
+
+
+@cache
+def word_char_table() -> np.ndarray:
+    """Basic-plane code points that are letters or digits (str.isalnum, what `[^\\W_]` matches); one more entry,
+    False, stands for every code point past the basic plane (looked up as index 0x10000)."""
+    import numpy as np
+
+    # C-level iterators into bytes, not a comprehension into np.array (built in the first batch: np.array alone
+    # converted each of the 65,537 bools at ~300 instructions)
+    return np.frombuffer(bytes([*map(str.isalnum, map(chr, range(0x10000))), False]), dtype=bool)
 
 
 def _codepoints(texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
@@ -154,10 +185,12 @@ def repeat_runs(texts: list[str]) -> list[bool]:
     return _run_flags(cp, ends, len(texts)).tolist()
 
 
-def _presplit(text: str, cut: Callable[[str], list[str]], repeats: bool = True, span: Span = None) -> list[str]:
+def _presplit(text: str, cut: Callable[[str], list[str]], repeats: bool = True, span: Span = None,
+              words: bool = False) -> list[str]:
     """Cut `text` piece by piece around ASCII punctuation runs; the runs and decimal numbers are tokens themselves.
     `repeats=False` says the caller knows the text has no run to shorten; `span`, the first and last index of a
-    _PRESPLIT_CHAR in it when the caller knows them (`_scan_batch`).
+    _PRESPLIT_CHAR in it when the caller knows them (`_scan_batch`). `words=True` keeps only the words, for a text
+    whose words `str.isalnum` tells (`_plain`): a run is no word, a number is one.
 
     Every _PRESPLIT match holds such a character, and reaches beyond them only over decimal digits (a number's
     integer part before its first dot, its last digits after the last one): the regex therefore splits only the
@@ -169,12 +202,12 @@ def _presplit(text: str, cut: Callable[[str], list[str]], repeats: bool = True, 
         span = None
     if span is None:
         if _PRESPLIT_CHAR.search(text) is None:
-            return cut(text)
+            return list(filter(str.isalnum, cut(text))) if words else cut(text)
         split = _PRESPLIT.split(text)
     else:
         start, end = span
         if start < 0:
-            return cut(text)
+            return list(filter(str.isalnum, cut(text))) if words else cut(text)
         while start and text[start - 1].isdecimal():  # \d of a str pattern: the decimal digits
             start -= 1
         end += 1
@@ -187,6 +220,17 @@ def _presplit(text: str, cut: Callable[[str], list[str]], repeats: bool = True, 
         if end < size:
             split[-1] += text[end:]
     out: list[str] = []
+    if words:
+        isalnum, wordlike = str.isalnum, _wordlike
+        for i, piece in enumerate(split):
+            if not piece:
+                continue
+            if i % 2:
+                if wordlike[piece]:
+                    out.append(piece)
+            else:
+                out.extend(filter(isalnum, cut(piece)))
+        return out
     for i, piece in enumerate(split):
         if not piece:
             continue
@@ -197,7 +241,7 @@ def _presplit(text: str, cut: Callable[[str], list[str]], repeats: bool = True, 
     return out
 
 
-def _jieba_cutter() -> Callable[..., list[str]]:
+def _jieba_cutter() -> Callable[[str], list[str]]:
     import jieba
 
     jieba.setLogLevel(logging.WARNING)
@@ -205,29 +249,16 @@ def _jieba_cutter() -> Callable[..., list[str]]:
     tok.initialize()
     for word, freq, tag in read_user_dict():
         tok.add_word(word, freq, tag)
-
-    def cut(text: str, repeats: bool = True, span: Span = None) -> list[str]:
-        return _presplit(text, lambda piece: tok.lcut(piece, HMM=True), repeats, span)
-
-    return cut
+    return partial(tok.lcut, HMM=True)
 
 
-def _rjieba_cutter() -> Callable[..., list[str]]:
+def _rjieba_cutter() -> Callable[[str], list[str]]:
     import rjieba
 
     tok = rjieba.Jieba()
     for word, freq, tag in read_user_dict():
         tok.add_word(word, freq, tag)
-
-    raw = tok.cut
-
-    def cut_piece(piece: str) -> list[str]:
-        return raw(piece, True)  # HMM on, as jieba's lcut(HMM=True)
-
-    def cut(text: str, repeats: bool = True, span: Span = None) -> list[str]:
-        return _presplit(text, cut_piece, repeats, span)
-
-    return cut
+    return tok.cut  # its `hmm` defaults to True, as jieba's lcut(HMM=True); called bare, no Python frame per piece
 
 
 def resolve_backend(backend: str | None = None) -> str:
@@ -244,8 +275,9 @@ def resolve_backend(backend: str | None = None) -> str:
     return backend
 
 
-def cutter(backend: str | None = None) -> Callable[..., list[str]]:
-    """The raw cut function of a backend (all tokens, punctuation included); built once, under a lock."""
+def cutter(backend: str | None = None) -> Callable[[str], list[str]]:
+    """The raw cut function of a backend (all tokens, punctuation included; no pre-split, see `_presplit`); built
+    once, under a lock."""
     name = resolve_backend(backend)
     fn = _cutters.get(name)
     if fn is None:
@@ -268,21 +300,32 @@ def segment(text: str, backend: str | None = None) -> list[str]:
     """Words of `text` in order, without whitespace and punctuation tokens."""
     if not text:
         return []
-    cut = cutter(backend)
     search = _WORDLIKE.search
-    return [tok for tok in cut(text) if tok.isalnum() or search(tok)]
+    return [tok for tok in _presplit(text, cutter(backend)) if tok.isalnum() or search(tok)]
 
 
 def segment_many(texts: Iterable[str], backend: str | None = None) -> list[list[str]]:
-    """`segment` over many texts, resolving the backend once."""
+    """`segment` over many texts, resolving the backend once.
+
+    The words of most texts are their tokens that are `str.isalnum` (`_plain`), kept by a C-level filter: a Python
+    test per token (isalnum, else a look-up) was half the Python cost of segmenting. The other texts keep the
+    test: str.isalnum() settles almost every token in C; the others (punctuation, mixed tokens such as "3.5") are
+    looked up, each distinct one searched once."""
     cut = cutter(backend)
-    wordlike = _wordlike
+    wordlike, isalnum = _wordlike, str.isalnum
     texts = list(texts)
-    repeats, spans = _scan_batch(texts)
-    # str.isalnum() settles almost every token in C; the others (punctuation, mixed tokens such as "3.5") are
-    # looked up, each distinct one searched once.
-    return [[tok for tok in cut(t, r, span) if tok.isalnum() or wordlike[tok]] if t else []
-            for t, r, span in zip(texts, repeats, spans, strict=True)]
+    repeats, spans, plain = _scan_batch(texts)
+    out: list[list[str]] = []
+    for t, r, span, p in zip(texts, repeats, spans, plain, strict=True):
+        if not t:
+            out.append([])
+        elif not p:
+            out.append([tok for tok in _presplit(t, cut, r, span) if tok.isalnum() or wordlike[tok]])
+        elif span is not None and span[0] < 0:  # no run to shorten, nothing to split
+            out.append(list(filter(isalnum, cut(t))))
+        else:
+            out.append(_presplit(t, cut, r, span, words=True))
+    return out
 
 
 def has_repeat_run(text: str) -> bool:

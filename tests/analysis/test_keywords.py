@@ -151,4 +151,6 @@ def test_lexicon_encode_equals_word_by_word_ids() -> None:
         assert encoded.ids.tolist() == [lexicon.id_of(t) for toks in token_lists for t in toks]
         assert encoded.lengths.tolist() == [len(toks) for toks in token_lists]
         assert min(lexicon.index.values()) >= 0  # the look-up's -1 placeholders for new words are gone
+        assert lexicon._packed.keys() == lexicon.index.keys()
+        assert all(int.from_bytes(lexicon._packed[w], "little", signed=True) == i for w, i in lexicon.index.items())
     assert "从未见过的词" not in lexicon.index and lexicon.index.get("从未见过的词", -1) == -1

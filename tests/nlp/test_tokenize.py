@@ -111,6 +111,25 @@ def test_batch_segmentation_equals_text_by_text(backend):
     punctuation tokens hold no word; `segment` searches the whole text: both must cut every text alike."""
     texts = _tricky_texts(2_000, 2) + ["电话0731-12345678，网址baidu.com", "3.5万元和1.3km", "啊啊啊啊1.5", "##话题##"]
     assert tokenize.segment_many(texts, backend=backend) == [tokenize.segment(t, backend=backend) for t in texts]
+    # texts that take the exact word test (`_plain` is False): a symbol or an unassigned code point among the
+    # ideographs, an ideograph past the basic plane (a digit there, cut alone, keeps the plain test)
+    odd = ["中䷀文", "中\ufa6e文3.5", "𠀀𠀀好😀", "a\U0001d7cf.\U0001d7d0b", "好\r\n好"]
+    assert [not p for p in tokenize._scan_batch(odd)[2]] == [True, True, True, False, False]
+    assert tokenize.segment_many(odd, backend=backend) == [tokenize.segment(t, backend=backend) for t in odd]
+
+
+@pytest.mark.parametrize("backend", ["jieba", "rjieba"])
+def test_non_word_characters_outside_the_ideographs_are_cut_alone(backend):
+    """What `_plain` relies on: every basic-plane character that is no letter or digit, no `_PRESPLIT_CHAR` and
+    not among the ideograph blocks (3400-9FFF, F900-FAFF) comes out as a token of its own, between ideographs,
+    letters or digits, so no token mixes it with word characters (jieba, slower: every 5th such character)."""
+    cut = tokenize.cutter(backend)
+    step = 5 if backend == "jieba" else 1
+    chars = [chr(c) for c in range(0x10000) if not chr(c).isalnum() and chr(c) not in ".-_+#&%/:@"
+             and not (0x3400 <= c < 0xA000 or 0xF900 <= c < 0xFB00 or 0xD800 <= c < 0xE000)][::step]
+    for pattern in ("中{}文", "a{}1"):
+        glued = [ch for ch in chars if ch not in cut(pattern.format(ch))]
+        assert not glued, [hex(ord(ch)) for ch in glued[:10]]
 
 
 def test_repeat_runs_of_a_batch_equal_the_regex_text_by_text():
