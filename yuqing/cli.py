@@ -100,7 +100,7 @@ def import_file(
     file: Annotated[Path, typer.Argument(help="CSV, JSON lines or XLSX export")],
     source: Annotated[str, typer.Option("--source", "-s", help="configured source id")],
     workers: Annotated[int | None, typer.Option(
-        min=1, max=64, help="processes enriching the records (default ingest.workers, else cores − 1; 1: none)")
+        min=1, max=64, help="processes enriching the records (default ingest.workers, else cores − 1, at least 2; 1: none)")
     ] = None,
     config: ConfigOption = None,
 ) -> None:

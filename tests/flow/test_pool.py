@@ -153,8 +153,10 @@ def test_pooled_import_stores_what_a_serial_import_stores(shared_data: Path, tmp
         pooled.close()
 
 
-def test_pool_size_defaults_to_the_cores_beside_the_writer_and_one_means_none() -> None:
+def test_pool_size_defaults_to_the_cores_beside_the_writer_and_one_means_none(monkeypatch: pytest.MonkeyPatch) -> None:
     config = parse_config({})
-    assert pool_size(config) == max(1, (os.cpu_count() or 2) - 1)
+    for cores, size in ((1, 1), (2, 2), (3, 2), (8, 7)):  # at least two workers once there is a second core
+        monkeypatch.setattr(os, "cpu_count", lambda cores=cores: cores)
+        assert pool_size(config) == size, cores
     assert pool_size(config, 3) == 3
     assert pool_size(parse_config({"ingest": {"workers": 1}})) == 1
