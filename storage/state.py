@@ -106,17 +106,18 @@ class SqlState:
         the bulk's transaction: it fails and rolls back alone, as a transaction of its own would."""
         joined = getattr(self._writing, "conn", None)
         if joined is not None:
-            if not getattr(self._writing, "top", False):
+            group = getattr(self._writing, "group_actions", None)
+            if group is None or self._writing.deferred is not None:  # no bulk, or inside one of its writes: join
                 yield joined
                 return
-            self._writing.top = False  # writes opened inside this one join it, as outside a bulk
-            self._writing.deferred = []  # `defer_to_commit` actions of this write: the group's if it succeeds
+            # A write at the top of a bulk: a savepoint, and its `defer_to_commit` actions the group's if it succeeds
+            self._writing.deferred = deferred = []
             try:
                 with self._write_errors(), joined.begin_nested():
                     yield joined
-                self._writing.group_actions.extend(self._writing.deferred)
+                group.extend(deferred)
             finally:
-                self._writing.top, self._writing.deferred = True, None
+                self._writing.deferred = None
             return
         with self._write_lock or nullcontext(), self._write_errors(), self.engine.begin() as conn:
             self._writing.conn = conn
@@ -144,15 +145,14 @@ class SqlState:
                 # A real transaction first: were the first statement a savepoint, SQLite would take it as the outermost
                 # transaction and its release would commit. IMMEDIATE takes the write lock now, not at the first write.
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
-            self._writing.conn, self._writing.top, self._writing.bulk = conn, True, True
-            self._writing.group_actions = []
+            # group_actions: set while the bulk is open; deferred: while one of its top-level writes is
+            self._writing.conn, self._writing.group_actions, self._writing.deferred = conn, [], None
             try:
                 yield
                 for action in self._writing.group_actions:
                     action(conn)
             finally:
-                self._writing.conn, self._writing.top, self._writing.bulk = None, False, False
-                self._writing.group_actions = None
+                self._writing.conn, self._writing.group_actions = None, None
 
     def defer_to_commit(self, action: Callable[[Connection], None]) -> bool:
         """Inside `bulk`: run `action(conn)` at the group's end, in the order deferred, just before it commits, and
@@ -184,7 +184,7 @@ class SqlState:
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
-        if getattr(self._writing, "bulk", False):  # inside `bulk`: see what the group wrote so far
+        if getattr(self._writing, "group_actions", None) is not None:  # inside `bulk`: see what it wrote so far
             yield self._writing.conn
             return
         try:
