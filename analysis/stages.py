@@ -50,7 +50,17 @@ from nlp.tokenize import segment
 logger = logging.getLogger(__name__)
 
 _ORG_SCAN = 2000  # tokens looked at for organisations
-_UNKNOWN = object()
+
+
+class _Unknown:
+    """`Prepared.known` before the store was asked: one object, kept when pickled (a pool worker's prepared facts
+    travel to the writer, which still has to ask)."""
+
+    def __reduce__(self) -> str:
+        return "_UNKNOWN"
+
+
+_UNKNOWN = _Unknown()
 
 
 def _engagement_total(counts: dict[str, int]) -> int:
@@ -102,6 +112,7 @@ class Prepared:
     signature: np.ndarray | None = None
     keys: list[int] | None = None
     known: Any = _UNKNOWN  # (id, event id, engagement) of a re-crawled item, None when new
+    vector: dict[str, float] | None = None  # the item's event vector (`analysis.cluster.item_vector`)
 
     @property
     def terms(self) -> list[tuple[str, float]]:
@@ -226,6 +237,14 @@ class AnalysisState:
             batch.prepared[id(item)] = Prepared(item, top, i, keywords[i], places, orgs, names, hits)
 
     def item_vectors(self, prepared: list[Prepared]) -> list[dict[str, float]]:
+        """Event vectors of these items: those the prepare stage made, the others made now (`_vectors`)."""
+        todo = [p for p in prepared if p.vector is None]
+        if todo:
+            for p, vector in zip(todo, self._vectors(todo), strict=True):
+                p.vector = vector
+        return [p.vector for p in prepared]
+
+    def _vectors(self, prepared: list[Prepared]) -> list[dict[str, float]]:
         """Event vectors (`analysis.cluster.item_vector`) of these items: for the whole batch at once from its flat term
         arrays when they all come from one (the usual case), else item by item."""
         if not prepared:
@@ -255,7 +274,7 @@ class AnalysisState:
         items = [it for it, _ in todo]
         enc = self.encode(batch, items)
         sigs = signatures_from_hashes(self.lexicon.hash.take(enc.ids), enc.owner, enc.position, len(items))
-        keys = band_keys(sigs, self.dedup.bands)
+        keys = band_keys(sigs, self._dedup.bands)  # a setting: no need to load the index from the store for it
         for (_, p), sig, k in zip(todo, sigs, keys, strict=True):
             p.signature, p.keys = sig, k  # rows of the batch arrays
         return (sigs, keys) if len(todo) == len(prepared) else None
@@ -294,6 +313,27 @@ class AnalysisState:
                 context = interned[pair] = RiskContext(*pair)
             out.append(context)
         return out
+
+
+class PrepareStage:
+    """Computes once per batch what the analysis stages after it share about each item (`AnalysisState.prepare`, the
+    near-duplicate signatures and the event vectors). It reads only the text, the words and fixed tables, never the
+    item's analysis state, and changes no item: an import's pool workers run it (flow.pool), and the writer receives
+    the result in `batch.prepared`. Stages after it prepare what is missing themselves (a stage run alone, items
+    whose text dedup changed)."""
+
+    name = "prepare"
+
+    def __init__(self, state: AnalysisState) -> None:
+        self.state = state
+
+    def run(self, batch: Batch) -> None:
+        state = self.state
+        prepared = state.prepare(batch)
+        if state.config.dedup.enabled:
+            state.signatures(batch, prepared)
+        if state.config.events.enabled:
+            state.item_vectors(prepared)
 
 
 class KeywordStage:
@@ -515,6 +555,7 @@ def analysis_stages(config: Config, state: AnalysisState) -> dict[str, Stage | N
     learnt after the store (in memory mode it only consolidates events)."""
     cfg = analysis_config(config)
     return {
+        "prepare": PrepareStage(state),
         "keywords": KeywordStage(state),
         "schemes": SchemeStage(state.schemes, tokens_of, state.hits_of("scheme")),
         "near_duplicates": NearDuplicateStage(state) if cfg.dedup.enabled else None,

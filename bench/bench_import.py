@@ -122,6 +122,28 @@ def run_import(export: Path, folder: Path, workers: int, base: Path | None = Non
     return out
 
 
+def time_stages(stages: list, spent: dict[str, float]) -> None:
+    """Wrap each stage's `run` to add its process time to `spent[name]`."""
+    for stage in stages:
+        original = stage.run
+
+        def timed(batch, original=original, name=stage.name):  # noqa: ANN001
+            start = time.process_time()
+            try:
+                return original(batch)
+            finally:
+                spent[name] += time.process_time() - start
+
+        stage.run = timed
+
+
+def per_item_figures(spent: dict[str, float], total: float, count: int) -> dict:
+    """Seconds per stage and in all → milliseconds per item, and what the stages do not account for."""
+    per_item = {name: round(seconds * 1000 / count, 3) for name, seconds in spent.items()}
+    return {"items": count, "cpu_ms_per_item": per_item, "cpu_ms_per_item_total": round(total * 1000 / count, 3),
+            "cpu_ms_per_item_outside_stages": round((total - sum(spent.values())) * 1000 / count, 3)}
+
+
 def stage_profile(export: Path, folder: Path, limit: int) -> dict:
     """Process time per item of each stage, on the serial chain in this process."""
     from core.config import parse_config
@@ -133,17 +155,7 @@ def stage_profile(export: Path, folder: Path, limit: int) -> dict:
                            "sources": {SOURCE: {"channel": "board", "import": {}}}})
     service = build_service(config)
     spent: dict[str, float] = defaultdict(float)
-    for stage in service.ingestor.chain.stages:
-        original = stage.run
-
-        def timed(batch, original=original, name=stage.name):  # noqa: ANN001
-            start = time.process_time()
-            try:
-                return original(batch)
-            finally:
-                spent[name] += time.process_time() - start
-
-        stage.run = timed
+    time_stages(service.ingestor.chain.stages, spent)
     records = list(FileImporter(export, SOURCE).records())[:limit]
     start = time.process_time()
     for chunk in chunks(records, config.ingest.batch_size):
@@ -152,10 +164,45 @@ def stage_profile(export: Path, folder: Path, limit: int) -> dict:
         service.writer.ingest(chunk)
     total = time.process_time() - start
     service.close()
-    per_item = {name: round(seconds * 1000 / len(records), 3) for name, seconds in spent.items()}
-    return {"items": len(records), "cpu_ms_per_item": per_item,
-            "cpu_ms_per_item_total": round(total * 1000 / len(records), 3),
-            "cpu_ms_per_item_outside_stages": round((total - sum(spent.values())) * 1000 / len(records), 3)}
+    return per_item_figures(spent, total, len(records))
+
+
+def writer_profile(export: Path, folder: Path, limit: int) -> dict:
+    """Process time per item of each stage the writer runs for batches a pool worker enriched, in this process:
+    every batch is enriched first (by the worker's own function, its result pickled and unpickled as the pool does),
+    then the writer ingests them in one commit group, timed. Deterministic (no pool timing decides which batches are
+    enriched by workers), so it also runs under callgrind: what `import ≥ 2,000 items/s` asks of the one writer."""
+    import pickle
+    from concurrent.futures import Future
+
+    from core.config import parse_config
+    from flow import pool
+    from flow.importer import FileImporter
+    from flow.ingest import chunks
+    from yuqing.service import build_service, pooled_stages
+
+    config = parse_config({"storage": {"sqlite_path": str(folder / "writer.db")},
+                           "sources": {SOURCE: {"channel": "board", "import": {}}}})
+    service = build_service(config)
+    pool._start_worker(config, pooled_stages)
+    records = list(FileImporter(export, SOURCE).records())[:limit]
+    for record in records:
+        record.payload["backfill"] = True
+    batches = []
+    for chunk in chunks(records, config.ingest.batch_size):
+        done: Future = Future()
+        done.set_result(pickle.loads(pickle.dumps(pool.enrich(chunk))))
+        batches.append((chunk, done))
+    spent: dict[str, float] = defaultdict(float)
+    time_stages([*service.ingestor.up_to_store.stages, *service.ingestor.after_store.stages], spent)
+    start = time.process_time()
+    service.writer.begin_group().result()
+    for chunk, done in batches:
+        service.writer.ingest_enriched(chunk, done).result()
+    service.writer.end_group().result()
+    total = time.process_time() - start
+    service.close()
+    return per_item_figures(spent, total, len(records))
 
 
 def main() -> None:
@@ -167,6 +214,9 @@ def main() -> None:
                         "pool size with (default: the config's; the batch size, 500: a commit per batch)")
     parser.add_argument("--stages", action="store_true", help="also profile CPU per stage (serial, in process)")
     parser.add_argument("--stage-items", type=int, default=10_000)
+    parser.add_argument("--writer-stages", action="store_true", help="also profile the writer's CPU per stage for "
+                        "pool-enriched batches (in process, one commit group; --stage-items of them)")
+    parser.add_argument("--no-runs", action="store_true", help="only the in-process profiles, no `yuqing import`")
     parser.add_argument("--export", type=Path, help="reuse this export instead of writing one")
     parser.add_argument("--write-export", type=Path, help="only write the export (--items rows from --first) here")
     parser.add_argument("--first", type=int, default=0, help="number of the export's first row (its ids)")
@@ -184,9 +234,11 @@ def main() -> None:
         result: dict = {"benchmark": "import", "items": args.items, "seed": args.seed, "cpus": os.cpu_count()}
         if args.stages:
             result["stages"] = stage_profile(export, folder, args.stage_items)
+        if args.writer_stages:
+            result["writer_stages"] = writer_profile(export, folder, args.stage_items)
         commits = [int(c) for c in args.commit_items.split(",") if c] or [None]
         result["runs"] = [run_import(export, folder, int(w), args.base_db, args.keep, c)
-                          for w in args.workers.split(",") for c in commits]
+                          for w in args.workers.split(",") for c in commits] if not args.no_runs else []
         if args.base_db is not None:
             result["base_db_bytes"] = args.base_db.stat().st_size
     print(json.dumps(result, ensure_ascii=False, indent=2))

@@ -40,6 +40,9 @@ STAGES: list[tuple[str, str]] = [
     ("dedup", "flow"),
     ("segment", "enrich"),
     ("classify", "enrich"),
+    # What the analysis stages after it share about each item (keywords, places, term hits, signatures, event
+    # vectors), from the words alone: its own stage so that an import's enrichment pool runs it (flow.pool.POOLED).
+    ("prepare", "enrich"),
     ("keywords", "enrich"),
     ("schemes", "enrich"),
     ("near_duplicates", "enrich"),

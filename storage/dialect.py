@@ -32,13 +32,21 @@ def upsert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], keys:
     that is not a key) to the new values."""
     if not rows:
         return
-    columns = [c for c in rows[0] if c not in keys] if update is None else list(update)
+    columns = tuple(c for c in rows[0] if c not in keys) if update is None else tuple(update)
+    conflict = (tuple(keys), columns)
+    plan = _plan(conn, table, tuple(rows[0]), conflict)
+    if plan is not None:
+        _execute(conn, plan, rows)
+        return
+    conn.execute(_upsert_statement(conn, table, conflict), list(rows))
+
+
+def _upsert_statement(conn: Connection, table: Table, conflict: tuple[tuple[str, ...], tuple[str, ...]]) -> Any:
+    keys, columns = conflict
     stmt = _insert(conn, table)
     if not columns:
-        conn.execute(stmt.on_conflict_do_nothing(index_elements=list(keys)), list(rows))
-        return
-    conn.execute(stmt.on_conflict_do_update(index_elements=list(keys), set_={c: stmt.excluded[c] for c in columns}),
-                 list(rows))
+        return stmt.on_conflict_do_nothing(index_elements=list(keys))
+    return stmt.on_conflict_do_update(index_elements=list(keys), set_={c: stmt.excluded[c] for c in columns})
 
 
 def insert_missing(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], keys: Sequence[str]) -> None:
@@ -47,39 +55,34 @@ def insert_missing(conn: Connection, table: Table, rows: Sequence[dict[str, Any]
 
 
 # ---- bulk writes through the driver ---------------------------------------------------------------------------------
-# (table, row keys, dialect) → the INSERT's SQL, a getter of a row's values in parameter order, and the positions
-# whose values a bind processor converts (with the processor).
+# (table, row keys, conflict handling, dialect) → the statement's SQL, a getter of a row's values in parameter order,
+# and the positions whose values a bind processor converts (with the processor). Conflict handling: None for a plain
+# INSERT, else (conflict keys, columns updated; none: do nothing).
 _Plan = tuple[str, Callable[[Mapping[str, Any]], Any], tuple[tuple[int, Callable[[Any], Any]], ...]]
-_INSERT_PLANS: dict[tuple[Table, tuple[str, ...], str], _Plan | None] = {}
+_Conflict = tuple[tuple[str, ...], tuple[str, ...]] | None
+_PLANS: dict[tuple[Table, tuple[str, ...], _Conflict, str], _Plan | None] = {}
 
 
-def _insert_plan(conn: Connection, table: Table, keys: tuple[str, ...]) -> _Plan | None:
-    """The compiled INSERT for rows with these keys, or None when the driver cannot be handed plain tuples (a dialect
-    with named parameters, or a column default SQLAlchemy would have to compute for a key the rows lack)."""
-    cache_key = (table, keys, conn.dialect.name)
-    if cache_key not in _INSERT_PLANS:
-        compiled = table.insert().compile(dialect=conn.dialect, column_keys=list(keys))
+def _plan(conn: Connection, table: Table, keys: tuple[str, ...], conflict: _Conflict = None) -> _Plan | None:
+    """The compiled INSERT (an upsert with `conflict`) for rows with these keys, or None when the driver cannot be
+    handed plain tuples (a dialect with named parameters, or a column default SQLAlchemy would have to compute for a
+    key the rows lack)."""
+    cache_key = (table, keys, conflict, conn.dialect.name)
+    if cache_key not in _PLANS:
+        stmt = table.insert() if conflict is None else _upsert_statement(conn, table, conflict)
+        compiled = stmt.compile(dialect=conn.dialect, column_keys=list(keys))
         order = tuple(compiled.positiontup or ())
         plan: _Plan | None = None
         if compiled.positional and order and set(order) <= set(keys):
             procs = [compiled.binds[name].type.bind_processor(conn.dialect) for name in order]
             getter = operator.itemgetter(*order) if len(order) > 1 else (lambda row, key=order[0]: (row[key],))
             plan = (compiled.string, getter, tuple((i, p) for i, p in enumerate(procs) if p is not None))
-        _INSERT_PLANS[cache_key] = plan
-    return _INSERT_PLANS[cache_key]
+        _PLANS[cache_key] = plan
+    return _PLANS[cache_key]
 
 
-def insert_many(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
-    """INSERT rows (mappings with the keys of the first row) in one executemany of the driver, compiled once.
-
-    Why: `conn.execute(table.insert(), rows)` processes every row's parameters in Python; for a 500-row batch of items
-    that is ≈ 16 of the 28 µs each row costs. The same bind processors still apply, so what is stored is the same."""
-    if not rows:
-        return
-    plan = _insert_plan(conn, table, tuple(rows[0]))
-    if plan is None:
-        conn.execute(table.insert(), list(rows))
-        return
+def _execute(conn: Connection, plan: _Plan, rows: Sequence[Mapping[str, Any]]) -> None:
+    """One executemany of the driver with each row's values in the plan's order, converted as SQLAlchemy would."""
     sql, values, converted = plan
     params = [values(row) for row in rows]
     if converted:
@@ -89,6 +92,20 @@ def insert_many(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]
                 changed[i] = process(changed[i])
             params[n] = tuple(changed)
     conn.exec_driver_sql(sql, params)
+
+
+def insert_many(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """INSERT rows (mappings with the keys of the first row) in one executemany of the driver, compiled once.
+
+    Why: `conn.execute(table.insert(), rows)` processes every row's parameters in Python; for a 500-row batch of items
+    that is ≈ 16 of the 28 µs each row costs. The same bind processors still apply, so what is stored is the same."""
+    if not rows:
+        return
+    plan = _plan(conn, table, tuple(rows[0]))
+    if plan is None:
+        conn.execute(table.insert(), list(rows))
+        return
+    _execute(conn, plan, rows)
 
 
 def insert_returning_ids(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> list[int]:

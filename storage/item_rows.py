@@ -16,7 +16,7 @@ from typing import Any
 from pydantic_core import to_json
 from sqlalchemy import Column
 
-from core.models import Channel, Item
+from core.models import Channel, Enrichment, Item
 from storage import schema
 from storage.base import item_json
 
@@ -34,9 +34,34 @@ DOC_EXCLUDE: dict[str, Any] = {**{name: True for name in ("id", *ITEM_COLUMNS)},
                                "engagement": set(ENGAGEMENT_COLUMNS), "enrichment": set(ENRICHMENT_COLUMNS)}
 
 
+_DOC_ENGAGEMENT_EXCLUDE = frozenset(ENGAGEMENT_COLUMNS)
+_DOC_ENRICHMENT_EXCLUDE = frozenset(ENRICHMENT_COLUMNS)
+_DEFAULT_ENRICHMENT = Enrichment().__dict__
+
+
 def item_doc(item: Item) -> str:
-    """The part of an item no column holds, as JSON (fields at their defaults omitted: rebuilding restores them)."""
-    return item.model_dump_json(exclude=DOC_EXCLUDE, exclude_defaults=True)
+    """The part of an item no column holds, as JSON (fields at their defaults omitted: rebuilding restores them).
+
+    What `item.model_dump_json(exclude=DOC_EXCLUDE, exclude_defaults=True)` writes, byte for byte (a test compares
+    the two on odd items), at about half its cost: each part is written by its own model's serializer, and only the
+    parts that differ from their defaults are written (pydantic walks every field of the item with the exclusions)."""
+    fields = item.__dict__
+    parts = []
+    engagement = fields["engagement"]
+    counts = engagement.__dict__
+    if any(counts.values()):  # every count defaults to 0
+        parts.append(b'"engagement":' + engagement.__pydantic_serializer__.to_json(
+            engagement, exclude=_DOC_ENGAGEMENT_EXCLUDE, exclude_defaults=True))
+    reply = fields["reply"]
+    if reply is not None:
+        parts.append(b'"reply":' + reply.__pydantic_serializer__.to_json(reply, exclude_defaults=True))
+    if fields["extra"]:
+        parts.append(b'"extra":' + to_json(fields["extra"], inf_nan_mode="null"))  # as the model writes them
+    enrichment = fields["enrichment"]
+    if enrichment.__dict__ != _DEFAULT_ENRICHMENT:
+        parts.append(b'"enrichment":' + enrichment.__pydantic_serializer__.to_json(
+            enrichment, exclude=_DOC_ENRICHMENT_EXCLUDE, exclude_defaults=True))
+    return (b"{" + b",".join(parts) + b"}").decode()
 
 
 def item_fact_values(item: Item) -> dict[str, Any]:

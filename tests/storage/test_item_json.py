@@ -10,7 +10,15 @@ from typing import Any
 import pytest
 
 from core.models import SHANGHAI, Engagement, Enrichment, Item, Reply, RiskReason
-from storage.item_rows import _fast_item, _Unsure, item_fact_values, item_from_row, item_json_from_row
+from storage.item_rows import (
+    DOC_EXCLUDE,
+    _fast_item,
+    _Unsure,
+    item_doc,
+    item_fact_values,
+    item_from_row,
+    item_json_from_row,
+)
 
 ODD_TEXT = "".join(chr(c) for c in range(0x20)) + '"\\/\x7f\u2028\u2029中文😀 '
 
@@ -81,3 +89,23 @@ def test_odd_rows_go_through_the_model(changes: dict[str, Any]) -> None:
     else:
         with pytest.raises(expected):
             item_json_from_row(row)
+
+
+def _doc_cases() -> list[Item]:
+    at = datetime(2026, 9, 1, 12, 30, 5, tzinfo=SHANGHAI)
+    base = {"source": "s", "channel": "board", "source_id": "1", "published_at": at, "fetched_at": at}
+    return [*_items(),
+            Item(**base, engagement=Engagement()),  # every count 0, given: still the default
+            Item(**base, engagement=Engagement(likes=1)),  # only a column's count: an empty engagement part
+            Item(**base, engagement=Engagement(reads=5)),
+            Item(**base, reply=Reply(text="")),  # a reply at its defaults but for its text
+            Item(**base, extra={"when": at, "backfill": True, "t": (1, "二")}),
+            Item(**base, enrichment=Enrichment(topic="交通", risk_score=3.0, event_id="e")),  # only columns
+            Item(**base, enrichment=Enrichment(keywords=[], entities={}, near_duplicate_of=0)),
+            Item(**base, enrichment=Enrichment(risk_reasons=[RiskReason(feature="f", weight=0.0, detail="")]))]
+
+
+@pytest.mark.parametrize("index", range(len(_doc_cases())))
+def test_doc_is_what_the_model_writes_with_the_columns_and_defaults_left_out(index: int) -> None:
+    item = _doc_cases()[index]
+    assert item_doc(item) == item.model_dump_json(exclude=DOC_EXCLUDE, exclude_defaults=True)
