@@ -5,9 +5,10 @@ text models after it — normalise, PII masking, segmentation, classification an
 facts (keywords, places, term hits, near-duplicate signatures, event vectors: "prepare") (`POOLED`) — depend only on
 the record and the config, so spawned workers (each loads the models once) run them on whole batches, and the writer
 process keeps everything that needs state: exact dedup against the store, near-duplicates, events, risk (which
-reads event state), the store and the after-store stages. What the workers prepared travels in `Batch.prepared`. Batches come back in the order they were read and the writer runs
-each as it would have, so the stored items, scores, near-duplicates and events are the same as a serial import's
-(`tests/flow/test_pool.py` compares the two on real texts).
+reads event state), the store and the after-store stages. What the workers prepared travels in `Batch.prepared`.
+Batches come back in the order they were read and the writer runs each as it would have, so the stored items,
+scores, near-duplicates and events are the same as a serial import's (`tests/flow/test_pool.py` compares the two on
+real texts).
 
 A worker also derives each item's full-text index words from its words (`nlp.search_tokens`), handed to the store
 with the words (`IndexWords`); the store's `PooledIndexWords` reads them off so that the writer does not compute them
@@ -61,7 +62,7 @@ class IndexWords(list):
 
     __slots__ = ("index",)
 
-    def __init__(self, words: Sequence[str], index: tuple[str, str]) -> None:
+    def __init__(self, words: Iterable[str], index: tuple[str, str]) -> None:
         super().__init__(words)
         self.index = index
 
@@ -70,16 +71,16 @@ class IndexWords(list):
 
 
 class PooledIndexWords:
-    """The SQLite store's `index_from_words` (the composition root gives it this): the index words a worker derived
-    when the words carry them, else `derive`'s. A backend that indexes its own way ignores the words it is handed."""
+    """The SQLite store's `index_from_words` (the composition root gives it this): the index text a worker derived
+    when the words carry it, else `derive`'s (title and content each as one string of index words). A backend that
+    indexes its own way ignores the words it is handed."""
 
-    def __init__(self, derive: Callable[[str, str, Sequence[str]], tuple[list[str], list[str]]]) -> None:
+    def __init__(self, derive: Callable[[str, str, Sequence[str]], tuple[str, str]]) -> None:
         self.derive = derive
 
     def __call__(self, title: str, content: str, words: Sequence[str]) -> tuple[list[str], list[str]]:
-        if isinstance(words, IndexWords):
-            return [words.index[0]], [words.index[1]]  # the store joins each list with spaces: one string each
-        return self.derive(title, content, words)
+        text = words.index if isinstance(words, IndexWords) else self.derive(title, content, words)
+        return [text[0]], [text[1]]  # the store joins each list with spaces: one string each
 
 
 @dataclass
@@ -106,7 +107,7 @@ def _start_worker(config: Config, build: Callable[[Config], list[Stage]]) -> Non
 
 def enrich(records: list[RawRecord]) -> Enriched:
     """Run the pooled stages on one batch of records (in a worker)."""
-    from nlp.search_tokens import index_tokens_from_words
+    from nlp.search_tokens import index_text_from_words
     from storage.originals import held
 
     if _chain is None:  # only a process whose pool initializer (`_start_worker`) ran has one
@@ -120,9 +121,7 @@ def enrich(records: list[RawRecord]) -> Enriched:
     for item in batch.items:
         words = batch.tokens.get(id(item))
         if words is not None:
-            words = list(map(one, words, words))
-            title, content = index_tokens_from_words(item.title, item.content, words)
-            words = IndexWords(words, (" ".join(title), " ".join(content)))
+            words = IndexWords(map(one, words, words), index_text_from_words(item.title, item.content, words))
         out.items.append((position[id(batch.origins[id(item)])], item, words, held(item),
                           batch.prepared.get(id(item))))
     return out

@@ -24,7 +24,7 @@ from flow.intake import NormaliseStage
 from flow.pool import POOLED, PooledIndexWords
 from flow.stages import Stage
 from flow.writer import IngestGate, IngestWriter, RedriveWorker
-from nlp.search_tokens import index_tokens, index_tokens_from_words
+from nlp.search_tokens import index_text_from_words, index_tokens
 from nlp.tokenize import segment
 from storage.cluster import ClusterLocks
 from storage.opening import open_store
@@ -39,7 +39,7 @@ def build_service(config: Config, *, db_path: Path | None = None, enrich: bool =
     extensions; a listed stage an enabled package does not provide is an error here, at start."""
     storage = config.storage
     store = open_store(db_path or storage.sqlite_path, storage.state_url, segment=segment, index_segment=index_tokens,
-                       index_from_words=PooledIndexWords(index_tokens_from_words),
+                       index_from_words=PooledIndexWords(index_text_from_words),
                        elasticsearch=storage.elasticsearch if storage.backend == "elasticsearch" else None)
     cluster = ClusterLocks(store.engine)
     gate = IngestGate(cluster, store)  # reads the ingest mark before the analysis state loads

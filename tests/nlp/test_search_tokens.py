@@ -14,7 +14,7 @@ import pytest
 
 from core.models import SHANGHAI, Channel, Item
 from nlp import tokenize
-from nlp.search_tokens import index_tokens, index_tokens_from_words
+from nlp.search_tokens import index_text_from_words, index_tokens, index_tokens_from_words
 from storage.base import ItemQuery
 from storage.sqlite import SqliteStore
 
@@ -31,8 +31,10 @@ def _pairs() -> list[tuple[str, str]]:
 def test_index_tokens_from_words_equal_segmenting_again():
     for title, content in _pairs():
         text = f"{title}\n{content}" if title else content
-        got = index_tokens_from_words(title, content, tokenize.segment(text))
+        words = tokenize.segment(text)
+        got = index_tokens_from_words(title, content, words)
         assert got == (index_tokens(title), index_tokens(content)), (title, content)
+        assert index_text_from_words(title, content, words) == (" ".join(got[0]), " ".join(got[1]))
 
 
 @pytest.mark.data
@@ -44,7 +46,9 @@ def test_index_tokens_from_words_on_real_texts(shared_data: Path):
     pairs += [(t[:30], t[30:]) for t in posts.head(1000) if len(t) > 30]
     texts = [f"{t}\n{c}" if t else c for t, c in pairs]
     for (title, content), words in zip(pairs, tokenize.segment_many(texts), strict=True):
-        assert index_tokens_from_words(title, content, words) == (index_tokens(title), index_tokens(content)), title
+        tokens = index_tokens_from_words(title, content, words)
+        assert tokens == (index_tokens(title), index_tokens(content)), title
+        assert index_text_from_words(title, content, words) == (" ".join(tokens[0]), " ".join(tokens[1])), title
 
 
 def _items() -> list[Item]:
