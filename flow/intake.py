@@ -291,7 +291,8 @@ class StoreStage:
         # so a crash right after the commit still leaves every stored item's alert rules to be run.
         with self.store.item_write() as conn:
             # The enrichment's words of each item's text, so the store's full-text index need not cut it again.
-            words = [batch.tokens.get(id(item)) for item in batch.items] if batch.tokens else None
+            words = ([batch.tokens.get(id(item), batch.index_words.get(id(item))) for item in batch.items]
+                     if batch.tokens or batch.index_words else None)
             results = self.store.upsert(batch.items, words)
             mark_pending(conn, [(r.item_id, r.outcome.value) for r in results
                                 if r.outcome in (UpsertOutcome.inserted, UpsertOutcome.updated)])

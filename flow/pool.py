@@ -10,9 +10,9 @@ Batches come back in the order they were read and the writer runs each as it wou
 scores, near-duplicates and events are the same as a serial import's (`tests/flow/test_pool.py` compares the two on
 real texts).
 
-A worker also derives each item's full-text index words from its words (`nlp.search_tokens`), handed to the store
-with the words (`IndexWords`); the store's `PooledIndexWords` reads them off so that the writer does not compute them
-again.
+A worker also derives each item's full-text index text from its words (`nlp.search_tokens`), handed to the store in
+place of the words (`IndexWords`, in `Batch.index_words`); the store's `PooledIndexWords` reads it off so that the
+writer does not compute it again.
 
 Differences from a serial import, both rare: segmentation and classification also run on records that exact dedup
 then drops (an unchanged re-import pays them in the workers, not in the writer), and an item whose stored title or
@@ -57,17 +57,16 @@ def pool_size(config: Config, workers: int | None = None) -> int:
 
 
 class IndexWords(list):
-    """An item's words with the full-text index words derived from them (title, content), each joined by spaces:
-    the store reads the index words off the list (`PooledIndexWords`) instead of deriving them again."""
+    """What the store is handed as an item's words when a pool worker derived its full-text index text (title,
+    content, each joined by spaces) and kept the words: no words, the text in `index`. Only `PooledIndexWords`
+    (which the composition root wires into the SQLite store) reads it; it must not reach an `index_from_words` that
+    expects the words themselves."""
 
     __slots__ = ("index",)
 
     def __init__(self, words: Iterable[str], index: tuple[str, str]) -> None:
         super().__init__(words)
         self.index = index
-
-    def __reduce__(self) -> tuple:
-        return (IndexWords, (list(self), self.index))
 
 
 class PooledIndexWords:
@@ -86,10 +85,15 @@ class PooledIndexWords:
 @dataclass
 class Enriched:
     """What a worker returns for one batch: the items that survived its stages, each with the index of its record in
-    the batch, its words, the originals PII masking kept apart (or None) and what the stages prepared for the ones
-    after them (`Batch.prepared`, or None); the records it quarantined; how many records it received."""
+    the batch, its full-text index text (title, content; None without words), the originals PII masking kept apart
+    (or None) and what the stages prepared for the ones after them (`Batch.prepared`, or None); the records it
+    quarantined; how many records it received.
 
-    items: list[tuple[int, Item, list[str], dict | None, object]] = field(default_factory=list)
+    Not the words themselves: every stage on the writer reads what "prepare" made of them, and sending ~150 strings an
+    item cost the worker's pickling and the writer's unpickling ~20 µs an item. A stage that still asks for an item's
+    words (a monitoring scheme with NEAR) has them cut again (`analysis.stages.tokens_of`)."""
+
+    items: list[tuple[int, Item, tuple[str, str] | None, dict | None, object]] = field(default_factory=list)
     rejected: list[QuarantineRecord] = field(default_factory=list)
     received: int = 0
 
@@ -115,14 +119,10 @@ def enrich(records: list[RawRecord]) -> Enriched:
     batch = _chain.run(Batch(raw=list(records)))
     position = {id(raw): i for i, raw in enumerate(records)}
     out = Enriched(rejected=batch.quarantined, received=batch.report.received)
-    # One str object per distinct word of the batch: pickle then sends a repeat as a reference to the first, and the
-    # writer's dict look-ups of a repeat find its hash already computed (writer −3.7 % instructions per item).
-    one = {}.setdefault
     for item in batch.items:
         words = batch.tokens.get(id(item))
-        if words is not None:
-            words = IndexWords(map(one, words, words), index_text_from_words(item.title, item.content, words))
-        out.items.append((position[id(batch.origins[id(item)])], item, words, held(item),
+        index = index_text_from_words(item.title, item.content, words) if words is not None else None
+        out.items.append((position[id(batch.origins[id(item)])], item, index, held(item),
                           batch.prepared.get(id(item))))
     return out
 
@@ -131,10 +131,10 @@ def enrich(records: list[RawRecord]) -> Enriched:
 
 
 class Redo:
-    """On the writer, in place of a pooled stage it does not skip: runs the stage again only for items whose title or
-    content changed after the worker enriched them (exact dedup put back a stored value), so that their words,
+    """On the writer, in place of a pooled stage it does not skip: runs the stage again on the items whose title or
+    content changed after the worker enriched them (exact dedup put back a stored value), alone, so that their words,
     classes and prepared facts are those of the text that is stored (the segment stage's Redo drops what the worker
-    made of the old text). Classification then runs for the whole batch, as serially."""
+    made of the old text)."""
 
     def __init__(self, stage: Stage, texts: dict[int, tuple[str, str]]) -> None:
         self.stage = stage
@@ -149,7 +149,10 @@ class Redo:
             for item in changed:
                 batch.tokens.pop(id(item), None)
                 batch.prepared.pop(id(item), None)
-        self.stage.run(batch)
+                batch.index_words.pop(id(item), None)
+        # The other items keep what the workers made of them (their words were not sent: see `Enriched`).
+        self.stage.run(Batch(items=changed, origins=batch.origins, quarantined=batch.quarantined, report=batch.report,
+                             tokens=batch.tokens, prepared=batch.prepared))
 
 
 def writer_chain(stages: list[Stage], texts: dict[int, tuple[str, str]]) -> Chain:
@@ -166,13 +169,13 @@ def enriched_batch(records: list[RawRecord], enriched: Enriched) -> tuple[Batch,
     batch.quarantined.extend(enriched.rejected)
     batch.report.quarantined += len(enriched.rejected)
     texts: dict[int, tuple[str, str]] = {}
-    for index, item, words, originals, prepared in enriched.items:
+    for index, item, text, originals, prepared in enriched.items:
         key = id(item)
         batch.origins[key] = records[index]
         batch.items.append(item)
         texts[key] = (item.title, item.content)
-        if words is not None:
-            batch.tokens[key] = words
+        if text is not None:
+            batch.index_words[key] = IndexWords((), text)
         if prepared is not None:
             batch.prepared[key] = prepared
         if originals:

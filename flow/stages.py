@@ -31,6 +31,9 @@ class Batch:
     stored: list[Item] = field(default_factory=list)
     # Segmented words per item (keyed by id(item)), filled once by the segment stage and reused by later stages.
     tokens: dict[int, list[str]] = field(default_factory=dict)
+    # The full-text index's words of items whose words an import's pool worker kept (flow.pool.IndexWords), for the
+    # store stage.
+    index_words: dict[int, list[str]] = field(default_factory=dict)
     # Exact copies of another item of this batch, dropped before enrichment: ((source, source_id) of the kept item,
     # the copy). The store stage records each against the kept item's id once it has one.
     copies: list[tuple[tuple[str, str], Item]] = field(default_factory=list)
@@ -90,6 +93,7 @@ class Chain:
         stored: list[Item] = []
         for item in batch.items:
             single = Batch(items=[item], origins=batch.origins, report=batch.report, tokens=batch.tokens,
+                           index_words=batch.index_words,
                            copies=batch.copies, prepared=batch.prepared, temp_ids=batch.temp_ids, pending=batch.pending)
             try:
                 stage.run(single)
