@@ -141,6 +141,19 @@ def test_batch_keywords_equal_the_item_by_item_extractor() -> None:
     assert words[0] and words[2] == [] and "wifi" in words[4]
 
 
+def test_keyword_ties_go_to_the_first_mentioned_whatever_the_lexicon_ids() -> None:
+    """Words of equal score rank by first mention in every item of a large batch, and the ranking is the same from a
+    lexicon that met the words in the other order (an import's pool workers each grow their own)."""
+    from analysis.keywords import batch_top_terms_flat
+
+    batch = [["甲乙丙丁词", "戊己庚辛词"]] * 600  # two unknown words: the same default idf, one mention each
+    for earlier in (["甲乙丙丁词", "戊己庚辛词"], ["戊己庚辛词", "甲乙丙丁词"]):  # ids in either order
+        state = AnalysisState(parse_config({}).analysis)
+        state.lexicon.encode([earlier])
+        _top, words = batch_top_terms_flat(state.lexicon.encode(batch), state.lexicon, 14, 8)
+        assert all(w == ["甲乙丙丁词", "戊己庚辛词"] for w in words), earlier
+
+
 def test_lexicon_encode_equals_word_by_word_ids() -> None:
     """The one-pass batch lookup (unknown words read as -1, then added) gives the ids `id_of` gives word by word,
     for batches of no token, one token and many with new words among known ones, and leaves no -1 in the index."""
