@@ -234,10 +234,10 @@ class AnalysisState:
         if top.generation != self.lexicon.generation or any(p.top is not top for p in prepared):
             return [item_vector(p.terms, p.places[:5], p.names, p.hits.matters) for p in prepared]
         word_id = self.lexicon.index.get  # -1 for a word it does not hold, without a Python-level __missing__ call
-        starts, ends = top.starts, top.ends
-        entities = [p.places[:5] for p in prepared]
-        return item_vectors(top.words, top.word_ids, top.scores, [(starts[p.row], ends[p.row]) for p in prepared],
-                            [[word_id(name.lower(), -1) for name in places] for places in entities], entities,
+        rows = np.fromiter([p.row for p in prepared], dtype=np.int64, count=len(prepared))
+        return item_vectors(top.words, top.word_ids, top.scores, np.asarray(top.starts, dtype=np.int64)[rows],
+                            np.asarray(top.ends, dtype=np.int64)[rows],
+                            [[word_id(name.lower(), -1) for name in p.places[:5]] for p in prepared],
                             [p.names for p in prepared], [p.hits.matters for p in prepared])
 
     def hits_of(self, kind: str) -> Callable[[Batch], list[Any]]:
