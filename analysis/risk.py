@@ -159,6 +159,8 @@ class RiskScorer:
         self._stale_reasons: dict[tuple[float, int], RiskReason] = {}  # (points lost, whole days) → reason
         self._totals: dict[float, float] = {}  # a score before rounding → round(score, 2)
         self._strengths: dict[float, tuple[RiskReason, float] | None] = {}
+        self._polarity_reasons: dict[tuple[float, float], tuple[RiskReason, float]] = {}  # (weight, strength to 0.01)
+        self._weighted: dict[str, bool] = {}  # emotion label → whether it has a weight (most labels have none)
         self._term_facts: dict[tuple[str, frozenset[str]], tuple[str, float, str]] = {}  # → feature, weight, detail
         self._tails: dict[tuple, tuple[list[RiskReason], list[float]]] = {}
 
@@ -249,6 +251,13 @@ class RiskScorer:
         return reason(feature="emotion", weight=round2(w * confidence),
                       detail=f"情绪：{EMOTION_ZH.get(emotion.lower(), emotion)}（置信度 {confidence:.2f}）")
 
+    def _is_weighted(self, emotion: str) -> bool:
+        """Whether the emotion label has a weight, remembered per label (`score_many` asks before any look-up)."""
+        if len(self._weighted) >= _MAX_REASONS:
+            self._weighted.clear()
+        found = self._weighted[emotion] = bool(self.config.emotion_weights.get(emotion.lower(), 0))
+        return found
+
     def _channel_reason(self, channel: str) -> RiskReason | None:
         w = self.config.channel_weights.get(channel, 0)
         return reason(feature="channel", weight=w, detail=f"渠道：{CHANNEL_ZH.get(channel, channel)}") if w else None
@@ -265,9 +274,17 @@ class RiskScorer:
         w = round2(self.config.negative_weight * max(0.0, min(1.0, strength)))
         if not w:
             return None
-        # not through the shared table: the strength (4 decimals) is nearly unique to its reason, and `score_many`
-        # keeps this one per strength
-        return _new_reason("polarity", w, f"负面倾向（强度 {strength:.2f}）", None, None), float(w)
+        # Not through the shared table: `score_many` keeps this one per strength (4 decimals). The reason depends only
+        # on its weight and the strength to 2 decimals (round() and the ".2f" format both round the exact value half
+        # to even), so strengths that agree on both share it without a new text and model.
+        key = (w, round2(strength))
+        found = self._polarity_reasons.get(key)
+        if found is None:
+            if len(self._polarity_reasons) >= _MAX_REASONS:
+                self._polarity_reasons.clear()
+            found = self._polarity_reasons[key] = (
+                _new_reason("polarity", w, f"负面倾向（强度 {strength:.2f}）", None, None), float(w))
+        return found
 
     def _engagement(self, eng: int, published: float, now_ts: float) -> list[RiskReason]:
         """Engagement and its velocity (items without any engagement have neither)."""
@@ -356,6 +373,7 @@ class RiskScorer:
             self._strengths.clear()
             self._tails.clear()
         emotions, strengths, tails, term_reason = self._emotion_weights, self._strengths, self._tails, self._term_reason
+        weighted, is_weighted = self._weighted, self._is_weighted
         negative = _NEGATIVE
         polarity_counts = bool(cfg.negative_weight)
         levels = cfg.levels
@@ -374,7 +392,8 @@ class RiskScorer:
             e = values["enrichment"].__dict__
             reasons: list[RiskReason] = []
             weights: list[float] = []
-            if emotion := e["emotion"]:
+            # an emotion without a weight adds nothing whatever its confidence (`_emotion_reason`): no look-up by value
+            if (emotion := e["emotion"]) and ((flag := weighted.get(emotion)) or (flag is None and is_weighted(emotion))):
                 confidence = e["emotion_score"]
                 got = emotions.get((emotion, confidence), _MISSING)
                 if got is _MISSING:
