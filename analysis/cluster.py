@@ -38,6 +38,7 @@ import numpy as np
 import yaml
 
 import core.config  # noqa: F401 - loaded first: it imports core.config_analysis at its end
+from analysis.keywords import pick
 from core.config_analysis import EventsConfig
 
 ITEM_TERMS = 12  # a 150-character post rarely has more than a dozen telling words
@@ -221,10 +222,7 @@ def item_vectors(words: list[str], word_ids: np.ndarray, scores: np.ndarray, low
     norms = np.fromiter(starmap(math.hypot, map(islice, repeat(iter(args.tolist())), sizes.tolist())),
                         dtype=np.float64, count=count)
     norms[norms == 0.0] = 1.0  # `or 1.0`
-    position_list = top_position.tolist()
-    # the words in one C call (a tuple); itemgetter of one index returns the word itself
-    top_words = itemgetter(*position_list)(words) if len(position_list) > 1 else [words[i] for i in position_list]
-    vectors = _dicts(top_words, (top_weight / norms[top_rows]).tolist(), top_counts.tolist())
+    vectors = _dicts(pick(words, top_position.tolist()), (top_weight / norms[top_rows]).tolist(), top_counts.tolist())
     if kinds:
         for row, kind, value in zip(kind_rows.tolist(), kinds, (extra / norms)[kind_rows].tolist(), strict=True):
             vectors[row][_matter_key(kind)] = value
