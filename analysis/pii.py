@@ -658,7 +658,8 @@ class PiiMaskStage:
         items = batch.items
         if not items:
             return
-        texts = [text for item in items for text in (item.title or "", item.content or "")]
+        fields = [item.__dict__ for item in items]  # field values read off the dict: no pydantic __getattr__ hook
+        texts = [text for f in fields for text in (f["title"] or "", f["content"] or "")]
         joined = "\n".join(texts)
         numbers: set[int] = set()  # indexes into `texts` of the texts that need each pass
         words: set[int] = set()
@@ -671,9 +672,9 @@ class PiiMaskStage:
                 (numbers if _is_number_hit(m.group()) else words).add(which)
                 if which not in first:  # matches come in order: the first is the leftmost
                     first[which] = at - (ends[which - 1] if which else 0)
-        for i, item in enumerate(items):
+        for i, (item, f) in enumerate(zip(items, fields, strict=True)):
             t, c = 2 * i, 2 * i + 1
-            if t in numbers or t in words or c in numbers or c in words or item.author or item.extra or (
-                    item.reply is not None and item.reply.text):
+            if t in numbers or t in words or c in numbers or c in words or f["author"] or f["extra"] or (
+                    f["reply"] is not None and f["reply"].text):
                 mask_item(item, self.keep_raw, title=(t in numbers, t in words), content=(c in numbers, c in words),
                           title_from=first.get(t, 0), content_from=first.get(c, 0))

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
+from operator import attrgetter
 from typing import Any
 
 import numpy as np
@@ -57,6 +58,9 @@ def _engagement_total(counts: dict[str, int]) -> int:
     """`Engagement.total` from the model's field dict (`Engagement.__dict__`): the property reads its four fields
     through pydantic's __getattr__ hook, ~1,500 instructions an item against ~300 (a test keeps the two equal)."""
     return counts["likes"] + counts["dislikes"] + counts["reposts"] + counts["comments"]
+
+
+_fields = attrgetter("__dict__")  # a model's field values (where pydantic keeps them), by a C-level call
 
 
 def analysis_config(config: Config) -> AnalysisConfig:
@@ -99,8 +103,9 @@ class Prepared:
     orgs: list[str]
     names: list[str]  # named sites and bodies (魅力之城小区), for events
     hits: Hits
-    signature: np.ndarray | None = None
-    keys: list[int] | None = None
+    # (signatures, LSH keys, row) of the batch arrays the item was signed in: the arrays and a row rather than views of
+    # the two rows (two views an item cost more than the rest of the signing loop)
+    signed: tuple[np.ndarray, np.ndarray, int] | None = None
     known: Any = _UNKNOWN  # (id, event id, engagement) of a re-crawled item, None when new
 
     @property
@@ -249,20 +254,20 @@ class AnalysisState:
     def signatures(self, batch: Batch, prepared: list[Prepared]) -> tuple[np.ndarray, np.ndarray] | None:
         """Near-duplicate signatures and LSH keys of the items that have none yet, in one vectorised pass; the batch's
         arrays when that was every item (the usual case, so that the stage need not stack 500 rows twice)."""
-        todo = [(it, p) for it, p in zip(batch.items, prepared, strict=True) if p.signature is None]
+        todo = [(it, p) for it, p in zip(batch.items, prepared, strict=True) if p.signed is None]
         if not todo:
             return None
         items = [it for it, _ in todo]
         enc = self.encode(batch, items)
         sigs = signatures_from_hashes(self.lexicon.hash.take(enc.ids), enc.owner, enc.position, len(items))
         keys = band_keys(sigs, self.dedup.bands)
-        for (_, p), sig, k in zip(todo, sigs, keys, strict=True):
-            p.signature, p.keys = sig, k  # rows of the batch arrays
+        for row, (_, p) in enumerate(todo):
+            p.signed = (sigs, keys, row)
         return (sigs, keys) if len(todo) == len(prepared) else None
 
     def lookup_known(self, items: list[Item]) -> dict[tuple[str, str], tuple[int | None, str | None, int]]:
         """Items seen before (re-crawls): their id, event and engagement, from the store or from memory."""
-        keys = [(it.source, it.source_id) for it in items]
+        keys = [(f["source"], f["source_id"]) for f in map(_fields, items)]  # no pydantic __getattr__ hook per read
         if self.store is None:
             known = self.known
             return {k: known[k] for k in keys if k in known}
@@ -274,7 +279,8 @@ class AnalysisState:
         known = self.lookup_known(items)
         for item, p in zip(items, prepared, strict=True):
             if p.known is _UNKNOWN:
-                p.known = known.get((item.source, item.source_id))
+                fields = item.__dict__
+                p.known = known.get((fields["source"], fields["source_id"]))
 
     def risk_contexts(self, items: list[Item]) -> list[RiskContext]:
         """Each item's RiskContext (repeats of its near-duplicate chain, volume and span of its event), for a batch."""
@@ -283,7 +289,7 @@ class AnalysisState:
             interned.clear()
         out: list[RiskContext] = []
         for item in items:
-            e = item.enrichment.__dict__  # fields read off the model's dict: no __getattr__ hook per read
+            e = item.__dict__["enrichment"].__dict__  # fields read off the models' dicts: no __getattr__ hook per read
             root = e["near_duplicate_of"]
             event = events.get(event_id) if (event_id := e["event_id"]) else None
             # A plain pair finds the equal named tuple (a few hundred distinct ones): no Python-level __new__ per item
@@ -310,12 +316,14 @@ class KeywordStage:
         fields = ("keywords", "entities")
         for item, p in zip(batch.items, state.prepare(batch), strict=True):
             places = p.places
-            e = item.enrichment  # two plain fields, set as `assign` sets them, without a call per item
+            item_fields = item.__dict__  # fields read and set as `assign` sets them: no __getattr__ hook, no call
+            e = item_fields["enrichment"]
             values = e.__dict__
             values["keywords"], values["entities"] = p.keywords, {"places": places[:10], "orgs": p.orgs}
             e.__pydantic_fields_set__.update(fields)
-            if fill and places and not item.region:
-                assign(item, region=places[0])
+            if fill and places and not item_fields["region"]:
+                item_fields["region"] = places[0]
+                item.__pydantic_fields_set__.add("region")
 
 
 class NearDuplicateStage:
@@ -335,13 +343,15 @@ class NearDuplicateStage:
         fresh = state.signatures(batch, prepared)
         index = state.dedup
         memory = state.store is None
-        owns = [item.id if item.id is not None else (p.known[0] if p.known else None)
-                for item, p in zip(batch.items, prepared, strict=True)]
+        # fields read off the models' __dict__: an attribute read on a model goes through pydantic's __getattr__ hook
+        fields = list(map(_fields, batch.items))
+        owns = [own if (own := f["id"]) is not None else (p.known[0] if p.known else None)
+                for f, p in zip(fields, prepared, strict=True)]
         if fresh is not None:
             sigs, keys = fresh
         else:
-            sigs = np.stack([p.signature for p in prepared])
-            keys = np.stack([p.keys for p in prepared])
+            sigs = np.stack([s[0][s[2]] for s in (p.signed for p in prepared)])
+            keys = np.stack([s[1][s[2]] for s in (p.signed for p in prepared)])
         codes = np.empty(keys.shape, dtype=np.int64)  # what the index holds under each band key, for add_many
         groups = band_groups(keys)  # shared by match_batch and, when every item is new, add_many
         matches = index.match_batch(sigs, keys, owns, codes, groups)
@@ -349,7 +359,7 @@ class NearDuplicateStage:
         roots: list[int | None] = []
         # Temporary ids handed out here as `new_temp_id` would, from a local counter (a call less per item)
         next_temp, temp_ids, dup_counts, root_of = state._next_temp, batch.temp_ids, state.dup_counts, index.root
-        for item, match, own in zip(batch.items, matches, owns, strict=True):
+        for item, f, match, own in zip(batch.items, fields, matches, owns, strict=True):
             if own is None:
                 next_temp -= 1
                 own_key = temp_ids[id(item)] = next_temp
@@ -358,7 +368,7 @@ class NearDuplicateStage:
             ids.append(own_key)
             if match is None:
                 roots.append(None)
-                if item.enrichment.near_duplicate_of is not None:
+                if f["enrichment"].__dict__["near_duplicate_of"] is not None:
                     item.enrichment.near_duplicate_of = None
                 continue
             at = match[1]
@@ -443,20 +453,21 @@ class PersistStage:
         slots: list[int] = []  # renamed index slots, their new ids and roots, in order
         new_ids: list[int] = []
         roots: list[int] = []
+        temp_ids = batch.temp_ids
         for item in batch.stored:
-            temp = batch.temp_ids.pop(id(item), None)
-            if temp is None or item.id is None:
+            temp = temp_ids.pop(id(item), None)
+            if temp is None or (item_id := item.__dict__["id"]) is None:  # the field itself, no __getattr__ hook
                 continue
-            slot = dedup.rename(temp, item.id)  # `rekey`, its array writes made for the batch below
+            slot = dedup.rename(temp, item_id)  # `rekey`, its array writes made for the batch below
             if dup_counts.get(temp):
-                dup_counts[item.id] += dup_counts.pop(temp)
+                dup_counts[item_id] += dup_counts.pop(temp)
             for repeat in pending.pop(temp, []):
-                repeat.enrichment.near_duplicate_of = item.id
+                repeat.enrichment.near_duplicate_of = item_id
                 fixups.append(repeat)
             if slot is not None:
                 slots.append(slot)
-                new_ids.append(item.id)
-                roots.append(dedup.root(item.id))
+                new_ids.append(item_id)
+                roots.append(dedup.root(item_id))
         new_sigs = list(zip(new_ids, roots, dedup.finish_renames(slots, new_ids), strict=True))
         of_this_batch = set(batch.temp_ids.values())  # not stored yet (or run item by item after a failure)
         for temp in [t for t in pending if t not in of_this_batch]:
