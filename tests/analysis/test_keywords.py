@@ -139,6 +139,23 @@ def test_term_scan_skips_matches_across_characters() -> None:
     assert TermScanner(scheme_terms=["噪音"]).scan("İİ噪音").scheme == {"噪音": [4]}
 
 
+def test_anonymised_places_by_numpy_are_the_regex_matches() -> None:
+    """`_anon_spans` (numpy over code points) finds what `_ANON_PLACE.finditer` finds, on random strings of capitals,
+    Latin letters, digits (ASCII and full-width), 省市区县 and other characters; `_first_places`'s two sorts order
+    hits as the (start, longest first) key does, ties in their order."""
+    import random
+
+    from analysis.gazetteer import _ANON_PLACE, _END, _START, _anon_spans
+
+    rnd = random.Random(5)
+    for _ in range(5000):
+        text = "".join(rnd.choice("AZBQaz09３市省区县镇\n的 Ａ-_") for _ in range(rnd.randint(0, 14)))
+        found = list(_ANON_PLACE.finditer(text))
+        assert _anon_spans(text) == ([m.start() for m in found], [m.end() for m in found])
+        hits = [(s, s + rnd.randint(1, 3), rnd.choice("甲乙丙")) for s in (rnd.randint(0, 5) for _ in range(4))]
+        assert sorted(sorted(hits, key=_END, reverse=True), key=_START) == sorted(hits, key=lambda h: (h[0], h[0] - h[1]))
+
+
 def test_pair_counting_equals_numpy_unique() -> None:
     import numpy as np
 
