@@ -27,7 +27,7 @@ import core.config  # noqa: F401 - loaded first: it imports core.config_analysis
 from analysis.termscan import TermScanner
 from core.config_analysis import RiskCategory, RiskConfig
 from core.errors import ConfigError
-from core.models import Item, RiskReason
+from core.models import Item, RiskReason, text_of
 from flow.stages import Batch
 
 TERMS_FILE = Path(__file__).resolve().parent / "resources" / "risk_terms.yaml"
@@ -161,7 +161,8 @@ class RiskScorer:
         self._strengths: dict[float, tuple[RiskReason, float] | None] = {}
         self._polarity_reasons: dict[tuple[float, float], tuple[RiskReason, float]] = {}  # (weight, strength to 0.01)
         self._weighted: dict[str, bool] = {}  # emotion label → whether it has a weight (most labels have none)
-        self._term_facts: dict[tuple[str, frozenset[str]], tuple[str, float, str]] = {}  # → feature, weight, detail
+        # (category, its one term or its terms) → feature, weight, detail
+        self._term_facts: dict[tuple[str, str | frozenset[str]], tuple[str, float, str]] = {}
         self._tails: dict[tuple, tuple[list[RiskReason], list[float]]] = {}
 
     def _remember(self, key: tuple, found: RiskReason | None) -> RiskReason | None:
@@ -186,11 +187,12 @@ class RiskScorer:
     def _term_reason(self, name: str, hits: list[tuple[str, int, int]], text: str) -> RiskReason:
         """A category's reason: its weight (more for more distinct terms) and text depend only on the category and
         its distinct terms, remembered per pair; the evidence and span are the first hit's."""
-        terms = frozenset([t for t, _, _ in hits])
+        # one term (most categories of most items): its name is the key, no set to build and hash
+        terms = hits[0][0] if len(hits) == 1 else frozenset([t for t, _, _ in hits])
         facts = self._term_facts.get((name, terms))
         if facts is None:
             cat = self.categories[name]
-            distinct = sorted(terms)
+            distinct = [terms] if isinstance(terms, str) else sorted(terms)
             if len(self._term_facts) >= _MAX_REASONS:
                 self._term_facts.clear()
             facts = self._term_facts[(name, terms)] = (
@@ -418,7 +420,7 @@ class RiskScorer:
             elif found:
                 # Made afresh for each item (the first hit's span makes the reason nearly unique to its item); its
                 # weight and text come from `_term_facts`.
-                text = item.text
+                text = text_of(values)  # item.text, without the property's call through pydantic's hook
                 for name, hits in found.items():
                     r = term_reason(name, hits, text)
                     reasons.append(r)

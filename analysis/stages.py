@@ -40,7 +40,7 @@ from analysis.schemes import EXAMPLES_FILE, SchemeMatcher, SchemeStage, load_spe
 from analysis.termscan import Hits, TermScanner
 from core.config import Config
 from core.config_analysis import AnalysisConfig
-from core.models import Item
+from core.models import Item, item_texts
 from flow.stages import Batch, Stage
 from nlp import tokenize
 from nlp.classify import get_classifier
@@ -214,7 +214,7 @@ class AnalysisState:
         starts = enc.starts.tolist()
         tags = self.gazetteer.org_tags
         token_lists = enc.token_lists
-        texts = [it.text for it in items]
+        texts = item_texts(items)
         all_hits = self.scanner.scan_many(texts)
         all_places = ordered_places_many([h.places for h in all_hits], texts)
         for i, item in enumerate(items):
@@ -265,22 +265,18 @@ class AnalysisState:
             p.signed = (sigs, keys, row)
         return (sigs, keys) if len(todo) == len(prepared) else None
 
-    def lookup_known(self, items: list[Item]) -> dict[tuple[str, str], tuple[int | None, str | None, int]]:
-        """Items seen before (re-crawls): their id, event and engagement, from the store or from memory."""
-        keys = [(f["source"], f["source_id"]) for f in map(_fields, items)]  # no pydantic __getattr__ hook per read
-        if self.store is None:
-            known = self.known
-            return {k: known[k] for k in keys if k in known}
-        return self.store.known_items(keys)
-
     def fill_known(self, items: list[Item], prepared: list[Prepared]) -> None:
-        if all(p.known is not _UNKNOWN for p in prepared):
+        """`Prepared.known` of the items that have none yet: one key and one look-up per item (memory mode reads
+        `self.known` directly; a store answers for all keys at once)."""
+        todo = [p for p in prepared if p.known is _UNKNOWN]
+        if not todo:
             return
-        known = self.lookup_known(items)
-        for item, p in zip(items, prepared, strict=True):
-            if p.known is _UNKNOWN:
-                fields = item.__dict__
-                p.known = known.get((fields["source"], fields["source_id"]))
+        if len(todo) < len(prepared):
+            items = [p.item for p in todo]
+        keys = [(f["source"], f["source_id"]) for f in map(_fields, items)]  # no pydantic __getattr__ hook per read
+        get = (self.known if self.store is None else self.store.known_items(keys)).get
+        for p, found in zip(todo, map(get, keys), strict=True):
+            p.known = found
 
     def risk_contexts(self, items: list[Item]) -> list[RiskContext]:
         """Each item's RiskContext (repeats of its near-duplicate chain, volume and span of its event), for a batch."""
