@@ -33,6 +33,7 @@ from functools import partial
 from itertools import chain, compress, islice, repeat, starmap
 from operator import itemgetter, mul
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import yaml
@@ -384,6 +385,23 @@ def _takes(event: EventState, ts: float, close: float, span: float) -> bool:
             and max(ts, event.last_seen) - min(ts, event.first_seen) <= span)
 
 
+class _Limits(NamedTuple):
+    """The joining rules' thresholds and spans (seconds) of an EventsConfig, read once per batch by `join_batch`:
+    `_best` reads several per item, and each attribute read on the pydantic config costs a Python-level hook."""
+
+    close: float
+    span: float
+    window: float
+    name_threshold: float
+    threshold: float
+    strong_threshold: float
+
+    @classmethod
+    def of(cls, cfg: EventsConfig) -> _Limits:
+        return cls(cfg.close_days * 86400, cfg.max_days * 86400, cfg.window_days * 86400, cfg.name_threshold,
+                   cfg.threshold, cfg.strong_threshold)
+
+
 class EventClusterer:
     """`join_batch(rows)` → event ids (new or existing), item after item; `events` holds the live state."""
 
@@ -423,7 +441,7 @@ class EventClusterer:
         return self.join_batch(((vector, ts, title, source, channel, region, engagement, names),))[0]
 
     def _best(self, vector: dict[str, float], ts: float, names: Sequence[str], index: dict[str, list[str]],
-              events: dict[str, EventState], cfg: EventsConfig
+              events: dict[str, EventState], cfg: _Limits
               ) -> tuple[EventState | None, float, EventState | None]:
         """Candidates are the latest events of each of the item's names (all compared) and of its weightiest terms
         (only those sharing two or more of these terms are compared). An event naming other sites or bodies than
@@ -433,8 +451,7 @@ class EventClusterer:
         Returns (open event to join, its cosine, closed event of the same issue when no open one matches)."""
         best, best_sim = None, 0.0
         earlier, earlier_sim = None, 0.0  # the best closed event the item would have joined: its issue continues
-        close = cfg.close_days * 86400
-        span = cfg.max_days * 86400
+        close, span = cfg.close, cfg.span
         named: set[str] | tuple = ()
         specific = False  # the item names a site or body found in few events (or none yet)
         for name in names:  # specific names and the latest events naming them
@@ -475,7 +492,7 @@ class EventClusterer:
         shared = sorted(counts.items(), key=_WEIGHT, reverse=True)[:_MAX_CANDIDATES]
         matter_keys: list[str] | None = None
         matter_weights: list[float] = []
-        window = cfg.window_days * 86400
+        window = cfg.window
         for event_id, count in shared:
             if count < 2:
                 break  # the rest share one term only
@@ -519,6 +536,7 @@ class EventClusterer:
         cfg = self.config
         best_of = self._best
         max_active = cfg.max_active
+        limits = _Limits.of(cfg)  # the config's fields read once per batch, not per item (pydantic reads cost)
         dirty_add = self.dirty.add
         touched_update = self.touched_names.update
         new_id = self._new_id
@@ -526,7 +544,7 @@ class EventClusterer:
         for vector, ts, title, source, channel, region, engagement, names in rows:
             if not vector:
                 vector = {f"#{title[:20]}": 1.0}
-            event, _, earlier = best_of(vector, ts, names, index, events, cfg)
+            event, _, earlier = best_of(vector, ts, names, index, events, limits)
             if event is None:
                 event_id = new_id()
                 event = EventState(event_id, title[:120], ts, ts, vector.copy(),

@@ -270,10 +270,12 @@ class RiskScorer:
         already found by a shared scan (else scanned here)."""
         return self.score_many([item], now.timestamp(), [context], [term_hits])[0]
 
-    def _polarity(self, strength: float) -> tuple[RiskReason, float] | None:
+    def _polarity(self, strength: float, weight: float | None = None) -> tuple[RiskReason, float] | None:
         """The negative polarity reason of this strength (the magnitude of the classifier's polarity_score, which is
         negative for negative text) with its weight, or None when it weighs nothing."""
-        w = round2(self.config.negative_weight * max(0.0, min(1.0, strength)))
+        if weight is None:  # `score_many` reads the config's weight once per batch and passes it
+            weight = self.config.negative_weight
+        w = round2(weight * max(0.0, min(1.0, strength)))
         if not w:
             return None
         # Not through the shared table: `score_many` keeps this one per strength (4 decimals). The reason depends only
@@ -377,7 +379,8 @@ class RiskScorer:
         emotions, strengths, tails, term_reason = self._emotion_weights, self._strengths, self._tails, self._term_reason
         weighted, is_weighted = self._weighted, self._is_weighted
         negative = _NEGATIVE
-        polarity_counts = bool(cfg.negative_weight)
+        negative_weight = cfg.negative_weight
+        polarity_counts = bool(negative_weight)
         levels = cfg.levels
         level_i, level_ii, level_iii = levels.I, levels.II, levels.III
         missing_reply, missing_weight = self._missing_reply, cfg.reply_missing_weight
@@ -409,7 +412,7 @@ class RiskScorer:
                 strength = abs(signed) if (signed := e["polarity_score"]) is not None else 1.0
                 got = strengths.get(strength, _MISSING)
                 if got is _MISSING:
-                    got = strengths[strength] = self._polarity(strength)
+                    got = strengths[strength] = self._polarity(strength, negative_weight)
                 if got is not None:
                     reasons.append(got[0])
                     weights.append(got[1])

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
+from itertools import repeat
 from operator import attrgetter
 from typing import Any
 
@@ -217,18 +218,13 @@ class AnalysisState:
         texts = item_texts(items)
         all_hits = self.scanner.scan_many(texts)
         all_places = ordered_places_many([h.places for h in all_hits], texts)
-        for i, item in enumerate(items):
-            text = texts[i]
-            hits = all_hits[i]
-            places = all_places[i]
-            lo, hi = bounds[i], bounds[i + 1]
-            if hi > lo:
-                offset = starts[i]
-                orgs = orgs_at(token_lists[i], [f - offset for f in flagged_list[lo:hi]], 0, set(places), tags)
-            else:
-                orgs = []
-            names = names_at(text, hits.heads) if hits.heads else []
-            batch.prepared[id(item)] = Prepared(item, top, i, keywords[i], places, orgs, names, hits)
+        orgs = [orgs_at(tokens, [f - offset for f in flagged_list[lo:hi]], 0, set(places), tags) if hi > lo else []
+                for tokens, offset, lo, hi, places in zip(token_lists, starts, bounds[:-1], bounds[1:], all_places,
+                                                          strict=True)]
+        names = [names_at(text, hits.heads) if hits.heads else [] for text, hits in zip(texts, all_hits, strict=True)]
+        # one Prepared per item, made from C (no loop body per item)
+        batch.prepared.update(zip(map(id, items), map(Prepared, items, repeat(top), range(len(items)), keywords,
+                                                      all_places, orgs, names, all_hits), strict=True))
 
     def item_vectors(self, prepared: list[Prepared]) -> list[dict[str, float]]:
         """Event vectors (`analysis.cluster.item_vector`) of these items: for the whole batch at once from its flat term
@@ -381,8 +377,10 @@ class NearDuplicateStage:
             item.enrichment.near_duplicate_of = root
         state._next_temp = next_temp
         new = [i for i, own in enumerate(owns) if own is None]
-        index.add_many([ids[i] for i in new], sigs[new], keys[new], [roots[i] for i in new], codes[new],
-                       groups if len(new) == len(owns) else None)
+        if len(new) == len(owns):  # every item is new (the usual case): the batch's own lists and arrays, no copies
+            index.add_many(ids, sigs, keys, roots, codes, groups)
+        else:
+            index.add_many([ids[i] for i in new], sigs[new], keys[new], [roots[i] for i in new], codes[new])
 
 
 class EventStage:
@@ -457,9 +455,9 @@ class PersistStage:
             slot = dedup.rename(temp, item_id)  # `rekey`, its array writes made for the batch below
             if dup_counts.get(temp):
                 dup_counts[item_id] += dup_counts.pop(temp)
-            for repeat in pending.pop(temp, []):
-                repeat.enrichment.near_duplicate_of = item_id
-                fixups.append(repeat)
+            for copy in pending.pop(temp, []):
+                copy.enrichment.near_duplicate_of = item_id
+                fixups.append(copy)
             if slot is not None:
                 slots.append(slot)
                 new_ids.append(item_id)
@@ -467,9 +465,9 @@ class PersistStage:
         new_sigs = list(zip(new_ids, roots, dedup.finish_renames(slots, new_ids), strict=True))
         of_this_batch = set(batch.temp_ids.values())  # not stored yet (or run item by item after a failure)
         for temp in [t for t in pending if t not in of_this_batch]:
-            for repeat in pending.pop(temp):
-                repeat.enrichment.near_duplicate_of = None
-                fixups.append(repeat)
+            for copy in pending.pop(temp):
+                copy.enrichment.near_duplicate_of = None
+                fixups.append(copy)
         clusterer = state.events
         clusterer.consolidate()
         # Memory mode's `state.known` keeps the event ids it was given: EventStage resolves them (the clusterer's
