@@ -30,14 +30,16 @@ from collections import Counter, _count_elements  # type: ignore[attr-defined]
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from itertools import islice, repeat
+from itertools import chain, compress, islice, repeat, starmap
 from operator import itemgetter, mul
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import yaml
 
 import core.config  # noqa: F401 - loaded first: it imports core.config_analysis at its end
+from analysis.keywords import pick
 from core.config_analysis import EventsConfig
 
 ITEM_TERMS = 12  # a 150-character post rarely has more than a dozen telling words
@@ -126,79 +128,112 @@ def item_vector(terms: Sequence[tuple[str, float]], entities: Sequence[str] = ()
     return vector
 
 
-def item_vectors(words: list[str], word_ids: np.ndarray, scores: np.ndarray, spans: Sequence[tuple[int, int]],
-                 entity_ids: Sequence[Sequence[int]], entities: Sequence[Sequence[str]], names: Sequence[Sequence[str]],
-                 matters: Sequence[Sequence[str]]) -> list[dict[str, float]]:
+def item_vectors(words: list[str], word_ids: np.ndarray, scores: np.ndarray, lows: np.ndarray, highs: np.ndarray,
+                 entity_ids: Sequence[Sequence[int]], names: Sequence[Sequence[str]], matters: Sequence[Sequence[str]]
+                 ) -> list[dict[str, float]]:
     """`item_vector` for many items at once, read off a batch's flat term arrays (`analysis.keywords.TopTerms`): item j's
-    terms are `words[lo:hi]` (ids `word_ids`, weights `scores`) for `spans[j] == (lo, hi)`, and `entity_ids[j]` are
-    the word ids of its places lower-cased (-1 for a word the lexicon does not hold).
+    terms are `words[lows[j]:highs[j]]` (ids `word_ids`, weights `scores`), and `entity_ids[j]` are the word ids of its
+    places lower-cased (-1 for a word the lexicon does not hold).
 
     Why: item_vector makes a dict of the terms, looks each place up in it, sorts and divides, in Python per item; here
-    the boost, the re-ranking and the division are a few numpy operations for the whole batch, and each item pays
-    only its norm (`math.hypot`, as item_vector, so that every weight is the same float) and its dict. Items that
-    name a site or body keep going through item_vector (their terms are filtered by substring)."""
-    count = len(spans)
-    out: list[dict[str, float]] = [{} for _ in range(count)]  # a fresh dict each: the clusterer may keep it
-    rows = [j for j in range(count) if spans[j][0] < spans[j][1] and not names[j]]
-    for j in range(count):
-        lo, hi = spans[j]
-        if lo < hi and names[j]:
-            out[j] = item_vector(list(zip(words[lo:hi], scores[lo:hi].tolist(), strict=True)), entities[j], names[j],
-                                 matters[j])
-    if not rows:
-        return out
-    lows = np.array([spans[j][0] for j in rows], dtype=np.int64)
-    lengths = np.array([spans[j][1] - spans[j][0] for j in rows], dtype=np.int64)
-    row_of = np.repeat(np.arange(len(rows), dtype=np.int64), lengths)
-    offsets = np.zeros(len(rows), dtype=np.int64)
-    np.cumsum(lengths[:-1], out=offsets[1:])
-    position = np.repeat(lows - offsets, lengths) + np.arange(len(row_of), dtype=np.int64)  # into the flat arrays
+    the name filter is a substring test per term of the items that name a site or body, the boost, the re-ranking and
+    the division are a few numpy operations for the whole batch, each norm is `math.hypot` (as item_vector, so that
+    every weight is the same float) called from C, and the dicts are made from C as well (`_dicts`). Each item's
+    weights and norm terms are laid out in one flat list: its top words, then its kinds of matter."""
+    count = len(lows)
+    if not count:
+        return []
+    lengths = np.maximum(highs - lows, 0)
+    # The terms inside the item's named sites and bodies are left out (when that leaves any), as item_vector does.
+    dropped: list[int] = []
+    if any(names):
+        low_list, high_list = lows.tolist(), highs.tolist()
+        for j in compress(range(count), names):
+            lo, hi = low_list[j], high_list[j]
+            inside = list(map("\x00".join(names[j]).__contains__, words[lo:hi]))
+            if True in inside and False in inside:
+                dropped.extend(compress(range(lo, hi), inside))
+    total = int(lengths.sum())
+    row_of = np.repeat(np.arange(count, dtype=np.int64), lengths)
+    starts = np.cumsum(lengths) - lengths
+    position = np.repeat(lows - starts, lengths) + np.arange(total, dtype=np.int64)  # into the flat arrays
+    if dropped:
+        kept = np.ones(len(words), dtype=bool)
+        kept[dropped] = False
+        kept = kept[position]
+        position, row_of = position[kept], row_of[kept]
+        lengths = np.bincount(row_of, minlength=count)
+        starts = np.cumsum(lengths) - lengths
     ids = word_ids[position]
     weight = scores[position]
+    rank = np.arange(len(row_of), dtype=np.int64) - starts[row_of]
     # Places among the item's words: each match multiplies the weight by the boost once, as item_vector's loop does.
-    place_rows = [(r, pid) for r, j in enumerate(rows) for pid in entity_ids[j] if pid >= 0]
-    if place_rows:
-        width = int(max(int(ids.max()), max(pid for _, pid in place_rows))) + 1
-        place_keys = np.sort(np.array([r * width + pid for r, pid in place_rows], dtype=np.int64))
-        term_keys = row_of * width + ids
+    place_counts = np.fromiter(map(len, entity_ids), dtype=np.int64, count=count)
+    place_ids = np.fromiter(chain.from_iterable(entity_ids), dtype=np.int64, count=int(place_counts.sum()))
+    place_rows = np.repeat(np.arange(count, dtype=np.int64), place_counts)[place_ids >= 0]
+    place_ids = place_ids[place_ids >= 0]
+    if place_ids.size and ids.size:
+        # only the terms of items with a place are looked at: (item, word id) pairs, sorted, counted per term
+        width = max(int(ids.max()), int(place_ids.max())) + 1
+        place_keys = np.sort(place_rows * width + place_ids)
+        has_place = np.zeros(count, dtype=bool)
+        has_place[place_rows] = True
+        candidates = np.flatnonzero(has_place[row_of])
+        term_keys = row_of[candidates] * width + ids[candidates]
         hits = np.searchsorted(place_keys, term_keys, side="right") - np.searchsorted(place_keys, term_keys, side="left")
-    rank = np.arange(len(row_of), dtype=np.int64) - np.repeat(offsets, lengths)
-    if place_rows and hits.any():
-        for times in range(1, int(hits.max()) + 1):
-            weight = np.where(hits >= times, weight * _ENTITY_BOOST, weight)
-        # Items with a boosted word are re-ranked by weight, best first, ties in their order (a stable sort, as
-        # sorted(..., reverse=True) is); the others keep their order exactly (sorted by rank).
-        boosted = np.bincount(row_of[hits > 0], minlength=len(rows)) > 0
-        order = np.lexsort((np.where(boosted[row_of], -weight, rank.astype(np.float64)), row_of))
-        position, weight = position[order], weight[order]
+        if hits.any():
+            boosted_at = candidates[hits > 0]
+            times = hits[hits > 0]
+            for k in range(1, int(times.max()) + 1):
+                chosen = boosted_at[times >= k]
+                weight[chosen] = weight[chosen] * _ENTITY_BOOST
+            # Items with a boosted word are re-ranked by weight, best first, ties in their order (a stable sort, as
+            # sorted(..., reverse=True) is); the others keep their order.
+            boosted = np.zeros(count, dtype=bool)
+            boosted[row_of[boosted_at]] = True
+            moved = np.flatnonzero(boosted[row_of])
+            order = moved[np.lexsort((-weight[moved], row_of[moved]))]
+            position[moved], weight[moved] = position[order], weight[order]
     top = rank < ITEM_TERMS
     top_rows = row_of[top]
-    top_words = list(map(words.__getitem__, position[top].tolist()))
-    top_weights = weight[top].tolist()
-    ends = np.cumsum(np.minimum(lengths, ITEM_TERMS)).tolist()
-    norms: list[float] = []
-    start = 0
-    for r, end in enumerate(ends):
-        kinds = matters[rows[r]]
-        if kinds:
-            extra = top_weights[start] * _MATTER_WEIGHT
-            norms.append(math.hypot(*top_weights[start:end], *repeat(extra, min(len(kinds), _MAX_MATTERS))) or 1.0)
-        else:
-            norms.append(math.hypot(*top_weights[start:end]) or 1.0)
-        start = end
-    values = (weight[top] / np.array(norms)[top_rows]).tolist()
-    start = 0
-    for r, end in enumerate(ends):
-        j = rows[r]
-        vector = dict(zip(top_words[start:end], values[start:end], strict=True))
-        kinds = matters[j]
-        if kinds:
-            matter_weight = top_weights[start] * _MATTER_WEIGHT / norms[r]
-            for kind in kinds[:_MAX_MATTERS]:
-                vector[_matter_key(kind)] = matter_weight
-        out[j] = vector
-        start = end
-    return out
+    top_position = position[top]
+    top_weight = weight[top]
+    top_counts = np.minimum(lengths, ITEM_TERMS)
+    # Kinds of matter (at most _MAX_MATTERS) of the items that have words; each weighs like the item's best word.
+    kinds = (list(chain.from_iterable(k[:_MAX_MATTERS] for k, n in zip(matters, top_counts.tolist(), strict=True)
+                                      if k and n)) if any(matters) else [])
+    sizes = top_counts
+    args = top_weight
+    if kinds:  # the norm counts each kind of matter as a term weighing like the item's best word
+        kind_counts = np.minimum(np.fromiter(map(len, matters), dtype=np.int64, count=count), _MAX_MATTERS)
+        kind_counts *= top_counts > 0
+        sizes = top_counts + kind_counts
+        slots = np.cumsum(sizes) - sizes  # where each item's norm terms begin
+        at_word = np.repeat(slots - (np.cumsum(top_counts) - top_counts), top_counts) + np.arange(len(top_rows))
+        kind_rows = np.repeat(np.arange(count, dtype=np.int64), kind_counts)
+        at_kind = (np.repeat(slots + top_counts - (np.cumsum(kind_counts) - kind_counts), kind_counts)
+                   + np.arange(len(kind_rows)))
+        best = np.zeros(count, dtype=np.float64)  # each item's first (best) weight
+        has_words = top_counts > 0
+        best[has_words] = top_weight[(np.cumsum(top_counts) - top_counts)[has_words]]
+        extra = best * _MATTER_WEIGHT
+        args = np.empty(int(sizes.sum()), dtype=np.float64)
+        args[at_word] = top_weight
+        args[at_kind] = extra[kind_rows]
+    norms = np.fromiter(starmap(math.hypot, map(islice, repeat(iter(args.tolist())), sizes.tolist())),
+                        dtype=np.float64, count=count)
+    norms[norms == 0.0] = 1.0  # `or 1.0`
+    vectors = _dicts(pick(words, top_position.tolist()), (top_weight / norms[top_rows]).tolist(), top_counts.tolist())
+    if kinds:
+        for row, kind, value in zip(kind_rows.tolist(), kinds, (extra / norms)[kind_rows].tolist(), strict=True):
+            vectors[row][_matter_key(kind)] = value
+    return vectors
+
+
+def _dicts(keys: Sequence[str], values: list[float], sizes: list[int]) -> list[dict[str, float]]:
+    """One dict per size of consecutive (key, value) pairs, all made from C (islice of shared iterators)."""
+    key_iter, value_iter = iter(keys), iter(values)
+    return list(map(dict, map(zip, map(islice, repeat(key_iter), sizes), map(islice, repeat(value_iter), sizes))))
 
 
 _MATTER_KEYS: dict[str, str] = {}
@@ -305,6 +340,21 @@ class EventState:
                 "names": dict(self.names), "heat": self.heat}
 
 
+_new_event = partial(object.__new__, EventState)
+
+
+def _fresh_event(event_id: str, title: str, ts: float, centroid: dict[str, float], issue_id: str) -> EventState:
+    """`EventState(event_id, title, ts, ts, centroid, issue_id=issue_id)` without the dataclass's Python-level
+    __init__ and __post_init__ calls: most items start an event (a test keeps the two equal, slot for slot)."""
+    event = _new_event()
+    event.id, event.title, event.first_seen, event.last_seen, event.centroid = event_id, title, ts, ts, centroid
+    event.volume = event.engagement = 0
+    event.sources, event.channels, event.regions, event.names = _counter(), _counter(), _counter(), _counter()
+    event._norm2 = None
+    event.issue_id = issue_id or event_id
+    return event
+
+
 def _main_names(event: EventState, top: int = 2) -> set[str]:
     """The sites or bodies an event is mainly about (its most named): an issue links events through these only, so a
     name one post mentions in passing (or a badly cut one, 导致小区) never chains two grievances into one issue."""
@@ -350,6 +400,23 @@ def _takes(event: EventState, ts: float, close: float, span: float) -> bool:
             and max(ts, event.last_seen) - min(ts, event.first_seen) <= span)
 
 
+class _Limits(NamedTuple):
+    """The joining rules' thresholds and spans (seconds) of an EventsConfig, read once per batch by `join_batch`:
+    `_best` reads several per item, and each attribute read on the pydantic config costs a Python-level hook."""
+
+    close: float
+    span: float
+    window: float
+    name_threshold: float
+    threshold: float
+    strong_threshold: float
+
+    @classmethod
+    def of(cls, cfg: EventsConfig) -> _Limits:
+        return cls(cfg.close_days * 86400, cfg.max_days * 86400, cfg.window_days * 86400, cfg.name_threshold,
+                   cfg.threshold, cfg.strong_threshold)
+
+
 class EventClusterer:
     """`join_batch(rows)` → event ids (new or existing), item after item; `events` holds the live state."""
 
@@ -389,7 +456,7 @@ class EventClusterer:
         return self.join_batch(((vector, ts, title, source, channel, region, engagement, names),))[0]
 
     def _best(self, vector: dict[str, float], ts: float, names: Sequence[str], index: dict[str, list[str]],
-              events: dict[str, EventState], cfg: EventsConfig
+              events: dict[str, EventState], cfg: _Limits
               ) -> tuple[EventState | None, float, EventState | None]:
         """Candidates are the latest events of each of the item's names (all compared) and of its weightiest terms
         (only those sharing two or more of these terms are compared). An event naming other sites or bodies than
@@ -399,8 +466,7 @@ class EventClusterer:
         Returns (open event to join, its cosine, closed event of the same issue when no open one matches)."""
         best, best_sim = None, 0.0
         earlier, earlier_sim = None, 0.0  # the best closed event the item would have joined: its issue continues
-        close = cfg.close_days * 86400
-        span = cfg.max_days * 86400
+        close, span = cfg.close, cfg.span
         named: set[str] | tuple = ()
         specific = False  # the item names a site or body found in few events (or none yet)
         for name in names:  # specific names and the latest events naming them
@@ -441,7 +507,7 @@ class EventClusterer:
         shared = sorted(counts.items(), key=_WEIGHT, reverse=True)[:_MAX_CANDIDATES]
         matter_keys: list[str] | None = None
         matter_weights: list[float] = []
-        window = cfg.window_days * 86400
+        window = cfg.window
         for event_id, count in shared:
             if count < 2:
                 break  # the rest share one term only
@@ -485,6 +551,7 @@ class EventClusterer:
         cfg = self.config
         best_of = self._best
         max_active = cfg.max_active
+        limits = _Limits.of(cfg)  # the config's fields read once per batch, not per item (pydantic reads cost)
         dirty_add = self.dirty.add
         touched_update = self.touched_names.update
         new_id = self._new_id
@@ -492,11 +559,11 @@ class EventClusterer:
         for vector, ts, title, source, channel, region, engagement, names in rows:
             if not vector:
                 vector = {f"#{title[:20]}": 1.0}
-            event, _, earlier = best_of(vector, ts, names, index, events, cfg)
+            event, _, earlier = best_of(vector, ts, names, index, events, limits)
             if event is None:
                 event_id = new_id()
-                event = EventState(event_id, title[:120], ts, ts, vector.copy(),
-                                   issue_id=earlier.issue_id if earlier is not None else event_id)
+                event = _fresh_event(event_id, title[:120], ts, vector.copy(),
+                                     earlier.issue_id if earlier is not None else event_id)
                 events[event_id] = event
                 _post_keys(index, vector, event_id)  # every term is new to a fresh event
                 if len(events) > max_active:

@@ -78,20 +78,31 @@ def _densify(sig: np.ndarray) -> None:
 
     Why by holes: a 140-character post leaves about 9 of its 64 bins empty; each hole finds its next filled bin with
     one binary search over the filled positions of the rows laid out twice (so the search never wraps), instead of
-    scans over every bin of every row (2 ms per batch of 500)."""
-    empty = sig == _MAXV
-    partial = np.flatnonzero(empty.any(axis=1) & ~empty.all(axis=1))
-    if not partial.size:
+    scans over every bin of every row (2 ms per batch of 500). The holes are flat indexes into the (contiguous)
+    signatures, read and written in place: 1-D gathers, no copy of the rows with holes (-40 % instructions)."""
+    if not sig.flags.c_contiguous:
+        dense = np.ascontiguousarray(sig)
+        _densify(dense)
+        sig[...] = dense
         return
-    rows, holes = sig[partial], empty[partial]
-    filled_at = np.flatnonzero(np.concatenate([~holes, ~holes], axis=1))  # row r's bins at r·128 … r·128+127
-    hole_row, hole_bin = np.nonzero(holes)
-    at = hole_row * (2 * NUM_PERM) + hole_bin
+    empty = sig == _MAXV
+    holes = np.flatnonzero(empty)
+    if not holes.size:
+        return
+    row = holes >> 6  # NUM_PERM == 64 bins a row
+    counts = np.bincount(row, minlength=len(sig))
+    if (counts == NUM_PERM).any():  # rows without any filled bin stay empty
+        holes = holes[counts[row] < NUM_PERM]
+        if not holes.size:
+            return
+        row = holes >> 6
+    filled_at = np.flatnonzero(~np.concatenate([empty, empty], axis=1))  # row r's bins at r·128 … r·128+127
+    at = holes + (row << 6)
     steps = filled_at[np.searchsorted(filled_at, at)] - at  # 1 … 63: the row has a filled bin within 64 places
+    flat = sig.reshape(-1)  # a view (contiguous)
     with np.errstate(over="ignore"):
-        rows[hole_row, hole_bin] = (rows[hole_row, (hole_bin + steps) % NUM_PERM]
-                                    + steps.astype(np.uint32) * np.uint32(1 << _VALUE_BITS))
-    sig[partial] = rows
+        flat[holes] = (flat[(row << 6) + ((holes + steps) & (NUM_PERM - 1))]
+                       + steps.astype(np.uint32) * np.uint32(1 << _VALUE_BITS))
 
 
 def word_hashes(tokens: Sequence[str]) -> list[int]:

@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache
+from operator import itemgetter
 from pathlib import Path
 
 import numpy as np
@@ -115,11 +116,19 @@ def batch_top_terms_flat(encoded: Encoded, lexicon: Lexicon, k: int, k_words: in
     ends = np.cumsum(np.bincount(owner[rank < k], minlength=n)).tolist()
     # All the batch's words in one C-level map; each item's keywords are a slice of that list.
     word_ids = word[keep]
-    words = list(map(lexicon.words.__getitem__, word_ids.tolist()))
+    words = pick(lexicon.words, word_ids.tolist())
     starts = [0, *ends[:-1]]
     k_words = min(k_words, k)
     return (TopTerms(words, word_ids, score[keep], starts, ends, lexicon.generation),
             [words[start:min(end, start + k_words)] for start, end in zip(starts, ends, strict=True)])
+
+
+def pick(values: Sequence[str], indexes: list[int]) -> list[str]:
+    """[values[i] for i in indexes] in one C call: itemgetter reads each through the sequence's own subscript
+    (~130 instructions an item) where map over a bound `__getitem__` calls a method wrapper per item (~450)."""
+    if len(indexes) > 1:
+        return list(itemgetter(*indexes)(values))
+    return [values[i] for i in indexes]
 
 
 def _count_pairs(keys: np.ndarray, bound: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -520,20 +520,22 @@ def mask_item(item: Item, keep_raw: bool = False, *, title: Passes | None = None
         _merge(counts, result.counts)
         return result.text
 
-    if title != _NO_PASS and (masked := masked_text("title", item.title, title, title_from)) is not None:
+    fields = item.__dict__  # values read off the model's dict (no pydantic __getattr__ hook); set as attributes
+    if title != _NO_PASS and (masked := masked_text("title", fields["title"], title, title_from)) is not None:
         item.title = masked
-    if content != _NO_PASS and (masked := masked_text("content", item.content, content, content_from)) is not None:
+    if content != _NO_PASS and (masked := masked_text("content", fields["content"], content, content_from)) is not None:
         item.content = masked
-    if item.reply is not None and item.reply.text and (reply := masked_text("reply", item.reply.text)) is not None:
-        item.reply.text = reply
-    if item.author:
-        author = mask_name(item.author)
-        if author != item.author:
-            originals["author"] = item.author
+    if (reply_of := fields["reply"]) is not None and reply_of.text and (
+            reply := masked_text("reply", reply_of.text)) is not None:
+        reply_of.text = reply
+    if author_of := fields["author"]:
+        author = mask_name(author_of)
+        if author != author_of:
+            originals["author"] = author_of
             item.author = author
             _add(counts, "name")
-    done = item.extra.get("pii_masked")
-    extra = {k: v for k, v in item.extra.items() if k != "pii_masked"}
+    done = fields["extra"].get("pii_masked")
+    extra = {k: v for k, v in fields["extra"].items() if k != "pii_masked"}
     if extra:
         extra_counts: dict[str, int] = {}
         masked_extra = mask_value(extra, extra_counts)
@@ -658,7 +660,8 @@ class PiiMaskStage:
         items = batch.items
         if not items:
             return
-        texts = [text for item in items for text in (item.title or "", item.content or "")]
+        fields = [item.__dict__ for item in items]  # field values read off the dict: no pydantic __getattr__ hook
+        texts = [text for f in fields for text in (f["title"] or "", f["content"] or "")]
         joined = "\n".join(texts)
         numbers: set[int] = set()  # indexes into `texts` of the texts that need each pass
         words: set[int] = set()
@@ -671,9 +674,9 @@ class PiiMaskStage:
                 (numbers if _is_number_hit(m.group()) else words).add(which)
                 if which not in first:  # matches come in order: the first is the leftmost
                     first[which] = at - (ends[which - 1] if which else 0)
-        for i, item in enumerate(items):
+        for i, (item, f) in enumerate(zip(items, fields, strict=True)):
             t, c = 2 * i, 2 * i + 1
-            if t in numbers or t in words or c in numbers or c in words or item.author or item.extra or (
-                    item.reply is not None and item.reply.text):
+            if t in numbers or t in words or c in numbers or c in words or f["author"] or f["extra"] or (
+                    f["reply"] is not None and f["reply"].text):
                 mask_item(item, self.keep_raw, title=(t in numbers, t in words), content=(c in numbers, c in words),
                           title_from=first.get(t, 0), content_from=first.get(c, 0))

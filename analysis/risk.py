@@ -27,7 +27,7 @@ import core.config  # noqa: F401 - loaded first: it imports core.config_analysis
 from analysis.termscan import TermScanner
 from core.config_analysis import RiskCategory, RiskConfig
 from core.errors import ConfigError
-from core.models import Item, RiskReason
+from core.models import Item, RiskReason, text_of
 from flow.stages import Batch
 
 TERMS_FILE = Path(__file__).resolve().parent / "resources" / "risk_terms.yaml"
@@ -159,7 +159,10 @@ class RiskScorer:
         self._stale_reasons: dict[tuple[float, int], RiskReason] = {}  # (points lost, whole days) → reason
         self._totals: dict[float, float] = {}  # a score before rounding → round(score, 2)
         self._strengths: dict[float, tuple[RiskReason, float] | None] = {}
-        self._term_facts: dict[tuple[str, frozenset[str]], tuple[str, float, str]] = {}  # → feature, weight, detail
+        self._polarity_reasons: dict[tuple[float, float], tuple[RiskReason, float]] = {}  # (weight, strength to 0.01)
+        self._weighted: dict[str, bool] = {}  # emotion label → whether it has a weight (most labels have none)
+        # (category, its one term or its terms) → feature, weight, detail
+        self._term_facts: dict[tuple[str, str | frozenset[str]], tuple[str, float, str]] = {}
         self._tails: dict[tuple, tuple[list[RiskReason], list[float]]] = {}
 
     def _remember(self, key: tuple, found: RiskReason | None) -> RiskReason | None:
@@ -184,11 +187,12 @@ class RiskScorer:
     def _term_reason(self, name: str, hits: list[tuple[str, int, int]], text: str) -> RiskReason:
         """A category's reason: its weight (more for more distinct terms) and text depend only on the category and
         its distinct terms, remembered per pair; the evidence and span are the first hit's."""
-        terms = frozenset([t for t, _, _ in hits])
+        # one term (most categories of most items): its name is the key, no set to build and hash
+        terms = hits[0][0] if len(hits) == 1 else frozenset([t for t, _, _ in hits])
         facts = self._term_facts.get((name, terms))
         if facts is None:
             cat = self.categories[name]
-            distinct = sorted(terms)
+            distinct = [terms] if isinstance(terms, str) else sorted(terms)
             if len(self._term_facts) >= _MAX_REASONS:
                 self._term_facts.clear()
             facts = self._term_facts[(name, terms)] = (
@@ -249,6 +253,13 @@ class RiskScorer:
         return reason(feature="emotion", weight=round2(w * confidence),
                       detail=f"情绪：{EMOTION_ZH.get(emotion.lower(), emotion)}（置信度 {confidence:.2f}）")
 
+    def _is_weighted(self, emotion: str) -> bool:
+        """Whether the emotion label has a weight, remembered per label (`score_many` asks before any look-up)."""
+        if len(self._weighted) >= _MAX_REASONS:
+            self._weighted.clear()
+        found = self._weighted[emotion] = bool(self.config.emotion_weights.get(emotion.lower(), 0))
+        return found
+
     def _channel_reason(self, channel: str) -> RiskReason | None:
         w = self.config.channel_weights.get(channel, 0)
         return reason(feature="channel", weight=w, detail=f"渠道：{CHANNEL_ZH.get(channel, channel)}") if w else None
@@ -259,15 +270,25 @@ class RiskScorer:
         already found by a shared scan (else scanned here)."""
         return self.score_many([item], now.timestamp(), [context], [term_hits])[0]
 
-    def _polarity(self, strength: float) -> tuple[RiskReason, float] | None:
+    def _polarity(self, strength: float, weight: float | None = None) -> tuple[RiskReason, float] | None:
         """The negative polarity reason of this strength (the magnitude of the classifier's polarity_score, which is
         negative for negative text) with its weight, or None when it weighs nothing."""
-        w = round2(self.config.negative_weight * max(0.0, min(1.0, strength)))
+        if weight is None:  # `score_many` reads the config's weight once per batch and passes it
+            weight = self.config.negative_weight
+        w = round2(weight * max(0.0, min(1.0, strength)))
         if not w:
             return None
-        # not through the shared table: the strength (4 decimals) is nearly unique to its reason, and `score_many`
-        # keeps this one per strength
-        return _new_reason("polarity", w, f"负面倾向（强度 {strength:.2f}）", None, None), float(w)
+        # Not through the shared table: `score_many` keeps this one per strength (4 decimals). The reason depends only
+        # on its weight and the strength to 2 decimals (round() and the ".2f" format both round the exact value half
+        # to even), so strengths that agree on both share it without a new text and model.
+        key = (w, round2(strength))
+        found = self._polarity_reasons.get(key)
+        if found is None:
+            if len(self._polarity_reasons) >= _MAX_REASONS:
+                self._polarity_reasons.clear()
+            found = self._polarity_reasons[key] = (
+                _new_reason("polarity", w, f"负面倾向（强度 {strength:.2f}）", None, None), float(w))
+        return found
 
     def _engagement(self, eng: int, published: float, now_ts: float) -> list[RiskReason]:
         """Engagement and its velocity (items without any engagement have neither)."""
@@ -356,8 +377,10 @@ class RiskScorer:
             self._strengths.clear()
             self._tails.clear()
         emotions, strengths, tails, term_reason = self._emotion_weights, self._strengths, self._tails, self._term_reason
+        weighted, is_weighted = self._weighted, self._is_weighted
         negative = _NEGATIVE
-        polarity_counts = bool(cfg.negative_weight)
+        negative_weight = cfg.negative_weight
+        polarity_counts = bool(negative_weight)
         levels = cfg.levels
         level_i, level_ii, level_iii = levels.I, levels.II, levels.III
         missing_reply, missing_weight = self._missing_reply, cfg.reply_missing_weight
@@ -374,7 +397,8 @@ class RiskScorer:
             e = values["enrichment"].__dict__
             reasons: list[RiskReason] = []
             weights: list[float] = []
-            if emotion := e["emotion"]:
+            # an emotion without a weight adds nothing whatever its confidence (`_emotion_reason`): no look-up by value
+            if (emotion := e["emotion"]) and ((flag := weighted.get(emotion)) or (flag is None and is_weighted(emotion))):
                 confidence = e["emotion_score"]
                 got = emotions.get((emotion, confidence), _MISSING)
                 if got is _MISSING:
@@ -388,7 +412,7 @@ class RiskScorer:
                 strength = abs(signed) if (signed := e["polarity_score"]) is not None else 1.0
                 got = strengths.get(strength, _MISSING)
                 if got is _MISSING:
-                    got = strengths[strength] = self._polarity(strength)
+                    got = strengths[strength] = self._polarity(strength, negative_weight)
                 if got is not None:
                     reasons.append(got[0])
                     weights.append(got[1])
@@ -399,7 +423,7 @@ class RiskScorer:
             elif found:
                 # Made afresh for each item (the first hit's span makes the reason nearly unique to its item); its
                 # weight and text come from `_term_facts`.
-                text = item.text
+                text = text_of(values)  # item.text, without the property's call through pydantic's hook
                 for name, hits in found.items():
                     r = term_reason(name, hits, text)
                     reasons.append(r)
@@ -466,7 +490,7 @@ class RiskStage:
         contexts = self.contexts_of(items)
         for item, (total, level, reasons) in zip(items, self.scorer.score_many(items, now_ts, contexts, found_all),
                                                  strict=True):
-            e = item.enrichment
+            e = item.__dict__["enrichment"]  # the field itself, without pydantic's __getattr__ hook
             # Three plain fields, as pydantic's own __setattr__ would set them (no validate_assignment); item stores
             # and set.add, not a keyword dict and update(): 0.3 µs/item less.
             values = e.__dict__

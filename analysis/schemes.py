@@ -191,9 +191,11 @@ class SchemeMatcher:
     def match(self, text: str, tokens: Sequence[str] | Callable[[], Sequence[str]] = ()) -> list[str]:
         return self.match_found(self.hits(text), text, tokens)
 
-    def match_found(self, found: dict[str, list[int]], text: str,
+    def match_found(self, found: dict[str, list[int]], text: str | Callable[[], str],
                     tokens: Sequence[str] | Callable[[], Sequence[str]] = ()) -> list[str]:
-        """Schemes matching, given the start offsets of scheme terms already found in the lower-cased text."""
+        """Schemes matching, given the start offsets of scheme terms already found in the lower-cased text. `text`
+        may be a callable (the stage's: an item's text is built from its title and content), called only when a
+        proximity operator needs word positions."""
         if not found:
             return []
         by_term = self._by_term
@@ -205,7 +207,7 @@ class SchemeMatcher:
         def token_starts() -> list[int]:
             if "s" not in cache:
                 toks = tokens() if callable(tokens) else tokens
-                cache["s"] = _token_starts(text[:_MAX_SCAN].lower(), toks)
+                cache["s"] = _token_starts((text() if callable(text) else text)[:_MAX_SCAN].lower(), toks)
             return cache["s"]
 
         schemes = self.schemes
@@ -255,11 +257,13 @@ class SchemeStage:
         for item, found in zip(batch.items, found_all, strict=True):
             if found is None:
                 schemes = matcher.match(item.text, lambda it=item: self.tokens_of(batch, it))
-            elif found:
-                schemes = matcher.match_found(found, item.text, lambda it=item: self.tokens_of(batch, it))
+            elif found:  # the text only when a proximity operator needs it
+                schemes = matcher.match_found(found, lambda it=item: it.text, lambda it=item: self.tokens_of(batch, it))
             else:
                 schemes = []
-            e = item.enrichment  # one plain field, set as pydantic's own __setattr__ sets it (no validate_assignment)
+            # one plain field, read off the model's dict (no __getattr__ hook) and set as pydantic's own __setattr__
+            # sets it (no validate_assignment)
+            e = item.__dict__["enrichment"]
             e.__dict__["schemes"] = schemes
             e.__pydantic_fields_set__.add("schemes")
 

@@ -23,6 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
+from itertools import repeat
+from operator import attrgetter
 from typing import Any
 
 import numpy as np
@@ -39,7 +41,7 @@ from analysis.schemes import EXAMPLES_FILE, SchemeMatcher, SchemeStage, load_spe
 from analysis.termscan import Hits, TermScanner
 from core.config import Config
 from core.config_analysis import AnalysisConfig
-from core.models import Item
+from core.models import Item, item_texts
 from flow.stages import Batch, Stage
 from nlp import tokenize
 from nlp.classify import get_classifier
@@ -67,6 +69,9 @@ def _engagement_total(counts: dict[str, int]) -> int:
     """`Engagement.total` from the model's field dict (`Engagement.__dict__`): the property reads its four fields
     through pydantic's __getattr__ hook, ~1,500 instructions an item against ~300 (a test keeps the two equal)."""
     return counts["likes"] + counts["dislikes"] + counts["reposts"] + counts["comments"]
+
+
+_fields = attrgetter("__dict__")  # a model's field values (where pydantic keeps them), by a C-level call
 
 
 def analysis_config(config: Config) -> AnalysisConfig:
@@ -109,8 +114,9 @@ class Prepared:
     orgs: list[str]
     names: list[str]  # named sites and bodies (魅力之城小区), for events
     hits: Hits
-    signature: np.ndarray | None = None
-    keys: list[int] | None = None
+    # (signatures, LSH keys, row) of the batch arrays the item was signed in: the arrays and a row rather than views of
+    # the two rows (two views an item cost more than the rest of the signing loop)
+    signed: tuple[np.ndarray, np.ndarray, int] | None = None
     known: Any = _UNKNOWN  # (id, event id, engagement) of a re-crawled item, None when new
     vector: dict[str, float] | None = None  # the item's event vector (`analysis.cluster.item_vector`)
 
@@ -220,21 +226,16 @@ class AnalysisState:
         starts = enc.starts.tolist()
         tags = self.gazetteer.org_tags
         token_lists = enc.token_lists
-        texts = [it.text for it in items]
+        texts = item_texts(items)
         all_hits = self.scanner.scan_many(texts)
         all_places = ordered_places_many([h.places for h in all_hits], texts)
-        for i, item in enumerate(items):
-            text = texts[i]
-            hits = all_hits[i]
-            places = all_places[i]
-            lo, hi = bounds[i], bounds[i + 1]
-            if hi > lo:
-                offset = starts[i]
-                orgs = orgs_at(token_lists[i], [f - offset for f in flagged_list[lo:hi]], 0, set(places), tags)
-            else:
-                orgs = []
-            names = names_at(text, hits.heads) if hits.heads else []
-            batch.prepared[id(item)] = Prepared(item, top, i, keywords[i], places, orgs, names, hits)
+        orgs = [orgs_at(tokens, [f - offset for f in flagged_list[lo:hi]], 0, set(places), tags) if hi > lo else []
+                for tokens, offset, lo, hi, places in zip(token_lists, starts, bounds[:-1], bounds[1:], all_places,
+                                                          strict=True)]
+        names = [names_at(text, hits.heads) if hits.heads else [] for text, hits in zip(texts, all_hits, strict=True)]
+        # one Prepared per item, made from C (no loop body per item)
+        batch.prepared.update(zip(map(id, items), map(Prepared, items, repeat(top), range(len(items)), keywords,
+                                                      all_places, orgs, names, all_hits), strict=True))
 
     def item_vectors(self, prepared: list[Prepared]) -> list[dict[str, float]]:
         """Event vectors of these items: those the prepare stage made, the others made now (`_vectors`)."""
@@ -253,10 +254,10 @@ class AnalysisState:
         if top.generation != self.lexicon.generation or any(p.top is not top for p in prepared):
             return [item_vector(p.terms, p.places[:5], p.names, p.hits.matters) for p in prepared]
         word_id = self.lexicon.index.get  # -1 for a word it does not hold, without a Python-level __missing__ call
-        starts, ends = top.starts, top.ends
-        entities = [p.places[:5] for p in prepared]
-        return item_vectors(top.words, top.word_ids, top.scores, [(starts[p.row], ends[p.row]) for p in prepared],
-                            [[word_id(name.lower(), -1) for name in places] for places in entities], entities,
+        rows = np.fromiter([p.row for p in prepared], dtype=np.int64, count=len(prepared))
+        return item_vectors(top.words, top.word_ids, top.scores, np.asarray(top.starts, dtype=np.int64)[rows],
+                            np.asarray(top.ends, dtype=np.int64)[rows],
+                            [[word_id(name.lower(), -1) for name in p.places[:5]] for p in prepared],
                             [p.names for p in prepared], [p.hits.matters for p in prepared])
 
     def hits_of(self, kind: str) -> Callable[[Batch], list[Any]]:
@@ -268,32 +269,29 @@ class AnalysisState:
     def signatures(self, batch: Batch, prepared: list[Prepared]) -> tuple[np.ndarray, np.ndarray] | None:
         """Near-duplicate signatures and LSH keys of the items that have none yet, in one vectorised pass; the batch's
         arrays when that was every item (the usual case, so that the stage need not stack 500 rows twice)."""
-        todo = [(it, p) for it, p in zip(batch.items, prepared, strict=True) if p.signature is None]
+        todo = [(it, p) for it, p in zip(batch.items, prepared, strict=True) if p.signed is None]
         if not todo:
             return None
         items = [it for it, _ in todo]
         enc = self.encode(batch, items)
         sigs = signatures_from_hashes(self.lexicon.hash.take(enc.ids), enc.owner, enc.position, len(items))
         keys = band_keys(sigs, self._dedup.bands)  # a setting: no need to load the index from the store for it
-        for (_, p), sig, k in zip(todo, sigs, keys, strict=True):
-            p.signature, p.keys = sig, k  # rows of the batch arrays
+        for row, (_, p) in enumerate(todo):
+            p.signed = (sigs, keys, row)
         return (sigs, keys) if len(todo) == len(prepared) else None
 
-    def lookup_known(self, items: list[Item]) -> dict[tuple[str, str], tuple[int | None, str | None, int]]:
-        """Items seen before (re-crawls): their id, event and engagement, from the store or from memory."""
-        keys = [(it.source, it.source_id) for it in items]
-        if self.store is None:
-            known = self.known
-            return {k: known[k] for k in keys if k in known}
-        return self.store.known_items(keys)
-
     def fill_known(self, items: list[Item], prepared: list[Prepared]) -> None:
-        if all(p.known is not _UNKNOWN for p in prepared):
+        """`Prepared.known` of the items that have none yet: one key and one look-up per item (memory mode reads
+        `self.known` directly; a store answers for all keys at once)."""
+        todo = [p for p in prepared if p.known is _UNKNOWN]
+        if not todo:
             return
-        known = self.lookup_known(items)
-        for item, p in zip(items, prepared, strict=True):
-            if p.known is _UNKNOWN:
-                p.known = known.get((item.source, item.source_id))
+        if len(todo) < len(prepared):
+            items = [p.item for p in todo]
+        keys = [(f["source"], f["source_id"]) for f in map(_fields, items)]  # no pydantic __getattr__ hook per read
+        get = (self.known if self.store is None else self.store.known_items(keys)).get
+        for p, found in zip(todo, map(get, keys), strict=True):
+            p.known = found
 
     def risk_contexts(self, items: list[Item]) -> list[RiskContext]:
         """Each item's RiskContext (repeats of its near-duplicate chain, volume and span of its event), for a batch."""
@@ -302,7 +300,7 @@ class AnalysisState:
             interned.clear()
         out: list[RiskContext] = []
         for item in items:
-            e = item.enrichment.__dict__  # fields read off the model's dict: no __getattr__ hook per read
+            e = item.__dict__["enrichment"].__dict__  # fields read off the models' dicts: no __getattr__ hook per read
             root = e["near_duplicate_of"]
             event = events.get(event_id) if (event_id := e["event_id"]) else None
             # A plain pair finds the equal named tuple (a few hundred distinct ones): no Python-level __new__ per item
@@ -350,12 +348,14 @@ class KeywordStage:
         fields = ("keywords", "entities")
         for item, p in zip(batch.items, state.prepare(batch), strict=True):
             places = p.places
-            e = item.enrichment  # two plain fields, set as `assign` sets them, without a call per item
+            item_fields = item.__dict__  # fields read and set as `assign` sets them: no __getattr__ hook, no call
+            e = item_fields["enrichment"]
             values = e.__dict__
             values["keywords"], values["entities"] = p.keywords, {"places": places[:10], "orgs": p.orgs}
             e.__pydantic_fields_set__.update(fields)
-            if fill and places and not item.region:
-                assign(item, region=places[0])
+            if fill and places and not item_fields["region"]:
+                item_fields["region"] = places[0]
+                item.__pydantic_fields_set__.add("region")
 
 
 class NearDuplicateStage:
@@ -375,13 +375,19 @@ class NearDuplicateStage:
         fresh = state.signatures(batch, prepared)
         index = state.dedup
         memory = state.store is None
-        owns = [item.id if item.id is not None else (p.known[0] if p.known else None)
-                for item, p in zip(batch.items, prepared, strict=True)]
+        # fields read off the models' __dict__: an attribute read on a model goes through pydantic's __getattr__ hook
+        fields = list(map(_fields, batch.items))
+        owns = [own if (own := f["id"]) is not None else (p.known[0] if p.known else None)
+                for f, p in zip(fields, prepared, strict=True)]
+        signed = [p.signed for p in prepared]
         if fresh is not None:
             sigs, keys = fresh
+        elif all(s[0] is signed[0][0] for s in signed):  # all signed in one batch (a pool worker's): rows of it
+            rows = [s[2] for s in signed]
+            sigs, keys = signed[0][0][rows], signed[0][1][rows]
         else:
-            sigs = np.stack([p.signature for p in prepared])
-            keys = np.stack([p.keys for p in prepared])
+            sigs = np.stack([s[0][s[2]] for s in signed])
+            keys = np.stack([s[1][s[2]] for s in signed])
         codes = np.empty(keys.shape, dtype=np.int64)  # what the index holds under each band key, for add_many
         groups = band_groups(keys)  # shared by match_batch and, when every item is new, add_many
         matches = index.match_batch(sigs, keys, owns, codes, groups)
@@ -389,7 +395,7 @@ class NearDuplicateStage:
         roots: list[int | None] = []
         # Temporary ids handed out here as `new_temp_id` would, from a local counter (a call less per item)
         next_temp, temp_ids, dup_counts, root_of = state._next_temp, batch.temp_ids, state.dup_counts, index.root
-        for item, match, own in zip(batch.items, matches, owns, strict=True):
+        for item, f, match, own in zip(batch.items, fields, matches, owns, strict=True):
             if own is None:
                 next_temp -= 1
                 own_key = temp_ids[id(item)] = next_temp
@@ -398,7 +404,7 @@ class NearDuplicateStage:
             ids.append(own_key)
             if match is None:
                 roots.append(None)
-                if item.enrichment.near_duplicate_of is not None:
+                if f["enrichment"].__dict__["near_duplicate_of"] is not None:
                     item.enrichment.near_duplicate_of = None
                 continue
             at = match[1]
@@ -415,8 +421,10 @@ class NearDuplicateStage:
             item.enrichment.near_duplicate_of = root
         state._next_temp = next_temp
         new = [i for i, own in enumerate(owns) if own is None]
-        index.add_many([ids[i] for i in new], sigs[new], keys[new], [roots[i] for i in new], codes[new],
-                       groups if len(new) == len(owns) else None)
+        if len(new) == len(owns):  # every item is new (the usual case): the batch's own lists and arrays, no copies
+            index.add_many(ids, sigs, keys, roots, codes, groups)
+        else:
+            index.add_many([ids[i] for i in new], sigs[new], keys[new], [roots[i] for i in new], codes[new])
 
 
 class EventStage:
@@ -483,26 +491,27 @@ class PersistStage:
         slots: list[int] = []  # renamed index slots, their new ids and roots, in order
         new_ids: list[int] = []
         roots: list[int] = []
+        temp_ids = batch.temp_ids
         for item in batch.stored:
-            temp = batch.temp_ids.pop(id(item), None)
-            if temp is None or item.id is None:
+            temp = temp_ids.pop(id(item), None)
+            if temp is None or (item_id := item.__dict__["id"]) is None:  # the field itself, no __getattr__ hook
                 continue
-            slot = dedup.rename(temp, item.id)  # `rekey`, its array writes made for the batch below
+            slot = dedup.rename(temp, item_id)  # `rekey`, its array writes made for the batch below
             if dup_counts.get(temp):
-                dup_counts[item.id] += dup_counts.pop(temp)
-            for repeat in pending.pop(temp, []):
-                repeat.enrichment.near_duplicate_of = item.id
-                fixups.append(repeat)
+                dup_counts[item_id] += dup_counts.pop(temp)
+            for copy in pending.pop(temp, []):
+                copy.enrichment.near_duplicate_of = item_id
+                fixups.append(copy)
             if slot is not None:
                 slots.append(slot)
-                new_ids.append(item.id)
-                roots.append(dedup.root(item.id))
+                new_ids.append(item_id)
+                roots.append(dedup.root(item_id))
         new_sigs = list(zip(new_ids, roots, dedup.finish_renames(slots, new_ids), strict=True))
         of_this_batch = set(batch.temp_ids.values())  # not stored yet (or run item by item after a failure)
         for temp in [t for t in pending if t not in of_this_batch]:
-            for repeat in pending.pop(temp):
-                repeat.enrichment.near_duplicate_of = None
-                fixups.append(repeat)
+            for copy in pending.pop(temp):
+                copy.enrichment.near_duplicate_of = None
+                fixups.append(copy)
         clusterer = state.events
         clusterer.consolidate()
         # Memory mode's `state.known` keeps the event ids it was given: EventStage resolves them (the clusterer's

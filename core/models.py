@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import weakref
+from collections.abc import Iterable
 from datetime import datetime
 from enum import StrEnum
+from operator import attrgetter
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -117,9 +119,7 @@ class Item(BaseModel):
         """Title and content as one string, for understanding and search. Read off the model's field dict: each
         attribute read on a model goes through pydantic's Python-level __getattr__ hook, and every enrichment stage
         reads this."""
-        fields = self.__dict__
-        title = fields["title"]
-        return f"{title}\n{fields['content']}" if title else fields["content"]
+        return text_of(self.__dict__)
 
     @property
     def signature(self) -> str:
@@ -222,3 +222,18 @@ class IngestReport(BaseModel):
         self.duplicates += other.duplicates
         self.quarantined += other.quarantined
         self.item_ids.extend(other.item_ids)
+
+
+def text_of(fields: dict[str, Any]) -> str:
+    """`Item.text` from the model's field dict."""
+    title = fields["title"]
+    return f"{title}\n{fields['content']}" if title else fields["content"]
+
+
+def item_texts(items: Iterable[Item]) -> list[str]:
+    """`item.text` of each item, without a property call through pydantic's __getattr__ hook per item (the segment
+    and keyword stages read a whole batch's texts)."""
+    return list(map(text_of, map(_FIELDS, items)))
+
+
+_FIELDS = attrgetter("__dict__")

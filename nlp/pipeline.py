@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable
 from functools import partial
 
-from core.models import Item
+from core.models import Item, item_texts
 from flow.stages import Batch
 from nlp import tokenize
 from nlp.classify import Classifier
@@ -36,7 +36,7 @@ class SegmentStage:
         todo = [item for item in batch.items if id(item) not in batch.tokens]
         if not todo:
             return
-        for item, words in zip(todo, tokenize.segment_many([item.text for item in todo], self.backend), strict=True):
+        for item, words in zip(todo, tokenize.segment_many(item_texts(todo), self.backend), strict=True):
             batch.tokens[id(item)] = words
 
 
@@ -95,7 +95,7 @@ class ClassifyStage:
         for item, topic, topic_score, emotion, polarity, polarity_score, emotion_score in zip(batch.items, *columns,
                                                                                             strict=True):
             # Six plain fields, set as pydantic's own __setattr__ sets them (no validate_assignment), in one go.
-            e = item.enrichment
+            e = item.__dict__["enrichment"]  # the field itself, without pydantic's __getattr__ hook
             values = e.__dict__
             values["topic"], values["topic_score"], values["emotion"] = topic, topic_score, emotion
             values["polarity"], values["polarity_score"], values["emotion_score"] = polarity, polarity_score, emotion_score

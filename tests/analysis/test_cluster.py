@@ -382,3 +382,19 @@ def test_engagement_total_from_the_field_dict_equals_the_property() -> None:
                                                                          "reads") if rng.random() < 0.7}
         engagement = Engagement(**counts)
         assert _engagement_total(engagement.__dict__) == engagement.total
+
+
+def test_fresh_event_equals_the_dataclass_constructor() -> None:
+    """join_batch's `_fresh_event` makes what EventState(...) makes: every slot equal, its own empty counters."""
+    from dataclasses import fields
+
+    from analysis.cluster import EventState, _fresh_event
+
+    for issue in ("ev-0", ""):
+        made = _fresh_event("ev-1", "标题", 12.5, {"噪音": 1.0}, issue)
+        expected = EventState("ev-1", "标题", 12.5, 12.5, {"噪音": 1.0}, issue_id=issue)
+        assert [getattr(made, f.name) for f in fields(EventState)] == [getattr(expected, f.name) for f in fields(EventState)]
+        assert made == expected and repr(made) == repr(expected)
+        assert len({id(made.sources), id(made.channels), id(made.regions), id(made.names)}) == 4
+        assert type(made.sources) is type(expected.sources)
+

@@ -113,6 +113,49 @@ def test_term_scan_offsets_are_characters_of_each_text() -> None:
     assert batch[4].risk["noise"] == [("噪音扰民", 11, 15)] and batch[4].heads == [(16, "小区")]
 
 
+def test_lowered_units_are_str_lower_in_utf16() -> None:
+    """The scan's lower-casing by table (`_lowered_units`) gives str.lower()'s code units for every character: those
+    the table maps, and those it leaves to str.lower() (İ becomes two characters, Σ depends on its neighbours, cased
+    letters beyond the BMP); and the table's list of cased supplementary blocks misses none in any plane."""
+    from analysis.termscan import _lower_table, _lowered_units
+
+    texts = ["".join(map(chr, range(start, start + 0x800))) for start in range(0, 0xD800, 0x800)]
+    texts += ["".join(map(chr, range(0xE000, 0x10000))), "İstanbul ΟΔΥΣΣΕΥΣ Σ", "𐐀𐐨 A市", "😀長沙ＡＢＣ", "a\x00B"]
+    for text in texts:
+        assert _lowered_units(text).tobytes() == text.lower().encode("utf-16-le")
+    _, special = _lower_table()
+    cased_blocks = {0xD800 + ((c - 0x10000) >> 10) for c in range(0x10000, 0x110000) if chr(c).lower() != chr(c)}
+    assert cased_blocks == {u for u in range(0xD800, 0xDC00) if special[u]}
+
+
+def test_term_scan_skips_matches_across_characters() -> None:
+    """The automaton walks UTF-16 bytes: a term's bytes found astride two characters (at an odd byte) is no hit, and
+    a text whose lower case changes its length (İ) keeps offsets into its lower-cased text."""
+    from analysis.termscan import TermScanner
+
+    term = ("区".encode("utf-16-le")[1:] + "小".encode("utf-16-le")[:1]).decode("utf-16-le")  # 区's high byte, 小's low
+    scanner = TermScanner(scheme_terms=[term, "小区"])
+    assert scanner.scan("区小区").scheme == {"小区": [1]}
+    assert TermScanner(scheme_terms=["噪音"]).scan("İİ噪音").scheme == {"噪音": [4]}
+
+
+def test_anonymised_places_by_numpy_are_the_regex_matches() -> None:
+    """`_anon_spans` (numpy over code points) finds what `_ANON_PLACE.finditer` finds, on random strings of capitals,
+    Latin letters, digits (ASCII and full-width), 省市区县 and other characters; `_first_places`'s two sorts order
+    hits as the (start, longest first) key does, ties in their order."""
+    import random
+
+    from analysis.gazetteer import _ANON_PLACE, _END, _START, _anon_spans
+
+    rnd = random.Random(5)
+    for _ in range(5000):
+        text = "".join(rnd.choice("AZBQaz09３市省区县镇\n的 Ａ-_") for _ in range(rnd.randint(0, 14)))
+        found = list(_ANON_PLACE.finditer(text))
+        assert _anon_spans(text) == ([m.start() for m in found], [m.end() for m in found])
+        hits = [(s, s + rnd.randint(1, 3), rnd.choice("甲乙丙")) for s in (rnd.randint(0, 5) for _ in range(4))]
+        assert sorted(sorted(hits, key=_END, reverse=True), key=_START) == sorted(hits, key=lambda h: (h[0], h[0] - h[1]))
+
+
 def test_pair_counting_equals_numpy_unique() -> None:
     import numpy as np
 
