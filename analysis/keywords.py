@@ -105,9 +105,14 @@ def batch_top_terms_flat(encoded: Encoded, lexicon: Lexicon, k: int, k_words: in
     pairs, first, counts = _count_pairs(encoded.owner.take(selected) * width + ids.take(selected), n * width)
     owner, word = np.divmod(pairs, width)
     score = counts * lexicon.weight.take(word)  # take: ~10 % fewer instructions than fancy indexing
-    # By item, then score descending, then first mention: exact, so that the order never depends on the lexicon's ids
-    # (the pairs arrive in id order, and ids differ between processes: an import's pool workers prepare batches).
-    order = np.lexsort((first, -score, owner))
+    # By item, then score descending, then first mention, so that the order never depends on the lexicon's ids (the
+    # pairs arrive in id order, and ids differ between processes: an import's pool workers prepare batches). The
+    # pairs are put in first-mention order by scattering them to their first positions (no sort: the positions are
+    # distinct), then one stable float sort keeps that order among equal scores: a third of np.lexsort's cost.
+    slot = np.full(len(selected), -1, dtype=np.int64)
+    slot[first] = np.arange(len(first), dtype=np.int64)
+    by_first = slot[slot >= 0]
+    order = by_first[np.argsort((owner * 1e6 - score).take(by_first), kind="stable")]
     owner = owner.take(order)
     # each pair's rank inside its item: its index minus where its item's pairs begin (one binary search per item, not
     # per pair: the owners are sorted)
