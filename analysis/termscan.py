@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from functools import cache
 from itertools import chain
+from operator import itemgetter
 
 import ahocorasick_rs
 import numpy as np
@@ -61,15 +62,19 @@ def _lower_table() -> tuple[np.ndarray, np.ndarray]:
     """(lower-cased code unit of each UTF-16 code unit, whether str.lower() must decide): a BMP character whose lower
     case is one BMP character maps by the table; İ (two characters lower-cased), Σ (ς or σ by its context) and the
     high surrogates of the supplementary blocks with cased letters (Deseret, Osage, Adlam...) are left to str.lower()."""
-    chars = [chr(c) for c in range(0x10000)]
-    lowered = [c.lower() for c in chars]
-    table = np.array([ord(low) if len(low) == 1 else c for c, low in enumerate(lowered)], dtype=np.uint16)
-    special = np.array([len(low) != 1 for low in lowered], dtype=bool)
+    lowered = list(map(str.lower, map(chr, range(0x10000))))
+    lengths = np.fromiter(map(len, lowered), dtype=np.int64, count=0x10000)
+    special = lengths != 1
+    table = np.arange(0x10000, dtype=np.uint16)
+    single = np.flatnonzero(~special)
+    table[single] = np.fromiter(map(ord, itemgetter(*single.tolist())(lowered)), dtype=np.uint16, count=len(single))
     special[0x3A3] = True
     # One high surrogate per block of 1,024 supplementary characters; cased letters beyond the BMP are all in plane 1
-    # (the others hold CJK, symbols, tags and private use; a test checks every plane).
+    # (the others hold CJK, symbols, tags and private use; a test checks every plane). A block has a cased letter
+    # when lower-casing it changes it: one str.lower() per block.
     for code in range(0x10000, 0x20000, 0x400):
-        if any(chr(c).lower() != chr(c) for c in range(code, code + 0x400)):
+        block = "".join(map(chr, range(code, code + 0x400)))
+        if block.lower() != block:
             special[0xD800 + ((code - 0x10000) >> 10)] = True
     return table, special
 
