@@ -90,8 +90,6 @@ def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat()
 
 
-
-
 def _dumps(value: Any) -> str:
     """Compact UTF-8 JSON by pydantic-core's writer: a changed event is written with six of these after every batch it
     gains an item in (about one row per item on an import), and the json module's encoder costs 4-7x as much per

@@ -266,19 +266,18 @@ class AnalysisState:
 
         return get
 
-    def signatures(self, batch: Batch, prepared: list[Prepared]) -> tuple[np.ndarray, np.ndarray] | None:
-        """Near-duplicate signatures and LSH keys of the items that have none yet, in one vectorised pass; the batch's
-        arrays when that was every item (the usual case, so that the stage need not stack 500 rows twice)."""
+    def signatures(self, batch: Batch, prepared: list[Prepared]) -> None:
+        """Near-duplicate signatures and LSH keys of the items that have none yet (`Prepared.signed`), in one
+        vectorised pass."""
         todo = [(it, p) for it, p in zip(batch.items, prepared, strict=True) if p.signed is None]
         if not todo:
-            return None
+            return
         items = [it for it, _ in todo]
         enc = self.encode(batch, items)
         sigs = signatures_from_hashes(self.lexicon.hash.take(enc.ids), enc.owner, enc.position, len(items))
         keys = band_keys(sigs, self._dedup.bands)  # a setting: no need to load the index from the store for it
         for row, (_, p) in enumerate(todo):
             p.signed = (sigs, keys, row)
-        return (sigs, keys) if len(todo) == len(prepared) else None
 
     def fill_known(self, items: list[Item], prepared: list[Prepared]) -> None:
         """`Prepared.known` of the items that have none yet: one key and one look-up per item (memory mode reads
@@ -372,7 +371,7 @@ class NearDuplicateStage:
             return
         prepared = state.prepare(batch)
         state.fill_known(batch.items, prepared)
-        fresh = state.signatures(batch, prepared)
+        state.signatures(batch, prepared)
         index = state.dedup
         memory = state.store is None
         # fields read off the models' __dict__: an attribute read on a model goes through pydantic's __getattr__ hook
@@ -380,9 +379,7 @@ class NearDuplicateStage:
         owns = [own if (own := f["id"]) is not None else (p.known[0] if p.known else None)
                 for f, p in zip(fields, prepared, strict=True)]
         signed = [p.signed for p in prepared]
-        if fresh is not None:
-            sigs, keys = fresh
-        elif all(s[0] is signed[0][0] for s in signed):  # all signed in one batch (a pool worker's): rows of it
+        if all(s[0] is signed[0][0] for s in signed):  # all signed in one batch (the usual case): rows of its arrays
             rows = [s[2] for s in signed]
             sigs, keys = signed[0][0][rows], signed[0][1][rows]
         else:

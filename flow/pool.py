@@ -64,8 +64,8 @@ class IndexWords(list):
 
     __slots__ = ("index",)
 
-    def __init__(self, words: Iterable[str], index: tuple[str, str]) -> None:
-        super().__init__(words)
+    def __init__(self, index: tuple[str, str]) -> None:
+        super().__init__()
         self.index = index
 
 
@@ -175,7 +175,7 @@ def enriched_batch(records: list[RawRecord], enriched: Enriched) -> tuple[Batch,
         batch.items.append(item)
         texts[key] = (item.title, item.content)
         if text is not None:
-            batch.index_words[key] = IndexWords((), text)
+            batch.index_words[key] = IndexWords(text)
         if prepared is not None:
             batch.prepared[key] = prepared
         if originals:

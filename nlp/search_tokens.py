@@ -74,14 +74,23 @@ def expand_text(words: Sequence[str]) -> str:
     return " ".join(map(_joined.__getitem__, words))
 
 
+def _split_words(title: str, content: str, words: Sequence[str]) -> tuple[Sequence[str], Sequence[str]] | None:
+    """The title's words and the content's, from the words of the whole text; None when the title must be cut on its
+    own (a repeated-character run: positions differ there)."""
+    if not title:
+        return [], words
+    if has_repeat_run(title):
+        return None
+    head = leading_words(list(words), f"{title}\n{content}", len(title))
+    return head, words[len(head):]
+
+
 def index_text_from_words(title: str, content: str, words: Sequence[str]) -> tuple[str, str]:
     """`index_tokens_from_words`, each side joined by spaces: the text the full-text index stores."""
-    if not title:
-        return "", expand_text(words)
-    if has_repeat_run(title):
+    split = _split_words(title, content, words)
+    if split is None:
         return " ".join(index_tokens(title)), " ".join(index_tokens(content))
-    head = leading_words(list(words), f"{title}\n{content}", len(title))
-    return expand_text(head), expand_text(words[len(head):])
+    return expand_text(split[0]), expand_text(split[1])
 
 
 def index_tokens_from_words(title: str, content: str, words: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -90,9 +99,7 @@ def index_tokens_from_words(title: str, content: str, words: Sequence[str]) -> t
     time for the index was a third of the store's ingest time. The title's words are the text's leading words
     (`leading_words`: segmentation never joins across the newline); a title with a repeated-character run is cut on
     its own, as there positions differ (tests/nlp/test_search_tokens.py checks both ways agree on real texts)."""
-    if not title:
-        return [], expand_words(words)
-    if has_repeat_run(title):
+    split = _split_words(title, content, words)
+    if split is None:
         return index_tokens(title), index_tokens(content)
-    head = leading_words(list(words), f"{title}\n{content}", len(title))
-    return expand_words(head), expand_words(words[len(head):])
+    return expand_words(split[0]), expand_words(split[1])
