@@ -93,11 +93,6 @@ def item_labels(item: Item) -> dict[str, str]:
     }
 
 
-def is_backfill(item: Item) -> bool:
-    """Imported history (`yuqing import` marks its records `backfill`): stored and analysed, never alerted on."""
-    return item.extra.get("backfill") is True
-
-
 def fresh(items: list[Item], rule: RuleConfig, now: datetime) -> list[Item]:
     """The items published within the rule's `max_age` of `now`."""
     oldest = now - rule.max_age
@@ -162,7 +157,7 @@ class RuleEvaluator:
     def evaluate(self, items: Iterable[Item], now: datetime) -> list[AlertDraft]:
         """Drafts for stored items: event-level first, so inhibition already sees them when item alerts arrive.
         Backfill (imported history) raises nothing, and each rule sees only items younger than its `max_age`."""
-        items = [i for i in items if i.id is not None and not is_backfill(i)]
+        items = [i for i in items if i.id is not None and not i.backfill]
         drafts: list[AlertDraft] = []
         event_cache: dict[str, EventStats | None] = {}
         for rule in self.rules:

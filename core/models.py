@@ -122,6 +122,12 @@ class Item(BaseModel):
         return text_of(self.__dict__)
 
     @property
+    def backfill(self) -> bool:
+        """Imported history (`yuqing import` marks its records `backfill`): stored and analysed, but not news, so it
+        raises no alert (alerts.rules), starts no response plan (playbooks) and is no part of a spike baseline."""
+        return self.__dict__["extra"].get("backfill") is True
+
+    @property
     def signature(self) -> str:
         """Hash of what a collector saw; equal signatures mean a re-crawl brought nothing new.
 

@@ -59,7 +59,9 @@ class PlaybookService:
     # ---- automatic starts ------------------------------------------------------------------------------------------
 
     def on_items(self, items: list[Any]) -> list[int]:
-        """Stored items → runs of playbooks with a matching item trigger; replies finish `completes_on_reply` steps."""
+        """Stored items → runs of playbooks with a matching item trigger; replies finish `completes_on_reply` steps.
+        Imported history (backfill) starts no run: its statutory deadlines passed long ago, so every run would be
+        overdue at once and ring a deadline alert for a case closed years back; its replies still finish steps."""
         if not self.config.auto_start:
             return []
         requests = []
@@ -73,7 +75,7 @@ class PlaybookService:
             reply_at = item.reply.replied_at if item.reply and item.reply.replied_at else None
             if reply_at is not None:
                 replies[item.id] = (reply_at, item.reply.text)
-            if not triggered:
+            if not triggered or item.backfill:
                 continue
             labels = subject_labels(item)
             for playbook, item_triggers in triggered:

@@ -543,7 +543,7 @@ class ElasticsearchStore(SqlState):
             "event_id": e.event_id, "schemes": sorted(set(e.schemes)), "keywords": list(e.keywords),
             "likes": eng.likes, "reposts": eng.reposts, "comments": eng.comments,
             "engagement": eng.likes + eng.reposts + eng.comments, "has_reply": item.reply is not None,
-            "backfill": item.extra.get("backfill") is True,
+            "backfill": item.backfill,
             "published_ts": item.published_at.timestamp(), "published_at": _millis(item.published_at),
             "created_at": created_ms, "content_hash": item.content_hash, "signature": item.signature,
             "title_tok": " ".join(title_words), "content_tok": " ".join(content_words),

@@ -86,6 +86,25 @@ def test_letters_start_the_petition_plan(harness) -> None:  # noqa: ANN001
     assert accept["due"] == "2026-03-25T16:00:00+00:00"  # end (24:00 Beijing) of the 15th day after 2026-03-10
 
 
+def test_imported_history_starts_no_run_but_its_replies_still_finish_steps(harness) -> None:  # noqa: ANN001
+    """`yuqing import` marks history `backfill`: a work order or letter closed years ago would start an overdue run
+    and ring a breach alert. A live work order whose reply arrives through an import is still finished by it."""
+    h = harness
+    ids = h.ingest(h.payload(request_type="consult", backfill=True), h.payload(request_type="complain", backfill=True),
+                   source="hotline_a")
+    [letter] = h.ingest(h.payload(backfill=True), source="mailbox_a")
+    assert all(h.runs(item_id=item_id) == [] for item_id in [*ids, letter]) and h.runs() == []
+    payload = h.payload(request_type="complain")
+    [live] = h.ingest(payload, source="hotline_a")
+    assert len(h.runs(item_id=live)) == 1
+    h.clock.advance(timedelta(days=1))
+    h.ingest({**payload, "backfill": True, "reply": {"text": "已办结", "replied_at": h.clock.now().isoformat()}},
+             source="hotline_a")
+    detail = h.plans.runs.get(h.runs(item_id=live)[0]["id"])
+    assert next(s for s in detail["steps"] if s["step_id"] == "close")["state"] == "done"
+    assert len(h.runs()) == 1
+
+
 def test_auto_start_can_be_switched_off(make_harness) -> None:  # noqa: ANN001
     h = make_harness(auto_start=False)
     h.ingest(h.payload(request_type="consult"), source="hotline_a")
