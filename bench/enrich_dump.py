@@ -87,7 +87,22 @@ def main() -> None:
         out.close()
     print(json.dumps({"items": len(items), "events": len(events),
                       "near_duplicates": sum(it.enrichment.near_duplicate_of is not None for it in items),
-                      "sha256": digest.hexdigest()}))
+                      "sha256": digest.hexdigest(), **events_digest(state.events, events)}))
+
+
+def events_digest(clusterer, numbers: dict[str, int]) -> dict:  # noqa: ANN001 - analysis.cluster.EventClusterer
+    """SHA-256 of the clusterer's live events after the run (what is persisted: volume, times, names, centroid and the
+    issue each belongs to), event and issue ids renumbered as in the item dump, so that merges and issue links are
+    compared too."""
+    issues: dict[str, int] = {}
+    rows = []
+    for number, event in sorted((numbers.setdefault(e.id, len(numbers)), e) for e in clusterer.events.values()):
+        public = event.public()
+        public.update(id=number, issue_id=issues.setdefault(event.issue_id, len(issues)),
+                      centroid=sorted((t, round(w, 9)) for t, w in event.centroid.items()))
+        rows.append(public)
+    return {"live_events": len(rows), "issues": len(issues),
+            "events_sha256": hashlib.sha256(json.dumps(rows, ensure_ascii=False, sort_keys=True).encode()).hexdigest()}
 
 
 if __name__ == "__main__":

@@ -215,6 +215,43 @@ def test_join_batch_forgets_the_oldest_events_past_max_active() -> None:
     assert clusterer.join_batch([({"词149": 0.8, "语149": 0.6}, 1.7e9 + 200, "又一", "b", "board", None, 0, ())]) == [ids[-1]]
 
 
+def test_the_issue_index_follows_links_merges_and_forgetting() -> None:
+    """Linking two issues renames one issue's events through the clusterer's issue index, not a walk over every live
+    event: after each step the index must hold exactly the live events grouped by issue."""
+    from collections import Counter
+
+    from analysis.cluster import EventClusterer, EventState
+
+    days = 86400.0
+    clusterer = EventClusterer(CONFIG.analysis.events.model_copy(update={"max_active": 6}))
+
+    def grouped() -> dict[str, set[str]]:
+        out: dict[str, set[str]] = {}
+        for event in clusterer.events.values():
+            out.setdefault(event.issue_id, set()).add(event.id)
+        return out
+
+    def event(event_id: str, day: float, issue: str, volume: int = 3) -> EventState:
+        return EventState(event_id, "幸福里小区噪音", 1.7e9 + day * days, 1.7e9 + day * days + 3600,
+                          {"噪音": 0.8, "扰民": 0.6}, volume=volume, names=Counter({"幸福里小区": volume}), issue_id=issue)
+
+    # Issue "a" (two events, months apart) and issue "c": the same grievance at the same site, never linked yet.
+    for state in (event("a", 0, "a"), event("b", 90, "a"), event("c", 180, "c", volume=5)):
+        clusterer.load(state)
+    assert clusterer._issues == grouped() == {"a": {"a", "b"}, "c": {"c"}}
+    clusterer.touched_names = {"幸福里小区"}
+    clusterer.consolidate()  # c is the largest: it links to a and b; the older issue "a" keeps its id
+    assert clusterer._issues == grouped() == {"a": {"a", "b", "c"}}
+    assert clusterer.dirty == {"c"}  # only the renamed event is written again
+    clusterer.load(event("d", 180.5, "d"))  # within c's time: absorbed by c, and gone from issue "d"
+    clusterer.touched_names = {"幸福里小区"}
+    clusterer.consolidate()
+    assert "d" not in clusterer.events and clusterer._issues == grouped() == {"a": {"a", "b", "c"}}
+    rows = [({f"词{i}": 0.8}, 1.7e9 + (200 + i) * days, f"标题{i}", "b", "board", None, 0, ()) for i in range(8)]
+    clusterer.join_batch(rows)  # past max_active: the least recently active are forgotten, the index follows
+    assert len(clusterer.events) <= 6 and clusterer._issues == grouped()
+
+
 def test_join_batch_posts_what_posting_each_event_one_by_one_posts() -> None:
     """join_batch posts terms and names inline (a fresh event's all at once, a joined event's new ones): the index must
     hold what `EventClusterer.load` (one `_post` per centroid term and name) builds from the same events."""
