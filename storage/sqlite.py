@@ -65,6 +65,22 @@ def _now() -> str:
     return datetime.now(UTC).isoformat()
 
 
+# The look-ups of `SqliteStore._lookup`, each ending in an IN list ("{}": its placeholders, see `_in_list`).
+_BY_KEY = (f"SELECT {', '.join(c.name for c in (*READ_COLUMNS, T.signature))} FROM items "
+           "WHERE items.source = ? AND items.source_id IN ({})")
+_BY_HASH = "SELECT items.id, items.content_hash FROM items WHERE items.content_hash IN ({})"
+_IN_LISTS: dict[tuple[str, int], str] = {}
+
+
+def _in_list(sql: str, count: int) -> str:
+    """`sql` with `count` placeholders in its IN list, made once per (statement, count)."""
+    key = (sql, count)
+    text = _IN_LISTS.get(key)
+    if text is None:
+        text = _IN_LISTS[key] = sql.format(", ".join("?" * count))
+    return text
+
+
 class SqliteStore(SqlState):
     """Items, quarantine and inbox in one SQLite file, with the relational state of the other components.
 
@@ -108,16 +124,16 @@ class SqliteStore(SqlState):
     # ---- items -------------------------------------------------------------------------------------------
 
     def _row(self, item: Item, now: str) -> dict:
-        e = item.enrichment
-        return {
-            **item_fact_values(item),
-            "published_ts": item.published_at.timestamp(),
-            "has_reply": int(item.reply is not None),
-            "content_hash": item.content_hash,
-            "signature": item.signature,
-            "risk_rank": schema.UNSCORED_RISK if e.risk_score is None else e.risk_score,
-            "updated_at": now,
-        }
+        row = item_fact_values(item)
+        fields = item.__dict__
+        risk_score = row["risk_score"]
+        row["published_ts"] = fields["published_at"].timestamp()
+        row["has_reply"] = int(fields["reply"] is not None)
+        row["content_hash"] = item.content_hash
+        row["signature"] = item.signature
+        row["risk_rank"] = schema.UNSCORED_RISK if risk_score is None else risk_score
+        row["updated_at"] = now
+        return row
 
     def _fts_rows(self, pairs: list[tuple[int, Item]], words: dict[int, Sequence[str]] | None = None
                   ) -> list[tuple[int, str, str]]:
@@ -206,8 +222,11 @@ class SqliteStore(SqlState):
                 # SQLite, and this transaction is the only writer, so the next ids are known.
                 first = (conn.execute(select(func.max(T.id))).scalar() or 0) + 1
                 ids = list(range(first, first + len(inserts)))
-                insert_many(conn, schema.items, [{**rows[i], "created_at": now, "id": new_id}
-                                                 for i, new_id in zip(inserts, ids, strict=True)])
+                inserted = [rows[i] for i in inserts]
+                for row, new_id in zip(inserted, ids, strict=True):  # the rows are this call's own: completed in place
+                    row["created_at"] = now
+                    row["id"] = new_id
+                insert_many(conn, schema.items, inserted)
                 for index, new_id in zip(inserts, ids, strict=True):
                     outcomes[index] = UpsertResult(new_id, UpsertOutcome.inserted)
                 pairs = [(outcomes[i].item_id, items[i]) for i in inserts]
@@ -232,7 +251,10 @@ class SqliteStore(SqlState):
         return [o for o in outcomes if o is not None]
 
     def _lookup(self, conn: Connection, items: list[Item]) -> tuple[dict[tuple[str, str], Row], dict[str, int]]:
-        """Stored rows (READ_COLUMNS and the signature) by (source, source_id), and stored item id by content hash."""
+        """Stored rows (READ_COLUMNS and the signature) by (source, source_id), and stored item id by content hash.
+
+        Through the driver, with the statement text made once per number of values: SQLAlchemy renders an expanding
+        IN list of 500 values anew on every execution (two look-ups a batch, dedup's and the upsert's)."""
         by_key: dict[tuple[str, str], Row] = {}
         by_hash: dict[str, int] = {}
         by_source: dict[str, list[str]] = {}
@@ -241,13 +263,12 @@ class SqliteStore(SqlState):
         for source, sids in by_source.items():
             for start in range(0, len(sids), 500):
                 chunk = sids[start : start + 500]
-                found = conn.execute(select(*READ_COLUMNS, T.signature)
-                                     .where(T.source == source, T.source_id.in_(chunk))).all()
+                found = conn.exec_driver_sql(_in_list(_BY_KEY, len(chunk)), (source, *chunk)).all()
                 by_key.update({(source, r.source_id): r for r in found})
         hashes = list({it.content_hash for it in items})
         for start in range(0, len(hashes), 500):
-            found = conn.execute(select(T.id, T.content_hash).where(T.content_hash.in_(hashes[start : start + 500]))).all()
-            for r in found:
+            chunk = hashes[start : start + 500]
+            for r in conn.exec_driver_sql(_in_list(_BY_HASH, len(chunk)), tuple(chunk)).all():
                 by_hash.setdefault(r.content_hash, r.id)
         return by_key, by_hash
 

@@ -102,7 +102,22 @@ def _doc_cases() -> list[Item]:
             Item(**base, extra={"when": at, "backfill": True, "t": (1, "二")}),
             Item(**base, enrichment=Enrichment(topic="交通", risk_score=3.0, event_id="e")),  # only columns
             Item(**base, enrichment=Enrichment(keywords=[], entities={}, near_duplicate_of=0)),
-            Item(**base, enrichment=Enrichment(risk_reasons=[RiskReason(feature="f", weight=0.0, detail="")]))]
+            Item(**base, enrichment=Enrichment(risk_reasons=[RiskReason(feature="f", weight=0.0, detail="")])),
+            Item(**base, engagement=Engagement(likes=2, dislikes=1, reads=7),
+                 reply=Reply(text="已办", department="住建局", replied_at=at),
+                 enrichment=Enrichment(topic_score=0.5, polarity_score=-1e-7, schemes=["s"], entities={"places": ["A区"]},
+                                       risk_reasons=[RiskReason(feature="term", weight=2.5, detail="d", evidence="e\"",
+                                                                span=(3, 5))])),
+            _assigned(Item(**base, enrichment=Enrichment(risk_reasons=[RiskReason(feature="f", weight=1.0)])),
+                      lambda item: setattr(item.enrichment.risk_reasons[0], "weight", 3)),  # an int, unvalidated
+            _assigned(Item(**base, enrichment=Enrichment(topic_score=0.5)),
+                      lambda item: setattr(item.enrichment, "topic_score", 1))]
+
+
+def _assigned(item: Item, change: Any) -> Item:
+    """The item after an assignment that pydantic does not validate (a value of another type than declared)."""
+    change(item)
+    return item
 
 
 @pytest.mark.parametrize("index", range(len(_doc_cases())))
