@@ -65,9 +65,11 @@ def _now() -> str:
     return datetime.now(UTC).isoformat()
 
 
-# The look-ups of `SqliteStore._lookup`, each ending in an IN list ("{}": its placeholders, see `_in_list`).
+# The look-ups of `SqliteStore._lookup` and `known_items`, each ending in an IN list ("{}": its placeholders, see `_in_list`).
 _BY_KEY = (f"SELECT {', '.join(c.name for c in (*READ_COLUMNS, T.signature))} FROM items "
            "WHERE items.source = ? AND items.source_id IN ({})")
+_KNOWN = ("SELECT items.id, items.source_id, items.event_id, items.likes, items.reposts, items.comments FROM items "
+          "WHERE items.source = ? AND items.source_id IN ({})")
 _BY_HASH = "SELECT items.id, items.content_hash FROM items WHERE items.content_hash IN ({})"
 _IN_LISTS: dict[tuple[str, int], str] = {}
 
@@ -254,7 +256,8 @@ class SqliteStore(SqlState):
         """Stored rows (READ_COLUMNS and the signature) by (source, source_id), and stored item id by content hash.
 
         Through the driver, with the statement text made once per number of values: SQLAlchemy renders an expanding
-        IN list of 500 values anew on every execution (two look-ups a batch, dedup's and the upsert's)."""
+        IN list of 500 values anew on every execution (three look-ups of a batch's keys: dedup's, the analysis
+        stages' `known_items` and the upsert's)."""
         by_key: dict[tuple[str, str], Row] = {}
         by_hash: dict[str, int] = {}
         by_source: dict[str, list[str]] = {}
@@ -499,8 +502,8 @@ class SqliteStore(SqlState):
         with self.read() as conn:
             for source, source_ids in by_source.items():
                 for start in range(0, len(source_ids), 500):
-                    rows = conn.execute(select(T.id, T.source_id, T.event_id, T.likes, T.reposts, T.comments)
-                                        .where(T.source == source, T.source_id.in_(source_ids[start:start + 500]))).all()
+                    chunk = source_ids[start:start + 500]
+                    rows = conn.exec_driver_sql(_in_list(_KNOWN, len(chunk)), (source, *chunk)).all()
                     for r in rows:
                         found[(source, r.source_id)] = KnownItem(r.id, r.event_id, r.likes + r.reposts + r.comments)
         return found
