@@ -98,12 +98,29 @@ def _dumps(value: Any) -> str:
     return to_json(value).decode()
 
 
+# heat_index by (volume, engagement, channels, sources): a hundred-odd distinct values among thousands of rows (most
+# events of an import are one item with a few interactions), each three logarithms and a round() when computed.
+_HEATS: dict[tuple[int, int, int, int], float] = {}
+_HEATS_MAX = 100_000
+
+
+def _heat(event: EventState) -> float:
+    """`event.heat`, remembered per value."""
+    key = (event.volume, event.engagement, len(event.channels), len(event.sources))
+    heat = _HEATS.get(key)
+    if heat is None:
+        if len(_HEATS) >= _HEATS_MAX:
+            _HEATS.clear()
+        heat = _HEATS[key] = heat_index(*key)
+    return heat
+
+
 def _row(event: EventState, now: str, centroid: dict[str, float]) -> dict[str, Any]:
     """The event's row; `centroid`: its centroid with the weights rounded (`rounded_centroids`)."""
     regions, names = event.regions, event.names
     return {"id": event.id, "title": event.title, "keywords": _dumps(event.keywords),
             "first_seen_ts": event.first_seen, "last_seen_ts": event.last_seen, "volume": event.volume,
-            "engagement": event.engagement, "heat": event.heat,
+            "engagement": event.engagement, "heat": _heat(event),
             "sources": _dumps(event.sources), "channels": _dumps(event.channels),
             "regions": _dumps(regions) if regions else "{}", "centroid": _dumps(centroid),
             "names": _dumps(names) if names else "{}", "issue_id": event.issue_id, "updated_at": now}

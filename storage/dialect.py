@@ -10,7 +10,7 @@ import operator
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Column, Connection, Table
+from sqlalchemy import Column, Connection, Table, bindparam
 from sqlalchemy.dialects import postgresql, sqlite
 
 from core.errors import StorageError
@@ -125,14 +125,48 @@ def insert_returning_ids(conn: Connection, table: Table, rows: Sequence[Mapping[
     return ids
 
 
+def update_by_id(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]], key: str = "_id") -> None:
+    """UPDATE each row of `table` whose `id` is the row's `key` value to the row's other values (mappings with the
+    keys of the first row), in one executemany of the driver, compiled once per set of keys as `insert_many` is."""
+    if not rows:
+        return
+    keys = tuple(rows[0])
+    cache_key = (table, keys, ("update", key), conn.dialect.name)
+    if cache_key not in _PLANS:
+        stmt = table.update().where(table.c.id == bindparam(key))
+        compiled = stmt.compile(dialect=conn.dialect, column_keys=[k for k in keys if k != key])
+        order = tuple(compiled.positiontup or ())
+        plan: _Plan | None = None
+        if compiled.positional and order and set(order) <= set(keys):
+            procs = [compiled.binds[name].type.bind_processor(conn.dialect) for name in order]
+            getter = operator.itemgetter(*order) if len(order) > 1 else (lambda row, k=order[0]: (row[k],))
+            plan = (compiled.string, getter, tuple((i, p) for i, p in enumerate(procs) if p is not None))
+        _PLANS[cache_key] = plan
+    plan = _PLANS[cache_key]
+    if plan is None:
+        for row in rows:
+            conn.execute(table.update().where(table.c.id == bindparam(key)), dict(row))
+        return
+    _execute(conn, plan, rows)
+
+
+# (table, column, dialect) → the compiled `DELETE … WHERE column = ?` and whether it takes positional parameters
+_DELETES: dict[tuple[Table, str, str], tuple[str, bool]] = {}
+
+
 def delete_ids(conn: Connection, table: Table, column: Column, ids: Sequence[Any]) -> None:
     """DELETE the rows whose `column` is one of `ids`, in one executemany of the driver (an IN list of hundreds of
-    parameters costs SQLAlchemy more than the deletes cost SQLite)."""
+    parameters costs SQLAlchemy more than the deletes cost SQLite), compiled once per table and column."""
     if not ids:
         return
-    compiled = table.delete().where(column == 0).compile(dialect=conn.dialect)
-    if not compiled.positional:
+    cache_key = (table, column.key, conn.dialect.name)
+    found = _DELETES.get(cache_key)
+    if found is None:
+        compiled = table.delete().where(column == 0).compile(dialect=conn.dialect)
+        found = _DELETES[cache_key] = (compiled.string, bool(compiled.positional))
+    sql, positional = found
+    if not positional:
         for start in range(0, len(ids), 500):
             conn.execute(table.delete().where(column.in_(ids[start:start + 500])))
         return
-    conn.exec_driver_sql(compiled.string, [(i,) for i in ids])
+    conn.exec_driver_sql(sql, [(i,) for i in ids])

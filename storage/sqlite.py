@@ -13,7 +13,6 @@ from typing import TypeVar
 from sqlalchemy import (
     Connection,
     Row,
-    bindparam,
     column,
     distinct,
     func,
@@ -43,7 +42,7 @@ from storage.base import (
     check_group,
 )
 from storage.copies import copy_entries, copy_rows
-from storage.dialect import delete_ids, insert_many, upsert
+from storage.dialect import delete_ids, insert_many, update_by_id, upsert
 from storage.fts import FTS_ID_BITS, FTS_ID_MASK, compile_fts, fts_key, fts_second
 from storage.item_rows import FACT_COLUMNS, READ_COLUMNS, item_fact_values, item_from_row, item_json_from_row
 from storage.originals import read_original, write_originals
@@ -70,6 +69,7 @@ _BY_KEY = (f"SELECT {', '.join(c.name for c in (*READ_COLUMNS, T.signature))} FR
            "WHERE items.source = ? AND items.source_id IN ({})")
 _KNOWN = ("SELECT items.id, items.source_id, items.event_id, items.likes, items.reposts, items.comments FROM items "
           "WHERE items.source = ? AND items.source_id IN ({})")
+_BY_ID = f"SELECT {', '.join(c.name for c in READ_COLUMNS)} FROM items WHERE items.id = ?"
 _BY_HASH = "SELECT items.id, items.content_hash FROM items WHERE items.content_hash IN ({})"
 _IN_LISTS: dict[tuple[str, int], str] = {}
 
@@ -241,8 +241,7 @@ class SqliteStore(SqlState):
                     outcomes[index] = UpsertResult(first.item_id, UpsertOutcome.duplicate)
                     dups.append((first.item_id, items[index]))
             if updates:
-                for index, item_id in updates:
-                    conn.execute(schema.items.update().where(T.id == bindparam("_id")), {**rows[index], "_id": item_id})
+                update_by_id(conn, schema.items, [{**rows[index], "_id": item_id} for index, item_id in updates])
                 pairs = [(item_id, items[index]) for index, item_id in updates]
                 old = [(item_id, item_from_row(by_key[(items[index].source, items[index].source_id)]))
                        for index, item_id in updates]
@@ -283,7 +282,7 @@ class SqliteStore(SqlState):
 
     def get(self, item_id: int) -> Item:
         with self.read() as conn:
-            row = conn.execute(select(*READ_COLUMNS).where(T.id == item_id)).first()
+            row = conn.exec_driver_sql(_BY_ID, (item_id,)).first()
         if row is None:
             raise NotFound(f"item {item_id} not found")
         return item_from_row(row)
@@ -312,7 +311,7 @@ class SqliteStore(SqlState):
         item.enrichment = enrichment
         row = self._row(item, _now())
         with self.write() as conn:
-            conn.execute(schema.items.update().where(T.id == bindparam("_id")), {**row, "_id": item_id})
+            update_by_id(conn, schema.items, [{**row, "_id": item_id}])
             self._set_schemes(conn, [(item_id, item)], replace=True)
 
     def _filters(self, query: ItemQuery, walk: bool = False) -> list:
