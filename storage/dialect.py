@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import Column, Connection, Table, bindparam
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine.processors import to_float
 
 from core.errors import StorageError
 
@@ -82,11 +83,23 @@ def _plan(conn: Connection, table: Table, keys: tuple[str, ...], conflict: _Conf
 
 
 def _execute(conn: Connection, plan: _Plan, rows: Sequence[Mapping[str, Any]]) -> None:
-    """One executemany of the driver with each row's values in the plan's order, converted as SQLAlchemy would."""
+    """One executemany of the driver with each row's values in the plan's order, converted as SQLAlchemy would.
+
+    Float columns convert with `float(value)`, which leaves a float (or None) as it is: a row whose values there are
+    already floats or None (the usual case: items, events and the outbox each have such columns) is passed as is."""
     sql, values, converted = plan
     params = [values(row) for row in rows]
     if converted:
+        floats = tuple(i for i, process in converted if process is to_float)
+        others = len(floats) < len(converted)
         for n, row_values in enumerate(params):
+            if not others:
+                for i in floats:
+                    value = row_values[i]
+                    if value is not None and type(value) is not float:
+                        break
+                else:
+                    continue
             changed = list(row_values)
             for i, process in converted:
                 changed[i] = process(changed[i])
@@ -123,6 +136,20 @@ def insert_returning_ids(conn: Connection, table: Table, rows: Sequence[Mapping[
     ids = list(range(first, first + len(rows)))
     insert_many(conn, table, [{**row, "id": new_id} for row, new_id in zip(rows[1:], ids[1:], strict=True)])
     return ids
+
+
+_IN_LISTS: dict[tuple[str, int], str] = {}
+
+
+def in_list(sql: str, count: int) -> str:
+    """`sql` (a statement for a driver with qmark parameters) with `count` placeholders in its IN list, written "{}",
+    made once per (statement, count): SQLAlchemy renders an expanding IN list of hundreds of values anew on every
+    execution, which costs more than the look-up costs SQLite."""
+    key = (sql, count)
+    text = _IN_LISTS.get(key)
+    if text is None:
+        text = _IN_LISTS[key] = sql.format(", ".join("?" * count))
+    return text
 
 
 def update_by_id(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]], key: str = "_id") -> None:

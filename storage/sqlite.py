@@ -42,7 +42,7 @@ from storage.base import (
     check_group,
 )
 from storage.copies import copy_entries, copy_rows
-from storage.dialect import delete_ids, insert_many, update_by_id, upsert
+from storage.dialect import delete_ids, in_list, insert_many, update_by_id, upsert
 from storage.fts import FTS_ID_BITS, FTS_ID_MASK, compile_fts, fts_key, fts_second
 from storage.item_rows import FACT_COLUMNS, READ_COLUMNS, item_fact_values, item_from_row, item_json_from_row
 from storage.originals import read_original, write_originals
@@ -64,23 +64,14 @@ def _now() -> str:
     return datetime.now(UTC).isoformat()
 
 
-# The look-ups of `SqliteStore._lookup` and `known_items`, each ending in an IN list ("{}": its placeholders, see `_in_list`).
+# The look-ups of `SqliteStore._lookup` and `known_items`, each ending in an IN list ("{}": its placeholders, see
+# `storage.dialect.in_list`).
 _BY_KEY = (f"SELECT {', '.join(c.name for c in (*READ_COLUMNS, T.signature))} FROM items "
            "WHERE items.source = ? AND items.source_id IN ({})")
 _KNOWN = ("SELECT items.id, items.source_id, items.event_id, items.likes, items.reposts, items.comments FROM items "
           "WHERE items.source = ? AND items.source_id IN ({})")
 _BY_ID = f"SELECT {', '.join(c.name for c in READ_COLUMNS)} FROM items WHERE items.id = ?"
 _BY_HASH = "SELECT items.id, items.content_hash FROM items WHERE items.content_hash IN ({})"
-_IN_LISTS: dict[tuple[str, int], str] = {}
-
-
-def _in_list(sql: str, count: int) -> str:
-    """`sql` with `count` placeholders in its IN list, made once per (statement, count)."""
-    key = (sql, count)
-    text = _IN_LISTS.get(key)
-    if text is None:
-        text = _IN_LISTS[key] = sql.format(", ".join("?" * count))
-    return text
 
 
 class SqliteStore(SqlState):
@@ -265,12 +256,12 @@ class SqliteStore(SqlState):
         for source, sids in by_source.items():
             for start in range(0, len(sids), 500):
                 chunk = sids[start : start + 500]
-                found = conn.exec_driver_sql(_in_list(_BY_KEY, len(chunk)), (source, *chunk)).all()
+                found = conn.exec_driver_sql(in_list(_BY_KEY, len(chunk)), (source, *chunk)).all()
                 by_key.update({(source, r.source_id): r for r in found})
         hashes = list({it.content_hash for it in items})
         for start in range(0, len(hashes), 500):
             chunk = hashes[start : start + 500]
-            for r in conn.exec_driver_sql(_in_list(_BY_HASH, len(chunk)), tuple(chunk)).all():
+            for r in conn.exec_driver_sql(in_list(_BY_HASH, len(chunk)), tuple(chunk)).all():
                 by_hash.setdefault(r.content_hash, r.id)
         return by_key, by_hash
 
@@ -502,7 +493,7 @@ class SqliteStore(SqlState):
             for source, source_ids in by_source.items():
                 for start in range(0, len(source_ids), 500):
                     chunk = source_ids[start:start + 500]
-                    rows = conn.exec_driver_sql(_in_list(_KNOWN, len(chunk)), (source, *chunk)).all()
+                    rows = conn.exec_driver_sql(in_list(_KNOWN, len(chunk)), (source, *chunk)).all()
                     for r in rows:
                         found[(source, r.source_id)] = KnownItem(r.id, r.event_id, r.likes + r.reposts + r.comments)
         return found
