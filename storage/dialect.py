@@ -71,15 +71,19 @@ def _plan(conn: Connection, table: Table, keys: tuple[str, ...], conflict: _Conf
     cache_key = (table, keys, conflict, conn.dialect.name)
     if cache_key not in _PLANS:
         stmt = table.insert() if conflict is None else _upsert_statement(conn, table, conflict)
-        compiled = stmt.compile(dialect=conn.dialect, column_keys=list(keys))
-        order = tuple(compiled.positiontup or ())
-        plan: _Plan | None = None
-        if compiled.positional and order and set(order) <= set(keys):
-            procs = [compiled.binds[name].type.bind_processor(conn.dialect) for name in order]
-            getter = operator.itemgetter(*order) if len(order) > 1 else (lambda row, key=order[0]: (row[key],))
-            plan = (compiled.string, getter, tuple((i, p) for i, p in enumerate(procs) if p is not None))
-        _PLANS[cache_key] = plan
+        _PLANS[cache_key] = _compiled_plan(conn, stmt, keys, list(keys))
     return _PLANS[cache_key]
+
+
+def _compiled_plan(conn: Connection, stmt: Any, keys: tuple[str, ...], column_keys: list[str]) -> _Plan | None:
+    """`stmt` compiled for rows with `keys` (setting `column_keys`) as a plan, or None (see `_plan`)."""
+    compiled = stmt.compile(dialect=conn.dialect, column_keys=column_keys)
+    order = tuple(compiled.positiontup or ())
+    if not (compiled.positional and order and set(order) <= set(keys)):
+        return None
+    procs = [compiled.binds[name].type.bind_processor(conn.dialect) for name in order]
+    getter = operator.itemgetter(*order) if len(order) > 1 else (lambda row, key=order[0]: (row[key],))
+    return compiled.string, getter, tuple((i, p) for i, p in enumerate(procs) if p is not None)
 
 
 def _execute(conn: Connection, plan: _Plan, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -161,14 +165,7 @@ def update_by_id(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any
     cache_key = (table, keys, ("update", key), conn.dialect.name)
     if cache_key not in _PLANS:
         stmt = table.update().where(table.c.id == bindparam(key))
-        compiled = stmt.compile(dialect=conn.dialect, column_keys=[k for k in keys if k != key])
-        order = tuple(compiled.positiontup or ())
-        plan: _Plan | None = None
-        if compiled.positional and order and set(order) <= set(keys):
-            procs = [compiled.binds[name].type.bind_processor(conn.dialect) for name in order]
-            getter = operator.itemgetter(*order) if len(order) > 1 else (lambda row, k=order[0]: (row[k],))
-            plan = (compiled.string, getter, tuple((i, p) for i, p in enumerate(procs) if p is not None))
-        _PLANS[cache_key] = plan
+        _PLANS[cache_key] = _compiled_plan(conn, stmt, keys, [k for k in keys if k != key])
     plan = _PLANS[cache_key]
     if plan is None:
         for row in rows:
