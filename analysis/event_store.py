@@ -7,15 +7,16 @@ rebuilds them when the service starts, so restarts neither split events nor forg
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from itertools import repeat
+from itertools import chain
 from typing import Any
 
 import numpy as np
 from pydantic_core import to_json
 from sqlalchemy import Column, Connection, Float, Index, Integer, LargeBinary, String, Table, Text, func, inspect, select
 
-from analysis.cluster import EventClusterer, EventState, heat_index
+from analysis.cluster import EventClusterer, EventState, _dicts, heat_index
 from analysis.dedup import NUM_PERM, NearDuplicateIndex, band_keys
 from core.errors import NotFound
 from storage.base import StateStore, Store
@@ -97,16 +98,55 @@ def _dumps(value: Any) -> str:
     return to_json(value).decode()
 
 
-def _row(event: EventState, now: str) -> dict[str, Any]:
-    centroid = event.centroid
+# heat_index by (volume, engagement, channels, sources): a hundred-odd distinct values among thousands of rows (most
+# events of an import are one item with a few interactions), each three logarithms and a round() when computed.
+_HEATS: dict[tuple[int, int, int, int], float] = {}
+_HEATS_MAX = 100_000
+
+
+def _heat(event: EventState) -> float:
+    """`event.heat`, remembered per value."""
+    key = (event.volume, event.engagement, len(event.channels), len(event.sources))
+    heat = _HEATS.get(key)
+    if heat is None:
+        if len(_HEATS) >= _HEATS_MAX:
+            _HEATS.clear()
+        heat = _HEATS[key] = heat_index(*key)
+    return heat
+
+
+def _row(event: EventState, now: str, centroid: dict[str, float]) -> dict[str, Any]:
+    """The event's row; `centroid`: its centroid with the weights rounded (`rounded_centroids`)."""
+    regions, names = event.regions, event.names
     return {"id": event.id, "title": event.title, "keywords": _dumps(event.keywords),
             "first_seen_ts": event.first_seen, "last_seen_ts": event.last_seen, "volume": event.volume,
-            "engagement": event.engagement, "heat": event.heat,
+            "engagement": event.engagement, "heat": _heat(event),
             "sources": _dumps(event.sources), "channels": _dumps(event.channels),
-            "regions": _dumps(event.regions) if event.regions else "{}",
-            "centroid": _dumps(dict(zip(centroid, map(round, centroid.values(), repeat(5)), strict=True))),
-            "names": _dumps(event.names) if event.names else "{}", "issue_id": event.issue_id,
-            "updated_at": now}
+            "regions": _dumps(regions) if regions else "{}", "centroid": _dumps(centroid),
+            "names": _dumps(names) if names else "{}", "issue_id": event.issue_id, "updated_at": now}
+
+
+_ROUND_SCALE = 1e5  # weights are stored to 5 decimals
+_SAFE_SCALED = 2.0**30  # |w·1e5| below this: the product's rounding error (≤ 2⁻²³) is well below the margin
+_HALF_MARGIN = 1e-6  # a product this close to ….5 may round the other way than the exact w·10⁵: `round` decides
+
+
+def rounded_centroids(events: Sequence[EventState]) -> list[dict[str, float]]:
+    """Each event's centroid with every weight as `round(w, 5)` gives it, for the whole batch in a few array
+    operations: `round` costs ≈ 1 µs a weight in Python (it goes through a decimal string) and an event row has a
+    dozen or more. rint(w·10⁵)/10⁵ is `round`'s value wherever w·10⁵ is not within a hair of a half (the division of
+    an integer by 10⁵ is correctly rounded, as `round`'s conversion of its decimal string is); those weights, and
+    any too large or not finite, take `round` itself."""
+    centroids = [event.centroid for event in events]
+    sizes = [len(c) for c in centroids]
+    values = np.fromiter(chain.from_iterable(c.values() for c in centroids), dtype=np.float64, count=sum(sizes))
+    scaled = values * _ROUND_SCALE
+    out = (np.rint(scaled) / _ROUND_SCALE).tolist()
+    with np.errstate(invalid="ignore"):  # inf and NaN: not below the bound, so `round` takes them
+        unsure = ~(np.abs(scaled) < _SAFE_SCALED) | (np.abs(scaled - np.floor(scaled) - 0.5) < _HALF_MARGIN)
+    for i in np.flatnonzero(unsure).tolist():
+        out[i] = round(float(values[i]), 5)
+    return _dicts(list(chain.from_iterable(centroids)), out, sizes)
 
 
 def save(store: Store, changed: list[EventState], signatures: list[tuple[int, int, np.ndarray]],
@@ -129,7 +169,8 @@ def write_state(conn: Connection, changed: list[EventState], signatures: list[tu
     now = datetime.now(UTC).isoformat()
     if absorbed:
         conn.execute(events.delete().where(events.c.id.in_(absorbed)))
-    upsert(conn, events, [_row(event, now) for event in changed], keys=["id"])
+    upsert(conn, events, [_row(event, now, centroid)
+                          for event, centroid in zip(changed, rounded_centroids(changed), strict=True)], keys=["id"])
     insert_missing(conn, dedup_signatures, [{"item_id": i, "root_id": r, "signature": s.astype(np.uint32).tobytes()}
                                             for i, r, s in signatures], keys=["item_id"])
 

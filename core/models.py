@@ -16,6 +16,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import to_json
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -140,9 +141,19 @@ class Item(BaseModel):
 
     def intake_signature(self) -> str:
         """The signature computed from the fields as they are now."""
-        seen = self.model_dump_json(include={"url", "title", "content", "author", "published_at", "region",
-                                             "engagement", "reply", "extra", "channel"})
-        return hashlib.sha1(seen.encode("utf-8")).hexdigest()
+        # What `model_dump_json(include={those fields})` writes, byte for byte (the fields in the model's order, each
+        # by the same pydantic-core writer), without the include set walked per call or the str round trip. The channel
+        # and the engagement and reply models go in as their plain values (field dicts in field order): pydantic-core
+        # writes those directly, where an enum or a model makes it probe the type (failed attribute look-ups).
+        f = self.__dict__
+        channel, engagement, reply = f["channel"], f["engagement"], f["reply"]
+        seen = to_json({"channel": channel._value_ if type(channel) is Channel else channel, "url": f["url"],
+                        "title": f["title"], "content": f["content"], "author": f["author"],
+                        "published_at": f["published_at"], "region": f["region"],
+                        "engagement": engagement.__dict__ if type(engagement) is Engagement else engagement,
+                        "reply": reply.__dict__ if type(reply) is Reply else reply, "extra": f["extra"]},
+                       inf_nan_mode="null")
+        return hashlib.sha1(seen).hexdigest()
 
     @property
     def content_hash(self) -> str:

@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlalchemy import Column, Connection, Float, Integer, String, Table, Text, func, select, update
 
-from storage.dialect import delete_ids, insert_many
+from storage.dialect import delete_ids, in_list, insert_many
 from storage.migrations import register
 from storage.schema import metadata
 
@@ -44,6 +44,9 @@ def _flow_v1(conn: Connection) -> None:
     metadata.create_all(conn, tables=[pending_after_store])
 
 
+_PENDING_AMONG = "SELECT item_id FROM pending_after_store WHERE item_id IN ({})"
+
+
 def mark_pending(conn: Connection, items: Iterable[tuple[int, str]]) -> None:
     """Record (item id, reason) as pending, inside the transaction that stored the items. An item already pending
     (updated again before its stages ran) stays recorded once."""
@@ -52,9 +55,12 @@ def mark_pending(conn: Connection, items: Iterable[tuple[int, str]]) -> None:
         return
     ids = list(rows)
     known: set[int] = set()
+    qmark = conn.dialect.paramstyle == "qmark"  # SQLite: through the driver (`in_list`)
     for start in range(0, len(ids), 500):
-        known.update(r.item_id for r in conn.execute(select(pending_after_store.c.item_id)
-                                                     .where(pending_after_store.c.item_id.in_(ids[start:start + 500]))))
+        chunk = ids[start:start + 500]
+        found = (conn.exec_driver_sql(in_list(_PENDING_AMONG, len(chunk)), tuple(chunk)) if qmark else
+                 conn.execute(select(pending_after_store.c.item_id).where(pending_after_store.c.item_id.in_(chunk))))
+        known.update(r[0] for r in found)
     now = datetime.now(UTC).timestamp()
     fresh = [{"item_id": i, "reason": rows[i], "queued_ts": now, "attempts": 0} for i in ids if i not in known]
     if fresh:

@@ -10,8 +10,9 @@ import operator
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Column, Connection, Table
+from sqlalchemy import Column, Connection, Table, bindparam
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine.processors import to_float
 
 from core.errors import StorageError
 
@@ -70,23 +71,39 @@ def _plan(conn: Connection, table: Table, keys: tuple[str, ...], conflict: _Conf
     cache_key = (table, keys, conflict, conn.dialect.name)
     if cache_key not in _PLANS:
         stmt = table.insert() if conflict is None else _upsert_statement(conn, table, conflict)
-        compiled = stmt.compile(dialect=conn.dialect, column_keys=list(keys))
-        order = tuple(compiled.positiontup or ())
-        plan: _Plan | None = None
-        if compiled.positional and order and set(order) <= set(keys):
-            procs = [compiled.binds[name].type.bind_processor(conn.dialect) for name in order]
-            getter = operator.itemgetter(*order) if len(order) > 1 else (lambda row, key=order[0]: (row[key],))
-            plan = (compiled.string, getter, tuple((i, p) for i, p in enumerate(procs) if p is not None))
-        _PLANS[cache_key] = plan
+        _PLANS[cache_key] = _compiled_plan(conn, stmt, keys, list(keys))
     return _PLANS[cache_key]
 
 
+def _compiled_plan(conn: Connection, stmt: Any, keys: tuple[str, ...], column_keys: list[str]) -> _Plan | None:
+    """`stmt` compiled for rows with `keys` (setting `column_keys`) as a plan, or None (see `_plan`)."""
+    compiled = stmt.compile(dialect=conn.dialect, column_keys=column_keys)
+    order = tuple(compiled.positiontup or ())
+    if not (compiled.positional and order and set(order) <= set(keys)):
+        return None
+    procs = [compiled.binds[name].type.bind_processor(conn.dialect) for name in order]
+    getter = operator.itemgetter(*order) if len(order) > 1 else (lambda row, key=order[0]: (row[key],))
+    return compiled.string, getter, tuple((i, p) for i, p in enumerate(procs) if p is not None)
+
+
 def _execute(conn: Connection, plan: _Plan, rows: Sequence[Mapping[str, Any]]) -> None:
-    """One executemany of the driver with each row's values in the plan's order, converted as SQLAlchemy would."""
+    """One executemany of the driver with each row's values in the plan's order, converted as SQLAlchemy would.
+
+    Float columns convert with `float(value)`, which leaves a float (or None) as it is: a row whose values there are
+    already floats or None (the usual case: items, events and the outbox each have such columns) is passed as is."""
     sql, values, converted = plan
     params = [values(row) for row in rows]
     if converted:
+        floats = tuple(i for i, process in converted if process is to_float)
+        others = len(floats) < len(converted)
         for n, row_values in enumerate(params):
+            if not others:
+                for i in floats:
+                    value = row_values[i]
+                    if value is not None and type(value) is not float:
+                        break
+                else:
+                    continue
             changed = list(row_values)
             for i, process in converted:
                 changed[i] = process(changed[i])
@@ -125,14 +142,55 @@ def insert_returning_ids(conn: Connection, table: Table, rows: Sequence[Mapping[
     return ids
 
 
+_IN_LISTS: dict[tuple[str, int], str] = {}
+
+
+def in_list(sql: str, count: int) -> str:
+    """`sql` (a statement for a driver with qmark parameters) with `count` placeholders in its IN list, written "{}",
+    made once per (statement, count): SQLAlchemy renders an expanding IN list of hundreds of values anew on every
+    execution, which costs more than the look-up costs SQLite."""
+    key = (sql, count)
+    text = _IN_LISTS.get(key)
+    if text is None:
+        text = _IN_LISTS[key] = sql.format(", ".join("?" * count))
+    return text
+
+
+def update_by_id(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]], key: str = "_id") -> None:
+    """UPDATE each row of `table` whose `id` is the row's `key` value to the row's other values (mappings with the
+    keys of the first row), in one executemany of the driver, compiled once per set of keys as `insert_many` is."""
+    if not rows:
+        return
+    keys = tuple(rows[0])
+    cache_key = (table, keys, ("update", key), conn.dialect.name)
+    if cache_key not in _PLANS:
+        stmt = table.update().where(table.c.id == bindparam(key))
+        _PLANS[cache_key] = _compiled_plan(conn, stmt, keys, [k for k in keys if k != key])
+    plan = _PLANS[cache_key]
+    if plan is None:
+        for row in rows:
+            conn.execute(table.update().where(table.c.id == bindparam(key)), dict(row))
+        return
+    _execute(conn, plan, rows)
+
+
+# (table, column, dialect) → the compiled `DELETE … WHERE column = ?` and whether it takes positional parameters
+_DELETES: dict[tuple[Table, str, str], tuple[str, bool]] = {}
+
+
 def delete_ids(conn: Connection, table: Table, column: Column, ids: Sequence[Any]) -> None:
     """DELETE the rows whose `column` is one of `ids`, in one executemany of the driver (an IN list of hundreds of
-    parameters costs SQLAlchemy more than the deletes cost SQLite)."""
+    parameters costs SQLAlchemy more than the deletes cost SQLite), compiled once per table and column."""
     if not ids:
         return
-    compiled = table.delete().where(column == 0).compile(dialect=conn.dialect)
-    if not compiled.positional:
+    cache_key = (table, column.key, conn.dialect.name)
+    found = _DELETES.get(cache_key)
+    if found is None:
+        compiled = table.delete().where(column == 0).compile(dialect=conn.dialect)
+        found = _DELETES[cache_key] = (compiled.string, bool(compiled.positional))
+    sql, positional = found
+    if not positional:
         for start in range(0, len(ids), 500):
             conn.execute(table.delete().where(column.in_(ids[start:start + 500])))
         return
-    conn.exec_driver_sql(compiled.string, [(i,) for i in ids])
+    conn.exec_driver_sql(sql, [(i,) for i in ids])

@@ -13,7 +13,6 @@ from typing import TypeVar
 from sqlalchemy import (
     Connection,
     Row,
-    bindparam,
     column,
     distinct,
     func,
@@ -43,7 +42,7 @@ from storage.base import (
     check_group,
 )
 from storage.copies import copy_entries, copy_rows
-from storage.dialect import delete_ids, insert_many, upsert
+from storage.dialect import delete_ids, in_list, insert_many, update_by_id, upsert
 from storage.fts import FTS_ID_BITS, FTS_ID_MASK, compile_fts, fts_key, fts_second
 from storage.item_rows import FACT_COLUMNS, READ_COLUMNS, item_fact_values, item_from_row, item_json_from_row
 from storage.originals import read_original, write_originals
@@ -63,6 +62,16 @@ COUNT_CAP = 10_000  # a page's count stops here (then count_exact is False), as 
 
 def _now() -> str:
     return datetime.now(UTC).isoformat()
+
+
+# The look-ups of `SqliteStore._lookup` and `known_items`, each ending in an IN list ("{}": its placeholders, see
+# `storage.dialect.in_list`).
+_BY_KEY = (f"SELECT {', '.join(c.name for c in (*READ_COLUMNS, T.signature))} FROM items "
+           "WHERE items.source = ? AND items.source_id IN ({})")
+_KNOWN = ("SELECT items.id, items.source_id, items.event_id, items.likes, items.reposts, items.comments FROM items "
+          "WHERE items.source = ? AND items.source_id IN ({})")
+_BY_ID = f"SELECT {', '.join(c.name for c in READ_COLUMNS)} FROM items WHERE items.id = ?"
+_BY_HASH = "SELECT items.id, items.content_hash FROM items WHERE items.content_hash IN ({})"
 
 
 class SqliteStore(SqlState):
@@ -108,16 +117,16 @@ class SqliteStore(SqlState):
     # ---- items -------------------------------------------------------------------------------------------
 
     def _row(self, item: Item, now: str) -> dict:
-        e = item.enrichment
-        return {
-            **item_fact_values(item),
-            "published_ts": item.published_at.timestamp(),
-            "has_reply": int(item.reply is not None),
-            "content_hash": item.content_hash,
-            "signature": item.signature,
-            "risk_rank": schema.UNSCORED_RISK if e.risk_score is None else e.risk_score,
-            "updated_at": now,
-        }
+        row = item_fact_values(item)
+        fields = item.__dict__
+        risk_score = row["risk_score"]
+        row["published_ts"] = fields["published_at"].timestamp()
+        row["has_reply"] = int(fields["reply"] is not None)
+        row["content_hash"] = item.content_hash
+        row["signature"] = item.signature
+        row["risk_rank"] = schema.UNSCORED_RISK if risk_score is None else risk_score
+        row["updated_at"] = now
+        return row
 
     def _fts_rows(self, pairs: list[tuple[int, Item]], words: dict[int, Sequence[str]] | None = None
                   ) -> list[tuple[int, str, str]]:
@@ -206,8 +215,11 @@ class SqliteStore(SqlState):
                 # SQLite, and this transaction is the only writer, so the next ids are known.
                 first = (conn.execute(select(func.max(T.id))).scalar() or 0) + 1
                 ids = list(range(first, first + len(inserts)))
-                insert_many(conn, schema.items, [{**rows[i], "created_at": now, "id": new_id}
-                                                 for i, new_id in zip(inserts, ids, strict=True)])
+                inserted = [rows[i] for i in inserts]
+                for row, new_id in zip(inserted, ids, strict=True):  # the rows are this call's own: completed in place
+                    row["created_at"] = now
+                    row["id"] = new_id
+                insert_many(conn, schema.items, inserted)
                 for index, new_id in zip(inserts, ids, strict=True):
                     outcomes[index] = UpsertResult(new_id, UpsertOutcome.inserted)
                 pairs = [(outcomes[i].item_id, items[i]) for i in inserts]
@@ -220,8 +232,7 @@ class SqliteStore(SqlState):
                     outcomes[index] = UpsertResult(first.item_id, UpsertOutcome.duplicate)
                     dups.append((first.item_id, items[index]))
             if updates:
-                for index, item_id in updates:
-                    conn.execute(schema.items.update().where(T.id == bindparam("_id")), {**rows[index], "_id": item_id})
+                update_by_id(conn, schema.items, [{**rows[index], "_id": item_id} for index, item_id in updates])
                 pairs = [(item_id, items[index]) for index, item_id in updates]
                 old = [(item_id, item_from_row(by_key[(items[index].source, items[index].source_id)]))
                        for index, item_id in updates]
@@ -232,7 +243,11 @@ class SqliteStore(SqlState):
         return [o for o in outcomes if o is not None]
 
     def _lookup(self, conn: Connection, items: list[Item]) -> tuple[dict[tuple[str, str], Row], dict[str, int]]:
-        """Stored rows (READ_COLUMNS and the signature) by (source, source_id), and stored item id by content hash."""
+        """Stored rows (READ_COLUMNS and the signature) by (source, source_id), and stored item id by content hash.
+
+        Through the driver, with the statement text made once per number of values: SQLAlchemy renders an expanding
+        IN list of 500 values anew on every execution (three look-ups of a batch's keys: dedup's, the analysis
+        stages' `known_items` and the upsert's)."""
         by_key: dict[tuple[str, str], Row] = {}
         by_hash: dict[str, int] = {}
         by_source: dict[str, list[str]] = {}
@@ -241,13 +256,12 @@ class SqliteStore(SqlState):
         for source, sids in by_source.items():
             for start in range(0, len(sids), 500):
                 chunk = sids[start : start + 500]
-                found = conn.execute(select(*READ_COLUMNS, T.signature)
-                                     .where(T.source == source, T.source_id.in_(chunk))).all()
+                found = conn.exec_driver_sql(in_list(_BY_KEY, len(chunk)), (source, *chunk)).all()
                 by_key.update({(source, r.source_id): r for r in found})
         hashes = list({it.content_hash for it in items})
         for start in range(0, len(hashes), 500):
-            found = conn.execute(select(T.id, T.content_hash).where(T.content_hash.in_(hashes[start : start + 500]))).all()
-            for r in found:
+            chunk = hashes[start : start + 500]
+            for r in conn.exec_driver_sql(in_list(_BY_HASH, len(chunk)), tuple(chunk)).all():
                 by_hash.setdefault(r.content_hash, r.id)
         return by_key, by_hash
 
@@ -259,7 +273,7 @@ class SqliteStore(SqlState):
 
     def get(self, item_id: int) -> Item:
         with self.read() as conn:
-            row = conn.execute(select(*READ_COLUMNS).where(T.id == item_id)).first()
+            row = conn.exec_driver_sql(_BY_ID, (item_id,)).first()
         if row is None:
             raise NotFound(f"item {item_id} not found")
         return item_from_row(row)
@@ -288,7 +302,7 @@ class SqliteStore(SqlState):
         item.enrichment = enrichment
         row = self._row(item, _now())
         with self.write() as conn:
-            conn.execute(schema.items.update().where(T.id == bindparam("_id")), {**row, "_id": item_id})
+            update_by_id(conn, schema.items, [{**row, "_id": item_id}])
             self._set_schemes(conn, [(item_id, item)], replace=True)
 
     def _filters(self, query: ItemQuery, walk: bool = False) -> list:
@@ -478,8 +492,8 @@ class SqliteStore(SqlState):
         with self.read() as conn:
             for source, source_ids in by_source.items():
                 for start in range(0, len(source_ids), 500):
-                    rows = conn.execute(select(T.id, T.source_id, T.event_id, T.likes, T.reposts, T.comments)
-                                        .where(T.source == source, T.source_id.in_(source_ids[start:start + 500]))).all()
+                    chunk = source_ids[start:start + 500]
+                    rows = conn.exec_driver_sql(in_list(_KNOWN, len(chunk)), (source, *chunk)).all()
                     for r in rows:
                         found[(source, r.source_id)] = KnownItem(r.id, r.event_id, r.likes + r.reposts + r.comments)
         return found
