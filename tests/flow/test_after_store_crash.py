@@ -22,6 +22,7 @@ from core.config import load_config
 from core.models import RawRecord
 from flow.after_store import pending_after_store
 from flow.stages import Batch
+from tests.helpers.clock import recent
 from tests.helpers.serve import free_port, start_service
 
 RULE = "every_item"
@@ -45,7 +46,7 @@ def write_config(tmp_path: Path, port: int = 8000) -> Path:
 
 def record(n: int) -> dict:
     return {"source_id": f"wo-{n}", "title": f"第{n}号工单 路灯不亮", "content": f"小区{n}号楼前路灯坏了一周，晚上出行不便。",
-            "published_at": "2026-12-01 09:00"}
+            "published_at": recent()}
 
 
 def alert_counts(db: Path) -> tuple[set[int], dict[int, int], int]:

@@ -13,6 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from api.main import create_app
 from core.config import load_config
 from core.models import RawRecord
+from tests.helpers.clock import recent
 from yuqing.service import build_service
 
 REPO = Path(__file__).resolve().parents[2]
@@ -33,7 +34,7 @@ def test_metrics_and_status_report_ingest_quarantine_outboxes_and_latency(tmp_pa
     service = build_service(load_config(path), enrich=False)
     try:
         records = [RawRecord(source="board_a", payload={"source_id": str(n), "title": f"张三反映路灯{n}",
-                                                        "content": "电话13812345678", "published_at": "2026-12-01"})
+                                                        "content": "电话13812345678", "published_at": recent()})
                    for n in range(3)]
         records.append(RawRecord(source="board_a", payload={"title": "no time"}))
         service.writer.ingest(records)

@@ -21,6 +21,7 @@ from core.models import RawRecord
 from flow.after_store import pending_after_store
 from flow.stages import Batch
 from storage.base import ItemQuery
+from tests.helpers.clock import recent
 from tests.helpers.elastic import drop_indices, free_port, new_prefix
 from tests.helpers.flaky_proxy import Fault, FlakyProxy, fail_documents
 
@@ -58,7 +59,7 @@ def write_config(tmp_path: Path, url: str, prefix: str, **es: object) -> Path:
 def record(n: int, content: str | None = None) -> RawRecord:
     return RawRecord(source="push_src", payload={
         "source_id": f"wo-{n}", "title": f"第{n}号工单 路灯不亮",
-        "content": content or f"小区{n}号楼前路灯坏了一周，晚上出行不便。", "published_at": "2026-12-01 09:00"})
+        "content": content or f"小区{n}号楼前路灯坏了一周，晚上出行不便。", "published_at": recent()})
 
 
 def alerts_per_item(db: Path) -> dict[int, int]:
