@@ -427,7 +427,7 @@ class EventClusterer:
         self.dirty: set[str] = set()
         self.touched_names: set[str] = set()  # names whose events changed since the last `consolidate`
         self.merged: dict[str, str] = {}  # absorbed event id → the event it was merged into (not yet saved)
-        self.aliases: dict[str, str] = {}  # every absorbed id seen by this process → its surviving event
+        self.aliases: dict[str, str] = {}  # absorbed id → the event that absorbed it (`resolve` follows chains)
         # issue id → ids of the events in `events` that belong to it: linking two issues renames one issue's events,
         # and a walk over every live event for that (tens of thousands on an import) was 4 % of the writer's time
         self._issues: dict[str, set[str]] = {}
@@ -642,12 +642,19 @@ class EventClusterer:
             self.dirty.add(event_id)
 
     def resolve(self, event_id: str) -> str:
-        """The surviving event of an id that may have been merged into another."""
-        seen = 0
-        while event_id in self.aliases and seen < 100:
-            event_id = self.aliases[event_id]
-            seen += 1
-        return event_id
+        """The surviving event of an id that may have been merged into another. Each absorb records one hop
+        (absorbed → absorber); following a chain points every id on it at the end, so a chain is walked once."""
+        aliases = self.aliases
+        target = aliases.get(event_id)
+        if target is None:
+            return event_id
+        path = [event_id]
+        while target in aliases and len(path) <= len(aliases):  # the bound only guards against a corrupt cycle
+            path.append(target)
+            target = aliases[target]
+        for hop in path:
+            aliases[hop] = target
+        return target
 
     def consolidate(self) -> dict[str, str]:
         """Merge events that name the same site or body and whose term centroids agree (cosine ≥ name_threshold).
@@ -728,10 +735,8 @@ class EventClusterer:
         members.discard(other.id)
         if not members:
             del self._issues[other.issue_id]
-        self.aliases[other.id] = keep.id
-        for absorbed, target in list(self.aliases.items()):
-            if target == other.id:
-                self.aliases[absorbed] = keep.id
+        self.aliases[other.id] = keep.id  # one hop: `resolve` follows chains (a walk over all aliases here grew
+        # with every merge the process had seen)
         self.dirty.add(keep.id)
         self.dirty.discard(other.id)
 

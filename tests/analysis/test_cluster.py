@@ -252,6 +252,29 @@ def test_the_issue_index_follows_links_merges_and_forgetting() -> None:
     assert len(clusterer.events) <= 6 and clusterer._issues == grouped()
 
 
+def test_merged_ids_resolve_through_chains_to_the_survivor() -> None:
+    """An absorb records one hop; an id absorbed by an event that was absorbed in turn still resolves to the survivor,
+    and resolving points the whole chain at it (no walk over every alias per merge)."""
+    from collections import Counter
+
+    from analysis.cluster import EventClusterer, EventState
+
+    clusterer = EventClusterer(CONFIG.analysis.events)
+    states = {name: EventState(name, "噪音", 1.7e9, 1.7e9 + 60, {"噪音": 1.0}, volume=volume,
+                               names=Counter({"幸福里小区": 1})) for name, volume in (("a", 1), ("b", 2), ("c", 5))}
+    clusterer.load(states["a"])
+    clusterer.load(states["b"])
+    clusterer.touched_names = {"幸福里小区"}
+    assert clusterer.consolidate() == {"a": "b"}
+    clusterer.load(states["c"])
+    clusterer.touched_names = {"幸福里小区"}
+    assert clusterer.consolidate() == {"b": "c"}
+    assert clusterer.aliases == {"a": "b", "b": "c"}
+    assert clusterer.resolve("a") == clusterer.resolve("b") == clusterer.resolve("c") == "c"
+    assert clusterer.aliases == {"a": "c", "b": "c"} and list(clusterer.events) == ["c"]
+    assert clusterer.events["c"].volume == 8
+
+
 def test_join_batch_posts_what_posting_each_event_one_by_one_posts() -> None:
     """join_batch posts terms and names inline (a fresh event's all at once, a joined event's new ones): the index must
     hold what `EventClusterer.load` (one `_post` per centroid term and name) builds from the same events."""
