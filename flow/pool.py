@@ -151,8 +151,9 @@ class Redo:
                 batch.prepared.pop(id(item), None)
                 batch.index_words.pop(id(item), None)
         # The other items keep what the workers made of them (their words were not sent: see `Enriched`).
-        self.stage.run(Batch(items=changed, origins=batch.origins, quarantined=batch.quarantined, report=batch.report,
-                             tokens=batch.tokens, prepared=batch.prepared))
+        again = batch.sub(changed)
+        self.stage.run(again)
+        batch.quarantined.extend(again.quarantined)
 
 
 def writer_chain(stages: list[Stage], texts: dict[int, tuple[str, str]]) -> Chain:

@@ -45,6 +45,14 @@ class Batch:
     temp_ids: dict[int, int] = field(default_factory=dict)
     pending: dict[int, list[Item]] = field(default_factory=dict)
 
+    def sub(self, items: list[Item]) -> Batch:
+        """A batch of some of these items that shares this one's per-item scratch and report (a stage run on part of
+        a batch: item by item after a failure, or on the items an import's writer enriches again); its items,
+        quarantine and stored items are its own, for the caller to take back."""
+        return Batch(items=list(items), origins=self.origins, report=self.report, tokens=self.tokens,
+                     index_words=self.index_words, copies=self.copies, prepared=self.prepared, temp_ids=self.temp_ids,
+                     pending=self.pending)
+
     def reject(self, source: str, stage: str, reason: str, payload: dict | str, origin: str = "") -> None:
         self.quarantined.append(
             QuarantineRecord(source=source, stage=stage, reason=reason, payload=payload, origin=origin,
@@ -92,9 +100,7 @@ class Chain:
         survivors: list[Item] = []
         stored: list[Item] = []
         for item in batch.items:
-            single = Batch(items=[item], origins=batch.origins, report=batch.report, tokens=batch.tokens,
-                           index_words=batch.index_words,
-                           copies=batch.copies, prepared=batch.prepared, temp_ids=batch.temp_ids, pending=batch.pending)
+            single = batch.sub([item])
             try:
                 stage.run(single)
             except StorageError:

@@ -168,8 +168,7 @@ def update_by_id(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any
         _PLANS[cache_key] = _compiled_plan(conn, stmt, keys, [k for k in keys if k != key])
     plan = _PLANS[cache_key]
     if plan is None:
-        for row in rows:
-            conn.execute(table.update().where(table.c.id == bindparam(key)), dict(row))
+        conn.execute(table.update().where(table.c.id == bindparam(key)), [dict(row) for row in rows])
         return
     _execute(conn, plan, rows)
 

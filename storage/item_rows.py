@@ -17,7 +17,7 @@ from typing import Any
 from pydantic_core import to_json
 from sqlalchemy import Column
 
-from core.models import Channel, Enrichment, Item, Reply, RiskReason
+from core.models import Channel, Engagement, Enrichment, Item, Reply, RiskReason
 from storage import schema
 from storage.base import item_json
 
@@ -37,6 +37,7 @@ DOC_EXCLUDE: dict[str, Any] = {**{name: True for name in ("id", *ITEM_COLUMNS)},
 
 _DOC_ENGAGEMENT_EXCLUDE = frozenset(ENGAGEMENT_COLUMNS)
 _DOC_ENRICHMENT_EXCLUDE = frozenset(ENRICHMENT_COLUMNS)
+_DOC_ENGAGEMENT = tuple(name for name in Engagement.model_fields if name not in _DOC_ENGAGEMENT_EXCLUDE)  # no column
 _DEFAULT_ENRICHMENT = Enrichment().__dict__
 
 
@@ -52,11 +53,10 @@ def item_doc(item: Item) -> str:
     doc: dict[str, Any] = {}
     counts = fields["engagement"].__dict__
     if any(counts.values()):  # every count defaults to 0
-        dislikes, reads = counts["dislikes"], counts["reads"]
-        if (dislikes and type(dislikes) is not int) or (reads and type(reads) is not int):
+        part = {name: counts[name] for name in _DOC_ENGAGEMENT if counts[name]}
+        if any(type(count) is not int for count in part.values()):
             return _doc_by_models(item)
-        doc["engagement"] = ({"dislikes": dislikes, "reads": reads} if dislikes and reads else
-                             {"dislikes": dislikes} if dislikes else {"reads": reads} if reads else {})
+        doc["engagement"] = part
     reply = fields["reply"]
     if reply is not None:
         if type(reply) is not Reply:
@@ -188,7 +188,7 @@ _CHANNELS = frozenset(c.value for c in Channel)
 _REPLY_KEYS = frozenset(("text", "department", "replied_at"))
 _REASON_KEYS = frozenset(("feature", "weight", "detail", "evidence", "span"))
 _DOC_KEYS = frozenset(("engagement", "enrichment", "reply", "extra"))
-_DOC_ENGAGEMENT = frozenset(("dislikes", "reads"))
+_DOC_ENGAGEMENT_KEYS = frozenset(_DOC_ENGAGEMENT)
 _DOC_ENRICHMENT = frozenset(("topic_score", "emotion_score", "polarity_score", "risk_reasons", "keywords", "entities",
                              "schemes", "near_duplicate_of"))
 _TEXTS = ("source", "source_id", "title", "content")
@@ -247,7 +247,7 @@ def _fast_item(values: Mapping[str, Any]) -> bytes:
     doc: Any = json.loads(values["doc"]) if values["doc"] else {}
     _check(type(doc) is dict and doc.keys() <= _DOC_KEYS)
     engagement, enrichment, extra = doc.get("engagement", {}), doc.get("enrichment", {}), doc.get("extra", {})
-    _check(type(engagement) is dict and engagement.keys() <= _DOC_ENGAGEMENT and type(extra) is dict
+    _check(type(engagement) is dict and engagement.keys() <= _DOC_ENGAGEMENT_KEYS and type(extra) is dict
            and type(enrichment) is dict and enrichment.keys() <= _DOC_ENRICHMENT)
     _check(all(type(values[name]) is str for name in _TEXTS) and 0 < len(values["source"]) <= 100
            and 0 < len(values["source_id"]) <= 300 and values["channel"] in _CHANNELS)
