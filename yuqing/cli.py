@@ -108,21 +108,13 @@ def import_file(
     started = time.perf_counter()
     from flow.importer import FileImporter
     from flow.ingest import chunks
-    from flow.pool import import_batches, pool_size
+    from flow.pool import PooledImport, pool_size
     from yuqing.service import build_service, pooled_stages
 
     setup_logging("warning")
     cfg = load_config_or_exit(config)
-    try:
-        source_cfg = cfg.source(source)
-        importer = FileImporter(file, source, source_cfg.import_)
-        service = build_service(cfg)
-    except YuqingError as exc:
-        console.print(f"[red]error[/red]: {exc.message}")
-        raise typer.Exit(2) from exc
     from core.models import RawRecord
 
-    ready, ready_cpu = time.perf_counter(), time.process_time()
     columns = [TextColumn("importing {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
     with Progress(*columns, console=console, transient=False, disable=not console.is_terminal) as progress:
         task = progress.add_task(file.name, total=None)
@@ -135,9 +127,23 @@ def import_file(
                     record.payload["backfill"] = True  # history: analysed and stored, never alerted on (alerts.rules)
                 yield record
 
+        feed: PooledImport | None = None
         try:
-            total, pooled = import_batches(service.writer, cfg, chunks(records(), cfg.ingest.batch_size),
-                                   pool_size(cfg, workers), pooled_stages, lambda n: progress.advance(task, n))
+            importer = FileImporter(file, source, cfg.source(source).import_)
+            # The pool starts, and takes the first batches, before this process builds its service: the workers load
+            # their models while the writer loads its own.
+            feed = PooledImport(cfg, chunks(records(), cfg.ingest.batch_size), pool_size(cfg, workers), pooled_stages)
+            service = build_service(cfg)
+        except BaseException as exc:
+            if feed is not None:
+                feed.close()
+            if isinstance(exc, YuqingError):
+                console.print(f"[red]error[/red]: {exc.message}")
+                raise typer.Exit(2) from exc
+            raise
+        ready, ready_cpu = time.perf_counter(), time.process_time()
+        try:
+            total, pooled = feed.run(service.writer, lambda n: progress.advance(task, n))
         finally:
             service.close()
     summary = total.model_dump(exclude={"item_ids"})

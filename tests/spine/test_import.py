@@ -142,3 +142,51 @@ def test_real_hot_issue_file_imports_completely(service: Service, shared_data: P
     assert report.quarantined == 0
     # 55 messages repeat another's words under their own message id: items of their own (linked as near-duplicates).
     assert (report.stored, report.duplicates) == (4326, 0)
+
+
+def _cli_config(tmp_path: Path, batch_size: int) -> Path:
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        f"storage: {{sqlite_path: {tmp_path / 'cli.db'}}}\n"
+        f"ingest: {{batch_size: {batch_size}, workers: 2}}\n"
+        "sources:\n  board_tipdm:\n    channel: board\n    import:\n      columns: {message_id: source_id, title: title,"
+        " created_at: published_at, body: content, likes: likes, dislikes: dislikes, user_id: author}\n",
+        encoding="utf-8",
+    )
+    return config
+
+
+def _rows(count: int) -> list[list[str]]:
+    return [[f"9{n:05d}", f"U{n}", f"{ROWS[n % 3][2]}（{n}）", ROWS[n % 3][3], f"{ROWS[n % 3][4]}第{n}号", "0", str(n)]
+            for n in range(count)]
+
+
+def test_import_command_hands_every_batch_to_the_pool_started_before_the_writer(tmp_path: Path) -> None:
+    """The pool starts, and takes the first batches, before the writer's service is built: none is left for the
+    writer to enrich itself while the workers load."""
+    config = _cli_config(tmp_path, batch_size=3)
+    done = CliRunner().invoke(app, ["import", str(write_csv(tmp_path / "m.csv", _rows(16))), "--source", "board_tipdm",
+                                    "-c", str(config)])
+    assert done.exit_code == 0, done.output
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert (report["received"], report["stored"], report["batches_enriched_by_workers"]) == (16, 16, 6)
+    store = SqliteStore(tmp_path / "cli.db", segment=segment)
+    assert store.stats().items == 16
+
+
+def test_import_command_stops_its_pool_when_the_service_cannot_start(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    import multiprocessing
+
+    import yuqing.service
+    from core.errors import ConfigError
+
+    def broken(config):  # noqa: ANN001, ANN202
+        raise ConfigError("storage: the database cannot be opened")
+
+    monkeypatch.setattr(yuqing.service, "build_service", broken)
+    config = _cli_config(tmp_path, batch_size=3)
+    done = CliRunner().invoke(app, ["import", str(write_csv(tmp_path / "m.csv", _rows(16))), "--source", "board_tipdm",
+                                    "-c", str(config)])
+    assert done.exit_code == 2 and "cannot be opened" in done.output
+    assert multiprocessing.active_children() == []  # the workers started for it are gone
