@@ -67,7 +67,6 @@ COUNT_CAP = 10_000  # a page's count stops here (then count_exact is False), as 
 # 60 µs more than without them; built from the whole table at the end of a load, about 36 µs per row then stored.
 FEED_INDEX_UPKEEP_US = 60
 FEED_INDEX_BUILD_US = 36
-REBUILD_THREADS = 2  # SQLite's sorter helpers building an index (PRAGMA threads): the load's workers are done by then
 
 
 def deferring_pays(stored: int, expected: int) -> bool:
@@ -491,7 +490,7 @@ class SqliteStore(SqlState):
         load killed before its end had dropped. Unless a live process's load is running without them: its end
         builds them, and building them here would hold the write lock under it."""
         versions = super().migrate()
-        with self._bulk_load_lock() as alone:
+        with self._bulk_load_lock(create=False) as alone:
             if alone:
                 with self.write() as conn:
                     if created := create_missing_indexes(conn):
@@ -499,14 +498,20 @@ class SqliteStore(SqlState):
         return versions
 
     @contextmanager
-    def _bulk_load_lock(self) -> Iterator[bool]:
-        """An exclusive `flock` on a file beside the database, held by the process whose load runs without the feed
-        indexes (`bulk_load`); False, not holding it, when another process (or another open in this one) holds it.
-        A process that dies lets go of it with its file descriptors."""
+    def _bulk_load_lock(self, *, create: bool = True) -> Iterator[bool]:
+        """An exclusive `flock` on a file beside the database (`DB-bulk-load`), held by the process whose load runs
+        without the feed indexes (`bulk_load`); False, not holding it, when another process (or another open in this
+        one) holds it. A process that dies lets go of it with its file descriptors. Without `create` a missing file
+        is free: no load ever ran here (the file stays after one, so no open of it races another's unlink)."""
         if str(self.path) == ":memory:":
             yield True
             return
-        with open(f"{self.path}-bulk-load", "a+") as handle:
+        try:
+            handle = open(f"{self.path}-bulk-load", "a+" if create else "r")  # noqa: SIM115 - held while locked
+        except FileNotFoundError:
+            yield True
+            return
+        with handle:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -538,12 +543,9 @@ class SqliteStore(SqlState):
                 yield load
             finally:
                 started = time.perf_counter()
+                # (SQLite's sorter helper threads, PRAGMA threads=2, made it no faster: 1,000,000 rows, 3 indexes)
                 with self.write() as conn:
-                    conn.exec_driver_sql(f"PRAGMA threads={REBUILD_THREADS}")
-                    try:
-                        create_missing_indexes(conn)
-                    finally:
-                        conn.exec_driver_sql("PRAGMA threads=0")
+                    create_missing_indexes(conn)
                 load.rebuild_seconds = time.perf_counter() - started
                 logger.info("feed indexes built again in %.1f s", load.rebuild_seconds)
 

@@ -109,6 +109,7 @@ def test_a_small_load_into_a_larger_store_keeps_its_indexes(tmp_path: Path) -> N
             assert load.deferred == () and indexes(path) == DECLARED
             store.upsert(items(100, first=400))
         assert load.rebuild_seconds == 0
+        assert not Path(f"{path}-bulk-load").exists()  # no load deferred here: no lock file beside the database
     finally:
         store.close()
 
