@@ -143,16 +143,20 @@ def import_file(
             raise
         ready, ready_cpu = time.perf_counter(), time.process_time()
         try:
-            total, pooled = feed.run(service.writer, lambda n: progress.advance(task, n))
+            with service.writer.bulk_load(importer.estimated_records()) as load:
+                total, pooled = feed.run(service.writer, lambda n: progress.advance(task, n))
         finally:
+            feed.close()  # when the bulk load could not start (`run` closes it itself)
             service.close()
     summary = total.model_dump(exclude={"item_ids"})
     summary["batches_enriched_by_workers"] = pooled
+    summary["indexes_deferred"] = len(load.deferred)  # feed indexes built after the last row (Store.bulk_load)
     # start-up: loading the config, the store and the models; import: reading, enriching and storing; CPU seconds of
     # this process and of its pool workers
     summary["seconds"] = {"startup": round(ready - started, 2), "import": round(time.perf_counter() - ready, 2),
                           "startup_cpu": round(ready_cpu, 2),
-                          "cpu": round(time.process_time(), 2), "workers_cpu": round(_children_cpu(), 2)}
+                          "cpu": round(time.process_time(), 2), "workers_cpu": round(_children_cpu(), 2),
+                          "index_rebuild": round(load.rebuild_seconds, 2)}
     typer.echo(json.dumps(summary, ensure_ascii=False))
 
 

@@ -9,11 +9,13 @@ from pathlib import Path
 
 import pytest
 from openpyxl import Workbook
+from sqlalchemy import inspect
 from typer.testing import CliRunner
 
 from core.errors import SourceError
 from flow.importer import FileImporter
 from nlp.tokenize import segment
+from storage import schema
 from storage.sqlite import SqliteStore
 from yuqing.cli import app
 from yuqing.service import Service
@@ -101,6 +103,24 @@ def test_xlsx_import_with_excel_dates(service: Service, tmp_path: Path) -> None:
     assert ingest_file(service, path).stored == 0
 
 
+def test_an_import_estimates_its_records_without_reading_the_file_through(tmp_path: Path) -> None:
+    """`estimated_records` (the store chooses how to load by it): exact for a small file and an Excel sheet, within a
+    tenth for a large one from its first MB (enough for a rule that compares it with the store)."""
+    small = write_csv(tmp_path / "small.csv", ROWS[1:])
+    assert FileImporter(small, "board_tipdm").estimated_records() == 2
+    big = tmp_path / "big.jsonl"
+    rows = [json.dumps({"message_id": str(n), "title": "反映" * (n % 40), "body": "停水" * (n % 300)}, ensure_ascii=False)
+            for n in range(20_000)]
+    big.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    assert big.stat().st_size > 3 << 20
+    assert abs(FileImporter(big, "board_tipdm").estimated_records() - 20_000) < 2_000
+    book = Workbook()
+    for row in [HEADER, *ROWS]:
+        book.active.append(row)
+    book.save(tmp_path / "m.xlsx")
+    assert FileImporter(tmp_path / "m.xlsx", "board_tipdm").estimated_records() == 3
+
+
 def test_unsupported_and_missing_files(tmp_path: Path) -> None:
     with pytest.raises(SourceError, match="not found"):
         FileImporter(tmp_path / "none.csv", "s")
@@ -124,12 +144,17 @@ def test_import_command_end_to_end(tmp_path: Path) -> None:
     runner = CliRunner()
     first = runner.invoke(app, ["import", str(data), "--source", "board_tipdm", "-c", str(config)])
     assert first.exit_code == 0, first.output
-    assert json.loads(first.stdout.strip().splitlines()[-1])["stored"] == 3
+    summary = json.loads(first.stdout.strip().splitlines()[-1])
+    assert summary["stored"] == 3
+    assert summary["indexes_deferred"] == 16  # into an empty store: the feed indexes built at the end
     store = SqliteStore(tmp_path / "cli.db", segment=segment)
     imported = [i for batch in store.scan_items(datetime(2000, 1, 1, tzinfo=UTC), datetime.now(UTC)) for i in batch]
     assert len(imported) == 3 and all(i.extra["backfill"] is True for i in imported)  # history: never alerted on
+    with store.read() as conn:
+        assert {index["name"] for index in inspect(conn).get_indexes("items")} == {i.name for i in schema.items.indexes}
     second = runner.invoke(app, ["import", str(data), "--source", "board_tipdm", "-c", str(config)])
-    assert json.loads(second.stdout.strip().splitlines()[-1])["stored"] == 0
+    summary = json.loads(second.stdout.strip().splitlines()[-1])
+    assert summary["stored"] == 0
     unknown = runner.invoke(app, ["import", str(data), "--source", "nope", "-c", str(config)])
     assert unknown.exit_code == 2 and "unknown source" in unknown.output
 
