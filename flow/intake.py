@@ -37,8 +37,11 @@ class RejectedInput(ValueError):
 def not_storable(payload: Any) -> str | None:
     """Why a record cannot even be kept in the inbox, or None. JSON may carry lone surrogates (`"\\ud800"`),
     which are no text: UTF-8 cannot encode them, so the record is quarantined with this reason."""
-    if _plainly_storable(payload):
-        return None
+    return None if _plainly_storable(payload) else encoding_problem(payload)
+
+
+def encoding_problem(payload: Any) -> str | None:
+    """`not_storable`'s answer the slow, sure way: encode the whole record as it will be stored and see."""
     try:
         json.dumps(payload, ensure_ascii=False, default=str).encode("utf-8")
     except UnicodeEncodeError as exc:
