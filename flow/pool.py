@@ -127,7 +127,22 @@ def enrich(records: list[RawRecord]) -> Enriched:
     return out
 
 
+def enrich_rows(rows: list[tuple[str, dict, str]]) -> Enriched:
+    """`enrich` on records sent as `record_rows` (in a worker): the RawRecords rebuilt without validation, which the
+    writer's own records already passed."""
+    construct = RawRecord.model_construct
+    return enrich([construct(source=source, payload=payload, origin=origin) for source, payload, origin in rows])
+
+
 # ---- in the importing process --------------------------------------------------------------------------------
+
+
+def record_rows(batch: Iterable[RawRecord | QuarantineRecord]) -> list[tuple[str, dict, str]]:
+    """The batch's RawRecords as what a worker needs of them, (source, payload, origin). Why not the models: the
+    writer's process pickles what it sends, and a model costs pydantic's __getstate__ and its state dict: 6.6 µs a
+    record against 3.4 for the tuple, on the one process that limits the import."""
+    return [(values["source"], values["payload"], values["origin"])
+            for values in (r.__dict__ for r in batch if isinstance(r, RawRecord))]
 
 
 class Redo:
@@ -201,7 +216,7 @@ class EnrichPool:
             self.warm = True
 
     def submit(self, batch: list[RawRecord | QuarantineRecord]) -> Future[Enriched]:
-        return self._executor.submit(enrich, [r for r in batch if isinstance(r, RawRecord)])
+        return self._executor.submit(enrich_rows, record_rows(batch))
 
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
