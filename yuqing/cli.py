@@ -109,7 +109,7 @@ def import_file(
     from flow.importer import FileImporter
     from flow.ingest import chunks
     from flow.pool import PooledImport, pool_size
-    from yuqing.service import build_service, pooled_stages
+    from yuqing.pooled import pooled_stages
 
     setup_logging("warning")
     cfg = load_config_or_exit(config)
@@ -133,6 +133,8 @@ def import_file(
             # The pool starts, and takes the first batches, before this process builds its service: the workers load
             # their models while the writer loads its own.
             feed = PooledImport(cfg, chunks(records(), cfg.ingest.batch_size), pool_size(cfg, workers), pooled_stages)
+            from yuqing.service import build_service  # the composition root: after the pool has started
+
             service = build_service(cfg)
         except BaseException as exc:
             if feed is not None:
