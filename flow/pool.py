@@ -233,8 +233,8 @@ class PooledImport:
     first batches while the writer loads its own, instead of after it on a core that stood idle (50,000 rows: the
     writer took ≈ 3 s to start and then ingested the first batches itself while the workers loaded theirs).
 
-    `build(config)` makes the `POOLED` stages in flow order in each worker (`yuqing.service.pooled_stages`: the
-    composition root, which knows the packages that provide them); it is pickled by reference. With `workers` ≤ 1 or
+    `build(config)` makes the `POOLED` stages in flow order in each worker (`yuqing.pooled.pooled_stages`, which
+    knows the packages that provide them); it is pickled by reference. With `workers` ≤ 1 or
     fewer than `MIN_BATCHES` batches there is no pool and `run` ingests serially. `close()` stops the workers; `run`
     does it too. With `prefetch` the first batches go to the pool at once (the writer is not ready yet); without, the
     writer ingests them itself while the workers load (`run`'s `serial_start`)."""
