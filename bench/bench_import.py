@@ -118,7 +118,9 @@ def run_import(export: Path, folder: Path, workers: int, base: Path | None = Non
                 "writer_cpu_seconds": report["seconds"]["cpu"], "workers_cpu_seconds": report["seconds"]["workers_cpu"],
                 "writer_cpu_ms_per_item": round(report["seconds"]["cpu"] * 1000 / rows, 3),
                 "startup_seconds": round(seconds - importing, 1), "import_seconds": importing,
-                "items_per_s_after_startup": round(rows / importing)})
+                "items_per_s_after_startup": round(rows / importing),
+                "index_rebuild_seconds": report["seconds"].get("index_rebuild"),  # feed indexes deferred (bulk_load)
+                "db_bytes": db.stat().st_size})
     return out
 
 

@@ -80,6 +80,25 @@ class FileImporter:
                                 payload=raw if isinstance(raw, dict | str) else str(raw),
                                 origin=str(self.path), created_at=datetime.now(UTC))
 
+    def estimated_records(self) -> int:
+        """About how many records the file holds, without reading it through (to choose how to store them, see
+        `Store.bulk_load`): an Excel sheet says; a text file's size over the bytes per line of its first MB (a CSV
+        cell running over several lines makes it a little high)."""
+        if self.format == "xlsx":
+            book, sheet = self._sheet()
+            try:
+                return max((sheet.max_row or 1) - 1, 0)
+            finally:
+                book.close()
+        sample_size = 1 << 20
+        with self.path.open("rb") as fh:
+            sample = fh.read(sample_size)
+        lines = sample.count(b"\n") + (not sample.endswith(b"\n") and bool(sample))
+        header = 1 if self.format == "csv" else 0
+        if len(sample) < sample_size:
+            return max(lines - header, 0)
+        return round(self.path.stat().st_size * lines / len(sample)) - header
+
     def records(self) -> Iterator[RawRecord | QuarantineRecord]:
         reader = {"csv": self._csv, "jsonl": self._jsonl, "xlsx": self._xlsx}[self.format]
         yield from reader()
@@ -130,7 +149,8 @@ class FileImporter:
                     continue
                 yield RawRecord(source=self.source, payload=self._map(row), origin=f"{self.path.name}:{number}")
 
-    def _xlsx(self) -> Iterator[RawRecord | QuarantineRecord]:
+    def _sheet(self) -> tuple[Any, Any]:
+        """The workbook, opened to read, and the sheet the import reads."""
         from openpyxl import load_workbook  # imported here: only Excel imports pay for it
 
         try:
@@ -138,9 +158,13 @@ class FileImporter:
         except Exception as exc:  # noqa: BLE001 - openpyxl raises many unrelated types for a broken file
             raise SourceError(f"{self.path}: not a readable Excel workbook: {exc}") from exc
         try:
-            sheet = book[self.spec.sheet] if self.spec.sheet else book.worksheets[0]
+            return book, book[self.spec.sheet] if self.spec.sheet else book.worksheets[0]
         except KeyError:
+            book.close()
             raise SourceError(f"{self.path}: no sheet named {self.spec.sheet!r}; sheets: {book.sheetnames}") from None
+
+    def _xlsx(self) -> Iterator[RawRecord | QuarantineRecord]:
+        book, sheet = self._sheet()
         self.total = max((sheet.max_row or 1) - 1, 0)
         rows = sheet.iter_rows(values_only=True)
         try:

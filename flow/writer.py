@@ -25,7 +25,7 @@ from core.models import IngestReport, QuarantineRecord, RawRecord
 from core.worker import PeriodicWorker
 from flow.ingest import Ingestor, chunks
 from flow.pool import Enriched
-from storage.base import Inbox
+from storage.base import BulkLoad, Inbox
 
 logger = logging.getLogger(__name__)
 
@@ -99,6 +99,7 @@ class IngestWriter:
         # Open between `begin_group` and `end_group` (writer thread only): the ingest turn and the store's bulk
         # transaction the batches of a file import share.
         self._group: contextlib.ExitStack | None = None
+        self._bulk_load: contextlib.ExitStack | None = None  # open inside `bulk_load` (writer thread only)
 
     def submit(self, records: list[RawRecord], *, coalesce: bool = False) -> Submission:
         """Store the records in the inbox and queue their ingest; returns at once (the API's 202).
@@ -156,6 +157,18 @@ class IngestWriter:
     def end_group(self) -> Future[IngestReport]:
         return self._executor.submit(self._end_group)
 
+    @contextlib.contextmanager
+    def bulk_load(self, expected_records: int) -> Iterator[BulkLoad]:
+        """Around a file import of about `expected_records` records, on the caller's thread: the store may go without
+        the indexes only reads need while the import's jobs (queued inside the block) write, and builds them after
+        the last of them, also when the import fails (`Store.bulk_load`). Yields what the store did; its
+        `rebuild_seconds` are known once the block has ended."""
+        load = self._executor.submit(self._begin_bulk_load, expected_records).result()
+        try:
+            yield load
+        finally:  # queued behind every job the block queued, even those an error left unawaited
+            self._executor.submit(self._end_bulk_load).result()
+
     def drain(self) -> IngestReport:
         """Ingest everything pending in the inbox (crawl results, pushes left by a previous process) and wait."""
         return self.drain_soon().result()
@@ -195,6 +208,17 @@ class IngestWriter:
         if group is not None:
             group.close()
         return IngestReport()
+
+    def _begin_bulk_load(self, expected_records: int) -> BulkLoad:
+        with contextlib.ExitStack() as stack:
+            load = stack.enter_context(self.ingestor.store.bulk_load(expected_records))
+            self._bulk_load = stack.pop_all()
+        return load
+
+    def _end_bulk_load(self) -> None:
+        stack, self._bulk_load = self._bulk_load, None
+        if stack is not None:
+            stack.close()
 
     @contextlib.contextmanager
     def _group_fails_whole(self) -> Iterator[None]:

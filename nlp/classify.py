@@ -15,7 +15,7 @@ import numpy as np
 from core.errors import ModelError
 from core.paths import REPO_ROOT
 from nlp import artifacts
-from nlp.features import Doc, Featurizer, WordIds
+from nlp.features import Doc, Featurizer, WordIds, sorted_unique
 from nlp.polarity import EMOTION_WEIGHT, NEUTRAL_BAND, combine_polarity
 
 EMOTIONS = ("anger", "fear", "sadness", "disgust", "happiness", "surprise", "neutral")
@@ -52,7 +52,7 @@ class Classifier:
         self.emotion_min_confidence = float(emotion.card.get("calibration", {}).get("threshold", 0.0))
         self.featurizer = Featurizer(topic.spec)
         models = (topic, emotion, polarity)
-        union = np.unique(np.concatenate([m.used for m in models]))
+        union = sorted_unique(np.concatenate([m.used for m in models]))
         width = sum(m.n_rows + 1 for m in models)
         weights = np.zeros((len(union) + 1, width), dtype=np.float32)  # last row: columns no model reads
         self._slices: list[slice] = []

@@ -117,6 +117,18 @@ class FeatureSpec:
         return cls(bits=bits, lexicon={str(k): str(v) for k, v in data.get("lexicon", {}).items()})
 
 
+def sorted_unique(values: np.ndarray) -> np.ndarray:
+    """`np.unique(values)` of a 1-d array by one sort and a mask. Why: numpy 2.4's np.unique goes through a hash
+    table first and costs 4-40x more (0.26 s of every process start for the classifier's 370,000 columns)."""
+    ordered = np.sort(values)
+    if ordered.size < 2:
+        return ordered
+    keep = np.empty(ordered.size, dtype=bool)
+    keep[0] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=keep[1:])
+    return ordered[keep]
+
+
 def _powers(n: int, base: int) -> np.ndarray:
     """base**0 .. base**(n-1) modulo 2**64 (numpy integer arithmetic wraps)."""
     out = np.full(n, base, dtype=np.uint64)
@@ -578,7 +590,7 @@ class PunctuationFamily:
                 where = np.array(found, dtype=np.int64)
                 inside = cdoc[where] == cdoc[where + len(needle) - 1]  # never across two texts
                 pairs.append(cdoc[where[inside]] * 16 + code)
-        unique = np.unique(np.concatenate(pairs))
+        unique = sorted_unique(np.concatenate(pairs))
         if unique.size:
             rows.append(unique // 16)
             cols.append(self._mark_columns[unique % 16])

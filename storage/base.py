@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -98,6 +98,15 @@ class Cursor:
         if cursor.sort != sort:
             raise InputError(f"cursor was made for sort={cursor.sort!r}, not sort={sort!r}")
         return cursor
+
+
+@dataclass
+class BulkLoad:
+    """What `ItemStore.bulk_load` did: the indexes it went without while the load wrote, and the seconds that
+    building them again took at its end (0 when none were deferred)."""
+
+    deferred: tuple[str, ...] = ()
+    rebuild_seconds: float = 0.0
 
 
 @dataclass
@@ -220,6 +229,13 @@ class ItemStore(Protocol):
     def reassign_events(self, merged: Mapping[str, str]) -> int:
         """Point the items of each absorbed event (key) at the event that absorbed it (value); returns items moved."""
         ...
+
+    def bulk_load(self, expected_items: int) -> AbstractContextManager[BulkLoad]:
+        """Around the writes of a load of about `expected_items` items (a file import): a backend may go without the
+        indexes only reads need while they run and build them once at the end, as bulk loaders do (pg_restore), when
+        that costs less than keeping them up to date row by row; they are built at the end whatever happens inside.
+        Meanwhile reads stay correct, only slower. This default does nothing (Elasticsearch)."""
+        return nullcontext(BulkLoad())
 
 
 HISTOGRAM_GROUPS = ("channel", "source", "topic", "risk_level", "emotion", "region", "event_id")

@@ -65,6 +65,7 @@ from core.errors import InputError, NotFound, StorageError
 from core.models import SHANGHAI, Enrichment, Item
 from storage import schema
 from storage.base import (
+    BulkLoad,
     Cursor,
     EventTotals,
     ItemFacets,
@@ -317,6 +318,10 @@ class ElasticsearchStore(SqlState):
     def bulk(self) -> AbstractContextManager[None]:
         """Nothing grouped: each write's documents reach the cluster right after its own commit (`after_commit`)."""
         return nullcontext()
+
+    def bulk_load(self, expected_items: int) -> AbstractContextManager[BulkLoad]:
+        """Nothing deferred: the cluster keeps its own indexes (Store.bulk_load's default)."""
+        return nullcontext(BulkLoad())
 
     def close(self) -> None:
         self._sender.shutdown(wait=True)

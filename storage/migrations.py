@@ -142,3 +142,19 @@ def migrate(conn: Connection) -> dict[str, int]:
                                                                    applied_at=now))
             current[component] = migration.version
     return current
+
+
+def create_missing_indexes(conn: Connection) -> list[str]:
+    """Create every index schema.py declares on the core tables that the database lacks; returns their names.
+
+    Why: an import that dropped the feed indexes to build them at its end (SqliteStore.bulk_load) and was killed
+    before then leaves the store without them; the next process to open it puts them back (SqliteStore.migrate), from
+    the same definitions the tables were made with."""
+    created = []
+    for table in schema.CORE_TABLES:
+        present = {index["name"] for index in inspect(conn).get_indexes(table.name)}
+        for index in table.indexes:
+            if index.name not in present:
+                index.create(conn)
+                created.append(index.name)
+    return created

@@ -39,6 +39,12 @@ def _feed_indexes() -> list[Index]:
     return indexes
 
 
+# What the feed's pages read through and nothing that stores an item looks up: an import may go without them while it
+# writes and build them after (SqliteStore.bulk_load). The unique key, ix_items_hash (dedup) and ix_items_event_stored
+# (event reassignments) are not among them.
+FEED_INDEXES = _feed_indexes()
+
+
 # Short, often-read columns come first and the long text last: SQLite reads a row's columns in order, so a filter on
 # topic must not step over the text (new databases; existing ones keep their order, which only costs speed).
 items = Table(
@@ -75,7 +81,7 @@ items = Table(
     UniqueConstraint("source", "source_id", name="uq_items_source_sid"),
     Index("ix_items_hash", "content_hash"),
     Index("ix_items_event_stored", "event_id"),  # an event's items in the order they were stored (subject_facts)
-    *_feed_indexes(),
+    *FEED_INDEXES,
 )
 
 item_schemes = Table(

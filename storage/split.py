@@ -21,6 +21,7 @@ from sqlalchemy import Connection
 
 from core.models import Enrichment, Item, QuarantineRecord, RawRecord
 from storage.base import (
+    BulkLoad,
     EventTotals,
     ItemFacets,
     ItemOpinion,
@@ -85,6 +86,9 @@ class SplitStore:
 
     def item_read(self) -> AbstractContextManager[Connection]:
         return self.items.read()
+
+    def bulk_load(self, expected_items: int) -> AbstractContextManager[BulkLoad]:
+        return self.items.bulk_load(expected_items)
 
     def quarantine(self, records: list[QuarantineRecord]) -> None:
         self.state.quarantine(records)

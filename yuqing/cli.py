@@ -108,21 +108,13 @@ def import_file(
     started = time.perf_counter()
     from flow.importer import FileImporter
     from flow.ingest import chunks
-    from flow.pool import import_batches, pool_size
-    from yuqing.service import build_service, pooled_stages
+    from flow.pool import PooledImport, pool_size
+    from yuqing.pooled import pooled_stages
 
     setup_logging("warning")
     cfg = load_config_or_exit(config)
-    try:
-        source_cfg = cfg.source(source)
-        importer = FileImporter(file, source, source_cfg.import_)
-        service = build_service(cfg)
-    except YuqingError as exc:
-        console.print(f"[red]error[/red]: {exc.message}")
-        raise typer.Exit(2) from exc
     from core.models import RawRecord
 
-    ready, ready_cpu = time.perf_counter(), time.process_time()
     columns = [TextColumn("importing {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
     with Progress(*columns, console=console, transient=False, disable=not console.is_terminal) as progress:
         task = progress.add_task(file.name, total=None)
@@ -135,18 +127,38 @@ def import_file(
                     record.payload["backfill"] = True  # history: analysed and stored, never alerted on (alerts.rules)
                 yield record
 
+        feed: PooledImport | None = None
         try:
-            total, pooled = import_batches(service.writer, cfg, chunks(records(), cfg.ingest.batch_size),
-                                   pool_size(cfg, workers), pooled_stages, lambda n: progress.advance(task, n))
+            importer = FileImporter(file, source, cfg.source(source).import_)
+            # The pool starts, and takes the first batches, before this process builds its service: the workers load
+            # their models while the writer loads its own.
+            feed = PooledImport(cfg, chunks(records(), cfg.ingest.batch_size), pool_size(cfg, workers), pooled_stages)
+            from yuqing.service import build_service  # the composition root: after the pool has started
+
+            service = build_service(cfg)
+        except BaseException as exc:
+            if feed is not None:
+                feed.close()
+            if isinstance(exc, YuqingError):
+                console.print(f"[red]error[/red]: {exc.message}")
+                raise typer.Exit(2) from exc
+            raise
+        ready, ready_cpu = time.perf_counter(), time.process_time()
+        try:
+            with service.writer.bulk_load(importer.estimated_records()) as load:
+                total, pooled = feed.run(service.writer, lambda n: progress.advance(task, n))
         finally:
+            feed.close()  # when the bulk load could not start (`run` closes it itself)
             service.close()
     summary = total.model_dump(exclude={"item_ids"})
     summary["batches_enriched_by_workers"] = pooled
+    summary["indexes_deferred"] = len(load.deferred)  # feed indexes built after the last row (Store.bulk_load)
     # start-up: loading the config, the store and the models; import: reading, enriching and storing; CPU seconds of
     # this process and of its pool workers
     summary["seconds"] = {"startup": round(ready - started, 2), "import": round(time.perf_counter() - ready, 2),
                           "startup_cpu": round(ready_cpu, 2),
-                          "cpu": round(time.process_time(), 2), "workers_cpu": round(_children_cpu(), 2)}
+                          "cpu": round(time.process_time(), 2), "workers_cpu": round(_children_cpu(), 2),
+                          "index_rebuild": round(load.rebuild_seconds, 2)}
     typer.echo(json.dumps(summary, ensure_ascii=False))
 
 

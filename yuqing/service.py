@@ -19,16 +19,15 @@ import reports.service
 from analysis.stages import analysis_state, enrich_stages
 from core.config import Config
 from core.models import IngestReport
-from flow.ingest import Ingestor, StageOrderError, missing_stages, order_stages
-from flow.intake import NormaliseStage
-from flow.pool import POOLED, PooledIndexWords
-from flow.stages import Stage
+from flow.ingest import Ingestor, StageOrderError, missing_stages
+from flow.pool import PooledIndexWords
 from flow.writer import IngestGate, IngestWriter, RedriveWorker
 from nlp.search_tokens import index_text_from_words, index_tokens
 from nlp.tokenize import segment
 from storage.cluster import ClusterLocks
 from storage.opening import open_store
 from yuqing.host import Service
+from yuqing.pooled import pooled_stages as pooled_stages  # re-exported: callers build the pool's stages from here
 
 logger = logging.getLogger(__name__)
 
@@ -69,13 +68,6 @@ def build_service(config: Config, *, db_path: Path | None = None, enrich: bool =
         service.close()
         raise StageOrderError(f"stages listed in flow.ingest.STAGES that no enabled package provides: {', '.join(missing)}")
     return service
-
-
-def pooled_stages(config: Config) -> list[Stage]:
-    """The stateless stages a worker of the import's enrichment pool runs (`flow.pool.POOLED`), in flow order, with
-    the models loaded; the lexicon the classifier reads words through is the worker's own."""
-    stages = {"normalise": NormaliseStage(config), **enrich_stages(config, analysis_state(config))}
-    return order_stages({name: stage for name, stage in stages.items() if name in POOLED})
 
 
 DEMO_SOURCES = {"hotline": "demo_hotline", "mailbox": "demo_mailbox", "board": "demo_board",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 
 from analysis.gazetteer import Gazetteer, find_names
 from analysis.keywords import KeywordExtractor, load_idf
@@ -210,3 +211,19 @@ def test_lexicon_encode_equals_word_by_word_ids() -> None:
         assert lexicon._packed.keys() == lexicon.index.keys()
         assert all(int.from_bytes(lexicon._packed[w], "little", signed=True) == i for w, i in lexicon.index.items())
     assert "从未见过的词" not in lexicon.index and lexicon.index.get("从未见过的词", -1) == -1
+
+
+def test_org_tags_are_the_nt_words_of_jiebas_dictionary() -> None:
+    """The tag table is read by finding "nt" in the file, not by splitting every line: the same words either way."""
+    import importlib.util
+
+    from analysis.gazetteer import _jieba_tags
+
+    expected: dict[str, str] = {}
+    path = Path(importlib.util.find_spec("jieba").submodule_search_locations[0]) / "dict.txt"
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            parts = line.split()
+            if len(parts) == 3 and parts[2] == "nt" and len(parts[0]) >= 2:
+                expected[parts[0]] = "nt"
+    assert list(_jieba_tags().items()) == list(expected.items())

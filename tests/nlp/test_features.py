@@ -128,3 +128,12 @@ def test_remapped_entries_equal_the_remap_of_the_plain_ones():
                 for (rows, cols), (mapped_rows, mapped_cols) in zip(plain, mapped, strict=True):
                     assert np.array_equal(rows, mapped_rows) and np.array_equal(remap[cols], mapped_cols)
         lexicon._reset()
+
+
+def test_sorted_unique_is_np_unique() -> None:
+    from nlp.features import sorted_unique
+
+    for size in (0, 1, 2, 7, 1000):
+        values = np.random.default_rng(size).integers(0, max(1, size // 3), size=size, dtype=np.int64)
+        got, expected = sorted_unique(values), np.unique(values)
+        assert got.dtype == expected.dtype and got.tolist() == expected.tolist()

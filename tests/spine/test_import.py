@@ -9,11 +9,13 @@ from pathlib import Path
 
 import pytest
 from openpyxl import Workbook
+from sqlalchemy import inspect
 from typer.testing import CliRunner
 
 from core.errors import SourceError
 from flow.importer import FileImporter
 from nlp.tokenize import segment
+from storage import schema
 from storage.sqlite import SqliteStore
 from yuqing.cli import app
 from yuqing.service import Service
@@ -101,6 +103,24 @@ def test_xlsx_import_with_excel_dates(service: Service, tmp_path: Path) -> None:
     assert ingest_file(service, path).stored == 0
 
 
+def test_an_import_estimates_its_records_without_reading_the_file_through(tmp_path: Path) -> None:
+    """`estimated_records` (the store chooses how to load by it): exact for a small file and an Excel sheet, within a
+    tenth for a large one from its first MB (enough for a rule that compares it with the store)."""
+    small = write_csv(tmp_path / "small.csv", ROWS[1:])
+    assert FileImporter(small, "board_tipdm").estimated_records() == 2
+    big = tmp_path / "big.jsonl"
+    rows = [json.dumps({"message_id": str(n), "title": "反映" * (n % 40), "body": "停水" * (n % 300)}, ensure_ascii=False)
+            for n in range(20_000)]
+    big.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    assert big.stat().st_size > 3 << 20
+    assert abs(FileImporter(big, "board_tipdm").estimated_records() - 20_000) < 2_000
+    book = Workbook()
+    for row in [HEADER, *ROWS]:
+        book.active.append(row)
+    book.save(tmp_path / "m.xlsx")
+    assert FileImporter(tmp_path / "m.xlsx", "board_tipdm").estimated_records() == 3
+
+
 def test_unsupported_and_missing_files(tmp_path: Path) -> None:
     with pytest.raises(SourceError, match="not found"):
         FileImporter(tmp_path / "none.csv", "s")
@@ -124,12 +144,17 @@ def test_import_command_end_to_end(tmp_path: Path) -> None:
     runner = CliRunner()
     first = runner.invoke(app, ["import", str(data), "--source", "board_tipdm", "-c", str(config)])
     assert first.exit_code == 0, first.output
-    assert json.loads(first.stdout.strip().splitlines()[-1])["stored"] == 3
+    summary = json.loads(first.stdout.strip().splitlines()[-1])
+    assert summary["stored"] == 3
+    assert summary["indexes_deferred"] == 16  # into an empty store: the feed indexes built at the end
     store = SqliteStore(tmp_path / "cli.db", segment=segment)
     imported = [i for batch in store.scan_items(datetime(2000, 1, 1, tzinfo=UTC), datetime.now(UTC)) for i in batch]
     assert len(imported) == 3 and all(i.extra["backfill"] is True for i in imported)  # history: never alerted on
+    with store.read() as conn:
+        assert {index["name"] for index in inspect(conn).get_indexes("items")} == {i.name for i in schema.items.indexes}
     second = runner.invoke(app, ["import", str(data), "--source", "board_tipdm", "-c", str(config)])
-    assert json.loads(second.stdout.strip().splitlines()[-1])["stored"] == 0
+    summary = json.loads(second.stdout.strip().splitlines()[-1])
+    assert summary["stored"] == 0
     unknown = runner.invoke(app, ["import", str(data), "--source", "nope", "-c", str(config)])
     assert unknown.exit_code == 2 and "unknown source" in unknown.output
 
@@ -142,3 +167,51 @@ def test_real_hot_issue_file_imports_completely(service: Service, shared_data: P
     assert report.quarantined == 0
     # 55 messages repeat another's words under their own message id: items of their own (linked as near-duplicates).
     assert (report.stored, report.duplicates) == (4326, 0)
+
+
+def _cli_config(tmp_path: Path, batch_size: int) -> Path:
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        f"storage: {{sqlite_path: {tmp_path / 'cli.db'}}}\n"
+        f"ingest: {{batch_size: {batch_size}, workers: 2}}\n"
+        "sources:\n  board_tipdm:\n    channel: board\n    import:\n      columns: {message_id: source_id, title: title,"
+        " created_at: published_at, body: content, likes: likes, dislikes: dislikes, user_id: author}\n",
+        encoding="utf-8",
+    )
+    return config
+
+
+def _rows(count: int) -> list[list[str]]:
+    return [[f"9{n:05d}", f"U{n}", f"{ROWS[n % 3][2]}（{n}）", ROWS[n % 3][3], f"{ROWS[n % 3][4]}第{n}号", "0", str(n)]
+            for n in range(count)]
+
+
+def test_import_command_hands_every_batch_to_the_pool_started_before_the_writer(tmp_path: Path) -> None:
+    """The pool starts, and takes the first batches, before the writer's service is built: none is left for the
+    writer to enrich itself while the workers load."""
+    config = _cli_config(tmp_path, batch_size=3)
+    done = CliRunner().invoke(app, ["import", str(write_csv(tmp_path / "m.csv", _rows(16))), "--source", "board_tipdm",
+                                    "-c", str(config)])
+    assert done.exit_code == 0, done.output
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert (report["received"], report["stored"], report["batches_enriched_by_workers"]) == (16, 16, 6)
+    store = SqliteStore(tmp_path / "cli.db", segment=segment)
+    assert store.stats().items == 16
+
+
+def test_import_command_stops_its_pool_when_the_service_cannot_start(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    import multiprocessing
+
+    import yuqing.service
+    from core.errors import ConfigError
+
+    def broken(config):  # noqa: ANN001, ANN202
+        raise ConfigError("storage: the database cannot be opened")
+
+    monkeypatch.setattr(yuqing.service, "build_service", broken)
+    config = _cli_config(tmp_path, batch_size=3)
+    done = CliRunner().invoke(app, ["import", str(write_csv(tmp_path / "m.csv", _rows(16))), "--source", "board_tipdm",
+                                    "-c", str(config)])
+    assert done.exit_code == 2 and "cannot be opened" in done.output
+    assert multiprocessing.active_children() == []  # the workers started for it are gone

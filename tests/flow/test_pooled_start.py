@@ -1,0 +1,30 @@
+"""A pool worker's start (flow/pool.py): what it imports to build its stages is only what those stages need."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+# Packages of the composition root that no pooled stage uses: importing them cost each worker about a second of CPU.
+NOT_FOR_WORKERS = ("yuqing.service", "alerts.service", "crawlers.service", "reports.service", "playbooks.service",
+                   "analysis.service", "jieba")
+
+
+def test_building_the_pooled_stages_imports_no_composition_root() -> None:
+    code = ("import json, sys; from yuqing.pooled import pooled_stages; from core.config import Config; "
+            "pooled_stages(Config()); print(json.dumps(sorted(sys.modules)))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True,
+                          env={"PYTHONPATH": str(REPO), "PATH": ""})
+    loaded = set(json.loads(done.stdout.splitlines()[-1]))
+    assert not loaded & set(NOT_FOR_WORKERS)
+
+
+def test_the_service_still_provides_pooled_stages() -> None:
+    from yuqing import pooled, service
+
+    assert service.pooled_stages is pooled.pooled_stages
+    assert pooled.pooled_stages.__module__ == "yuqing.pooled"  # what a worker imports to unpickle it
