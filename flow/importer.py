@@ -83,7 +83,10 @@ class FileImporter:
     def estimated_records(self) -> int:
         """About how many records the file holds, without reading it through (to choose how to store them, see
         `Store.bulk_load`): an Excel sheet says; a text file's size over the bytes per line of its first MB (a CSV
-        cell running over several lines makes it a little high)."""
+        cell running over several lines makes it a little high). Once reading has begun, an Excel sheet's count is
+        known (`total`), and its workbook is not opened a second time."""
+        if self.total is not None:
+            return self.total
         if self.format == "xlsx":
             book, sheet = self._sheet()
             try:

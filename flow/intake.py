@@ -23,8 +23,9 @@ logger = logging.getLogger(__name__)
 # Clocks on crawled sites drift; a day of slack keeps honest items while rejecting absurd dates.
 _FUTURE_SLACK = timedelta(days=1)
 
-# Flat payload keys accepted besides the Item's own field names, so exports and spiders stay simple.
 _EXACT_FLOAT_INTS = 2**53  # integers below this survive the float() in `_count` unchanged
+
+# Flat payload keys accepted besides the Item's own field names, so exports and spiders stay simple.
 _ENGAGEMENT_KEYS = ("likes", "dislikes", "reposts", "comments", "reads")
 _KNOWN = {"source_id", "url", "title", "content", "author", "published_at", "fetched_at", "region", "channel",
           "reply", "reply_text", "reply_department", "replied_at", "engagement", "extra", *_ENGAGEMENT_KEYS}

@@ -533,10 +533,10 @@ class SqliteStore(SqlState):
                 return
             with self.write() as conn:
                 present = {index["name"] for index in inspect(conn).get_indexes(schema.items.name)}
-                for index in schema.FEED_INDEXES:
-                    if index.name in present:
-                        index.drop(conn)
-                load.deferred = tuple(index.name for index in schema.FEED_INDEXES if index.name in present)
+                dropped = [index for index in schema.FEED_INDEXES if index.name in present]
+                for index in dropped:
+                    index.drop(conn)
+                load.deferred = tuple(index.name for index in dropped)
             logger.info("bulk load of about %d items into %d: %d feed indexes deferred", expected_items, stored,
                         len(load.deferred))
             try:

@@ -1,6 +1,6 @@
 """The stages an import's enrichment pool worker runs, built from the packages that provide them and nothing else.
 
-Why a module of its own: a spawned worker imports the module of the function it is handed (`flow.pool.import_batches`'s
+Why a module of its own: a spawned worker imports the module of the function it is handed (`flow.pool.PooledImport`'s
 `build`), and the composition root (`yuqing.service`) imports every package — alerts, SQLAlchemy tables, crawlers,
 reports —, about a second of CPU per worker that none of the pooled stages uses."""
 
