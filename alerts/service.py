@@ -286,7 +286,5 @@ def attach(service: Service, *, source_health: SourceHealthProvider | None = Non
     worker = AlertWorker(engine, cluster=shared)
     service.alerts_worker = worker
     service.workers.append(worker)
-    from alerts.api import router
-
-    service.routers.append(router)
+    service.add_routers("alerts.api:router")
     return engine

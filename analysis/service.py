@@ -30,7 +30,5 @@ class StoredEventHeat:
 
 def attach(service: Service, state: AnalysisState | None) -> EventHeat | None:
     """Add the analysis API; return the event heat for alert rules, None without enrichment (no events then)."""
-    from analysis import api
-
-    service.routers.append(api.router)
+    service.add_routers("analysis.api:router")
     return StoredEventHeat(service.store) if state is not None else None

@@ -191,7 +191,5 @@ def attach(service: Service) -> CrawlService:
         service.workers.append(DemoSiteWorker(crawling.demo_site))
     if crawling.scheduler and crawl.crawl_sources():
         service.workers.append(CrawlScheduler(crawl))
-    from crawlers.api import router
-
-    service.routers.append(router)
+    service.add_routers("crawlers.api:router")
     return crawl

@@ -255,7 +255,5 @@ def attach(service: Service, *, alerts: AlertEngine | None = None) -> PlaybookSe
     if engine is not None:
         engine.on_raised.append(plans.on_alerts)
     service.workers.append(PlanClockWorker(plans, cluster=service.cluster if config.storage.state_url else None))
-    from playbooks.api import calendar_router, router
-
-    service.routers.extend([router, calendar_router])
+    service.add_routers("playbooks.api:router", "playbooks.api:calendar_router")
     return plans

@@ -230,7 +230,5 @@ def attach(service: Service) -> ReportService | None:
     service.reports = reports
     if settings.schedule and reports.enabled_kinds():
         service.workers.append(ReportScheduler(reports))
-    from reports.api import router
-
-    service.routers.append(router)
+    service.add_routers("reports.api:router")
     return reports

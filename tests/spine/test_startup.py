@@ -120,3 +120,20 @@ def test_building_the_service_loads_no_training_or_report_libraries(tmp_path: Pa
     done = subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_a_service_that_serves_no_http_imports_no_web_framework(tmp_path: Path) -> None:
+    """`yuqing import` builds the whole service but never an app: the extensions' routers (and FastAPI with them) are
+    imported only when an app includes them — and then every one of them is there."""
+    config = tmp_path / "yuqing.yaml"
+    config.write_text(yaml.safe_dump({"storage": {"sqlite_path": str(tmp_path / "y.db")},
+                                      "crawling": {"state_dir": str(tmp_path / "crawl")}}), encoding="utf-8")
+    code = ("import sys; from core.config import load_config; from yuqing.service import build_service; "
+            f"service = build_service(load_config({str(config)!r})); "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'fastapi', 'starlette', 'sse_starlette'})); "
+            "print(len(service.routers), 'fastapi' in sys.modules); service.close()")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO_ROOT, check=True,
+                          env={"PYTHONPATH": str(REPO_ROOT), "PATH": ""})
+    before_app, with_app = done.stdout.splitlines()[-2:]
+    assert before_app == "[]"
+    assert with_app == "6 True"  # crawl, events, alerts, two of playbooks, reports
