@@ -178,13 +178,28 @@ class Item(BaseModel):
 _CONTENT_HASHES: dict[tuple[str, str, str, str], str] = {}
 _CONTENT_HASHES_MAX = 4096
 
+
+def seed_content_hashes(known: Iterable[tuple[Item, str]]) -> None:
+    """Remember the `content_hash` of each item as computed already (by an import's pool worker, from the same
+    fields: `flow.pool.intake_hashes`), so that the writer's first ask is a look-up. The cache is keyed by the fields
+    the hash covers, so a value is only found while they are unchanged."""
+    known = list(known)
+    if len(_CONTENT_HASHES) + len(known) > _CONTENT_HASHES_MAX:  # room for all of them: none pushed out before use
+        _CONTENT_HASHES.clear()
+    for item, digest in known:
+        f = item.__dict__
+        _CONTENT_HASHES[(f["source"], f["source_id"], f["title"], f["content"])] = digest
+
+
 # Signatures frozen at intake, beside the items rather than in them (a private attribute would cost every Item built).
 _FROZEN_SIGNATURES: dict[int, tuple[weakref.ref, str]] = {}
 
 
-def freeze_signature(item: Item) -> str:
-    """Fix `item.signature` to what it is now (at exact dedup, before enrichment) for as long as the object lives."""
-    key, value = id(item), item.intake_signature()
+def freeze_signature(item: Item, signature: str | None = None) -> str:
+    """Fix `item.signature` to what it is now (at exact dedup, before enrichment) for as long as the object lives.
+    `signature`: its `intake_signature()` as computed already from the fields as they are now (an import's pool
+    worker computes it at the same point of the chain, `flow.pool.intake_hashes`), taken instead of computing it."""
+    key, value = id(item), signature if signature is not None else item.intake_signature()
     _FROZEN_SIGNATURES[key] = (weakref.ref(item, lambda _ref, key=key: _FROZEN_SIGNATURES.pop(key, None)), value)
     return value
 

@@ -249,6 +249,7 @@ class DedupStage:
 
     def run(self, batch: Batch) -> None:
         by_key, by_hash = self.store.lookup(batch.items)
+        given = batch.signatures  # computed by a pool worker (flow.pool), or none
         keep: list[Item] = []
         seen_keys: dict[tuple[str, str], int] = {}
         seen_hashes: dict[str, tuple[str, str]] = {}  # content hash → key of the batch's item that carries it
@@ -257,10 +258,10 @@ class DedupStage:
             key = (item.source, item.source_id)
             stored = by_key.get(key)
             if stored is not None:
-                if stored[1] == item.signature or self._keep_stored_values(batch, item, stored):
+                if stored[1] == (given.get(id(item)) or item.signature) or self._keep_stored_values(batch, item, stored):
                     batch.report.unchanged += 1
                     continue
-                freeze_signature(item)
+                freeze_signature(item, given.get(id(item)))
                 keep_index = seen_keys.get(key)
                 if keep_index is not None:
                     keep[keep_index] = item  # the later copy in a batch is the fresher one
@@ -269,7 +270,7 @@ class DedupStage:
                 keep.append(item)
                 continue
             if key in seen_keys:
-                freeze_signature(item)
+                freeze_signature(item, given.get(id(item)))
                 keep[seen_keys[key]] = item
                 continue
             digest = item.content_hash
@@ -282,7 +283,7 @@ class DedupStage:
                 batch.copies.append((kept, item))  # recorded by the store stage once the kept item has an id
                 batch.report.duplicates += 1
                 continue
-            freeze_signature(item)
+            freeze_signature(item, given.get(id(item)))
             seen_hashes[digest] = key
             seen_keys[key] = len(keep)
             keep.append(item)
@@ -300,6 +301,7 @@ class DedupStage:
         lost_extra = [k for k, v in previous.extra.items() if v not in (None, "") and item.extra.get(k) in (None, "")]
         if not kept and not lost_extra:
             return False
+        batch.signatures.pop(id(item), None)  # what a worker computed is of the fields before this
         for name in kept:
             setattr(item, name, getattr(previous, name))
         for name in lost_extra:

@@ -12,7 +12,9 @@ real texts).
 
 A worker also derives each item's full-text index text from its words (`nlp.search_tokens`), handed to the store in
 place of the words (`IndexWords`, in `Batch.index_words`); the store's `PooledIndexWords` reads it off so that the
-writer does not compute it again.
+writer does not compute it again. Likewise each item's intake signature and content hash, which exact dedup needs
+(`intake_hashes`, computed right after PII masking as the serial chain does): the writer takes them
+(`Batch.signatures`, `core.models.seed_content_hashes`).
 
 Differences from a serial import, both rare: segmentation and classification also run on records that exact dedup
 then drops (an unchanged re-import pays them in the workers, not in the writer), and an item whose stored title or
@@ -32,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from core.config import Config
-from core.models import IngestReport, Item, QuarantineRecord, RawRecord
+from core.models import IngestReport, Item, QuarantineRecord, RawRecord, seed_content_hashes
 from flow.stages import Batch, Chain, Stage
 
 if TYPE_CHECKING:  # flow.writer imports this module: the writer's type only for annotations
@@ -86,27 +88,38 @@ class PooledIndexWords:
 class Enriched:
     """What a worker returns for one batch: the items that survived its stages, each with the index of its record in
     the batch, its full-text index text (title, content; None without words), the originals PII masking kept apart
-    (or None) and what the stages prepared for the ones after them (`Batch.prepared`, or None); the records it
-    quarantined; how many records it received.
+    (or None), what the stages prepared for the ones after them (`Batch.prepared`, or None) and its intake signature
+    and content hash (`intake_hashes`); the records it quarantined; how many records it received.
 
     Not the words themselves: every stage on the writer reads what "prepare" made of them, and sending ~150 strings an
     item cost the worker's pickling and the writer's unpickling ~20 µs an item. A stage that still asks for an item's
     words (a monitoring scheme with NEAR) has them cut again (`analysis.stages.tokens_of`)."""
 
-    items: list[tuple[int, Item, tuple[str, str] | None, dict | None, object]] = field(default_factory=list)
+    items: list[tuple[int, Item, tuple[str, str] | None, dict | None, object, tuple[str, str]]] = field(
+        default_factory=list)
     rejected: list[QuarantineRecord] = field(default_factory=list)
     received: int = 0
 
 
 # ---- in the worker process ---------------------------------------------------------------------------------
 
-_chain: Chain | None = None
+# The worker's stages in two parts: those the writer skips (up to PII masking, after which the serial chain runs
+# exact dedup) and the rest.
+_chain: tuple[Chain, Chain] | None = None
 
 
 def _start_worker(config: Config, build: Callable[[Config], list[Stage]]) -> None:
     """Load the models and build the pooled stages once per worker process (the initializer)."""
     global _chain
-    _chain = Chain(build(config))
+    stages = build(config)
+    _chain = (Chain([s for s in stages if s.name in SKIPPED]), Chain([s for s in stages if s.name not in SKIPPED]))
+
+
+def intake_hashes(item: Item) -> tuple[str, str]:
+    """What exact dedup computes of an item (`DedupStage`): its intake signature (`freeze_signature`) and its
+    `content_hash`. A worker computes them where the serial chain does, right after PII masking, so that the writer
+    takes them instead (`enriched_batch`)."""
+    return item.intake_signature(), item.content_hash
 
 
 def enrich(records: list[RawRecord]) -> Enriched:
@@ -116,14 +129,17 @@ def enrich(records: list[RawRecord]) -> Enriched:
 
     if _chain is None:  # only a process whose pool initializer (`_start_worker`) ran has one
         raise RuntimeError("this process is not an enrichment worker: _start_worker did not run")
-    batch = _chain.run(Batch(raw=list(records)))
+    before_dedup, after_dedup = _chain
+    batch = before_dedup.run(Batch(raw=list(records)))
+    hashes = {id(item): intake_hashes(item) for item in batch.items}
+    batch = after_dedup.run(batch)
     position = {id(raw): i for i, raw in enumerate(records)}
     out = Enriched(rejected=batch.quarantined, received=batch.report.received)
     for item in batch.items:
         words = batch.tokens.get(id(item))
         index = index_text_from_words(item.title, item.content, words) if words is not None else None
         out.items.append((position[id(batch.origins[id(item)])], item, index, held(item),
-                          batch.prepared.get(id(item))))
+                          batch.prepared.get(id(item)), hashes[id(item)]))
     return out
 
 
@@ -177,7 +193,8 @@ def writer_chain(stages: list[Stage], texts: dict[int, tuple[str, str]]) -> Chai
 
 
 def enriched_batch(records: list[RawRecord], enriched: Enriched) -> tuple[Batch, dict[int, tuple[str, str]]]:
-    """A writer's Batch from a worker's result: items with their records and words, what the worker quarantined."""
+    """A writer's Batch from a worker's result: items with their records and words, what the worker quarantined;
+    the intake signatures (`Batch.signatures`) and content hashes (`seed_content_hashes`) it computed."""
     from storage.originals import hold
 
     batch = Batch()
@@ -185,17 +202,22 @@ def enriched_batch(records: list[RawRecord], enriched: Enriched) -> tuple[Batch,
     batch.quarantined.extend(enriched.rejected)
     batch.report.quarantined += len(enriched.rejected)
     texts: dict[int, tuple[str, str]] = {}
-    for index, item, text, originals, prepared in enriched.items:
+    signatures = batch.signatures
+    digests: list[tuple[Item, str]] = []
+    for index, item, text, originals, prepared, (signature, digest) in enriched.items:
         key = id(item)
         batch.origins[key] = records[index]
         batch.items.append(item)
         texts[key] = (item.title, item.content)
+        signatures[key] = signature
+        digests.append((item, digest))
         if text is not None:
             batch.index_words[key] = IndexWords(text)
         if prepared is not None:
             batch.prepared[key] = prepared
         if originals:
             hold(item, originals)
+    seed_content_hashes(digests)
     return batch, texts
 
 

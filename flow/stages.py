@@ -34,6 +34,10 @@ class Batch:
     # The full-text index's words of items whose words an import's pool worker kept (flow.pool.IndexWords), for the
     # store stage.
     index_words: dict[int, list[str]] = field(default_factory=dict)
+    # Intake signatures (`Item.intake_signature`) an import's pool worker computed right after PII masking, where
+    # exact dedup computes them (flow.pool.intake_hashes): dedup freezes these instead of computing them again, and
+    # drops an item's when it changes the fields they cover (`DedupStage._keep_stored_values`).
+    signatures: dict[int, str] = field(default_factory=dict)
     # Exact copies of another item of this batch, dropped before enrichment: ((source, source_id) of the kept item,
     # the copy). The store stage records each against the kept item's id once it has one.
     copies: list[tuple[tuple[str, str], Item]] = field(default_factory=list)
@@ -50,8 +54,8 @@ class Batch:
         a batch: item by item after a failure, or on the items an import's writer enriches again); its items,
         quarantine and stored items are its own, for the caller to take back."""
         return Batch(items=list(items), origins=self.origins, report=self.report, tokens=self.tokens,
-                     index_words=self.index_words, copies=self.copies, prepared=self.prepared, temp_ids=self.temp_ids,
-                     pending=self.pending)
+                     index_words=self.index_words, signatures=self.signatures, copies=self.copies,
+                     prepared=self.prepared, temp_ids=self.temp_ids, pending=self.pending)
 
     def reject(self, source: str, stage: str, reason: str, payload: dict | str, origin: str = "") -> None:
         self.quarantined.append(
