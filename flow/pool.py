@@ -193,7 +193,8 @@ class ReadAgain:
     """The RawRecords of a `LineBlock` a worker read, indexed as the worker's `Enriched.items` index them, on the
     writer: each a `LineRecord` that reads the block again from the file only when its payload or origin is asked
     for — an item quarantined on the writer, or one whose stored values dedup keeps (`Batch.origins`), both rare —
-    rather than every worker sending every payload back to the process that limits the import."""
+    rather than every worker sending every payload back to the process that limits the import. (The file is read
+    again as it is then: an import's file is not meant to change while it runs.)"""
 
     def __init__(self, block: LineBlock) -> None:
         self.block = block
