@@ -16,6 +16,7 @@ import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -136,14 +137,11 @@ class FileImporter:
         """The file in batches of about `size` records: a JSON-lines file (in an encoding whose line ends are single
         bytes) as `LineBlock`s of `size` lines, which whoever ingests them reads (an import's pool worker, or the
         importing process itself); other files as lists of records."""
-        from flow.ingest import chunks  # imported here: flow.ingest imports the pool, which imports this module
-
-        if self.format != "jsonl":
-            return chunks(self.records(), size)
-        encoding = detect_encoding(self.path, self.spec.encoding)
-        if not _splits_at_newline_bytes(encoding):
-            return chunks(self.records(), size)
-        return self._line_blocks(encoding, size)
+        encoding = detect_encoding(self.path, self.spec.encoding) if self.format == "jsonl" else None
+        if encoding is not None and _splits_at_newline_bytes(encoding):
+            return self._line_blocks(encoding, size)
+        records = self.records()
+        return iter(lambda: list(islice(records, size)), [])
 
     def _line_blocks(self, encoding: str, size: int) -> Iterator[LineBlock]:
         """Byte ranges of `size` lines each (the last one shorter), cut only after a line-feed byte, so that no

@@ -16,7 +16,7 @@ from core.config import ImportSpec
 from core.models import QuarantineRecord, RawRecord
 from flow.importer import FileImporter, LineBlock, detect_encoding
 from flow.pool import import_batches
-from tests.flow.test_pool import canonical, open_service, stored
+from tests.helpers.pooled import canonical, open_service, stored
 from yuqing.host import Service
 from yuqing.service import pooled_stages
 
