@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
-from itertools import islice
+from itertools import islice, repeat
 
 from core.config import Config
 from core.errors import ConfigError, NotFound, StorageError
@@ -25,8 +25,9 @@ from core.metrics import (
 )
 from core.models import IngestReport, Item, QuarantineRecord, RawRecord
 from flow import after_store
+from flow.importer import LineBlock
 from flow.intake import DedupStage, NormaliseStage, StoreStage
-from flow.pool import Enriched, enriched_batch, writer_chain
+from flow.pool import Enriched, ImportBatch, ReadAgain, enriched_batch, writer_chain
 from flow.stages import Batch, Chain, Stage
 from storage.base import Store
 
@@ -151,20 +152,25 @@ class Ingestor:
         raw = [r for r in records if isinstance(r, RawRecord)]
         count_by_source(RECORDS_COLLECTED, (r.source for r in records))
         self._split()  # `chain.stages` is the one list of record: probes and benches insert stages into it in place
-        return self._finish(self.up_to_store.run(Batch(raw=raw)), records)
+        return self._finish(self.up_to_store.run(Batch(raw=raw)), unread(records))
 
-    def ingest_enriched(self, records: list[RawRecord | QuarantineRecord], enriched: Enriched) -> IngestReport:
+    def ingest_enriched(self, records: ImportBatch, enriched: Enriched) -> IngestReport:
         """Ingest a batch whose stateless stages (`flow.pool.POOLED`) a pool worker ran on its RawRecords: the
-        rest of the chain, as `ingest_batch` runs it."""
-        raw = [r for r in records if isinstance(r, RawRecord)]
-        count_by_source(RECORDS_COLLECTED, (r.source for r in records))
+        rest of the chain, as `ingest_batch` runs it. For a `LineBlock` the worker read the records itself, and
+        reports the lines that are none (`Enriched.unread`)."""
+        if isinstance(records, LineBlock):
+            raw, rejected = ReadAgain(records), enriched.unread
+            count_by_source(RECORDS_COLLECTED, repeat(records.source, enriched.received + len(rejected)))
+        else:
+            raw, rejected = [r for r in records if isinstance(r, RawRecord)], unread(records)
+            count_by_source(RECORDS_COLLECTED, (r.source for r in records))
         self._split()
         batch, texts = enriched_batch(raw, enriched)
-        return self._finish(writer_chain(self.up_to_store.stages, texts).run(batch), records)
+        return self._finish(writer_chain(self.up_to_store.stages, texts).run(batch), rejected)
 
-    def _finish(self, batch: Batch, records: list[RawRecord | QuarantineRecord]) -> IngestReport:
-        """The after-store stages, then what the reader quarantined, metrics, listeners and the report."""
-        rejected = [r for r in records if isinstance(r, QuarantineRecord)]
+    def _finish(self, batch: Batch, rejected: list[QuarantineRecord]) -> IngestReport:
+        """The after-store stages, then what the reader quarantined (`rejected`), metrics, listeners and the
+        report."""
         self._after_store(batch, self.after_store)
         batch.quarantined.extend(rejected)
         batch.report.received += len(rejected)
@@ -226,6 +232,11 @@ class Ingestor:
         AFTER_STORE_REDRIVEN.inc(len(items))
         logger.info("after-store stages re-driven items=%d", len(items))
         return len(items)
+
+
+def unread(records: list[RawRecord | QuarantineRecord]) -> list[QuarantineRecord]:
+    """What the file's reader quarantined among a batch's records (a line it could not read)."""
+    return [r for r in records if isinstance(r, QuarantineRecord)]
 
 
 def chunks(records: Iterable, size: int) -> Iterator[list]:

@@ -10,6 +10,9 @@ Batches come back in the order they were read and the writer runs each as it wou
 scores, near-duplicates and events are the same as a serial import's (`tests/flow/test_pool.py` compares the two on
 real texts).
 
+A JSON-lines file's batches are byte ranges of it (`flow.importer.LineBlock`) that the worker reads and parses
+itself (`enrich_block`); the writer reads a record again from the file only when it needs its payload (`ReadAgain`).
+
 A worker also derives each item's full-text index text from its words (`nlp.search_tokens`), handed to the store in
 place of the words (`IndexWords`, in `Batch.index_words`); the store's `PooledIndexWords` reads it off so that the
 writer does not compute it again. Likewise each item's intake signature and content hash, which exact dedup needs
@@ -35,12 +38,16 @@ from typing import TYPE_CHECKING
 
 from core.config import Config
 from core.models import IngestReport, Item, QuarantineRecord, RawRecord, seed_content_hashes
+from flow.importer import LineBlock
 from flow.stages import Batch, Chain, Stage
 
 if TYPE_CHECKING:  # flow.writer imports this module: the writer's type only for annotations
     from flow.writer import IngestWriter
 
 logger = logging.getLogger(__name__)
+
+# A batch of an import: its records, or a range of a JSON-lines file that whoever ingests it reads (`LineBlock`).
+ImportBatch = list[RawRecord | QuarantineRecord] | LineBlock
 
 # Stages whose output depends only on the record and the config, in flow order: the workers run them.
 POOLED: tuple[str, ...] = ("normalise", "pii_mask", "segment", "classify", "prepare")
@@ -89,7 +96,9 @@ class Enriched:
     """What a worker returns for one batch: the items that survived its stages, each with the index of its record in
     the batch, its full-text index text (title, content; None without words), the originals PII masking kept apart
     (or None), what the stages prepared for the ones after them (`Batch.prepared`, or None) and its intake signature
-    and content hash (`intake_hashes`); the records it quarantined; how many records it received.
+    and content hash (`intake_hashes`); the records it quarantined; how many records it received; for a `LineBlock`
+    it read itself, the lines that are no records (invalid JSON, not an object), which the writer quarantines after
+    the batch as it does a list's QuarantineRecords.
 
     Not the words themselves: every stage on the writer reads what "prepare" made of them, and sending ~150 strings an
     item cost the worker's pickling and the writer's unpickling ~20 µs an item. A stage that still asks for an item's
@@ -99,6 +108,7 @@ class Enriched:
         default_factory=list)
     rejected: list[QuarantineRecord] = field(default_factory=list)
     received: int = 0
+    unread: list[QuarantineRecord] = field(default_factory=list)
 
 
 # ---- in the worker process ---------------------------------------------------------------------------------
@@ -150,6 +160,14 @@ def enrich_rows(rows: list[tuple[str, dict, str]]) -> Enriched:
     return enrich([construct(source=source, payload=payload, origin=origin) for source, payload, origin in rows])
 
 
+def enrich_block(block: LineBlock) -> Enriched:
+    """`enrich` on the records of a range of a JSON-lines file, read and parsed here (in a worker)."""
+    records = block.read()
+    out = enrich([r for r in records if isinstance(r, RawRecord)])
+    out.unread = [r for r in records if isinstance(r, QuarantineRecord)]
+    return out
+
+
 # ---- in the importing process --------------------------------------------------------------------------------
 
 
@@ -187,12 +205,55 @@ class Redo:
         batch.quarantined.extend(again.quarantined)
 
 
+class ReadAgain:
+    """The RawRecords of a `LineBlock` a worker read, indexed as the worker's `Enriched.items` index them, on the
+    writer: each a `LineRecord` that reads the block again from the file only when its payload or origin is asked
+    for — an item quarantined on the writer, or one whose stored values dedup keeps (`Batch.origins`), both rare —
+    rather than every worker sending every payload back to the process that limits the import. (The file is read
+    again as it is then: an import's file is not meant to change while it runs.)"""
+
+    def __init__(self, block: LineBlock) -> None:
+        self.block = block
+        self._records: list[RawRecord] | None = None
+
+    def __getitem__(self, index: int) -> LineRecord:
+        return LineRecord(self, index)
+
+    def record(self, index: int) -> RawRecord:
+        if self._records is None:
+            self._records = [r for r in self.block.read() if isinstance(r, RawRecord)]
+        return self._records[index]
+
+
+class LineRecord:
+    """Stands in `Batch.origins` for one record of a block a worker read (see `ReadAgain`)."""
+
+    __slots__ = ("index", "records")
+
+    def __init__(self, records: ReadAgain, index: int) -> None:
+        self.records = records
+        self.index = index
+
+    @property
+    def source(self) -> str:
+        return self.records.block.source
+
+    @property
+    def payload(self) -> dict:
+        return self.records.record(self.index).payload
+
+    @property
+    def origin(self) -> str:
+        return self.records.record(self.index).origin
+
+
 def writer_chain(stages: list[Stage], texts: dict[int, tuple[str, str]]) -> Chain:
     """The writer's part of the chain up to the store for a batch the workers enriched."""
     return Chain([Redo(s, texts) if s.name in POOLED else s for s in stages if s.name not in SKIPPED])
 
 
-def enriched_batch(records: list[RawRecord], enriched: Enriched) -> tuple[Batch, dict[int, tuple[str, str]]]:
+def enriched_batch(records: Sequence[RawRecord] | ReadAgain, enriched: Enriched
+                   ) -> tuple[Batch, dict[int, tuple[str, str]]]:
     """A writer's Batch from a worker's result: items with their records and words, what the worker quarantined;
     the intake signatures (`Batch.signatures`) and content hashes (`seed_content_hashes`) it computed."""
     from storage.originals import hold
@@ -237,7 +298,9 @@ class EnrichPool:
         if future.exception() is None:
             self.warm = True
 
-    def submit(self, batch: list[RawRecord | QuarantineRecord]) -> Future[Enriched]:
+    def submit(self, batch: ImportBatch) -> Future[Enriched]:
+        if isinstance(batch, LineBlock):
+            return self._executor.submit(enrich_block, batch)
         return self._executor.submit(enrich_rows, record_rows(batch))
 
     def close(self) -> None:
@@ -261,14 +324,14 @@ class PooledImport:
     does it too. With `prefetch` the first batches go to the pool at once (the writer is not ready yet); without, the
     writer ingests them itself while the workers load (`run`'s `serial_start`)."""
 
-    def __init__(self, config: Config, batches: Iterable[list[RawRecord | QuarantineRecord]], workers: int,
+    def __init__(self, config: Config, batches: Iterable[ImportBatch], workers: int,
                  build: Callable[[Config], list[Stage]], *, prefetch: bool = True) -> None:
         self.config = config
         self._rest = iter(batches)
         self._head = list(itertools.islice(self._rest, MIN_BATCHES))
         self.pool: EnrichPool | None = None
         # in the pool, in order; at most two batches per worker, so the head is handed over at once
-        self._window: deque[tuple[list, Future[Enriched]]] = deque()
+        self._window: deque[tuple[ImportBatch, Future[Enriched]]] = deque()
         if workers > 1 and len(self._head) >= MIN_BATCHES:
             self.pool = EnrichPool(config, workers, build)
             if prefetch:
@@ -281,8 +344,10 @@ class PooledImport:
         models (and while none of its batches is waiting) the writer ingests batches serially, unless not
         `serial_start`. Two batches per worker are in the pool at a time, and up to two enriched ones queue for the
         writer. The writer commits once per `ingest.import_commit_items` records, not per batch (groups:
-        `IngestWriter.begin_group`). `done(n)` is told of each batch of n records ingested. Returns the report and how
-        many batches the workers enriched."""
+        `IngestWriter.begin_group`). `done(n)` is told of each batch of n records ingested (its report's `received`:
+        a `LineBlock`'s count of lines includes blank ones). A `LineBlock` the writer ingests itself is read on this
+        thread, while the writer stores the batch before it. Returns the report and how many batches the workers
+        enriched."""
         total = IngestReport()
         pending: deque[tuple[int, Future[IngestReport]]] = deque()
         grouped = 0  # records queued in the open group (see `hand`)
@@ -290,9 +355,10 @@ class PooledImport:
         def settle(keep: int) -> None:  # wait for the writer until at most `keep` batches are queued for it
             while len(pending) > keep or (pending and pending[0][1].done()):
                 size, report = pending.popleft()
-                total.merge(report.result())
+                result = report.result()
+                total.merge(result)
                 if done and size:
-                    done(size)
+                    done(result.received)
 
         def hand(size: int, report: Future[IngestReport]) -> None:
             """Queue a batch's report; commit the group once it holds `import_commit_items` records and open the
@@ -313,7 +379,7 @@ class PooledImport:
             for batch in itertools.chain(self._head, self._rest):
                 if pool is None or (serial_start and not pool.warm and not window):
                     # no pool, or its workers are still loading: the writer takes the batch
-                    hand(len(batch), writer.ingest_soon(batch))
+                    hand(len(batch), writer.ingest_soon(batch.read() if isinstance(batch, LineBlock) else batch))
                     settle(1)  # the next batch is read while the writer stores this one
                     continue
                 window.append((batch, pool.submit(batch)))
@@ -338,7 +404,7 @@ class PooledImport:
             self.pool.close()
 
 
-def import_batches(writer: IngestWriter, config: Config, batches: Iterable[list[RawRecord | QuarantineRecord]],
+def import_batches(writer: IngestWriter, config: Config, batches: Iterable[ImportBatch],
                    workers: int, build: Callable[[Config], list[Stage]], done: Callable[[int], None] | None = None, *,
                    serial_start: bool = True) -> tuple[IngestReport, int]:
     """`PooledImport(…).run(writer, done)` for a writer that is built already: nothing is sent to the pool before

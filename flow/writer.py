@@ -24,7 +24,7 @@ from core.errors import StorageError
 from core.models import IngestReport, QuarantineRecord, RawRecord
 from core.worker import PeriodicWorker
 from flow.ingest import Ingestor, chunks
-from flow.pool import Enriched
+from flow.pool import Enriched, ImportBatch
 from storage.base import BulkLoad, Inbox
 
 logger = logging.getLogger(__name__)
@@ -139,7 +139,7 @@ class IngestWriter:
         """Queue one batch of records held by the caller; returns at once with the future of its report."""
         return self._executor.submit(self._ingest_batch, records)
 
-    def ingest_enriched(self, records: list[RawRecord | QuarantineRecord], enriched: Future[Enriched]
+    def ingest_enriched(self, records: ImportBatch, enriched: Future[Enriched]
                         ) -> Future[IngestReport]:
         """Queue one batch whose stateless stages an enrichment pool worker runs (`flow.pool`); the writer takes
         the worker's result when its turn comes. Returns at once, so the caller can read and hand in the next."""
@@ -235,7 +235,7 @@ class IngestWriter:
         with self._group_fails_whole(), self._turn():
             return self.ingestor.ingest_batch(records)
 
-    def _ingest_enriched(self, records: list[RawRecord | QuarantineRecord], enriched: Future[Enriched]
+    def _ingest_enriched(self, records: ImportBatch, enriched: Future[Enriched]
                          ) -> IngestReport:
         with self._group_fails_whole():
             result = enriched.result()

@@ -107,32 +107,29 @@ def import_file(
     """Import a file export into the store; re-importing the same file adds nothing."""
     started = time.perf_counter()
     from flow.importer import FileImporter
-    from flow.ingest import chunks
     from flow.pool import PooledImport, pool_size
     from yuqing.pooled import pooled_stages
 
     setup_logging("warning")
     cfg = load_config_or_exit(config)
-    from core.models import RawRecord
 
     columns = [TextColumn("importing {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
     with Progress(*columns, console=console, transient=False, disable=not console.is_terminal) as progress:
         task = progress.add_task(file.name, total=None)
 
-        def records():  # noqa: ANN202
-            for record in importer.records():
+        def batches():  # noqa: ANN202
+            for batch in importer.batches(cfg.ingest.batch_size):
                 if importer.total is not None:
                     progress.update(task, total=importer.total)
-                if isinstance(record, RawRecord):
-                    record.payload["backfill"] = True  # history: analysed and stored, never alerted on (alerts.rules)
-                yield record
+                yield batch
 
         feed: PooledImport | None = None
         try:
-            importer = FileImporter(file, source, cfg.source(source).import_)
+            # history: analysed and stored, never alerted on (alerts.rules)
+            importer = FileImporter(file, source, cfg.source(source).import_, stamp={"backfill": True})
             # The pool starts, and takes the first batches, before this process builds its service: the workers load
             # their models while the writer loads its own.
-            feed = PooledImport(cfg, chunks(records(), cfg.ingest.batch_size), pool_size(cfg, workers), pooled_stages)
+            feed = PooledImport(cfg, batches(), pool_size(cfg, workers), pooled_stages)
             from yuqing.service import build_service  # the composition root: after the pool has started
 
             service = build_service(cfg)

@@ -199,6 +199,27 @@ def test_import_command_hands_every_batch_to_the_pool_started_before_the_writer(
     assert store.stats().items == 16
 
 
+def test_import_command_has_the_workers_read_a_json_lines_file(tmp_path: Path) -> None:
+    """A JSON-lines export goes to the pool as ranges of lines the workers read themselves (flow.importer.LineBlock):
+    every record stored and marked as history, a line that is none quarantined with its number, blank ones skipped."""
+    config = _cli_config(tmp_path, batch_size=3)
+    lines = [json.dumps(dict(zip(HEADER, row, strict=True)), ensure_ascii=False) for row in _rows(16)]
+    lines[4:4] = ["", "{broken"]
+    path = tmp_path / "m.jsonl"
+    path.write_bytes("\r\n".join(lines).encode())  # Windows line ends, none after the last line
+    done = CliRunner().invoke(app, ["import", str(path), "--source", "board_tipdm", "-c", str(config)])
+    assert done.exit_code == 0, done.output
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert (report["received"], report["stored"], report["quarantined"]) == (17, 16, 1)
+    assert report["batches_enriched_by_workers"] == 6  # 18 lines, 3 a batch
+    store = SqliteStore(tmp_path / "cli.db", segment=segment)
+    imported = [i for batch in store.scan_items(datetime(2000, 1, 1, tzinfo=UTC), datetime.now(UTC)) for i in batch]
+    assert len(imported) == 16 and all(i.extra["backfill"] is True for i in imported)
+    [rejected] = store.list_quarantine().data
+    assert rejected.reason.startswith("line 6: invalid JSON") and rejected.payload == "{broken\n"
+    assert rejected.origin == str(path)
+
+
 def test_import_command_stops_its_pool_when_the_service_cannot_start(tmp_path: Path,
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     import multiprocessing
