@@ -256,9 +256,13 @@ class SqlState:
         rows = rows[:limit]
         data = []
         for r in rows:
+            # Stored as JSON when it was a record's fields, else as the text that was rejected: text that parses as
+            # JSON but not as an object (a JSON-lines row `[1, 2]`) stays the text it was.
             try:
                 payload = json.loads(r.payload)
             except ValueError:
+                payload = r.payload
+            if not isinstance(payload, dict):
                 payload = r.payload
             data.append(QuarantineRecord(id=r.id, source=r.source, stage=r.stage, reason=r.reason, payload=payload,
                                          origin=r.origin, created_at=datetime.fromisoformat(r.created_at),

@@ -73,3 +73,19 @@ def test_a_jsonl_import_with_a_lone_surrogate_quarantines_that_row(service: Serv
     assert (report.stored, report.quarantined) == (1, 1)
     rejected = service.store.list_quarantine().data
     assert "lone surrogate" in rejected[0].reason and rejected[0].payload["title"] == "\\ud800"
+
+
+def test_quarantined_lines_that_are_json_but_no_object_are_listed_as_their_text(client: TestClient,
+                                                                                service: Service, tmp_path) -> None:  # noqa: ANN001
+    """A JSON-lines row such as `[1, 2]` or `7` is kept as the text it was; listing the quarantine read that text
+    back as JSON and failed on the list (500 from /api/quarantine) once one such line had been rejected."""
+    from flow.importer import FileImporter
+
+    lines = ['[1, 2]', '7', '"引号"', 'null', '{"source_id": "1", "title": "路灯", "content": "坏了", '
+             '"published_at": "2026-12-01 09:00"}']
+    path = tmp_path / "rows.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    report = service.writer.ingest(FileImporter(path, "board_a").records())
+    assert (report.stored, report.quarantined) == (1, 4)
+    listed = client.get("/api/quarantine").json()["data"]
+    assert sorted(r["payload"].rstrip("\n") for r in listed) == sorted(lines[:4])  # each line as it was read
