@@ -140,8 +140,7 @@ class FileImporter:
         encoding = detect_encoding(self.path, self.spec.encoding) if self.format == "jsonl" else None
         if encoding is not None and _splits_at_newline_bytes(encoding):
             return self._line_blocks(encoding, size)
-        records = self.records()
-        return iter(lambda: list(islice(records, size)), [])
+        return chunks(self.records(), size)
 
     def _line_blocks(self, encoding: str, size: int) -> Iterator[LineBlock]:
         """Byte ranges of `size` lines each (the last one shorter), cut only after a line-feed byte, so that no
@@ -254,6 +253,13 @@ class FileImporter:
             values = {h: v for h, v in zip(header, row, strict=False) if h}
             yield RawRecord(source=self.source, payload=self._map(values), origin=f"{self.path.name}:{number}")
         book.close()
+
+
+def chunks(records: Iterable, size: int) -> Iterator[list]:
+    """`records` in lists of `size` (the last one shorter): the batches an ingest runs."""
+    it = iter(records)
+    while chunk := list(islice(it, size)):
+        yield chunk
 
 
 def _after_lines(data: bytes, count: int) -> int:

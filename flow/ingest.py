@@ -9,9 +9,9 @@ listed stage that an enabled package (one that provided any stage) does not prov
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
-from itertools import islice, repeat
+from itertools import repeat
 
 from core.config import Config
 from core.errors import ConfigError, NotFound, StorageError
@@ -25,7 +25,7 @@ from core.metrics import (
 )
 from core.models import IngestReport, Item, QuarantineRecord, RawRecord
 from flow import after_store
-from flow.importer import LineBlock
+from flow.importer import LineBlock, chunks
 from flow.intake import DedupStage, NormaliseStage, StoreStage
 from flow.pool import Enriched, ImportBatch, ReadAgain, enriched_batch, writer_chain
 from flow.stages import Batch, Chain, Stage
@@ -237,9 +237,3 @@ class Ingestor:
 def unread(records: list[RawRecord | QuarantineRecord]) -> list[QuarantineRecord]:
     """What the file's reader quarantined among a batch's records (a line it could not read)."""
     return [r for r in records if isinstance(r, QuarantineRecord)]
-
-
-def chunks(records: Iterable, size: int) -> Iterator[list]:
-    it = iter(records)
-    while chunk := list(islice(it, size)):
-        yield chunk

@@ -23,7 +23,8 @@ from typing import Any
 from core.errors import StorageError
 from core.models import IngestReport, QuarantineRecord, RawRecord
 from core.worker import PeriodicWorker
-from flow.ingest import Ingestor, chunks
+from flow.importer import chunks
+from flow.ingest import Ingestor
 from flow.pool import Enriched, ImportBatch
 from storage.base import BulkLoad, Inbox
 

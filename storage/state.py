@@ -261,7 +261,7 @@ class SqlState:
             try:
                 payload = json.loads(r.payload)
             except ValueError:
-                payload = r.payload
+                payload = None
             if not isinstance(payload, dict):
                 payload = r.payload
             data.append(QuarantineRecord(id=r.id, source=r.source, stage=r.stage, reason=r.reason, payload=payload,
