@@ -81,6 +81,11 @@ class IngestConfig(Strict):
     # store's write lock is held meanwhile: a service writing the same SQLite file waits up to that long (a few
     # seconds at 5,000). `batch_size` or less: a commit per batch.
     import_commit_items: int = Field(5000, ge=1)
+    # How much lower the import's pool workers run than the writer (added to their nice value; 0: the same). The one
+    # writer limits an import, and three busy processes on two cores otherwise share them evenly: at 10 the writer
+    # gets a core whenever it has work, and the workers the rest (50,000 rows on two cores: 6–16 % more items/s in
+    # three alternated pairs, bench/bench_import.py). A service on the same machine keeps its share too.
+    worker_niceness: int = Field(10, ge=0, le=19)
 
 
 class ImportSpec(Strict):

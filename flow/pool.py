@@ -119,8 +119,11 @@ _chain: tuple[Chain, Chain] | None = None
 
 
 def _start_worker(config: Config, build: Callable[[Config], list[Stage]]) -> None:
-    """Load the models and build the pooled stages once per worker process (the initializer)."""
+    """Lower the worker's priority (`ingest.worker_niceness`), then load the models and build the pooled stages once
+    per worker process (the initializer)."""
     global _chain
+    if config.ingest.worker_niceness and hasattr(os, "nice"):  # POSIX only
+        os.nice(config.ingest.worker_niceness)
     stages = build(config)
     _chain = (Chain([s for s in stages if s.name in SKIPPED]), Chain([s for s in stages if s.name not in SKIPPED]))
 

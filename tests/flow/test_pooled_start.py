@@ -28,3 +28,20 @@ def test_the_service_still_provides_pooled_stages() -> None:
 
     assert service.pooled_stages is pooled.pooled_stages
     assert pooled.pooled_stages.__module__ == "yuqing.pooled"  # what a worker imports to unpickle it
+
+
+def test_pool_workers_run_below_the_writer_by_the_configured_niceness() -> None:
+    """The writer limits an import: its workers yield the cores to it (`ingest.worker_niceness`)."""
+    import os
+
+    from core.config import parse_config
+    from flow.pool import EnrichPool
+    from yuqing.pooled import pooled_stages
+
+    ours = os.nice(0)
+    for niceness, expected in ((5, min(19, ours + 5)), (0, ours)):
+        pool = EnrichPool(parse_config({"ingest": {"worker_niceness": niceness}}), 1, pooled_stages)
+        try:
+            assert pool._executor.submit(os.nice, 0).result(timeout=120) == expected
+        finally:
+            pool.close()
