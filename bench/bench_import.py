@@ -33,6 +33,9 @@ from core.paths import data_dir  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SOURCE = "import_bench"
+# `ingest` settings of every config this benchmark makes (--batch-size); the in-process profiles run their workers'
+# stages in this process, which must not lower its own priority as a pool worker does (`ingest.worker_niceness`).
+INGEST: dict = {"worker_niceness": 0}
 
 
 def payload(n: int, rng: random.Random, texts: dict) -> dict:
@@ -66,7 +69,8 @@ def write_config(folder: Path, db: Path, workers: int, commit_items: int | None 
     config["storage"] = {"sqlite_path": str(db)}
     config["data_dir"] = str(data_dir())
     config["sources"] = {SOURCE: {"channel": "board", "import": {}}}
-    config["ingest"] = {**config.get("ingest", {}), "workers": workers}
+    config["ingest"] = {**config.get("ingest", {}), **INGEST, "workers": workers}
+    config["ingest"].pop("worker_niceness")  # the import's own default
     if commit_items is not None:
         config["ingest"]["import_commit_items"] = commit_items
     for key in ("crawling", "demo"):
@@ -153,7 +157,7 @@ def stage_profile(export: Path, folder: Path, limit: int) -> dict:
     from flow.ingest import chunks
     from yuqing.service import build_service
 
-    config = parse_config({"storage": {"sqlite_path": str(folder / "stages.db")},
+    config = parse_config({"storage": {"sqlite_path": str(folder / "stages.db")}, "ingest": INGEST,
                            "sources": {SOURCE: {"channel": "board", "import": {}}}})
     service = build_service(config)
     spent: dict[str, float] = defaultdict(float)
@@ -183,7 +187,7 @@ def writer_profile(export: Path, folder: Path, limit: int) -> dict:
     from flow.ingest import chunks
     from yuqing.service import build_service, pooled_stages
 
-    config = parse_config({"storage": {"sqlite_path": str(folder / "writer.db")},
+    config = parse_config({"storage": {"sqlite_path": str(folder / "writer.db")}, "ingest": INGEST,
                            "sources": {SOURCE: {"channel": "board", "import": {}}}})
     service = build_service(config)
     pool._start_worker(config, pooled_stages)
@@ -224,7 +228,10 @@ def main() -> None:
     parser.add_argument("--first", type=int, default=0, help="number of the export's first row (its ids)")
     parser.add_argument("--base-db", type=Path, help="import into a copy of this database (start-up at its size)")
     parser.add_argument("--keep", type=Path, help="keep the databases in this folder")
+    parser.add_argument("--batch-size", type=int, help="ingest.batch_size of the profiles and the imports")
     args = parser.parse_args()
+    if args.batch_size:
+        INGEST["batch_size"] = args.batch_size
     if args.write_export:
         write_export(args.write_export, args.items, args.seed, args.first)
         return
