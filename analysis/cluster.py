@@ -30,8 +30,8 @@ from collections import Counter, _count_elements  # type: ignore[attr-defined]
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from itertools import chain, compress, filterfalse, islice, repeat, starmap
-from operator import itemgetter, methodcaller, mul
+from itertools import chain, compress, islice, repeat, starmap
+from operator import itemgetter, mul, ne
 from pathlib import Path
 from typing import NamedTuple
 
@@ -338,16 +338,18 @@ class EventState:
 
 
 _new_event = partial(object.__new__, EventState)
-_is_matter = methodcaller("startswith", _MATTER)
+_first_char = itemgetter(slice(0, 1))  # key[:1], as the filter of `top_keywords` reads it
 
 
 def top_keywords(centroid: dict[str, float]) -> list[str]:
     """An event's heaviest words; kind-of-matter keys (`%…`) match events but mean nothing to a reader. The keys
     sorted by weight (stable, as sorting the filtered pairs was: ties keep their order) and the first eight words
-    taken, all from C: the two comprehensions over (term, weight) pairs it replaced cost ≈ 2,700 instructions more
-    per event row saved (event-path replay). (sorted(…)[:8] is what heapq.nlargest documents itself as equal to, and faster
-    for a few dozen terms.)"""
-    return list(islice(filterfalse(_is_matter, sorted(centroid, key=centroid.__getitem__, reverse=True)), 8))
+    taken, all from C (key[:1] != "%" mapped with operator functions, ≈ 1,000 instructions a row less than a
+    `methodcaller("startswith")`): the two comprehensions over (term, weight) pairs it replaced cost ≈ 3,700
+    instructions more per event row saved (event-path replay). (sorted(…)[:8] is what heapq.nlargest documents
+    itself as equal to, and faster for a few dozen terms.)"""
+    ranked = sorted(centroid, key=centroid.__getitem__, reverse=True)
+    return list(islice(compress(ranked, map(ne, map(_first_char, ranked), repeat(_MATTER))), 8))
 
 
 def _fresh_event(event_id: str, title: str, ts: float, centroid: dict[str, float], issue_id: str) -> EventState:
