@@ -10,17 +10,18 @@ import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from itertools import chain
+from operator import attrgetter
 from typing import Any
 
 import numpy as np
 from pydantic_core import to_json
 from sqlalchemy import Column, Connection, Float, Index, Integer, LargeBinary, String, Table, Text, func, inspect, select
 
-from analysis.cluster import EventClusterer, EventState, _dicts, heat_index
+from analysis.cluster import EventClusterer, EventState, _dicts, heat_index, top_keywords
 from analysis.dedup import NUM_PERM, NearDuplicateIndex, band_keys
 from core.errors import NotFound
 from storage.base import StateStore, Store
-from storage.dialect import insert_missing, upsert
+from storage.dialect import insert_values, upsert_values
 from storage.migrations import register
 from storage.schema import metadata
 
@@ -115,15 +116,56 @@ def _heat(event: EventState) -> float:
     return heat
 
 
-def _row(event: EventState, now: str, centroid: dict[str, float]) -> dict[str, Any]:
-    """The event's row; `centroid`: its centroid with the weights rounded (`rounded_centroids`)."""
-    regions, names = event.regions, event.names
-    return {"id": event.id, "title": event.title, "keywords": _dumps(event.keywords),
-            "first_seen_ts": event.first_seen, "last_seen_ts": event.last_seen, "volume": event.volume,
-            "engagement": event.engagement, "heat": _heat(event),
-            "sources": _dumps(event.sources), "channels": _dumps(event.channels),
-            "regions": _dumps(regions) if regions else "{}", "centroid": _dumps(centroid),
-            "names": _dumps(names) if names else "{}", "issue_id": event.issue_id, "updated_at": now}
+# A list element between the values `_dumps_many` serializes together; in compact JSON it reads `,"\u0000",`, which no
+# value can hold unless it is a list with this very string as an element (then the count of pieces tells, see there).
+_PIECE_END = "\x00"
+_PIECE_BREAK = ',"\\u0000",'
+_LAST_BREAK = ',"\\u0000"]'
+# Values per to_json call: ~60 event rows, ~20,000 characters of JSON. From 30,000 characters on, str.split looks for
+# a separator this long with the two-way algorithm, whose set-up it redoes for every piece (≈ 7 M instructions for
+# 2,500 items when a batch's rows went in one call).
+_DUMPS_CHUNK = 360
+
+
+def _dumps_many(values: list[Any]) -> list[str]:
+    """`[_dumps(value) for value in values]` from one to_json call per `_DUMPS_CHUNK` values: the values, each
+    followed by `_PIECE_END`, are serialized as one list and the text split at the separators: ≈ 900 instructions
+    less per value (six JSON columns per event row: 12.8 M of 2,500 items' event path, replayed under callgrind),
+    and one pass over the values writes each one exactly as a call of its own would. A value that happened to
+    contain the separator would split into more pieces than values: then each is serialized alone."""
+    if len(values) > _DUMPS_CHUNK:
+        return list(chain.from_iterable(map(_dumps_many, map(values.__getitem__, map(
+            slice, range(0, len(values), _DUMPS_CHUNK), range(_DUMPS_CHUNK, len(values) + _DUMPS_CHUNK, _DUMPS_CHUNK))))))
+    if not values:
+        return []
+    marked = [_PIECE_END] * (2 * len(values))
+    marked[::2] = values
+    text = to_json(marked).decode()
+    pieces = text.split(_PIECE_BREAK)
+    if len(pieces) != len(values) or not text.endswith(_LAST_BREAK):
+        return [_dumps(value) for value in values]
+    pieces[0] = pieces[0][1:]  # the list's "["
+    pieces[-1] = pieces[-1][:-len(_LAST_BREAK)]
+    return pieces
+
+
+_CENTROID, _SOURCES, _CHANNELS, _REGIONS, _NAMES = (
+    attrgetter(name) for name in ("centroid", "sources", "channels", "regions", "names"))
+_EVENT_COLUMNS = ("id", "title", "keywords", "first_seen_ts", "last_seen_ts", "volume", "engagement", "heat", "sources",
+                  "channels", "regions", "centroid", "names", "issue_id", "updated_at")  # the table's order
+
+
+def _rows(changed: Sequence[EventState], now: str) -> list[tuple[Any, ...]]:
+    """The events' rows as tuples of `_EVENT_COLUMNS`, their six JSON columns written by one `_dumps_many`: the
+    driver takes such tuples as they are (`upsert_values`), where a dict per row was built and read back."""
+    texts = _dumps_many(list(chain.from_iterable(zip(
+        map(top_keywords, map(_CENTROID, changed)), map(_SOURCES, changed), map(_CHANNELS, changed), map(_REGIONS, changed),
+        rounded_centroids(changed), map(_NAMES, changed), strict=True))))
+    pieces = iter(texts)
+    return [(event.id, event.title, keywords, event.first_seen, event.last_seen, event.volume, event.engagement,
+             _heat(event), sources, channels, regions, centroid, names, event.issue_id, now)
+            for event, keywords, sources, channels, regions, centroid, names
+            in zip(changed, pieces, pieces, pieces, pieces, pieces, pieces, strict=True)]
 
 
 _ROUND_SCALE = 1e5  # weights are stored to 5 decimals
@@ -165,14 +207,36 @@ def save(store: Store, changed: list[EventState], signatures: list[tuple[int, in
 def write_state(conn: Connection, changed: list[EventState], signatures: list[tuple[int, int, np.ndarray]],
                 absorbed: list[str] | None = None) -> None:
     """The relational part of `save`, portable across SQLite and PostgreSQL: drop absorbed events, upsert changed
-    ones, insert signatures not stored yet."""
+    ones, insert signatures not stored yet. (A plain INSERT for the events new since the last save, most of an
+    import's, was measured: SQLite spent 0.9 M instructions less on 2,500 items, telling them apart cost more.)"""
     now = datetime.now(UTC).isoformat()
     if absorbed:
         conn.execute(events.delete().where(events.c.id.in_(absorbed)))
-    upsert(conn, events, [_row(event, now, centroid)
-                          for event, centroid in zip(changed, rounded_centroids(changed), strict=True)], keys=["id"])
-    insert_missing(conn, dedup_signatures, [{"item_id": i, "root_id": r, "signature": s.astype(np.uint32).tobytes()}
-                                            for i, r, s in signatures], keys=["item_id"])
+    upsert_values(conn, events, _EVENT_COLUMNS, _rows(changed, now), keys=["id"])
+    insert_values(conn, dedup_signatures, _SIGNATURE_COLUMNS, _signature_rows(signatures), missing_only=True)
+
+
+_SIGNATURE_COLUMNS = ("item_id", "root_id", "signature")
+
+
+def _signature_rows(signatures: list[tuple[int, int, np.ndarray]]) -> list[tuple[int, int, bytes | bytearray]]:
+    """(item id, root id, signature as uint32 bytes) per signature: one array of them all and its bytes cut in
+    slices, where each signature's own `astype(np.uint32).tobytes()` cost two numpy calls (≈ 9,000 instructions a
+    signature, event-path replay). The slices are bytearrays: sqlite3 binds them as it binds bytes (one BLOB through
+    the buffer protocol) but without looking for an adapter first (≈ 3,000 instructions a signature less)."""
+    if not signatures:
+        return []
+    ids, roots, sigs = zip(*signatures, strict=True)
+    try:
+        block = np.array(sigs, dtype=np.uint32)
+    except ValueError:
+        block = None
+    if block is None or block.ndim != 2:  # signatures of different lengths: each on its own
+        return [(i, r, s.astype(np.uint32).tobytes()) for i, r, s in signatures]
+    data = bytearray(block.tobytes())  # its slices are bytearrays, which sqlite3 binds without an adapter look-up
+    width = block.shape[1] * 4
+    ends = range(width, len(data) + 1, width)
+    return list(zip(ids, roots, map(data.__getitem__, map(slice, range(0, len(data), width), ends)), strict=True))
 
 
 def _state(row: Any) -> EventState:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import math
 import random
+from collections import Counter
 
-from analysis.cluster import _fresh_event
-from analysis.event_store import _heat, rounded_centroids
+import numpy as np
+
+from analysis.cluster import _fresh_event, top_keywords
+from analysis.event_store import _dumps, _dumps_many, _heat, _signature_rows, rounded_centroids
 
 
 def _same(a: float, b: float) -> bool:
@@ -41,3 +44,29 @@ def test_heat_per_value_is_the_events_heat() -> None:
         event.channels.update({f"c{i}": 1 for i in range(channels)})
         event.sources.update({f"s{i}": 1 for i in range(sources)})
         assert _heat(event) == event.heat
+
+
+def test_json_columns_written_together_are_what_one_call_each_writes() -> None:
+    values: list = [["停水", "A市"], Counter({"微博": 2}), Counter(), {"油烟": 0.12345, "%噪音": 1e-05, 'q"\\': 1e20},
+                    ["a", "\x00", "b"], ["\x00"], {"\x00": 1}, "\x00", [], {}, ["\n\t", "\u2028"]]
+    for count in range(len(values) + 1):
+        assert _dumps_many(values[:count]) == [_dumps(value) for value in values[:count]]
+    assert _dumps_many([["x", "\x00", "y"]]) == ['["x","\\u0000","y"]']
+
+
+def test_keywords_are_the_heaviest_words_ties_in_order() -> None:
+    rng = random.Random(7)
+    for _ in range(500):
+        centroid = {f"{rng.choice(['', '%'])}w{j}": float(rng.randint(0, 5)) for j in range(rng.randint(0, 30))}
+        words = [kv for kv in centroid.items() if kv[0][:1] != "%"]
+        assert top_keywords(centroid) == [k for k, _ in sorted(words, key=lambda kv: kv[1], reverse=True)[:8]]
+
+
+def test_signature_rows_are_each_signatures_uint32_bytes() -> None:
+    rng = np.random.default_rng(3)
+    block = rng.integers(0, 2**32, size=(5, 64), dtype=np.uint32)
+    signatures = [(i + 10, i, row) for i, row in enumerate(block)]
+    assert _signature_rows(signatures) == [(i, r, s.astype(np.uint32).tobytes()) for i, r, s in signatures]
+    uneven = [(1, 1, np.arange(4, dtype=np.int64)), (2, 1, np.arange(3, dtype=np.uint32))]
+    assert _signature_rows(uneven) == [(i, r, s.astype(np.uint32).tobytes()) for i, r, s in uneven]
+    assert _signature_rows([]) == []

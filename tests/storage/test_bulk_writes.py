@@ -7,11 +7,19 @@ from __future__ import annotations
 import threading
 
 import pytest
-from sqlalchemy import Column, Float, Integer, MetaData, String, Table, select
+from sqlalchemy import Column, Float, Integer, LargeBinary, MetaData, String, Table, select
 
 from core.errors import StorageError
 from core.models import RawRecord
-from storage.dialect import delete_ids, insert_many, insert_returning_ids
+from storage.dialect import (
+    delete_ids,
+    insert_many,
+    insert_missing,
+    insert_returning_ids,
+    insert_values,
+    upsert,
+    upsert_values,
+)
 from storage.state import SqlState, create_sqlite_engine
 
 
@@ -151,3 +159,30 @@ def test_other_threads_write_after_the_bulk(tmp_path) -> None:
     thread.join(10)
     assert _names(state.engine, table) == ["mine", "other"]
     state.close()
+
+
+def test_rows_as_tuples_store_what_rows_as_dicts_store(tmp_path) -> None:
+    table = Table("b", MetaData(), Column("id", Integer, primary_key=True), Column("score", Float),
+                  Column("blob", LargeBinary), Column("name", String(20)))
+    columns = ("id", "score", "blob", "name")
+    first = [(1, 0.5, b"\x00\x01", "a"), (2, None, None, "b"), (3, 2, b"x", "c")]  # an int for a Float column
+    again = [(1, 1.5, b"y", "a2"), (4, 4.0, memoryview(b"z"), "d")]
+    stored = []
+    for name, write in [("dicts", False), ("tuples", True)]:
+        engine = create_sqlite_engine(tmp_path / f"{name}.db")
+        table.metadata.create_all(engine)
+        with engine.begin() as conn:
+            if write:
+                insert_values(conn, table, columns, first)
+                upsert_values(conn, table, columns, again, keys=["id"])
+                insert_values(conn, table, columns, [(4, 9.0, b"kept", "e"), (5, 5.0, b"new", "f")], missing_only=True)
+            else:
+                insert_many(conn, table, [dict(zip(columns, row, strict=True)) for row in first])
+                upsert(conn, table, [dict(zip(columns, row, strict=True)) for row in again], keys=["id"])
+                insert_missing(conn, table, [dict(zip(columns, row, strict=True))
+                                             for row in [(4, 9.0, b"kept", "e"), (5, 5.0, b"new", "f")]], keys=["id"])
+            stored.append(conn.exec_driver_sql("SELECT id, score, typeof(score), blob, typeof(blob), name FROM b "
+                                               "ORDER BY id").all())
+    assert stored[0] == stored[1]
+    assert [r[2] for r in stored[1]] == ["real", "null", "real", "real", "real"]
+    assert [r[4] for r in stored[1]] == ["blob", "null", "blob", "blob", "blob"]
