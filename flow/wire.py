@@ -1,16 +1,17 @@
 """The form in which a pool worker's result (`flow.pool.Enriched`) travels to the writer: columns, rebuilt by C loops.
 
 Why: the writer process unpickles every batch the workers enrich, on the one process that limits an import. Pickled
-as plain objects, an item cost the writer ~160,000 instructions to unpickle (callgrind, 10,000 real items): pydantic's
-Python-level `__setstate__` for the item and its engagement and enrichment models, with a state dict each; UTF-8
-decoding of its Chinese title, content and index texts (~28 instructions a character); every Prepared's slots set one
-by one. Here the models are made and filled by `map` over columns (`object.__new__`, `object.__setattr__`: no Python
-frame per item), the four long texts travel as UTF-16 (decoded at less than half the cost) and the prepared facts as
-their type's own columns (`to_columns`/`from_columns`, see `analysis.stages.Prepared`). The objects rebuilt are equal
-to the ones sent, field for field, with the same sets of fields set.
+as plain objects, an item cost the writer ~161,000 instructions to unpickle (callgrind, 10,000 real items): pydantic's
+Python-level `__setstate__` for the item and its engagement, enrichment and reply models, with a state dict each;
+UTF-8 decoding of its Chinese title, content and index texts (~28 instructions a character); every Prepared's and
+Hits' slots set one by one. Here the models are made and filled by `map` over one column per field (`object.__new__`
+and the slot descriptors: no Python frame per item), the long texts travel as UTF-16 (~12 instructions a character)
+and the prepared facts as their type's own columns (`to_columns`/`from_columns`, see `analysis.stages.Prepared`, which
+leaves out what the writer never reads). Unpickling fell to ~113,000 instructions an item, and the worker's pickling
+from ~175,000 to ~112,000. The items rebuilt equal the ones sent, field for field, with the same sets of fields set.
 
-Anything this form cannot carry exactly (a model with extra fields or private attributes, a text with a lone
-surrogate, which strict UTF-16 cannot encode) travels as before, pickled plainly.
+Anything this form cannot carry exactly (a model with extra fields or private attributes or its fields out of order,
+a text with a lone surrogate, which strict UTF-16 cannot encode) travels as before, pickled plainly.
 """
 
 from __future__ import annotations
@@ -23,10 +24,13 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from core.models import Engagement, Enrichment, Item
+from core.models import Engagement, Enrichment, Item, Reply
 
 _new = object.__new__
-_set = object.__setattr__
+# BaseModel's slots set through their descriptors: pydantic's own __setattr__ is Python, and object.__setattr__ finds
+# the same descriptor by a look-up per call (~15 % more per slot)
+_SLOTS = {name: BaseModel.__dict__[name].__set__
+          for name in ("__dict__", "__pydantic_fields_set__", "__pydantic_extra__", "__pydantic_private__")}
 _consume = deque(maxlen=0).extend  # runs a map to its end, keeping nothing
 _fields = attrgetter("__dict__")  # a model's field dict, read without pydantic's __getattr__ hook
 _UTF16 = "utf-16"  # one of the codecs CPython decodes without a registry look-up (not "utf-16-le")
@@ -34,6 +38,8 @@ _UTF16 = "utf-16"  # one of the codecs CPython decodes without a registry look-u
 # Item fields that are models of their own, and the long texts sent as UTF-16, by name.
 _MODELS: tuple[tuple[str, type[BaseModel]], ...] = (("engagement", Engagement), ("enrichment", Enrichment))
 _TEXTS = ("title", "content")
+# An item field that holds a model or None, and that model's long texts (the reply of a government board's message).
+_OPTIONAL = ("reply", Reply, ("text",))
 
 
 class NotPackable(Exception):
@@ -68,11 +74,11 @@ def _models(cls: type[BaseModel], columns: Sequence[Iterable[Any]], fields_sets:
     extra, no private), by C loops."""
     count = len(fields_sets)
     models = list(map(_new, repeat(cls, count)))
-    _consume(map(_set, models, repeat("__dict__"),
+    _consume(map(_SLOTS["__dict__"], models,
                  map(dict, map(zip, repeat(tuple(cls.model_fields)), zip(*columns, strict=True)))))
-    _consume(map(_set, models, repeat("__pydantic_fields_set__"), map(set, fields_sets)))
-    _consume(map(_set, models, repeat("__pydantic_extra__"), repeat(None, count)))
-    _consume(map(_set, models, repeat("__pydantic_private__"), repeat(None, count)))
+    _consume(map(_SLOTS["__pydantic_fields_set__"], models, map(set, fields_sets)))
+    _consume(map(_SLOTS["__pydantic_extra__"], models, repeat(None, count)))
+    _consume(map(_SLOTS["__pydantic_private__"], models, repeat(None, count)))
     return models
 
 
@@ -98,7 +104,35 @@ def pack_items(items: Sequence[Item]) -> tuple:
     for name in _TEXTS:
         at = fields.index(name)
         columns[at] = _utf16(columns[at])
+    name, cls, texts = _OPTIONAL
+    at = fields.index(name)
+    columns[at] = _pack_optional(columns[at], cls, texts)
     return columns, _fields_sets(items)
+
+
+def _pack_optional(models: list[BaseModel | None], cls: type[BaseModel], texts: tuple[str, ...]) -> tuple:
+    """A column of models or None: where the models are, their columns (`texts` in UTF-16) and fields sets."""
+    present = [i for i, model in enumerate(models) if model is not None]
+    there = [models[i] for i in present]
+    columns = _columns(there, cls)
+    fields = list(cls.model_fields)
+    for name in texts:
+        columns[fields.index(name)] = _utf16(columns[fields.index(name)])
+    return present, columns, _fields_sets(there)
+
+
+def _unpack_optional(count: int, cls: type[BaseModel], texts: tuple[str, ...], present: list[int],
+                     columns: list[Any], fields_sets: list[frozenset[str]]) -> list[BaseModel | None]:
+    fields = list(cls.model_fields)
+    for name in texts:
+        columns[fields.index(name)] = _decoded(columns[fields.index(name)])
+    models = _models(cls, columns, fields_sets)
+    if len(present) == count:
+        return models
+    out: list[BaseModel | None] = [None] * count
+    for i, model in zip(present, models, strict=True):
+        out[i] = model
+    return out
 
 
 def unpack_items(columns: list[Any], fields_sets: list[frozenset[str]]) -> list[Item]:
@@ -109,6 +143,9 @@ def unpack_items(columns: list[Any], fields_sets: list[frozenset[str]]) -> list[
     for name in _TEXTS:
         at = fields.index(name)
         columns[at] = _decoded(columns[at])
+    name, cls, texts = _OPTIONAL
+    at = fields.index(name)
+    columns[at] = _unpack_optional(len(fields_sets), cls, texts, *columns[at])
     return _models(Item, columns, fields_sets)
 
 
