@@ -18,7 +18,7 @@ after each stored batch; without one (the batch CLI) state lives in memory.
 from __future__ import annotations
 
 import logging
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -124,6 +124,42 @@ class Prepared:
     def terms(self) -> list[tuple[str, float]]:
         """Best words by tf-idf with their weights, best first."""
         return self.top.terms(self.row)
+
+    @classmethod
+    def to_columns(cls, prepared: list[Prepared]) -> tuple[bool, list[list[Any]]]:
+        """A pool worker's prepared facts for the writer (`flow.wire`), one list per field but `item` (it travels
+        with the items). Once every event vector is made (the usual case), without what only `_vectors` reads: the
+        batch's term arrays (`top`) and of the term hits all but the scheme and risk terms (the writer's stages read
+        no other; `from_columns` leaves them None). Together ~25 % of the writer's cost of unpickling the facts."""
+        columns = [list(map(attrgetter(name), prepared)) for name in _WIRE_FIELDS]
+        slim = all(p.vector is not None for p in prepared)
+        if slim:
+            hits = columns[_WIRE_FIELDS.index("hits")]
+            columns[_WIRE_FIELDS.index("top")] = [None] * len(prepared)
+            columns[_WIRE_FIELDS.index("hits")] = [list(map(attrgetter("scheme"), hits)),
+                                                   list(map(attrgetter("risk"), hits))]
+        return slim, columns
+
+    @classmethod
+    def from_columns(cls, items: list[Item], packed: tuple[bool, list[list[Any]]]) -> list[Prepared]:
+        """The Prepared of `to_columns`, their slots set by C loops (no Python frame per item)."""
+        slim, columns = packed
+        count = len(items)
+        if slim:
+            columns = list(columns)
+            scheme, risk = columns[_WIRE_FIELDS.index("hits")]
+            hits = list(map(object.__new__, repeat(Hits, count)))
+            for name, column in (("scheme", scheme), ("risk", risk), ("places", repeat(None)),
+                                 ("heads", repeat(None)), ("matters", repeat(None))):
+                deque(map(setattr, hits, repeat(name), column), maxlen=0)
+            columns[_WIRE_FIELDS.index("hits")] = hits
+        prepared = list(map(object.__new__, repeat(cls, count)))
+        for name, column in zip(("item", *_WIRE_FIELDS), (items, *columns), strict=True):
+            deque(map(setattr, prepared, repeat(name), column), maxlen=0)
+        return prepared
+
+
+_WIRE_FIELDS = ("top", "row", "keywords", "places", "orgs", "names", "hits", "signed", "known", "vector")
 
 
 class AnalysisState:

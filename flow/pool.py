@@ -34,10 +34,12 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
+from operator import attrgetter, itemgetter
 from typing import TYPE_CHECKING
 
 from core.config import Config
 from core.models import IngestReport, Item, QuarantineRecord, RawRecord, seed_content_hashes
+from flow import wire
 from flow.importer import LineBlock
 from flow.stages import Batch, Chain, Stage
 
@@ -45,6 +47,9 @@ if TYPE_CHECKING:  # flow.writer imports this module: the writer's type only for
     from flow.writer import IngestWriter
 
 logger = logging.getLogger(__name__)
+
+_fields = attrgetter("__dict__")  # a model's field values, read without pydantic's __getattr__ hook
+_title_and_content = itemgetter("title", "content")
 
 # A batch of an import: its records, or a range of a JSON-lines file that whoever ingests it reads (`LineBlock`).
 ImportBatch = list[RawRecord | QuarantineRecord] | LineBlock
@@ -93,22 +98,45 @@ class PooledIndexWords:
 
 @dataclass
 class Enriched:
-    """What a worker returns for one batch: the items that survived its stages, each with the index of its record in
-    the batch, its full-text index text (title, content; None without words), the originals PII masking kept apart
-    (or None), what the stages prepared for the ones after them (`Batch.prepared`, or None) and its intake signature
-    and content hash (`intake_hashes`); the records it quarantined; how many records it received; for a `LineBlock`
-    it read itself, the lines that are no records (invalid JSON, not an object), which the writer quarantines after
-    the batch as it does a list's QuarantineRecords.
+    """What a worker returns for one batch, as columns (one entry per item that survived its stages): the index of
+    its record in the batch (`positions`), the item, its full-text index text (title, content; None without words),
+    the originals PII masking kept apart (or None), what the stages prepared for the ones after them
+    (`Batch.prepared`, or None) and its intake signature and content hash (`intake_hashes`); the records it
+    quarantined; how many records it received; for a `LineBlock` it read itself, the lines that are no records
+    (invalid JSON, not an object), which the writer quarantines after the batch as it does a list's QuarantineRecords.
 
     Not the words themselves: every stage on the writer reads what "prepare" made of them, and sending ~150 strings an
     item cost the worker's pickling and the writer's unpickling ~20 µs an item. A stage that still asks for an item's
-    words (a monitoring scheme with NEAR) has them cut again (`analysis.stages.tokens_of`)."""
+    words (a monitoring scheme with NEAR) has them cut again (`analysis.stages.tokens_of`). Pickled as columns that
+    the writer rebuilds by C loops (`flow.wire`)."""
 
-    items: list[tuple[int, Item, tuple[str, str] | None, dict | None, object, tuple[str, str]]] = field(
-        default_factory=list)
+    positions: list[int] = field(default_factory=list)
+    items: list[Item] = field(default_factory=list)
+    index_texts: list[tuple[str, str] | None] = field(default_factory=list)
+    originals: list[dict | None] = field(default_factory=list)
+    prepared: list[object] = field(default_factory=list)
+    hashes: list[tuple[str, str]] = field(default_factory=list)
     rejected: list[QuarantineRecord] = field(default_factory=list)
     received: int = 0
     unread: list[QuarantineRecord] = field(default_factory=list)
+
+    def __reduce__(self) -> tuple:
+        rest = (self.originals, self.hashes, self.rejected, self.received, self.unread)
+        try:
+            packed = (self.positions, wire.pack_items(self.items), wire.pack_index_texts(self.index_texts),
+                      wire.pack_prepared(self.items, self.prepared))
+        except wire.NotPackable:
+            return Enriched, (self.positions, self.items, self.index_texts, self.originals, self.prepared, self.hashes,
+                              self.rejected, self.received, self.unread)
+        return _enriched_from_wire, (*packed, *rest)
+
+
+def _enriched_from_wire(positions: list[int], items: tuple, index_texts: tuple, prepared: tuple, originals: list,
+                        hashes: list, rejected: list, received: int, unread: list) -> Enriched:
+    """An `Enriched` from its columns (`Enriched.__reduce__`), on the writer."""
+    built = wire.unpack_items(*items)
+    return Enriched(positions, built, wire.unpack_index_texts(len(built), *index_texts), originals,
+                    wire.unpack_prepared(built, *prepared), hashes, rejected, received, unread)
 
 
 # ---- in the worker process ---------------------------------------------------------------------------------
@@ -150,9 +178,12 @@ def enrich(records: list[RawRecord]) -> Enriched:
     out = Enriched(rejected=batch.quarantined, received=batch.report.received)
     for item in batch.items:
         words = batch.tokens.get(id(item))
-        index = index_text_from_words(item.title, item.content, words) if words is not None else None
-        out.items.append((position[id(batch.origins[id(item)])], item, index, held(item),
-                          batch.prepared.get(id(item)), hashes[id(item)]))
+        out.positions.append(position[id(batch.origins[id(item)])])
+        out.items.append(item)
+        out.index_texts.append(index_text_from_words(item.title, item.content, words) if words is not None else None)
+        out.originals.append(held(item))
+        out.prepared.append(batch.prepared.get(id(item)))
+        out.hashes.append(hashes[id(item)])
     return out
 
 
@@ -258,30 +289,34 @@ def writer_chain(stages: list[Stage], texts: dict[int, tuple[str, str]]) -> Chai
 def enriched_batch(records: Sequence[RawRecord] | ReadAgain, enriched: Enriched
                    ) -> tuple[Batch, dict[int, tuple[str, str]]]:
     """A writer's Batch from a worker's result: items with their records and words, what the worker quarantined;
-    the intake signatures (`Batch.signatures`) and content hashes (`seed_content_hashes`) it computed."""
+    the intake signatures (`Batch.signatures`) and content hashes (`seed_content_hashes`) it computed. Column by
+    column, in C loops (`map`, `zip`): no Python frame per item."""
     from storage.originals import hold
 
     batch = Batch()
     batch.report.received = enriched.received
     batch.quarantined.extend(enriched.rejected)
     batch.report.quarantined += len(enriched.rejected)
-    texts: dict[int, tuple[str, str]] = {}
-    signatures = batch.signatures
-    digests: list[tuple[Item, str]] = []
-    for index, item, text, originals, prepared, (signature, digest) in enriched.items:
-        key = id(item)
-        batch.origins[key] = records[index]
-        batch.items.append(item)
-        texts[key] = (item.title, item.content)
-        signatures[key] = signature
-        digests.append((item, digest))
-        if text is not None:
-            batch.index_words[key] = IndexWords(text)
-        if prepared is not None:
-            batch.prepared[key] = prepared
-        if originals:
-            hold(item, originals)
-    seed_content_hashes(digests)
+    items = enriched.items
+    keys = list(map(id, items))
+    batch.items.extend(items)
+    batch.origins.update(zip(keys, map(records.__getitem__, enriched.positions), strict=True))
+    texts = dict(zip(keys, map(_title_and_content, map(_fields, items)), strict=True))
+    batch.signatures.update(zip(keys, map(itemgetter(0), enriched.hashes), strict=True))
+    seed_content_hashes(zip(items, map(itemgetter(1), enriched.hashes), strict=True))
+    batch.index_words.update(zip(keys, map(IndexWords, enriched.index_texts), strict=True))
+    batch.prepared.update(zip(keys, enriched.prepared, strict=True))
+    # truth tests in C: an index text is a pair, a Prepared has no __bool__ (`in` would call the dataclass's __eq__)
+    if not all(enriched.index_texts) or not all(enriched.prepared):  # items without words or prepared facts (rare)
+        for key, text, prepared in zip(keys, enriched.index_texts, enriched.prepared, strict=True):
+            if text is None:
+                del batch.index_words[key]
+            if prepared is None:
+                del batch.prepared[key]
+    if any(enriched.originals):
+        for item, originals in zip(items, enriched.originals, strict=True):
+            if originals:
+                hold(item, originals)
     return batch, texts
 
 
