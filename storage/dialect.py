@@ -92,7 +92,12 @@ def _execute(conn: Connection, plan: _Plan, rows: Sequence[Mapping[str, Any]]) -
     Float columns convert with `float(value)`, which leaves a float (or None) as it is: a row whose values there are
     already floats or None (the usual case: items, events and the outbox each have such columns) is passed as is."""
     sql, values, converted = plan
-    params = [values(row) for row in rows]
+    _run_converted(conn, sql, converted, [values(row) for row in rows])
+
+
+def _run_converted(conn: Connection, sql: str, converted: tuple[tuple[int, Callable[[Any], Any]], ...],
+                   params: list[tuple[Any, ...]]) -> None:
+    """`conn.exec_driver_sql(sql, params)` with the values at the `converted` positions processed (see `_execute`)."""
     if converted:
         floats = tuple(i for i, process in converted if process is to_float)
         others = len(floats) < len(converted)
@@ -123,6 +128,26 @@ def insert_many(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]
         conn.execute(table.insert(), list(rows))
         return
     _execute(conn, plan, rows)
+
+
+def insert_tuples(conn: Connection, table: Table, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
+    """INSERT rows given as tuples of the `columns`' values, in one executemany of the driver, compiled once.
+
+    Why: a caller that makes a row only to insert it (an item) can build the tuple the driver takes instead of a dict
+    that `insert_many` then reads back key by key. When the compiled statement does not take the values in the
+    order of `columns` (named parameters, or SQLAlchemy orders them otherwise), the rows go through `insert_many`."""
+    if not rows:
+        return
+    cache_key = (table, columns, ("tuples",), conn.dialect.name)
+    if cache_key not in _PLANS:
+        plan = _compiled_plan(conn, table.insert(), columns, list(columns))
+        compiled_order = tuple(table.insert().compile(dialect=conn.dialect, column_keys=list(columns)).positiontup or ())
+        _PLANS[cache_key] = plan if plan is not None and compiled_order == columns else None
+    plan = _PLANS[cache_key]
+    if plan is None:
+        insert_many(conn, table, [dict(zip(columns, row, strict=True)) for row in rows])
+        return
+    _run_converted(conn, plan[0], plan[2], list(rows))  # a list of its own: converted rows are replaced in it
 
 
 def insert_returning_ids(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> list[int]:
