@@ -46,9 +46,17 @@ from storage.base import (
     check_group,
 )
 from storage.copies import copy_entries, copy_rows
-from storage.dialect import delete_ids, in_list, insert_many, update_by_id, upsert
+from storage.dialect import delete_ids, in_list, insert_many, insert_values, update_by_id, upsert
 from storage.fts import FTS_ID_BITS, FTS_ID_MASK, compile_fts, fts_key, fts_second
-from storage.item_rows import FACT_COLUMNS, READ_COLUMNS, item_fact_values, item_from_row, item_json_from_row
+from storage.item_rows import (
+    FACT_POSITIONS,
+    HASH_POSITION,
+    READ_COLUMNS,
+    ROW_COLUMNS,
+    item_from_row,
+    item_json_from_row,
+    item_row_values,
+)
 from storage.migrations import create_missing_indexes
 from storage.originals import read_original, write_originals
 from storage.state import SqlState, create_sqlite_engine
@@ -87,6 +95,7 @@ _BY_KEY = (f"SELECT {', '.join(c.name for c in (*READ_COLUMNS, T.signature))} FR
 _KNOWN = ("SELECT items.id, items.source_id, items.event_id, items.likes, items.reposts, items.comments FROM items "
           "WHERE items.source = ? AND items.source_id IN ({})")
 _BY_ID = f"SELECT {', '.join(c.name for c in READ_COLUMNS)} FROM items WHERE items.id = ?"
+_INSERT_COLUMNS = ("id", *ROW_COLUMNS)
 _BY_HASH = "SELECT items.id, items.content_hash FROM items WHERE items.content_hash IN ({})"
 
 
@@ -132,16 +141,12 @@ class SqliteStore(SqlState):
 
     # ---- items -------------------------------------------------------------------------------------------
 
-    def _row(self, item: Item, now: str) -> dict:
-        row = item_fact_values(item)
-        fields = item.__dict__
-        risk_score = row["risk_score"]
-        row["published_ts"] = fields["published_at"].timestamp()
-        row["has_reply"] = int(fields["reply"] is not None)
-        row["content_hash"] = item.content_hash
-        row["signature"] = item.signature
-        row["risk_rank"] = schema.UNSCORED_RISK if risk_score is None else risk_score
-        row["updated_at"] = now
+    @staticmethod
+    def _update_row(values: tuple, item_id: int) -> dict:
+        """The UPDATE parameters of a stored item from its `item_row_values`: every column but its id and created time."""
+        row = dict(zip(ROW_COLUMNS, values, strict=True))
+        del row["created_at"]
+        row["_id"] = item_id
         return row
 
     def _fts_rows(self, pairs: list[tuple[int, Item]], words: dict[int, Sequence[str]] | None = None
@@ -196,7 +201,7 @@ class SqliteStore(SqlState):
         if not items:
             return []
         now = _now()
-        rows = [self._row(item, now) for item in items]
+        rows = [item_row_values(item, now) for item in items]  # tuples in ROW_COLUMNS order
         known_words = ({id(item): w for item, w in zip(items, words, strict=True) if w is not None}
                        if words is not None else None)
         with self.write() as conn:
@@ -210,32 +215,31 @@ class SqliteStore(SqlState):
                 existing = by_key.get((item.source, item.source_id))
                 if existing is not None:
                     item_id = existing.id
-                    if all(existing._mapping[name] == row[name] for name in FACT_COLUMNS):
+                    stored = existing._mapping
+                    if all(stored[name] == row[i] for name, i in FACT_POSITIONS):
                         outcomes[index] = UpsertResult(item_id, UpsertOutcome.unchanged)
                     else:
                         updates.append((index, item_id))
                         outcomes[index] = UpsertResult(item_id, UpsertOutcome.updated)
                     continue
-                same = by_hash.get(row["content_hash"])
+                content_hash = row[HASH_POSITION]
+                same = by_hash.get(content_hash)
                 if same is not None:
                     dups.append((same, item))
                     outcomes[index] = UpsertResult(same, UpsertOutcome.duplicate)
                     continue
-                if row["content_hash"] in new_hashes:
+                if content_hash in new_hashes:
                     outcomes[index] = UpsertResult(-1, UpsertOutcome.duplicate)  # id filled after insert
                     continue
-                new_hashes[row["content_hash"]] = index
+                new_hashes[content_hash] = index
                 inserts.append(index)
             if inserts:
                 # Ids are given, not returned: INSERT … RETURNING in parameter order runs one statement per row on
                 # SQLite, and this transaction is the only writer, so the next ids are known.
                 first = (conn.execute(select(func.max(T.id))).scalar() or 0) + 1
                 ids = list(range(first, first + len(inserts)))
-                inserted = [rows[i] for i in inserts]
-                for row, new_id in zip(inserted, ids, strict=True):  # the rows are this call's own: completed in place
-                    row["created_at"] = now
-                    row["id"] = new_id
-                insert_many(conn, schema.items, inserted)
+                insert_values(conn, schema.items, _INSERT_COLUMNS,
+                              [(new_id, *rows[i]) for i, new_id in zip(inserts, ids, strict=True)])
                 for index, new_id in zip(inserts, ids, strict=True):
                     outcomes[index] = UpsertResult(new_id, UpsertOutcome.inserted)
                 pairs = [(outcomes[i].item_id, items[i]) for i in inserts]
@@ -244,11 +248,11 @@ class SqliteStore(SqlState):
                 write_originals(conn, pairs, now, replace=False)
             for index, result in enumerate(outcomes):
                 if result is not None and result.item_id == -1:
-                    first = outcomes[new_hashes[rows[index]["content_hash"]]]
+                    first = outcomes[new_hashes[rows[index][HASH_POSITION]]]
                     outcomes[index] = UpsertResult(first.item_id, UpsertOutcome.duplicate)
                     dups.append((first.item_id, items[index]))
             if updates:
-                update_by_id(conn, schema.items, [{**rows[index], "_id": item_id} for index, item_id in updates])
+                update_by_id(conn, schema.items, [self._update_row(rows[index], item_id) for index, item_id in updates])
                 pairs = [(item_id, items[index]) for index, item_id in updates]
                 old = [(item_id, item_from_row(by_key[(items[index].source, items[index].source_id)]))
                        for index, item_id in updates]
@@ -316,9 +320,9 @@ class SqliteStore(SqlState):
     def update_enrichment(self, item_id: int, enrichment: Enrichment) -> None:
         item = self.get(item_id)
         item.enrichment = enrichment
-        row = self._row(item, _now())
+        row = self._update_row(item_row_values(item, _now()), item_id)
         with self.write() as conn:
-            update_by_id(conn, schema.items, [{**row, "_id": item_id}])
+            update_by_id(conn, schema.items, [row])
             self._set_schemes(conn, [(item_id, item)], replace=True)
 
     def _filters(self, query: ItemQuery, walk: bool = False) -> list:
