@@ -134,8 +134,8 @@ def _dumps_many(values: list[Any]) -> list[str]:
     and one pass over the values writes each one exactly as a call of its own would. A value that happened to
     contain the separator would split into more pieces than values: then each is serialized alone."""
     if len(values) > _DUMPS_CHUNK:
-        return list(chain.from_iterable(map(_dumps_many, map(values.__getitem__, map(
-            slice, range(0, len(values), _DUMPS_CHUNK), range(_DUMPS_CHUNK, len(values) + _DUMPS_CHUNK, _DUMPS_CHUNK))))))
+        return [text for start in range(0, len(values), _DUMPS_CHUNK)
+                for text in _dumps_many(values[start:start + _DUMPS_CHUNK])]
     if not values:
         return []
     marked = [_PIECE_END] * (2 * len(values))

@@ -127,11 +127,14 @@ def _unpack_optional(count: int, cls: type[BaseModel], texts: tuple[str, ...], p
     for name in texts:
         columns[fields.index(name)] = _decoded(columns[fields.index(name)])
     models = _models(cls, columns, fields_sets)
-    if len(present) == count:
-        return models
-    out: list[BaseModel | None] = [None] * count
-    for i, model in zip(present, models, strict=True):
-        out[i] = model
+    return models if len(present) == count else _spread(count, present, models)
+
+
+def _spread(count: int, present: Sequence[int], values: Sequence[Any]) -> list[Any]:
+    """`count` slots, None but at the `present` positions, which hold `values` in order."""
+    out: list[Any] = [None] * count
+    for i, value in zip(present, values, strict=True):
+        out[i] = value
     return out
 
 
@@ -161,12 +164,7 @@ def pack_index_texts(texts: Sequence[tuple[str, str] | None]) -> tuple:
 def unpack_index_texts(count: int, present: list[int] | None, titles: list[bytes], contents: list[bytes]
                        ) -> list[tuple[str, str] | None]:
     pairs = list(zip(_decoded(titles), _decoded(contents), strict=True))
-    if present is None:
-        return pairs
-    out: list[tuple[str, str] | None] = [None] * count
-    for i, pair in zip(present, pairs, strict=True):
-        out[i] = pair
-    return out
+    return pairs if present is None else _spread(count, present, pairs)
 
 
 def pack_prepared(items: Sequence[Item], prepared: Sequence[Any]) -> tuple[Callable[..., list[Any]] | None, Any]:

@@ -147,6 +147,17 @@ def _unconverted(converted: tuple[_Converter, ...], params: list[Any]) -> bool:
     return True
 
 
+def _execute_ordered(conn: Connection, table: Table, columns: tuple[str, ...], conflict: _Conflict,
+                     rows: Sequence[tuple[Any, ...]]) -> bool:
+    """Run the rows (tuples of `columns`' values) as they are when the statement takes its parameters in that order;
+    False when it does not (the caller falls back to mappings)."""
+    plan = _plan(conn, table, columns, conflict)
+    if plan is None or plan[3] != columns:
+        return False
+    _execute(conn, plan, rows, ordered=True)
+    return True
+
+
 def upsert_values(conn: Connection, table: Table, columns: tuple[str, ...], rows: Sequence[tuple[Any, ...]],
                   keys: Sequence[str], update: Sequence[str] | None = None) -> None:
     """`upsert` for rows given as tuples of `columns`' values: with the columns in the statement's parameter order
@@ -154,9 +165,7 @@ def upsert_values(conn: Connection, table: Table, columns: tuple[str, ...], rows
     if not rows:
         return
     conflict = (tuple(keys), tuple(c for c in columns if c not in keys) if update is None else tuple(update))
-    plan = _plan(conn, table, columns, conflict)
-    if plan is not None and plan[3] == columns:
-        _execute(conn, plan, rows, ordered=True)
+    if _execute_ordered(conn, table, columns, conflict, rows):
         return
     upsert(conn, table, [dict(zip(columns, row, strict=True)) for row in rows], keys, update)
 
@@ -169,9 +178,7 @@ def insert_values(conn: Connection, table: Table, columns: tuple[str, ...], rows
         return
     keys = tuple(c.key for c in table.primary_key)
     conflict = (keys, ()) if missing_only else None
-    plan = _plan(conn, table, columns, conflict)
-    if plan is not None and plan[3] == columns:
-        _execute(conn, plan, rows, ordered=True)
+    if _execute_ordered(conn, table, columns, conflict, rows):
         return
     dicts = [dict(zip(columns, row, strict=True)) for row in rows]
     if missing_only:
