@@ -36,10 +36,10 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
-import yaml
 
 import core.config  # noqa: F401 - loaded first: it imports core.config_analysis at its end
 from analysis.keywords import pick
+from core import yamlfile
 from core.config_analysis import EventsConfig
 
 ITEM_TERMS = 12  # a 150-character post rarely has more than a dozen telling words
@@ -65,7 +65,7 @@ JoinRow = tuple[dict[str, float], float, str, str, str, str | None, int, Sequenc
 
 def load_matters(path: Path = MATTERS_FILE) -> dict[str, tuple[str, ...]]:
     """word → kinds of matter it names, from `resources/matters.yaml`."""
-    raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    raw = yamlfile.safe_load(path.read_text(encoding="utf-8")) or {}
     out: dict[str, list[str]] = {}
     for kind, words in raw.items():
         for word in words or ():

@@ -32,7 +32,7 @@ import numpy as np
 
 from core.models import Item, QuarantineRecord
 from flow.stages import Batch
-from storage.originals import hold
+from storage.held import hold
 
 # ---- numbers and e-mail -----------------------------------------------------------------------------------------
 
@@ -505,7 +505,7 @@ def mask_item(item: Item, keep_raw: bool = False, *, title: Passes | None = None
               content: Passes | None = None, title_from: int = 0, content_from: int = 0) -> dict[str, int]:
     """Mask title, content, reply text, author and every string of `extra` in place; returns counts per kind (empty
     when nothing was found). With `keep_raw` the original values of the changed fields are handed to the store
-    (`storage.originals.hold`, beside the item, never in it), which keeps them apart (`item_originals`, read
+    (`storage.held.hold`, beside the item, never in it), which keeps them apart (`item_originals`, read
     through `store.original(item_id)`). `title` and `content`: the passes each needs, when the caller knows;
     `title_from` and `content_from`: where the caller's gate first matched in each (`mask_text`'s `words_from`)."""
     counts: dict[str, int] = {}

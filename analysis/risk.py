@@ -25,6 +25,7 @@ from pydantic import BaseModel
 
 import core.config  # noqa: F401 - loaded first: it imports core.config_analysis at its end
 from analysis.termscan import TermScanner
+from core import yamlfile
 from core.config_analysis import RiskCategory, RiskConfig
 from core.errors import ConfigError
 from core.models import Item, RiskReason, text_of
@@ -103,7 +104,7 @@ def load_categories(config: RiskConfig) -> dict[str, RiskCategory]:
     """Shipped (or configured file) categories, then the config's own categories on top."""
     path = config.terms_file or TERMS_FILE
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        raw = yamlfile.safe_load(path.read_text(encoding="utf-8")) or {}
         categories = {name: RiskCategory.model_validate(spec) for name, spec in raw.items()}
     except (OSError, yaml.YAMLError, ValueError, AttributeError) as exc:
         raise ConfigError(f"{path}: cannot load risk terms: {exc}") from exc

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 import core.config  # noqa: F401 - loaded first: it imports core.config_analysis at its end
 from analysis.termscan import TermScanner
+from core import yamlfile
 from core.config_analysis import SchemeSpec
 from core.errors import ConfigError, InputError, QuerySyntaxError
 from core.query import And, Near, Node, Not, Or, Term, has_positive, parse_query, positive_terms
@@ -124,7 +125,7 @@ def compile_scheme(spec: SchemeSpec, loc: list[Any] | None = None) -> CompiledSc
 def load_specs(path: Path) -> list[SchemeSpec]:
     """Scheme specs from a YAML list; a bad entry is a ConfigError naming the file, entry and field."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or []
+        data = yamlfile.safe_load(path.read_text(encoding="utf-8")) or []
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"{path}: cannot read schemes: {exc}") from exc
     if not isinstance(data, list):

@@ -566,20 +566,22 @@ def analysis_state(config: Config, store: Any = None, now: Callable[[], datetime
     return AnalysisState(analysis_config(config), store, now=now)
 
 
-def enrich_stages(config: Any, state: AnalysisState) -> dict[str, Stage | None]:
+def enrich_stages(config: Any, state: AnalysisState, *, models_on_demand: bool = False) -> dict[str, Stage | None]:
     """Every stage enrichment provides, keyed by its name in `flow.ingest.STAGES` (which decides the order);
-    None for a stage the config switches off. All share `state`."""
+    None for a stage the config switches off. All share `state`. `models_on_demand`: the classifier loads at its
+    first batch, not here (a writer whose pool workers classify)."""
     nlp = getattr(config, "nlp", None)
     backend = nlp.segmenter if nlp is not None else None
     if backend:
         tokenize.set_default_backend(backend)
     models_dir = nlp.models_dir if nlp is not None else "models"
-    classifier = get_classifier(models_dir, *((nlp.neutral_band, nlp.emotion_weight) if nlp is not None else ()))
+    load = partial(get_classifier, models_dir, *((nlp.neutral_band, nlp.emotion_weight) if nlp is not None else ()))
+    classifier = {"load": load} if models_on_demand else {"classifier": load()}
     max_chars = nlp.max_chars if nlp is not None else MAX_CHARS
     stages: dict[str, Stage | None] = {
         **pre_stages(config),
         "segment": SegmentStage(backend),
-        "classify": ClassifyStage(classifier, max_chars=max_chars, backend=backend, word_ids=state.word_ids),
+        "classify": ClassifyStage(**classifier, max_chars=max_chars, backend=backend, word_ids=state.word_ids),
         **analysis_stages(config, state),
     }
     tune_gc()  # models and analysis state are loaded now: what the flow allocates from here on is per batch

@@ -31,6 +31,8 @@ from zoneinfo import ZoneInfo
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from core import yamlfile
+
 logger = logging.getLogger(__name__)
 
 CalendarSource = Literal["official", "override", "fallback"]
@@ -133,7 +135,7 @@ def load_override(path: Path) -> OverrideYear:
     from core.errors import ConfigError
 
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yamlfile.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"{path}: cannot read calendar override: {exc}") from exc
     try:

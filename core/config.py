@@ -10,6 +10,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
+from core import yamlfile
 from core.config_access import AccessConfig
 from core.config_alerts import AlertsConfig
 from core.config_analysis import AnalysisConfig
@@ -239,7 +240,7 @@ def load_config(path: str | Path) -> Config:
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read configuration: {exc.strerror}") from exc
     try:
-        data = yaml.safe_load(text) or {}
+        data = yamlfile.safe_load(text) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
     return parse_config(data, str(path))

@@ -13,7 +13,6 @@ from pydantic import ValidationError
 
 from core.config import Config
 from core.models import Channel, Engagement, Item, QuarantineRecord, Reply, freeze_signature
-from flow.after_store import mark_pending
 from flow.stages import Batch
 from nlp.normalise import TimeParseError, clean_text, parse_time
 from storage.base import UpsertOutcome
@@ -323,7 +322,12 @@ class StoreStage:
     name = "store"
 
     def __init__(self, store: Any) -> None:
+        # here, not at the top: the after-store outbox brings SQLAlchemy (≈ 0.25 s of CPU), which an import's pool
+        # workers, who run this module's normalise stage and never store, need not load
+        from flow.after_store import mark_pending
+
         self.store = store
+        self.mark_pending = mark_pending
 
     def run(self, batch: Batch) -> None:
         # One transaction: the items, and the record that their after-store stages are pending (flow/after_store.py),
@@ -333,8 +337,8 @@ class StoreStage:
             words = ([batch.tokens.get(id(item), batch.index_words.get(id(item))) for item in batch.items]
                      if batch.tokens or batch.index_words else None)
             results = self.store.upsert(batch.items, words)
-            mark_pending(conn, [(r.item_id, r.outcome.value) for r in results
-                                if r.outcome in (UpsertOutcome.inserted, UpsertOutcome.updated)])
+            self.mark_pending(conn, [(r.item_id, r.outcome.value) for r in results
+                                     if r.outcome in (UpsertOutcome.inserted, UpsertOutcome.updated)])
         for item, result in zip(batch.items, results, strict=True):
             item.id = result.item_id
             if result.outcome is UpsertOutcome.inserted:

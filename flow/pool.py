@@ -166,7 +166,7 @@ def intake_hashes(item: Item) -> tuple[str, str]:
 def enrich(records: list[RawRecord]) -> Enriched:
     """Run the pooled stages on one batch of records (in a worker)."""
     from nlp.search_tokens import index_text_from_words
-    from storage.originals import held
+    from storage.held import held
 
     if _chain is None:  # only a process whose pool initializer (`_start_worker`) ran has one
         raise RuntimeError("this process is not an enrichment worker: _start_worker did not run")
@@ -291,7 +291,7 @@ def enriched_batch(records: Sequence[RawRecord] | ReadAgain, enriched: Enriched
     """A writer's Batch from a worker's result: items with their records and words, what the worker quarantined;
     the intake signatures (`Batch.signatures`) and content hashes (`seed_content_hashes`) it computed. Column by
     column, in C loops (`map`, `zip`): no Python frame per item."""
-    from storage.originals import hold
+    from storage.held import hold
 
     batch = Batch()
     batch.report.received = enriched.received

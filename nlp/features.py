@@ -22,12 +22,14 @@ import re
 from dataclasses import dataclass, field
 from functools import cache
 from itertools import chain, islice
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
-from scipy import sparse
 
 from nlp.tokenize import word_char_table
+
+if TYPE_CHECKING:  # imported where a matrix is built: scipy.sparse costs ≈ 0.18 s of CPU at the start of a process
+    from scipy import sparse  # that never classifies (a pooled import's writer)
 
 MAX_CHARS = 2000  # models read the first 2,000 characters; longer texts add cost, not signal
 MAX_TOKENS = 1200
@@ -243,6 +245,8 @@ class Featurizer:
             at += len(r)
         indptr[-1] = at
         cols = np.concatenate([c for _, c in entries])
+        from scipy import sparse
+
         matrix = sparse.csr_matrix((np.ones(len(cols), dtype=np.float32), cols, indptr), shape=(n_rows, weights.shape[0]))
         sums = matrix @ weights
         for f in range(len(entries)):
@@ -611,6 +615,8 @@ class FeatureBatch:
     def dot(self, weights: np.ndarray, remap: np.ndarray | None = None) -> np.ndarray:
         """features @ weights, adding duplicate entries: the whole serving cost of the models. With `remap`
         (hashed column → row of `weights`), `weights` is compact: one row per column a model uses, plus a zero row."""
+        from scipy import sparse
+
         out = np.zeros((self.shape[0], weights.shape[1]), dtype=np.result_type(weights.dtype, np.float32))
         for part in self.parts:
             if remap is not None:
@@ -621,6 +627,8 @@ class FeatureBatch:
 
     def matrix(self) -> sparse.csr_matrix:
         """Counts as one canonical CSR matrix (training)."""
+        from scipy import sparse
+
         total = sparse.csr_matrix(self.shape, dtype=np.float32)
         for part in self.parts:
             total = total + part
@@ -630,6 +638,8 @@ class FeatureBatch:
 
 def _part(rows: np.ndarray, cols: np.ndarray, n_rows: int, n_cols: int) -> sparse.csr_matrix:
     """CSR from (row, col) entries whose rows are already in non-decreasing order."""
+    from scipy import sparse
+
     indptr = np.searchsorted(rows, np.arange(n_rows + 1), side="left")
     return sparse.csr_matrix((np.ones(len(rows), dtype=np.float32), cols, indptr), shape=(n_rows, n_cols))
 

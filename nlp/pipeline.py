@@ -49,12 +49,24 @@ class ClassifyStage:
 
     name = "classify"
 
-    def __init__(self, classifier: Classifier, *, max_chars: int = MAX_CHARS, backend: str | None = None,
+    def __init__(self, classifier: Classifier | None = None, *, load: Callable[[], Classifier] | None = None,
+                 max_chars: int = MAX_CHARS, backend: str | None = None,
                  word_ids: Callable[[Batch, list[Item]], WordIds] | None = None) -> None:
-        self.classifier = classifier
+        if (classifier is None) == (load is None):
+            raise TypeError("ClassifyStage takes a classifier or a function that loads one, not both")
+        self._classifier = classifier
+        self._load = load
         self.max_chars = max_chars
         self.backend = backend
         self.word_ids = word_ids
+
+    @property
+    def classifier(self) -> Classifier:
+        """The models; given `load`, loaded at the first batch: a pooled import's writer classifies only the rare item
+        whose stored text dedup put back, and loading them (≈ 0.2 s of CPU, scipy with them) would delay its start."""
+        if self._classifier is None:
+            self._classifier = self._load()  # type: ignore[misc]
+        return self._classifier
 
     def docs(self, batch: Batch) -> list[Doc]:
         items = batch.items

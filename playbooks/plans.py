@@ -11,6 +11,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
+from core import yamlfile
 from core.calendar import DueSpec, parse_due
 from core.config import Strict
 from core.config_alerts import Matchers, all_match
@@ -268,7 +269,7 @@ def load_playbooks(directory: Path | None = None, *, roles: dict[str, RoleConfig
     out: dict[str, Playbook] = {}
     for path in sorted(folder.glob("*.yaml")):
         try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+            data = yamlfile.safe_load(path.read_text(encoding="utf-8"))
         except (OSError, yaml.YAMLError) as exc:
             raise PlaybookError(f"{path.name}: cannot read playbook: {exc}") from exc
         playbook = parse_playbook(data, path.name, roles=roles, rules=rules, receivers=receivers)

@@ -14,12 +14,13 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Generic, Literal, NamedTuple, Protocol, TypeVar, runtime_checkable
-
-from sqlalchemy import Connection
+from typing import TYPE_CHECKING, Generic, Literal, NamedTuple, Protocol, TypeVar, runtime_checkable
 
 from core.errors import InputError
 from core.models import Channel, Enrichment, Item, QuarantineRecord, RawRecord
+
+if TYPE_CHECKING:  # annotations only: the stages that read this module's types run where SQLAlchemy is not loaded
+    from sqlalchemy import Connection  # (an import's pool workers)
 
 T = TypeVar("T")
 

@@ -84,8 +84,8 @@ from storage.base import (
 from storage.copies import copy_entries, copy_rows
 from storage.dialect import upsert as sql_upsert
 from storage.es_query import compile_text, filters, words
+from storage.held import held
 from storage.migrations import register
-from storage.originals import held
 from storage.state import SqlState
 
 logger = logging.getLogger(__name__)

@@ -6,15 +6,12 @@ the same transaction as the item and read only through `read_original` (the stor
 one guarded, audited path (`GET /api/items/{id}/original`) is the only way back to them. Plain SQLAlchemy Core:
 the table and its migration run unchanged on PostgreSQL.
 
-From the masking stage to the store, originals travel beside the item, not in it (`hold` / `held`): anything in
-the item would be hashed into its signature, serialised and served; a pydantic private attribute would do, but
-costs 1.3 µs on every Item ever built or read (27 % of constructing one), for a feature that is usually off.
+From the masking stage to the store, originals travel beside the item, not in it (`storage.held`).
 """
 
 from __future__ import annotations
 
 import json
-import weakref
 from typing import Any
 
 from sqlalchemy import Column, Connection, ForeignKey, Integer, String, Table, Text, select
@@ -22,6 +19,7 @@ from sqlalchemy import Column, Connection, ForeignKey, Integer, String, Table, T
 from core.models import Item
 from storage import schema
 from storage.dialect import delete_ids, insert_many
+from storage.held import held
 from storage.item_rows import READ_COLUMNS, item_doc, item_from_row
 from storage.migrations import register
 
@@ -53,22 +51,6 @@ def _move_extra_raw(conn: Connection) -> None:
         conn.execute(schema.items.update().where(items.id == row.id).values(doc=item_doc(item), signature=item.signature))
         conn.execute(item_originals.delete().where(item_originals.c.item_id == row.id))
         conn.execute(item_originals.insert().values(item_id=row.id, fields=_dumps(raw), kept_at="migrated"))
-
-
-# id(item) → (weak reference to the item, its originals); an entry leaves when its item is garbage-collected.
-_held: dict[int, tuple[weakref.ref, dict[str, Any]]] = {}
-
-
-def hold(item: Item, fields: dict[str, Any]) -> None:
-    """Attach the originals masking replaced to this item object until the store writes them."""
-    key = id(item)
-    _held[key] = (weakref.ref(item, lambda _ref, key=key: _held.pop(key, None)), fields)
-
-
-def held(item: Item) -> dict[str, Any] | None:
-    """The originals held for this very item object, if any."""
-    entry = _held.get(id(item))
-    return entry[1] if entry is not None and entry[0]() is item else None
 
 
 def _dumps(fields: dict[str, Any]) -> str:

@@ -84,6 +84,25 @@ def deferring_pays(stored: int, expected: int) -> bool:
     return expected * FEED_INDEX_UPKEEP_US > (stored + expected) * FEED_INDEX_BUILD_US
 
 
+# How much of the file SQLite may map while it builds indexes (`_memory_mapped`); it maps at most what its build
+# allows (2 GB by default).
+INDEX_BUILD_MAP_BYTES = 1 << 31
+
+
+@contextmanager
+def _memory_mapped(conn: Connection) -> Iterator[None]:
+    """The database file memory-mapped while the block runs (SQLite's `mmap_size`), read through the page cache again
+    after it. Why: each CREATE INDEX reads the whole items table, through the page cache a pread and a copy of every
+    page, sixteen times for the feed indexes; mapped, SQLite reads the OS's pages in place (50,000 items, 16 indexes:
+    1.82–2.07 → 1.05–1.11 s of CPU). Only for that while: a mapped file turns an I/O error into a SIGBUS."""
+    before = conn.exec_driver_sql("PRAGMA mmap_size").scalar()
+    conn.exec_driver_sql(f"PRAGMA mmap_size={INDEX_BUILD_MAP_BYTES}")
+    try:
+        yield
+    finally:
+        conn.exec_driver_sql(f"PRAGMA mmap_size={int(before or 0)}")
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat()
 
@@ -547,8 +566,9 @@ class SqliteStore(SqlState):
                 yield load
             finally:
                 started = time.perf_counter()
-                # (SQLite's sorter helper threads, PRAGMA threads=2, made it no faster: 1,000,000 rows, 3 indexes)
-                with self.write() as conn:
+                # (SQLite's sorter helper threads, PRAGMA threads=2, made it no faster: 1,000,000 rows, 3 indexes;
+                # 50,000 rows, 16 indexes: the same CPU, 1.78–1.99 s against 1.82–2.07)
+                with self.write() as conn, _memory_mapped(conn):
                     create_missing_indexes(conn)
                 load.rebuild_seconds = time.perf_counter() - started
                 logger.info("feed indexes built again in %.1f s", load.rebuild_seconds)

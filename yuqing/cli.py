@@ -132,7 +132,7 @@ def import_file(
             feed = PooledImport(cfg, batches(), pool_size(cfg, workers), pooled_stages)
             from yuqing.service import build_service  # the composition root: after the pool has started
 
-            service = build_service(cfg)
+            service = build_service(cfg, models_on_demand=feed.pool is not None)  # the workers classify
         except BaseException as exc:
             if feed is not None:
                 feed.close()

@@ -33,9 +33,10 @@ logger = logging.getLogger(__name__)
 
 
 def build_service(config: Config, *, db_path: Path | None = None, enrich: bool = True,
-                  extensions: bool = True) -> Service:
+                  extensions: bool = True, models_on_demand: bool = False) -> Service:
     """Open the store (running migrations), build the one analysis state and the ingest chain, attach the
-    extensions; a listed stage an enabled package does not provide is an error here, at start."""
+    extensions; a listed stage an enabled package does not provide is an error here, at start. `models_on_demand`:
+    the text models load when a batch first needs them (`enrich_stages`), for an import whose pool runs them."""
     storage = config.storage
     store = open_store(db_path or storage.sqlite_path, storage.state_url, segment=segment, index_segment=index_tokens,
                        index_from_words=PooledIndexWords(index_text_from_words),
@@ -44,7 +45,8 @@ def build_service(config: Config, *, db_path: Path | None = None, enrich: bool =
     gate = IngestGate(cluster, store)  # reads the ingest mark before the analysis state loads
     state = analysis_state(config, store) if enrich else None
     gate.on_stale = state.reload if state is not None else None
-    ingestor = Ingestor(config, store, enrich_stages(config, state) if state is not None else None)
+    stages = enrich_stages(config, state, models_on_demand=models_on_demand) if state is not None else None
+    ingestor = Ingestor(config, store, stages)
     # Pushes are marked as held by this instance only when instances share the state (alone, every record is ours, and
     # what a previous process left is drained at start at once).
     holder = cluster.instance_id if config.storage.state_url else None

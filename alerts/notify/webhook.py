@@ -15,14 +15,15 @@ import ssl
 import threading
 import urllib.parse
 import urllib.request
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from alerts.notify.base import Message, http_failure, intro, title
 from core.config_alerts import WebhookIntegration
 from core.errors import NotifyError
 from core.redact import install_log_redaction, redact_url, register_secret
+
+if TYPE_CHECKING:  # imported where a POST goes through it: httpx costs ≈ 0.07 s of CPU at the start of every process
+    import httpx  # that loads the alert engine (a `yuqing import` sends nothing)
 
 # httpx logs every request's full URL at INFO, and a robot URL's query (?access_token=, ?key=, &sign=) is the
 # credential: every module that posts to a receiver imports this one, so its loggers are filtered from then on.
@@ -32,6 +33,8 @@ install_log_redaction()
 def redact(url: str) -> str:
     """Scheme, host and path only (userinfo masked): tokens in query strings never reach messages or the audit
     trail; log lines are filtered as well (core.redact)."""
+    import httpx
+
     return redact_url(str(httpx.URL(url).copy_with(query=None, fragment=None)))
 
 
@@ -39,6 +42,8 @@ def post_json(url: str, body: dict[str, Any], *, timeout: float, channel: str,
               headers: dict[str, str] | None = None, client: httpx.Client | None = None) -> httpx.Response:
     """POST and map transport failures: timeouts and refused connections are recoverable. With `client`, its pooled
     connections are reused (no TCP and TLS handshake per notification)."""
+    import httpx
+
     try:
         post = client.post if client is not None else httpx.post
         response = post(url, json=body, timeout=timeout, headers=headers or {})
@@ -169,6 +174,8 @@ class WebhookNotifier:
         if not proxied(url):
             with contextlib.suppress(ValueError):  # not an http(s) URL: httpx reports it when a send is tried
                 self._poster = KeepAlivePoster(url, channel="webhook", pool_size=pool_size)
+        import httpx
+
         self._client = httpx.Client(limits=httpx.Limits(max_connections=32, max_keepalive_connections=8)) \
             if self._poster is None else None
 

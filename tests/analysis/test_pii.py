@@ -43,7 +43,7 @@ def _item(**kw) -> Item:
 
 
 def test_stage_masks_title_content_reply_and_keeps_raw_only_when_allowed() -> None:
-    from storage.originals import held
+    from storage.held import held
 
     item = _item(title="联系13812345678", content=f"身份证{VALID_ID}", reply=Reply(text="已致电13912345678"))
     PiiMaskStage(keep_raw=False).run(Batch(items=[item]))

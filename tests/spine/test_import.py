@@ -227,7 +227,7 @@ def test_import_command_stops_its_pool_when_the_service_cannot_start(tmp_path: P
     import yuqing.service
     from core.errors import ConfigError
 
-    def broken(config):  # noqa: ANN001, ANN202
+    def broken(config, **options):  # noqa: ANN001, ANN003, ANN202
         raise ConfigError("storage: the database cannot be opened")
 
     monkeypatch.setattr(yuqing.service, "build_service", broken)

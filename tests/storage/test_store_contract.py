@@ -47,8 +47,8 @@ from storage.base import (
     UpsertOutcome,
     UpsertResult,
 )
+from storage.held import hold
 from storage.opening import open_store
-from storage.originals import hold
 from storage.sqlite import SqliteStore
 from tests.helpers.elastic import drop_indices, new_prefix, shared_server
 from tests.helpers.feed import models_page_json
