@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 from datetime import UTC, datetime, timedelta
+from itertools import repeat
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -57,15 +58,12 @@ _PLAIN_SCALARS = frozenset({float, bool, type(None)})
 def _plainly_storable(value: Any, depth: int = 0) -> bool:
     """True when `value` is JSON's own types only (exact types: str keys, no subclass), nested a few levels at most,
     with every string UTF-8 encodable: then `not_storable`'s JSON encoding cannot fail, and it is spared (it encoded
-    every imported record whole, 11 µs of the normalise stage's 46 µs an item). False only means "encode to know"."""
+    every imported record whole, 11 µs of the normalise stage's 46 µs an item). False only means "encode to know".
+    A dict's keys, strings and plain scalars are checked in its own loop, not by a call each (a record is mostly
+    flat: a generator step and a call per value cost more than the checks)."""
     kind = type(value)
     if kind is str:
-        if not value.isascii():
-            try:
-                value.encode("utf-8")
-            except UnicodeEncodeError:
-                return False
-        return True
+        return value.isascii() or _encodable(value)
     if kind in _PLAIN_SCALARS:
         return True
     if kind is int:
@@ -73,10 +71,31 @@ def _plainly_storable(value: Any, depth: int = 0) -> bool:
     if depth >= 4:
         return False
     if kind is dict:
-        return all(type(k) is str and _plainly_storable(k) and _plainly_storable(v, depth + 1) for k, v in value.items())
+        for key, member in value.items():
+            if type(key) is not str or not (key.isascii() or _encodable(key)):
+                return False
+            member_kind = type(member)
+            if member_kind is str:
+                if not (member.isascii() or _encodable(member)):
+                    return False
+            elif member_kind is int:
+                if member.bit_length() > 64:
+                    return False
+            elif member_kind not in _PLAIN_SCALARS and not _plainly_storable(member, depth + 1):
+                return False
+        return True
     if kind is list:
-        return all(_plainly_storable(v, depth + 1) for v in value)
+        return all(map(_plainly_storable, value, repeat(depth + 1)))
     return False
+
+
+def _encodable(text: str) -> bool:
+    """Whether UTF-8 can encode `text` (it holds no lone surrogate)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def escape_surrogates(value: Any) -> Any:
