@@ -204,6 +204,26 @@ def freeze_signature(item: Item, signature: str | None = None) -> str:
     return value
 
 
+# BaseModel's slots, set through their descriptors as pydantic's __setstate__ sets them (`built_as_validated`)
+_SET_DICT = BaseModel.__dict__["__dict__"].__set__
+_SET_FIELDS_SET = BaseModel.__dict__["__pydantic_fields_set__"].__set__
+_SET_EXTRA = BaseModel.__dict__["__pydantic_extra__"].__set__
+_SET_PRIVATE = BaseModel.__dict__["__pydantic_private__"].__set__
+
+
+def built_as_validated(cls: type[BaseModel], values: dict[str, Any], fields_set: frozenset[str]) -> Any:
+    """A `cls` (no extra fields, no private attributes) of `values`, every field in field order, as validation makes
+    one of values it keeps as they are, `fields_set` the fields given; without validating. Only for values the
+    caller knows validation would keep unchanged (validation cost an import's worker more than the checks);
+    `model_construct` would do it slower than validating."""
+    model = object.__new__(cls)
+    _SET_DICT(model, values)
+    _SET_FIELDS_SET(model, set(fields_set))
+    _SET_EXTRA(model, None)
+    _SET_PRIVATE(model, None)
+    return model
+
+
 class RawRecord(BaseModel):
     """An input as it arrived (a crawled item, a file row, a pushed work order) before normalising."""
 

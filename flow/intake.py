@@ -10,10 +10,10 @@ from itertools import repeat
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from core.config import Config
-from core.models import Channel, Engagement, Enrichment, Item, QuarantineRecord, Reply, freeze_signature
+from core.models import Channel, Engagement, Enrichment, Item, QuarantineRecord, Reply, built_as_validated, freeze_signature
 from flow.stages import Batch
 from nlp.normalise import TimeParseError, clean_text, parse_time
 from storage.base import UpsertOutcome
@@ -130,22 +130,8 @@ def _count(value: Any, name: str) -> int:
 _ITEM_GIVEN = frozenset({"source", "channel", "source_id", "url", "title", "content", "author", "published_at",
                          "fetched_at", "region", "engagement", "reply", "extra"})
 _ENGAGEMENT_SET = frozenset(_ENGAGEMENT_KEYS)  # `_count` gives each an exact int ≥ 0, which validation passes as is
-_SET_DICT = BaseModel.__dict__["__dict__"].__set__  # BaseModel's slots, set as pydantic's __setstate__ sets them
-_SET_FIELDS = BaseModel.__dict__["__pydantic_fields_set__"].__set__
-_SET_EXTRA = BaseModel.__dict__["__pydantic_extra__"].__set__
-_SET_PRIVATE = BaseModel.__dict__["__pydantic_private__"].__set__
 _LIMITS = {name: (field.metadata[0].min_length, field.metadata[1].max_length)
            for name, field in Item.model_fields.items() if name in ("source", "source_id")}
-
-
-def _trusted(cls: type[BaseModel], values: dict[str, Any], fields_set: frozenset[str]) -> Any:
-    """A `cls` of `values` (every field, in field order), made as validation would make it of values it passes."""
-    model = object.__new__(cls)
-    _SET_DICT(model, values)
-    _SET_FIELDS(model, set(fields_set))
-    _SET_EXTRA(model, None)
-    _SET_PRIVATE(model, None)
-    return model
 
 
 def _valid_as_given(values: dict[str, Any]) -> bool:
@@ -241,10 +227,10 @@ class NormaliseStage:
                   "content": content,
                   "author": str(payload["author"]) if payload.get("author") not in (None, "") else None,
                   "published_at": published_at, "fetched_at": fetched_at, "region": str(region) if region else None,
-                  "engagement": _trusted(Engagement, counts, _ENGAGEMENT_SET), "reply": reply,
+                  "engagement": built_as_validated(Engagement, counts, _ENGAGEMENT_SET), "reply": reply,
                   "extra": {k: _jsonable(v) for k, v in extra.items()}}
         if _valid_as_given(values):
-            return _trusted(Item, {"id": None, **values, "enrichment": Enrichment()}, _ITEM_GIVEN)
+            return built_as_validated(Item, {"id": None, **values, "enrichment": Enrichment()}, _ITEM_GIVEN)
         try:
             return Item(**values)
         except ValidationError as exc:
