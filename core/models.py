@@ -213,14 +213,15 @@ _SET_EXTRA = BaseModel.__dict__["__pydantic_extra__"].__set__
 _SET_PRIVATE = BaseModel.__dict__["__pydantic_private__"].__set__
 
 
-def built_as_validated(cls: type[BaseModel], values: dict[str, Any], fields_set: frozenset[str]) -> Any:
+def built_as_validated(cls: type[BaseModel], values: dict[str, Any], given: tuple[str, ...]) -> Any:
     """A `cls` (no extra fields, no private attributes) of `values`, every field in field order, as validation makes
-    one of values it keeps as they are, `fields_set` the fields given; without validating. Only for values the
-    caller knows validation would keep unchanged (validation cost an import's worker more than the checks);
+    one of values it keeps as they are, `given` the fields given in field order (its fields set, filled in the order
+    validation fills it, so that it iterates, and pickles, alike); without validating. Only for values the caller
+    knows validation would keep unchanged (validation cost an import's worker more than the checks);
     `model_construct` would do it slower than validating."""
     model = object.__new__(cls)
     _SET_DICT(model, values)
-    _SET_FIELDS_SET(model, set(fields_set))
+    _SET_FIELDS_SET(model, set(given))
     _SET_EXTRA(model, None)
     _SET_PRIVATE(model, None)
     return model

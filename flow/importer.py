@@ -24,7 +24,7 @@ from core.config import ImportSpec
 from core.errors import SourceError
 from core.models import QuarantineRecord, RawRecord, built_as_validated
 
-_RECORD_GIVEN = frozenset({"source", "payload", "origin"})
+_RECORD_GIVEN = ("source", "payload", "origin")  # in field order (`built_as_validated`)
 FORMATS = {".csv": "csv", ".tsv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".xlsx": "xlsx"}
 csv.field_size_limit(50_000_000)
 

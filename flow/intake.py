@@ -127,9 +127,8 @@ def _count(value: Any, name: str) -> int:
 # through unchanged (the same objects: an exact str, an aware datetime, a model of the field's own type): validating
 # the item and its engagement was a fifth of the normalise stage in an import's worker. The fields set are those
 # validation would record (the ones given, not `id` and `enrichment`), and `Enrichment()` is the default factory's.
-_ITEM_GIVEN = frozenset({"source", "channel", "source_id", "url", "title", "content", "author", "published_at",
-                         "fetched_at", "region", "engagement", "reply", "extra"})
-_ENGAGEMENT_SET = frozenset(_ENGAGEMENT_KEYS)  # `_count` gives each an exact int ≥ 0, which validation passes as is
+_ITEM_GIVEN = tuple(name for name in Item.model_fields if name not in ("id", "enrichment"))
+_ENGAGEMENT_GIVEN = _ENGAGEMENT_KEYS  # `_count` gives each an exact int ≥ 0, which validation passes as is
 _LIMITS = {name: (field.metadata[0].min_length, field.metadata[1].max_length)
            for name, field in Item.model_fields.items() if name in ("source", "source_id")}
 
@@ -227,7 +226,7 @@ class NormaliseStage:
                   "content": content,
                   "author": str(payload["author"]) if payload.get("author") not in (None, "") else None,
                   "published_at": published_at, "fetched_at": fetched_at, "region": str(region) if region else None,
-                  "engagement": built_as_validated(Engagement, counts, _ENGAGEMENT_SET), "reply": reply,
+                  "engagement": built_as_validated(Engagement, counts, _ENGAGEMENT_GIVEN), "reply": reply,
                   "extra": {k: _jsonable(v) for k, v in extra.items()}}
         if _valid_as_given(values):
             return built_as_validated(Item, {"id": None, **values, "enrichment": Enrichment()}, _ITEM_GIVEN)
