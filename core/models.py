@@ -11,7 +11,7 @@ import weakref
 from collections.abc import Iterable
 from datetime import datetime
 from enum import StrEnum
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -160,11 +160,13 @@ class Item(BaseModel):
         """Exact-duplicate key: the same title and content (whitespace collapsed) from the same source under the same
         id of the site's own (items without one: from the same source). The same words from two sources or two ids
         are two items, linked as near-duplicates: two citizens may well both write "写错了", each with a reply."""
-        key = (self.source, self.source_id, self.title, self.content)
+        fields = self.__dict__
+        key = _HASHED_FIELDS(fields)  # (source, source_id, title, content): no pydantic __getattr__ hook per field
         digest = _CONTENT_HASHES.get(key)
         if digest is None:
-            own_id = "" if self.source_id.startswith("h:") else self.source_id
-            basis = "\x1f".join((self.source, own_id, " ".join(self.text.split())))
+            source, source_id = key[0], key[1]
+            own_id = "" if source_id.startswith("h:") else source_id
+            basis = "\x1f".join((source, own_id, " ".join(text_of(fields).split())))
             digest = hashlib.sha1(basis.encode("utf-8")).hexdigest()
             if len(_CONTENT_HASHES) >= _CONTENT_HASHES_MAX:
                 _CONTENT_HASHES.clear()
@@ -176,6 +178,7 @@ class Item(BaseModel):
 # store's look-up, exact dedup, the row and its look-up again); its strings keep their own hashes, so a repeat costs a
 # dict look-up instead of a whitespace split and a SHA-1 over the text. A pure function of the key: never stale.
 _CONTENT_HASHES: dict[tuple[str, str, str, str], str] = {}
+_HASHED_FIELDS = itemgetter("source", "source_id", "title", "content")  # its key, read off an item's field dict
 _CONTENT_HASHES_MAX = 4096
 
 
@@ -187,8 +190,7 @@ def seed_content_hashes(known: Iterable[tuple[Item, str]]) -> None:
     if len(_CONTENT_HASHES) + len(known) > _CONTENT_HASHES_MAX:  # room for all of them: none pushed out before use
         _CONTENT_HASHES.clear()
     for item, digest in known:
-        f = item.__dict__
-        _CONTENT_HASHES[(f["source"], f["source_id"], f["title"], f["content"])] = digest
+        _CONTENT_HASHES[_HASHED_FIELDS(item.__dict__)] = digest
 
 
 # Signatures frozen at intake, beside the items rather than in them (a private attribute would cost every Item built).
@@ -202,6 +204,27 @@ def freeze_signature(item: Item, signature: str | None = None) -> str:
     key, value = id(item), signature if signature is not None else item.intake_signature()
     _FROZEN_SIGNATURES[key] = (weakref.ref(item, lambda _ref, key=key: _FROZEN_SIGNATURES.pop(key, None)), value)
     return value
+
+
+# BaseModel's slots, set through their descriptors as pydantic's __setstate__ sets them (`built_as_validated`)
+_SET_DICT = BaseModel.__dict__["__dict__"].__set__
+_SET_FIELDS_SET = BaseModel.__dict__["__pydantic_fields_set__"].__set__
+_SET_EXTRA = BaseModel.__dict__["__pydantic_extra__"].__set__
+_SET_PRIVATE = BaseModel.__dict__["__pydantic_private__"].__set__
+
+
+def built_as_validated(cls: type[BaseModel], values: dict[str, Any], given: tuple[str, ...]) -> Any:
+    """A `cls` (no extra fields, no private attributes) of `values`, every field in field order, as validation makes
+    one of values it keeps as they are, `given` the fields given in field order (its fields set, filled in the order
+    validation fills it, so that it iterates, and pickles, alike); without validating. Only for values the caller
+    knows validation would keep unchanged (validation cost an import's worker more than the checks);
+    `model_construct` would do it slower than validating."""
+    model = object.__new__(cls)
+    _SET_DICT(model, values)
+    _SET_FIELDS_SET(model, set(given))
+    _SET_EXTRA(model, None)
+    _SET_PRIVATE(model, None)
+    return model
 
 
 class RawRecord(BaseModel):
