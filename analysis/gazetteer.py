@@ -338,29 +338,12 @@ def _is_place(word: str, place_set: Collection[str]) -> bool:
 def orgs_at(tokens: Sequence[str], positions: Iterable[int], offset: int, place_set: set[str],
             tags: dict[str, str], limit: int = 10) -> list[str]:
     """Organisation names at the flagged token positions (absolute, item's first token at `offset`)."""
-    out: list[str] = []
-    for i in positions:
-        tok = tokens[i]
-        prev = tokens[i - 1] if i > offset else ""
-        if tok in _SITE_HEADS or tok in _ORG_HEADS:
-            if not prev or len(prev) < 2 or prev.isascii() or _is_place(prev, place_set):
-                continue
-            name = prev + tok
-            before = tokens[i - 2] if i > offset + 1 else ""
-            name_part = tok in _SITE_HEADS and len(before) >= 2 and not before.isascii() and len(prev) == 2
-            if (before and _is_place(before, place_set)) or name_part:
-                name = before + name
-        else:
-            name = prev + tok if prev and _is_place(prev, place_set) else tok
-        if name not in out:
-            out.append(name)
-            if len(out) >= limit:
-                break
-    return out
+    relative = [i - offset for i in positions]
+    return orgs_many([tokens[offset:]], [0] * len(relative), relative, [place_set], limit)[0]
 
 
 def orgs_many(token_lists: Sequence[Sequence[str]], owners: list[int], positions: list[int],
-              places: Sequence[Sequence[str]], limit: int = 10) -> list[list[str]]:
+              places: Sequence[Collection[str]], limit: int = 10) -> list[list[str]]:
     """`orgs_at` of every item of a batch in one loop over its flagged tokens (`owners[k]` the item and
     `positions[k]` the token inside it, in item order), each item's places as they are (a membership test on a few
     names needs no set). Why: a call, a position list and a set per item cost more than the loop body."""
@@ -368,7 +351,7 @@ def orgs_many(token_lists: Sequence[Sequence[str]], owners: list[int], positions
     current: int = -1
     tokens: Sequence[str] = ()
     found: list[str] = []
-    place_set: Sequence[str] = ()
+    place_set: Collection[str] = ()
     for owner, i in zip(owners, positions, strict=True):
         if owner != current:
             current, tokens, found, place_set = owner, token_lists[owner], out[owner], places[owner]

@@ -159,8 +159,9 @@ def test_anonymised_places_by_numpy_are_the_regex_matches() -> None:
 
 def test_names_and_orgs_of_a_batch_are_those_of_each_item() -> None:
     """`names_many` (numpy over the four characters before each head word) finds what `names_at` finds, and
-    `orgs_many` (one loop over a batch's flagged tokens) what `orgs_at` finds, on random texts and words: head words
-    close together, at a text's start, after cut and non-Chinese characters, beyond the BMP, more than the limit."""
+    `orgs_many` (one loop over a batch's flagged tokens) what `orgs_at` finds item by item, on random texts and
+    words: head words close together, at a text's start, after cut and non-Chinese characters, beyond the BMP, more
+    than the limit."""
     import random
 
     from analysis.gazetteer import HEAD_WORDS, names_at, names_many, org_flag, orgs_at, orgs_many
