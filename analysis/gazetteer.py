@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from functools import cache, cached_property
 from itertools import accumulate, compress
 from operator import itemgetter, or_
@@ -109,6 +109,70 @@ def names_at(text: str, heads: list[tuple[int, str]], limit: int = 5) -> list[st
                 if len(out) >= limit:
                     break
     return out
+
+
+_NAME_CHARS = 4  # a name is at most the last four characters before its head word
+
+
+def _name_classes() -> np.ndarray:
+    """Per BMP code point: 1 for a Chinese character (what names_at walks back over), 2 more for a cut character."""
+    classes = np.zeros(0x10000, dtype=np.uint8)
+    classes[0x4E00:0xA000] = 1
+    classes[[ord(c) for c in _CUT_CHARS]] |= 2
+    return classes
+
+
+_NAME_CLASSES = _name_classes()
+
+
+def names_many(texts: Sequence[str], heads: Sequence[list[tuple[int, str]]], limit: int = 5) -> list[list[str]]:
+    """`names_at` of each text, with the character tests done by numpy for all head words of the batch at once.
+
+    Why: `names_at` walks back up to eight characters twice per head word, a Python step per character (~15,000
+    instructions an item with head words, about a tenth of the prepare stage). A name is only ever the last four
+    characters before its head, so it is enough to know, for the four characters before each head, how many in a
+    row are Chinese and how many in a row are not cut characters; what stays in Python is the order-dependent part
+    (a head inside the last name found is skipped, and a name never reaches back into it)."""
+    out: list[list[str]] = [[] for _ in texts]
+    found = [(i, start, head) for i, text_heads in enumerate(heads) if text_heads for start, head in text_heads]
+    if not found:
+        return out
+    # the four characters before each head, NUL-padded at a text's start (NUL is neither Chinese nor a cut character)
+    windows = "".join([texts[i][start - _NAME_CHARS:start] if start >= _NAME_CHARS else _NAME_PAD[start:] + texts[i][:start]
+                       for i, start, _ in found])
+    if len(windows) != _NAME_CHARS * len(found):  # an offset past the text's end: as names_at does
+        return [names_at(text, text_heads, limit) if text_heads else [] for text, text_heads in zip(texts, heads, strict=True)]
+    codes = np.frombuffer(windows.encode("utf-32-le", "surrogatepass"), dtype=np.uint32).reshape(-1, _NAME_CHARS)
+    # nearest character first; beyond the BMP: neither Chinese nor a cut character
+    classes = _NAME_CLASSES.take(np.minimum(codes[:, ::-1], 0xFFFF))
+    stop = np.zeros((len(found), 1), dtype=bool)  # a column that ends every run
+    runs = np.argmin(np.concatenate([(classes & 1).astype(bool), stop], axis=1), axis=1)
+    frees = np.argmin(np.concatenate([(classes & 2) == 0, stop], axis=1), axis=1)
+    # per head, its Chinese run and its name's length (no longer than the run) as one int: run * 8 + length
+    packed = (runs * 8 + np.minimum(runs, frees)).tolist()
+    current, names, covered, text = -1, out[0], 0, ""
+    for (i, start, head), fact in zip(found, packed, strict=True):
+        if i != current:
+            current, names, covered, text = i, out[i], 0, texts[i]
+        if start < covered or start < 2 or len(names) >= limit:
+            continue
+        run, size, gap = fact >> 3, fact & 7, start - covered
+        if run > gap:  # names_at's walk stops at the end of the name before
+            run = gap
+            if size > gap:
+                size = gap
+        if run < 2:
+            continue
+        covered = start + len(head)
+        name = text[start - size:start]
+        if size >= 2 and name not in _GENERIC_PARTS and name[-2:] not in _GENERIC_PARTS:
+            key = name + head
+            if key not in names:
+                names.append(key)
+    return out
+
+
+_NAME_PAD = "\x00" * _NAME_CHARS
 
 
 def find_names(text: str, limit: int = 5) -> list[str]:
@@ -267,31 +331,46 @@ def org_flags(tokens: Iterable[str], tags: dict[str, str]) -> list[int]:
 _LAST_CHAR = itemgetter(slice(-1, None))  # a string's last character ("" for an empty one)
 
 
-def _is_place(word: str, place_set: set[str]) -> bool:
+def _is_place(word: str, place_set: Collection[str]) -> bool:
     return word in place_set or ("A" <= word[:1] <= "Z" and bool(_ANON_PLACE.fullmatch(word)))
 
 
 def orgs_at(tokens: Sequence[str], positions: Iterable[int], offset: int, place_set: set[str],
             tags: dict[str, str], limit: int = 10) -> list[str]:
     """Organisation names at the flagged token positions (absolute, item's first token at `offset`)."""
-    out: list[str] = []
-    for i in positions:
+    relative = [i - offset for i in positions]
+    return orgs_many([tokens[offset:]], [0] * len(relative), relative, [place_set], limit)[0]
+
+
+def orgs_many(token_lists: Sequence[Sequence[str]], owners: list[int], positions: list[int],
+              places: Sequence[Collection[str]], limit: int = 10) -> list[list[str]]:
+    """`orgs_at` of every item of a batch in one loop over its flagged tokens (`owners[k]` the item and
+    `positions[k]` the token inside it, in item order), each item's places as they are (a membership test on a few
+    names needs no set). Why: a call, a position list and a set per item cost more than the loop body."""
+    out: list[list[str]] = [[] for _ in token_lists]
+    current: int = -1
+    tokens: Sequence[str] = ()
+    found: list[str] = []
+    place_set: Collection[str] = ()
+    for owner, i in zip(owners, positions, strict=True):
+        if owner != current:
+            current, tokens, found, place_set = owner, token_lists[owner], out[owner], places[owner]
+        if len(found) >= limit:
+            continue
         tok = tokens[i]
-        prev = tokens[i - 1] if i > offset else ""
+        prev = tokens[i - 1] if i else ""
         if tok in _SITE_HEADS or tok in _ORG_HEADS:
             if not prev or len(prev) < 2 or prev.isascii() or _is_place(prev, place_set):
                 continue
             name = prev + tok
-            before = tokens[i - 2] if i > offset + 1 else ""
+            before = tokens[i - 2] if i > 1 else ""
             name_part = tok in _SITE_HEADS and len(before) >= 2 and not before.isascii() and len(prev) == 2
             if (before and _is_place(before, place_set)) or name_part:
                 name = before + name
         else:
             name = prev + tok if prev and _is_place(prev, place_set) else tok
-        if name not in out:
-            out.append(name)
-            if len(out) >= limit:
-                break
+        if name not in found:
+            found.append(name)
     return out
 
 

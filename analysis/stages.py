@@ -32,7 +32,7 @@ from pydantic import BaseModel
 
 from analysis.cluster import ITEM_TERMS, EventClusterer, JoinRow, item_vector, item_vectors, load_matters
 from analysis.dedup import NearDuplicateIndex, band_groups, band_keys, signatures_from_hashes
-from analysis.gazetteer import HEAD_WORDS, Gazetteer, names_at, ordered_places_many, org_flags, orgs_at
+from analysis.gazetteer import HEAD_WORDS, Gazetteer, names_many, ordered_places_many, org_flags, orgs_many
 from analysis.keywords import KeywordExtractor, TopTerms, batch_top_terms_flat, useful_many
 from analysis.lexicon import Encoded, Lexicon
 from analysis.pii import PiiMaskStage
@@ -256,19 +256,11 @@ class AnalysisState:
         enc = self.encode(batch, items)
         top, keywords = batch_top_terms_flat(enc, self.lexicon, self.term_count, self.keywords.top_k)
         flagged = np.flatnonzero((self.lexicon.flag.take(enc.ids) > 0) & (enc.position < _ORG_SCAN))
-        flag_owner = enc.owner[flagged]
-        bounds = np.searchsorted(flag_owner, np.arange(len(items) + 1)).tolist()
-        flagged_list = flagged.tolist()
-        starts = enc.starts.tolist()
-        tags = self.gazetteer.org_tags
-        token_lists = enc.token_lists
         texts = item_texts(items)
         all_hits = self.scanner.scan_many(texts)
         all_places = ordered_places_many([h.places for h in all_hits], texts)
-        orgs = [orgs_at(tokens, [f - offset for f in flagged_list[lo:hi]], 0, set(places), tags) if hi > lo else []
-                for tokens, offset, lo, hi, places in zip(token_lists, starts, bounds[:-1], bounds[1:], all_places,
-                                                          strict=True)]
-        names = [names_at(text, hits.heads) if hits.heads else [] for text, hits in zip(texts, all_hits, strict=True)]
+        orgs = orgs_many(enc.token_lists, enc.owner[flagged].tolist(), enc.position[flagged].tolist(), all_places)
+        names = names_many(texts, [h.heads for h in all_hits])
         # one Prepared per item, made from C (no loop body per item)
         batch.prepared.update(zip(map(id, items), map(Prepared, items, repeat(top), range(len(items)), keywords,
                                                       all_places, orgs, names, all_hits), strict=True))

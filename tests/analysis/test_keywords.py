@@ -157,6 +157,37 @@ def test_anonymised_places_by_numpy_are_the_regex_matches() -> None:
         assert sorted(sorted(hits, key=_END, reverse=True), key=_START) == sorted(hits, key=lambda h: (h[0], h[0] - h[1]))
 
 
+def test_names_and_orgs_of_a_batch_are_those_of_each_item() -> None:
+    """`names_many` (numpy over the four characters before each head word) finds what `names_at` finds, and
+    `orgs_many` (one loop over a batch's flagged tokens) what `orgs_at` finds item by item, on random texts and
+    words: head words close together, at a text's start, after cut and non-Chinese characters, beyond the BMP, more
+    than the limit."""
+    import random
+
+    from analysis.gazetteer import HEAD_WORDS, names_at, names_many, org_flag, orgs_at, orgs_many
+
+    rnd = random.Random(7)
+    chars = ["小", "区", "学", "院", "魅", "力", "之", "城", "的", "路", "万", "科", "物", "业", "a", "1", " ", "😀", "\n"]
+    texts, heads = [], []
+    for _ in range(3000):
+        text = "".join(rnd.choice(chars) for _ in range(rnd.randint(0, 30)))
+        found = sorted((m, word) for word in HEAD_WORDS for m in range(len(text)) if text.startswith(word, m))
+        texts.append(text)
+        heads.append(found)
+    assert names_many(texts, heads) == [names_at(t, h) if h else [] for t, h in zip(texts, heads, strict=True)]
+    assert names_many(texts, heads, limit=1) == [names_at(t, h, 1) if h else [] for t, h in zip(texts, heads, strict=True)]
+    words = ["小区", "学院", "万科", "魅力", "长沙", "A市", "雨花区", "公安局", "医院", "ab", "的", "经济", "物业"]
+    token_lists = [[rnd.choice(words) for _ in range(rnd.randint(0, 12))] for _ in range(3000)]
+    places = [rnd.sample(["长沙", "雨花区", "A市"], rnd.randint(0, 2)) for _ in token_lists]
+    tags = {"公安局": "nt"}
+    flagged = [[i for i, t in enumerate(tokens) if org_flag(t, tags)] for tokens in token_lists]
+    owners = [o for o, positions in enumerate(flagged) for _ in positions]
+    positions = [i for found in flagged for i in found]
+    for limit in (10, 2):
+        assert orgs_many(token_lists, owners, positions, places, limit) == [
+            orgs_at(tokens, found, 0, set(p), tags, limit) for tokens, found, p in zip(token_lists, flagged, places, strict=True)]
+
+
 def test_pair_counting_equals_numpy_unique() -> None:
     import numpy as np
 
