@@ -172,6 +172,7 @@ if tuple(c.name for c in schema.items.columns if c.name != "id") != ROW_COLUMNS:
 # (fact column, its position in a row of ROW_COLUMNS) for comparing a stored row with a new one
 FACT_POSITIONS = tuple((name, ROW_COLUMNS.index(name)) for name in FACT_COLUMNS)
 HASH_POSITION = ROW_COLUMNS.index("content_hash")
+TS_POSITION = ROW_COLUMNS.index("published_ts")
 
 
 def item_row_values(item: Item, now: str) -> tuple[Any, ...]:

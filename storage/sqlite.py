@@ -53,6 +53,7 @@ from storage.item_rows import (
     HASH_POSITION,
     READ_COLUMNS,
     ROW_COLUMNS,
+    TS_POSITION,
     item_from_row,
     item_json_from_row,
     item_row_values,
@@ -105,6 +106,28 @@ def _memory_mapped(conn: Connection) -> Iterator[None]:
 
 def _now() -> str:
     return datetime.now(UTC).isoformat()
+
+
+class _FtsInsert:
+    """Full-text rows (key, title, content) to insert, in key order; deferred to an import group's commit, it takes in
+    the inserts deferred after it (`absorb`, see `SqlState.defer_to_commit`), so that the group's rows go in as one
+    sorted statement. Why: FTS5 writes its pending terms out as a new segment, to be merged later, whenever a row's key
+    is lower than the one before, and each batch's rows start again at an early publication time: a segment per batch
+    and its merging (callgrind, 5,000 pool-enriched items replayed in one group: the commit 2,043 → 1,422 M
+    instructions, the same index entries)."""
+
+    def __init__(self, rows: list[tuple[int, str, str]]) -> None:
+        self.rows = rows
+
+    def absorb(self, other: object) -> bool:
+        if type(other) is not _FtsInsert:
+            return False
+        self.rows.extend(other.rows)
+        return True
+
+    def __call__(self, conn: Connection) -> None:
+        self.rows.sort()  # (the keys are unique: the texts are never compared)
+        conn.exec_driver_sql("INSERT INTO items_fts(rowid, title, content) VALUES (?, ?, ?)", self.rows)
 
 
 # The look-ups of `SqliteStore._lookup` and `known_items`, each ending in an IN list ("{}": its placeholders, see
@@ -168,20 +191,23 @@ class SqliteStore(SqlState):
         row["_id"] = item_id
         return row
 
-    def _fts_rows(self, pairs: list[tuple[int, Item]], words: dict[int, Sequence[str]] | None = None
-                  ) -> list[tuple[int, str, str]]:
+    def _fts_rows(self, pairs: list[tuple[int, Item]], words: dict[int, Sequence[str]] | None = None,
+                  published_ts: Sequence[float] | None = None) -> list[tuple[int, str, str]]:
+        """`published_ts`: the items' publication timestamps, when the caller has them (their rows' published_ts)."""
         rows = []
-        for item_id, item in pairs:
+        if published_ts is None:
+            published_ts = [item.published_at.timestamp() for _, item in pairs]
+        for (item_id, item), seconds in zip(pairs, published_ts, strict=True):
             known = words.get(id(item)) if words and self.index_from_words else None
             if known is not None:
                 title, content = self.index_from_words(item.title, item.content, known)
             else:
                 title, content = self.index_segment(item.title), self.index_segment(item.content)
-            rows.append((fts_key(item.published_at.timestamp(), item_id), " ".join(title), " ".join(content)))
+            rows.append((fts_key(seconds, item_id), " ".join(title), " ".join(content)))
         return rows
 
     def _index(self, conn: Connection, pairs: list[tuple[int, Item]], replaced: list[tuple[int, Item]] | None = None,
-               words: dict[int, Sequence[str]] | None = None) -> None:
+               words: dict[int, Sequence[str]] | None = None, published_ts: Sequence[float] | None = None) -> None:
         """Index the items' text; `replaced` are the stored versions they replace (id, item), taken out first.
 
         The index keeps no text (contentless), so taking an entry out needs the text it was made from: the stored
@@ -191,16 +217,16 @@ class SqliteStore(SqlState):
         if not self.fts or not pairs:
             return
         taken_out = sorted(self._fts_rows(replaced)) if replaced else []
-        put_in = sorted(self._fts_rows(pairs, words))
+        put_in = _FtsInsert(self._fts_rows(pairs, words, published_ts))
 
         def write(conn: Connection) -> None:
-            if taken_out:
-                conn.exec_driver_sql("INSERT INTO items_fts(items_fts, rowid, title, content) "
-                                     "VALUES ('delete', ?, ?, ?)", taken_out)
-            conn.exec_driver_sql("INSERT INTO items_fts(rowid, title, content) VALUES (?, ?, ?)", put_in)
+            conn.exec_driver_sql("INSERT INTO items_fts(items_fts, rowid, title, content) "
+                                 "VALUES ('delete', ?, ?, ?)", taken_out)
+            put_in(conn)
 
-        if not self.defer_to_commit(write):  # inside an import's group: at its commit (SqlState.defer_to_commit)
-            write(conn)
+        action = write if taken_out else put_in
+        if not self.defer_to_commit(action):  # inside an import's group: at its commit (SqlState.defer_to_commit)
+            action(conn)
 
     def _set_schemes(self, conn: Connection, pairs: list[tuple[int, Item]], replace: bool) -> None:
         if replace and pairs:
@@ -262,7 +288,7 @@ class SqliteStore(SqlState):
                 for index, new_id in zip(inserts, ids, strict=True):
                     outcomes[index] = UpsertResult(new_id, UpsertOutcome.inserted)
                 pairs = [(outcomes[i].item_id, items[i]) for i in inserts]
-                self._index(conn, pairs, words=known_words)
+                self._index(conn, pairs, words=known_words, published_ts=[rows[i][TS_POSITION] for i in inserts])
                 self._set_schemes(conn, pairs, replace=False)
                 write_originals(conn, pairs, now, replace=False)
             for index, result in enumerate(outcomes):
@@ -275,7 +301,8 @@ class SqliteStore(SqlState):
                 pairs = [(item_id, items[index]) for index, item_id in updates]
                 old = [(item_id, item_from_row(by_key[(items[index].source, items[index].source_id)]))
                        for index, item_id in updates]
-                self._index(conn, pairs, replaced=old, words=known_words)
+                self._index(conn, pairs, replaced=old, words=known_words,
+                            published_ts=[rows[index][TS_POSITION] for index, _ in updates])
                 self._set_schemes(conn, pairs, replace=True)
                 write_originals(conn, pairs, now, replace=True)
             self._record_duplicates(conn, dups, now)

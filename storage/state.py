@@ -149,7 +149,7 @@ class SqlState:
             self._writing.conn, self._writing.group_actions, self._writing.deferred = conn, [], None
             try:
                 yield
-                for action in self._writing.group_actions:
+                for action in _absorbed(self._writing.group_actions):
                     action(conn)
             finally:
                 self._writing.conn, self._writing.group_actions = None, None
@@ -157,6 +157,7 @@ class SqlState:
     def defer_to_commit(self, action: Callable[[Connection], None]) -> bool:
         """Inside `bulk`: run `action(conn)` at the group's end, in the order deferred, just before it commits, and
         not at all if the write that deferred it rolls back; True then. Outside: False, and the caller runs it now.
+        An action with an `absorb(next) -> bool` method may take in the action deferred after it (see `_absorbed`).
 
         Why: FTS5 writes its pending terms out as a new segment whenever a savepoint is released, so full-text rows
         inserted inside each batch's savepoint made a segment per batch write (and their merging); deferred, a
@@ -308,3 +309,14 @@ class SqlState:
         ib = schema.inbox
         with self.read() as conn:
             return conn.execute(select(func.count()).select_from(ib).where(ib.c.status == "pending")).scalar_one()
+
+
+def _absorbed(actions: list[Callable[[Connection], None]]) -> list[Callable[[Connection], None]]:
+    """A group's deferred actions, each one that has an `absorb` method given the actions after it until it refuses
+    one (those it takes in run as part of it)."""
+    out: list[Callable[[Connection], None]] = []
+    for action in actions:
+        absorb = getattr(out[-1], "absorb", None) if out else None
+        if absorb is None or not absorb(action):
+            out.append(action)
+    return out

@@ -53,3 +53,35 @@ def test_full_text_rows_of_a_group_land_at_its_commit_and_match_batch_commits(tm
         garbage = [row[0] for row in conn.execute("SELECT rowid FROM items_fts WHERE items_fts MATCH '垃圾'")]
     assert keys == {fts_key(ts, item_id) for item_id, ts in stored}  # one entry per stored item, at its current key
     assert garbage == []  # the rolled-back batch left no words behind
+
+
+def test_a_groups_inserts_go_in_as_one_sorted_statement_until_an_update(tmp_path: Path) -> None:
+    """FTS5 writes a segment whenever a row's key is lower than the last: the inserts deferred by a group's batches
+    (each starting again at an early publication time) are written as one statement in key order; an update (the old
+    words taken out first) keeps its place between them."""
+    from sqlalchemy import event
+
+    path = tmp_path / "sorted.db"
+    store = SqliteStore(path, segment=segment, index_segment=index_tokens)
+    statements: list[tuple[str, list]] = []
+
+    def seen(conn, cursor, statement, parameters, context, executemany) -> None:  # noqa: ANN001
+        if "items_fts" in statement and statement.startswith("INSERT"):
+            statements.append((statement, list(parameters) if executemany else [parameters]))
+
+    event.listen(store.engine, "before_cursor_execute", seen)
+    try:
+        with store.bulk():
+            store.upsert([item("1", "小区楼下烧烤油烟扰民", hours=3), item("2", "路灯坏了无人维修", hours=1)])
+            store.upsert([item("3", "垃圾清运不及时", hours=2), item("4", "噪音扰民严重", hours=0)])
+            store.upsert([item("1", "小区烧烤已经停了", hours=4)])  # an update: its old words out, then the new in
+            store.upsert([item("5", "井盖缺失", hours=1)])
+        inserts = [params for statement, params in statements if "'delete'" not in statement]
+        assert [len(params) for params in inserts] == [4, 1, 1]
+        assert [row[0] for row in inserts[0]] == sorted(row[0] for row in inserts[0])
+        assert sum("'delete'" in statement for statement, _ in statements) == 1
+        assert found(store, "烧烤") == ["1"] and found(store, "油烟") == [] and found(store, "井盖") == ["5"]
+    finally:
+        store.close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("INSERT INTO items_fts(items_fts) VALUES ('integrity-check')")
