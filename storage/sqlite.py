@@ -15,6 +15,7 @@ from typing import TypeVar
 from sqlalchemy import (
     Connection,
     Row,
+    bindparam,
     column,
     distinct,
     func,
@@ -136,6 +137,9 @@ _BY_KEY = (f"SELECT {', '.join(c.name for c in (*READ_COLUMNS, T.signature))} FR
            "WHERE items.source = ? AND items.source_id IN ({})")
 _KNOWN = ("SELECT items.id, items.source_id, items.event_id, items.likes, items.reposts, items.comments FROM items "
           "WHERE items.source = ? AND items.source_id IN ({})")
+# items of an absorbed event to the event that absorbed it (`reassign_events`), one statement for all merges
+_REASSIGN_EVENT = (schema.items.update().where(T.event_id == bindparam("absorbed"))
+                   .values(event_id=bindparam("target")))
 _BY_ID = f"SELECT {', '.join(c.name for c in READ_COLUMNS)} FROM items WHERE items.id = ?"
 _INSERT_COLUMNS = ("id", *ROW_COLUMNS)
 _BY_HASH = "SELECT items.id, items.content_hash FROM items WHERE items.content_hash IN ({})"
@@ -603,12 +607,11 @@ class SqliteStore(SqlState):
     def reassign_events(self, merged: Mapping[str, str]) -> int:
         """Items of each absorbed event now belong to the event that absorbed it (the event_id column: the document
         does not repeat it)."""
-        moved = 0
-        with self.write() as conn:
-            for absorbed, target in merged.items():
-                result = conn.execute(schema.items.update().where(T.event_id == absorbed).values(event_id=target))
-                moved += result.rowcount
-        return moved
+        if not merged:
+            return 0
+        with self.write() as conn:  # one executemany of one statement, in order (an import merges a few a batch)
+            result = conn.execute(_REASSIGN_EVENT, [{"absorbed": a, "target": t} for a, t in merged.items()])
+        return result.rowcount
 
     # ---- reads for analysis and alerting -------------------------------------------------------------------
 
