@@ -531,7 +531,7 @@ class PersistStage:
                 slots.append(slot)
                 new_ids.append(item_id)
                 roots.append(dedup.root(item_id))
-        new_sigs = list(zip(new_ids, roots, dedup.finish_renames(slots, new_ids), strict=True))
+        new_sigs = (new_ids, roots, dedup.finish_renames(slots, new_ids))
         of_this_batch = set(batch.temp_ids.values())  # not stored yet (or run item by item after a failure)
         for temp in [t for t in pending if t not in of_this_batch]:
             for copy in pending.pop(temp):
@@ -547,7 +547,8 @@ class PersistStage:
         if store is not None:
             from analysis import event_store  # only with a store (importing it costs 60 ms of SQLAlchemy tables)
 
-            event_store.save(store, changed, new_sigs, {a: clusterer.resolve(t) for a, t in merged.items()})
+            event_store.save(store, changed, event_store.SignatureBlock(*new_sigs),
+                             {a: clusterer.resolve(t) for a, t in merged.items()})
             for item in fixups:
                 if item.id is not None:
                     store.update_enrichment(item.id, item.enrichment)
