@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from datetime import UTC, datetime
+from itertools import repeat
 from pathlib import Path
 from typing import TypeVar
 
@@ -239,18 +240,22 @@ class SqliteStore(SqlState):
         if rows:
             insert_many(conn, schema.item_schemes, rows)
 
-    def upsert(self, items: list[Item], words: Sequence[Sequence[str] | None] | None = None) -> list[UpsertResult]:
+    def upsert(self, items: list[Item], words: Sequence[Sequence[str] | None] | None = None,
+               published_ts: Sequence[float] | None = None) -> list[UpsertResult]:
         """Insert new items, update changed ones by (source, source_id), and drop exact content duplicates.
 
         Works in bulk (one lookup, one executemany per kind) because per-row statements dominate ingest time.
         A duplicate's source and id are kept in `item_duplicates` so reposts still count toward reach.
         `words[i]`, when given, are the words `segment` cut from `items[i].text`; the full-text index is built from
-        them (with `index_from_words`) instead of segmenting the text again.
+        them (with `index_from_words`) instead of segmenting the text again. `published_ts[i]`, when given, is
+        `items[i].published_at.timestamp()`.
         """
         if not items:
             return []
         now = _now()
-        rows = [item_row_values(item, now) for item in items]  # tuples in ROW_COLUMNS order
+        # tuples in ROW_COLUMNS order
+        rows = (list(map(item_row_values, items, repeat(now), published_ts)) if published_ts is not None
+                else [item_row_values(item, now) for item in items])
         known_words = ({id(item): w for item, w in zip(items, words, strict=True) if w is not None}
                        if words is not None else None)
         with self.write() as conn:
