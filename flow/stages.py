@@ -10,7 +10,6 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from operator import is_, itemgetter
 from typing import Any, Protocol
 
 from core.errors import StorageError
@@ -18,9 +17,6 @@ from core.metrics import STAGE_SECONDS
 from core.models import IngestReport, Item, QuarantineRecord, RawRecord, published_timestamps
 
 logger = logging.getLogger(__name__)
-
-
-_FIRST, _SECOND = itemgetter(0), itemgetter(1)
 
 
 @dataclass
@@ -46,9 +42,10 @@ class Batch:
     # so no other object can take the id): the analysis stages need not ask the store again whether they are
     # re-crawls (`AnalysisState.fill_known`).
     unstored: dict[int, Item] = field(default_factory=dict)
-    # Each item's `published_at.timestamp()` with the item (held, so no other object can take its id), by id(item):
-    # computed once for the event and risk stages and the store (`published_timestamps`).
-    published: dict[int, tuple[Item, float]] = field(default_factory=dict)
+    # Each item's `published_at.timestamp()` by id(item), computed once for the event and risk stages and the store
+    # (`published_timestamps`), and the items timed, held so that no other object can take one of their ids.
+    published: dict[int, float] = field(default_factory=dict)
+    timed: list[Item] = field(default_factory=list)
     # Exact copies of another item of this batch, dropped before enrichment: ((source, source_id) of the kept item,
     # the copy). The store stage records each against the kept item's id once it has one.
     copies: list[tuple[tuple[str, str], Item]] = field(default_factory=list)
@@ -66,19 +63,20 @@ class Batch:
         quarantine and stored items are its own, for the caller to take back."""
         return Batch(items=list(items), origins=self.origins, report=self.report, tokens=self.tokens,
                      index_words=self.index_words, signatures=self.signatures, unstored=self.unstored,
-                     published=self.published, copies=self.copies, prepared=self.prepared, temp_ids=self.temp_ids,
-                     pending=self.pending)
+                     published=self.published, timed=self.timed, copies=self.copies, prepared=self.prepared,
+                     temp_ids=self.temp_ids, pending=self.pending)
 
     def published_timestamps(self) -> list[float]:
         """`item.published_at.timestamp()` of each item, computed once per batch for the stages that read it (events,
         risk, the store): ≈ 6,000 instructions a call on an aware datetime; the look-ups run from C."""
         known = self.published
         items = self.items
-        entries = list(map(known.get, map(id, items)))
-        if None not in entries and all(map(is_, map(_FIRST, entries), items)):
-            return list(map(_SECOND, entries))
+        stamps = list(map(known.get, map(id, items)))
+        if None not in stamps:
+            return stamps
         stamps = published_timestamps(items)  # the first stage to ask (or items it did not see): all of them
-        known.update(zip(map(id, items), zip(items, stamps, strict=True), strict=True))
+        known.update(zip(map(id, items), stamps, strict=True))
+        self.timed.extend(items)
         return stamps
 
     def reject(self, source: str, stage: str, reason: str, payload: dict | str, origin: str = "") -> None:

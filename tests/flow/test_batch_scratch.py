@@ -27,7 +27,8 @@ def test_published_timestamps_are_each_items_and_computed_once() -> None:
     first = batch.published_timestamps()
     assert first == [it.published_at.timestamp() for it in items]
     assert batch.published_timestamps() == first
-    assert {key: entry[1] for key, entry in batch.published.items()} == {id(it): ts for it, ts in zip(items, first, strict=True)}
+    assert batch.published == {id(it): ts for it, ts in zip(items, first, strict=True)}
+    assert batch.timed == items  # held: no other object can take their ids
     # a sub-batch shares them; an item that is another object than the one timed gets its own
     other = item("b", "二", 10)
     assert batch.sub([items[0], other]).published_timestamps() == [first[0], other.published_at.timestamp()]
