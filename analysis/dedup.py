@@ -652,18 +652,18 @@ class NearDuplicateIndex:
             self._roots[child] = new
         return slot
 
-    def finish_renames(self, slots: list[int], ids: list[int]) -> list[np.ndarray]:
-        """Write the new ids of `rename`d slots (a slot renamed twice keeps its last id) and return a copy of each
-        one's signature, as `rekey` does."""
+    def finish_renames(self, slots: list[int], ids: list[int]) -> np.ndarray:
+        """Write the new ids of `rename`d slots (a slot renamed twice keeps its last id) and return a copy of their
+        signatures, one row each (`rekey` returns one), as one array: the store writes them from it."""
         if not slots:
-            return []
+            return np.empty((0, self._sig.shape[1]), dtype=self._sig.dtype)
         # numpy does not promise which of repeated indexes an assignment writes last: each slot's last id, once
         last = dict(zip(slots, ids, strict=True))
         at = np.fromiter(last, dtype=np.int64, count=len(last))
         new = np.fromiter(last.values(), dtype=np.int64, count=len(last))
         self._slot_id[at] = new
         self._slot_age[at] = _age_keys(new)
-        return list(self._sig[np.array(slots, dtype=np.int64)])  # rows of one copied block: each a copy
+        return self._sig[np.array(slots, dtype=np.int64)]  # a copy
 
     def root(self, item_id: int) -> int:
         """The first item of the chain `item_id` belongs to."""

@@ -28,7 +28,7 @@ from analysis.termscan import TermScanner
 from core import yamlfile
 from core.config_analysis import RiskCategory, RiskConfig
 from core.errors import ConfigError
-from core.models import Item, RiskReason, text_of
+from core.models import Item, RiskReason, published_timestamps, text_of
 from flow.stages import Batch
 
 TERMS_FILE = Path(__file__).resolve().parent / "resources" / "risk_terms.yaml"
@@ -362,11 +362,11 @@ class RiskScorer:
         return found
 
     def score_many(self, items: Sequence[Item], now_ts: float, contexts: Sequence[RiskContext | None],
-                   term_hits: Sequence[dict[str, list[tuple[str, int, int]]] | None]
-                   ) -> list[tuple[float, str, list[RiskReason]]]:
+                   term_hits: Sequence[dict[str, list[tuple[str, int, int]]] | None],
+                   published_ts: Sequence[float] | None = None) -> list[tuple[float, str, list[RiskReason]]]:
         """Score, grade and reasons of every item, at `now_ts`; the one implementation (`score` calls it for one item).
-        Reasons in a fixed order (emotion, polarity, terms, engagement, velocity, channel, repeats, reply); the sum
-        is taken in that order.
+        `published_ts`: the items' `published_at.timestamp()` when an earlier stage has them. Reasons in a fixed order
+        (emotion, polarity, terms, engagement, velocity, channel, repeats, reply); the sum is taken in that order.
 
         Why a batch loop: at ~6 reasons per item, the cost was mostly Python calls and model attribute reads. Here
         reasons that depend on one value (emotion, polarity strength, channel with repeats) come from dicts keyed by
@@ -390,8 +390,10 @@ class RiskScorer:
                                                       self._recency)
         # deadlines of the reply channels that do not depend on the item (a hotline's depends on its request type)
         plain_days = {c: cfg.reply_deadline_days.get(c) for c in _REPLY_CHANNELS if c != "hotline"}
+        if published_ts is None:
+            published_ts = published_timestamps(items)
         out: list[tuple[float, str, list[RiskReason]]] = []
-        for item, context, found in zip(items, contexts, term_hits, strict=True):
+        for item, context, found, published in zip(items, contexts, term_hits, published_ts, strict=True):
             # Fields read from the models' __dict__ (where pydantic keeps them): an attribute read on a model goes
             # through its Python-level __getattr__ hook, ~360 instructions against ~50, and this loop reads ~15 per item.
             values = item.__dict__
@@ -433,7 +435,6 @@ class RiskScorer:
             eng = counts["likes"] + counts["dislikes"] + counts["reposts"] + counts["comments"] + counts["reads"] // 100
             channel = values["channel"]._value_  # the plain str: Enum.value is a property, a Python call per item
             replies = channel in _REPLY_CHANNELS
-            published = values["published_at"].timestamp()
             if eng:
                 made = self._engagement(eng, published, now_ts)
                 reasons += made
@@ -489,8 +490,9 @@ class RiskStage:
         items = batch.items
         found_all = self.hits_of(batch) if self.hits_of is not None else [None] * len(items)
         contexts = self.contexts_of(items)
-        for item, (total, level, reasons) in zip(items, self.scorer.score_many(items, now_ts, contexts, found_all),
-                                                 strict=True):
+        published = batch.published_timestamps()  # the event stage's, when it ran
+        for item, (total, level, reasons) in zip(items, self.scorer.score_many(items, now_ts, contexts, found_all,
+                                                                               published), strict=True):
             e = item.__dict__["enrichment"]  # the field itself, without pydantic's __getattr__ hook
             # Three plain fields, as pydantic's own __setattr__ would set them (no validate_assignment); item stores
             # and set.add, not a keyword dict and update(): 0.3 µs/item less.

@@ -300,6 +300,7 @@ class DedupStage:
         seen_keys: dict[tuple[str, str], int] = {}
         seen_hashes: dict[str, tuple[str, str]] = {}  # content hash → key of the batch's item that carries it
         duplicates: list[tuple[int, Item]] = []
+        unstored = batch.unstored
         for item in batch.items:
             key = (item.source, item.source_id)
             stored = by_key.get(key)
@@ -318,6 +319,7 @@ class DedupStage:
             if key in seen_keys:
                 freeze_signature(item, given.get(id(item)))
                 keep[seen_keys[key]] = item
+                unstored[id(item)] = item
                 continue
             digest = item.content_hash
             if digest in by_hash:
@@ -333,6 +335,7 @@ class DedupStage:
             seen_hashes[digest] = key
             seen_keys[key] = len(keep)
             keep.append(item)
+            unstored[id(item)] = item
         self.store.record_duplicates(duplicates)
         batch.items = keep
 
@@ -383,7 +386,7 @@ class StoreStage:
             # The enrichment's words of each item's text, so the store's full-text index need not cut it again.
             words = ([batch.tokens.get(id(item), batch.index_words.get(id(item))) for item in batch.items]
                      if batch.tokens or batch.index_words else None)
-            results = self.store.upsert(batch.items, words)
+            results = self.store.upsert(batch.items, words, batch.published_timestamps())
             self.mark_pending(conn, [(r.item_id, r.outcome.value) for r in results
                                      if r.outcome in (UpsertOutcome.inserted, UpsertOutcome.updated)])
         for item, result in zip(batch.items, results, strict=True):

@@ -190,9 +190,11 @@ def item_json(item: Item) -> bytes:
 class ItemStore(Protocol):
     """Where normalised items live and are searched."""
 
-    def upsert(self, items: list[Item], words: Sequence[Sequence[str] | None] | None = None) -> list[UpsertResult]:
+    def upsert(self, items: list[Item], words: Sequence[Sequence[str] | None] | None = None,
+               published_ts: Sequence[float] | None = None) -> list[UpsertResult]:
         """`words[i]`, when given: the words segmentation cut from `items[i].text`, for a backend whose index can
-        reuse them (SQLite's FTS); a backend may ignore them."""
+        reuse them (SQLite's FTS); a backend may ignore them. `published_ts[i]`, when given:
+        `items[i].published_at.timestamp()`, computed once by the stages before (`Batch.published_timestamps`)."""
         ...
 
     def get(self, item_id: int) -> Item: ...

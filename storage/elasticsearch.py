@@ -574,11 +574,12 @@ class ElasticsearchStore(SqlState):
 
     # ---- items -------------------------------------------------------------------------------------------------------
 
-    def upsert(self, items: list[Item], words: Sequence[Sequence[str] | None] | None = None) -> list[UpsertResult]:
+    def upsert(self, items: list[Item], words: Sequence[Sequence[str] | None] | None = None,
+               published_ts: Sequence[float] | None = None) -> list[UpsertResult]:
         """As SqliteStore.upsert: insert new items, update changed ones by (source, source_id), drop exact content
         duplicates. Identity rows in the state transaction, documents on the cluster before it commits. `words` is
         not used: the documents carry the index segmentation's words (title and content apart), not the
-        enrichment's."""
+        enrichment's; nor is `published_ts`."""
         if not items:
             return []
         now = datetime.now(UTC)

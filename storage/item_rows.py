@@ -175,22 +175,25 @@ HASH_POSITION = ROW_COLUMNS.index("content_hash")
 TS_POSITION = ROW_COLUMNS.index("published_ts")
 
 
-def item_row_values(item: Item, now: str) -> tuple[Any, ...]:
+def item_row_values(item: Item, now: str, published_ts: float | None = None) -> tuple[Any, ...]:
     """An item's `items` row but its id, as values in ROW_COLUMNS order, `now` its created and updated time: what
     `item_fact_values` gives, and the derived sort keys, hashes and times, built as the tuple the driver takes.
 
     Why: every stored item had its row built as a dict of 26 keys, completed key by key, that the insert then read
     back in column order (`storage.dialect.insert_many`); the tuple is what the driver takes (`storage.dialect.insert_values`).
     With `item_doc`'s shared reasons written once: `SqliteStore.upsert` of 2,500 pool-enriched items (callgrind,
-    bench_import's writer batches replayed) 955.8 → 908.9 M instructions, −19k an item."""
+    bench_import's writer batches replayed) 955.8 → 908.9 M instructions, −19k an item. `published_ts`: the item's
+    `published_at.timestamp()` when the caller has it (`Batch.published_timestamps`)."""
     fields = item.__dict__
     counts = fields["engagement"].__dict__
     e = fields["enrichment"].__dict__
     channel = fields["channel"]
     risk_score = e["risk_score"]
     published_at = fields["published_at"]
+    if published_ts is None:
+        published_ts = published_at.timestamp()
     return (
-        published_at.timestamp(), schema.UNSCORED_RISK if risk_score is None else risk_score, fields["source"],
+        published_ts, schema.UNSCORED_RISK if risk_score is None else risk_score, fields["source"],
         channel._value_ if type(channel) is Channel else _CHANNEL_VALUES.get(channel) or channel.value,
         e["topic"], e["risk_level"], e["emotion"],
         fields["region"], e["event_id"], risk_score, e["polarity"], counts["likes"], counts["reposts"],

@@ -110,8 +110,9 @@ class SplitStore:
 
     # ---- items ---------------------------------------------------------------------------------------------
 
-    def upsert(self, items: list[Item], words: Sequence[Sequence[str] | None] | None = None) -> list[UpsertResult]:
-        return self.items.upsert(items, words)
+    def upsert(self, items: list[Item], words: Sequence[Sequence[str] | None] | None = None,
+               published_ts: Sequence[float] | None = None) -> list[UpsertResult]:
+        return self.items.upsert(items, words, published_ts)
 
     def get(self, item_id: int) -> Item:
         return self.items.get(item_id)

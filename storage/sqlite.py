@@ -9,12 +9,14 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from datetime import UTC, datetime
+from itertools import repeat
 from pathlib import Path
 from typing import TypeVar
 
 from sqlalchemy import (
     Connection,
     Row,
+    bindparam,
     column,
     distinct,
     func,
@@ -136,6 +138,9 @@ _BY_KEY = (f"SELECT {', '.join(c.name for c in (*READ_COLUMNS, T.signature))} FR
            "WHERE items.source = ? AND items.source_id IN ({})")
 _KNOWN = ("SELECT items.id, items.source_id, items.event_id, items.likes, items.reposts, items.comments FROM items "
           "WHERE items.source = ? AND items.source_id IN ({})")
+# items of an absorbed event to the event that absorbed it (`reassign_events`), one statement for all merges
+_REASSIGN_EVENT = (schema.items.update().where(T.event_id == bindparam("absorbed"))
+                   .values(event_id=bindparam("target")))
 _BY_ID = f"SELECT {', '.join(c.name for c in READ_COLUMNS)} FROM items WHERE items.id = ?"
 _INSERT_COLUMNS = ("id", *ROW_COLUMNS)
 _BY_HASH = "SELECT items.id, items.content_hash FROM items WHERE items.content_hash IN ({})"
@@ -235,18 +240,22 @@ class SqliteStore(SqlState):
         if rows:
             insert_many(conn, schema.item_schemes, rows)
 
-    def upsert(self, items: list[Item], words: Sequence[Sequence[str] | None] | None = None) -> list[UpsertResult]:
+    def upsert(self, items: list[Item], words: Sequence[Sequence[str] | None] | None = None,
+               published_ts: Sequence[float] | None = None) -> list[UpsertResult]:
         """Insert new items, update changed ones by (source, source_id), and drop exact content duplicates.
 
         Works in bulk (one lookup, one executemany per kind) because per-row statements dominate ingest time.
         A duplicate's source and id are kept in `item_duplicates` so reposts still count toward reach.
         `words[i]`, when given, are the words `segment` cut from `items[i].text`; the full-text index is built from
-        them (with `index_from_words`) instead of segmenting the text again.
+        them (with `index_from_words`) instead of segmenting the text again. `published_ts[i]`, when given, is
+        `items[i].published_at.timestamp()`.
         """
         if not items:
             return []
         now = _now()
-        rows = [item_row_values(item, now) for item in items]  # tuples in ROW_COLUMNS order
+        # tuples in ROW_COLUMNS order
+        rows = (list(map(item_row_values, items, repeat(now), published_ts)) if published_ts is not None
+                else [item_row_values(item, now) for item in items])
         known_words = ({id(item): w for item, w in zip(items, words, strict=True) if w is not None}
                        if words is not None else None)
         with self.write() as conn:
@@ -603,12 +612,11 @@ class SqliteStore(SqlState):
     def reassign_events(self, merged: Mapping[str, str]) -> int:
         """Items of each absorbed event now belong to the event that absorbed it (the event_id column: the document
         does not repeat it)."""
-        moved = 0
-        with self.write() as conn:
-            for absorbed, target in merged.items():
-                result = conn.execute(schema.items.update().where(T.event_id == absorbed).values(event_id=target))
-                moved += result.rowcount
-        return moved
+        if not merged:
+            return 0
+        with self.write() as conn:  # one executemany of one statement, in order (an import merges a few a batch)
+            result = conn.execute(_REASSIGN_EVENT, [{"absorbed": a, "target": t} for a, t in merged.items()])
+        return result.rowcount
 
     # ---- reads for analysis and alerting -------------------------------------------------------------------
 

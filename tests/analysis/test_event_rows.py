@@ -9,7 +9,7 @@ from collections import Counter
 import numpy as np
 
 from analysis.cluster import _fresh_event, top_keywords
-from analysis.event_store import _dumps, _dumps_many, _heat, _signature_rows, rounded_centroids
+from analysis.event_store import SignatureBlock, _dumps, _dumps_many, _heat, _signature_rows, rounded_centroids
 
 
 def _same(a: float, b: float) -> bool:
@@ -70,3 +70,6 @@ def test_signature_rows_are_each_signatures_uint32_bytes() -> None:
     uneven = [(1, 1, np.arange(4, dtype=np.int64)), (2, 1, np.arange(3, dtype=np.uint32))]
     assert _signature_rows(uneven) == [(i, r, s.astype(np.uint32).tobytes()) for i, r, s in uneven]
     assert _signature_rows([]) == []
+    # as one block (the near-duplicate index's), with the same rows
+    assert _signature_rows(SignatureBlock([i + 10 for i in range(5)], list(range(5)), block)) == _signature_rows(signatures)
+    assert _signature_rows(SignatureBlock([], [], block[:0])) == []
