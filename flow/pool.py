@@ -168,6 +168,7 @@ def intake_hashes(item: Item) -> tuple[str, str]:
 def enrich(records: list[RawRecord]) -> Enriched:
     """Run the pooled stages on one batch of records (in a worker)."""
     from nlp.search_tokens import index_text_from_words
+    from nlp.tokenize import repeat_runs
     from storage.held import held
 
     if _chain is None:  # only a process whose pool initializer (`_start_worker`) ran has one
@@ -178,11 +179,13 @@ def enrich(records: list[RawRecord]) -> Enriched:
     batch = after_dedup.run(batch)
     position = {id(raw): i for i, raw in enumerate(records)}
     out = Enriched(rejected=batch.quarantined, received=batch.report.received)
-    for item in batch.items:
+    titles_repeat = repeat_runs([item.title for item in batch.items])  # one array scan, not a regex per title
+    for item, repeat_run in zip(batch.items, titles_repeat, strict=True):
         words = batch.tokens.get(id(item))
         out.positions.append(position[id(batch.origins[id(item)])])
         out.items.append(item)
-        out.index_texts.append(index_text_from_words(item.title, item.content, words) if words is not None else None)
+        out.index_texts.append(index_text_from_words(item.title, item.content, words, repeat_run)
+                               if words is not None else None)
         out.originals.append(held(item))
         out.prepared.append(batch.prepared.get(id(item)))
         out.hashes.append(hashes[id(item)])

@@ -7,20 +7,40 @@ dictionary, so index and query agree whichever segmentation backend is in use.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Sequence
+from itertools import accumulate, islice
 
 from nlp.tokenize import has_repeat_run, leading_words, segment
 
 _MAX_EXPAND = 8  # longer tokens are names or noise; their parts add size, not recall
 
 
-def _parts(word: str) -> list[str]:
-    if len(word) < 3 or len(word) > _MAX_EXPAND or word.isascii():
-        return []
-    parts = [word[i : i + 2] for i in range(len(word) - 1)]
-    if len(word) > 3:
-        parts.extend(word[i : i + 3] for i in range(len(word) - 2))
-    return parts
+def _slices(length: int) -> tuple[slice, ...]:
+    bigrams = [slice(i, i + 2) for i in range(length - 1)]
+    trigrams = [slice(i, i + 3) for i in range(length - 2)] if length > 3 else []
+    return (*bigrams, *trigrams, slice(None))
+
+
+# A word's index tokens by its length: its 2- and 3-character parts, then itself, as slices a C `map` takes (the
+# parts cut one by one in Python cost ~9,000 instructions a new word).
+_TOKEN_SLICES = {length: _slices(length) for length in range(3, _MAX_EXPAND + 1)}
+_WHOLE = (slice(None),)
+
+
+def _template(length: int) -> str:
+    """The word's index tokens joined by spaces, as a `str.format` template over its characters."""
+    fields = [f"{{{i}}}" for i in range(length)]
+    return " ".join("".join(fields[s]) for s in _TOKEN_SLICES[length])
+
+
+# The same tokens joined, made by one `format` call over the word's characters.
+_JOINED_TEMPLATES = {length: _template(length) for length in _TOKEN_SLICES}
+
+
+def _token_slices(low: str) -> tuple[slice, ...]:
+    """The slices of a lower-cased word that are its index tokens."""
+    return _WHOLE if low.isascii() else _TOKEN_SLICES.get(len(low), _WHOLE)
 
 
 def index_tokens(text: str) -> list[str]:
@@ -34,7 +54,7 @@ class _Expansions(dict[str, tuple[str, ...]]):
 
     def __missing__(self, word: str) -> tuple[str, ...]:
         low = word.lower()
-        tokens = (*_parts(low), low)
+        tokens = tuple(map(low.__getitem__, _token_slices(low)))
         if len(self) >= _MAX_CACHED:
             self.clear()
         self[word] = tokens
@@ -55,11 +75,14 @@ def expand_words(words: Sequence[str]) -> list[str]:
 
 
 class _JoinedExpansions(dict[str, str]):
-    """word → its index tokens joined by spaces (`_Expansions`), for the index's text: a text's index text is then one
-    C-level join over its words instead of a list extended word by word and joined again (a third of the cost)."""
+    """word → its index tokens joined by spaces (as `_Expansions` has them, not kept there), for the index's text: a
+    text's index text is then one C-level join over its words instead of a list extended word by word and joined
+    again (a third of the cost)."""
 
     def __missing__(self, word: str) -> str:
-        joined = " ".join(_expansions[word])
+        low = word.lower()
+        template = None if low.isascii() else _JOINED_TEMPLATES.get(len(low))
+        joined = low if template is None else template.format(*low)
         if len(self) >= _MAX_CACHED:
             self.clear()
         self[word] = joined
@@ -74,20 +97,34 @@ def expand_text(words: Sequence[str]) -> str:
     return " ".join(map(_joined.__getitem__, words))
 
 
-def _split_words(title: str, content: str, words: Sequence[str]) -> tuple[Sequence[str], Sequence[str]] | None:
+def _split_words(title: str, content: str, words: Sequence[str], repeat_run: bool | None = None
+                 ) -> tuple[Sequence[str], Sequence[str]] | None:
     """The title's words and the content's, from the words of the whole text; None when the title must be cut on its
-    own (a repeated-character run: positions differ there)."""
+    own (a repeated-character run: positions differ there). `repeat_run`: `has_repeat_run(title)` when the caller
+    knows it (`repeat_runs` of a batch's titles: the regex cost ~350 instructions a character)."""
     if not title:
         return [], words
-    if has_repeat_run(title):
+    if has_repeat_run(title) if repeat_run is None else repeat_run:
         return None
-    head = leading_words(list(words), f"{title}\n{content}", len(title))
+    head = _title_words(title, content, words)
     return head, words[len(head):]
 
 
-def index_text_from_words(title: str, content: str, words: Sequence[str]) -> tuple[str, str]:
-    """`index_tokens_from_words`, each side joined by spaces: the text the full-text index stores."""
-    split = _split_words(title, content, words)
+def _title_words(title: str, content: str, words: Sequence[str]) -> Sequence[str]:
+    """`leading_words` of the title, by C calls when the title is its leading words end to end (no space or mark
+    dropped from it): as many leading words as fit in its length, joined, are the title. Then `leading_words` would
+    find each at the end of the one before and the next word past the title: the same words."""
+    fitting = bisect_right(list(accumulate(map(len, islice(words, len(title))))), len(title))
+    if "".join(words[:fitting]) == title:
+        return words[:fitting]
+    return leading_words(list(words), f"{title}\n{content}", len(title))
+
+
+def index_text_from_words(title: str, content: str, words: Sequence[str], repeat_run: bool | None = None
+                          ) -> tuple[str, str]:
+    """`index_tokens_from_words`, each side joined by spaces: the text the full-text index stores. `repeat_run` as
+    `_split_words` takes it."""
+    split = _split_words(title, content, words, repeat_run)
     if split is None:
         return " ".join(index_tokens(title)), " ".join(index_tokens(content))
     return expand_text(split[0]), expand_text(split[1])
