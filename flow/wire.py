@@ -24,13 +24,10 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from core.models import Engagement, Enrichment, Item, Reply
+from core.models import MODEL_SLOT_SETTERS, Engagement, Enrichment, Item, Reply
 
 _new = object.__new__
-# BaseModel's slots set through their descriptors: pydantic's own __setattr__ is Python, and object.__setattr__ finds
-# the same descriptor by a look-up per call (~15 % more per slot)
-_SLOTS = {name: BaseModel.__dict__[name].__set__
-          for name in ("__dict__", "__pydantic_fields_set__", "__pydantic_extra__", "__pydantic_private__")}
+_SLOTS = MODEL_SLOT_SETTERS  # BaseModel's slots set through their descriptors
 _consume = deque(maxlen=0).extend  # runs a map to its end, keeping nothing
 _fields = attrgetter("__dict__")  # a model's field dict, read without pydantic's __getattr__ hook
 _UTF16 = "utf-16"  # one of the codecs CPython decodes without a registry look-up (not "utf-16-le")
